@@ -1,0 +1,236 @@
+/**
+ * The gateway's configuration: every app setting it reads, read once, typed and validated.
+ *
+ * A missing or malformed setting stops start-up with a {@link ConfigError} naming each bad setting. The same
+ * list ({@link SETTINGS}) is what `local.settings.sample.json`, `infra/` and the README document; a test holds
+ * them equal.
+ */
+import { existsSync } from 'node:fs';
+import { z } from 'zod';
+import { CLOUD_NAMES, CLOUDS, isCloudName, isKnownAuthorityHost, type CloudEndpoints, type CloudName } from './clouds';
+
+/** Who provides a setting in Azure: the app's own settings (Bicep) or the platform (App Service). */
+export type SettingSource = 'app' | 'platform';
+
+/** One setting the gateway reads. */
+export interface SettingDefinition {
+  /** The environment variable / app setting name. */
+  name: string;
+  /** Whether start-up fails without it. */
+  required: boolean;
+  /** Who sets it in Azure. */
+  source: SettingSource;
+  /** What it means, for the README and error messages. */
+  description: string;
+}
+
+/**
+ * Every setting the config module reads. Storage is the `AzureWebJobsStorage` family: a connection string, or
+ * the identity-based `AzureWebJobsStorage__*` properties the Functions host also understands.
+ */
+export const SETTINGS: readonly SettingDefinition[] = [
+  { name: 'AZURE_CLOUD', required: false, source: 'app', description: `Microsoft cloud: ${CLOUD_NAMES.join(', ')} (default global).` },
+  { name: 'ENTRA_TENANT_ID', required: true, source: 'app', description: 'Tenant of the app registration: its GUID or a verified domain (not common/organizations/consumers).' },
+  { name: 'ENTRA_CLIENT_ID', required: true, source: 'app', description: 'Application (client) id of the app registration (GUID).' },
+  { name: 'KEY_VAULT_URL', required: true, source: 'app', description: 'URL of the Key Vault holding the app credential, e.g. https://kv-mail.vault.azure.net.' },
+  { name: 'APP_CREDENTIAL_NAME', required: true, source: 'app', description: 'Name of the Key Vault certificate (its backing secret, PEM or PKCS#12) or secret (client secret) that is the app credential.' },
+  { name: 'MANAGED_IDENTITY_CLIENT_ID', required: false, source: 'app', description: 'Client id of the user-assigned managed identity used to read Key Vault. Unset: DefaultAzureCredential (developer sign-in).' },
+  { name: 'CREDENTIAL_REFRESH_MINUTES', required: false, source: 'app', description: 'How often to check Key Vault for a new credential version (default 60). A rejected credential is re-read at once.' },
+  { name: 'ENTRA_AUTHORITY_HOST', required: false, source: 'app', description: 'Override of the cloud\'s Entra authority host (https).' },
+  { name: 'GRAPH_BASE_URL', required: false, source: 'app', description: 'Override of the cloud\'s Microsoft Graph root URL (https, no version).' },
+  { name: 'GRAPH_SCOPE', required: false, source: 'app', description: 'Override of the scope requested for Graph tokens (default {graph}/.default of the cloud).' },
+  { name: 'AzureWebJobsStorage', required: true, source: 'app', description: 'Storage for tables and queues: a connection string, or the identity-based AzureWebJobsStorage__accountName / __tableServiceUri / __queueServiceUri (+ __clientId, __credential) properties.' },
+  { name: 'NODE_EXTRA_CA_CERTS', required: false, source: 'app', description: 'Path of a PEM file of extra CAs that Node trusts (read by Node at process start; only for private endpoints or the local emulators).' },
+  { name: 'IDENTITY_ENDPOINT', required: false, source: 'platform', description: 'Managed-identity token endpoint, set by App Service / Functions (the sandbox sets it to the emulator).' },
+  { name: 'IDENTITY_HEADER', required: false, source: 'platform', description: 'Secret header value for IDENTITY_ENDPOINT, set by App Service / Functions.' },
+];
+
+/** Where the gateway keeps its tables and queues. */
+export type StorageConfig =
+  | { kind: 'connectionString'; connectionString: string }
+  | { kind: 'identity'; tableUrl: string; queueUrl: string; managedIdentityClientId?: string };
+
+/** The validated configuration. */
+export interface GatewayConfig {
+  /** Cloud name from `AZURE_CLOUD`. */
+  cloudName: CloudName;
+  /** The cloud's endpoints after overrides. */
+  endpoints: CloudEndpoints;
+  /** True when the authority host is not one MSAL knows, so instance discovery must be skipped. */
+  customAuthority: boolean;
+  /** Tenant of the app registration. */
+  tenantId: string;
+  /** Client id of the app registration. */
+  clientId: string;
+  /** Key Vault holding the app credential. */
+  keyVault: {
+    /** Vault URL, without trailing slash. */
+    url: string;
+    /** Name of the certificate or secret. */
+    credentialName: string;
+    /** False when the vault is outside the cloud's Key Vault DNS suffix (a private endpoint or the emulator). */
+    verifyChallengeResource: boolean;
+  };
+  /** Client id of the user-assigned managed identity, when one is configured. */
+  managedIdentityClientId?: string;
+  /** Milliseconds between checks for a new credential version. */
+  credentialRefreshMs: number;
+  /** Tables and queues. */
+  storage: StorageConfig;
+}
+
+/** Thrown when settings are missing or malformed; `problems` names each setting. */
+export class ConfigError extends Error {
+  /** One line per bad setting, each starting with the setting's name. */
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const RESERVED_TENANTS = new Set(['common', 'organizations', 'consumers']);
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+
+const present = (message: string) =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined), z.string({ error: message }));
+const optional = () => z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined), z.string().optional());
+const httpsUrl = (what: string) =>
+  z.string().refine(
+    (v) => {
+      try {
+        return new URL(v).protocol === 'https:';
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be an https URL (${what})` },
+  );
+const guid = (what: string) => z.string().regex(GUID, { message: `must be a GUID (${what})` });
+
+const settingsSchema = z.object({
+  AZURE_CLOUD: optional().refine((v) => v === undefined || isCloudName(v), {
+    message: `is not a known cloud; use one of ${CLOUD_NAMES.join(', ')}`,
+  }),
+  ENTRA_TENANT_ID: present('is missing').pipe(
+    z
+      .string()
+      .refine((v) => !RESERVED_TENANTS.has(v.toLowerCase()), {
+        message: 'must name one tenant (its GUID or domain); common/organizations/consumers cannot issue app-only tokens',
+      })
+      .refine((v) => RESERVED_TENANTS.has(v.toLowerCase()) || GUID.test(v) || DOMAIN.test(v), {
+        message: 'must be a tenant GUID or domain such as contoso.onmicrosoft.com',
+      }),
+  ),
+  ENTRA_CLIENT_ID: present('is missing').pipe(guid('the application (client) id')),
+  KEY_VAULT_URL: present('is missing').pipe(httpsUrl('e.g. https://kv-mail.vault.azure.net')),
+  APP_CREDENTIAL_NAME: present('is missing').pipe(
+    z.string().regex(/^[0-9a-zA-Z-]{1,127}$/, { message: 'must be a Key Vault object name (letters, digits, dashes)' }),
+  ),
+  MANAGED_IDENTITY_CLIENT_ID: optional().pipe(guid('the managed identity client id').optional()),
+  CREDENTIAL_REFRESH_MINUTES: optional()
+    .refine((v) => v === undefined || /^\d+$/.test(v), { message: 'must be a whole number of minutes' })
+    .transform((v) => (v === undefined ? undefined : Number(v)))
+    .refine((v) => v === undefined || (v >= 1 && v <= 1440), { message: 'must be between 1 and 1440 minutes' }),
+  ENTRA_AUTHORITY_HOST: optional().pipe(httpsUrl('MSAL refuses a non-https authority').optional()),
+  GRAPH_BASE_URL: optional().pipe(httpsUrl('Graph is only served over https').optional()),
+  GRAPH_SCOPE: optional().pipe(
+    z
+      .string()
+      .regex(/\/\.default$/, { message: 'must end with /.default (app-only tokens use the .default scope)' })
+      .optional(),
+  ),
+  NODE_EXTRA_CA_CERTS: optional().refine((v) => v === undefined || existsSync(v), {
+    message: 'names a file that does not exist',
+  }),
+  IDENTITY_ENDPOINT: optional().pipe(
+    z
+      .string()
+      .refine((v) => URL.canParse(v), { message: 'must be a URL' })
+      .optional(),
+  ),
+});
+
+function parseStorage(env: NodeJS.ProcessEnv, managedIdentityClientId: string | undefined, problems: string[]) {
+  const connectionString = env.AzureWebJobsStorage?.trim();
+  if (connectionString) {
+    return { kind: 'connectionString', connectionString } as const;
+  }
+  const accountName = env.AzureWebJobsStorage__accountName?.trim();
+  const tableUrl = env.AzureWebJobsStorage__tableServiceUri?.trim() || (accountName && `https://${accountName}.table.core.windows.net`);
+  const queueUrl = env.AzureWebJobsStorage__queueServiceUri?.trim() || (accountName && `https://${accountName}.queue.core.windows.net`);
+  if (!tableUrl || !queueUrl) {
+    problems.push(
+      'AzureWebJobsStorage is missing: set a connection string, or AzureWebJobsStorage__accountName (or both __tableServiceUri and __queueServiceUri) for identity-based access',
+    );
+    return undefined;
+  }
+  for (const [name, url] of [
+    ['AzureWebJobsStorage__tableServiceUri', tableUrl],
+    ['AzureWebJobsStorage__queueServiceUri', queueUrl],
+  ] as const) {
+    if (!URL.canParse(url)) problems.push(`${name} must be a URL`);
+  }
+  const clientId = env.AzureWebJobsStorage__clientId?.trim() || managedIdentityClientId;
+  return { kind: 'identity', tableUrl, queueUrl, managedIdentityClientId: clientId } as const;
+}
+
+/**
+ * Reads and validates every setting from `env`. Throws a {@link ConfigError} listing all problems at once,
+ * so one deployment fixes them all.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const problems: string[] = [];
+  const parsed = settingsSchema.safeParse(env);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push(`${String(issue.path[0])} ${issue.message}`);
+    }
+  }
+  const settings = parsed.success ? parsed.data : undefined;
+  const storage = parseStorage(env, settings?.MANAGED_IDENTITY_CLIENT_ID, problems);
+  if (problems.length > 0 || !settings || !storage) {
+    throw new ConfigError(problems);
+  }
+
+  const cloudName = (settings.AZURE_CLOUD ?? 'global') as CloudName;
+  const cloud = CLOUDS[cloudName];
+  const graphBaseUrl = trimSlash(settings.GRAPH_BASE_URL ?? cloud.graphBaseUrl);
+  const endpoints: CloudEndpoints = {
+    authorityHost: trimSlash(settings.ENTRA_AUTHORITY_HOST ?? cloud.authorityHost),
+    graphBaseUrl,
+    graphScope: settings.GRAPH_SCOPE ?? cloud.graphScope,
+    keyVaultDnsSuffix: cloud.keyVaultDnsSuffix,
+  };
+  const keyVaultUrl = trimSlash(settings.KEY_VAULT_URL);
+  return {
+    cloudName,
+    endpoints,
+    customAuthority: !isKnownAuthorityHost(endpoints.authorityHost),
+    tenantId: settings.ENTRA_TENANT_ID,
+    clientId: settings.ENTRA_CLIENT_ID,
+    keyVault: {
+      url: keyVaultUrl,
+      credentialName: settings.APP_CREDENTIAL_NAME,
+      verifyChallengeResource: new URL(keyVaultUrl).hostname.endsWith(`.${cloud.keyVaultDnsSuffix}`),
+    },
+    managedIdentityClientId: settings.MANAGED_IDENTITY_CLIENT_ID,
+    credentialRefreshMs: (settings.CREDENTIAL_REFRESH_MINUTES ?? 60) * 60_000,
+    storage,
+  };
+}
+
+let cached: GatewayConfig | undefined;
+
+/** The process's configuration, read from `process.env` on first use and kept. */
+export function getConfig(): GatewayConfig {
+  cached ??= loadConfig(process.env);
+  return cached;
+}
+
+function trimSlash(url: string): string {
+  return url.replace(/\/+$/, '');
+}
