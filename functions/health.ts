@@ -1,0 +1,9 @@
+import { app } from '@azure/functions';
+import { healthResponse } from '../shared/health';
+
+app.http('health', {
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  route: 'health',
+  handler: () => healthResponse(),
+});

@@ -1,0 +1,148 @@
+/**
+ * The token helper: the app registration's credential, read from Key Vault, as a `TokenCredential` for the tenant
+ * and cloud. MSAL (inside `@azure/identity`) caches tokens until shortly before expiry; this class only decides
+ * which Key Vault version backs the credential: it reads Key Vault once, re-checks every
+ * `CREDENTIAL_REFRESH_MINUTES`, and re-reads at once when Entra rejects the credential, so a rotation needs no
+ * restart and the overlap of old and new causes no outage.
+ */
+import {
+  ClientCertificateCredential,
+  ClientSecretCredential,
+  type AccessToken,
+  type GetTokenOptions,
+  type TokenCredential,
+} from '@azure/identity';
+import type { GatewayConfig } from './config';
+import { KeyVaultCredentialSource, type AppCredentialMaterial } from './keyVaultCredentialSource';
+import { assertRoles, explainToken, type TokenExplanation } from './tokenClaims';
+
+/** Where the app credential stands, for diagnostics (never the secret). */
+export interface CredentialStatus {
+  kind: 'certificate' | 'secret';
+  /** Key Vault version in use. */
+  version: string;
+  /** Certificate `notAfter` or secret `expiresOn`; undefined when Key Vault holds no expiry. */
+  expiresOn?: Date;
+  /** Days until `expiresOn` (negative once expired). */
+  daysLeft?: number;
+  /** SHA-256 thumbprint of a certificate. */
+  thumbprint?: string;
+}
+
+/** Anything that yields the current credential material (Key Vault in production). */
+export interface CredentialMaterialSource {
+  read(): Promise<AppCredentialMaterial>;
+}
+
+interface Loaded {
+  material: AppCredentialMaterial;
+  credential: TokenCredential;
+  readAt: number;
+}
+
+/** Entra's answers that mean "this credential is not (or no longer) valid", worth a Key Vault re-read. */
+const REJECTED_CREDENTIAL = /invalid_client|AADSTS(7000215|7000222|700027|700024|50012|700016)\b/;
+
+/** The app registration's credential: a rotating `TokenCredential` plus token explanation. */
+export class AppCredential implements TokenCredential {
+  private loaded?: Loaded;
+  private loading?: Promise<Loaded>;
+
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly source: CredentialMaterialSource = new KeyVaultCredentialSource(config),
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Gets an app-only token for `scopes`; picks up a rotated Key Vault version when needed. */
+  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
+    let current = await this.current();
+    try {
+      return await this.tokenFrom(current, scopes, options);
+    } catch (err) {
+      if (!REJECTED_CREDENTIAL.test(errorText(err))) throw err;
+      // Entra rejected this version: the old one may have been removed after a rotation. Re-read and retry once.
+      const previousVersion = current.material.version;
+      current = await this.reload();
+      if (current.material.version === previousVersion) throw err;
+      return this.tokenFrom(current, scopes, options);
+    }
+  }
+
+  /** Gets a Graph token and explains it (roles, tenant, app id, identity type). */
+  async explainGraphToken(): Promise<TokenExplanation> {
+    return explainToken((await this.getToken(this.config.endpoints.graphScope)).token);
+  }
+
+  /**
+   * Throws `AdminConsentMissingError` naming every application permission in `roles` that the Graph token lacks,
+   * before any Graph call is made.
+   */
+  async requireGraphPermissions(roles: readonly string[]): Promise<TokenExplanation> {
+    const explanation = await this.explainGraphToken();
+    assertRoles(explanation, roles);
+    return explanation;
+  }
+
+  /** Kind, version and expiry of the credential in use (reads Key Vault if not yet read). */
+  async status(): Promise<CredentialStatus> {
+    const { material } = await this.current();
+    const daysLeft =
+      material.expiresOn === undefined ? undefined : Math.floor((material.expiresOn.getTime() - this.now()) / 86_400_000);
+    return {
+      kind: material.kind,
+      version: material.version,
+      expiresOn: material.expiresOn,
+      daysLeft,
+      ...(material.kind === 'certificate' ? { thumbprint: material.thumbprint } : {}),
+    };
+  }
+
+  private async tokenFrom(loaded: Loaded, scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
+    const token = await loaded.credential.getToken(scopes, options);
+    if (!token) throw new Error('Entra ID returned no access token.');
+    return token;
+  }
+
+  private async current(): Promise<Loaded> {
+    if (this.loaded && this.now() - this.loaded.readAt < this.config.credentialRefreshMs) return this.loaded;
+    return this.reload();
+  }
+
+  /** One Key Vault read at a time, shared by every caller waiting for it. */
+  private reload(): Promise<Loaded> {
+    this.loading ??= this.source
+      .read()
+      .then((material) => {
+        const reuse = this.loaded && this.loaded.material.version === material.version;
+        const loaded: Loaded = {
+          material,
+          credential: reuse ? this.loaded!.credential : this.buildCredential(material),
+          readAt: this.now(),
+        };
+        this.loaded = loaded;
+        return loaded;
+      })
+      .finally(() => {
+        this.loading = undefined;
+      });
+    return this.loading;
+  }
+
+  private buildCredential(material: AppCredentialMaterial): TokenCredential {
+    const options = {
+      authorityHost: this.config.endpoints.authorityHost,
+      // Instance discovery asks the public cloud about the authority; a custom authority is not listed there.
+      disableInstanceDiscovery: this.config.customAuthority,
+    };
+    return material.kind === 'certificate'
+      ? new ClientCertificateCredential(this.config.tenantId, this.config.clientId, { certificate: material.pem }, options)
+      : new ClientSecretCredential(this.config.tenantId, this.config.clientId, material.secret, options);
+  }
+}
+
+function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const response = (err as { errorResponse?: { error?: string; errorDescription?: string } }).errorResponse;
+  return `${err.message} ${response?.error ?? ''} ${response?.errorDescription ?? ''}`;
+}

@@ -1,0 +1,94 @@
+/**
+ * Starts Azurite, the official Azure Storage emulator, for tables and queues: in memory, telemetry off, on free
+ * loopback ports, and gives the connection string the SDKs and the Functions host use.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+/** Azurite's well-known development account (public, documented by Microsoft). */
+const ACCOUNT = 'devstoreaccount1';
+const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+/** A running Azurite. */
+export interface RunningAzurite {
+  queueUrl: string;
+  tableUrl: string;
+  /** Connection string with explicit endpoints (the value of `AzureWebJobsStorage`). */
+  connectionString: string;
+  stop(): Promise<void>;
+}
+
+/** Finds a free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Builds the connection string for Azurite's queue and table endpoints. */
+export function azuriteConnectionString(queuePort: number, tablePort: number): string {
+  return (
+    `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};` +
+    `QueueEndpoint=http://127.0.0.1:${queuePort}/${ACCOUNT};TableEndpoint=http://127.0.0.1:${tablePort}/${ACCOUNT};`
+  );
+}
+
+/** Starts Azurite's queue and table services; resolves once both accept connections. */
+export async function startAzurite(options: { projectRoot: string; queuePort?: number; tablePort?: number }): Promise<RunningAzurite> {
+  const queuePort = options.queuePort ?? (await freePort());
+  const tablePort = options.tablePort ?? (await freePort());
+  const cli = join(options.projectRoot, 'node_modules', 'azurite', 'dist', 'src');
+  const common = ['--silent', '--inMemoryPersistence', '--disableTelemetry', '--skipApiVersionCheck'];
+  const children: ChildProcess[] = [
+    spawn(process.execPath, [join(cli, 'queue', 'main.js'), ...common, '--queueHost', '127.0.0.1', '--queuePort', String(queuePort)], { stdio: ['ignore', 'ignore', 'pipe'] }),
+    spawn(process.execPath, [join(cli, 'table', 'main.js'), ...common, '--tableHost', '127.0.0.1', '--tablePort', String(tablePort)], { stdio: ['ignore', 'ignore', 'pipe'] }),
+  ];
+  const stderr: string[] = [];
+  for (const child of children) child.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+  };
+  try {
+    await Promise.all([waitForPort(queuePort, children[0]), waitForPort(tablePort, children[1])]);
+  } catch (err) {
+    await stop();
+    throw new Error(`Azurite did not start: ${(err as Error).message}\n${stderr.join('')}`);
+  }
+  return {
+    queueUrl: `http://127.0.0.1:${queuePort}/${ACCOUNT}`,
+    tableUrl: `http://127.0.0.1:${tablePort}/${ACCOUNT}`,
+    connectionString: azuriteConnectionString(queuePort, tablePort),
+    stop,
+  };
+}
+
+async function waitForPort(port: number, child: ChildProcess, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`process exited with code ${child.exitCode}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/`);
+      await res.arrayBuffer();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`port ${port} not answering after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

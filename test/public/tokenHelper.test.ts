@@ -1,0 +1,163 @@
+import { AppCredential } from '../../shared/appCredential';
+import { KeyVaultCredentialSource } from '../../shared/keyVaultCredentialSource';
+import { AdminConsentMissingError } from '../../shared/tokenClaims';
+import { startTestCloud, type TestCloud } from '../support/testEnv';
+
+const GRAPH_SCOPE = 'https://graph.microsoft.com/.default';
+
+describe.each(['certificate-pem', 'certificate-pkcs12', 'secret'] as const)('token from a %s in Key Vault', (kind) => {
+  let env: TestCloud;
+  beforeAll(async () => {
+    env = await startTestCloud({ credential: kind });
+  });
+  afterAll(() => env.close());
+
+  it('reads the credential with the managed identity and gets a Graph token from Entra', async () => {
+    const credential = new AppCredential(env.config);
+    const explanation = await credential.explainGraphToken();
+
+    expect(explanation).toMatchObject({
+      tenantId: env.cloud.tenant.tenantId,
+      appId: env.cloud.app.clientId,
+      identityType: 'app',
+      audience: 'https://graph.microsoft.com',
+      credentialType: kind === 'secret' ? 'secret' : 'certificate',
+    });
+    expect(explanation.roles).toEqual(expect.arrayContaining(['Mail.Send', 'Mail.ReadWrite', 'User.Read.All']));
+    // Key Vault was read by the managed identity, not by the app.
+    const vaultReads = env.cloud.keyVault.requests.filter((r) => r.status === 200);
+    expect(vaultReads).toHaveLength(1);
+    expect(vaultReads[0].caller).toBe(env.cloud.identity.principalId);
+    expect(env.cloud.managedIdentity.requests.at(-1)).toMatchObject({ clientId: env.cloud.identity.clientId, status: 200 });
+    // Entra saw the right kind of client authentication.
+    expect(env.cloud.entra.tokenRequests.at(-1)).toMatchObject({
+      clientId: env.cloud.app.clientId,
+      credentialType: kind === 'secret' ? 'secret' : 'assertion',
+      status: 200,
+    });
+  });
+
+  it('caches tokens: many calls cost one token request and one Key Vault read', async () => {
+    const credential = new AppCredential(env.config);
+    const tokensBefore = env.cloud.entra.tokenRequests.length;
+    const vaultBefore = env.cloud.keyVault.requests.filter((r) => r.status === 200).length;
+    const tokens = await Promise.all(Array.from({ length: 20 }, () => credential.getToken(GRAPH_SCOPE)));
+    for (let i = 0; i < 20; i++) await credential.getToken(GRAPH_SCOPE);
+
+    expect(new Set(tokens.map((t) => t.token)).size).toBe(1);
+    expect(env.cloud.entra.tokenRequests.length - tokensBefore).toBe(1);
+    expect(env.cloud.keyVault.requests.filter((r) => r.status === 200).length - vaultBefore).toBe(1);
+  });
+
+  it('reports the credential expiry from Key Vault', async () => {
+    const status = await new AppCredential(env.config).status();
+    expect(status.kind).toBe(kind === 'secret' ? 'secret' : 'certificate');
+    expect(status.expiresOn).toBeInstanceOf(Date);
+    const expectedDays = kind === 'secret' ? 180 : 365;
+    expect(status.daysLeft).toBeGreaterThanOrEqual(expectedDays - 2);
+    expect(status.daysLeft).toBeLessThanOrEqual(expectedDays);
+    if (kind !== 'secret') expect(status.thumbprint).toMatch(/^[0-9A-F]{64}$/);
+  });
+});
+
+describe('withheld admin consent', () => {
+  it('names every missing permission before Graph is called', async () => {
+    const env = await startTestCloud({ graphRoles: [] });
+    try {
+      const credential = new AppCredential(env.config);
+      const failure = credential.requireGraphPermissions(['Mail.Send', 'Mail.ReadWrite']);
+      await expect(failure).rejects.toBeInstanceOf(AdminConsentMissingError);
+      await expect(credential.requireGraphPermissions(['Mail.Send'])).rejects.toThrow(
+        /admin consent not granted for Mail\.Send.*no application permissions \(no roles claim\)/,
+      );
+      expect(env.cloud.graph.requests).toHaveLength(0);
+    } finally {
+      await env.close();
+    }
+  });
+
+  it('names only what partial consent lacks, and accepts implied permissions', async () => {
+    const env = await startTestCloud({ graphRoles: ['Mail.ReadWrite'] });
+    try {
+      const credential = new AppCredential(env.config);
+      const error = await credential.requireGraphPermissions(['Mail.Send', 'Mail.Read']).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(AdminConsentMissingError);
+      expect((error as AdminConsentMissingError).missing).toEqual(['Mail.Send']);
+      expect((error as AdminConsentMissingError).message).toMatch(/carries only Mail\.ReadWrite/);
+      await expect(credential.requireGraphPermissions(['Mail.Read'])).resolves.toMatchObject({ roles: ['Mail.ReadWrite'] });
+    } finally {
+      await env.close();
+    }
+  });
+});
+
+describe('rotation', () => {
+  let env: TestCloud;
+  beforeAll(async () => {
+    env = await startTestCloud({ credential: 'certificate-pem' });
+  });
+  afterAll(() => env.close());
+
+  it('uses the new Key Vault version once Entra rejects the old credential, without a restart', async () => {
+    const credential = new AppCredential(env.config);
+    await credential.getToken(GRAPH_SCOPE);
+    const first = await credential.status();
+
+    const rotated = env.cloud.rotateCredential('certificate-pem');
+    env.cloud.revokeAllBut(rotated);
+    const requestsBefore = env.cloud.entra.tokenRequests.length;
+    // A scope not yet cached forces a token request with the credential in memory (the revoked one).
+    const token = await credential.getToken('https://vault.azure.net/.default');
+
+    expect(token.token).toBeTruthy();
+    expect((await credential.status()).version).toBe(rotated.version);
+    expect(first.version).not.toBe(rotated.version);
+    const attempts = env.cloud.entra.tokenRequests.slice(requestsBefore);
+    expect(attempts.map((a) => a.status)).toEqual([401, 200]);
+    expect(attempts[0].errorCode).toBe(700027);
+  });
+
+  it('moves to a new version on the refresh interval while the old one still works', async () => {
+    let now = Date.now();
+    const credential = new AppCredential(env.config, new KeyVaultCredentialSource(env.config), () => now);
+    const before = await credential.status();
+    const rotated = env.cloud.rotateCredential('secret');
+
+    expect((await credential.status()).version).toBe(before.version);
+    now += env.config.credentialRefreshMs + 1;
+    const after = await credential.status();
+    expect(after.version).toBe(rotated.version);
+    expect(after.kind).toBe('secret');
+    await expect(credential.getToken(GRAPH_SCOPE)).resolves.toMatchObject({ token: expect.any(String) });
+    expect(env.cloud.entra.tokenRequests.at(-1)).toMatchObject({ credentialType: 'secret', status: 200 });
+  });
+
+  it('still fails, with Entra\'s reason, when Key Vault holds nothing newer', async () => {
+    const credential = new AppCredential(env.config);
+    env.cloud.app.certificates = [];
+    env.cloud.app.secrets = [];
+    await expect(credential.getToken(GRAPH_SCOPE)).rejects.toThrow(/AADSTS7000215|AADSTS700027/);
+  });
+});
+
+describe('Key Vault misconfiguration', () => {
+  it('says the managed identity lacks Key Vault Secrets User', async () => {
+    const env = await startTestCloud();
+    try {
+      env.cloud.identity.keyVaultSecretsUser = false;
+      await expect(new AppCredential(env.config).getToken(GRAPH_SCOPE)).rejects.toThrow(/Key Vault Secrets User/);
+    } finally {
+      await env.close();
+    }
+  });
+
+  it('says which credential name is missing', async () => {
+    const env = await startTestCloud();
+    try {
+      const config = { ...env.config, keyVault: { ...env.config.keyVault, credentialName: 'no-such-credential' } };
+      await expect(new AppCredential(config).getToken(GRAPH_SCOPE)).rejects.toThrow(/no-such-credential.*APP_CREDENTIAL_NAME/);
+    } finally {
+      await env.close();
+    }
+  });
+});
