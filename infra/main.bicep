@@ -1,0 +1,346 @@
+// Microsoft 365 mail gateway on Azure Functions: everything the Function App needs, in one resource group.
+//
+//   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.parameters.json
+//
+// Provisions a Flex Consumption (FC1) Linux Function App on Node 22 running as one user-assigned managed
+// identity; a storage account without shared keys (host storage, deployment package, the gateway's tables and
+// queues); a Key Vault in RBAC mode for the app credential; Log Analytics + Application Insights with Entra
+// authentication; the role assignments between them; every app setting the gateway reads
+// (shared/config.ts SETTINGS, source 'app'); and, optionally, the Entra app registration itself.
+// See infra/README.md.
+
+targetScope = 'resourceGroup'
+
+metadata description = 'Microsoft 365 mail gateway on Azure Functions (Flex Consumption, Node 22, managed identity, Key Vault, Application Insights).'
+
+// ------------------------------------------------------------------------------------------------------------
+// General
+// ------------------------------------------------------------------------------------------------------------
+
+@description('Short name the resource names are derived from: letters, digits and hyphens, starting with a letter (hyphens are dropped where a service forbids them).')
+@minLength(2)
+@maxLength(16)
+param baseName string = 'mailgw'
+
+@description('Azure region of every resource; must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+param location string = resourceGroup().location
+
+@description('Tags applied to every resource.')
+param tags object = {}
+
+@description('Optional explicit Function App name (globally unique). Empty: func-<baseName>-<hash>.')
+param functionAppName string = ''
+
+@description('Optional explicit storage account name (3-24 lowercase letters and digits, globally unique). Empty: st<baseName><hash>.')
+param storageAccountName string = ''
+
+@description('Optional explicit Key Vault name (3-24 letters, digits and hyphens, globally unique). Empty: kv<baseName><hash>.')
+param keyVaultName string = ''
+
+// ------------------------------------------------------------------------------------------------------------
+// Function App (Flex Consumption)
+// ------------------------------------------------------------------------------------------------------------
+
+@description('Upper bound of instances the app scales out to (Flex Consumption: 40-1000). Each instance keeps at most 4 Graph requests in flight per mailbox, so this also bounds the load on a mailbox.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Memory of each instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Node.js major version of the Functions runtime.')
+@allowed([
+  '20'
+  '22'
+])
+param nodeVersion string = '22'
+
+@description('Storage account redundancy.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+param storageSkuName string = 'Standard_LRS'
+
+// ------------------------------------------------------------------------------------------------------------
+// Gateway configuration (app settings read by shared/config.ts)
+// ------------------------------------------------------------------------------------------------------------
+
+@description('AZURE_CLOUD: the Microsoft cloud of the tenant (its authority host, Graph URL and scope come from the gateway\'s cloud table).')
+@allowed([
+  'global'
+  'gcc-high'
+  'dod'
+  'china'
+])
+param azureCloud string = 'global'
+
+@description('ENTRA_TENANT_ID: tenant of the app registration (GUID or verified domain). Default: the tenant of this deployment.')
+param entraTenantId string = tenant().tenantId
+
+@description('ENTRA_CLIENT_ID: application (client) id of an existing app registration. Ignored when createAppRegistration is true (the new app\'s id is used); required otherwise.')
+param entraClientId string = ''
+
+@description('APP_CREDENTIAL_NAME: name of the Key Vault certificate (or secret) holding the app credential.')
+@minLength(1)
+@maxLength(127)
+param appCredentialName string = 'mail-gateway-credential'
+
+@description('CREDENTIAL_REFRESH_MINUTES: how often the gateway checks Key Vault for a new credential version.')
+@minValue(1)
+@maxValue(1440)
+param credentialRefreshMinutes int = 60
+
+@description('ENTRA_AUTHORITY_HOST: override of the cloud\'s Entra authority host (https). Empty: use the cloud table.')
+param entraAuthorityHost string = ''
+
+@description('GRAPH_BASE_URL: override of the cloud\'s Microsoft Graph root URL (https, no version). Empty: use the cloud table.')
+param graphBaseUrl string = ''
+
+@description('GRAPH_SCOPE: override of the scope requested for Graph tokens (ends with /.default). Empty: use the cloud table.')
+param graphScope string = ''
+
+// ------------------------------------------------------------------------------------------------------------
+// Key Vault
+// ------------------------------------------------------------------------------------------------------------
+
+@description('Turn on Key Vault purge protection (recommended for production; cannot be turned off again).')
+param keyVaultEnablePurgeProtection bool = true
+
+@description('Days a deleted vault or credential stays recoverable (7-90; fixed once the vault exists). Soft delete itself is always on.')
+@minValue(7)
+@maxValue(90)
+param keyVaultSoftDeleteRetentionInDays int = 90
+
+@description('Optional object id of the deploying admin (user, group or service principal) that uploads and rotates the credential: gets Key Vault Certificates Officer and Secrets Officer. Empty: none.')
+param adminPrincipalId string = ''
+
+@description('Type of adminPrincipalId.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param adminPrincipalType string = 'User'
+
+// ------------------------------------------------------------------------------------------------------------
+// Monitoring
+// ------------------------------------------------------------------------------------------------------------
+
+@description('Days Log Analytics keeps data.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+// ------------------------------------------------------------------------------------------------------------
+// Optional: the Entra app registration (Microsoft Graph Bicep extension; public cloud only)
+// ------------------------------------------------------------------------------------------------------------
+
+@description('Create the app registration, its service principal, certificate credential and Microsoft Graph app role assignments (admin consent). Needs Entra rights: see infra/README.md.')
+param createAppRegistration bool = false
+
+@description('Display name of the app registration.')
+param appRegistrationDisplayName string = 'Mail gateway (${baseName})'
+
+@description('Immutable unique name (alternate key) of the app registration; keep it stable across deployments.')
+param appRegistrationUniqueName string = 'mail-gateway-${toLower(baseName)}-${uniqueString(resourceGroup().id, baseName)}'
+
+@description('Base64 (DER) of the public certificate the app authenticates with; its private key goes to Key Vault as APP_CREDENTIAL_NAME.')
+param appCertificateBase64 string = ''
+
+@description('Base64 (DER) of the previous certificate, kept valid while rotating. Empty otherwise.')
+param previousAppCertificateBase64 string = ''
+
+@description('Grant Mail.Send and Mail.ReadWrite tenant-wide in Entra ID. Set false when Exchange Online RBAC for Applications (infra/Set-MailboxScope.ps1) limits the app to chosen mailboxes: a tenant-wide grant would otherwise still reach every mailbox.')
+param grantMailPermissionsTenantWide bool = true
+
+// ------------------------------------------------------------------------------------------------------------
+// Names
+// ------------------------------------------------------------------------------------------------------------
+
+var suffix = uniqueString(resourceGroup().id, baseName)
+var lowerBase = toLower(baseName)
+var compactBase = replace(lowerBase, '-', '')
+
+var names = {
+  identity: 'id-${lowerBase}-${suffix}'
+  plan: 'plan-${lowerBase}-${suffix}'
+  functionApp: empty(functionAppName) ? 'func-${lowerBase}-${take(suffix, 10)}' : functionAppName
+  storage: empty(storageAccountName) ? 'st${take(compactBase, 9)}${suffix}' : storageAccountName
+  keyVault: empty(keyVaultName) ? 'kv${take(compactBase, 8)}${suffix}' : keyVaultName
+  logAnalytics: 'log-${lowerBase}-${suffix}'
+  appInsights: 'appi-${lowerBase}-${suffix}'
+}
+
+// The blob container, tables and queues the app uses: the single place these names are defined.
+var storageLayout = {
+  deploymentContainer: 'app-package'
+  tables: [
+    'idempotency'
+    'subscriptions'
+    'processedMessages'
+  ]
+  queues: [
+    'graph-notifications'
+    'mail-events'
+  ]
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Resources
+// ------------------------------------------------------------------------------------------------------------
+
+module identity 'modules/identity.bicep' = {
+  name: 'mailgw-identity'
+  params: {
+    name: names.identity
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'mailgw-storage'
+  params: {
+    name: names.storage
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    deploymentContainerName: storageLayout.deploymentContainer
+    tableNames: storageLayout.tables
+    queueNames: storageLayout.queues
+    principalId: identity.outputs.principalId
+  }
+}
+
+module keyVault 'modules/keyVault.bicep' = {
+  name: 'mailgw-keyvault'
+  params: {
+    name: names.keyVault
+    location: location
+    tags: tags
+    enablePurgeProtection: keyVaultEnablePurgeProtection
+    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
+    appPrincipalId: identity.outputs.principalId
+    adminPrincipalId: adminPrincipalId
+    adminPrincipalType: adminPrincipalType
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'mailgw-monitoring'
+  params: {
+    workspaceName: names.logAnalytics
+    appInsightsName: names.appInsights
+    location: location
+    tags: tags
+    retentionInDays: logRetentionInDays
+    principalId: identity.outputs.principalId
+  }
+}
+
+module appRegistration 'modules/appRegistration.bicep' = if (createAppRegistration) {
+  name: 'mailgw-appregistration'
+  params: {
+    uniqueName: appRegistrationUniqueName
+    displayName: appRegistrationDisplayName
+    certificateBase64: appCertificateBase64
+    previousCertificateBase64: previousAppCertificateBase64
+    grantMailPermissionsTenantWide: grantMailPermissionsTenantWide
+  }
+}
+
+var resolvedClientId = createAppRegistration ? appRegistration!.outputs.appId : entraClientId
+
+// ------------------------------------------------------------------------------------------------------------
+// App settings: the ONE place the Function App's settings are defined, one 'NAME': value per line.
+// Every setting of shared/config.ts SETTINGS whose source is 'app' is here; the platform ones
+// (IDENTITY_ENDPOINT, IDENTITY_HEADER) are not. Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME,
+// WEBSITE_NODE_DEFAULT_VERSION and WEBSITE_RUN_FROM_PACKAGE (the runtime is in functionAppConfig): never add them.
+// Empty values mean "not set" to the gateway's config (e.g. use the cloud table).
+// ------------------------------------------------------------------------------------------------------------
+
+var appSettings = {
+  'AZURE_CLOUD': azureCloud
+  'ENTRA_TENANT_ID': entraTenantId
+  'ENTRA_CLIENT_ID': resolvedClientId
+  'KEY_VAULT_URL': keyVault.outputs.vaultUri
+  'APP_CREDENTIAL_NAME': appCredentialName
+  'MANAGED_IDENTITY_CLIENT_ID': identity.outputs.clientId
+  'CREDENTIAL_REFRESH_MINUTES': string(credentialRefreshMinutes)
+  'ENTRA_AUTHORITY_HOST': entraAuthorityHost
+  'GRAPH_BASE_URL': graphBaseUrl
+  'GRAPH_SCOPE': graphScope
+  'NODE_EXTRA_CA_CERTS': ''
+  'AzureWebJobsStorage__accountName': storage.outputs.name
+  'AzureWebJobsStorage__credential': 'managedidentity'
+  'AzureWebJobsStorage__clientId': identity.outputs.clientId
+  'AzureWebJobsStorage__blobServiceUri': storage.outputs.blobServiceUri
+  'AzureWebJobsStorage__queueServiceUri': storage.outputs.queueServiceUri
+  'AzureWebJobsStorage__tableServiceUri': storage.outputs.tableServiceUri
+  'APPLICATIONINSIGHTS_CONNECTION_STRING': monitoring.outputs.connectionString
+  'APPLICATIONINSIGHTS_AUTHENTICATION_STRING': 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+}
+
+module functionApp 'modules/functionApp.bicep' = {
+  name: 'mailgw-functionapp'
+  params: {
+    name: names.functionApp
+    planName: names.plan
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    nodeVersion: nodeVersion
+    appSettings: appSettings
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Outputs
+// ------------------------------------------------------------------------------------------------------------
+
+@description('Function App name: func azure functionapp publish <this>.')
+output functionAppName string = functionApp.outputs.name
+
+@description('Default host name of the Function App.')
+output functionAppDefaultHostname string = functionApp.outputs.defaultHostname
+
+@description('Client id of the managed identity (MANAGED_IDENTITY_CLIENT_ID).')
+output managedIdentityClientId string = identity.outputs.clientId
+
+@description('Object id of the managed identity.')
+output managedIdentityPrincipalId string = identity.outputs.principalId
+
+@description('Key Vault URI (KEY_VAULT_URL).')
+output keyVaultUri string = keyVault.outputs.vaultUri
+
+@description('Key Vault name: upload the credential here as APP_CREDENTIAL_NAME.')
+output keyVaultName string = keyVault.outputs.name
+
+@description('Name of the Key Vault certificate/secret the app reads.')
+output appCredentialName string = appCredentialName
+
+@description('Storage account name.')
+output storageAccountName string = storage.outputs.name
+
+@description('Client id the app uses (ENTRA_CLIENT_ID).')
+output entraClientId string = resolvedClientId
+
+@description('Client id of the app registration created by this deployment (empty when createAppRegistration is false).')
+output appRegistrationClientId string = createAppRegistration ? appRegistration!.outputs.appId : ''
+
+@description('Object id of the created service principal, for infra/Set-MailboxScope.ps1 -ObjectId (empty when createAppRegistration is false).')
+output appRegistrationServicePrincipalObjectId string = createAppRegistration ? appRegistration!.outputs.servicePrincipalObjectId : ''

@@ -1,0 +1,94 @@
+// Optional: the Entra ID app registration the gateway signs in as, created with the Microsoft Graph Bicep
+// extension (alias microsoftGraphV1 in infra/bicepconfig.json; needs Bicep CLI 0.36.1 or later).
+//
+// - application with a certificate key credential (public part only; the private key stays in Key Vault),
+// - its service principal,
+// - app role assignments on the Microsoft Graph service principal. An application permission's app role
+//   assignment IS its admin consent: once these exist the token's `roles` claim carries them.
+//
+// The deploying identity needs, in Entra ID, to create applications (Application Administrator or Cloud
+// Application Administrator) and to grant Microsoft Graph app roles (Privileged Role Administrator or Global
+// Administrator); a service principal needs Application.ReadWrite.All + AppRoleAssignment.ReadWrite.All.
+
+extension microsoftGraphV1
+
+@description('Immutable alternate key of the application in Entra ID; redeploying with the same value updates the same app.')
+param uniqueName string
+
+@description('Display name of the application.')
+param displayName string
+
+@description('Base64 (DER) of the public X.509 certificate the app authenticates with, e.g. `openssl x509 -in cert.pem -outform der | base64 -w0`. Empty: no key credential (add one later).')
+param certificateBase64 string = ''
+
+@description('Base64 (DER) of a second certificate kept valid during a rotation (the previous one). Empty once the rotation is over.')
+param previousCertificateBase64 string = ''
+
+@description('True: grant Mail.Send and Mail.ReadWrite tenant-wide in Entra ID (admin consent). False: grant only User.Read.All here and authorise mail through Exchange Online RBAC for Applications (infra/Set-MailboxScope.ps1); an Entra grant would otherwise reach every mailbox whatever the Exchange scope says.')
+param grantMailPermissionsTenantWide bool = true
+
+// Microsoft Graph and its application permissions (app role ids are the same in every tenant).
+var graphAppId = '00000003-0000-0000-c000-000000000000'
+var mailSendRoleId = 'b633e1c5-b582-4048-a93e-9f11b44c7e96' // Mail.Send (application)
+var mailReadWriteRoleId = 'e2a3a72e-5f79-4c64-b1b1-878b674786c9' // Mail.ReadWrite (application)
+var userReadAllRoleId = 'df021288-bdef-4463-88db-98f22de89214' // User.Read.All (application)
+
+// What the app declares it needs (drives the portal's "API permissions" view).
+var requiredRoleIds = [
+  mailSendRoleId
+  mailReadWriteRoleId
+  userReadAllRoleId
+]
+
+// What is actually granted (admin consent) in Entra ID.
+var grantedRoleIds = grantMailPermissionsTenantWide ? requiredRoleIds : [userReadAllRoleId]
+
+var certificates = filter([certificateBase64, previousCertificateBase64], cert => !empty(cert))
+
+resource application 'Microsoft.Graph/applications@v1.0' = {
+  uniqueName: uniqueName
+  displayName: displayName
+  description: 'Microsoft 365 mail gateway (Azure Functions): sends as permitted mailboxes and watches mailboxes through Microsoft Graph with application permissions.'
+  signInAudience: 'AzureADMyOrg'
+  keyCredentials: map(certificates, cert => {
+    keyId: guid(uniqueName, cert)
+    displayName: 'mail-gateway certificate'
+    type: 'AsymmetricX509Cert'
+    usage: 'Verify'
+    key: cert
+  })
+  requiredResourceAccess: [
+    {
+      resourceAppId: graphAppId
+      resourceAccess: map(requiredRoleIds, roleId => {
+        id: roleId
+        type: 'Role'
+      })
+    }
+  ]
+}
+
+resource servicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
+  appId: application.appId
+}
+
+resource graphServicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
+  appId: graphAppId
+}
+
+resource graphRoleGrants 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
+  for roleId in grantedRoleIds: {
+    appRoleId: roleId
+    principalId: servicePrincipal.id
+    resourceId: graphServicePrincipal.id
+  }
+]
+
+@description('Application (client) id: ENTRA_CLIENT_ID.')
+output appId string = application.appId
+
+@description('Object id of the application object.')
+output applicationObjectId string = application.id
+
+@description('Object id of the service principal (Enterprise application): the -ObjectId of infra/Set-MailboxScope.ps1.')
+output servicePrincipalObjectId string = servicePrincipal.id

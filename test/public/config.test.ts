@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLOUD_NAMES, CLOUDS } from '../../shared/clouds';
+import { ConfigError, loadConfig, SETTINGS } from '../../shared/config';
+
+const ROOT = join(__dirname, '..', '..');
+
+const VALID: Record<string, string> = {
+  ENTRA_TENANT_ID: '72f988bf-86f1-41af-91ab-2d7cd011db47',
+  ENTRA_CLIENT_ID: '11111111-2222-3333-4444-555555555555',
+  KEY_VAULT_URL: 'https://kv-mail.vault.azure.net/',
+  APP_CREDENTIAL_NAME: 'mail-gateway-credential',
+  AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+};
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return [...(err as ConfigError).problems];
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('cloud table', () => {
+  // Hosts as Microsoft documents them (GRAPH-FACTS.md, "Clouds").
+  it.each([
+    ['global', 'https://login.microsoftonline.com', 'https://graph.microsoft.com', 'vault.azure.net'],
+    ['gcc-high', 'https://login.microsoftonline.us', 'https://graph.microsoft.us', 'vault.usgovcloudapi.net'],
+    ['dod', 'https://login.microsoftonline.us', 'https://dod-graph.microsoft.us', 'vault.usgovcloudapi.net'],
+    ['china', 'https://login.chinacloudapi.cn', 'https://microsoftgraph.chinacloudapi.cn', 'vault.azure.cn'],
+  ])('%s resolves to its documented hosts', (cloud, authority, graph, vaultSuffix) => {
+    const config = loadConfig({ ...VALID, AZURE_CLOUD: cloud, KEY_VAULT_URL: `https://kv.${vaultSuffix}` });
+    expect(config.cloudName).toBe(cloud);
+    expect(config.endpoints).toEqual({
+      authorityHost: authority,
+      graphBaseUrl: graph,
+      graphScope: `${graph}/.default`,
+      keyVaultDnsSuffix: vaultSuffix,
+    });
+    expect(config.customAuthority).toBe(false);
+    expect(config.keyVault.verifyChallengeResource).toBe(true);
+  });
+
+  it('covers exactly the documented clouds', () => {
+    expect([...CLOUD_NAMES].sort()).toEqual(['china', 'dod', 'gcc-high', 'global']);
+    expect(Object.keys(CLOUDS).sort()).toEqual([...CLOUD_NAMES].sort());
+  });
+
+  it('defaults to the global cloud', () => {
+    expect(loadConfig(VALID).endpoints.graphBaseUrl).toBe('https://graph.microsoft.com');
+  });
+
+  it('fails clearly on an unknown cloud name', () => {
+    expect(problemsOf({ ...VALID, AZURE_CLOUD: 'germany' })).toEqual([
+      'AZURE_CLOUD is not a known cloud; use one of global, gcc-high, dod, china',
+    ]);
+  });
+});
+
+describe('required settings', () => {
+  it.each(SETTINGS.filter((s) => s.required).map((s) => s.name))('a missing %s stops start-up naming it', (name) => {
+    const env = { ...VALID };
+    delete env[name];
+    const problems = problemsOf(env);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^${name} .*missing`));
+  });
+
+  it('reports every problem at once, and the error message lists them', () => {
+    const err = (() => {
+      try {
+        return loadConfig({ AZURE_CLOUD: 'mars' });
+      } catch (e) {
+        return e as ConfigError;
+      }
+    })() as ConfigError;
+    expect(err.problems.map((p) => p.split(' ')[0]).sort()).toEqual(
+      ['APP_CREDENTIAL_NAME', 'AZURE_CLOUD', 'AzureWebJobsStorage', 'ENTRA_CLIENT_ID', 'ENTRA_TENANT_ID', 'KEY_VAULT_URL'].sort(),
+    );
+    expect(err.message).toContain('ENTRA_TENANT_ID is missing');
+  });
+
+  it('treats a blank value as missing', () => {
+    expect(problemsOf({ ...VALID, ENTRA_CLIENT_ID: '   ' })).toEqual(['ENTRA_CLIENT_ID is missing']);
+  });
+});
+
+describe('malformed settings', () => {
+  it.each([
+    ['ENTRA_TENANT_ID', 'common', /must name one tenant/],
+    ['ENTRA_TENANT_ID', 'organizations', /must name one tenant/],
+    ['ENTRA_TENANT_ID', 'not a tenant', /tenant GUID or domain/],
+    ['ENTRA_CLIENT_ID', 'mail-gateway', /must be a GUID/],
+    ['KEY_VAULT_URL', 'http://kv-mail.vault.azure.net', /https URL/],
+    ['APP_CREDENTIAL_NAME', 'has spaces', /Key Vault object name/],
+    ['MANAGED_IDENTITY_CLIENT_ID', 'abc', /must be a GUID/],
+    ['CREDENTIAL_REFRESH_MINUTES', 'soon', /whole number/],
+    ['CREDENTIAL_REFRESH_MINUTES', '0', /between 1 and 1440/],
+    ['ENTRA_AUTHORITY_HOST', 'http://127.0.0.1:1234', /https URL/],
+    ['GRAPH_BASE_URL', 'graph', /https URL/],
+    ['GRAPH_SCOPE', 'https://graph.microsoft.com/Mail.Send', /\/\.default/],
+    ['NODE_EXTRA_CA_CERTS', '/no/such/ca.pem', /does not exist/],
+  ])('%s=%s is refused', (name, value, message) => {
+    const problems = problemsOf({ ...VALID, [name]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0].startsWith(`${name} `)).toBe(true);
+    expect(problems[0]).toMatch(message);
+  });
+});
+
+describe('endpoint overrides', () => {
+  it('points every endpoint elsewhere through ordinary settings', () => {
+    const config = loadConfig({
+      ...VALID,
+      ENTRA_AUTHORITY_HOST: 'https://127.0.0.1:4001/',
+      GRAPH_BASE_URL: 'https://127.0.0.1:4002',
+      KEY_VAULT_URL: 'https://127.0.0.1:4003',
+    });
+    expect(config.endpoints.authorityHost).toBe('https://127.0.0.1:4001');
+    expect(config.endpoints.graphBaseUrl).toBe('https://127.0.0.1:4002');
+    // The token audience stays the cloud's Graph: an emulator stands in for it at another address.
+    expect(config.endpoints.graphScope).toBe('https://graph.microsoft.com/.default');
+    expect(config.customAuthority).toBe(true);
+    expect(config.keyVault).toEqual({ url: 'https://127.0.0.1:4003', credentialName: 'mail-gateway-credential', verifyChallengeResource: false });
+  });
+
+  it('takes a Graph scope override', () => {
+    expect(loadConfig({ ...VALID, GRAPH_SCOPE: 'https://graph.example/.default' }).endpoints.graphScope).toBe(
+      'https://graph.example/.default',
+    );
+  });
+});
+
+describe('storage settings', () => {
+  it('accepts a connection string', () => {
+    expect(loadConfig(VALID).storage).toEqual({ kind: 'connectionString', connectionString: 'UseDevelopmentStorage=true' });
+  });
+
+  it('accepts identity-based properties, defaulting the client id to the managed identity', () => {
+    const env = { ...VALID, MANAGED_IDENTITY_CLIENT_ID: '99999999-2222-3333-4444-555555555555' };
+    delete (env as Record<string, string | undefined>).AzureWebJobsStorage;
+    expect(loadConfig({ ...env, AzureWebJobsStorage__accountName: 'stmail' }).storage).toEqual({
+      kind: 'identity',
+      tableUrl: 'https://stmail.table.core.windows.net',
+      queueUrl: 'https://stmail.queue.core.windows.net',
+      managedIdentityClientId: '99999999-2222-3333-4444-555555555555',
+    });
+  });
+});
+
+describe('the settings list is documented everywhere', () => {
+  const appSettings = SETTINGS.filter((s) => s.source === 'app').map((s) => s.name);
+  const family = (name: string) => name.split('__')[0];
+  const hostOnly = new Set(['FUNCTIONS_WORKER_RUNTIME']);
+
+  it('local.settings.sample.json holds exactly the app settings (plus the host\'s own), with valid values', () => {
+    const sample = JSON.parse(readFileSync(join(ROOT, 'local.settings.sample.json'), 'utf8')) as { Values: Record<string, string> };
+    const names = Object.keys(sample.Values).filter((n) => !hostOnly.has(n)).map(family);
+    expect([...new Set(names)].sort()).toEqual([...appSettings].sort());
+    expect(() => loadConfig(sample.Values)).not.toThrow();
+  });
+
+  it('the Function App in infra/ sets exactly the app settings (plus platform-monitoring ones)', () => {
+    const bicep = readFileSync(join(ROOT, 'infra', 'main.bicep'), 'utf8');
+    const block = /^var appSettings = \{([\s\S]*?)^\}/m.exec(bicep);
+    expect(block).not.toBeNull();
+    const names = [...block![1].matchAll(/^\s*'?([A-Za-z_][A-Za-z0-9_]*)'?\s*:/gm)].map((m) => m[1]);
+    const monitoring = new Set(['APPLICATIONINSIGHTS_CONNECTION_STRING', 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING']);
+    expect([...new Set(names.filter((n) => !monitoring.has(n)).map(family))].sort()).toEqual([...appSettings].sort());
+    for (const platform of SETTINGS.filter((s) => s.source === 'platform')) expect(names).not.toContain(platform.name);
+  });
+
+  it('the README documents every setting', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    for (const setting of SETTINGS) expect(readme).toContain(`\`${setting.name}\``);
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * `npm start`: the whole product on one machine with no Azure account and no Core Tools. Makes a fresh test CA,
+ * starts Azurite and the local cloud (Entra ID, managed identity, Key Vault, Graph), then runs the app's functions
+ * in the local Functions host as a child process that trusts the CA (NODE_EXTRA_CA_CERTS is read only at start).
+ *
+ * Environment: PORT (default 7071), SANDBOX_FUNCTION_KEY / SANDBOX_MASTER_KEY (default random),
+ * SANDBOX_GRAPH_LATENCY_MS (e.g. `50-150`, default `20-80`), SANDBOX_DOMAIN (default contoso.com).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { appRoot } from '../../shared/packageInfo';
+import { startAzurite, type RunningAzurite } from '../emulators/azurite';
+import { LocalCloud } from '../emulators/localCloud';
+import { createTestCa, writeTestCa } from '../emulators/testCa';
+
+function latency(spec: string | undefined): { min: number; max: number } {
+  const match = /^(\d+)(?:-(\d+))?$/.exec(spec ?? '20-80');
+  if (!match) throw new Error(`SANDBOX_GRAPH_LATENCY_MS must look like 50-150, not '${spec}'`);
+  const min = Number(match[1]);
+  return { min, max: Math.max(min, Number(match[2] ?? match[1])) };
+}
+
+async function waitForHealth(url: string, host: ChildProcess, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (host.exitCode !== null) throw new Error(`the functions host exited with code ${host.exitCode}`);
+    try {
+      const res = await fetch(url);
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} did not answer 200 within ${timeoutMs / 1000} s`);
+}
+
+async function main(): Promise<void> {
+  const root = appRoot();
+  const port = Number(process.env.PORT ?? 7071);
+  const functionKey = process.env.SANDBOX_FUNCTION_KEY || randomBytes(24).toString('base64url');
+  const masterKey = process.env.SANDBOX_MASTER_KEY || randomBytes(24).toString('base64url');
+  const sandboxDir = join(root, '.sandbox');
+  rmSync(sandboxDir, { recursive: true, force: true });
+  const ca = createTestCa();
+  const caPath = writeTestCa(ca, join(sandboxDir, 'ca'));
+
+  let azurite: RunningAzurite | undefined;
+  let cloud: LocalCloud | undefined;
+  let host: ChildProcess | undefined;
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    if (host && host.exitCode === null) {
+      const exited = new Promise((r) => host!.once('exit', r));
+      host.kill('SIGTERM');
+      await exited;
+    }
+    await cloud?.close();
+    await azurite?.stop();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+
+  try {
+    azurite = await startAzurite({ projectRoot: root });
+    cloud = await LocalCloud.start({
+      ca,
+      domain: process.env.SANDBOX_DOMAIN || 'contoso.com',
+      graph: { latencyMs: latency(process.env.SANDBOX_GRAPH_LATENCY_MS) },
+    });
+    host = spawn(process.execPath, [join(root, 'dist', 'test', 'sandbox', 'host', 'main.js')], {
+      cwd: root,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: {
+        ...process.env,
+        ...cloud.settings(),
+        AzureWebJobsStorage: azurite.connectionString,
+        NODE_EXTRA_CA_CERTS: caPath,
+        PORT: String(port),
+        SANDBOX_FUNCTION_KEY: functionKey,
+        SANDBOX_MASTER_KEY: masterKey,
+      },
+    });
+    host.on('exit', (code) => {
+      if (!stopping) {
+        console.error(`The functions host stopped (exit code ${code ?? 'none'}); stopping the sandbox.`);
+        void stop(code || 1);
+      }
+    });
+    const base = `http://127.0.0.1:${port}`;
+    await waitForHealth(`${base}/api/health`, host);
+
+    const users = [...cloud.tenant.users.values()].map((u) => u.mail);
+    console.log(
+      [
+        '',
+        'Sandbox ready: the mail gateway on the local cloud (no Azure account needed).',
+        '',
+        `  Functions     ${base}/api/...`,
+        `  Function key  ${functionKey}   (x-functions-key header or ?code=; set SANDBOX_FUNCTION_KEY to choose)`,
+        `  Master key    ${masterKey}   (admin functions; set SANDBOX_MASTER_KEY to choose)`,
+        `  Entra ID      ${cloud.entra.url}  tenant ${cloud.tenant.tenantId}, app ${cloud.app.clientId}`,
+        `  Key Vault     ${cloud.keyVault.url}  credential '${cloud.credentialName}' (certificate)`,
+        `  Graph         ${cloud.graph.url}/v1.0  mailboxes: ${users.join(', ')}`,
+        `  Storage       Azurite ${azurite.queueUrl} (queues), ${azurite.tableUrl} (tables)`,
+        `  Test CA       ${caPath}`,
+        '',
+        'Try:',
+        `  curl ${base}/api/health`,
+        `  curl --cacert ${caPath} ${cloud.graph.url}/_emulator/mailboxes/${users[0]}/inbox`,
+        '',
+        'Ctrl+C stops everything.',
+        '',
+      ].join('\n'),
+    );
+  } catch (err) {
+    console.error(`The sandbox could not start: ${err instanceof Error ? err.message : String(err)}`);
+    await stop(1);
+  }
+}
+
+void main();
