@@ -47,6 +47,8 @@ const REJECTED_CREDENTIAL = /invalid_client|AADSTS(7000215|7000222|700027|700024
 export class AppCredential implements TokenCredential {
   private loaded?: Loaded;
   private loading?: Promise<Loaded>;
+  /** Token acquisitions under way, by scope: MSAL caches tokens but does not merge concurrent cache misses. */
+  private readonly acquiring = new Map<string, Promise<AccessToken>>();
 
   constructor(
     private readonly config: GatewayConfig,
@@ -54,8 +56,21 @@ export class AppCredential implements TokenCredential {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Gets an app-only token for `scopes`; picks up a rotated Key Vault version when needed. */
-  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
+  /**
+   * Gets an app-only token for `scopes`; picks up a rotated Key Vault version when needed. Concurrent callers for
+   * the same scopes share one acquisition, so a burst at cold start costs one Entra request, not one per caller.
+   */
+  getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
+    const key = [scopes].flat().join(' ') + (options?.claims ? `|${options.claims}` : '') + (options?.tenantId ? `|${options.tenantId}` : '');
+    let pending = this.acquiring.get(key);
+    if (!pending) {
+      pending = this.acquire(scopes, options).finally(() => this.acquiring.delete(key));
+      this.acquiring.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async acquire(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
     let current = await this.current();
     try {
       return await this.tokenFrom(current, scopes, options);

@@ -30,8 +30,16 @@ export interface TestCloud {
   close(): Promise<void>;
 }
 
-/** Starts a local cloud, exports its settings to `process.env`, and loads the gateway config from them. */
+let started = false;
+
+/**
+ * Starts a local cloud, exports its settings to `process.env`, and loads the gateway config from them. Once per
+ * test file: MSAL keeps the managed-identity endpoint it first found for the life of the process (in Azure there
+ * is only one), so tests vary the tenant (consent, credentials) instead of starting another cloud.
+ */
 export async function startTestCloud(options: Omit<LocalCloudOptions, 'ca'> = {}): Promise<TestCloud> {
+  if (started) throw new Error('startTestCloud: one local cloud per test file (MSAL caches the managed-identity endpoint)');
+  started = true;
   const cloud = await LocalCloud.start({ ca: testCa(), ...options });
   const settings = { ...cloud.settings(), AzureWebJobsStorage: azuriteConnectionString() };
   const previous = { ...process.env };
