@@ -61,7 +61,10 @@ export class AppCredential implements TokenCredential {
    * the same scopes share one acquisition, so a burst at cold start costs one Entra request, not one per caller.
    */
   getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
-    const key = [scopes].flat().join(' ') + (options?.claims ? `|${options.claims}` : '') + (options?.tenantId ? `|${options.tenantId}` : '');
+    const key =
+      [scopes].flat().join(' ') +
+      (options?.claims ? `|${options.claims}` : '') +
+      (options?.tenantId ? `|${options.tenantId}` : '');
     let pending = this.acquiring.get(key);
     if (!pending) {
       pending = this.acquire(scopes, options).finally(() => this.acquiring.delete(key));
@@ -103,7 +106,9 @@ export class AppCredential implements TokenCredential {
   async status(): Promise<CredentialStatus> {
     const { material } = await this.current();
     const daysLeft =
-      material.expiresOn === undefined ? undefined : Math.floor((material.expiresOn.getTime() - this.now()) / 86_400_000);
+      material.expiresOn === undefined
+        ? undefined
+        : Math.floor((material.expiresOn.getTime() - this.now()) / 86_400_000);
     return {
       kind: material.kind,
       version: material.version,
@@ -151,7 +156,12 @@ export class AppCredential implements TokenCredential {
       disableInstanceDiscovery: this.config.customAuthority,
     };
     return material.kind === 'certificate'
-      ? new ClientCertificateCredential(this.config.tenantId, this.config.clientId, { certificate: material.pem }, options)
+      ? new ClientCertificateCredential(
+          this.config.tenantId,
+          this.config.clientId,
+          { certificate: material.pem },
+          options,
+        )
       : new ClientSecretCredential(this.config.tenantId, this.config.clientId, material.secret, options);
   }
 }

@@ -29,20 +29,96 @@ export interface SettingDefinition {
  * the identity-based `AzureWebJobsStorage__*` properties the Functions host also understands.
  */
 export const SETTINGS: readonly SettingDefinition[] = [
-  { name: 'AZURE_CLOUD', required: false, source: 'app', description: `Microsoft cloud: ${CLOUD_NAMES.join(', ')} (default global).` },
-  { name: 'ENTRA_TENANT_ID', required: true, source: 'app', description: 'Tenant of the app registration: its GUID or a verified domain (not common/organizations/consumers).' },
-  { name: 'ENTRA_CLIENT_ID', required: true, source: 'app', description: 'Application (client) id of the app registration (GUID).' },
-  { name: 'KEY_VAULT_URL', required: true, source: 'app', description: 'URL of the Key Vault holding the app credential, e.g. https://kv-mail.vault.azure.net.' },
-  { name: 'APP_CREDENTIAL_NAME', required: true, source: 'app', description: 'Name of the Key Vault certificate (its backing secret, PEM or PKCS#12) or secret (client secret) that is the app credential.' },
-  { name: 'MANAGED_IDENTITY_CLIENT_ID', required: false, source: 'app', description: 'Client id of the user-assigned managed identity used to read Key Vault. Unset: DefaultAzureCredential (developer sign-in).' },
-  { name: 'CREDENTIAL_REFRESH_MINUTES', required: false, source: 'app', description: 'How often to check Key Vault for a new credential version (default 60). A rejected credential is re-read at once.' },
-  { name: 'ENTRA_AUTHORITY_HOST', required: false, source: 'app', description: 'Override of the cloud\'s Entra authority host (https).' },
-  { name: 'GRAPH_BASE_URL', required: false, source: 'app', description: 'Override of the cloud\'s Microsoft Graph root URL (https, no version).' },
-  { name: 'GRAPH_SCOPE', required: false, source: 'app', description: 'Override of the scope requested for Graph tokens (default {graph}/.default of the cloud).' },
-  { name: 'AzureWebJobsStorage', required: true, source: 'app', description: 'Storage for tables and queues: a connection string, or the identity-based AzureWebJobsStorage__accountName / __tableServiceUri / __queueServiceUri (+ __clientId, __credential) properties.' },
-  { name: 'NODE_EXTRA_CA_CERTS', required: false, source: 'app', description: 'Path of a PEM file of extra CAs that Node trusts (read by Node at process start; only for private endpoints or the local emulators).' },
-  { name: 'IDENTITY_ENDPOINT', required: false, source: 'platform', description: 'Managed-identity token endpoint, set by App Service / Functions (the sandbox sets it to the emulator).' },
-  { name: 'IDENTITY_HEADER', required: false, source: 'platform', description: 'Secret header value for IDENTITY_ENDPOINT, set by App Service / Functions.' },
+  {
+    name: 'AZURE_CLOUD',
+    required: false,
+    source: 'app',
+    description: `Microsoft cloud: ${CLOUD_NAMES.join(', ')} (default global).`,
+  },
+  {
+    name: 'ENTRA_TENANT_ID',
+    required: true,
+    source: 'app',
+    description: 'Tenant of the app registration: its GUID or a verified domain (not common/organizations/consumers).',
+  },
+  {
+    name: 'ENTRA_CLIENT_ID',
+    required: true,
+    source: 'app',
+    description: 'Application (client) id of the app registration (GUID).',
+  },
+  {
+    name: 'KEY_VAULT_URL',
+    required: true,
+    source: 'app',
+    description: 'URL of the Key Vault holding the app credential, e.g. https://kv-mail.vault.azure.net.',
+  },
+  {
+    name: 'APP_CREDENTIAL_NAME',
+    required: true,
+    source: 'app',
+    description:
+      'Name of the Key Vault certificate (its backing secret, PEM or PKCS#12) or secret (client secret) that is the app credential.',
+  },
+  {
+    name: 'MANAGED_IDENTITY_CLIENT_ID',
+    required: false,
+    source: 'app',
+    description:
+      'Client id of the user-assigned managed identity used to read Key Vault. Unset: DefaultAzureCredential (developer sign-in).',
+  },
+  {
+    name: 'CREDENTIAL_REFRESH_MINUTES',
+    required: false,
+    source: 'app',
+    description:
+      'How often to check Key Vault for a new credential version (default 60). A rejected credential is re-read at once.',
+  },
+  {
+    name: 'ENTRA_AUTHORITY_HOST',
+    required: false,
+    source: 'app',
+    description: "Override of the cloud's Entra authority host (https).",
+  },
+  {
+    name: 'GRAPH_BASE_URL',
+    required: false,
+    source: 'app',
+    description: "Override of the cloud's Microsoft Graph root URL (https, no version).",
+  },
+  {
+    name: 'GRAPH_SCOPE',
+    required: false,
+    source: 'app',
+    description: 'Override of the scope requested for Graph tokens (default {graph}/.default of the cloud).',
+  },
+  {
+    name: 'AzureWebJobsStorage',
+    required: true,
+    source: 'app',
+    description:
+      'Storage for tables and queues: a connection string, or the identity-based AzureWebJobsStorage__accountName / __tableServiceUri / __queueServiceUri (+ __clientId, __credential) properties.',
+  },
+  {
+    name: 'NODE_EXTRA_CA_CERTS',
+    required: false,
+    source: 'app',
+    description:
+      'Path of a PEM file of extra CAs that Node trusts (read by Node at process start; only for private endpoints or the local emulators).',
+  },
+  {
+    name: 'IDENTITY_ENDPOINT',
+    required: false,
+    source: 'platform',
+    description:
+      'Managed-identity token endpoint, set by App Service / Functions (the sandbox sets it to the emulator).',
+  },
+  {
+    name: 'IDENTITY_HEADER',
+    required: false,
+    source: 'platform',
+    description: 'Secret header value for IDENTITY_ENDPOINT, set by App Service / Functions.',
+  },
 ];
 
 /** Where the gateway keeps its tables and queues. */
@@ -97,7 +173,8 @@ const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}
 
 const present = (message: string) =>
   z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined), z.string({ error: message }));
-const optional = () => z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined), z.string().optional());
+const optional = () =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined), z.string().optional());
 const httpsUrl = (what: string) =>
   z.string().refine(
     (v) => {
@@ -119,7 +196,8 @@ const settingsSchema = z.object({
     z
       .string()
       .refine((v) => !RESERVED_TENANTS.has(v.toLowerCase()), {
-        message: 'must name one tenant (its GUID or domain); common/organizations/consumers cannot issue app-only tokens',
+        message:
+          'must name one tenant (its GUID or domain); common/organizations/consumers cannot issue app-only tokens',
       })
       .refine((v) => RESERVED_TENANTS.has(v.toLowerCase()) || GUID.test(v) || DOMAIN.test(v), {
         message: 'must be a tenant GUID or domain such as contoso.onmicrosoft.com',
@@ -160,8 +238,12 @@ function parseStorage(env: NodeJS.ProcessEnv, managedIdentityClientId: string | 
     return { kind: 'connectionString', connectionString } as const;
   }
   const accountName = env.AzureWebJobsStorage__accountName?.trim();
-  const tableUrl = env.AzureWebJobsStorage__tableServiceUri?.trim() || (accountName && `https://${accountName}.table.core.windows.net`);
-  const queueUrl = env.AzureWebJobsStorage__queueServiceUri?.trim() || (accountName && `https://${accountName}.queue.core.windows.net`);
+  const tableUrl =
+    env.AzureWebJobsStorage__tableServiceUri?.trim() ||
+    (accountName && `https://${accountName}.table.core.windows.net`);
+  const queueUrl =
+    env.AzureWebJobsStorage__queueServiceUri?.trim() ||
+    (accountName && `https://${accountName}.queue.core.windows.net`);
   if (!tableUrl || !queueUrl) {
     problems.push(
       'AzureWebJobsStorage is missing: set a connection string, or AzureWebJobsStorage__accountName (or both __tableServiceUri and __queueServiceUri) for identity-based access',
@@ -196,7 +278,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     throw new ConfigError(problems);
   }
 
-  const cloudName = (settings.AZURE_CLOUD ?? 'global') as CloudName;
+  const cloudName: CloudName =
+    settings.AZURE_CLOUD && isCloudName(settings.AZURE_CLOUD) ? settings.AZURE_CLOUD : 'global';
   const cloud = CLOUDS[cloudName];
   const graphBaseUrl = trimSlash(settings.GRAPH_BASE_URL ?? cloud.graphBaseUrl);
   const endpoints: CloudEndpoints = {

@@ -37,7 +37,11 @@ export interface GraphRetryPolicy {
 }
 
 /** Creates a Graph client for `config`'s cloud that authenticates with `credential`. */
-export function createGraphClient(config: GatewayConfig, credential: TokenCredential, retry: GraphRetryPolicy = {}): Client {
+export function createGraphClient(
+  config: GatewayConfig,
+  credential: TokenCredential,
+  retry: GraphRetryPolicy = {},
+): Client {
   const graphHost = new URL(config.endpoints.graphBaseUrl).hostname;
   const maxRetryAfter = retry.maxRetryAfterSeconds ?? 60;
   const retryOptions = new RetryHandlerOptions(3, retry.maxRetries ?? 3, (_d, _a, _req, _opts, response) => {

@@ -16,12 +16,19 @@ export function healthResponse(): HttpResponseInit {
     return {
       status: 200,
       headers: { 'cache-control': 'no-store' },
-      jsonBody: { status: 'ok', version: APP_VERSION, cloud: config.cloudName, uptimeSeconds: Math.round((Date.now() - STARTED) / 1000) },
+      jsonBody: {
+        status: 'ok',
+        version: APP_VERSION,
+        cloud: config.cloudName,
+        uptimeSeconds: Math.round((Date.now() - STARTED) / 1000),
+      },
     };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     return problemResponse(
-      problem(503, 'configuration-invalid', 'The gateway is not configured', err.problems.join('; '), { settings: err.problems }),
+      problem(503, 'configuration-invalid', 'The gateway is not configured', err.problems.join('; '), {
+        settings: err.problems,
+      }),
     );
   }
 }

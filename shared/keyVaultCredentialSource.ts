@@ -68,7 +68,9 @@ export function parseCredentialSecret(
 
 function certificateMaterial(pem: string, version: string): AppCredentialMaterial {
   if (!/-----BEGIN (RSA |EC |ENCRYPTED )?PRIVATE KEY-----/.test(pem)) {
-    throw new CredentialFormatError('The certificate in Key Vault has no private key: it must be exportable (a Key Vault certificate with an exportable key policy).');
+    throw new CredentialFormatError(
+      'The certificate in Key Vault has no private key: it must be exportable (a Key Vault certificate with an exportable key policy).',
+    );
   }
   const certBlock = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem);
   if (!certBlock) throw new CredentialFormatError('The PEM in Key Vault holds no certificate.');
@@ -89,7 +91,9 @@ function pkcs12ToPem(base64: string): string {
     const der = forge.util.decode64(base64.replace(/\s+/g, ''));
     p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(der), '');
   } catch {
-    throw new CredentialFormatError('The PKCS#12 in Key Vault cannot be read without a password; store the certificate in Key Vault with an exportable key.');
+    throw new CredentialFormatError(
+      'The PKCS#12 in Key Vault cannot be read without a password; store the certificate in Key Vault with an exportable key.',
+    );
   }
   const keyBags = [
     ...(p12.getBags({ bagType: forge.pki.oids.pkcs8ShroudedKeyBag })[forge.pki.oids.pkcs8ShroudedKeyBag] ?? []),
@@ -99,7 +103,7 @@ function pkcs12ToPem(base64: string): string {
   const key = keyBags.find((b) => b.key)?.key;
   if (!key) throw new CredentialFormatError('The PKCS#12 in Key Vault holds no private key.');
   const certs = certBags.flatMap((b) => (b.cert ? [forge.pki.certificateToPem(b.cert)] : []));
-  return `${forge.pki.privateKeyInfoToPem(forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(key as forge.pki.rsa.PrivateKey)))}${certs.join('')}`;
+  return `${forge.pki.privateKeyInfoToPem(forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(key)))}${certs.join('')}`;
 }
 
 /** Key Vault could not give the credential; the message says what to fix in Azure. */
@@ -115,7 +119,9 @@ export class KeyVaultAccessError extends Error {
 
   /** Maps a Key Vault SDK failure to an actionable message. */
   static from(err: unknown, vaultUrl: string, name: string, identityClientId?: string): KeyVaultAccessError {
-    const who = identityClientId ? `the managed identity (client id ${identityClientId})` : 'the signed-in identity (DefaultAzureCredential)';
+    const who = identityClientId
+      ? `the managed identity (client id ${identityClientId})`
+      : 'the signed-in identity (DefaultAzureCredential)';
     if (err instanceof RestError) {
       if (err.statusCode === 403) {
         return new KeyVaultAccessError(
@@ -136,7 +142,9 @@ export class KeyVaultAccessError extends Error {
       }
     }
     const reason = err instanceof Error ? err.message : String(err);
-    return new KeyVaultAccessError(`Could not read '${name}' from ${vaultUrl} as ${who}: ${reason}`, undefined, { cause: err });
+    return new KeyVaultAccessError(`Could not read '${name}' from ${vaultUrl} as ${who}: ${reason}`, undefined, {
+      cause: err,
+    });
   }
 }
 

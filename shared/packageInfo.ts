@@ -14,4 +14,6 @@ export function appRoot(start: string = __dirname): string {
 }
 
 /** The app's version from package.json. */
-export const APP_VERSION: string = (JSON.parse(readFileSync(join(appRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+export const APP_VERSION: string = (
+  JSON.parse(readFileSync(join(appRoot(), 'package.json'), 'utf8')) as { version: string }
+).version;

@@ -17,7 +17,13 @@ export interface ProblemDocument {
 }
 
 /** Builds a problem document whose `type` is `{PROBLEM_TYPE_BASE}{slug}`. */
-export function problem(status: number, slug: string, title: string, detail: string, extensions: Record<string, unknown> = {}): ProblemDocument {
+export function problem(
+  status: number,
+  slug: string,
+  title: string,
+  detail: string,
+  extensions: Record<string, unknown> = {},
+): ProblemDocument {
   return { type: `${PROBLEM_TYPE_BASE}${slug}`, title, status, detail, ...extensions };
 }
 

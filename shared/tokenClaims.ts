@@ -40,7 +40,7 @@ export function explainToken(accessToken: string): TokenExplanation {
     throw new TokenDecodeError('The access token is not a JWT whose payload can be decoded.');
   }
   if (!claims || typeof claims !== 'object') throw new TokenDecodeError('The access token payload is not an object.');
-  const str = (name: string) => (typeof claims[name] === 'string' ? (claims[name] as string) : undefined);
+  const str = (name: string) => (typeof claims[name] === 'string' ? claims[name] : undefined);
   const acr = str('appidacr') ?? str('azpacr');
   return {
     roles: Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : [],

@@ -17,7 +17,12 @@ export interface TokenBenchResult {
   msPerToken: number;
 }
 
-async function measure(ctx: BenchContext, name: string, calls: number, getToken: () => Promise<unknown>): Promise<TokenBenchResult> {
+async function measure(
+  ctx: BenchContext,
+  name: string,
+  calls: number,
+  getToken: () => Promise<unknown>,
+): Promise<TokenBenchResult> {
   const tokensBefore = ctx.cloud.entra.tokenRequests.length;
   const vaultBefore = ctx.cloud.keyVault.requests.filter((r) => r.status === 200).length;
   const started = process.hrtime.bigint();
@@ -43,12 +48,20 @@ export async function runTokenBench(ctx: BenchContext): Promise<TokenBenchResult
   const naive = await measure(ctx, 'naive (per call: read Key Vault, new credential)', naiveCalls, async () => {
     const material = await source.read();
     if (material.kind !== 'certificate') throw new Error('bench expects a certificate');
-    const credential = new ClientCertificateCredential(ctx.config.tenantId, ctx.config.clientId, { certificate: material.pem }, {
-      authorityHost: ctx.config.endpoints.authorityHost,
-      disableInstanceDiscovery: true,
-    });
+    const credential = new ClientCertificateCredential(
+      ctx.config.tenantId,
+      ctx.config.clientId,
+      { certificate: material.pem },
+      {
+        authorityHost: ctx.config.endpoints.authorityHost,
+        disableInstanceDiscovery: true,
+      },
+    );
     return credential.getToken(scope);
   });
   const scale = 1000 / naiveCalls;
-  return [gateway, { ...naive, calls: 1000, tokenRequests: naive.tokenRequests * scale, keyVaultReads: naive.keyVaultReads * scale }];
+  return [
+    gateway,
+    { ...naive, calls: 1000, tokenRequests: naive.tokenRequests * scale, keyVaultReads: naive.keyVaultReads * scale },
+  ];
 }

@@ -41,14 +41,26 @@ export function azuriteConnectionString(queuePort: number, tablePort: number): s
 }
 
 /** Starts Azurite's queue and table services; resolves once both accept connections. */
-export async function startAzurite(options: { projectRoot: string; queuePort?: number; tablePort?: number }): Promise<RunningAzurite> {
+export async function startAzurite(options: {
+  projectRoot: string;
+  queuePort?: number;
+  tablePort?: number;
+}): Promise<RunningAzurite> {
   const queuePort = options.queuePort ?? (await freePort());
   const tablePort = options.tablePort ?? (await freePort());
   const cli = join(options.projectRoot, 'node_modules', 'azurite', 'dist', 'src');
   const common = ['--silent', '--inMemoryPersistence', '--disableTelemetry', '--skipApiVersionCheck'];
   const children: ChildProcess[] = [
-    spawn(process.execPath, [join(cli, 'queue', 'main.js'), ...common, '--queueHost', '127.0.0.1', '--queuePort', String(queuePort)], { stdio: ['ignore', 'ignore', 'pipe'] }),
-    spawn(process.execPath, [join(cli, 'table', 'main.js'), ...common, '--tableHost', '127.0.0.1', '--tablePort', String(tablePort)], { stdio: ['ignore', 'ignore', 'pipe'] }),
+    spawn(
+      process.execPath,
+      [join(cli, 'queue', 'main.js'), ...common, '--queueHost', '127.0.0.1', '--queuePort', String(queuePort)],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    ),
+    spawn(
+      process.execPath,
+      [join(cli, 'table', 'main.js'), ...common, '--tableHost', '127.0.0.1', '--tablePort', String(tablePort)],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    ),
   ];
   const stderr: string[] = [];
   for (const child of children) child.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));

@@ -61,10 +61,9 @@ export class EntraEmulator {
   private readonly seenJti = new Set<string>();
   private readonly resources: KnownResource[];
 
-  private constructor(
-    private readonly options: EntraEmulatorOptions,
-    private readonly server: RunningServer,
-  ) {
+  private server!: RunningServer;
+
+  private constructor(private readonly options: EntraEmulatorOptions) {
     this.resources = options.resources ?? [
       { audience: 'https://graph.microsoft.com', graph: true },
       { audience: 'https://vault.azure.net', graph: false },
@@ -73,9 +72,8 @@ export class EntraEmulator {
 
   /** Starts the emulator on a free loopback port. */
   static async start(options: EntraEmulatorOptions): Promise<EntraEmulator> {
-    let emulator: EntraEmulator | undefined;
-    const server = await startHttpsServer(options.ca, (req, res) => emulator!.handle(req, res));
-    emulator = new EntraEmulator(options, server);
+    const emulator = new EntraEmulator(options);
+    emulator.server = await startHttpsServer(options.ca, (req, res) => emulator.handle(req, res));
     return emulator;
   }
 
@@ -126,7 +124,10 @@ export class EntraEmulator {
     const segments = url.pathname.split('/').filter(Boolean);
     const tenantName = segments[0] ?? '';
     const rest = segments.slice(1).join('/');
-    if (req.method === 'GET' && (rest === 'v2.0/.well-known/openid-configuration' || rest === '.well-known/openid-configuration')) {
+    if (
+      req.method === 'GET' &&
+      (rest === 'v2.0/.well-known/openid-configuration' || rest === '.well-known/openid-configuration')
+    ) {
       return this.openIdConfiguration(res, tenantName, rest.startsWith('v2.0'));
     }
     if (req.method === 'GET' && rest === 'discovery/v2.0/keys') {
@@ -141,7 +142,15 @@ export class EntraEmulator {
 
   private openIdConfiguration(res: ServerResponse, tenantName: string, v2: boolean): void {
     if (!this.options.tenant.matches(tenantName) && !RESERVED_TENANTS.has(tenantName.toLowerCase())) {
-      return this.sendError(res, new EntraError(400, 'invalid_tenant', 90002, `AADSTS90002: Tenant '${tenantName}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`));
+      return this.sendError(
+        res,
+        new EntraError(
+          400,
+          'invalid_tenant',
+          90002,
+          `AADSTS90002: Tenant '${tenantName}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
+        ),
+      );
     }
     const tid = this.options.tenant.tenantId;
     const base = `${this.url}/${tenantName}`;
@@ -208,33 +217,68 @@ export class EntraEmulator {
   ): { app: AppRegistration; resource: KnownResource; acr: '1' | '2' } {
     const tenant = this.options.tenant;
     if (RESERVED_TENANTS.has(tenantName.toLowerCase())) {
-      throw new EntraError(400, 'invalid_request', 50059, 'AADSTS50059: No tenant-identifying information found in either the request or implied by any provided credentials.');
+      throw new EntraError(
+        400,
+        'invalid_request',
+        50059,
+        'AADSTS50059: No tenant-identifying information found in either the request or implied by any provided credentials.',
+      );
     }
     if (!tenant.matches(tenantName)) {
-      throw new EntraError(400, 'invalid_request', 90002, `AADSTS90002: Tenant '${tenantName}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`);
+      throw new EntraError(
+        400,
+        'invalid_request',
+        90002,
+        `AADSTS90002: Tenant '${tenantName}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
+      );
     }
     const grantType = form.get('grant_type');
     if (grantType !== 'client_credentials') {
-      throw new EntraError(400, 'unsupported_grant_type', 70003, `AADSTS70003: The app requested an unsupported grant type '${grantType ?? ''}'.`);
+      throw new EntraError(
+        400,
+        'unsupported_grant_type',
+        70003,
+        `AADSTS70003: The app requested an unsupported grant type '${grantType ?? ''}'.`,
+      );
     }
     const clientId = form.get('client_id') ?? '';
     const app = tenant.apps.get(clientId);
     if (!app) {
-      throw new EntraError(400, 'unauthorized_client', 700016, `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${tenantName}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.`);
+      throw new EntraError(
+        400,
+        'unauthorized_client',
+        700016,
+        `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${tenantName}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.`,
+      );
     }
     const scope = form.get('scope') ?? '';
     if (!scope.endsWith('/.default') || scope.includes(' ')) {
-      throw new EntraError(400, 'invalid_scope', 1002012, `AADSTS1002012: The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`);
+      throw new EntraError(
+        400,
+        'invalid_scope',
+        1002012,
+        `AADSTS1002012: The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`,
+      );
     }
     const resource = this.findResource(scope.slice(0, -'/.default'.length));
     if (!resource) {
-      throw new EntraError(400, 'invalid_resource', 500011, `AADSTS500011: The resource principal named ${scope.slice(0, -'/.default'.length)} was not found in the tenant named ${tenantName}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.`);
+      throw new EntraError(
+        400,
+        'invalid_resource',
+        500011,
+        `AADSTS500011: The resource principal named ${scope.slice(0, -'/.default'.length)} was not found in the tenant named ${tenantName}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.`,
+      );
     }
     const secret = form.get('client_secret');
     const assertion = form.get('client_assertion');
     if (assertion !== null) {
       if (form.get('client_assertion_type') !== ASSERTION_TYPE) {
-        throw new EntraError(400, 'invalid_request', 900144, `AADSTS900144: The request body must contain the following parameter: 'client_assertion_type' with value '${ASSERTION_TYPE}'.`);
+        throw new EntraError(
+          400,
+          'invalid_request',
+          900144,
+          `AADSTS900144: The request body must contain the following parameter: 'client_assertion_type' with value '${ASSERTION_TYPE}'.`,
+        );
       }
       this.checkAssertion(app, assertion, tokenEndpoint);
       return { app, resource, acr: '2' };
@@ -243,7 +287,12 @@ export class EntraEmulator {
       this.checkSecret(app, secret);
       return { app, resource, acr: '1' };
     }
-    throw new EntraError(401, 'invalid_client', 7000218, "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+    throw new EntraError(
+      401,
+      'invalid_client',
+      7000218,
+      "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+    );
   }
 
   private checkSecret(app: AppRegistration, secret: string): void {
@@ -253,15 +302,26 @@ export class EntraEmulator {
       return stored.length === given.length && timingSafeEqual(stored, given);
     });
     if (!match) {
-      throw new EntraError(401, 'invalid_client', 7000215, `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${app.clientId}'.`);
+      throw new EntraError(
+        401,
+        'invalid_client',
+        7000215,
+        `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${app.clientId}'.`,
+      );
     }
     if (match.expiresOn && match.expiresOn.getTime() < Date.now()) {
-      throw new EntraError(401, 'invalid_client', 7000222, `AADSTS7000222: The provided client secret keys for app '${app.clientId}' are expired. Visit the Azure portal to create new keys for your app.`);
+      throw new EntraError(
+        401,
+        'invalid_client',
+        7000222,
+        `AADSTS7000222: The provided client secret keys for app '${app.clientId}' are expired. Visit the Azure portal to create new keys for your app.`,
+      );
     }
   }
 
   private checkAssertion(app: AppRegistration, assertion: string, tokenEndpoint: string): void {
-    const invalid = (code: number, text: string) => new EntraError(401, 'invalid_client', code, `AADSTS${code}: ${text}`);
+    const invalid = (code: number, text: string) =>
+      new EntraError(401, 'invalid_client', code, `AADSTS${code}: ${text}`);
     const parts = assertion.split('.');
     const header = decodeJwtPart(parts[0]);
     const claims = decodeJwtPart(parts[1]);
@@ -270,9 +330,14 @@ export class EntraEmulator {
     }
     const x5tS256 = header['x5t#S256'];
     const x5t = header.x5t;
-    const certificate = app.certificates.find((c) => (typeof x5tS256 === 'string' ? c.sha256 === x5tS256 : c.sha1 === x5t));
+    const certificate = app.certificates.find((c) =>
+      typeof x5tS256 === 'string' ? c.sha256 === x5tS256 : c.sha1 === x5t,
+    );
     if (!certificate) {
-      throw invalid(700027, `The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '${String(x5tS256 ?? x5t)}'.]`);
+      throw invalid(
+        700027,
+        `The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '${String(x5tS256 ?? x5t)}'.]`,
+      );
     }
     const key = createPublicKey(certificate.certPem);
     const data = Buffer.from(`${parts[0]}.${parts[1]}`);
@@ -281,24 +346,39 @@ export class EntraEmulator {
       header.alg === 'RS256'
         ? verifySignature('RSA-SHA256', data, key, signature)
         : header.alg === 'PS256'
-          ? verifySignature('RSA-SHA256', data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, signature)
+          ? verifySignature(
+              'RSA-SHA256',
+              data,
+              { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 },
+              signature,
+            )
           : false;
     if (!signed) {
       throw invalid(700027, 'Client assertion failed signature validation.');
     }
     if (claims.aud !== tokenEndpoint) {
-      throw invalid(50012, `Client assertion audience claim does not match Realm issuer. Expected '${tokenEndpoint}', got '${String(claims.aud)}'.`);
+      throw invalid(
+        50012,
+        `Client assertion audience claim does not match Realm issuer. Expected '${tokenEndpoint}', got '${String(claims.aud)}'.`,
+      );
     }
     if (claims.iss !== app.clientId || claims.sub !== app.clientId) {
       throw invalid(700021, "Client assertion application identifier doesn't match 'client_id' parameter.");
     }
     const now = Math.floor(Date.now() / 1000);
     const skew = 300;
-    if (typeof claims.exp !== 'number' || claims.exp + skew < now || (typeof claims.nbf === 'number' && claims.nbf - skew > now)) {
+    if (
+      typeof claims.exp !== 'number' ||
+      claims.exp + skew < now ||
+      (typeof claims.nbf === 'number' && claims.nbf - skew > now)
+    ) {
       throw invalid(700024, 'Client assertion is not within its valid time range.');
     }
     if (claims.exp - now > 600 + skew) {
-      throw invalid(700024, 'Client assertion contains an invalid expiration: it must not be more than 10 minutes in the future.');
+      throw invalid(
+        700024,
+        'Client assertion contains an invalid expiration: it must not be more than 10 minutes in the future.',
+      );
     }
     if (typeof claims.jti !== 'string' || claims.jti === '') {
       throw invalid(50027, "Client assertion is missing the 'jti' claim.");
@@ -312,7 +392,10 @@ export class EntraEmulator {
   private sendError(res: ServerResponse, err: EntraError): void {
     const traceId = randomUUID();
     const correlationId = randomUUID();
-    const timestamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+    const timestamp = new Date()
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z$/, 'Z');
     sendJson(res, err.status, {
       error: err.error,
       error_description: `${err.description}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ${correlationId}\r\nTimestamp: ${timestamp}`,

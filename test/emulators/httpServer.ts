@@ -37,7 +37,9 @@ function wrap(handler: Handler) {
       .then(() => handler(req, res))
       .catch((err: unknown) => {
         if (!res.headersSent) {
-          sendJson(res, 500, { error: { code: 'EmulatorBug', message: String(err instanceof Error ? err.stack : err) } });
+          sendJson(res, 500, {
+            error: { code: 'EmulatorBug', message: String(err instanceof Error ? err.stack : err) },
+          });
         } else {
           res.destroy();
         }
@@ -85,9 +87,18 @@ export async function readBody(req: IncomingMessage, limit = 200 * 1024 * 1024):
 }
 
 /** Sends `body` as JSON with `status` and extra headers. */
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
 

@@ -51,18 +51,16 @@ export class KeyVaultEmulator {
   private readonly secrets = new Map<string, SecretVersion[]>();
   private readonly resource: string;
 
-  private constructor(
-    private readonly options: KeyVaultEmulatorOptions,
-    private readonly server: RunningServer,
-  ) {
+  private server!: RunningServer;
+
+  private constructor(private readonly options: KeyVaultEmulatorOptions) {
     this.resource = options.resource ?? 'https://vault.azure.net';
   }
 
   /** Starts the vault on a free loopback port. */
   static async start(options: KeyVaultEmulatorOptions): Promise<KeyVaultEmulator> {
-    let vault: KeyVaultEmulator | undefined;
-    const server = await startHttpsServer(options.ca, (req, res) => vault!.handle(req, res));
-    vault = new KeyVaultEmulator(options, server);
+    const vault = new KeyVaultEmulator(options);
+    vault.server = await startHttpsServer(options.ca, (req, res) => vault.handle(req, res));
     return vault;
   }
 
@@ -165,14 +163,23 @@ export class KeyVaultEmulator {
     const versions = this.secrets.get(name.toLowerCase());
     const found = versionId ? versions?.find((v) => v.version === versionId) : versions?.at(-1);
     if (!found) {
-      return error(404, 'SecretNotFound', `A secret with (name/id) ${name}${versionId ? `/${versionId}` : ''} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`);
+      return error(
+        404,
+        'SecretNotFound',
+        `A secret with (name/id) ${name}${versionId ? `/${versionId}` : ''} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`,
+      );
     }
     if (!found.enabled) {
       return error(403, 'Forbidden', 'Operation get is not allowed on a disabled secret.', 'SecretDisabled');
     }
     const now = Date.now();
     if ((found.notBefore && found.notBefore.getTime() > now) || (found.expiresOn && found.expiresOn.getTime() < now)) {
-      return error(403, 'Forbidden', 'Operation get is not allowed on an expired or not yet valid secret.', 'SecretDisabled');
+      return error(
+        403,
+        'Forbidden',
+        'Operation get is not allowed on an expired or not yet valid secret.',
+        'SecretDisabled',
+      );
     }
     const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
     reply(200, {

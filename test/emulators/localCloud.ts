@@ -77,7 +77,10 @@ export class LocalCloud {
       }).version;
       return { version, secret };
     }
-    const certificate = createCertificate({ commonName: 'mail-gateway', notAfter: new Date(Date.now() + 365 * 86_400_000) });
+    const certificate = createCertificate({
+      commonName: 'mail-gateway',
+      notAfter: new Date(Date.now() + 365 * 86_400_000),
+    });
     this.tenant.addCertificate(this.app, certificate.certPem);
     const version = this.keyVault.importCertificate(
       this.credentialName,

@@ -25,17 +25,17 @@ export class ManagedIdentityEndpoint {
   /** The identity used when a request names none (the system-assigned one), if any. */
   systemAssigned?: ManagedIdentityRecord;
 
+  private server!: RunningServer;
+
   private constructor(
     private readonly tenant: EmulatedTenant,
     private readonly entra: EntraEmulator,
-    private readonly server: RunningServer,
   ) {}
 
   /** Starts the endpoint on a free loopback port. */
   static async start(tenant: EmulatedTenant, entra: EntraEmulator): Promise<ManagedIdentityEndpoint> {
-    let endpoint: ManagedIdentityEndpoint | undefined;
-    const server = await startHttpServer((req, res) => endpoint!.handle(req, res));
-    endpoint = new ManagedIdentityEndpoint(tenant, entra, server);
+    const endpoint = new ManagedIdentityEndpoint(tenant, entra);
+    endpoint.server = await startHttpServer((req, res) => endpoint.handle(req, res));
     return endpoint;
   }
 

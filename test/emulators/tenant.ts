@@ -64,7 +64,9 @@ export class EmulatedTenant {
   ) {}
 
   /** Registers an app; by default every Graph role is consented. */
-  registerApp(options: { displayName?: string; graphRoles?: readonly string[]; clientId?: string } = {}): AppRegistration {
+  registerApp(
+    options: { displayName?: string; graphRoles?: readonly string[]; clientId?: string } = {},
+  ): AppRegistration {
     const app: AppRegistration = {
       clientId: options.clientId ?? randomUUID(),
       displayName: options.displayName ?? 'Mail gateway',

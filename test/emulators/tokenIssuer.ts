@@ -2,7 +2,15 @@
  * Signs and verifies the emulated Entra ID's JWT access tokens (RS256). Entra issues them; Graph and Key Vault
  * verify them the way the real services do: signature, audience, lifetime.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomUUID,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 
 /** Claims of an app-only access token (v1 shape, as Graph receives them). */
 export interface AccessTokenClaims {
@@ -29,7 +37,8 @@ export interface AccessTokenClaims {
 export type TokenRejection = 'malformed' | 'signature' | 'expired' | 'notYetValid' | 'audience';
 
 /** Result of {@link TokenIssuer.verify}. */
-export type VerifyResult = { ok: true; claims: AccessTokenClaims } | { ok: false; reason: TokenRejection; message: string };
+export type VerifyResult =
+  { ok: true; claims: AccessTokenClaims } | { ok: false; reason: TokenRejection; message: string };
 
 /** Decodes a base64url JWT segment as JSON, or undefined. */
 export function decodeJwtPart(part: string | undefined): Record<string, unknown> | undefined {

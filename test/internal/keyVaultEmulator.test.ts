@@ -17,10 +17,22 @@ describe('Key Vault emulator', () => {
 
   function token(oid: string, aud = 'https://vault.azure.net'): string {
     const now = Math.floor(Date.now() / 1000);
-    return issuer.sign({ aud, tid: tenant.tenantId, oid, appid: oid, idtyp: 'app', iat: now, nbf: now, exp: now + 3600 });
+    return issuer.sign({
+      aud,
+      tid: tenant.tenantId,
+      oid,
+      appid: oid,
+      idtyp: 'app',
+      iat: now,
+      nbf: now,
+      exp: now + 3600,
+    });
   }
 
-  async function get(path: string, bearer?: string): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
+  async function get(
+    path: string,
+    bearer?: string,
+  ): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
     const res = await fetch(`${vault.url}${path}`, { headers: bearer ? { authorization: `Bearer ${bearer}` } : {} });
     return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> };
   }
@@ -38,7 +50,9 @@ describe('Key Vault emulator', () => {
   });
 
   it('refuses a token for another audience and a caller without Key Vault Secrets User', async () => {
-    expect((await get('/secrets/x?api-version=7.6', token(reader.principalId, 'https://graph.microsoft.com'))).status).toBe(401);
+    expect(
+      (await get('/secrets/x?api-version=7.6', token(reader.principalId, 'https://graph.microsoft.com'))).status,
+    ).toBe(401);
     const denied = await get('/secrets/x?api-version=7.6', token(outsider.principalId));
     expect(denied.status).toBe(403);
     expect(denied.body.error).toMatchObject({ code: 'Forbidden', innererror: { code: 'ForbiddenByRbac' } });
@@ -50,8 +64,15 @@ describe('Key Vault emulator', () => {
     const bearer = token(reader.principalId);
 
     const latest = await get('/secrets/cred/?api-version=7.6', bearer);
-    expect(latest.body).toMatchObject({ value: 'two', id: `${vault.url}/secrets/cred/${second.version}`, attributes: { enabled: true, exp: 1893456000 } });
-    expect((await get(`/secrets/cred/${first.version}?api-version=7.6`, bearer)).body).toMatchObject({ value: 'one', contentType: 'text/plain' });
+    expect(latest.body).toMatchObject({
+      value: 'two',
+      id: `${vault.url}/secrets/cred/${second.version}`,
+      attributes: { enabled: true, exp: 1893456000 },
+    });
+    expect((await get(`/secrets/cred/${first.version}?api-version=7.6`, bearer)).body).toMatchObject({
+      value: 'one',
+      contentType: 'text/plain',
+    });
 
     vault.setEnabled('cred', first.version, false);
     const disabled = await get(`/secrets/cred/${first.version}?api-version=7.6`, bearer);

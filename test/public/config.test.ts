@@ -77,7 +77,14 @@ describe('required settings', () => {
       }
     })() as ConfigError;
     expect(err.problems.map((p) => p.split(' ')[0]).sort()).toEqual(
-      ['APP_CREDENTIAL_NAME', 'AZURE_CLOUD', 'AzureWebJobsStorage', 'ENTRA_CLIENT_ID', 'ENTRA_TENANT_ID', 'KEY_VAULT_URL'].sort(),
+      [
+        'APP_CREDENTIAL_NAME',
+        'AZURE_CLOUD',
+        'AzureWebJobsStorage',
+        'ENTRA_CLIENT_ID',
+        'ENTRA_TENANT_ID',
+        'KEY_VAULT_URL',
+      ].sort(),
     );
     expect(err.message).toContain('ENTRA_TENANT_ID is missing');
   });
@@ -123,7 +130,11 @@ describe('endpoint overrides', () => {
     // The token audience stays the cloud's Graph: an emulator stands in for it at another address.
     expect(config.endpoints.graphScope).toBe('https://graph.microsoft.com/.default');
     expect(config.customAuthority).toBe(true);
-    expect(config.keyVault).toEqual({ url: 'https://127.0.0.1:4003', credentialName: 'mail-gateway-credential', verifyChallengeResource: false });
+    expect(config.keyVault).toEqual({
+      url: 'https://127.0.0.1:4003',
+      credentialName: 'mail-gateway-credential',
+      verifyChallengeResource: false,
+    });
   });
 
   it('takes a Graph scope override', () => {
@@ -135,7 +146,10 @@ describe('endpoint overrides', () => {
 
 describe('storage settings', () => {
   it('accepts a connection string', () => {
-    expect(loadConfig(VALID).storage).toEqual({ kind: 'connectionString', connectionString: 'UseDevelopmentStorage=true' });
+    expect(loadConfig(VALID).storage).toEqual({
+      kind: 'connectionString',
+      connectionString: 'UseDevelopmentStorage=true',
+    });
   });
 
   it('accepts identity-based properties, defaulting the client id to the managed identity', () => {
@@ -155,9 +169,13 @@ describe('the settings list is documented everywhere', () => {
   const family = (name: string) => name.split('__')[0];
   const hostOnly = new Set(['FUNCTIONS_WORKER_RUNTIME']);
 
-  it('local.settings.sample.json holds exactly the app settings (plus the host\'s own), with valid values', () => {
-    const sample = JSON.parse(readFileSync(join(ROOT, 'local.settings.sample.json'), 'utf8')) as { Values: Record<string, string> };
-    const names = Object.keys(sample.Values).filter((n) => !hostOnly.has(n)).map(family);
+  it("local.settings.sample.json holds exactly the app settings (plus the host's own), with valid values", () => {
+    const sample = JSON.parse(readFileSync(join(ROOT, 'local.settings.sample.json'), 'utf8')) as {
+      Values: Record<string, string>;
+    };
+    const names = Object.keys(sample.Values)
+      .filter((n) => !hostOnly.has(n))
+      .map(family);
     expect([...new Set(names)].sort()).toEqual([...appSettings].sort());
     expect(() => loadConfig(sample.Values)).not.toThrow();
   });

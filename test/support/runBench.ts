@@ -19,7 +19,12 @@ async function benchmarks(caDir: string): Promise<void> {
     console.log('Token benchmark: Entra token requests and Key Vault reads per 1,000 Graph calls');
     console.log('client'.padEnd(52), 'token requests', 'Key Vault reads', 'ms/token');
     for (const r of await runTokenBench({ cloud, config })) {
-      console.log(r.name.padEnd(52), String(r.tokenRequests).padStart(14), String(r.keyVaultReads).padStart(15), r.msPerToken.toFixed(3).padStart(8));
+      console.log(
+        r.name.padEnd(52),
+        String(r.tokenRequests).padStart(14),
+        String(r.keyVaultReads).padStart(15),
+        r.msPerToken.toFixed(3).padStart(8),
+      );
     }
   } finally {
     await cloud.close();

@@ -30,7 +30,12 @@ async function main(): Promise<number> {
     const code = await new Promise<number>((resolve) => {
       const child = spawn(
         process.execPath,
-        [join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '--json', `--outputFile=${resultsPath}`, ...process.argv.slice(2)],
+        [
+          join(root, 'node_modules', 'jest', 'bin', 'jest.js'),
+          '--json',
+          `--outputFile=${resultsPath}`,
+          ...process.argv.slice(2),
+        ],
         {
           cwd: root,
           stdio: 'inherit',

@@ -38,7 +38,8 @@ let started = false;
  * is only one), so tests vary the tenant (consent, credentials) instead of starting another cloud.
  */
 export async function startTestCloud(options: Omit<LocalCloudOptions, 'ca'> = {}): Promise<TestCloud> {
-  if (started) throw new Error('startTestCloud: one local cloud per test file (MSAL caches the managed-identity endpoint)');
+  if (started)
+    throw new Error('startTestCloud: one local cloud per test file (MSAL caches the managed-identity endpoint)');
   started = true;
   const cloud = await LocalCloud.start({ ca: testCa(), ...options });
   const settings = { ...cloud.settings(), AzureWebJobsStorage: azuriteConnectionString() };
