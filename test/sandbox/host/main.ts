@@ -1,0 +1,69 @@
+/**
+ * Entry point: `node dist/test/sandbox/host/main.js` runs the built app on the local Functions host.
+ *
+ * Environment: `PORT` (default 7071), `SANDBOX_FUNCTION_KEY` and `SANDBOX_MASTER_KEY` (required; never printed
+ * here, the launcher shows them), `SANDBOX_HOST_LOG_LEVEL` (`debug`, `information` (default), `warning`, `error`).
+ * App settings (`%NAME%` expressions, `AzureWebJobsStorage`, ...) are read from the environment as well.
+ */
+import { describeError, type HostLogLevel } from './invoker';
+import { consoleLogger, LocalFunctionsHost } from './localHost';
+import { findProjectRoot } from './projectConfig';
+
+async function main(): Promise<void> {
+  const port = parsePort(process.env.PORT);
+  const functionKey = requiredEnv('SANDBOX_FUNCTION_KEY');
+  const masterKey = requiredEnv('SANDBOX_MASTER_KEY');
+  const logger = consoleLogger(parseLevel(process.env.SANDBOX_HOST_LOG_LEVEL));
+  // Walk up rather than hard-coding "../../..": the compiled file's depth under dist/ is a build detail.
+  const projectRoot = findProjectRoot(__dirname);
+
+  const host = await LocalFunctionsHost.start({ projectRoot, port, functionKey, masterKey, logger });
+  console.log(`Local Functions host for ${projectRoot} is listening on ${host.url}`);
+  for (const line of host.describeFunctions()) console.log(`  ${line}`);
+
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      // A second Ctrl+C means "now", even if an invocation is still running.
+      process.exit(130);
+    }
+    stopping = true;
+    logger('information', `${signal} received; stopping (waiting for running invocations)`);
+    host.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(`Stopping the local Functions host failed: ${describeError(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+}
+
+function parsePort(value: string | undefined): number {
+  if (value === undefined || value.trim() === '') return 7071;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`PORT must be a port number, got "${value}"`);
+  return port;
+}
+
+function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === '') throw new Error(`${name} must be set`);
+  return value;
+}
+
+function parseLevel(value: string | undefined): HostLogLevel {
+  const levels: readonly HostLogLevel[] = ['trace', 'debug', 'information', 'warning', 'error', 'critical'];
+  const level = (value ?? '').toLowerCase();
+  return levels.find((l) => l === level) ?? 'information';
+}
+
+main().catch((err: unknown) => {
+  // Startup failures are configuration problems; the message names the culprit and a stack would bury it.
+  const message = err instanceof Error ? err.message : describeError(err);
+  console.error(`Local Functions host failed to start: ${message}`);
+  process.exitCode = 1;
+});
