@@ -1,0 +1,9 @@
+import { app } from '@azure/functions';
+import { diagnosticsResponse } from '../shared/diagnosticsResponse';
+
+app.http('diagnostics', {
+  methods: ['GET'],
+  authLevel: 'admin',
+  route: 'diagnostics',
+  handler: () => diagnosticsResponse(),
+});

@@ -1,0 +1,141 @@
+/**
+ * "Is everything wired right?": checks configuration, the Key Vault read, the credential's expiry, the token Entra
+ * issues and the Graph permissions the gateway needs, and says what to fix for each failure. Reports claims and
+ * dates only, never a token, secret or certificate.
+ */
+import type { AppCredential } from './appCredential';
+import type { GatewayConfig } from './config';
+import { missingRoles } from './tokenClaims';
+
+/** Graph application permissions the gateway uses (send, large attachments and watching, mailbox lookup). */
+export const REQUIRED_GRAPH_PERMISSIONS = ['Mail.Send', 'Mail.ReadWrite', 'User.Read.All'] as const;
+
+/** Days before expiry from which the credential check warns. */
+export const EXPIRY_WARNING_DAYS = 30;
+
+/** One check's outcome. */
+export interface DiagnosticCheck {
+  name: 'keyVault' | 'credentialExpiry' | 'token' | 'permissions';
+  status: 'ok' | 'warning' | 'failed' | 'skipped';
+  detail: string;
+  [fact: string]: unknown;
+}
+
+/** The whole report. */
+export interface DiagnosticsReport {
+  status: 'ok' | 'warning' | 'failed';
+  cloud: string;
+  endpoints: {
+    authorityHost: string;
+    graphBaseUrl: string;
+    graphScope: string;
+    keyVaultDnsSuffix: string;
+    keyVaultUrl: string;
+  };
+  tenantId: string;
+  clientId: string;
+  readsKeyVaultAs: string;
+  checks: DiagnosticCheck[];
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Runs every check in order; a failed step skips the ones that depend on it. */
+export async function runDiagnostics(
+  config: GatewayConfig,
+  credential: AppCredential,
+  now = Date.now(),
+): Promise<DiagnosticsReport> {
+  const checks: DiagnosticCheck[] = [];
+  const status = await credential.status().catch((err: unknown) => err as Error);
+  if (status instanceof Error) {
+    checks.push({ name: 'keyVault', status: 'failed', detail: message(status) });
+    checks.push({ name: 'credentialExpiry', status: 'skipped', detail: 'Key Vault could not be read.' });
+  } else {
+    checks.push({
+      name: 'keyVault',
+      status: 'ok',
+      detail: `Read ${status.kind} '${config.keyVault.credentialName}' version ${status.version}.`,
+      kind: status.kind,
+      version: status.version,
+      ...(status.thumbprint ? { thumbprint: status.thumbprint } : {}),
+    });
+    const days = status.expiresOn ? Math.floor((status.expiresOn.getTime() - now) / 86_400_000) : undefined;
+    checks.push(
+      days === undefined
+        ? {
+            name: 'credentialExpiry',
+            status: 'warning',
+            detail: 'Key Vault holds no expiry date for the credential; set one so rotation is not forgotten.',
+          }
+        : {
+            name: 'credentialExpiry',
+            status: days < 0 ? 'failed' : days < EXPIRY_WARNING_DAYS ? 'warning' : 'ok',
+            detail:
+              days < 0
+                ? `The ${status.kind} expired on ${status.expiresOn!.toISOString()}: add a new one to the app registration and Key Vault.`
+                : `The ${status.kind} expires on ${status.expiresOn!.toISOString()} (${days} days)${days < EXPIRY_WARNING_DAYS ? ': rotate it now (add the new one to the app registration, then to Key Vault)' : ''}.`,
+            expiresOn: status.expiresOn!.toISOString(),
+            daysLeft: days,
+          },
+    );
+  }
+
+  const explanation =
+    status instanceof Error ? undefined : await credential.explainGraphToken().catch((err: unknown) => err as Error);
+  if (explanation === undefined) {
+    checks.push({ name: 'token', status: 'skipped', detail: 'No credential to request a token with.' });
+  } else if (explanation instanceof Error) {
+    checks.push({
+      name: 'token',
+      status: 'failed',
+      detail: `Entra ID refused a token for ${config.endpoints.graphScope}: ${message(explanation)}`,
+    });
+  } else {
+    checks.push({
+      name: 'token',
+      status: explanation.tenantId === config.tenantId || !/^[0-9a-f-]{36}$/i.test(config.tenantId) ? 'ok' : 'failed',
+      detail: `Token for ${explanation.audience ?? '?'} issued to app ${explanation.appId ?? '?'} in tenant ${explanation.tenantId ?? '?'} (${explanation.credentialType ?? 'unknown'} credential).`,
+      roles: explanation.roles,
+      tenantId: explanation.tenantId,
+      appId: explanation.appId,
+      identityType: explanation.identityType,
+      expiresOn: explanation.expiresOn?.toISOString(),
+    });
+  }
+
+  if (explanation === undefined || explanation instanceof Error) {
+    checks.push({ name: 'permissions', status: 'skipped', detail: 'No token to inspect.' });
+  } else {
+    const missing = missingRoles(explanation.roles, REQUIRED_GRAPH_PERMISSIONS);
+    checks.push(
+      missing.length === 0
+        ? { name: 'permissions', status: 'ok', detail: `Granted: ${REQUIRED_GRAPH_PERMISSIONS.join(', ')}.`, missing }
+        : {
+            name: 'permissions',
+            status: 'failed',
+            detail: `admin consent not granted for ${missing.join(', ')}: add the Microsoft Graph application permissions in Entra ID (App registrations > API permissions) and select "Grant admin consent".`,
+            missing,
+          },
+    );
+  }
+
+  const worst = checks.some((c) => c.status === 'failed')
+    ? 'failed'
+    : checks.some((c) => c.status === 'warning')
+      ? 'warning'
+      : 'ok';
+  return {
+    status: worst,
+    cloud: config.cloudName,
+    endpoints: { ...config.endpoints, keyVaultUrl: config.keyVault.url },
+    tenantId: config.tenantId,
+    clientId: config.clientId,
+    readsKeyVaultAs: config.managedIdentityClientId
+      ? `user-assigned managed identity ${config.managedIdentityClientId}`
+      : 'DefaultAzureCredential',
+    checks,
+  };
+}

@@ -1,0 +1,23 @@
+/**
+ * The process's long-lived services, created on first use from the validated configuration: one token helper (so
+ * its token cache and Key Vault read are shared by every invocation) and one Graph client.
+ */
+import type { Client } from '@microsoft/microsoft-graph-client';
+import { AppCredential } from './appCredential';
+import { getConfig } from './config';
+import { createGraphClient } from './graphClient';
+
+let credential: AppCredential | undefined;
+let graph: Client | undefined;
+
+/** The process-wide token helper. */
+export function getAppCredential(): AppCredential {
+  credential ??= new AppCredential(getConfig());
+  return credential;
+}
+
+/** The process-wide Graph client, authenticated by {@link getAppCredential}. */
+export function getGraphClient(): Client {
+  graph ??= createGraphClient(getConfig(), getAppCredential());
+  return graph;
+}

@@ -1,0 +1,68 @@
+import { AppCredential } from '../../shared/appCredential';
+import { runDiagnostics } from '../../shared/diagnostics';
+import { GRAPH_APP_ROLES } from '../emulators/tenant';
+import { createCertificate } from '../emulators/testCa';
+import { startTestCloud, type TestCloud } from '../support/testEnv';
+
+let env: TestCloud;
+beforeAll(async () => {
+  env = await startTestCloud();
+});
+afterAll(() => env.close());
+afterEach(() => {
+  env.cloud.app.graphRoles = new Set(GRAPH_APP_ROLES);
+  env.cloud.identity.keyVaultSecretsUser = true;
+});
+
+const run = () => runDiagnostics(env.config, new AppCredential(env.config));
+const check = (report: Awaited<ReturnType<typeof run>>, name: string) => report.checks.find((c) => c.name === name);
+
+describe('diagnostics', () => {
+  it('reports a correctly wired deployment as ok, with the token explained', async () => {
+    const report = await run();
+    expect(report.status).toBe('ok');
+    expect(report.checks.map((c) => [c.name, c.status])).toEqual([
+      ['keyVault', 'ok'],
+      ['credentialExpiry', 'ok'],
+      ['token', 'ok'],
+      ['permissions', 'ok'],
+    ]);
+    expect(check(report, 'token')).toMatchObject({
+      appId: env.cloud.app.clientId,
+      tenantId: env.cloud.tenant.tenantId,
+      identityType: 'app',
+    });
+    expect(JSON.stringify(report)).not.toMatch(/eyJ[\w-]+\.[\w-]+\./); // no JWT anywhere
+  });
+
+  it('names the missing admin consent', async () => {
+    env.cloud.app.graphRoles = new Set(['User.Read.All']);
+    const report = await run();
+    expect(report.status).toBe('failed');
+    expect(check(report, 'permissions')).toMatchObject({
+      status: 'failed',
+      missing: ['Mail.Send', 'Mail.ReadWrite'],
+      detail: expect.stringMatching(/^admin consent not granted for Mail\.Send, Mail\.ReadWrite/) as unknown,
+    });
+  });
+
+  it('says Key Vault cannot be read and skips what depends on it', async () => {
+    env.cloud.identity.keyVaultSecretsUser = false;
+    const report = await run();
+    expect(report.checks.map((c) => c.status)).toEqual(['failed', 'skipped', 'skipped', 'skipped']);
+    expect(check(report, 'keyVault')?.detail).toMatch(/Key Vault Secrets User/);
+  });
+
+  it('warns 30 days ahead of the certificate expiring', async () => {
+    const soon = createCertificate({ commonName: 'mail-gateway', notAfter: new Date(Date.now() + 12 * 86_400_000) });
+    env.cloud.tenant.addCertificate(env.cloud.app, soon.certPem);
+    env.cloud.keyVault.importCertificate(env.cloud.credentialName, soon);
+    const report = await run();
+    expect(report.status).toBe('warning');
+    expect(check(report, 'credentialExpiry')).toMatchObject({
+      status: 'warning',
+      daysLeft: 11,
+      detail: expect.stringMatching(/rotate it now/) as unknown,
+    });
+  });
+});
