@@ -150,6 +150,22 @@ describe('rotation', () => {
   });
 });
 
+describe('without MANAGED_IDENTITY_CLIENT_ID', () => {
+  it('reads Key Vault through DefaultAzureCredential (here it finds the platform identity)', async () => {
+    env.cloud.managedIdentity.systemAssigned = env.cloud.identity;
+    try {
+      const config = { ...env.config, managedIdentityClientId: undefined };
+      const before = env.cloud.managedIdentity.requests.length;
+      await expect(new AppCredential(config).status()).resolves.toMatchObject({ kind: expect.any(String) as unknown });
+      const asked = env.cloud.managedIdentity.requests.slice(before);
+      expect(asked.length).toBeGreaterThanOrEqual(1);
+      expect(asked.every((r) => r.clientId === undefined && r.status === 200)).toBe(true);
+    } finally {
+      env.cloud.managedIdentity.systemAssigned = undefined;
+    }
+  });
+});
+
 describe('Key Vault misconfiguration', () => {
   it('says the managed identity lacks Key Vault Secrets User', async () => {
     env.cloud.identity.keyVaultSecretsUser = false;

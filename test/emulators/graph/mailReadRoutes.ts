@@ -64,27 +64,21 @@ export const MESSAGE_TYPE: SelectableType = {
   errorCode: 'RequestBroker--ParseUri',
 };
 
-/** How `$select` works on mail folders. */
+const MAIL_FOLDER_PROPERTIES = [
+  'id',
+  'displayName',
+  'parentFolderId',
+  'childFolderCount',
+  'unreadItemCount',
+  'totalItemCount',
+  'isHidden',
+];
+
+/** How `$select` works on mail folders (every property is a default one). */
 export const MAIL_FOLDER_TYPE: SelectableType = {
   typeName: 'microsoft.graph.mailFolder',
-  properties: [
-    'id',
-    'displayName',
-    'parentFolderId',
-    'childFolderCount',
-    'unreadItemCount',
-    'totalItemCount',
-    'isHidden',
-  ],
-  defaults: [
-    'id',
-    'displayName',
-    'parentFolderId',
-    'childFolderCount',
-    'unreadItemCount',
-    'totalItemCount',
-    'isHidden',
-  ],
+  properties: MAIL_FOLDER_PROPERTIES,
+  defaults: MAIL_FOLDER_PROPERTIES,
   always: ['id'],
   errorCode: 'RequestBroker--ParseUri',
 };
