@@ -110,6 +110,20 @@ param graphBaseUrl string = ''
 @description('GRAPH_SCOPE: override of the scope requested for Graph tokens (ends with /.default). Empty: use the cloud table.')
 param graphScope string = ''
 
+@description('ALLOWED_SENDERS: mailboxes callers may send as (comma-separated addresses and *@domain patterns).')
+param allowedSenders string
+
+@description('MAX_SEND_REQUEST_MB: largest send request body in MB (1-100).')
+@minValue(1)
+@maxValue(100)
+param maxSendRequestMb int = 50
+
+@description('IDEMPOTENCY_TTL_HOURS: how long Idempotency-Key results are kept.')
+param idempotencyTtlHours int = 24
+
+@description('GRAPH_MAX_WAIT_SECONDS: longest total Retry-After wait per Graph call before answering 503.')
+param graphMaxWaitSeconds int = 30
+
 // ------------------------------------------------------------------------------------------------------------
 // Key Vault
 // ------------------------------------------------------------------------------------------------------------
@@ -282,6 +296,10 @@ var appSettings = {
   'GRAPH_BASE_URL': graphBaseUrl
   'GRAPH_SCOPE': graphScope
   'NODE_EXTRA_CA_CERTS': ''
+  'ALLOWED_SENDERS': allowedSenders
+  'MAX_SEND_REQUEST_MB': string(maxSendRequestMb)
+  'IDEMPOTENCY_TTL_HOURS': string(idempotencyTtlHours)
+  'GRAPH_MAX_WAIT_SECONDS': string(graphMaxWaitSeconds)
   'AzureWebJobsStorage__accountName': storage.outputs.name
   'AzureWebJobsStorage__credential': 'managedidentity'
   'AzureWebJobsStorage__clientId': identity.outputs.clientId

@@ -93,6 +93,33 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description: 'Override of the scope requested for Graph tokens (default {graph}/.default of the cloud).',
   },
   {
+    name: 'ALLOWED_SENDERS',
+    required: true,
+    source: 'app',
+    description:
+      'Mailboxes callers may send as: comma-separated exact addresses and *@domain patterns, e.g. alerts@contoso.com,*@billing.contoso.com. Anything else is refused with 403 before Graph is called.',
+  },
+  {
+    name: 'MAX_SEND_REQUEST_MB',
+    required: false,
+    source: 'app',
+    description:
+      'Largest POST /api/mail/send body accepted, in MB (default 50, at most 100); larger bodies get 413 naming the cap.',
+  },
+  {
+    name: 'IDEMPOTENCY_TTL_HOURS',
+    required: false,
+    source: 'app',
+    description: 'How long an Idempotency-Key and its result are kept (default 24 hours).',
+  },
+  {
+    name: 'GRAPH_MAX_WAIT_SECONDS',
+    required: false,
+    source: 'app',
+    description:
+      'Longest total time one Graph call may spend waiting out 429/503 Retry-After answers (default 30); past it the caller gets 503 with Retry-After.',
+  },
+  {
     name: 'AzureWebJobsStorage',
     required: true,
     source: 'app',
@@ -153,6 +180,14 @@ export interface GatewayConfig {
   credentialRefreshMs: number;
   /** Tables and queues. */
   storage: StorageConfig;
+  /** Sender policy: exact addresses (lower case) and domains allowed by `*@domain` patterns (lower case). */
+  allowedSenders: { addresses: ReadonlySet<string>; domains: ReadonlySet<string> };
+  /** Largest send request body in bytes. */
+  maxSendRequestBytes: number;
+  /** Idempotency record lifetime in milliseconds. */
+  idempotencyTtlMs: number;
+  /** Longest total Retry-After wait per Graph call, in seconds. */
+  graphMaxWaitSeconds: number;
 }
 
 /** Thrown when settings are missing or malformed; `problems` names each setting. */
@@ -188,6 +223,14 @@ const httpsUrl = (what: string) =>
   );
 const guid = (what: string) => z.string().regex(GUID, { message: `must be a GUID (${what})` });
 
+const wholeNumber = (min: number, max: number, unit: string) =>
+  optional()
+    .refine((v) => v === undefined || /^\d+$/.test(v), { message: `must be a whole number of ${unit}` })
+    .transform((v) => (v === undefined ? undefined : Number(v)))
+    .refine((v) => v === undefined || (v >= min && v <= max), { message: `must be between ${min} and ${max} ${unit}` });
+
+const SENDER_ENTRY = /^(\*|[^\s@,*]+)@[a-z0-9.-]+\.[a-z]{2,}$/i;
+
 const settingsSchema = z.object({
   AZURE_CLOUD: optional().refine((v) => v === undefined || isCloudName(v), {
     message: `is not a known cloud; use one of ${CLOUD_NAMES.join(', ')}`,
@@ -209,10 +252,15 @@ const settingsSchema = z.object({
     z.string().regex(/^[0-9a-zA-Z-]{1,127}$/, { message: 'must be a Key Vault object name (letters, digits, dashes)' }),
   ),
   MANAGED_IDENTITY_CLIENT_ID: optional().pipe(guid('the managed identity client id').optional()),
-  CREDENTIAL_REFRESH_MINUTES: optional()
-    .refine((v) => v === undefined || /^\d+$/.test(v), { message: 'must be a whole number of minutes' })
-    .transform((v) => (v === undefined ? undefined : Number(v)))
-    .refine((v) => v === undefined || (v >= 1 && v <= 1440), { message: 'must be between 1 and 1440 minutes' }),
+  CREDENTIAL_REFRESH_MINUTES: wholeNumber(1, 1440, 'minutes'),
+  ALLOWED_SENDERS: present('is missing: name the mailboxes callers may send as').pipe(
+    z.string().refine((v) => v.split(',').every((entry) => SENDER_ENTRY.test(entry.trim())), {
+      message: 'must be comma-separated addresses or *@domain patterns, e.g. alerts@contoso.com,*@billing.contoso.com',
+    }),
+  ),
+  MAX_SEND_REQUEST_MB: wholeNumber(1, 100, 'MB'),
+  IDEMPOTENCY_TTL_HOURS: wholeNumber(1, 24 * 30, 'hours'),
+  GRAPH_MAX_WAIT_SECONDS: wholeNumber(0, 600, 'seconds'),
   ENTRA_AUTHORITY_HOST: optional().pipe(httpsUrl('MSAL refuses a non-https authority').optional()),
   GRAPH_BASE_URL: optional().pipe(httpsUrl('Graph is only served over https').optional()),
   GRAPH_SCOPE: optional().pipe(
@@ -303,6 +351,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     managedIdentityClientId: settings.MANAGED_IDENTITY_CLIENT_ID,
     credentialRefreshMs: (settings.CREDENTIAL_REFRESH_MINUTES ?? 60) * 60_000,
     storage,
+    allowedSenders: parseSenderPolicy(settings.ALLOWED_SENDERS),
+    maxSendRequestBytes: (settings.MAX_SEND_REQUEST_MB ?? 50) * 1024 * 1024,
+    idempotencyTtlMs: (settings.IDEMPOTENCY_TTL_HOURS ?? 24) * 3_600_000,
+    graphMaxWaitSeconds: settings.GRAPH_MAX_WAIT_SECONDS ?? 30,
   };
 }
 
@@ -312,6 +364,16 @@ let cached: GatewayConfig | undefined;
 export function getConfig(): GatewayConfig {
   cached ??= loadConfig(process.env);
   return cached;
+}
+
+function parseSenderPolicy(value: string): GatewayConfig['allowedSenders'] {
+  const addresses = new Set<string>();
+  const domains = new Set<string>();
+  for (const entry of value.split(',').map((e) => e.trim().toLowerCase())) {
+    if (entry.startsWith('*@')) domains.add(entry.slice(2));
+    else addresses.add(entry);
+  }
+  return { addresses, domains };
 }
 
 function trimSlash(url: string): string {

@@ -30,10 +30,20 @@ const SDK_GRAPH_HOSTS = new Set([
 
 /** Retry policy for 429/503/504 answers. */
 export interface GraphRetryPolicy {
-  /** Retries after the first attempt (default 3, at most 10). */
+  /** Retries after the first attempt (default 5, at most 10). */
   maxRetries?: number;
-  /** Longest `Retry-After` the client will wait in seconds; a longer one is returned to the caller (default 60). */
-  maxRetryAfterSeconds?: number;
+  /** Longest total wait per call in seconds; a retry that would exceed it is not made (default 30). */
+  maxTotalWaitSeconds?: number;
+}
+
+/** Seconds a 429/503 answer asks to wait: `Retry-After` as seconds (fractional too) or an HTTP date. */
+export function retryAfterSeconds(headers: { get(name: string): string | null } | undefined): number | undefined {
+  const value = headers?.get('Retry-After');
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, (date - Date.now()) / 1000);
 }
 
 /** Creates a Graph client for `config`'s cloud that authenticates with `credential`. */
@@ -43,11 +53,17 @@ export function createGraphClient(
   retry: GraphRetryPolicy = {},
 ): Client {
   const graphHost = new URL(config.endpoints.graphBaseUrl).hostname;
-  const maxRetryAfter = retry.maxRetryAfterSeconds ?? 60;
-  const retryOptions = new RetryHandlerOptions(3, retry.maxRetries ?? 3, (_d, _a, _req, _opts, response) => {
+  const budget = retry.maxTotalWaitSeconds ?? 30;
+  // The SDK keeps one options object per call across its retries: the key for "time already waited".
+  const waited = new WeakMap<object, number>();
+  const retryOptions = new RetryHandlerOptions(1, retry.maxRetries ?? 5, (delay, attempt, _req, options, response) => {
+    const wait = retryAfterSeconds(response.headers) ?? delay * 2 ** attempt;
+    const key = options ?? {};
+    const spent = waited.get(key) ?? 0;
     // Waiting longer than the caller can afford is worse than answering "try later" now.
-    const retryAfter = Number(response.headers.get('Retry-After'));
-    return !(Number.isFinite(retryAfter) && retryAfter > maxRetryAfter);
+    if (spent + wait > budget) return false;
+    waited.set(key, spent + wait);
+    return true;
   });
   const authentication = new AuthenticationHandler(
     new TokenCredentialAuthenticationProvider(credential, { scopes: [config.endpoints.graphScope] }),

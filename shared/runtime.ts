@@ -6,9 +6,13 @@ import type { Client } from '@microsoft/microsoft-graph-client';
 import { AppCredential } from './appCredential';
 import { getConfig } from './config';
 import { createGraphClient } from './graphClient';
+import { IdempotencyStore } from './mail/idempotencyStore';
+import { MailSender } from './mail/mailSender';
+import type { SendMailDependencies } from './mail/sendMailHandler';
 
 let credential: AppCredential | undefined;
 let graph: Client | undefined;
+let sendDependencies: SendMailDependencies | undefined;
 
 /** The process-wide token helper. */
 export function getAppCredential(): AppCredential {
@@ -18,6 +22,19 @@ export function getAppCredential(): AppCredential {
 
 /** The process-wide Graph client, authenticated by {@link getAppCredential}. */
 export function getGraphClient(): Client {
-  graph ??= createGraphClient(getConfig(), getAppCredential());
+  graph ??= createGraphClient(getConfig(), getAppCredential(), {
+    maxTotalWaitSeconds: getConfig().graphMaxWaitSeconds,
+  });
   return graph;
+}
+
+/** What `POST /api/mail/send` needs, shared by every invocation (so the per-mailbox limiter sees them all). */
+export function getSendMailDependencies(): SendMailDependencies {
+  sendDependencies ??= {
+    config: getConfig(),
+    credential: getAppCredential(),
+    sender: new MailSender(getGraphClient()),
+    idempotency: IdempotencyStore.fromConfig(getConfig()),
+  };
+  return sendDependencies;
 }

@@ -110,6 +110,7 @@ export class LocalCloud {
       KEY_VAULT_URL: this.keyVault.url,
       APP_CREDENTIAL_NAME: this.credentialName,
       MANAGED_IDENTITY_CLIENT_ID: this.identity.clientId,
+      ALLOWED_SENDERS: `alerts@${this.tenant.domain},billing@${this.tenant.domain},support@${this.tenant.domain}`,
       ...this.managedIdentity.environment(),
     };
   }

@@ -11,6 +11,7 @@ const VALID: Record<string, string> = {
   KEY_VAULT_URL: 'https://kv-mail.vault.azure.net/',
   APP_CREDENTIAL_NAME: 'mail-gateway-credential',
   AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+  ALLOWED_SENDERS: 'alerts@contoso.com',
 };
 
 function problemsOf(env: Record<string, string>): string[] {
@@ -78,6 +79,7 @@ describe('required settings', () => {
     })() as ConfigError;
     expect(err.problems.map((p) => p.split(' ')[0]).sort()).toEqual(
       [
+        'ALLOWED_SENDERS',
         'APP_CREDENTIAL_NAME',
         'AZURE_CLOUD',
         'AzureWebJobsStorage',
@@ -109,6 +111,11 @@ describe('malformed settings', () => {
     ['GRAPH_BASE_URL', 'graph', /https URL/],
     ['GRAPH_SCOPE', 'https://graph.microsoft.com/Mail.Send', /\/\.default/],
     ['NODE_EXTRA_CA_CERTS', '/no/such/ca.pem', /does not exist/],
+    ['ALLOWED_SENDERS', 'everyone', /addresses or \*@domain patterns/],
+    ['ALLOWED_SENDERS', 'alerts@contoso.com, *', /addresses or \*@domain patterns/],
+    ['MAX_SEND_REQUEST_MB', '500', /between 1 and 100 MB/],
+    ['IDEMPOTENCY_TTL_HOURS', '-1', /whole number/],
+    ['GRAPH_MAX_WAIT_SECONDS', 'forever', /whole number/],
   ])('%s=%s is refused', (name, value, message) => {
     const problems = problemsOf({ ...VALID, [name]: value });
     expect(problems).toHaveLength(1);
@@ -141,6 +148,21 @@ describe('endpoint overrides', () => {
     expect(loadConfig({ ...VALID, GRAPH_SCOPE: 'https://graph.example/.default' }).endpoints.graphScope).toBe(
       'https://graph.example/.default',
     );
+  });
+});
+
+describe('sender policy and send limits', () => {
+  it('splits ALLOWED_SENDERS into addresses and domains, case-insensitively', () => {
+    const config = loadConfig({ ...VALID, ALLOWED_SENDERS: 'Alerts@Contoso.com, *@Billing.Contoso.com' });
+    expect([...config.allowedSenders.addresses]).toEqual(['alerts@contoso.com']);
+    expect([...config.allowedSenders.domains]).toEqual(['billing.contoso.com']);
+  });
+
+  it('has documented defaults', () => {
+    const config = loadConfig(VALID);
+    expect(config.maxSendRequestBytes).toBe(50 * 1024 * 1024);
+    expect(config.idempotencyTtlMs).toBe(24 * 3_600_000);
+    expect(config.graphMaxWaitSeconds).toBe(30);
   });
 });
 

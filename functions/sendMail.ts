@@ -1,0 +1,10 @@
+import { app } from '@azure/functions';
+import { handleSendMail } from '../shared/mail/sendMailHandler';
+import { getSendMailDependencies } from '../shared/runtime';
+
+app.http('sendMail', {
+  methods: ['POST'],
+  authLevel: 'function',
+  route: 'mail/send',
+  handler: (request, context) => handleSendMail(request, context, getSendMailDependencies()),
+});

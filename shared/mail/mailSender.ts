@@ -1,0 +1,244 @@
+/**
+ * Sends a validated request through Microsoft Graph as the `from` mailbox. Small messages take one
+ * `POST /users/{from}/sendMail`; large ones (an attachment of 3 MB or more, or more JSON than one request may carry)
+ * take the draft path: create the draft, upload each large attachment through an upload session in sequential
+ * chunks of at most 4 MB (no Authorization header: the URL is pre-authenticated), then send the draft. Every Graph
+ * call goes through the per-mailbox limiter and carries our own `client-request-id`.
+ */
+import { randomUUID } from 'node:crypto';
+import { GraphError, ResponseType, type Client } from '@microsoft/microsoft-graph-client';
+import type { Message } from '@microsoft/microsoft-graph-types';
+import {
+  composeMessage,
+  DELETE_AFTER_SUBMIT_PROPERTY,
+  fileAttachments,
+  needsDraftPath,
+  SINGLE_REQUEST_BUDGET_BYTES,
+} from './composeMessage';
+import { MailboxLimiter } from './mailboxLimiter';
+import { retryAfterSeconds } from '../graphClient';
+import { graphProblem } from './sendProblems';
+import { UPLOAD_SESSION_THRESHOLD_BYTES, type SendRequest } from './sendRequest';
+
+/** Largest chunk PUT to an upload session (Graph: at most 4 MB per request). */
+export const UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** How often one chunk is retried after a failure before the send fails. */
+const CHUNK_ATTEMPTS = 4;
+
+/** What a successful send reports. */
+export interface SendOutcome {
+  path: 'sendMail' | 'draft';
+  /** Graph's `request-id` of the call that sent the message. */
+  requestId?: string;
+  /** Our `client-request-id` of that call. */
+  clientRequestId: string;
+  /** Graph calls made, including upload PUTs. */
+  graphCalls: number;
+}
+
+interface CallResult {
+  response: Response;
+  clientRequestId: string;
+}
+
+/** Sends mail through one Graph client. */
+export class MailSender {
+  constructor(
+    private readonly graph: Client,
+    private readonly limiter: MailboxLimiter = new MailboxLimiter(),
+    private readonly uploadFetch: typeof fetch = fetch,
+  ) {}
+
+  /** Sends `request`; throws `SendProblem` with the caller's problem document on failure. */
+  async send(request: SendRequest): Promise<SendOutcome> {
+    return needsDraftPath(request) ? this.sendViaDraft(request) : this.sendDirect(request);
+  }
+
+  private async sendDirect(request: SendRequest): Promise<SendOutcome> {
+    const message: Message = { ...composeMessage(request), attachments: fileAttachments(request, false) };
+    const result = await this.call(request.from, 'post', `/users/${encodeURIComponent(request.from)}/sendMail`, {
+      message,
+      saveToSentItems: request.saveToSentItems,
+    });
+    return {
+      path: 'sendMail',
+      requestId: result.response.headers.get('request-id') ?? undefined,
+      clientRequestId: result.clientRequestId,
+      graphCalls: 1,
+    };
+  }
+
+  private async sendViaDraft(request: SendRequest): Promise<SendOutcome> {
+    const user = `/users/${encodeURIComponent(request.from)}`;
+    const small = fileAttachments(request, true);
+    // Small attachments ride in the draft while they fit one request; the rest are added one request each.
+    let inDraft = 0;
+    let budget = SINGLE_REQUEST_BUDGET_BYTES - Buffer.byteLength(request.body.content) * 2 - 64 * 1024;
+    while (inDraft < small.length && (small[inDraft].contentBytes?.length ?? 0) + 512 < budget) {
+      budget -= (small[inDraft].contentBytes?.length ?? 0) + 512;
+      inDraft++;
+    }
+    const draft: Message = {
+      ...composeMessage(request),
+      attachments: small.slice(0, inDraft),
+      // PidTagDeleteAfterSubmit: the draft path's equivalent of sendMail's saveToSentItems=false.
+      ...(request.saveToSentItems
+        ? {}
+        : { singleValueExtendedProperties: [{ id: DELETE_AFTER_SUBMIT_PROPERTY, value: 'true' }] }),
+    };
+    let calls = 0;
+    const created = await this.call(request.from, 'post', `${user}/messages`, draft);
+    calls++;
+    const draftId = ((await created.response.json()) as { id: string }).id;
+    const messagePath = `${user}/messages/${encodeURIComponent(draftId)}`;
+    try {
+      for (const attachment of small.slice(inDraft)) {
+        await this.call(request.from, 'post', `${messagePath}/attachments`, attachment);
+        calls++;
+      }
+      for (const attachment of request.attachments.filter((a) => a.size >= UPLOAD_SESSION_THRESHOLD_BYTES)) {
+        const session = await this.call(request.from, 'post', `${messagePath}/attachments/createUploadSession`, {
+          AttachmentItem: {
+            attachmentType: 'file',
+            name: attachment.name,
+            size: attachment.size,
+            contentType: attachment.contentType,
+            isInline: attachment.inline,
+            ...(attachment.contentId ? { contentId: attachment.contentId } : {}),
+          },
+        });
+        calls++;
+        const { uploadUrl } = (await session.response.json()) as { uploadUrl: string };
+        calls += await this.upload(request.from, uploadUrl, Buffer.from(attachment.contentBase64, 'base64'));
+      }
+      const sent = await this.call(request.from, 'post', `${messagePath}/send`, undefined);
+      calls++;
+      return {
+        path: 'draft',
+        requestId: sent.response.headers.get('request-id') ?? undefined,
+        clientRequestId: sent.clientRequestId,
+        graphCalls: calls,
+      };
+    } catch (err) {
+      // Leave no half-built draft in the mailbox; the caller's failure matters more than the clean-up's.
+      await this.call(request.from, 'delete', messagePath, undefined).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** PUTs `bytes` in order, resuming from the session's `nextExpectedRanges` after a failed chunk; returns PUTs made. */
+  private async upload(mailbox: string, uploadUrl: string, bytes: Buffer): Promise<number> {
+    let offset = 0;
+    let puts = 0;
+    let failures = 0;
+    while (offset < bytes.length) {
+      const end = Math.min(offset + UPLOAD_CHUNK_BYTES, bytes.length) - 1;
+      const chunk = bytes.subarray(offset, end + 1);
+      puts++;
+      const response = await this.limiter
+        .run(mailbox, () =>
+          this.uploadFetch(uploadUrl, {
+            method: 'PUT',
+            headers: {
+              'content-range': `bytes ${offset}-${end}/${bytes.length}`,
+              'content-type': 'application/octet-stream',
+            },
+            body: chunk,
+          }),
+        )
+        .catch((err: unknown) => err as Error);
+      if (!(response instanceof Error) && (response.status === 200 || response.status === 201)) {
+        if (response.status === 201) {
+          await response.arrayBuffer();
+          return puts;
+        }
+        const next = nextExpectedStart((await response.json()) as { nextExpectedRanges?: string[] });
+        offset = next ?? end + 1;
+        failures = 0;
+        continue;
+      }
+      failures++;
+      const status = response instanceof Error ? undefined : response.status;
+      const body = response instanceof Error ? undefined : await response.text();
+      if (
+        failures >= CHUNK_ATTEMPTS ||
+        (status !== undefined && status < 500 && status !== 416 && status !== 429 && status !== 409)
+      ) {
+        throw graphProblem(
+          uploadError(status, body, response instanceof Error ? response : undefined),
+          { clientRequestId: '' },
+          mailbox,
+        );
+      }
+      const resumeAt = body ? nextExpectedStart(safeJson(body)) : undefined;
+      if (resumeAt !== undefined) offset = resumeAt;
+      const wait = response instanceof Error ? undefined : retryAfterSeconds(response.headers);
+      await new Promise((r) => setTimeout(r, wait !== undefined ? wait * 1000 : 250 * 2 ** failures));
+    }
+    return puts;
+  }
+
+  /** One Graph call through the limiter; a non-2xx answer becomes a `SendProblem`. */
+  private async call(mailbox: string, method: 'post' | 'delete', path: string, body: unknown): Promise<CallResult> {
+    const clientRequestId = randomUUID();
+    const response = await this.limiter
+      .run(mailbox, () => {
+        const req = this.graph
+          .api(path)
+          .header('client-request-id', clientRequestId)
+          .header('return-client-request-id', 'true')
+          .responseType(ResponseType.RAW);
+        return (
+          method === 'post'
+            ? body === undefined
+              ? req.header('content-length', '0').post(undefined)
+              : req.post(body)
+            : req.delete()
+        ) as Promise<Response>;
+      })
+      .catch((err: unknown) => {
+        throw graphProblem(err, { clientRequestId }, mailbox);
+      });
+    if (!response.ok) {
+      throw graphProblem(await toGraphError(response), { clientRequestId }, mailbox);
+    }
+    return { response, clientRequestId };
+  }
+}
+
+function safeJson(text: string): { nextExpectedRanges?: string[] } {
+  try {
+    return JSON.parse(text) as { nextExpectedRanges?: string[] };
+  } catch {
+    return {};
+  }
+}
+
+function nextExpectedStart(body: { nextExpectedRanges?: string[] }): number | undefined {
+  const first = body.nextExpectedRanges?.[0];
+  const start = first ? Number(first.split('-')[0]) : NaN;
+  return Number.isInteger(start) ? start : undefined;
+}
+
+/** Builds the SDK's GraphError from a raw error response, as the SDK does for non-RAW calls. */
+async function toGraphError(response: Response): Promise<GraphError> {
+  const text = await response.text();
+  const body = safeJson(text) as {
+    error?: { code?: string; message?: string; innerError?: { 'request-id'?: string } };
+  };
+  const error = new GraphError(response.status, body.error?.message ?? (text.slice(0, 500) || response.statusText));
+  error.code = body.error?.code ?? null;
+  error.requestId = response.headers.get('request-id') ?? body.error?.innerError?.['request-id'] ?? null;
+  error.headers = response.headers;
+  error.body = text;
+  return error;
+}
+
+function uploadError(status: number | undefined, body: string | undefined, cause?: Error): GraphError | Error {
+  if (status === undefined) return cause ?? new Error('upload failed');
+  const parsed = safeJson(body ?? '') as { error?: { code?: string; message?: string } };
+  const error = new GraphError(status, parsed.error?.message ?? `upload session answered ${status}`);
+  error.code = parsed.error?.code ?? null;
+  return error;
+}

@@ -1,0 +1,247 @@
+/**
+ * Every way a send can fail, as the problem document the caller gets: validation, policy, size, idempotency, and
+ * Graph failures mapped to what the operator must fix. Graph's `code`, `request-id`, our `client-request-id` and
+ * any `x-ms-diagnostics` travel along; the token and the message never do.
+ */
+import { GraphError } from '@microsoft/microsoft-graph-client';
+import { retryAfterSeconds } from '../graphClient';
+import { problem, type ProblemDocument } from '../problem';
+import type { AdminConsentMissingError } from '../tokenClaims';
+import type { FieldProblem } from './sendRequest';
+
+/** A failure of the send pipeline: the problem document and the headers to answer with. */
+export class SendProblem extends Error {
+  constructor(
+    readonly doc: ProblemDocument,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(doc.detail);
+    this.name = 'SendProblem';
+  }
+}
+
+/** 400 listing every invalid field. */
+export function validationProblem(problems: FieldProblem[]): SendProblem {
+  return new SendProblem(
+    problem(
+      400,
+      'validation',
+      'The send request is invalid',
+      problems.map((p) => (p.field ? `${p.field}: ${p.message}` : p.message)).join('; '),
+      {
+        errors: problems,
+      },
+    ),
+  );
+}
+
+/** 400 for a body that is not JSON (or not an object). */
+export function notJsonProblem(reason: string): SendProblem {
+  return new SendProblem(
+    problem(
+      400,
+      'not-json',
+      'The body is not a JSON object',
+      `${reason} Send Content-Type: application/json with a JSON object.`,
+    ),
+  );
+}
+
+/** 415 for a body that is not declared as JSON. */
+export function unsupportedMediaProblem(contentType: string | null): SendProblem {
+  return new SendProblem(
+    problem(
+      415,
+      'unsupported-media-type',
+      'The body must be JSON',
+      `Content-Type is '${contentType ?? '(none)'}'; send application/json.`,
+    ),
+  );
+}
+
+/** 413 naming the cap. */
+export function tooLargeProblem(limitBytes: number): SendProblem {
+  const mb = limitBytes / 1024 / 1024;
+  return new SendProblem(
+    problem(
+      413,
+      'too-large',
+      'The send request is too large',
+      `The body exceeds the gateway's cap of ${mb} MB (MAX_SEND_REQUEST_MB).`,
+      { limitBytes },
+    ),
+  );
+}
+
+/** 403 for a `from` outside ALLOWED_SENDERS. */
+export function senderNotAllowedProblem(from: string): SendProblem {
+  return new SendProblem(
+    problem(
+      403,
+      'sender-not-allowed',
+      'This mailbox may not be sent from',
+      `'${from}' is not in the gateway's sender policy (ALLOWED_SENDERS).`,
+      {
+        from,
+      },
+    ),
+  );
+}
+
+/** 409 for an Idempotency-Key reused with another body. */
+export function idempotencyConflictProblem(): SendProblem {
+  return new SendProblem(
+    problem(
+      409,
+      'idempotency-key-reused',
+      'Idempotency-Key reused with a different request',
+      'This Idempotency-Key was first used with a different body; use a new key for a new message.',
+    ),
+  );
+}
+
+/** 409 while the first request with the same key is still running. */
+export function idempotencyInProgressProblem(): SendProblem {
+  return new SendProblem(
+    problem(
+      409,
+      'idempotency-key-in-progress',
+      'A request with this Idempotency-Key is still being processed',
+      'Retry after a few seconds to get its result.',
+    ),
+    { 'retry-after': '2' },
+  );
+}
+
+/** 400 for an Idempotency-Key that cannot be one. */
+export function badIdempotencyKeyProblem(): SendProblem {
+  return new SendProblem(
+    problem(
+      400,
+      'validation',
+      'Invalid Idempotency-Key',
+      'Idempotency-Key must be 1 to 255 visible ASCII characters.',
+      {
+        errors: [{ field: 'Idempotency-Key', message: 'must be 1 to 255 visible ASCII characters' }],
+      },
+    ),
+  );
+}
+
+/** What the gateway knows about one Graph call, for the problem document and logs. */
+export interface GraphCallInfo {
+  clientRequestId: string;
+}
+
+/** 502: the app lacks admin consent (found from the token, before Graph was called). */
+export function consentProblem(err: AdminConsentMissingError): SendProblem {
+  return new SendProblem(
+    problem(502, 'admin-consent-missing', 'The gateway lacks a Microsoft Graph permission', err.message, {
+      missingPermissions: err.missing,
+    }),
+  );
+}
+
+/** Maps a failed Graph call to the caller's problem document. */
+export function graphProblem(err: unknown, call: GraphCallInfo, mailbox: string): SendProblem {
+  if (!(err instanceof GraphError)) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return new SendProblem(
+      problem(
+        502,
+        'graph-unreachable',
+        'Microsoft Graph could not be reached',
+        `The call to Graph failed before an answer: ${reason}`,
+        {
+          clientRequestId: call.clientRequestId,
+        },
+      ),
+      { 'retry-after': '30' },
+    );
+  }
+  const graph = {
+    code: err.code ?? undefined,
+    requestId: err.requestId ?? err.headers?.get('request-id') ?? undefined,
+    clientRequestId: err.headers?.get('client-request-id') ?? call.clientRequestId,
+    diagnostics: err.headers?.get('x-ms-diagnostics') ?? undefined,
+    status: err.statusCode,
+  };
+  const make = (status: number, slug: string, title: string, detail: string, headers: Record<string, string> = {}) =>
+    new SendProblem(problem(status, slug, title, detail, { graph }), headers);
+
+  switch (err.code) {
+    case 'NoPermissionsInAccessToken':
+      return make(
+        502,
+        'admin-consent-missing',
+        'The gateway lacks a Microsoft Graph permission',
+        "admin consent not granted for Mail.Send: the token carries no application permissions. Grant admin consent for the app registration's Microsoft Graph application permissions in Entra ID.",
+      );
+    case 'ErrorSendAsDenied':
+      return make(
+        403,
+        'send-as-denied',
+        'Send-As denied',
+        `Exchange refused to send as '${mailbox}': grant the app's mailbox Send-As (or Send on behalf) on it, or send from the mailbox itself.`,
+      );
+    case 'ErrorAccessDenied':
+      return make(
+        403,
+        'mailbox-out-of-scope',
+        'The app may not use this mailbox',
+        `Graph denied access to '${mailbox}' ("${err.message}"). The mailbox is outside the app's Exchange application access scope (RBAC for Applications / application access policy): add it to the scope (infra/Set-MailboxScope.ps1) or send from a mailbox inside it.`,
+      );
+    case 'MailboxNotEnabledForRESTAPI':
+      return make(
+        422,
+        'mailbox-not-enabled',
+        'The mailbox cannot be used through Graph',
+        `'${mailbox}' is inactive, soft-deleted, on-premises or unlicensed for Exchange Online; use a cloud mailbox with an Exchange Online licence.`,
+      );
+    case 'ErrorInvalidUser':
+    case 'Request_ResourceNotFound':
+      return make(422, 'mailbox-not-found', 'No such mailbox', `The tenant has no mailbox '${mailbox}'.`);
+    case 'ErrorInvalidRecipients':
+    case 'ErrorInvalidRecipientsFormat':
+      return make(
+        422,
+        'invalid-recipient',
+        'Exchange refused a recipient',
+        `Exchange refused the recipients: ${err.message}`,
+      );
+    case 'InvalidInternetMessageHeader':
+      return make(422, 'invalid-header', 'Exchange refused a header', err.message);
+  }
+  if (err.statusCode === 413) {
+    return make(
+      413,
+      'too-large',
+      'The message is too large for Microsoft Graph',
+      `Graph refused the message as too large (${err.message}). Exchange's limit is 35 MB by default (up to 150 MB if an admin raises it).`,
+    );
+  }
+  if (err.statusCode === 429 || err.statusCode === 503 || err.statusCode === 504) {
+    const wait = Math.max(1, Math.ceil(retryAfterSeconds(err.headers) ?? 30));
+    return make(
+      503,
+      'graph-throttled',
+      'Microsoft Graph is throttling this mailbox',
+      `Graph kept answering ${err.statusCode} for '${mailbox}' past the gateway's wait budget (GRAPH_MAX_WAIT_SECONDS). Nothing was sent; retry after ${wait} s.`,
+      { 'retry-after': String(wait) },
+    );
+  }
+  if (err.statusCode === 401) {
+    return make(
+      502,
+      'graph-auth-failed',
+      "Microsoft Graph refused the gateway's token",
+      `Graph answered 401 ${err.code ?? ''}: ${err.message}. Check /api/diagnostics.`,
+    );
+  }
+  return make(
+    502,
+    'graph-error',
+    'Microsoft Graph refused the request',
+    `Graph answered ${err.statusCode} ${err.code ?? ''}: ${err.message}`,
+  );
+}

@@ -1,0 +1,195 @@
+/**
+ * The `POST /api/mail/send` contract: the JSON callers send, validated with zod so that every problem is reported
+ * against its field (`to[2].address`, `attachments[0].contentBase64`) in one answer.
+ */
+import { z } from 'zod';
+
+/** At most this many recipients in To + Cc + Bcc (Graph's and Exchange's per-message limit). */
+export const MAX_RECIPIENTS = 500;
+
+/** Attachments this large or larger go through an upload session (Graph's 3 MB boundary). */
+export const UPLOAD_SESSION_THRESHOLD_BYTES = 3 * 1024 * 1024;
+
+/** Largest attachment Graph accepts through an upload session. */
+export const MAX_ATTACHMENT_BYTES = 150 * 1024 * 1024;
+
+// Deliberately simple: Exchange is the judge of deliverability; this catches typos and injection (spaces, commas,
+// angle brackets) before a Graph call is spent on them.
+const ADDRESS = /^[^\s@<>(),;:"[\]\\]+@[^\s@<>(),;:"[\]\\]+\.[^\s@<>(),;:"[\]\\]{2,}$/;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+const address = z
+  .string({ error: 'must be an email address' })
+  .trim()
+  .regex(ADDRESS, { message: 'is not a valid email address' });
+
+const recipient = z.union(
+  [
+    address,
+    z.strictObject({
+      address,
+      name: z.string().max(256, { message: 'must be at most 256 characters' }).optional(),
+    }),
+  ],
+  { error: 'must be an address string or { "address", "name" }' },
+);
+
+const recipients = z.array(recipient, { error: 'must be an array of recipients' }).optional();
+
+const attachment = z
+  .strictObject({
+    name: z
+      .string({ error: 'is required' })
+      .min(1, { message: 'must not be empty' })
+      .max(255, { message: 'must be at most 255 characters' }),
+    contentType: z
+      .string({ error: 'is required' })
+      .regex(/^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/, { message: 'must be a MIME type such as application/pdf' }),
+    contentBase64: z.string({ error: 'is required' }).refine((v) => v.length % 4 === 0 && BASE64.test(v), {
+      message: 'must be base64 (RFC 4648, padded, no line breaks)',
+    }),
+    inline: z.boolean({ error: 'must be true or false' }).optional(),
+    contentId: z
+      .string()
+      .regex(/^[^\s<>]+$/, { message: 'must not contain spaces or angle brackets' })
+      .max(255)
+      .optional(),
+  })
+  .refine((a) => !a.inline || a.contentId !== undefined, {
+    message: 'an inline attachment needs a contentId (referenced as cid:<contentId> in the html)',
+    path: ['contentId'],
+  })
+  .refine((a) => Buffer.byteLength(a.contentBase64, 'base64') <= MAX_ATTACHMENT_BYTES, {
+    message: `must decode to at most ${MAX_ATTACHMENT_BYTES / 1024 / 1024} MB`,
+    path: ['contentBase64'],
+  });
+
+const sendRequestSchema = z
+  .strictObject({
+    from: address,
+    to: recipients,
+    cc: recipients,
+    bcc: recipients,
+    replyTo: recipients,
+    subject: z
+      .string({ error: 'must be a string' })
+      .max(998, { message: 'must be at most 998 characters' })
+      .default(''),
+    text: z.string({ error: 'must be a string' }).optional(),
+    html: z.string({ error: 'must be a string' }).optional(),
+    importance: z.enum(['low', 'normal', 'high'], { error: 'must be low, normal or high' }).default('normal'),
+    headers: z
+      .record(
+        z.string().regex(/^[Xx]-[A-Za-z0-9-]+$/, {
+          message: 'header names must start with X- and use letters, digits and dashes',
+        }),
+        z
+          .string({ error: 'header values must be strings' })
+          .max(995, { message: 'header values must be at most 995 characters' }),
+      )
+      .optional(),
+    attachments: z
+      .array(attachment, { error: 'must be an array' })
+      .max(250, { message: 'at most 250 attachments' })
+      .optional(),
+    saveToSentItems: z.boolean({ error: 'must be true or false' }).default(true),
+  })
+  .superRefine((req, ctx) => {
+    if ((req.text === undefined) === (req.html === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['text'], message: 'give exactly one of text or html' });
+    }
+    const count = (req.to?.length ?? 0) + (req.cc?.length ?? 0) + (req.bcc?.length ?? 0);
+    if (count === 0)
+      ctx.addIssue({ code: 'custom', path: ['to'], message: 'at least one recipient is required in to, cc or bcc' });
+    if (count > MAX_RECIPIENTS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['to'],
+        message: `at most ${MAX_RECIPIENTS} recipients in to, cc and bcc together (got ${count})`,
+      });
+    }
+  });
+
+/** A recipient after validation. */
+export interface Recipient {
+  address: string;
+  name?: string;
+}
+
+/** A validated send request, recipients normalised to `{ address, name? }`. */
+export interface SendRequest {
+  from: string;
+  to: Recipient[];
+  cc: Recipient[];
+  bcc: Recipient[];
+  replyTo: Recipient[];
+  subject: string;
+  body: { contentType: 'text' | 'html'; content: string };
+  importance: 'low' | 'normal' | 'high';
+  headers: Record<string, string>;
+  attachments: {
+    name: string;
+    contentType: string;
+    contentBase64: string;
+    inline: boolean;
+    contentId?: string;
+    size: number;
+  }[];
+  saveToSentItems: boolean;
+}
+
+/** One field-level problem. */
+export interface FieldProblem {
+  /** JSON path of the field, e.g. `to[2].address`; empty for the whole body. */
+  field: string;
+  message: string;
+}
+
+/** Parses and validates a decoded JSON body. */
+export function parseSendRequest(
+  json: unknown,
+): { ok: true; request: SendRequest } | { ok: false; problems: FieldProblem[] } {
+  const parsed = sendRequestSchema.safeParse(json);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      problems: parsed.error.issues.map((issue) => ({ field: fieldPath(issue.path), message: issue.message })),
+    };
+  }
+  const r = parsed.data;
+  const norm = (list: z.infer<typeof recipients>): Recipient[] =>
+    (list ?? []).map((entry) => (typeof entry === 'string' ? { address: entry } : entry));
+  return {
+    ok: true,
+    request: {
+      from: r.from.toLowerCase(),
+      to: norm(r.to),
+      cc: norm(r.cc),
+      bcc: norm(r.bcc),
+      replyTo: norm(r.replyTo),
+      subject: r.subject,
+      body:
+        r.html !== undefined
+          ? { contentType: 'html', content: r.html }
+          : { contentType: 'text', content: r.text ?? '' },
+      importance: r.importance,
+      headers: r.headers ?? {},
+      attachments: (r.attachments ?? []).map((a) => ({
+        name: a.name,
+        contentType: a.contentType,
+        contentBase64: a.contentBase64,
+        inline: a.inline ?? false,
+        contentId: a.contentId,
+        size: Buffer.byteLength(a.contentBase64, 'base64'),
+      })),
+      saveToSentItems: r.saveToSentItems,
+    },
+  };
+}
+
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>(
+    (acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)),
+    '',
+  );
+}
