@@ -8,8 +8,8 @@ import { UPLOAD_SESSION_THRESHOLD_BYTES, type Recipient, type SendRequest } from
 /** MAPI PidTagDeleteAfterSubmit: Exchange deletes the message once sent, i.e. no Sent Items copy on the draft path. */
 export const DELETE_AFTER_SUBMIT_PROPERTY = 'Boolean 0x0E01';
 
-/** Base64 JSON bodies above this many bytes go the draft path, staying under Graph's ~4 MB request limit. */
-export const SINGLE_REQUEST_BUDGET_BYTES = 3_500_000;
+/** JSON bodies above this many bytes go the draft path, staying under Graph's 4 MB (4 MiB) request limit. */
+export const SINGLE_REQUEST_BUDGET_BYTES = 4 * 1024 * 1024 - 48 * 1024;
 
 const toGraph = (list: Recipient[]): GraphRecipient[] =>
   list.map((r) => ({ emailAddress: r.name ? { address: r.address, name: r.name } : { address: r.address } }));

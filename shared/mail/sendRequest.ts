@@ -80,13 +80,22 @@ const sendRequestSchema = z
     importance: z.enum(['low', 'normal', 'high'], { error: 'must be low, normal or high' }).default('normal'),
     headers: z
       .record(
-        z.string().regex(/^[Xx]-[A-Za-z0-9-]+$/, {
-          message: 'header names must start with X- and use letters, digits and dashes',
-        }),
+        z.string(),
         z
           .string({ error: 'header values must be strings' })
           .max(995, { message: 'header values must be at most 995 characters' }),
       )
+      .superRefine((headers, ctx) => {
+        for (const name of Object.keys(headers)) {
+          if (!/^[Xx]-[A-Za-z0-9-]+$/.test(name)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [name],
+              message: 'header names must start with X- and use letters, digits and dashes',
+            });
+          }
+        }
+      })
       .optional(),
     attachments: z
       .array(attachment, { error: 'must be an array' })
