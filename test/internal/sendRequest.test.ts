@@ -156,7 +156,7 @@ describe('mailbox limiter', () => {
     let otherRan = false;
     await Promise.all([
       ...Array.from({ length: 50 }, work),
-      limiter.run('b@x.com', async () => void (otherRan = true)),
+      limiter.run('b@x.com', () => Promise.resolve(void (otherRan = true))),
     ]);
     expect(peak).toBe(4);
     expect(otherRan).toBe(true);
