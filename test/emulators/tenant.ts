@@ -57,6 +57,11 @@ export class EmulatedTenant {
   readonly apps = new Map<string, AppRegistration>();
   readonly identities = new Map<string, ManagedIdentityRecord>();
   readonly users = new Map<string, TenantUser>();
+  /**
+   * Exchange's Send As permission: for each mailbox (user id), the lower-case addresses it may put in `from` besides
+   * its own. Graph refuses any other `from` with ErrorSendAsDenied.
+   */
+  readonly sendAs = new Map<string /* mailbox user id */, Set<string /* lower-case address */>>();
 
   constructor(
     readonly tenantId: string = randomUUID(),
@@ -115,6 +120,16 @@ export class EmulatedTenant {
     };
     this.users.set(user.id, user);
     return user;
+  }
+
+  /** Lets `user`'s mailbox send as `address` (what `Add-RecipientPermission -AccessRights SendAs` grants). */
+  grantSendAs(user: TenantUser, address: string): void {
+    let addresses = this.sendAs.get(user.id);
+    if (!addresses) {
+      addresses = new Set();
+      this.sendAs.set(user.id, addresses);
+    }
+    addresses.add(address.toLowerCase());
   }
 
   /** Finds a user by id, UPN or mail (case-insensitive), as Graph's `/users/{id|upn}` does. */

@@ -3,24 +3,31 @@
  * throttling rules (see /work/shared/GRAPH-FACTS.md) so the product meets the failures it will meet in production,
  * and lets tests look inside: requests seen, peak concurrency per mailbox, mailbox contents, injected faults.
  *
- * Features (sendMail, drafts, upload sessions, subscriptions, delta, `$batch`) plug in as more routes through
- * {@link GraphEmulator.route}; the pipeline applies the common rules to them.
+ * Mail reading, drafts, attachments, upload sessions and sending (with delivery into the tenant's Inboxes) are built
+ * in; further features (subscriptions, delta, `$batch`) plug in as more routes through {@link GraphEmulator.route}, and
+ * the pipeline applies the common rules to them.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BodyTooLargeError, readBody, sendJson, startHttpsServer, type RunningServer } from '../httpServer';
 import type { EmulatedTenant, TenantUser } from '../tenant';
 import type { PemPair } from '../testCa';
 import type { TokenIssuer } from '../tokenIssuer';
+import { attachmentRoutes } from './attachmentRoutes';
 import { DEFAULT_GRAPH_AUDIENCES } from './auth';
+import { MailDelivery, type OutboundMail } from './delivery';
+import { draftRoutes } from './draftRoutes';
 import { FaultInjector, type FaultSpec } from './faults';
 import type { EmulatedRequest, FinishedResponse } from './graphResponse';
 import { isInspectionPath, serveInspection } from './inspection';
-import { MailboxStore } from './mailboxStore';
+import { MailboxStore, type StoredMessage } from './mailboxStore';
 import { mailReadRoutes } from './mailReadRoutes';
+import { mailSendRoutes } from './mailSendRoutes';
 import { GraphPipeline } from './pipeline';
 import type { SeenRequest } from './requestLog';
 import { RouteTable, type GraphRoute } from './router';
 import { EXCHANGE_LIMITS, MailboxThrottle } from './throttle';
+import { EXCHANGE_UPLOAD_LIMITS, UploadBudget } from './uploadBudget';
+import { DEFAULT_UPLOAD_SESSION_LIFETIME_MS, UploadSessions, uploadSessionRoutes } from './uploadSessions';
 import { userRoutes } from './userRoutes';
 
 export type { FaultSpec } from './faults';
@@ -30,6 +37,7 @@ export type { EmulatedRequest, FinishedResponse, GraphResponse } from './graphRe
 export { GraphError } from './graphResponse';
 export { MailboxStore } from './mailboxStore';
 export type { MailboxChange, NewMessage, StoredAttachment, StoredFolder, StoredMessage } from './mailboxStore';
+export type { OutboundMail } from './delivery';
 
 /** Options of {@link GraphEmulator.start}. */
 export interface GraphEmulatorOptions {
@@ -43,8 +51,27 @@ export interface GraphEmulatorOptions {
   audiences?: string[];
   /** Emulated service time per request, while the request counts as in flight (default 0). */
   latencyMs?: { min: number; max: number };
-  /** Per (app, mailbox) limits (default: Exchange Online's 4 concurrent, 10,000 per 10 minutes). */
-  limits?: { concurrentPerMailbox?: number; requestsPerWindow?: number; windowMs?: number };
+  /**
+   * Per (app, mailbox) limits (default: Exchange Online's 4 concurrent, 10,000 requests per 10 minutes, 150 MB of
+   * request bodies per 5 minutes) and the lifetime of attachment upload URLs (default 2 hours).
+   */
+  limits?: GraphLimits;
+}
+
+/** The numbers {@link GraphEmulatorOptions.limits} can change; all must be positive. */
+export interface GraphLimits {
+  /** Requests in flight at once per (app, mailbox). */
+  concurrentPerMailbox?: number;
+  /** Requests per {@link windowMs} per (app, mailbox). */
+  requestsPerWindow?: number;
+  /** The sliding window of {@link requestsPerWindow}, in milliseconds. */
+  windowMs?: number;
+  /** Request-body bytes (POST/PUT/PATCH, upload-session chunks included) per {@link uploadWindowMs} per (app, mailbox). */
+  uploadBytesPerWindow?: number;
+  /** The sliding window of {@link uploadBytesPerWindow}, in milliseconds. */
+  uploadWindowMs?: number;
+  /** How long an attachment upload URL stays valid. */
+  uploadSessionLifetimeMs?: number;
 }
 
 /** Body cap at the socket; routes apply their own (smaller) caps. */
@@ -56,10 +83,13 @@ export class GraphEmulator {
   readonly url: string;
   /** Every Graph request answered (inspection calls excluded), oldest first. */
   readonly requests: SeenRequest[] = [];
+  /** Mail sent to recipients outside the tenant, oldest first (also at `GET /_emulator/outbound`). */
+  readonly outbound: OutboundMail[];
 
   private readonly tenant: EmulatedTenant;
   private readonly routes = new RouteTable();
   private readonly throttle: MailboxThrottle;
+  private readonly uploads: UploadBudget;
   private readonly faults = new FaultInjector();
   private readonly mailboxes = new Map<string, MailboxStore>();
   private readonly pipeline: GraphPipeline;
@@ -70,11 +100,19 @@ export class GraphEmulator {
   ) {
     this.url = server.url;
     this.tenant = options.tenant;
-    const limits = { ...EXCHANGE_LIMITS, ...definedOnly(options.limits ?? {}) };
+    const limits = {
+      ...EXCHANGE_LIMITS,
+      ...EXCHANGE_UPLOAD_LIMITS,
+      uploadSessionLifetimeMs: DEFAULT_UPLOAD_SESSION_LIFETIME_MS,
+      ...definedOnly(options.limits ?? {}),
+    };
     for (const [name, value] of Object.entries(limits)) {
       if (!(value > 0)) throw new Error(`GraphEmulator limits.${name} must be positive`);
     }
     this.throttle = new MailboxThrottle(limits);
+    this.uploads = new UploadBudget(limits);
+    const delivery = new MailDelivery(options.tenant, (user) => this.mailboxOf(user));
+    this.outbound = delivery.outbound;
     const latencyMs = options.latencyMs ?? { min: 0, max: 0 };
     if (latencyMs.min < 0 || latencyMs.max < latencyMs.min)
       throw new Error('GraphEmulator latencyMs needs 0 <= min <= max');
@@ -85,12 +123,28 @@ export class GraphEmulator {
       latencyMs,
       routes: this.routes,
       throttle: this.throttle,
+      uploads: this.uploads,
       faults: this.faults,
       log: this.requests,
       mailboxOf: (user) => this.mailboxOf(user),
       origin: server.url,
     });
-    for (const def of [...userRoutes(), ...mailReadRoutes()]) this.routes.add(def);
+    const sessions = new UploadSessions(limits.uploadSessionLifetimeMs);
+    for (const def of [
+      ...userRoutes(),
+      ...mailReadRoutes(),
+      ...draftRoutes(),
+      ...attachmentRoutes(),
+      ...mailSendRoutes({ tenant: options.tenant, delivery }),
+      ...uploadSessionRoutes({
+        tenant: options.tenant,
+        sessions,
+        budget: this.uploads,
+        mailboxOf: (user) => this.mailboxOf(user),
+      }),
+    ]) {
+      this.routes.add(def);
+    }
   }
 
   /** Starts the emulator on a free loopback port. */
@@ -137,6 +191,14 @@ export class GraphEmulator {
     return this.mailboxOf(user);
   }
 
+  /**
+   * The Inbox of the user with this id, UPN or mail, newest first, each message with its attachments (base64
+   * `contentBytes`) and internet headers; throws when the tenant has no such user.
+   */
+  inbox(addressOrId: string): StoredMessage[] {
+    return this.mailbox(addressOrId).listMessages('inbox');
+  }
+
   /** Arms a fault for the next matching authenticated requests. */
   injectFaults(fault: FaultSpec): void {
     this.faults.add(fault);
@@ -147,10 +209,14 @@ export class GraphEmulator {
     this.faults.clear();
   }
 
-  /** Forgets seen requests, concurrency peaks, request budgets and faults (mailbox contents stay). */
+  /**
+   * Forgets seen requests, concurrency peaks, request and upload budgets and faults (mailbox contents, outbound mail
+   * and open upload sessions stay).
+   */
   reset(): void {
     this.requests.length = 0;
     this.throttle.reset();
+    this.uploads.reset();
     this.faults.clear();
   }
 
@@ -166,7 +232,12 @@ export class GraphEmulator {
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const pathname = new URL(req.url ?? '/', this.url).pathname;
     if (isInspectionPath(pathname)) {
-      serveInspection(req, res, { tenant: this.tenant, requests: this.requests, mailboxOf: (u) => this.mailboxOf(u) });
+      serveInspection(req, res, {
+        tenant: this.tenant,
+        requests: this.requests,
+        outbound: this.outbound,
+        mailboxOf: (u) => this.mailboxOf(u),
+      });
       return;
     }
     let body: Buffer;

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from '../httpServer';
 import type { EmulatedTenant, TenantUser } from '../tenant';
+import type { OutboundMail } from './delivery';
 import type { MailboxStore, StoredFolder, StoredMessage } from './mailboxStore';
 import type { SeenRequest } from './requestLog';
 
@@ -15,6 +16,8 @@ export const INSPECTION_PREFIX = '/_emulator';
 export interface InspectionSource {
   tenant: EmulatedTenant;
   requests: readonly SeenRequest[];
+  /** Mail sent to recipients outside the tenant. */
+  outbound: readonly OutboundMail[];
   mailboxOf: (user: TenantUser) => MailboxStore;
 }
 
@@ -51,6 +54,10 @@ export function serveInspection(req: IncomingMessage, res: ServerResponse, sourc
     sendJson(res, 200, { value: source.requests });
     return;
   }
+  if (parts.length === 1 && parts[0] === 'outbound') {
+    sendJson(res, 200, { value: source.outbound });
+    return;
+  }
   if (parts[0] === 'mailboxes' && (parts.length === 2 || parts.length === 3)) {
     const user = source.tenant.findUser(parts[1]);
     if (!user) {
@@ -81,7 +88,8 @@ export function serveInspection(req: IncomingMessage, res: ServerResponse, sourc
   sendJson(res, 404, {
     error: {
       code: 'NotFound',
-      message: 'Try /_emulator/requests, /_emulator/mailboxes/{address} or /_emulator/mailboxes/{address}/{folder}.',
+      message:
+        'Try /_emulator/requests, /_emulator/outbound, /_emulator/mailboxes/{address} or /_emulator/mailboxes/{address}/{folder}.',
     },
   });
 }

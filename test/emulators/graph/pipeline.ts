@@ -27,6 +27,7 @@ import { assertQueryOptions } from './odataQuery';
 import { loggableQuery, type SeenRequest } from './requestLog';
 import { splitPath, type GraphRequestContext, type GraphRoute, type RouteTable } from './router';
 import type { MailboxThrottle } from './throttle';
+import { UPLOAD_METHODS, UPLOAD_THROTTLED_MESSAGE, type UploadBudget } from './uploadBudget';
 
 /** Default cap on request bodies: Graph refuses JSON requests of more than about 4 MB. */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -39,6 +40,8 @@ export interface PipelineDeps {
   latencyMs: { min: number; max: number };
   routes: RouteTable;
   throttle: MailboxThrottle;
+  /** Request-body bytes per (app, mailbox); upload-session routes charge it themselves (they carry no token). */
+  uploads: UploadBudget;
   faults: FaultInjector;
   log: SeenRequest[];
   mailboxOf: (user: TenantUser) => MailboxStore;
@@ -176,6 +179,13 @@ export class GraphPipeline {
     if (fault) return fault;
 
     if (route.mailbox && user && caller) {
+      const uploadBytes = UPLOAD_METHODS.has(method) ? request.body.length : 0;
+      const upload = this.deps.uploads.check(caller.appId, user.id, uploadBytes);
+      if (!upload.ok) {
+        return errorResponse(429, 'ApplicationThrottled', UPLOAD_THROTTLED_MESSAGE, {
+          'retry-after': String(upload.retryAfterSeconds),
+        });
+      }
       const admission = this.deps.throttle.acquire(caller.appId, user.id);
       if (!admission.ok) {
         const message =
@@ -187,6 +197,7 @@ export class GraphPipeline {
         });
       }
       facts.release = admission.release;
+      this.deps.uploads.charge(caller.appId, user.id, uploadBytes);
     }
 
     const { min, max } = this.deps.latencyMs;

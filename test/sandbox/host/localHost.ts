@@ -42,7 +42,10 @@ export interface LocalHostOptions {
   enableQueues?: boolean;
   /** Largest accepted request body; default 100 MB, Azure's limit. Larger requests get 413. */
   maxRequestBodyBytes?: number;
-  /** App settings for `%NAME%` expressions and connection strings; default `process.env`. */
+  /**
+   * App settings: exported into the functions' process environment before they load (as the Functions host gives
+   * a worker its app settings) and used for `%NAME%` expressions and connection strings; default `process.env`.
+   */
   appSettings?: NodeJS.ProcessEnv;
   /** First back-off step when a queue is empty; default 100 ms. */
   minQueuePollIntervalMs?: number;
@@ -153,6 +156,10 @@ export class LocalFunctionsHost {
     // the core module once and remembers a failure as "test mode" for the life of the process.
     const shim = installFunctionsCoreShim();
     const projectRequire = nodeModuleLoader().createRequire(path.join(projectRoot, 'package.json'));
+    if (options.appSettings) {
+      // The app's modules see Node's own process object, which a test runner's sandboxed `process` may not be.
+      Object.assign((projectRequire('node:process') as NodeJS.Process).env, options.appSettings);
+    }
     const library = projectRequire('@azure/functions') as FunctionsLibrary;
 
     const hooks = new HookRegistry();

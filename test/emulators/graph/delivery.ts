@@ -1,0 +1,163 @@
+/**
+ * What happens after Exchange accepts a message for sending: one copy lands in the Inbox of every recipient who is a
+ * mailbox of the tenant, recipients elsewhere are recorded as outbound mail, and the copies look the way delivered
+ * mail looks through Graph (transport headers, no Bcc line, unread). Sent Items is the caller's business: sendMail and
+ * draft-send keep the sender's copy differently.
+ */
+import { randomBytes } from 'node:crypto';
+import type { InternetMessageHeader, Recipient } from '@microsoft/microsoft-graph-types';
+import type { EmulatedTenant, TenantUser } from '../tenant';
+import { graphDateTime, type MailboxStore, type NewMessage, type StoredMessage } from './mailboxStore';
+import { allRecipients } from './messageInput';
+
+/** A message that left the tenant (its recipients outside the emulated organisation). */
+export interface OutboundMail {
+  /** The From address. */
+  from: string;
+  /** Every external To, Cc and Bcc address, in that order. */
+  to: string[];
+  subject: string;
+  internetMessageId: string;
+  sentAt: Date;
+}
+
+/** The message as submitted: what Sent Items keeps, with the server-set sending properties filled in. */
+export type SubmittedMessage = NewMessage & {
+  from: Recipient;
+  sender: Recipient;
+  internetMessageId: string;
+  sentDateTime: string;
+};
+
+/** Delivers submitted mail inside the tenant and logs what leaves it. */
+export class MailDelivery {
+  /** Mail sent to recipients outside the tenant, oldest first. */
+  readonly outbound: OutboundMail[] = [];
+
+  constructor(
+    private readonly tenant: EmulatedTenant,
+    private readonly mailboxOf: (user: TenantUser) => MailboxStore,
+  ) {}
+
+  /**
+   * Submits `message` from `mailbox`'s owner: fills in from/sender/ids/dates, puts a copy in each internal recipient's
+   * Inbox and logs the external ones. Returns the submitted form for the sender's Sent Items.
+   */
+  submit(mailbox: TenantUser, message: NewMessage | StoredMessage, now: Date = new Date()): SubmittedMessage {
+    const ownAddress: Recipient = { emailAddress: { name: mailbox.displayName, address: mailbox.mail } };
+    const sentDateTime = graphDateTime(now);
+    const submitted: SubmittedMessage = {
+      ...stripStoreFields(message),
+      from: message.from ?? ownAddress,
+      sender: ownAddress,
+      internetMessageId: message.internetMessageId ?? newInternetMessageId(mailbox),
+      sentDateTime,
+      isDraft: false,
+    };
+
+    const delivered = new Set<string>();
+    const external: string[] = [];
+    for (const recipient of allRecipients(submitted)) {
+      const address = recipient.emailAddress?.address ?? '';
+      const user = this.tenant.findUser(address);
+      if (!user) {
+        external.push(address);
+        continue;
+      }
+      // Exchange expands the recipient list to one copy per mailbox, however often the mailbox is named.
+      if (delivered.has(user.id)) continue;
+      delivered.add(user.id);
+      this.mailboxOf(user).addMessage('inbox', deliveredCopy(submitted, sentDateTime));
+    }
+    if (external.length > 0) {
+      this.outbound.push({
+        from: submitted.from.emailAddress?.address ?? mailbox.mail,
+        to: external,
+        subject: submitted.subject ?? '',
+        internetMessageId: submitted.internetMessageId,
+        sentAt: now,
+      });
+    }
+    return submitted;
+  }
+}
+
+/** A fresh RFC 5322 Message-ID in the sender's domain. */
+export function newInternetMessageId(mailbox: TenantUser): string {
+  const domain = mailbox.mail.split('@')[1] ?? 'localhost';
+  return `<${randomBytes(16).toString('hex').toUpperCase()}@${domain}>`;
+}
+
+/**
+ * The recipient's copy: no Bcc line (nobody learns who was Bcc'd, a Bcc recipient included), unread, received now, and
+ * internet headers as a transport would write them, custom `x-` headers included.
+ */
+function deliveredCopy(submitted: SubmittedMessage, receivedDateTime: string): NewMessage {
+  return {
+    ...submitted,
+    bccRecipients: [],
+    isRead: false,
+    isDraft: false,
+    receivedDateTime,
+    internetMessageHeaders: transportHeaders(submitted),
+    singleValueExtendedProperties: undefined,
+  };
+}
+
+function transportHeaders(message: SubmittedMessage): InternetMessageHeader[] {
+  const list = (recipients: Recipient[] | null | undefined) => (recipients ?? []).map((r) => mailbox(r)).join(', ');
+  const attachments = message.attachments ?? [];
+  const headers: InternetMessageHeader[] = [
+    { name: 'Received', value: `from emulator.prod.outlook.com by emulator.prod.outlook.com; ${rfc2822(message)}` },
+    { name: 'From', value: mailbox(message.from) },
+    { name: 'To', value: list(message.toRecipients) },
+  ];
+  if ((message.ccRecipients ?? []).length > 0) headers.push({ name: 'CC', value: list(message.ccRecipients) });
+  if ((message.replyTo ?? []).length > 0) headers.push({ name: 'Reply-To', value: list(message.replyTo) });
+  headers.push(
+    { name: 'Subject', value: message.subject ?? '' },
+    { name: 'Date', value: rfc2822(message) },
+    { name: 'Message-ID', value: message.internetMessageId },
+    {
+      name: 'Content-Type',
+      value:
+        attachments.length > 0
+          ? 'multipart/mixed'
+          : message.body?.contentType === 'html'
+            ? 'text/html; charset="utf-8"'
+            : 'text/plain; charset="utf-8"',
+    },
+    { name: 'MIME-Version', value: '1.0' },
+    { name: 'X-MS-Has-Attach', value: attachments.some((a) => !a.isInline) ? 'yes' : '' },
+    ...(message.internetMessageHeaders ?? []),
+  );
+  return headers;
+}
+
+function mailbox(recipient: Recipient | null | undefined): string {
+  const name = recipient?.emailAddress?.name;
+  const address = recipient?.emailAddress?.address ?? '';
+  return name && name !== address ? `"${name}" <${address}>` : `<${address}>`;
+}
+
+function rfc2822(message: SubmittedMessage): string {
+  return new Date(message.sentDateTime).toUTCString().replace('GMT', '+0000');
+}
+
+// Fields a mailbox store owns: a copy must get its own.
+const STORE_FIELDS = [
+  'id',
+  'parentFolderId',
+  'createdDateTime',
+  'lastModifiedDateTime',
+  'changeKey',
+  'receivedDateTime',
+  'webLink',
+  'hasAttachments',
+];
+
+/** The message without the fields a mailbox store owns, so a copy gets its own id, folder and dates. */
+function stripStoreFields(message: NewMessage | StoredMessage): NewMessage {
+  const entries: Array<[string, unknown]> = Object.entries(message);
+  return Object.fromEntries(entries.filter(([key]) => !STORE_FIELDS.includes(key)));
+}

@@ -1,0 +1,135 @@
+/**
+ * Sending: `POST /users/{user}/sendMail` (one call, attachments under 3 MB inline) and
+ * `POST /users/{user}/messages/{id}/send` (a draft built up first, large attachments through upload sessions). Both
+ * need Mail.Send, apply Exchange's submission rules (recipients, Send As) and answer 202 with no body; delivery then
+ * happens through {@link MailDelivery}.
+ */
+import type { Recipient } from '@microsoft/microsoft-graph-types';
+import type { EmulatedTenant, TenantUser } from '../tenant';
+import type { MailDelivery } from './delivery';
+import { GraphError } from './graphResponse';
+import { resolveMessage } from './mailReadRoutes';
+import { asObject, assertSubmittable, deletesAfterSubmit, readMessage } from './messageInput';
+import { DEFAULT_MAX_BODY_BYTES } from './pipeline';
+import type { GraphRequestContext, GraphRoute } from './router';
+
+/** Application permissions that can send mail. */
+export const MAIL_SEND_ROLES: readonly string[] = ['Mail.Send'];
+
+/** What the send routes need from the emulator. */
+export interface MailSendDeps {
+  tenant: EmulatedTenant;
+  delivery: MailDelivery;
+}
+
+/** Text Exchange answers a `from` the mailbox has no Send As right on. */
+export const SEND_AS_DENIED_MESSAGE =
+  'The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account., Cannot submit message.';
+
+/**
+ * Refuses a `from` that is neither the mailbox's own address nor one it holds Send As on (tenant.sendAs).
+ * Throws 403 ErrorSendAsDenied.
+ */
+export function assertMaySendAs(tenant: EmulatedTenant, mailbox: TenantUser, from: Recipient | null | undefined): void {
+  const address = from?.emailAddress?.address?.trim().toLowerCase();
+  if (!address) return;
+  if (address === mailbox.mail.toLowerCase() || address === mailbox.userPrincipalName.toLowerCase()) return;
+  if (tenant.sendAs.get(mailbox.id)?.has(address)) return;
+  throw new GraphError(403, 'ErrorSendAsDenied', SEND_AS_DENIED_MESSAGE);
+}
+
+/** The send routes. */
+export function mailSendRoutes(deps: MailSendDeps): GraphRoute[] {
+  return [
+    {
+      method: 'POST',
+      path: '/users/{user}/sendMail',
+      roles: MAIL_SEND_ROLES,
+      mailbox: true,
+      // Graph's JSON request limit; attachments bigger than this have to go through a draft and an upload session.
+      maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+      handler: (ctx) => sendMail(ctx, deps),
+    },
+    {
+      method: 'POST',
+      path: '/users/{user}/messages/{id}/send',
+      roles: MAIL_SEND_ROLES,
+      mailbox: true,
+      handler: (ctx) => sendDraft(ctx, deps),
+    },
+  ];
+}
+
+function sendMail(ctx: GraphRequestContext, deps: MailSendDeps) {
+  refuseMime(ctx);
+  const params = readParameters(ctx, 'sendMail', ['message', 'saveToSentItems']);
+  if (params.message === undefined || params.message === null) {
+    throw new GraphError(400, 'ErrorInvalidParameter', "The value of the parameter 'Message' is empty.");
+  }
+  const saveToSentItems = readFlag(params.saveToSentItems, true);
+  const message = readMessage(params.message);
+  assertSubmittable(message);
+  assertMaySendAs(deps.tenant, ctx.user, message.from);
+  const submitted = deps.delivery.submit(ctx.user, message);
+  if (saveToSentItems && !deletesAfterSubmit(message)) {
+    ctx.mailbox.addMessage('sentitems', { ...submitted, isRead: true });
+  }
+  return ctx.empty(202);
+}
+
+function sendDraft(ctx: GraphRequestContext, deps: MailSendDeps) {
+  // The action has no parameters: an empty body (Content-Length: 0, as documented) or an empty JSON object.
+  if (ctx.body.toString('utf8').trim() !== '') readParameters(ctx, 'send', []);
+  const draft = resolveMessage(ctx.mailbox, ctx.params.id);
+  if (!draft.isDraft) {
+    throw new GraphError(400, 'ErrorInvalidOperation', 'Only a draft message can be sent.');
+  }
+  assertSubmittable(draft);
+  assertMaySendAs(deps.tenant, ctx.user, draft.from);
+  const submitted = deps.delivery.submit(ctx.user, draft);
+  // Sending moves the draft to Sent Items (new id), or removes it when the client set PidTagDeleteAfterSubmit.
+  ctx.mailbox.deleteMessage(draft.id);
+  if (!deletesAfterSubmit(draft)) ctx.mailbox.addMessage('sentitems', { ...submitted, isRead: true });
+  return ctx.empty(202);
+}
+
+/** sendMail's MIME form (`Content-Type: text/plain`, base64 MIME) is real Graph, but the emulator lacks it. */
+function refuseMime(ctx: GraphRequestContext): void {
+  if (/^\s*text\/plain/i.test(ctx.header('content-type') ?? '')) {
+    throw new GraphError(501, 'NotImplemented', 'The Graph emulator does not implement sendMail in MIME format.');
+  }
+}
+
+/** The action's parameters by canonical name; unknown ones are refused as OData does. */
+function readParameters(ctx: GraphRequestContext, action: string, names: readonly string[]): Record<string, unknown> {
+  if (ctx.body.toString('utf8').trim() === '') {
+    throw new GraphError(400, 'BadRequest', 'Empty Payload. JSON content expected.');
+  }
+  const body = asObject(ctx.readJson(), action);
+  const params: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(body)) {
+    if (key.startsWith('@')) continue;
+    const name = names.find((n) => n.toLowerCase() === key.toLowerCase());
+    if (!name) {
+      throw new GraphError(
+        400,
+        'RequestBodyRead',
+        `The parameter '${key}' in the request payload is not a valid parameter for the operation '${action}'.`,
+      );
+    }
+    params[name] = value;
+  }
+  return params;
+}
+
+/** An Edm.Boolean parameter; Graph also takes the strings "true"/"false" (its own sendMail sample sends one). */
+function readFlag(value: unknown, fallback: boolean): boolean {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'string' && /^(true|false)$/i.test(value.trim())) return value.trim().toLowerCase() === 'true';
+  throw new GraphError(
+    400,
+    'RequestBodyRead',
+    `Cannot convert the literal '${JSON.stringify(value)}' to the expected type 'Edm.Boolean'.`,
+  );
+}

@@ -1,0 +1,403 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { GRAPH_APP_ROLES } from '../emulators/tenant';
+import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { startTestCloud, type TestCloud } from '../support/testEnv';
+
+let env: TestCloud;
+let host: FunctionsHostProcess;
+let KEY = '';
+
+beforeAll(async () => {
+  env = await startTestCloud({ graph: { latencyMs: { min: 5, max: 15 } } });
+  // A short wait budget keeps the throttling tests quick.
+  host = await startFunctionsHost({ ...env.settings, GRAPH_MAX_WAIT_SECONDS: '3' });
+  KEY = host.functionKey;
+});
+afterAll(async () => {
+  await host?.stop();
+  await env?.close();
+});
+afterEach(() => {
+  env.cloud.graph.clearFaults();
+  env.cloud.app.graphRoles = new Set(GRAPH_APP_ROLES);
+});
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  body: Record<string, unknown>;
+}
+
+async function post(body: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+  const res = await fetch(`${host.url}/api/mail/send`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-functions-key': KEY, ...headers },
+    body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: Record<string, unknown> = {};
+  try {
+    parsed = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    parsed = { text };
+  }
+  return { status: res.status, headers: res.headers, body: parsed };
+}
+
+const marker = () => `m-${randomUUID()}`;
+const inboxBySubject = (address: string, subject: string) =>
+  env.cloud.graph.inbox(address).filter((m) => m.subject === subject);
+const sentItems = (address: string) => env.cloud.graph.mailbox(address).listMessages('sentitems');
+const graphRequestsSince = (n: number) => env.cloud.graph.requests.slice(n);
+const pdf = (bytes: number) => randomBytes(bytes).toString('base64');
+
+function expectProblem(answer: Answer, status: number): void {
+  expect(answer.status).toBe(status);
+  expect(answer.headers.get('content-type')).toBe('application/problem+json');
+  expect(answer.body).toMatchObject({
+    status,
+    type: expect.stringContaining('/problems/') as unknown,
+    title: expect.any(String) as unknown,
+  });
+  expect(JSON.stringify(answer.body)).not.toMatch(/\bat .+\.(js|ts):\d+/); // no stack trace
+}
+
+describe('sending: what arrives', () => {
+  it('delivers a text mail with cc, bcc, replyTo, importance, custom headers and an inline image, field by field', async () => {
+    const subject = marker();
+    const logo = randomBytes(2048).toString('base64');
+    const answer = await post({
+      from: 'alerts@contoso.com',
+      to: ['someone@contoso.com', { address: 'external@example.org', name: 'External' }],
+      cc: [{ address: 'it@contoso.com', name: 'IT' }],
+      bcc: ['billing@contoso.com'],
+      replyTo: ['support@contoso.com'],
+      subject,
+      html: '<p>Disk almost full <img src="cid:logo"></p>',
+      importance: 'high',
+      headers: { 'X-Ticket-Id': '4711' },
+      attachments: [
+        { name: 'logo.png', contentType: 'image/png', contentBase64: logo, inline: true, contentId: 'logo' },
+      ],
+    });
+
+    expect(answer.status).toBe(202);
+    expect(answer.body).toMatchObject({ status: 'accepted', id: expect.stringMatching(/^[0-9a-f-]{36}$/) as unknown });
+    expect(answer.body.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    const [received] = inboxBySubject('someone@contoso.com', subject);
+    expect(received).toBeDefined();
+    expect(received.from?.emailAddress?.address).toBe('alerts@contoso.com');
+    expect(received.toRecipients?.map((r) => r.emailAddress?.address)).toEqual([
+      'someone@contoso.com',
+      'external@example.org',
+    ]);
+    expect(received.toRecipients?.[1].emailAddress?.name).toBe('External');
+    expect(received.ccRecipients?.map((r) => [r.emailAddress?.address, r.emailAddress?.name])).toEqual([
+      ['it@contoso.com', 'IT'],
+    ]);
+    expect(received.bccRecipients ?? []).toEqual([]);
+    expect(received.replyTo?.map((r) => r.emailAddress?.address)).toEqual(['support@contoso.com']);
+    expect(received.importance).toBe('high');
+    expect(received.body).toMatchObject({
+      contentType: 'html',
+      content: '<p>Disk almost full <img src="cid:logo"></p>',
+    });
+    expect(received.internetMessageHeaders).toEqual(expect.arrayContaining([{ name: 'X-Ticket-Id', value: '4711' }]));
+    expect(received.attachments).toHaveLength(1);
+    expect(received.attachments[0]).toMatchObject({
+      name: 'logo.png',
+      contentType: 'image/png',
+      isInline: true,
+      contentId: 'logo',
+      contentBytes: logo,
+    });
+    // Cc and Bcc recipients got it too; the external one went out.
+    expect(inboxBySubject('it@contoso.com', subject)).toHaveLength(1);
+    expect(inboxBySubject('billing@contoso.com', subject)).toHaveLength(1);
+    expect(env.cloud.graph.outbound.filter((o) => o.subject === subject)).toHaveLength(1);
+  });
+
+  it('delivers a plain text body', async () => {
+    const subject = marker();
+    expect(
+      (await post({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'plain body' })).status,
+    ).toBe(202);
+    expect(inboxBySubject('someone@contoso.com', subject)[0].body).toMatchObject({
+      contentType: 'text',
+      content: 'plain body',
+    });
+  });
+
+  it('sends a 2.9 MB attachment in one sendMail request', async () => {
+    const subject = marker();
+    const content = pdf(Math.floor(2.9 * 1024 * 1024));
+    const before = env.cloud.graph.requests.length;
+    const answer = await post({
+      from: 'alerts@contoso.com',
+      to: ['someone@contoso.com'],
+      subject,
+      text: 'x',
+      attachments: [{ name: 'r.pdf', contentType: 'application/pdf', contentBase64: content }],
+    });
+    expect(answer.status).toBe(202);
+    const paths = graphRequestsSince(before).map((r) => `${r.method} ${r.path}`);
+    expect(paths).toEqual([expect.stringMatching(/^POST \/v1\.0\/users\/alerts%40contoso\.com\/sendMail$/) as unknown]);
+    expect(inboxBySubject('someone@contoso.com', subject)[0].attachments[0].contentBytes).toBe(content);
+  });
+
+  it.each([
+    ['10 MB', 10 * 1024 * 1024, 3],
+    ['3 MB + 1 byte', 3 * 1024 * 1024 + 1, 1],
+  ])(
+    'sends a %s attachment through an upload session in chunks without Authorization',
+    async (_label, size, chunks) => {
+      const subject = marker();
+      const content = pdf(size);
+      const before = env.cloud.graph.requests.length;
+      const answer = await post({
+        from: 'alerts@contoso.com',
+        to: ['someone@contoso.com'],
+        subject,
+        text: 'see attachment',
+        attachments: [
+          { name: 'big.bin', contentType: 'application/octet-stream', contentBase64: content },
+          { name: 'small.txt', contentType: 'text/plain', contentBase64: Buffer.from('hello').toString('base64') },
+        ],
+      });
+      expect(answer.status).toBe(202);
+      const seen = graphRequestsSince(before);
+      const puts = seen.filter((r) => r.method === 'PUT');
+      expect(puts).toHaveLength(chunks);
+      expect(puts.every((r) => !r.hadAuthorization)).toBe(true);
+      expect(seen.map((r) => r.method + ' ' + r.path.split('/').slice(-1)[0])).toEqual(
+        expect.arrayContaining(['POST messages', 'POST createUploadSession', 'POST send']),
+      );
+      const [received] = inboxBySubject('someone@contoso.com', subject);
+      const byName = new Map(received.attachments.map((a) => [a.name ?? '', String(a.contentBytes)]));
+      expect(byName.get('big.bin')).toBe(content);
+      expect(byName.get('small.txt')).toBe(Buffer.from('hello').toString('base64'));
+    },
+  );
+
+  it.each([
+    ['sendMail', 1024],
+    ['draft', 3 * 1024 * 1024 + 1],
+  ])('honours saveToSentItems on the %s path', async (_path, size) => {
+    for (const save of [true, false]) {
+      const subject = marker();
+      const answer = await post({
+        from: 'support@contoso.com',
+        to: ['someone@contoso.com'],
+        subject,
+        text: 'x',
+        saveToSentItems: save,
+        attachments: [{ name: 'a.bin', contentType: 'application/octet-stream', contentBase64: pdf(size) }],
+      });
+      expect(answer.status).toBe(202);
+      expect(sentItems('support@contoso.com').filter((m) => m.subject === subject)).toHaveLength(save ? 1 : 0);
+      expect(
+        env.cloud.graph
+          .mailbox('support@contoso.com')
+          .listMessages('drafts')
+          .filter((m) => m.subject === subject),
+      ).toHaveLength(0);
+    }
+  });
+});
+
+describe('sending: bad input', () => {
+  it.each([
+    ['no recipient', { from: 'alerts@contoso.com', to: [], text: 'x' }, 'to'],
+    ['both bodies', { from: 'alerts@contoso.com', to: ['a@example.com'], text: 'x', html: 'y' }, 'text'],
+    [
+      'a header without X-',
+      { from: 'alerts@contoso.com', to: ['a@example.com'], text: 'x', headers: { Subject: 'y' } },
+      'headers.Subject',
+    ],
+    ['a bad recipient', { from: 'alerts@contoso.com', to: ['nobody'], text: 'x' }, 'to[0]'],
+    [
+      'bad base64',
+      {
+        from: 'alerts@contoso.com',
+        to: ['a@example.com'],
+        text: 'x',
+        attachments: [{ name: 'a', contentType: 'text/plain', contentBase64: '%%%' }],
+      },
+      'attachments[0].contentBase64',
+    ],
+    [
+      '501 recipients',
+      { from: 'alerts@contoso.com', to: Array.from({ length: 501 }, (_, i) => `r${i}@example.com`), text: 'x' },
+      'to',
+    ],
+  ])('answers 400 naming the field for %s, and calls no Graph', async (_what, body, field) => {
+    const before = env.cloud.graph.requests.length;
+    const answer = await post(body);
+    expectProblem(answer, 400);
+    expect((answer.body.errors as { field: string }[]).map((e) => e.field)).toContain(field);
+    expect(env.cloud.graph.requests.length).toBe(before);
+  });
+
+  it('answers 400 to a 2 MB garbage body and to a body that is not JSON', async () => {
+    expectProblem(await post(randomBytes(2 * 1024 * 1024)), 400);
+    expectProblem(await post('{"from": "alerts@contoso.com", '), 400);
+    expectProblem(await post('[1,2,3]'), 400);
+  });
+
+  it('answers 415 when the body is not declared JSON', async () => {
+    expectProblem(await post('from=x', { 'content-type': 'application/x-www-form-urlencoded' }), 415);
+  });
+
+  it('answers 413 with the cap in the message past MAX_SEND_REQUEST_MB', async () => {
+    const answer = await post(Buffer.alloc(51 * 1024 * 1024, 0x20));
+    expectProblem(answer, 413);
+    expect(answer.body.detail).toMatch(/50 MB \(MAX_SEND_REQUEST_MB\)/);
+  });
+
+  it('answers 401 without the function key', async () => {
+    const res = await fetch(`${host.url}/api/mail/send`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(res.status).toBe(401);
+  });
+
+  it('refuses a sender outside the policy with 403 before any Graph call', async () => {
+    const before = env.cloud.graph.requests.length;
+    const tokens = env.cloud.entra.tokenRequests.length;
+    const answer = await post({ from: 'someone@contoso.com', to: ['a@example.com'], text: 'x' });
+    expectProblem(answer, 403);
+    expect(answer.body.detail).toMatch(/ALLOWED_SENDERS/);
+    expect(env.cloud.graph.requests.length).toBe(before);
+    expect(env.cloud.entra.tokenRequests.length).toBe(tokens);
+  });
+});
+
+describe('idempotency', () => {
+  const body = (subject: string) => ({
+    from: 'alerts@contoso.com',
+    to: ['someone@contoso.com'],
+    subject,
+    text: 'once',
+  });
+
+  it('returns the first result for a repeat without sending again', async () => {
+    const subject = marker();
+    const key = randomUUID();
+    const first = await post(body(subject), { 'idempotency-key': key });
+    const second = await post(body(subject), { 'idempotency-key': key });
+    expect(first.status).toBe(202);
+    expect(second.status).toBe(202);
+    expect(second.body).toEqual(first.body);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(1);
+  });
+
+  it('answers 409 to the same key with another body', async () => {
+    const key = randomUUID();
+    expect((await post(body(marker()), { 'idempotency-key': key })).status).toBe(202);
+    expectProblem(await post(body(marker()), { 'idempotency-key': key }), 409);
+  });
+
+  it('sends exactly once for concurrent duplicates', async () => {
+    const subject = marker();
+    const key = randomUUID();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => post(body(subject), { 'idempotency-key': key })));
+    expect(answers.map((a) => a.status)).toEqual(Array(8).fill(202));
+    expect(new Set(answers.map((a) => a.body.id)).size).toBe(1);
+    expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(1);
+  });
+
+  it('lets a retry with the same key send after a failure', async () => {
+    const subject = marker();
+    const key = randomUUID();
+    env.cloud.graph.injectFaults({ status: 403, code: 'ErrorSendAsDenied', times: 1, mailbox: 'alerts@contoso.com' });
+    expect((await post(body(subject), { 'idempotency-key': key })).status).toBe(403);
+    expect((await post(body(subject), { 'idempotency-key': key })).status).toBe(202);
+    expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(1);
+  });
+});
+
+describe('throttling', () => {
+  it('sends 200 concurrent mails from one mailbox with zero failures and at most 4 Graph requests in flight', async () => {
+    const subject = marker();
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        post({ from: 'billing@contoso.com', to: ['someone@contoso.com'], subject: `${subject}-${i}`, text: 'x' }),
+      ),
+    );
+    expect(answers.filter((a) => a.status !== 202)).toEqual([]);
+    expect(env.cloud.graph.peakConcurrency('billing@contoso.com')).toBeLessThanOrEqual(4);
+    expect(env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject?.startsWith(subject))).toHaveLength(
+      200,
+    );
+    expect(env.cloud.graph.requests.filter((r) => r.status === 429 && r.path.includes('billing'))).toHaveLength(0);
+  });
+
+  it('waits out a 429 with Retry-After: 1.5 and then sends', async () => {
+    const subject = marker();
+    env.cloud.graph.injectFaults({ status: 429, retryAfter: '1.5', times: 1, mailbox: 'alerts@contoso.com' });
+    const before = env.cloud.graph.requests.length;
+    const answer = await post({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'x' });
+    expect(answer.status).toBe(202);
+    const seen = graphRequestsSince(before).filter((r) => r.path.endsWith('/sendMail'));
+    expect(seen.map((r) => r.status)).toEqual([429, 202]);
+    expect(seen[1].startedAt.getTime() - seen[0].startedAt.getTime()).toBeGreaterThanOrEqual(1500);
+    expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(1);
+  });
+
+  it('answers 503 with Retry-After when Graph stays unavailable past the wait budget, and sends nothing', async () => {
+    const subject = marker();
+    env.cloud.graph.injectFaults({ status: 503, retryAfter: '2', times: Infinity, mailbox: 'alerts@contoso.com' });
+    const answer = await post({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'x' });
+    expectProblem(answer, 503);
+    expect(answer.headers.get('retry-after')).toBe('2');
+    expect(answer.body).toMatchObject({ graph: { status: 503 } });
+    expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(0);
+  });
+});
+
+describe('Graph failures mapped to actions', () => {
+  it.each([
+    ['ErrorSendAsDenied', 403, 403, 'send-as-denied', /Send-As/],
+    ['ErrorAccessDenied', 403, 403, 'mailbox-out-of-scope', /application access scope/],
+    ['MailboxNotEnabledForRESTAPI', 404, 422, 'mailbox-not-enabled', /on-premises or unlicensed/],
+    ['ErrorInvalidRecipients', 400, 422, 'invalid-recipient', /recipients/],
+    ['RequestEntityTooLarge', 413, 413, 'too-large', /35 MB/],
+  ])("maps %s to %s with Graph's ids and an operator hint", async (code, graphStatus, status, slug, detail) => {
+    env.cloud.graph.injectFaults({ status: graphStatus, code, times: 1, mailbox: 'alerts@contoso.com' });
+    const before = env.cloud.graph.requests.length;
+    const answer = await post({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], text: 'x' });
+    expectProblem(answer, status);
+    expect(answer.body.type).toMatch(new RegExp(`/${slug}$`));
+    expect(answer.body.detail).toMatch(detail);
+    const seen = graphRequestsSince(before).find((r) => r.errorCode === code);
+    expect(answer.body.graph).toMatchObject({
+      code,
+      requestId: seen?.requestId,
+      clientRequestId: seen?.clientRequestId,
+    });
+  });
+});
+
+describe('logs', () => {
+  it('contain no token, secret or message text over a whole send', async () => {
+    const secretText = `body-${randomUUID()}`;
+    const subject = `subject-${randomUUID()}`;
+    const logStart = host.output().length;
+    const answer = await post(
+      { from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: secretText },
+      { 'idempotency-key': randomUUID() },
+    );
+    expect(answer.status).toBe(202);
+    await new Promise((r) => setTimeout(r, 200)); // let the host's last lines arrive
+    const all = host.output().slice(logStart);
+    expect(all).toMatch(/sent as alerts@contoso.com/);
+    expect(all).not.toContain(secretText);
+    expect(all).not.toContain(subject);
+    expect(all).not.toMatch(/eyJ[\w-]{10,}\.[\w-]{10,}\./);
+    expect(all).not.toContain(KEY);
+    expect(all).not.toContain('PRIVATE KEY');
+  });
+});

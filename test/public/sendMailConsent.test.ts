@@ -1,0 +1,35 @@
+import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { startTestCloud, type TestCloud } from '../support/testEnv';
+
+// The app's token is cached for its lifetime, so withheld consent is set up before the gateway's first token.
+let env: TestCloud;
+let host: FunctionsHostProcess;
+beforeAll(async () => {
+  env = await startTestCloud({ graphRoles: ['User.Read.All'] });
+  host = await startFunctionsHost(env.settings);
+});
+afterAll(async () => {
+  await host?.stop();
+  await env?.close();
+});
+
+describe('sending without admin consent', () => {
+  it('answers a problem naming Mail.Send and admin consent, before Graph is called', async () => {
+    const res = await fetch(`${host.url}/api/mail/send`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
+      body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' }),
+    });
+    const body = (await res.json()) as Record<string, unknown>;
+
+    expect(res.status).toBe(502);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    expect(body).toMatchObject({
+      type: expect.stringMatching(/\/admin-consent-missing$/) as unknown,
+      missingPermissions: ['Mail.Send'],
+    });
+    expect(body.detail).toMatch(/^admin consent not granted for Mail\.Send: .*Grant admin consent/);
+    expect(env.cloud.graph.requests.filter((r) => r.path.includes('/users/'))).toHaveLength(0);
+    expect(env.cloud.graph.inbox('someone@contoso.com')).toHaveLength(0);
+  });
+});

@@ -1,0 +1,67 @@
+/**
+ * Runs the app's functions in the local host as a child process, as Azure runs them in a worker process: app
+ * settings arrive as environment variables, and nothing the app caches (configuration, tokens, Graph client)
+ * leaks between test files. Tests reach it over HTTP and read its log lines.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { appRoot } from '../../shared/packageInfo';
+import { freePort } from '../emulators/azurite';
+
+/** A running functions host. */
+export interface FunctionsHostProcess {
+  /** e.g. `http://127.0.0.1:41234`. */
+  url: string;
+  functionKey: string;
+  masterKey: string;
+  /** Everything the host printed so far. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts `dist/test/sandbox/host/main.js` with `settings` as its environment; resolves once it listens. */
+export async function startFunctionsHost(settings: Record<string, string>): Promise<FunctionsHostProcess> {
+  const port = await freePort();
+  const functionKey = 'test-function-key';
+  const masterKey = 'test-master-key';
+  const child: ChildProcess = spawn(process.execPath, [join(appRoot(), 'dist', 'test', 'sandbox', 'host', 'main.js')], {
+    cwd: appRoot(),
+    env: {
+      ...process.env,
+      ...settings,
+      PORT: String(port),
+      SANDBOX_FUNCTION_KEY: functionKey,
+      SANDBOX_MASTER_KEY: masterKey,
+      SANDBOX_HOST_LOG_LEVEL: 'debug',
+    },
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const deadline = setTimeout(() => reject(new Error(`functions host did not start:\n${output}`)), 30_000);
+    const check = () => {
+      if (output.includes(`http://127.0.0.1:${port}`)) {
+        clearTimeout(deadline);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(deadline);
+      reject(new Error(`functions host exited with ${code}:\n${output}`));
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    functionKey,
+    masterKey,
+    output: () => output,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
