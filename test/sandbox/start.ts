@@ -37,6 +37,23 @@ async function waitForHealth(url: string, host: ChildProcess, timeoutMs = 30_000
   throw new Error(`${url} did not answer 200 within ${timeoutMs / 1000} s`);
 }
 
+/** The first mail the banner suggests: text plus a small attachment. */
+function firstMail(domain: string): string {
+  return JSON.stringify({
+    from: `alerts@${domain}`,
+    to: [`someone@${domain}`],
+    subject: 'Hello from the mail gateway',
+    text: 'It works.',
+    attachments: [
+      {
+        name: 'hello.txt',
+        contentType: 'text/plain',
+        contentBase64: Buffer.from('Hello, attachment!\n').toString('base64'),
+      },
+    ],
+  });
+}
+
 async function main(): Promise<void> {
   const root = appRoot();
   const port = Number(process.env.PORT ?? 7071);
@@ -112,7 +129,16 @@ async function main(): Promise<void> {
         '',
         'Try:',
         `  curl ${base}/api/health`,
-        `  curl --cacert ${caPath} ${cloud.graph.url}/_emulator/mailboxes/${users[0]}/inbox`,
+        '',
+        '  # send a mail with an attachment as alerts@ (ALLOWED_SENDERS: alerts@, billing@, support@)',
+        `  curl -i -X POST ${base}/api/mail/send -H "x-functions-key: ${functionKey}" -H "content-type: application/json" \\`,
+        `    -d '${firstMail(cloud.tenant.domain)}'`,
+        '',
+        "  # see it arrive in the recipient's emulated Inbox",
+        `  curl --cacert ${caPath} ${cloud.graph.url}/_emulator/mailboxes/someone@${cloud.tenant.domain}/inbox`,
+        '',
+        `  # is everything wired right? (admin)`,
+        `  curl -H "x-functions-key: ${masterKey}" ${base}/api/diagnostics`,
         '',
         'Ctrl+C stops everything.',
         '',
