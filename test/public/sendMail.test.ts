@@ -179,6 +179,35 @@ describe('sending: what arrives', () => {
     },
   );
 
+  it('resumes an upload from nextExpectedRanges after a failed chunk, and keeps inline images on the draft path', async () => {
+    const subject = marker();
+    const content = pdf(9 * 1024 * 1024);
+    const logo = randomBytes(4096).toString('base64');
+    env.cloud.graph.injectFaults({ status: 503, times: 1, method: 'PUT', pathPattern: /AttachmentSessions/ });
+    const before = env.cloud.graph.requests.length;
+    const answer = await post({
+      from: 'alerts@contoso.com',
+      to: ['someone@contoso.com'],
+      subject,
+      html: '<p><img src="cid:logo"></p>',
+      attachments: [
+        { name: 'big.bin', contentType: 'application/octet-stream', contentBase64: content },
+        { name: 'logo.png', contentType: 'image/png', contentBase64: logo, inline: true, contentId: 'logo' },
+      ],
+    });
+    expect(answer.status).toBe(202);
+    const puts = graphRequestsSince(before).filter((r) => r.method === 'PUT');
+    expect(puts.map((r) => r.status)).toEqual([503, 200, 200, 201]);
+    const [received] = inboxBySubject('someone@contoso.com', subject);
+    const big = received.attachments.find((a) => a.name === 'big.bin');
+    expect(String(big?.contentBytes)).toBe(content);
+    expect(received.attachments.find((a) => a.name === 'logo.png')).toMatchObject({
+      isInline: true,
+      contentId: 'logo',
+      contentBytes: logo,
+    });
+  });
+
   it.each([
     ['sendMail', 1024],
     ['draft', 3 * 1024 * 1024 + 1],
