@@ -8,12 +8,11 @@
  * (d) one send with a 25 MB attachment: time and peak resident memory of the process.
  */
 import { randomBytes } from 'node:crypto';
-import { ClientCertificateCredential } from '@azure/identity';
 import { freePort } from '../emulators/azurite';
 import { LocalFunctionsHost } from '../sandbox/host';
 import { KeyVaultCredentialSource } from '../../shared/keyVaultCredentialSource';
 import { appRoot } from '../../shared/packageInfo';
-import type { BenchContext } from './benchContext';
+import { naiveToken, type BenchContext } from './benchContext';
 
 /** Figures of the throughput run for one client. */
 export interface ThroughputResult {
@@ -126,18 +125,7 @@ export async function runSendBench(ctx: BenchContext, latency: { min: number; ma
     const source = new KeyVaultCredentialSource(ctx.config);
     await measure('naive sample (token per send, no limit, no Retry-After)', async () => {
       const results = await pool(sends, 64, async (i) => {
-        const material = await source.read();
-        if (material.kind !== 'certificate') throw new Error('bench expects a certificate');
-        const credential = new ClientCertificateCredential(
-          ctx.config.tenantId,
-          ctx.config.clientId,
-          { certificate: material.pem },
-          {
-            authorityHost: ctx.config.endpoints.authorityHost,
-            disableInstanceDiscovery: true,
-          },
-        );
-        const token = await credential.getToken(ctx.config.endpoints.graphScope);
+        const token = await naiveToken(ctx, source);
         const res = await fetch(`${graph.url}/v1.0/users/${encodeURIComponent(mailbox)}/sendMail`, {
           method: 'POST',
           headers: { authorization: `Bearer ${token.token}`, 'content-type': 'application/json' },

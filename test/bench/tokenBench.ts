@@ -3,10 +3,9 @@
  * and the time per token, for the gateway's token helper and, side by side in the same run, for the way the
  * usual samples do it (read the secret and build a new credential for every call).
  */
-import { ClientCertificateCredential } from '@azure/identity';
 import { AppCredential } from '../../shared/appCredential';
 import { KeyVaultCredentialSource } from '../../shared/keyVaultCredentialSource';
-import type { BenchContext } from './benchContext';
+import { naiveToken, type BenchContext } from './benchContext';
 
 /** Figures for one client. */
 export interface TokenBenchResult {
@@ -46,18 +45,7 @@ export async function runTokenBench(ctx: BenchContext): Promise<TokenBenchResult
   const source = new KeyVaultCredentialSource(ctx.config);
   const naiveCalls = 100;
   const naive = await measure(ctx, 'naive (per call: read Key Vault, new credential)', naiveCalls, async () => {
-    const material = await source.read();
-    if (material.kind !== 'certificate') throw new Error('bench expects a certificate');
-    const credential = new ClientCertificateCredential(
-      ctx.config.tenantId,
-      ctx.config.clientId,
-      { certificate: material.pem },
-      {
-        authorityHost: ctx.config.endpoints.authorityHost,
-        disableInstanceDiscovery: true,
-      },
-    );
-    return credential.getToken(scope);
+    return naiveToken(ctx, source);
   });
   const scale = 1000 / naiveCalls;
   return [

@@ -6,9 +6,10 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import { GraphEmulator } from '../emulators/graph/graphEmulator';
-import { EmulatedTenant, type AppRegistration } from '../emulators/tenant';
+import { EmulatedTenant } from '../emulators/tenant';
 import { createTestCa, type PemPair } from '../emulators/testCa';
 import { TokenIssuer } from '../emulators/tokenIssuer';
+import { appToken } from '../support/appToken';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NO_PERMISSIONS = 'The token contains no permissions, or permissions can not be understood.';
@@ -78,35 +79,6 @@ class Client {
 
 function errorOf(reply: Reply): ErrorBody['error'] {
   return (reply.body as unknown as ErrorBody).error;
-}
-
-/** An app-only token shaped like Entra's v1 tokens for Graph. */
-function appToken(
-  issuer: TokenIssuer,
-  tenant: EmulatedTenant,
-  app: AppRegistration,
-  overrides: Record<string, unknown> = {},
-): string {
-  const now = Math.floor(Date.now() / 1000);
-  const claims: Record<string, unknown> = {
-    aud: 'https://graph.microsoft.com',
-    iss: `https://sts.windows.net/${tenant.tenantId}/`,
-    iat: now - 60,
-    nbf: now - 60,
-    exp: now + 3600,
-    tid: tenant.tenantId,
-    appid: app.clientId,
-    appidacr: '1',
-    idtyp: 'app',
-    oid: randomUUID(),
-    sub: randomUUID(),
-    ver: '1.0',
-    uti: randomUUID(),
-    roles: [...app.graphRoles],
-    ...overrides,
-  };
-  for (const [k, v] of Object.entries(claims)) if (v === undefined) delete claims[k];
-  return issuer.sign(claims);
 }
 
 function graphTime(ms: number): string {

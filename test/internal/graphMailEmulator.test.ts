@@ -3,12 +3,13 @@
  * delivery into the tenant's Inboxes and the outbound log, Send As, and the per (app, mailbox) upload budget. Each test
  * checks what a product depends on, so a lax emulator (or a broken one) fails here first.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { FileAttachment, InternetMessageHeader, Message } from '@microsoft/microsoft-graph-types';
 import { GraphEmulator, type GraphLimits } from '../emulators/graph/graphEmulator';
-import { EmulatedTenant, type AppRegistration } from '../emulators/tenant';
+import { EmulatedTenant } from '../emulators/tenant';
 import { TokenIssuer } from '../emulators/tokenIssuer';
 import { testCa } from '../support/testEnv';
+import { appToken } from '../support/appToken';
 
 const MB = 1024 * 1024;
 
@@ -110,31 +111,6 @@ class Client {
 function errorOf(reply: Reply): GraphErrorBody {
   const { code, message } = (reply.body as { error: GraphErrorBody }).error;
   return { code, message };
-}
-
-function appToken(
-  issuer: TokenIssuer,
-  tenant: EmulatedTenant,
-  app: AppRegistration,
-  roles: readonly string[] = [...app.graphRoles],
-): string {
-  const now = Math.floor(Date.now() / 1000);
-  return issuer.sign({
-    aud: 'https://graph.microsoft.com',
-    iss: `https://sts.windows.net/${tenant.tenantId}/`,
-    iat: now - 60,
-    nbf: now - 60,
-    exp: now + 3600,
-    tid: tenant.tenantId,
-    appid: app.clientId,
-    appidacr: '1',
-    idtyp: 'app',
-    oid: randomUUID(),
-    sub: randomUUID(),
-    ver: '1.0',
-    uti: randomUUID(),
-    roles: [...roles],
-  });
 }
 
 function to(...addresses: string[]) {
@@ -491,7 +467,7 @@ describe('Graph emulator mail', () => {
     });
 
     it('needs Mail.Send', async () => {
-      const readWrite = appToken(issuer, tenant, app, ['Mail.ReadWrite']);
+      const readWrite = appToken(issuer, tenant, app, { roles: ['Mail.ReadWrite'] });
       const reply = await client.sendMail(alerts.mail, { subject: 'x', toRecipients: to(ops.mail) }, {}, readWrite);
       expect(reply.status).toBe(403);
       expect(errorOf(reply)).toEqual({
