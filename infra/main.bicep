@@ -124,6 +124,13 @@ param idempotencyTtlHours int = 24
 @description('GRAPH_MAX_WAIT_SECONDS: longest total Retry-After wait per Graph call before answering 503.')
 param graphMaxWaitSeconds int = 30
 
+@description('GRAPH_PERMISSION_CHECK: token = refuse sends whose token lacks Mail.Send; off = let Graph decide (use with Exchange RBAC for Applications / Set-MailboxScope.ps1).')
+@allowed([
+  'token'
+  'off'
+])
+param graphPermissionCheck string = 'token'
+
 // ------------------------------------------------------------------------------------------------------------
 // Key Vault
 // ------------------------------------------------------------------------------------------------------------
@@ -300,6 +307,7 @@ var appSettings = {
   'MAX_SEND_REQUEST_MB': string(maxSendRequestMb)
   'IDEMPOTENCY_TTL_HOURS': string(idempotencyTtlHours)
   'GRAPH_MAX_WAIT_SECONDS': string(graphMaxWaitSeconds)
+  'GRAPH_PERMISSION_CHECK': graphPermissionCheck
   'AzureWebJobsStorage__accountName': storage.outputs.name
   'AzureWebJobsStorage__credential': 'managedidentity'
   'AzureWebJobsStorage__clientId': identity.outputs.clientId

@@ -120,6 +120,13 @@ export const SETTINGS: readonly SettingDefinition[] = [
       'Longest total time one Graph call may spend waiting out 429/503 Retry-After answers (default 30); past it the caller gets 503 with Retry-After.',
   },
   {
+    name: 'GRAPH_PERMISSION_CHECK',
+    required: false,
+    source: 'app',
+    description:
+      "token (default): refuse a send whose token lacks Mail.Send, naming the missing admin consent, before Graph is called. off: leave the decision to Graph, for Exchange RBAC for Applications, whose grants never appear in the token's roles.",
+  },
+  {
     name: 'AzureWebJobsStorage',
     required: true,
     source: 'app',
@@ -188,6 +195,8 @@ export interface GatewayConfig {
   idempotencyTtlMs: number;
   /** Longest total Retry-After wait per Graph call, in seconds. */
   graphMaxWaitSeconds: number;
+  /** Whether sends are refused when the token's roles lack a permission (`token`) or Graph decides (`off`). */
+  graphPermissionCheck: 'token' | 'off';
 }
 
 /** Thrown when settings are missing or malformed; `problems` names each setting. */
@@ -261,6 +270,7 @@ const settingsSchema = z.object({
   MAX_SEND_REQUEST_MB: wholeNumber(1, 100, 'MB'),
   IDEMPOTENCY_TTL_HOURS: wholeNumber(1, 24 * 30, 'hours'),
   GRAPH_MAX_WAIT_SECONDS: wholeNumber(0, 600, 'seconds'),
+  GRAPH_PERMISSION_CHECK: optional().pipe(z.enum(['token', 'off'], { error: 'must be token or off' }).optional()),
   ENTRA_AUTHORITY_HOST: optional().pipe(httpsUrl('MSAL refuses a non-https authority').optional()),
   GRAPH_BASE_URL: optional().pipe(httpsUrl('Graph is only served over https').optional()),
   GRAPH_SCOPE: optional().pipe(
@@ -355,6 +365,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     maxSendRequestBytes: (settings.MAX_SEND_REQUEST_MB ?? 50) * 1024 * 1024,
     idempotencyTtlMs: (settings.IDEMPOTENCY_TTL_HOURS ?? 24) * 3_600_000,
     graphMaxWaitSeconds: settings.GRAPH_MAX_WAIT_SECONDS ?? 30,
+    graphPermissionCheck: settings.GRAPH_PERMISSION_CHECK ?? 'token',
   };
 }
 

@@ -110,15 +110,23 @@ export async function runDiagnostics(
     checks.push({ name: 'permissions', status: 'skipped', detail: 'No token to inspect.' });
   } else {
     const missing = missingRoles(explanation.roles, REQUIRED_GRAPH_PERMISSIONS);
+    const exchangeDecides = config.graphPermissionCheck === 'off';
     checks.push(
-      missing.length === 0
-        ? { name: 'permissions', status: 'ok', detail: `Granted: ${REQUIRED_GRAPH_PERMISSIONS.join(', ')}.`, missing }
-        : {
+      missing.length > 0 && exchangeDecides
+        ? {
             name: 'permissions',
-            status: 'failed',
-            detail: `admin consent not granted for ${missing.join(', ')}: add the Microsoft Graph application permissions in Entra ID (App registrations > API permissions) and select "Grant admin consent".`,
+            status: 'warning',
+            detail: `Not in the token: ${missing.join(', ')}. GRAPH_PERMISSION_CHECK=off: fine if Exchange RBAC for Applications grants them (check with Test-ServicePrincipalAuthorization); otherwise grant admin consent.`,
             missing,
-          },
+          }
+        : missing.length === 0
+          ? { name: 'permissions', status: 'ok', detail: `Granted: ${REQUIRED_GRAPH_PERMISSIONS.join(', ')}.`, missing }
+          : {
+              name: 'permissions',
+              status: 'failed',
+              detail: `admin consent not granted for ${missing.join(', ')}: add the Microsoft Graph application permissions in Entra ID (App registrations > API permissions) and select "Grant admin consent".`,
+              missing,
+            },
     );
   }
 

@@ -125,20 +125,47 @@ async function send(
   }
 }
 
+/**
+ * Graph's `ErrorAccessDenied` means either a missing permission or a mailbox outside the app's Exchange scope.
+ * When the token lacks the permission, say so (with the permission check off, Graph is the first to notice).
+ */
+async function explainAccessDenied(err: unknown, request: SendRequest, deps: SendMailDependencies): Promise<never> {
+  const graph = err instanceof SendProblem ? (err.doc.graph as { code?: string } | undefined) : undefined;
+  if (!(err instanceof SendProblem) || graph?.code !== 'ErrorAccessDenied') throw err;
+  const roles = needsDraftPath(request) ? ['Mail.Send', 'Mail.ReadWrite'] : ['Mail.Send'];
+  const missing = await deps.credential
+    .requireGraphPermissions(roles)
+    .then(() => [])
+    .catch((e: unknown) => (e instanceof AdminConsentMissingError ? [...e.missing] : []));
+  if (missing.length === 0) throw err;
+  throw new SendProblem(
+    problem(
+      403,
+      'graph-access-denied',
+      'Microsoft Graph denied access',
+      `admin consent not granted for ${missing.join(', ')} (the token lacks ${missing.length > 1 ? 'them' : 'it'}), unless Exchange RBAC for Applications grants ${missing.length > 1 ? 'them' : 'it'} and '${request.from}' is outside that scope. Grant admin consent in Entra ID, or add the mailbox to the scope (infra/Set-MailboxScope.ps1).`,
+      { graph: err.doc.graph, missingPermissions: missing },
+    ),
+    err.headers,
+  );
+}
+
 async function deliver(
   request: SendRequest,
   context: InvocationContext,
   deps: SendMailDependencies,
 ): Promise<HttpResponseInit> {
-  const roles = needsDraftPath(request) ? ['Mail.Send', 'Mail.ReadWrite'] : ['Mail.Send'];
-  try {
-    await deps.credential.requireGraphPermissions(roles);
-  } catch (err) {
-    if (err instanceof AdminConsentMissingError) throw consentProblem(err);
-    throw err;
+  if (deps.config.graphPermissionCheck === 'token') {
+    const roles = needsDraftPath(request) ? ['Mail.Send', 'Mail.ReadWrite'] : ['Mail.Send'];
+    try {
+      await deps.credential.requireGraphPermissions(roles);
+    } catch (err) {
+      if (err instanceof AdminConsentMissingError) throw consentProblem(err);
+      throw err;
+    }
   }
   const started = Date.now();
-  const outcome = await deps.sender.send(request);
+  const outcome = await deps.sender.send(request).catch((err: unknown) => explainAccessDenied(err, request, deps));
   const id = randomUUID();
   const recipients = request.to.length + request.cc.length + request.bcc.length;
   context.info(

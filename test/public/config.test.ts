@@ -116,6 +116,7 @@ describe('malformed settings', () => {
     ['MAX_SEND_REQUEST_MB', '500', /between 1 and 100 MB/],
     ['IDEMPOTENCY_TTL_HOURS', '-1', /whole number/],
     ['GRAPH_MAX_WAIT_SECONDS', 'forever', /whole number/],
+    ['GRAPH_PERMISSION_CHECK', 'sometimes', /token or off/],
   ])('%s=%s is refused', (name, value, message) => {
     const problems = problemsOf({ ...VALID, [name]: value });
     expect(problems).toHaveLength(1);
@@ -163,6 +164,7 @@ describe('sender policy and send limits', () => {
     expect(config.maxSendRequestBytes).toBe(50 * 1024 * 1024);
     expect(config.idempotencyTtlMs).toBe(24 * 3_600_000);
     expect(config.graphMaxWaitSeconds).toBe(30);
+    expect(config.graphPermissionCheck).toBe('token');
   });
 });
 

@@ -46,6 +46,13 @@ describe('diagnostics', () => {
     });
   });
 
+  it('only warns about missing roles when GRAPH_PERMISSION_CHECK=off (Exchange RBAC for Applications)', async () => {
+    env.cloud.app.graphRoles = new Set(['User.Read.All']);
+    const report = await runDiagnostics({ ...env.config, graphPermissionCheck: 'off' }, new AppCredential(env.config));
+    expect(report.status).toBe('warning');
+    expect(check(report, 'permissions')).toMatchObject({ status: 'warning', missing: ['Mail.Send', 'Mail.ReadWrite'] });
+  });
+
   it('says Key Vault cannot be read and skips what depends on it', async () => {
     env.cloud.identity.keyVaultSecretsUser = false;
     const report = await run();

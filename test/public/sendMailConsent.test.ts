@@ -32,4 +32,29 @@ describe('sending without admin consent', () => {
     expect(env.cloud.graph.requests.filter((r) => r.path.includes('/users/'))).toHaveLength(0);
     expect(env.cloud.graph.inbox('someone@contoso.com')).toHaveLength(0);
   });
+
+  it('with GRAPH_PERMISSION_CHECK=off leaves the decision to Graph, and explains its access denial with the token', async () => {
+    const graphDecides = await startFunctionsHost({ ...env.settings, GRAPH_PERMISSION_CHECK: 'off' });
+    try {
+      const before = env.cloud.graph.requests.length;
+      const res = await fetch(`${graphDecides.url}/api/mail/send`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-functions-key': graphDecides.functionKey },
+        body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' }),
+      });
+      const body = (await res.json()) as Record<string, unknown>;
+
+      const calls = env.cloud.graph.requests.slice(before).filter((r) => r.path.endsWith('/sendMail'));
+      expect(calls.map((r) => [r.status, r.errorCode])).toEqual([[403, 'ErrorAccessDenied']]);
+      expect(res.status).toBe(403);
+      expect(body).toMatchObject({
+        type: expect.stringMatching(/\/graph-access-denied$/) as unknown,
+        missingPermissions: ['Mail.Send'],
+        graph: { code: 'ErrorAccessDenied' },
+      });
+      expect(body.detail).toMatch(/^admin consent not granted for Mail\.Send .*Exchange RBAC for Applications/);
+    } finally {
+      await graphDecides.stop();
+    }
+  });
 });
