@@ -3,10 +3,11 @@
  * secret (PEM or PKCS#12) or a client secret. No credential ever sits in an app setting.
  */
 import { X509Certificate } from 'node:crypto';
-import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
 import { SecretClient, type KeyVaultSecret } from '@azure/keyvault-secrets';
 import { RestError } from '@azure/core-rest-pipeline';
 import forge from 'node-forge';
+import { azureIdentityCredential } from './azureIdentity';
 import type { GatewayConfig } from './config';
 
 /** The app credential as read from one Key Vault version. */
@@ -43,9 +44,7 @@ export class CredentialFormatError extends Error {
  * `MANAGED_IDENTITY_CLIENT_ID` is set, otherwise `DefaultAzureCredential` (a developer's sign-in).
  */
 export function createKeyVaultReaderCredential(config: GatewayConfig): TokenCredential {
-  return config.managedIdentityClientId
-    ? new ManagedIdentityCredential({ clientId: config.managedIdentityClientId })
-    : new DefaultAzureCredential();
+  return azureIdentityCredential(config.managedIdentityClientId);
 }
 
 /** Turns a Key Vault secret value into credential material, by its content type. */

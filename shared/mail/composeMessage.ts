@@ -46,6 +46,12 @@ export function composeMessage(request: SendRequest): Message {
   };
 }
 
+/** Bytes of one JSON request left for attachments once the message body and envelope are counted. */
+export function attachmentJsonBudget(request: SendRequest): number {
+  // Escaping can double the body in JSON; 64 KiB covers recipients, headers and the envelope.
+  return SINGLE_REQUEST_BUDGET_BYTES - Buffer.byteLength(request.body.content) * 2 - 64 * 1024;
+}
+
 /**
  * True when the message cannot go in one `sendMail` request: an attachment of 3 MB or more, or a JSON body that
  * would exceed what one Graph request may carry.
@@ -53,5 +59,10 @@ export function composeMessage(request: SendRequest): Message {
 export function needsDraftPath(request: SendRequest): boolean {
   if (request.attachments.some((a) => a.size >= UPLOAD_SESSION_THRESHOLD_BYTES)) return true;
   const json = request.attachments.reduce((sum, a) => sum + a.contentBase64.length + a.name.length + 200, 0);
-  return json + Buffer.byteLength(request.body.content) * 2 + 64 * 1024 > SINGLE_REQUEST_BUDGET_BYTES;
+  return json > attachmentJsonBudget(request);
+}
+
+/** The Graph application permissions a send needs: the draft path also writes to the mailbox. */
+export function requiredGraphRoles(request: SendRequest): string[] {
+  return needsDraftPath(request) ? ['Mail.Send', 'Mail.ReadWrite'] : ['Mail.Send'];
 }

@@ -9,11 +9,11 @@ import { randomUUID } from 'node:crypto';
 import { GraphError, ResponseType, type Client } from '@microsoft/microsoft-graph-client';
 import type { Message } from '@microsoft/microsoft-graph-types';
 import {
+  attachmentJsonBudget,
   composeMessage,
   DELETE_AFTER_SUBMIT_PROPERTY,
   fileAttachments,
   needsDraftPath,
-  SINGLE_REQUEST_BUDGET_BYTES,
 } from './composeMessage';
 import { MailboxLimiter } from './mailboxLimiter';
 import { retryAfterSeconds } from '../graphClient';
@@ -74,7 +74,7 @@ export class MailSender {
     const small = fileAttachments(request, true);
     // Small attachments ride in the draft while they fit one request; the rest are added one request each.
     let inDraft = 0;
-    let budget = SINGLE_REQUEST_BUDGET_BYTES - Buffer.byteLength(request.body.content) * 2 - 64 * 1024;
+    let budget = attachmentJsonBudget(request);
     while (inDraft < small.length && (small[inDraft].contentBytes?.length ?? 0) + 512 < budget) {
       budget -= (small[inDraft].contentBytes?.length ?? 0) + 512;
       inDraft++;

@@ -9,7 +9,7 @@ import type { AppCredential } from '../appCredential';
 import type { GatewayConfig } from '../config';
 import { problem, problemResponse } from '../problem';
 import { AdminConsentMissingError } from '../tokenClaims';
-import { needsDraftPath } from './composeMessage';
+import { requiredGraphRoles } from './composeMessage';
 import { requestHash, type IdempotencyStore } from './idempotencyStore';
 import type { MailSender } from './mailSender';
 import { isAllowedSender } from './senderPolicy';
@@ -132,7 +132,7 @@ async function send(
 async function explainAccessDenied(err: unknown, request: SendRequest, deps: SendMailDependencies): Promise<never> {
   const graph = err instanceof SendProblem ? (err.doc.graph as { code?: string } | undefined) : undefined;
   if (!(err instanceof SendProblem) || graph?.code !== 'ErrorAccessDenied') throw err;
-  const roles = needsDraftPath(request) ? ['Mail.Send', 'Mail.ReadWrite'] : ['Mail.Send'];
+  const roles = requiredGraphRoles(request);
   const missing = await deps.credential
     .requireGraphPermissions(roles)
     .then(() => [])
@@ -156,7 +156,7 @@ async function deliver(
   deps: SendMailDependencies,
 ): Promise<HttpResponseInit> {
   if (deps.config.graphPermissionCheck === 'token') {
-    const roles = needsDraftPath(request) ? ['Mail.Send', 'Mail.ReadWrite'] : ['Mail.Send'];
+    const roles = requiredGraphRoles(request);
     try {
       await deps.credential.requireGraphPermissions(roles);
     } catch (err) {
