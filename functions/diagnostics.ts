@@ -1,5 +1,5 @@
 import { app } from '@azure/functions';
-import { diagnosticsResponse } from '../shared/diagnosticsResponse';
+import { diagnosticsResponse } from '../shared/diagnostics/diagnosticsResponse';
 
 app.http('diagnostics', {
   methods: ['GET'],

@@ -1,5 +1,5 @@
 import { app } from '@azure/functions';
-import { healthResponse } from '../shared/health';
+import { healthResponse } from '../shared/diagnostics/health';
 
 app.http('health', {
   methods: ['GET'],

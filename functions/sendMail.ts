@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { handleSendMail } from '../shared/mail/sendMailHandler';
-import { getSendMailDependencies } from '../shared/runtime';
+import { getSendMailDependencies } from '../shared/platform/runtime';
 
 app.http('sendMail', {
   methods: ['POST'],

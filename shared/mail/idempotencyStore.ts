@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import { RestError, type TableEntityResult } from '@azure/data-tables';
-import type { GatewayConfig } from '../config';
-import { createTableClient } from '../storage';
+import type { GatewayConfig } from '../platform/config';
+import { createTableClient } from '../platform/storage';
 
 /** Table holding the records. */
 export const IDEMPOTENCY_TABLE = 'idempotency';

@@ -16,7 +16,7 @@ import {
   needsDraftPath,
 } from './composeMessage';
 import { MailboxLimiter } from './mailboxLimiter';
-import { retryAfterSeconds } from '../graphClient';
+import { retryAfterSeconds } from '../graph/graphClient';
 import { graphProblem } from './sendProblems';
 import { UPLOAD_SESSION_THRESHOLD_BYTES, type SendRequest } from './sendRequest';
 

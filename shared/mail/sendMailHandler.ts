@@ -5,10 +5,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
-import type { AppCredential } from '../appCredential';
-import type { GatewayConfig } from '../config';
-import { problem, problemResponse } from '../problem';
-import { AdminConsentMissingError } from '../tokenClaims';
+import type { AppCredential } from '../identity/appCredential';
+import type { GatewayConfig } from '../platform/config';
+import { problem, problemResponse } from '../platform/problem';
+import { AdminConsentMissingError } from '../identity/tokenClaims';
 import { requiredGraphRoles } from './composeMessage';
 import { requestHash, type IdempotencyStore } from './idempotencyStore';
 import type { MailSender } from './mailSender';

@@ -4,9 +4,9 @@
  * any `x-ms-diagnostics` travel along; the token and the message never do.
  */
 import { GraphError } from '@microsoft/microsoft-graph-client';
-import { retryAfterSeconds } from '../graphClient';
-import { problem, type ProblemDocument } from '../problem';
-import type { AdminConsentMissingError } from '../tokenClaims';
+import { retryAfterSeconds } from '../graph/graphClient';
+import { problem, type ProblemDocument } from '../platform/problem';
+import type { AdminConsentMissingError } from '../identity/tokenClaims';
 import type { FieldProblem } from './sendRequest';
 
 /** A failure of the send pipeline: the problem document and the headers to answer with. */

@@ -1,5 +1,5 @@
 /** Which mailboxes callers may send as (`ALLOWED_SENDERS`): checked before any Graph call. */
-import type { GatewayConfig } from '../config';
+import type { GatewayConfig } from '../platform/config';
 
 /** True when `from` is an allowed address or in an allowed `*@domain`. */
 export function isAllowedSender(policy: GatewayConfig['allowedSenders'], from: string): boolean {

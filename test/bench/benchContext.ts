@@ -1,7 +1,7 @@
 /** What every benchmark gets: a local cloud and the gateway config pointing at it. */
 import { ClientCertificateCredential, type AccessToken } from '@azure/identity';
-import type { GatewayConfig } from '../../shared/config';
-import type { KeyVaultCredentialSource } from '../../shared/keyVaultCredentialSource';
+import type { GatewayConfig } from '../../shared/platform/config';
+import type { KeyVaultCredentialSource } from '../../shared/identity/keyVaultCredentialSource';
 import type { LocalCloud } from '../emulators/localCloud';
 
 /** Shared state of one benchmark run. */

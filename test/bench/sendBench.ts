@@ -10,8 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import { freePort } from '../emulators/azurite';
 import { LocalFunctionsHost } from '../sandbox/host';
-import { KeyVaultCredentialSource } from '../../shared/keyVaultCredentialSource';
-import { appRoot } from '../../shared/packageInfo';
+import { KeyVaultCredentialSource } from '../../shared/identity/keyVaultCredentialSource';
+import { appRoot } from '../../shared/platform/packageInfo';
 import { naiveToken, type BenchContext } from './benchContext';
 
 /** Figures of the throughput run for one client. */

@@ -3,8 +3,8 @@
  * and the time per token, for the gateway's token helper and, side by side in the same run, for the way the
  * usual samples do it (read the secret and build a new credential for every call).
  */
-import { AppCredential } from '../../shared/appCredential';
-import { KeyVaultCredentialSource } from '../../shared/keyVaultCredentialSource';
+import { AppCredential } from '../../shared/identity/appCredential';
+import { KeyVaultCredentialSource } from '../../shared/identity/keyVaultCredentialSource';
 import { naiveToken, type BenchContext } from './benchContext';
 
 /** Figures for one client. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLOUD_NAMES, CLOUDS } from '../../shared/clouds';
-import { ConfigError, loadConfig, SETTINGS } from '../../shared/config';
+import { CLOUD_NAMES, CLOUDS } from '../../shared/platform/clouds';
+import { ConfigError, loadConfig, SETTINGS } from '../../shared/platform/config';
 
 const ROOT = join(__dirname, '..', '..');
 

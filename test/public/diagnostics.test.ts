@@ -1,5 +1,5 @@
-import { AppCredential } from '../../shared/appCredential';
-import { runDiagnostics } from '../../shared/diagnostics';
+import { AppCredential } from '../../shared/identity/appCredential';
+import { runDiagnostics } from '../../shared/diagnostics/diagnostics';
 import { GRAPH_APP_ROLES } from '../emulators/tenant';
 import { createCertificate } from '../emulators/testCa';
 import { startTestCloud, type TestCloud } from '../support/testEnv';

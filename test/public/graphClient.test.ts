@@ -1,6 +1,6 @@
 import { GraphError } from '@microsoft/microsoft-graph-client';
-import { AppCredential } from '../../shared/appCredential';
-import { createGraphClient } from '../../shared/graphClient';
+import { AppCredential } from '../../shared/identity/appCredential';
+import { createGraphClient } from '../../shared/graph/graphClient';
 import { GRAPH_APP_ROLES } from '../emulators/tenant';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 

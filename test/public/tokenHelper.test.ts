@@ -1,6 +1,6 @@
-import { AppCredential } from '../../shared/appCredential';
-import { KeyVaultCredentialSource } from '../../shared/keyVaultCredentialSource';
-import { AdminConsentMissingError } from '../../shared/tokenClaims';
+import { AppCredential } from '../../shared/identity/appCredential';
+import { KeyVaultCredentialSource } from '../../shared/identity/keyVaultCredentialSource';
+import { AdminConsentMissingError } from '../../shared/identity/tokenClaims';
 import type { CredentialKind } from '../emulators/localCloud';
 import { GRAPH_APP_ROLES } from '../emulators/tenant';
 import { startTestCloud, type TestCloud } from '../support/testEnv';

@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { appRoot } from '../../shared/packageInfo';
+import { appRoot } from '../../shared/platform/packageInfo';
 import { startAzurite, type RunningAzurite } from '../emulators/azurite';
 import { LocalCloud } from '../emulators/localCloud';
 import { createTestCa, writeTestCa } from '../emulators/testCa';

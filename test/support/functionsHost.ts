@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { appRoot } from '../../shared/packageInfo';
+import { appRoot } from '../../shared/platform/packageInfo';
 import { freePort } from '../emulators/azurite';
 
 /** A running functions host. */

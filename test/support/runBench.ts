@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../shared/config';
+import { loadConfig } from '../../shared/platform/config';
 import { runSendBench } from '../bench/sendBench';
 import { runTokenBench } from '../bench/tokenBench';
 import { LocalCloud } from '../emulators/localCloud';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAzurite } from '../emulators/azurite';
 import { createTestCa, writeTestCa } from '../emulators/testCa';
-import { appRoot } from '../../shared/packageInfo';
+import { appRoot } from '../../shared/platform/packageInfo';
 
 interface JestSummary {
   numPassedTests: number;

@@ -2,7 +2,7 @@
  * What a test file needs from the run `npm test` set up: the test CA, Azurite, and a local cloud whose settings
  * are put in `process.env` (the managed-identity credential reads IDENTITY_ENDPOINT from there, as in Azure).
  */
-import { loadConfig, type GatewayConfig } from '../../shared/config';
+import { loadConfig, type GatewayConfig } from '../../shared/platform/config';
 import { LocalCloud, type LocalCloudOptions } from '../emulators/localCloud';
 import { readTestCa, type PemPair } from '../emulators/testCa';
 

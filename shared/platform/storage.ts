@@ -4,7 +4,7 @@
  */
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
-import { azureIdentityCredential } from './azureIdentity';
+import { azureIdentityCredential } from '../identity/azureIdentity';
 import type { GatewayConfig } from './config';
 
 /** A client for table `name`. */

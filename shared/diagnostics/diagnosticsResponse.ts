@@ -1,8 +1,8 @@
 /** The HTTP answer of `GET /api/diagnostics`: the report as JSON, 200 when nothing failed, 503 otherwise. */
 import type { HttpResponseInit } from '@azure/functions';
-import { getConfig } from './config';
+import { getConfig } from '../platform/config';
 import { runDiagnostics } from './diagnostics';
-import { getAppCredential } from './runtime';
+import { getAppCredential } from '../platform/runtime';
 
 /** Runs the diagnostics with the process's configuration and token helper. */
 export async function diagnosticsResponse(): Promise<HttpResponseInit> {

@@ -16,7 +16,7 @@ import {
 } from '@microsoft/microsoft-graph-client';
 import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials';
 import type { TokenCredential } from '@azure/identity';
-import type { GatewayConfig } from './config';
+import type { GatewayConfig } from '../platform/config';
 
 /** Hosts the Graph SDK already treats as Graph (it attaches tokens and request ids only to Graph hosts). */
 const SDK_GRAPH_HOSTS = new Set([

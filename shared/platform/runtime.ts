@@ -3,12 +3,12 @@
  * its token cache and Key Vault read are shared by every invocation) and one Graph client.
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
-import { AppCredential } from './appCredential';
+import { AppCredential } from '../identity/appCredential';
 import { getConfig } from './config';
-import { createGraphClient } from './graphClient';
-import { IdempotencyStore } from './mail/idempotencyStore';
-import { MailSender } from './mail/mailSender';
-import type { SendMailDependencies } from './mail/sendMailHandler';
+import { createGraphClient } from '../graph/graphClient';
+import { IdempotencyStore } from '../mail/idempotencyStore';
+import { MailSender } from '../mail/mailSender';
+import type { SendMailDependencies } from '../mail/sendMailHandler';
 
 let credential: AppCredential | undefined;
 let graph: Client | undefined;

@@ -12,7 +12,7 @@ import {
   type GetTokenOptions,
   type TokenCredential,
 } from '@azure/identity';
-import type { GatewayConfig } from './config';
+import type { GatewayConfig } from '../platform/config';
 import { KeyVaultCredentialSource, type AppCredentialMaterial } from './keyVaultCredentialSource';
 import { assertRoles, explainToken, type TokenExplanation } from './tokenClaims';
 

@@ -8,7 +8,7 @@ import { SecretClient, type KeyVaultSecret } from '@azure/keyvault-secrets';
 import { RestError } from '@azure/core-rest-pipeline';
 import forge from 'node-forge';
 import { azureIdentityCredential } from './azureIdentity';
-import type { GatewayConfig } from './config';
+import type { GatewayConfig } from '../platform/config';
 
 /** The app credential as read from one Key Vault version. */
 export type AppCredentialMaterial =

@@ -3,9 +3,9 @@
  * issues and the Graph permissions the gateway needs, and says what to fix for each failure. Reports claims and
  * dates only, never a token, secret or certificate.
  */
-import type { AppCredential } from './appCredential';
-import type { GatewayConfig } from './config';
-import { missingRoles } from './tokenClaims';
+import type { AppCredential } from '../identity/appCredential';
+import type { GatewayConfig } from '../platform/config';
+import { missingRoles } from '../identity/tokenClaims';
 
 /** Graph application permissions the gateway uses (send, large attachments and watching, mailbox lookup). */
 export const REQUIRED_GRAPH_PERMISSIONS = ['Mail.Send', 'Mail.ReadWrite', 'User.Read.All'] as const;

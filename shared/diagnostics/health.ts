@@ -3,9 +3,9 @@
  * configuration is valid (naming bad settings, never their values).
  */
 import type { HttpResponseInit } from '@azure/functions';
-import { ConfigError, getConfig } from './config';
-import { APP_VERSION } from './packageInfo';
-import { problem, problemResponse } from './problem';
+import { ConfigError, getConfig } from '../platform/config';
+import { APP_VERSION } from '../platform/packageInfo';
+import { problem, problemResponse } from '../platform/problem';
 
 const STARTED = Date.now();
 
