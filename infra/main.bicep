@@ -131,6 +131,26 @@ param graphMaxWaitSeconds int = 30
 ])
 param graphPermissionCheck string = 'token'
 
+@description('WEBHOOK_BASE_URL: https origin Graph calls back. Empty = the Function App\'s own default host name; set it when a custom domain or gateway fronts the app.')
+param webhookBaseUrl string = ''
+
+@description('ALLOWED_WATCH_MAILBOXES: mailboxes that may be watched (comma-separated addresses and *@domain patterns); empty = none.')
+param allowedWatchMailboxes string = ''
+
+@description('RENEWAL_SCHEDULE: NCRONTAB schedule of the subscription renewal timer (UTC).')
+param renewalSchedule string = '0 0 * * * *'
+
+@description('RENEWAL_WINDOW_HOURS: renew subscriptions that expire within this many hours.')
+@minValue(1)
+@maxValue(160)
+param renewalWindowHours int = 48
+
+@description('EVENTS_WEBHOOK_URL: optional https URL that also receives mail events, signed per Standard Webhooks. Its signing secret is read from the Key Vault secret eventsSigningSecretName through a Key Vault reference.')
+param eventsWebhookUrl string = ''
+
+@description('Name of the Key Vault secret holding the Standard Webhooks signing secret (whsec_...), used when eventsWebhookUrl is set.')
+param eventsSigningSecretName string = 'events-signing-secret'
+
 // ------------------------------------------------------------------------------------------------------------
 // Key Vault
 // ------------------------------------------------------------------------------------------------------------
@@ -308,6 +328,12 @@ var appSettings = {
   'IDEMPOTENCY_TTL_HOURS': string(idempotencyTtlHours)
   'GRAPH_MAX_WAIT_SECONDS': string(graphMaxWaitSeconds)
   'GRAPH_PERMISSION_CHECK': graphPermissionCheck
+  'WEBHOOK_BASE_URL': webhookBaseUrl
+  'ALLOWED_WATCH_MAILBOXES': allowedWatchMailboxes
+  'RENEWAL_SCHEDULE': renewalSchedule
+  'RENEWAL_WINDOW_HOURS': string(renewalWindowHours)
+  'EVENTS_WEBHOOK_URL': eventsWebhookUrl
+  'EVENTS_SIGNING_SECRET': empty(eventsWebhookUrl) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/${eventsSigningSecretName})'
   'AzureWebJobsStorage__accountName': storage.outputs.name
   'AzureWebJobsStorage__credential': 'managedidentity'
   'AzureWebJobsStorage__clientId': identity.outputs.clientId

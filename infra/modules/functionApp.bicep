@@ -42,7 +42,7 @@ param instanceMemoryMB int = 2048
 ])
 param nodeVersion string = '22'
 
-@description('App settings, name -> value (built in main.bicep).')
+@description('App settings, name -> value (built in main.bicep). An empty WEBHOOK_BASE_URL becomes the app\'s own https origin.')
 param appSettings object
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -73,6 +73,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Key Vault references in app settings (EVENTS_SIGNING_SECRET) resolve with the app's user-assigned identity.
+    keyVaultReferenceIdentity: identityId
     functionAppConfig: {
       deployment: {
         storage: {
@@ -95,14 +97,20 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       minTlsVersion: '1.2'
-      appSettings: [
-        for setting in items(appSettings): {
-          name: setting.key
-          value: setting.value
-        }
-      ]
     }
   }
+}
+
+// The settings are a child resource because WEBHOOK_BASE_URL defaults to the site's own default host name, which
+// exists only once the site does (Flex apps may get a unique, region-qualified host name).
+resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: union(appSettings, {
+    WEBHOOK_BASE_URL: empty(appSettings.WEBHOOK_BASE_URL)
+      ? 'https://${site.properties.defaultHostName}'
+      : appSettings.WEBHOOK_BASE_URL
+  })
 }
 
 @description('Function App name.')

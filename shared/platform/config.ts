@@ -127,6 +127,48 @@ export const SETTINGS: readonly SettingDefinition[] = [
       "token (default): refuse a send whose token lacks Mail.Send, naming the missing admin consent, before Graph is called. off: leave the decision to Graph, for Exchange RBAC for Applications, whose grants never appear in the token's roles.",
   },
   {
+    name: 'WEBHOOK_BASE_URL',
+    required: false,
+    source: 'app',
+    description:
+      "The app's public https origin, e.g. https://func-mail.azurewebsites.net: Graph's subscriptions call {WEBHOOK_BASE_URL}/api/graph/notifications and /api/graph/lifecycle. Unset: watching mailboxes is refused with a problem naming it.",
+  },
+  {
+    name: 'ALLOWED_WATCH_MAILBOXES',
+    required: false,
+    source: 'app',
+    description:
+      'Mailboxes that may be watched, in the syntax of ALLOWED_SENDERS (addresses and *@domain patterns). Unset: none; anything else is refused with 403 before Graph is called.',
+  },
+  {
+    name: 'RENEWAL_SCHEDULE',
+    required: false,
+    source: 'app',
+    description:
+      'NCRONTAB schedule (six fields, UTC) of the subscription renewal timer, which also purges expired records (default 0 0 * * * *, hourly).',
+  },
+  {
+    name: 'RENEWAL_WINDOW_HOURS',
+    required: false,
+    source: 'app',
+    description:
+      'Renew every subscription that expires within this many hours (default 48, at most 160; Graph allows message subscriptions about 7 days).',
+  },
+  {
+    name: 'EVENTS_WEBHOOK_URL',
+    required: false,
+    source: 'app',
+    description:
+      'Optional https URL that also receives every mail event (CloudEvents JSON), signed per Standard Webhooks with EVENTS_SIGNING_SECRET. Events always go to the mail-events queue.',
+  },
+  {
+    name: 'EVENTS_SIGNING_SECRET',
+    required: false,
+    source: 'app',
+    description:
+      'Standard Webhooks signing secret (whsec_ + base64 of 24 to 64 random bytes) for EVENTS_WEBHOOK_URL; in Azure a Key Vault reference, never a literal.',
+  },
+  {
     name: 'AzureWebJobsStorage',
     required: true,
     source: 'app',
@@ -188,7 +230,7 @@ export interface GatewayConfig {
   /** Tables and queues. */
   storage: StorageConfig;
   /** Sender policy: exact addresses (lower case) and domains allowed by `*@domain` patterns (lower case). */
-  allowedSenders: { addresses: ReadonlySet<string>; domains: ReadonlySet<string> };
+  allowedSenders: MailboxPolicy;
   /** Largest send request body in bytes. */
   maxSendRequestBytes: number;
   /** Idempotency record lifetime in milliseconds. */
@@ -197,7 +239,32 @@ export interface GatewayConfig {
   graphMaxWaitSeconds: number;
   /** Whether sends are refused when the token's roles lack a permission (`token`) or Graph decides (`off`). */
   graphPermissionCheck: 'token' | 'off';
+  /** Watching mailboxes. */
+  watch: {
+    /** https origin Graph's webhooks call back; undefined when unset (watching is refused). */
+    webhookBaseUrl: string | undefined;
+    /** Mailboxes that may be watched, in the sender-policy shape. */
+    allowedMailboxes: MailboxPolicy;
+    /** NCRONTAB schedule of the renewal timer. */
+    renewalSchedule: string;
+    /** Subscriptions expiring within this many milliseconds are renewed. */
+    renewalWindowMs: number;
+  };
+  /** Where mail events go besides the `mail-events` queue. */
+  events: {
+    /** The downstream webhook, when set; always with its signing secret. */
+    webhook: { url: string; signingSecret: string } | undefined;
+  };
 }
+
+/** Exact addresses (lower case) and domains allowed by `*@domain` patterns (lower case). */
+export interface MailboxPolicy {
+  addresses: ReadonlySet<string>;
+  domains: ReadonlySet<string>;
+}
+
+/** The renewal timer's default schedule: at minute 0 of every hour. */
+export const DEFAULT_RENEWAL_SCHEDULE = '0 0 * * * *';
 
 /** Thrown when settings are missing or malformed; `problems` names each setting. */
 export class ConfigError extends Error {
@@ -239,6 +306,14 @@ const wholeNumber = (min: number, max: number, unit: string) =>
     .refine((v) => v === undefined || (v >= min && v <= max), { message: `must be between ${min} and ${max} ${unit}` });
 
 const SENDER_ENTRY = /^(\*|[^\s@,*]+)@[a-z0-9.-]+\.[a-z]{2,}$/i;
+const mailboxList = () =>
+  z.string().refine((v) => v.split(',').every((entry) => SENDER_ENTRY.test(entry.trim())), {
+    message: 'must be comma-separated addresses or *@domain patterns, e.g. alerts@contoso.com,*@billing.contoso.com',
+  });
+// Six NCRONTAB fields (seconds first), or a TimeSpan such as 01:00:00, as the Functions timer trigger accepts.
+const NCRONTAB = /^(\S+\s+){5}\S+$|^\d{1,2}:\d{2}:\d{2}$/;
+// App Service leaves a Key Vault reference it could not resolve in place, so the literal text reaches the app.
+const KEY_VAULT_REFERENCE = /^@Microsoft\.KeyVault\(/i;
 
 const settingsSchema = z.object({
   AZURE_CLOUD: optional().refine((v) => v === undefined || isCloudName(v), {
@@ -262,11 +337,28 @@ const settingsSchema = z.object({
   ),
   MANAGED_IDENTITY_CLIENT_ID: optional().pipe(guid('the managed identity client id').optional()),
   CREDENTIAL_REFRESH_MINUTES: wholeNumber(1, 1440, 'minutes'),
-  ALLOWED_SENDERS: present('is missing: name the mailboxes callers may send as').pipe(
-    z.string().refine((v) => v.split(',').every((entry) => SENDER_ENTRY.test(entry.trim())), {
-      message: 'must be comma-separated addresses or *@domain patterns, e.g. alerts@contoso.com,*@billing.contoso.com',
-    }),
+  ALLOWED_SENDERS: present('is missing: name the mailboxes callers may send as').pipe(mailboxList()),
+  WEBHOOK_BASE_URL: optional().pipe(
+    httpsUrl('Graph calls only https notification URLs')
+      .refine((v) => !URL.canParse(v) || ['', '/'].includes(new URL(v).pathname), {
+        message: 'must be an origin without a path, e.g. https://func-mail.azurewebsites.net',
+      })
+      .optional(),
   ),
+  ALLOWED_WATCH_MAILBOXES: optional().pipe(mailboxList().optional()),
+  RENEWAL_SCHEDULE: optional().refine((v) => v === undefined || NCRONTAB.test(v), {
+    message: 'must be a six-field NCRONTAB expression such as 0 0 * * * * (or a TimeSpan such as 01:00:00)',
+  }),
+  RENEWAL_WINDOW_HOURS: wholeNumber(1, 160, 'hours'),
+  EVENTS_WEBHOOK_URL: optional().pipe(httpsUrl('events are signed, and only sent over https').optional()),
+  EVENTS_SIGNING_SECRET: optional()
+    .refine((v) => v === undefined || !KEY_VAULT_REFERENCE.test(v), {
+      message:
+        "is an unresolved Key Vault reference: give the app's identity Key Vault Secrets User on the vault, set the app's keyVaultReferenceIdentity to that identity, and check the secret URI",
+    })
+    .refine((v) => v === undefined || KEY_VAULT_REFERENCE.test(v) || isSigningSecret(v), {
+      message: 'must be a Standard Webhooks secret: whsec_ followed by the base64 of 24 to 64 random bytes',
+    }),
   MAX_SEND_REQUEST_MB: wholeNumber(1, 100, 'MB'),
   IDEMPOTENCY_TTL_HOURS: wholeNumber(1, 24 * 30, 'hours'),
   GRAPH_MAX_WAIT_SECONDS: wholeNumber(0, 600, 'seconds'),
@@ -332,6 +424,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   }
   const settings = parsed.success ? parsed.data : undefined;
   const storage = parseStorage(env, settings?.MANAGED_IDENTITY_CLIENT_ID, problems);
+  if (settings?.EVENTS_WEBHOOK_URL && !settings.EVENTS_SIGNING_SECRET) {
+    problems.push('EVENTS_SIGNING_SECRET is missing: EVENTS_WEBHOOK_URL is set, and events are only sent signed');
+  }
   if (problems.length > 0 || !settings || !storage) {
     throw new ConfigError(problems);
   }
@@ -361,11 +456,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     managedIdentityClientId: settings.MANAGED_IDENTITY_CLIENT_ID,
     credentialRefreshMs: (settings.CREDENTIAL_REFRESH_MINUTES ?? 60) * 60_000,
     storage,
-    allowedSenders: parseSenderPolicy(settings.ALLOWED_SENDERS),
+    allowedSenders: parseMailboxPolicy(settings.ALLOWED_SENDERS),
     maxSendRequestBytes: (settings.MAX_SEND_REQUEST_MB ?? 50) * 1024 * 1024,
     idempotencyTtlMs: (settings.IDEMPOTENCY_TTL_HOURS ?? 24) * 3_600_000,
     graphMaxWaitSeconds: settings.GRAPH_MAX_WAIT_SECONDS ?? 30,
     graphPermissionCheck: settings.GRAPH_PERMISSION_CHECK ?? 'token',
+    watch: {
+      webhookBaseUrl: settings.WEBHOOK_BASE_URL && trimSlash(settings.WEBHOOK_BASE_URL),
+      allowedMailboxes: parseMailboxPolicy(settings.ALLOWED_WATCH_MAILBOXES ?? ''),
+      renewalSchedule: settings.RENEWAL_SCHEDULE ?? DEFAULT_RENEWAL_SCHEDULE,
+      renewalWindowMs: (settings.RENEWAL_WINDOW_HOURS ?? 48) * 3_600_000,
+    },
+    events: {
+      webhook:
+        settings.EVENTS_WEBHOOK_URL && settings.EVENTS_SIGNING_SECRET
+          ? { url: settings.EVENTS_WEBHOOK_URL, signingSecret: settings.EVENTS_SIGNING_SECRET }
+          : undefined,
+    },
   };
 }
 
@@ -377,14 +484,22 @@ export function getConfig(): GatewayConfig {
   return cached;
 }
 
-function parseSenderPolicy(value: string): GatewayConfig['allowedSenders'] {
+function parseMailboxPolicy(value: string): MailboxPolicy {
   const addresses = new Set<string>();
   const domains = new Set<string>();
   for (const entry of value.split(',').map((e) => e.trim().toLowerCase())) {
+    if (entry === '') continue;
     if (entry.startsWith('*@')) domains.add(entry.slice(2));
     else addresses.add(entry);
   }
   return { addresses, domains };
+}
+
+function isSigningSecret(value: string): boolean {
+  const match = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(value);
+  if (!match) return false;
+  const bytes = Buffer.from(match[1], 'base64').length;
+  return bytes >= 24 && bytes <= 64;
 }
 
 function trimSlash(url: string): string {

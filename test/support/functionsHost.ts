@@ -12,6 +12,8 @@ import { freePort } from '../emulators/azurite';
 export interface FunctionsHostProcess {
   /** e.g. `http://127.0.0.1:41234`. */
   url: string;
+  /** The same functions over HTTPS (test CA), e.g. `https://127.0.0.1:41235`: what Graph's webhooks call. */
+  httpsUrl: string;
   functionKey: string;
   masterKey: string;
   /** Everything the host printed so far. */
@@ -19,17 +21,26 @@ export interface FunctionsHostProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `dist/test/sandbox/host/main.js` with `settings` as its environment; resolves once it listens. */
+/**
+ * Starts `dist/test/sandbox/host/main.js` with `settings` as its environment; resolves once it listens. It serves
+ * HTTPS too, and `WEBHOOK_BASE_URL` defaults to that HTTPS origin, as in Azure.
+ */
 export async function startFunctionsHost(settings: Record<string, string>): Promise<FunctionsHostProcess> {
   const port = await freePort();
+  const httpsPort = await freePort();
+  const caDir = process.env.TEST_CA_DIR;
+  if (!caDir) throw new Error('TEST_CA_DIR is not set: run the tests with `npm test`.');
   const functionKey = 'test-function-key';
   const masterKey = 'test-master-key';
   const child: ChildProcess = spawn(process.execPath, [join(appRoot(), 'dist', 'test', 'sandbox', 'host', 'main.js')], {
     cwd: appRoot(),
     env: {
       ...process.env,
+      WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}`,
       ...settings,
       PORT: String(port),
+      HTTPS_PORT: String(httpsPort),
+      SANDBOX_CA_DIR: caDir,
       SANDBOX_FUNCTION_KEY: functionKey,
       SANDBOX_MASTER_KEY: masterKey,
       SANDBOX_HOST_LOG_LEVEL: 'debug',
@@ -54,6 +65,7 @@ export async function startFunctionsHost(settings: Record<string, string>): Prom
   });
   return {
     url: `http://127.0.0.1:${port}`,
+    httpsUrl: `https://127.0.0.1:${httpsPort}`,
     functionKey,
     masterKey,
     output: () => output,

@@ -207,7 +207,8 @@ export class HttpDispatcher {
     try {
       if (!raw.startsWith('/')) return new URL(raw);
       const host = req.headers.host;
-      return new URL(raw, host ? `http://${host}` : this.#options.fallbackOrigin());
+      const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+      return new URL(raw, host ? `${scheme}://${host}` : this.#options.fallbackOrigin());
     } catch {
       return undefined;
     }

@@ -4,6 +4,7 @@
  * storage queues. `npm start` uses it so the product runs without Azure Functions Core Tools.
  */
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Timer } from '@azure/functions';
@@ -38,6 +39,11 @@ export interface LocalHostOptions {
   logger?: HostLogger;
   /** Run timer triggers on their schedules (default true); `runTimer` works either way. */
   enableTimers?: boolean;
+  /**
+   * Also serve HTTPS on this port (0 picks a free one) with this certificate, as Azure serves every Function App,
+   * so that Graph's webhook URLs (https only) can point at the local host.
+   */
+  https?: { port: number; certPem: string; keyPem: string };
   /** Poll queues for queue triggers (default true). */
   enableQueues?: boolean;
   /** Largest accepted request body; default 100 MB, Azure's limit. Larger requests get 413. */
@@ -86,13 +92,15 @@ export function describeRegisteredFunction(fn: RegisteredFunction, baseUrl: stri
 export class LocalFunctionsHost {
   /** Origin of the HTTP server, e.g. `http://127.0.0.1:7071`. */
   readonly url: string;
+  /** Origin of the HTTPS server when one was asked for, e.g. `https://127.0.0.1:7443`. */
+  readonly httpsUrl: string | undefined;
   /** Every registered function, as the app registered it. */
   readonly functions: RegisteredFunction[];
   /** The route prefix from host.json (`api` by default). */
   readonly routePrefix: string;
 
   readonly #entries: FunctionEntry[];
-  readonly #server: Server;
+  readonly #servers: Server[];
   readonly #dispatcher: HttpDispatcher;
   readonly #invoker: Invoker;
   readonly #hooks: HookRegistry;
@@ -107,9 +115,10 @@ export class LocalFunctionsHost {
 
   private constructor(parts: {
     url: string;
+    httpsUrl: string | undefined;
     settings: HostSettings;
     entries: FunctionEntry[];
-    server: Server;
+    servers: Server[];
     dispatcher: HttpDispatcher;
     invoker: Invoker;
     hooks: HookRegistry;
@@ -121,10 +130,11 @@ export class LocalFunctionsHost {
     listeners: QueueListener[];
   }) {
     this.url = parts.url;
+    this.httpsUrl = parts.httpsUrl;
     this.routePrefix = parts.settings.routePrefix;
     this.functions = parts.entries.map((e) => e.info);
     this.#entries = parts.entries;
-    this.#server = parts.server;
+    this.#servers = parts.servers;
     this.#dispatcher = parts.dispatcher;
     this.#invoker = parts.invoker;
     this.#hooks = parts.hooks;
@@ -212,6 +222,11 @@ export class LocalFunctionsHost {
     };
 
     const server = createServer();
+    const servers: Server[] = [server];
+    const tlsServer = options.https
+      ? createTlsServer({ cert: options.https.certPem, key: options.https.keyPem })
+      : undefined;
+    if (tlsServer) servers.push(tlsServer);
     const dispatcher = new HttpDispatcher({
       library,
       entries,
@@ -265,11 +280,13 @@ export class LocalFunctionsHost {
         await hook({ hookData: appHookData, appHookData, functionAppDirectory: projectRoot });
       }
       const port = await listen(server, options.port ?? DEFAULT_PORT);
+      const httpsPort = tlsServer && options.https ? await listen(tlsServer, options.https.port) : undefined;
       host = new LocalFunctionsHost({
         url: `http://127.0.0.1:${port}`,
+        httpsUrl: httpsPort === undefined ? undefined : `https://127.0.0.1:${httpsPort}`,
         settings,
         entries,
-        server,
+        servers,
         dispatcher,
         invoker,
         hooks,
@@ -282,14 +299,16 @@ export class LocalFunctionsHost {
       });
     } catch (err) {
       shim.detach(sink);
-      server.close();
+      for (const s of servers) s.close();
       throw err;
     }
     const running = host;
-    server.on('request', (req, res) => {
-      const finished = new Promise<void>((resolve) => res.once('close', resolve));
-      void running.#track(Promise.all([dispatcher.handle(req, res), finished]));
-    });
+    for (const s of servers) {
+      s.on('request', (req, res) => {
+        const finished = new Promise<void>((resolve) => res.once('close', resolve));
+        void running.#track(Promise.all([dispatcher.handle(req, res), finished]));
+      });
+    }
     timers?.start();
     for (const listener of listeners) listener.start();
     return running;
@@ -316,13 +335,15 @@ export class LocalFunctionsHost {
 
   async #shutdown(): Promise<void> {
     this.#dispatcher.beginStop();
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeIdleConnections();
+    const closed = Promise.all(
+      this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+    );
+    for (const s of this.#servers) s.closeIdleConnections();
     await this.#timers?.stop();
     await Promise.all(this.#listeners.map((l) => l.stop()));
     // Settle in-flight work repeatedly: an invocation finishing can still be writing its HTTP response.
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
-    this.#server.closeAllConnections();
+    for (const s of this.#servers) s.closeAllConnections();
     await closed;
     for (const hook of this.#hooks.get('appTerminate')) {
       try {

@@ -2,12 +2,15 @@
  * Entry point: `node dist/test/sandbox/host/main.js` runs the built app on the local Functions host.
  *
  * Environment: `PORT` (default 7071), `SANDBOX_FUNCTION_KEY` and `SANDBOX_MASTER_KEY` (required; never printed
- * here, the launcher shows them), `SANDBOX_HOST_LOG_LEVEL` (`debug`, `information` (default), `warning`, `error`).
+ * here, the launcher shows them), `SANDBOX_HOST_LOG_LEVEL` (`debug`, `information` (default), `warning`, `error`),
+ * `HTTPS_PORT` with `SANDBOX_CA_DIR` (serve HTTPS too, with a certificate issued by that test CA, so Graph's
+ * https-only webhooks can reach the functions).
  * App settings (`%NAME%` expressions, `AzureWebJobsStorage`, ...) are read from the environment as well.
  */
 import { describeError, type HostLogLevel } from './invoker';
 import { consoleLogger, LocalFunctionsHost } from './localHost';
 import { findProjectRoot } from './projectConfig';
+import { issueServerCertificate, readTestCa } from '../../emulators/testCa';
 
 async function main(): Promise<void> {
   const port = parsePort(process.env.PORT);
@@ -17,8 +20,10 @@ async function main(): Promise<void> {
   // Walk up rather than hard-coding "../../..": the compiled file's depth under dist/ is a build detail.
   const projectRoot = findProjectRoot(__dirname);
 
-  const host = await LocalFunctionsHost.start({ projectRoot, port, functionKey, masterKey, logger });
+  const https = httpsOptions();
+  const host = await LocalFunctionsHost.start({ projectRoot, port, functionKey, masterKey, logger, https });
   console.log(`Local Functions host for ${projectRoot} is listening on ${host.url}`);
+  if (host.httpsUrl) console.log(`Local Functions host is also listening on ${host.httpsUrl}`);
   for (const line of host.describeFunctions()) console.log(`  ${line}`);
 
   let stopping = false;
@@ -47,6 +52,13 @@ function parsePort(value: string | undefined): number {
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error(`PORT must be a port number, got "${value}"`);
   return port;
+}
+
+function httpsOptions(): { port: number; certPem: string; keyPem: string } | undefined {
+  const caDir = process.env.SANDBOX_CA_DIR;
+  if (process.env.HTTPS_PORT === undefined || process.env.HTTPS_PORT === '') return undefined;
+  if (!caDir) throw new Error('HTTPS_PORT needs SANDBOX_CA_DIR (the test CA that issues the server certificate)');
+  return { port: parsePort(process.env.HTTPS_PORT), ...issueServerCertificate(readTestCa(caDir)) };
 }
 
 function requiredEnv(name: string): string {
