@@ -229,10 +229,11 @@ var storageLayout = {
   tables: [
     'idempotency'
     'subscriptions'
-    'processedMessages'
+    'publishedEvents'
   ]
   queues: [
     'graph-notifications'
+    'graph-notifications-poison'
     'mail-events'
   ]
 }

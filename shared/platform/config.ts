@@ -266,6 +266,14 @@ export interface MailboxPolicy {
 /** The renewal timer's default schedule: at minute 0 of every hour. */
 export const DEFAULT_RENEWAL_SCHEDULE = '0 0 * * * *';
 
+/**
+ * The renewal timer's schedule, read straight from the environment: the timer is registered while the worker loads,
+ * before the appStart hook validates the whole configuration (which reports a malformed value by name).
+ */
+export function renewalScheduleSetting(env: NodeJS.ProcessEnv = process.env): string {
+  return env.RENEWAL_SCHEDULE?.trim() || DEFAULT_RENEWAL_SCHEDULE;
+}
+
 /** Thrown when settings are missing or malformed; `problems` names each setting. */
 export class ConfigError extends Error {
   /** One line per bad setting, each starting with the setting's name. */

@@ -9,6 +9,17 @@ import { createGraphClient } from '../graph/graphClient';
 import { IdempotencyStore } from '../mail/idempotencyStore';
 import { MailSender } from '../mail/mailSender';
 import type { SendMailDependencies } from '../mail/sendMailHandler';
+import { EventPublisher } from '../events/eventPublisher';
+import { CatchUp } from '../watch/catchUp';
+import { GraphSubscriptions } from '../watch/graphSubscriptions';
+import type { MailboxApiDependencies } from '../watch/mailboxApi';
+import { NOTIFICATIONS_QUEUE, type ReceiverDependencies } from '../watch/notificationReceiver';
+import type { ProcessorDependencies } from '../watch/notificationProcessor';
+import type { RenewalDependencies } from '../watch/renewalTimer';
+import { WatchService } from '../watch/watchService';
+import { WatchStore } from '../watch/watchStore';
+import { createQueueClient, createTableClient } from './storage';
+import { IDEMPOTENCY_TABLE } from '../mail/idempotencyStore';
 
 let credential: AppCredential | undefined;
 let graph: Client | undefined;
@@ -37,4 +48,72 @@ export function getSendMailDependencies(): SendMailDependencies {
     idempotency: IdempotencyStore.fromConfig(getConfig()),
   };
   return sendDependencies;
+}
+
+/** Everything watching needs, built once per process. */
+interface WatchParts {
+  store: WatchStore;
+  publisher: EventPublisher;
+  service: WatchService | undefined;
+}
+
+let watchParts: WatchParts | undefined;
+
+function getWatchParts(): WatchParts {
+  if (!watchParts) {
+    const config = getConfig();
+    const store = WatchStore.fromConfig(config);
+    const publisher = EventPublisher.fromConfig(config);
+    const graph = getGraphClient();
+    const base = config.watch.webhookBaseUrl;
+    watchParts = {
+      store,
+      publisher,
+      service: base
+        ? new WatchService(store, new GraphSubscriptions(graph), new CatchUp(graph, store, publisher), base)
+        : undefined,
+    };
+  }
+  return watchParts;
+}
+
+/** What the mailbox API needs. */
+export function getMailboxApiDependencies(): MailboxApiDependencies {
+  const { store, service } = getWatchParts();
+  return { config: getConfig(), credential: getAppCredential(), store, service };
+}
+
+let receiver: ReceiverDependencies | undefined;
+
+/** What Graph's webhook endpoints need (no Graph client or token: they must answer fast). */
+export function getReceiverDependencies(): ReceiverDependencies {
+  receiver ??= {
+    store: WatchStore.fromConfig(getConfig()),
+    queue: createQueueClient(getConfig(), NOTIFICATIONS_QUEUE),
+  };
+  return receiver;
+}
+
+/** What `processNotifications` needs; throws when WEBHOOK_BASE_URL is unset (lifecycle work needs it). */
+export function getProcessorDependencies(): ProcessorDependencies {
+  const { store, publisher, service } = getWatchParts();
+  if (!service) throw new Error('WEBHOOK_BASE_URL is not set: notifications cannot be processed');
+  return {
+    graph: getGraphClient(),
+    store,
+    service,
+    publisher,
+    poisonQueue: createQueueClient(getConfig(), `${NOTIFICATIONS_QUEUE}-poison`),
+  };
+}
+
+/** What `renewSubscriptions` needs. */
+export function getRenewalDependencies(): RenewalDependencies {
+  const { publisher, service } = getWatchParts();
+  return {
+    service,
+    publisher,
+    idempotencyTable: createTableClient(getConfig(), IDEMPOTENCY_TABLE),
+    renewalWindowMs: getConfig().watch.renewalWindowMs,
+  };
 }

@@ -335,9 +335,7 @@ export class LocalFunctionsHost {
 
   async #shutdown(): Promise<void> {
     this.#dispatcher.beginStop();
-    const closed = Promise.all(
-      this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
-    );
+    const closed = Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     for (const s of this.#servers) s.closeIdleConnections();
     await this.#timers?.stop();
     await Promise.all(this.#listeners.map((l) => l.stop()));

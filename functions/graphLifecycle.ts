@@ -1,0 +1,11 @@
+import { app } from '@azure/functions';
+import { getReceiverDependencies } from '../shared/platform/runtime';
+import { receiveGraphNotifications } from '../shared/watch/notificationReceiver';
+
+// Anonymous because Graph calls it without a key; every item is checked against its subscription's clientState.
+app.http('graphLifecycle', {
+  methods: ['POST'],
+  authLevel: 'anonymous',
+  route: 'graph/lifecycle',
+  handler: (request, context) => receiveGraphNotifications(request, context, getReceiverDependencies()),
+});

@@ -1,0 +1,10 @@
+import { app } from '@azure/functions';
+import { getMailboxApiDependencies } from '../shared/platform/runtime';
+import { handleMailboxes } from '../shared/watch/mailboxApi';
+
+app.http('mailboxes', {
+  methods: ['GET', 'PUT', 'DELETE'],
+  authLevel: 'function',
+  route: 'mailboxes/{mailbox?}',
+  handler: (request, context) => handleMailboxes(request, context, getMailboxApiDependencies()),
+});

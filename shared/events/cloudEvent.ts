@@ -1,0 +1,61 @@
+/**
+ * Mail events as CloudEvents 1.0 (structured JSON mode). Event ids are derived from what the event is about, so a
+ * redelivered notification or a catch-up that sees the same mail produces the same id, and consumers can dedupe on
+ * it (delivery is at least once).
+ */
+import { createHash } from 'node:crypto';
+
+/** A CloudEvents 1.0 event in JSON form. */
+export interface CloudEvent<T = unknown> {
+  specversion: '1.0';
+  /** Unique per source; stable for the same fact. */
+  id: string;
+  /** e.g. `/mailboxes/support@contoso.com`. */
+  source: string;
+  /** e.g. `mail.received`. */
+  type: string;
+  /** What the event is about within the source, e.g. the Graph message id. */
+  subject?: string;
+  /** RFC 3339 time of the occurrence. */
+  time: string;
+  datacontenttype: 'application/json';
+  data: T;
+}
+
+/** The data of a `mail.received` event. */
+export interface MailReceivedData {
+  mailbox: string;
+  messageId: string;
+  internetMessageId: string | null;
+  subject: string | null;
+  from: { address: string; name?: string } | null;
+  to: Array<{ address: string; name?: string }>;
+  receivedDateTime: string | null;
+  hasAttachments: boolean;
+}
+
+/** A name-based UUID (SHA-256 of `parts`, formatted as a version-8 UUID): the same parts give the same id. */
+export function stableEventId(...parts: string[]): string {
+  const hex = createHash('sha256').update(parts.join('\u0000')).digest('hex');
+  const variant = ((parseInt(hex[16], 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** The CloudEvents `source` of a mailbox's events. */
+export function mailboxSource(mailbox: string): string {
+  return `/mailboxes/${mailbox.toLowerCase()}`;
+}
+
+/** Builds an event of `type` about `subject` in `mailbox`, with an id stable for (type, mailbox, subject). */
+export function mailboxEvent<T>(type: string, mailbox: string, subject: string, data: T, time: Date): CloudEvent<T> {
+  return {
+    specversion: '1.0',
+    id: stableEventId(type, mailbox.toLowerCase(), subject),
+    source: mailboxSource(mailbox),
+    type,
+    subject,
+    time: time.toISOString(),
+    datacontenttype: 'application/json',
+    data,
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * Catch-up: the Inbox messages delta query from the stored delta link publishes `mail.received` for mail that
+ * arrived while notifications were missing (a `missed` event, a recreated subscription), deduplicated by the event
+ * ledger. When Graph has lost the sync state (`syncStateNotFound`, `resyncRequired`) it starts a new delta, filtered
+ * to mail received since shortly before the last good sync, so nothing in the gap is skipped and old mail is not
+ * replayed.
+ */
+import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
+import type { Message } from '@microsoft/microsoft-graph-types';
+import { EVENT_RETENTION_MS, type EventPublisher } from '../events/eventPublisher';
+import { mailReceivedEvent, MESSAGE_SELECT } from './mailReceived';
+import type { WatchedMailbox, WatchStore } from './watchStore';
+
+/** Delta items per page asked for (Graph's default for messages is 10). */
+const PAGE_SIZE = 50;
+/** How far before the last good sync a resync looks, for clock skew and in-flight delivery. */
+const RESYNC_MARGIN_MS = 60 * 60_000;
+/** Mail older than this is never published by catch-up: its dedupe record may be gone (see EVENT_RETENTION_MS). */
+const HORIZON_MS = EVENT_RETENTION_MS - 86_400_000;
+
+interface DeltaPage {
+  value?: Array<Message & { id: string; '@removed'?: unknown }>;
+  '@odata.nextLink'?: string;
+  '@odata.deltaLink'?: string;
+}
+
+/** What one catch-up did. */
+export interface CatchUpResult {
+  published: number;
+  duplicates: number;
+  /** True when Graph had lost the sync state and a new delta was started. */
+  resynced: boolean;
+}
+
+/** True when Graph says the delta token can't be used any more. */
+export function isSyncStateLost(err: unknown): boolean {
+  if (!(err instanceof GraphError)) return false;
+  return err.statusCode === 410 || /syncstatenotfound|resyncrequired|syncstateinvalid/i.test(err.code ?? '');
+}
+
+/** Runs delta queries for watched mailboxes. */
+export class CatchUp {
+  constructor(
+    private readonly client: Client,
+    private readonly store: WatchStore,
+    private readonly publisher: EventPublisher,
+  ) {}
+
+  /** The first delta link of `mailbox`'s Inbox, covering mail received from `since` on; publishes nothing. */
+  async initialLink(mailbox: string, since: Date): Promise<string> {
+    const { deltaLink } = await this.walk(firstDeltaUrl(mailbox, since), () => Promise.resolve());
+    return deltaLink;
+  }
+
+  /** Publishes what arrived since the stored delta link and stores the new link. */
+  async run(record: WatchedMailbox): Promise<CatchUpResult> {
+    const startedAt = new Date();
+    const horizon = Math.max(new Date(record.createdAt).getTime() - RESYNC_MARGIN_MS, Date.now() - HORIZON_MS);
+    const result: CatchUpResult = { published: 0, duplicates: 0, resynced: false };
+    const publish = async (message: Message & { id: string }) => {
+      if (!message.receivedDateTime || new Date(message.receivedDateTime).getTime() < horizon) return;
+      const outcome = await this.publisher.publish(mailReceivedEvent(record.mailbox, message));
+      if (outcome === 'published') result.published++;
+      else result.duplicates++;
+    };
+    let deltaLink: string;
+    try {
+      if (!record.deltaLink) throw new MissingDeltaLink();
+      ({ deltaLink } = await this.walk(record.deltaLink, publish));
+    } catch (err) {
+      if (!(err instanceof MissingDeltaLink) && !isSyncStateLost(err)) throw err;
+      result.resynced = true;
+      const lastGood = new Date(record.deltaSyncedAt ?? record.createdAt).getTime() - RESYNC_MARGIN_MS;
+      ({ deltaLink } = await this.walk(firstDeltaUrl(record.mailbox, new Date(Math.max(lastGood, horizon))), publish));
+    }
+    await this.store.update(record.mailbox, (current) => ({
+      ...current,
+      // A subscription recreated meanwhile brought its own link; keep the newer one.
+      ...(current.subscriptionId === record.subscriptionId
+        ? { deltaLink, deltaSyncedAt: startedAt.toISOString() }
+        : {}),
+      eventsPublished: current.eventsPublished + result.published,
+      lastEventAt: result.published > 0 ? new Date().toISOString() : current.lastEventAt,
+    }));
+    return result;
+  }
+
+  private async walk(
+    url: string,
+    onMessage: (message: Message & { id: string }) => Promise<void>,
+  ): Promise<{ deltaLink: string }> {
+    let next: string | undefined = url;
+    for (;;) {
+      const page = (await this.client.api(next).header('Prefer', `odata.maxpagesize=${PAGE_SIZE}`).get()) as DeltaPage;
+      const messages = (page.value ?? []).filter((m) => m['@removed'] === undefined);
+      messages.sort((a, b) => (a.receivedDateTime ?? '').localeCompare(b.receivedDateTime ?? ''));
+      for (const message of messages) await onMessage(message);
+      if (page['@odata.deltaLink']) return { deltaLink: page['@odata.deltaLink'] };
+      next = page['@odata.nextLink'];
+      if (!next) throw new Error('the delta page has neither @odata.nextLink nor @odata.deltaLink');
+    }
+  }
+}
+
+class MissingDeltaLink extends Error {}
+
+function firstDeltaUrl(mailbox: string, since: Date): string {
+  const filter = `receivedDateTime ge ${since.toISOString().replace(/\.\d{3}Z$/, 'Z')}`;
+  return `/users/${encodeURIComponent(mailbox)}/mailFolders('inbox')/messages/delta?$select=${MESSAGE_SELECT}&$filter=${encodeURIComponent(filter)}`;
+}

@@ -1,0 +1,133 @@
+/**
+ * `processNotifications`: turns a queued notification into work. A change notification becomes a `mail.received`
+ * event (metadata read with `$select`, deduplicated through the event ledger, since Graph redelivers); a lifecycle
+ * notification reauthorizes, recreates or catches up. Transient failures are thrown so the queue retries; on the
+ * last try, and for messages that can never succeed, the message goes to the poison queue with its reason instead
+ * of looping.
+ */
+import type { InvocationContext } from '@azure/functions';
+import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
+import type { Message } from '@microsoft/microsoft-graph-types';
+import type { QueueClient } from '@azure/storage-queue';
+import { z } from 'zod';
+import type { EventPublisher } from '../events/eventPublisher';
+import { ensureQueue } from '../platform/tables';
+import { mailReceivedEvent, mailReceivedIdentity, MESSAGE_SELECT } from './mailReceived';
+import type { WatchService } from './watchService';
+import type { WatchStore } from './watchStore';
+
+/** The Functions host's default `maxDequeueCount` (host.json sets none): tries before a message is poison. */
+export const MAX_DEQUEUE_COUNT = 5;
+
+const queuedSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('change'),
+    subscriptionId: z.string().min(1),
+    mailbox: z.string().min(3),
+    messageId: z.string().min(1),
+    changeType: z.string(),
+  }),
+  z.object({
+    kind: z.literal('lifecycle'),
+    subscriptionId: z.string().min(1),
+    mailbox: z.string().min(3),
+    lifecycleEvent: z.string(),
+  }),
+]);
+
+/** What the processor needs. */
+export interface ProcessorDependencies {
+  graph: Client;
+  store: WatchStore;
+  service: WatchService;
+  publisher: EventPublisher;
+  /** `graph-notifications-poison`. */
+  poisonQueue: QueueClient;
+}
+
+/** Processes one queue message; resolves when done (or poisoned), rejects to have it retried. */
+export async function processNotification(
+  message: unknown,
+  context: InvocationContext,
+  deps: ProcessorDependencies,
+): Promise<void> {
+  const parsed = queuedSchema.safeParse(message);
+  if (!parsed.success) {
+    await poison(deps, context, message, `not a queued notification: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    return;
+  }
+  const work = parsed.data;
+  try {
+    const outcome = work.kind === 'change' ? await publishChange(work, deps) : await handleLifecycle(work, deps);
+    context.info(`${work.kind === 'change' ? 'notification' : work.lifecycleEvent} for ${work.mailbox}: ${outcome}`);
+  } catch (err) {
+    const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1);
+    const reason = describe(err);
+    if (dequeueCount >= MAX_DEQUEUE_COUNT) {
+      await poison(deps, context, message, `failed ${dequeueCount} times, last: ${reason}`);
+      return;
+    }
+    context.warn(`${work.kind} for ${work.mailbox} failed (try ${dequeueCount} of ${MAX_DEQUEUE_COUNT}): ${reason}`);
+    throw err;
+  }
+}
+
+async function publishChange(
+  work: { mailbox: string; messageId: string; subscriptionId: string },
+  deps: ProcessorDependencies,
+): Promise<string> {
+  // An unwatched mailbox's late notifications are not wanted; a replaced subscription's still are (dedupe covers it).
+  if (!(await deps.store.get(work.mailbox))) return 'ignored (mailbox no longer watched)';
+  if (await deps.publisher.wasPublished(mailReceivedIdentity(work.mailbox, work.messageId))) return 'duplicate';
+  let message: Message & { id: string };
+  try {
+    message = (await deps.graph
+      .api(`/users/${encodeURIComponent(work.mailbox)}/messages/${encodeURIComponent(work.messageId)}`)
+      .select(MESSAGE_SELECT)
+      .get()) as Message & { id: string };
+  } catch (err) {
+    // Deleted or moved before we looked: there is nothing left to announce.
+    if (err instanceof GraphError && err.statusCode === 404) return 'ignored (message no longer exists)';
+    throw err;
+  }
+  const outcome = await deps.publisher.publish(mailReceivedEvent(work.mailbox, message));
+  if (outcome === 'published') {
+    await deps.store.update(work.mailbox, (r) => ({
+      ...r,
+      eventsPublished: r.eventsPublished + 1,
+      lastEventAt: new Date().toISOString(),
+    }));
+  }
+  return outcome;
+}
+
+async function handleLifecycle(
+  work: { mailbox: string; subscriptionId: string; lifecycleEvent: string },
+  deps: ProcessorDependencies,
+): Promise<string> {
+  switch (work.lifecycleEvent) {
+    case 'reauthorizationRequired':
+      return deps.service.reauthorize(work.mailbox, work.subscriptionId);
+    case 'subscriptionRemoved':
+      return deps.service.replaceRemoved(work.mailbox, work.subscriptionId);
+    case 'missed': {
+      const result = await deps.service.catchUpMailbox(work.mailbox);
+      if (!result) return 'ignored (mailbox no longer watched)';
+      return `caught up: ${result.published} published, ${result.duplicates} already published${result.resynced ? ', resynced' : ''}`;
+    }
+    default:
+      return `ignored (unknown lifecycle event '${work.lifecycleEvent}')`;
+  }
+}
+
+async function poison(deps: ProcessorDependencies, context: InvocationContext, message: unknown, reason: string) {
+  context.error(`moving a notification to ${deps.poisonQueue.name}: ${reason}`);
+  await ensureQueue(deps.poisonQueue);
+  const body = JSON.stringify({ reason, failedAt: new Date().toISOString(), message });
+  await deps.poisonQueue.sendMessage(Buffer.from(body, 'utf8').toString('base64'));
+}
+
+function describe(err: unknown): string {
+  if (err instanceof GraphError) return `Graph ${err.statusCode} ${err.code ?? ''}: ${err.message}`;
+  return err instanceof Error ? `${err.name}: ${err.message.split('\n')[0]}` : String(err);
+}

@@ -1,0 +1,201 @@
+/**
+ * Graph's webhook endpoints (`/api/graph/notifications` and `/api/graph/lifecycle`, anonymous as Graph calls them).
+ * They answer the validation handshake, check every item's subscription and clientState (in constant time), and
+ * write what passes to the `graph-notifications` queue before answering 202, so the answer is fast and nothing
+ * accepted is lost: if the queue write fails the answer is 503 and Graph retries. The clientState itself never
+ * leaves this module: queue messages and logs carry only subscription ids.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import type { QueueClient } from '@azure/storage-queue';
+import { z } from 'zod';
+import { problem, problemResponse } from '../platform/problem';
+import { ensureQueue } from '../platform/tables';
+import type { SubscriptionIndexEntry, WatchStore } from './watchStore';
+
+/** The queue between the webhook and `processNotifications`. */
+export const NOTIFICATIONS_QUEUE = 'graph-notifications';
+/** Largest notification POST accepted; Graph batches notifications, but never near this. */
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Lifecycle events Graph documents. */
+export const LIFECYCLE_EVENTS = ['reauthorizationRequired', 'subscriptionRemoved', 'missed'] as const;
+
+/** A notification as queued for `processNotifications`. */
+export type QueuedNotification =
+  | { kind: 'change'; subscriptionId: string; mailbox: string; messageId: string; changeType: string }
+  | { kind: 'lifecycle'; subscriptionId: string; mailbox: string; lifecycleEvent: string };
+
+const itemSchema = z.looseObject({
+  subscriptionId: z.string().min(1).max(256),
+  clientState: z.string().max(1024).nullish(),
+  changeType: z.string().max(64).optional(),
+  resource: z.string().max(2048).optional(),
+  resourceData: z.looseObject({ id: z.string().min(1).max(1024).optional() }).nullish(),
+  lifecycleEvent: z.string().max(64).optional(),
+});
+const collectionSchema = z.looseObject({ value: z.array(itemSchema).min(1).max(1000) });
+type NotificationItem = z.infer<typeof itemSchema>;
+
+/** What the receiver needs. */
+export interface ReceiverDependencies {
+  store: WatchStore;
+  queue: QueueClient;
+}
+
+/** Why items were dropped, by reason. */
+interface Dropped {
+  unknownSubscription: string[];
+  clientStateMismatch: string[];
+}
+
+/** Handles one POST from Graph to either webhook endpoint. */
+export async function receiveGraphNotifications(
+  request: HttpRequest,
+  context: InvocationContext,
+  deps: ReceiverDependencies,
+): Promise<HttpResponseInit> {
+  const validationToken = request.query.get('validationToken');
+  if (validationToken !== null) {
+    // URLSearchParams has already URL-decoded it, as Graph requires.
+    return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: validationToken };
+  }
+  const parsed = await readCollection(request);
+  if (!parsed.ok) return problemResponse(parsed.problem);
+
+  const entries = new Map<string, Promise<SubscriptionIndexEntry | undefined>>();
+  for (const item of parsed.items) {
+    if (!entries.has(item.subscriptionId))
+      entries.set(item.subscriptionId, deps.store.lookupSubscription(item.subscriptionId));
+  }
+  let known: Map<string, SubscriptionIndexEntry | undefined>;
+  try {
+    known = new Map(await Promise.all([...entries].map(async ([id, entry]) => [id, await entry] as const)));
+  } catch (err) {
+    return unavailable(context, 'reading the subscriptions table', err);
+  }
+
+  const dropped: Dropped = { unknownSubscription: [], clientStateMismatch: [] };
+  const accepted: QueuedNotification[] = [];
+  for (const item of parsed.items) {
+    const entry = known.get(item.subscriptionId);
+    if (!entry) dropped.unknownSubscription.push(item.subscriptionId);
+    else if (!sameSecret(item.clientState, entry.clientState)) dropped.clientStateMismatch.push(item.subscriptionId);
+    else accepted.push(toQueued(item, entry.mailbox));
+  }
+  if (dropped.unknownSubscription.length + dropped.clientStateMismatch.length > 0) {
+    context.warn(
+      `dropped ${dropped.unknownSubscription.length + dropped.clientStateMismatch.length} of ${parsed.items.length} notification(s): ` +
+        `unknown subscription ${list(dropped.unknownSubscription)}; clientState mismatch ${list(dropped.clientStateMismatch)}`,
+    );
+  }
+  try {
+    await ensureQueue(deps.queue);
+    await Promise.all(
+      accepted.map((n) => deps.queue.sendMessage(Buffer.from(JSON.stringify(n), 'utf8').toString('base64'))),
+    );
+  } catch (err) {
+    return unavailable(context, 'writing to the notifications queue', err);
+  }
+  context.info(
+    `accepted ${accepted.length} notification(s) for ${new Set(accepted.map((n) => n.mailbox)).size} mailbox(es)`,
+  );
+  return { status: 202 };
+}
+
+/** Compares a presented clientState with the stored one in constant time (hashes hide the length too). */
+export function sameSecret(presented: string | null | undefined, stored: string): boolean {
+  if (typeof presented !== 'string') return false;
+  const a = createHash('sha256').update(presented, 'utf8').digest();
+  const b = createHash('sha256').update(stored, 'utf8').digest();
+  return timingSafeEqual(a, b);
+}
+
+async function readCollection(
+  request: HttpRequest,
+): Promise<{ ok: true; items: NotificationItem[] } | { ok: false; problem: ReturnType<typeof problem> }> {
+  const declared = Number(request.headers.get('content-length') ?? NaN);
+  if (declared > MAX_BODY_BYTES) return { ok: false, problem: tooLarge() };
+  const raw = Buffer.from(await request.arrayBuffer());
+  if (raw.length > MAX_BODY_BYTES) return { ok: false, problem: tooLarge() };
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return { ok: false, problem: notGraphShape('The body is not JSON, and there is no validationToken in the query.') };
+  }
+  const parsed = collectionSchema.safeParse(json);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    return {
+      ok: false,
+      problem: notGraphShape(
+        `Expected { "value": [ notification, ... ] }: ${first.path.join('.') || 'body'} ${first.message}.`,
+      ),
+    };
+  }
+  const bad = parsed.data.value.findIndex((item) => !isChange(item) && !isLifecycle(item));
+  if (bad >= 0) {
+    return {
+      ok: false,
+      problem: notGraphShape(
+        `value.${bad} is neither a change notification (changeType with resourceData.id) nor a lifecycle notification (lifecycleEvent).`,
+      ),
+    };
+  }
+  return { ok: true, items: parsed.data.value };
+}
+
+function isChange(item: NotificationItem): boolean {
+  return item.lifecycleEvent === undefined && !!item.changeType && messageIdOf(item) !== undefined;
+}
+
+function isLifecycle(item: NotificationItem): boolean {
+  return typeof item.lifecycleEvent === 'string' && item.lifecycleEvent.length > 0;
+}
+
+function messageIdOf(item: NotificationItem): string | undefined {
+  if (item.resourceData?.id) return item.resourceData.id;
+  const match = /\/messages\/([^/]+)$/i.exec(item.resource ?? '');
+  return match?.[1];
+}
+
+function toQueued(item: NotificationItem, mailbox: string): QueuedNotification {
+  if (isLifecycle(item)) {
+    return { kind: 'lifecycle', subscriptionId: item.subscriptionId, mailbox, lifecycleEvent: item.lifecycleEvent! };
+  }
+  return {
+    kind: 'change',
+    subscriptionId: item.subscriptionId,
+    mailbox,
+    messageId: messageIdOf(item)!,
+    changeType: item.changeType!,
+  };
+}
+
+function notGraphShape(detail: string) {
+  return problem(400, 'not-a-graph-notification', 'Not a Microsoft Graph notification', detail);
+}
+
+function tooLarge() {
+  return problem(413, 'too-large', 'Notification body too large', `Bodies over ${MAX_BODY_BYTES} bytes are refused.`);
+}
+
+function unavailable(context: InvocationContext, what: string, err: unknown): HttpResponseInit {
+  context.error(
+    `notifications not accepted: ${what} failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+  );
+  // 5xx makes Graph retry the delivery, so nothing is lost while storage is down.
+  return problemResponse(
+    problem(
+      503,
+      'storage-unavailable',
+      'Storage unavailable',
+      `The gateway could not persist the notifications (${what}); Graph will retry.`,
+    ),
+    { 'retry-after': '10' },
+  );
+}
+
+function list(ids: string[]): string {
+  return ids.length === 0 ? '-' : [...new Set(ids)].join(', ');
+}

@@ -1,0 +1,218 @@
+/**
+ * Watched mailboxes in Table storage (`subscriptions`): one row per mailbox (its Graph subscription, clientState,
+ * delta link and outcomes) and one index row per subscription id, which the webhook reads to check a notification
+ * without knowing its mailbox. The clientState is a secret: it is stored here and nowhere else.
+ */
+import type { TableClient } from '@azure/data-tables';
+import type { GatewayConfig } from '../platform/config';
+import { createTableClient } from '../platform/storage';
+import { ensureTable, isStatus, tableKey } from '../platform/tables';
+
+/** Table holding the rows. */
+export const SUBSCRIPTIONS_TABLE = 'subscriptions';
+const MAILBOX_PARTITION = 'mailbox';
+const SUBSCRIPTION_PARTITION = 'subscription';
+
+/** Outcome of the last create/renew/repair of a mailbox's subscription. */
+export interface RenewalOutcome {
+  at: string;
+  /** e.g. `created`, `renewed`, `recreated`, `reauthorized`, `failed`. */
+  outcome: string;
+  /** Why it failed (Graph's code and message, never a secret). */
+  error?: string;
+}
+
+/** A watched mailbox as stored. */
+export interface WatchedMailbox {
+  /** Lower-case address. */
+  mailbox: string;
+  subscriptionId: string;
+  clientState: string;
+  /** ISO time Graph will delete the subscription unless renewed. */
+  expirationDateTime: string;
+  /** The Inbox messages delta link; catch-up resumes from it. */
+  deltaLink?: string;
+  /** When the delta link was last brought up to date (a resync looks back from here). */
+  deltaSyncedAt?: string;
+  createdAt: string;
+  lastRenewal?: RenewalOutcome;
+  lastEventAt?: string;
+  eventsPublished: number;
+}
+
+interface MailboxEntity {
+  partitionKey: string;
+  rowKey: string;
+  mailbox: string;
+  subscriptionId: string;
+  clientState: string;
+  expirationDateTime: string;
+  deltaLink?: string;
+  deltaSyncedAt?: string;
+  createdAt: string;
+  lastRenewalAt?: string;
+  lastRenewalOutcome?: string;
+  lastRenewalError?: string;
+  lastEventAt?: string;
+  eventsPublished: number;
+}
+
+interface SubscriptionEntity {
+  partitionKey: string;
+  rowKey: string;
+  mailbox: string;
+  clientState: string;
+}
+
+/** What the webhook needs to judge a notification. */
+export interface SubscriptionIndexEntry {
+  mailbox: string;
+  clientState: string;
+}
+
+/** Reads and writes watched mailboxes. */
+export class WatchStore {
+  constructor(private readonly table: TableClient) {}
+
+  /** The store for `config`'s storage account. */
+  static fromConfig(config: GatewayConfig): WatchStore {
+    return new WatchStore(createTableClient(config, SUBSCRIPTIONS_TABLE));
+  }
+
+  /** The mailbox's record, or undefined. */
+  async get(mailbox: string): Promise<WatchedMailbox | undefined> {
+    await ensureTable(this.table);
+    try {
+      return fromEntity(await this.table.getEntity<MailboxEntity>(MAILBOX_PARTITION, tableKey(mailbox.toLowerCase())));
+    } catch (err) {
+      if (isStatus(err, 404)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Every watched mailbox, in address order. */
+  async list(): Promise<WatchedMailbox[]> {
+    await ensureTable(this.table);
+    const rows: WatchedMailbox[] = [];
+    const query = this.table.listEntities<MailboxEntity>({
+      queryOptions: { filter: `PartitionKey eq '${MAILBOX_PARTITION}'` },
+    });
+    for await (const entity of query) rows.push(fromEntity(entity));
+    return rows;
+  }
+
+  /** The mailbox and clientState of a subscription id, or undefined when it is not ours (any more). */
+  async lookupSubscription(subscriptionId: string): Promise<SubscriptionIndexEntry | undefined> {
+    await ensureTable(this.table);
+    try {
+      const row = await this.table.getEntity<SubscriptionEntity>(SUBSCRIPTION_PARTITION, tableKey(subscriptionId));
+      return { mailbox: row.mailbox, clientState: row.clientState };
+    } catch (err) {
+      if (isStatus(err, 404)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Stores the record (a new subscription replaces the old one). The index row is written first, so a
+   * notification for the new subscription is recognised as soon as the record exists; the old index row goes last.
+   */
+  async save(record: WatchedMailbox, previousSubscriptionId?: string): Promise<void> {
+    await ensureTable(this.table);
+    await this.table.upsertEntity<SubscriptionEntity>(
+      {
+        partitionKey: SUBSCRIPTION_PARTITION,
+        rowKey: tableKey(record.subscriptionId),
+        mailbox: record.mailbox,
+        clientState: record.clientState,
+      },
+      'Replace',
+    );
+    await this.table.upsertEntity(toEntity(record), 'Replace');
+    if (previousSubscriptionId && previousSubscriptionId !== record.subscriptionId) {
+      await this.deleteIndex(previousSubscriptionId);
+    }
+  }
+
+  /**
+   * Applies `change` to the stored record, retrying on concurrent writers (ETag). Returns the updated record, or
+   * undefined when the mailbox is no longer watched.
+   */
+  async update(
+    mailbox: string,
+    change: (record: WatchedMailbox) => WatchedMailbox,
+  ): Promise<WatchedMailbox | undefined> {
+    await ensureTable(this.table);
+    for (let attempt = 0; ; attempt++) {
+      let entity;
+      try {
+        entity = await this.table.getEntity<MailboxEntity>(MAILBOX_PARTITION, tableKey(mailbox.toLowerCase()));
+      } catch (err) {
+        if (isStatus(err, 404)) return undefined;
+        throw err;
+      }
+      const updated = change(fromEntity(entity));
+      try {
+        await this.table.updateEntity(toEntity(updated), 'Replace', { etag: entity.etag });
+        return updated;
+      } catch (err) {
+        if (!isStatus(err, 412) || attempt >= 8) throw err;
+      }
+    }
+  }
+
+  /** Forgets the mailbox and its subscription's index row. */
+  async remove(record: WatchedMailbox): Promise<void> {
+    await ensureTable(this.table);
+    await this.deleteIndex(record.subscriptionId);
+    try {
+      await this.table.deleteEntity(MAILBOX_PARTITION, tableKey(record.mailbox));
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err;
+    }
+  }
+
+  private async deleteIndex(subscriptionId: string): Promise<void> {
+    try {
+      await this.table.deleteEntity(SUBSCRIPTION_PARTITION, tableKey(subscriptionId));
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err;
+    }
+  }
+}
+
+function toEntity(record: WatchedMailbox): MailboxEntity {
+  return {
+    partitionKey: MAILBOX_PARTITION,
+    rowKey: tableKey(record.mailbox),
+    mailbox: record.mailbox,
+    subscriptionId: record.subscriptionId,
+    clientState: record.clientState,
+    expirationDateTime: record.expirationDateTime,
+    deltaLink: record.deltaLink,
+    deltaSyncedAt: record.deltaSyncedAt,
+    createdAt: record.createdAt,
+    lastRenewalAt: record.lastRenewal?.at,
+    lastRenewalOutcome: record.lastRenewal?.outcome,
+    lastRenewalError: record.lastRenewal?.error,
+    lastEventAt: record.lastEventAt,
+    eventsPublished: record.eventsPublished,
+  };
+}
+
+function fromEntity(entity: MailboxEntity): WatchedMailbox {
+  return {
+    mailbox: entity.mailbox,
+    subscriptionId: entity.subscriptionId,
+    clientState: entity.clientState,
+    expirationDateTime: entity.expirationDateTime,
+    deltaLink: entity.deltaLink,
+    deltaSyncedAt: entity.deltaSyncedAt,
+    createdAt: entity.createdAt,
+    lastRenewal: entity.lastRenewalAt
+      ? { at: entity.lastRenewalAt, outcome: entity.lastRenewalOutcome ?? '', error: entity.lastRenewalError }
+      : undefined,
+    lastEventAt: entity.lastEventAt,
+    eventsPublished: entity.eventsPublished ?? 0,
+  };
+}
