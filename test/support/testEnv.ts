@@ -3,6 +3,8 @@
  * are put in `process.env` (the managed-identity credential reads IDENTITY_ENDPOINT from there, as in Azure).
  */
 import { loadConfig, type GatewayConfig } from '../../shared/platform/config';
+import { appRoot } from '../../shared/platform/packageInfo';
+import { startAzurite, type RunningAzurite } from '../emulators/azurite';
 import { LocalCloud, type LocalCloudOptions } from '../emulators/localCloud';
 import { readTestCa, type PemPair } from '../emulators/testCa';
 
@@ -37,12 +39,25 @@ let started = false;
  * test file: MSAL keeps the managed-identity endpoint it first found for the life of the process (in Azure there
  * is only one), so tests vary the tenant (consent, credentials) instead of starting another cloud.
  */
-export async function startTestCloud(options: Omit<LocalCloudOptions, 'ca'> = {}): Promise<TestCloud> {
+export async function startTestCloud(
+  options: Omit<LocalCloudOptions, 'ca'> & {
+    /**
+     * Start an Azurite of this file's own: the functions hosts of every test file poll the same queue names, so a
+     * file whose queue messages matter (notifications, events) must not share them.
+     */
+    privateStorage?: boolean;
+  } = {},
+): Promise<TestCloud> {
   if (started)
     throw new Error('startTestCloud: one local cloud per test file (MSAL caches the managed-identity endpoint)');
   started = true;
   const cloud = await LocalCloud.start({ ca: testCa(), ...options });
-  const settings = { ...cloud.settings(), AzureWebJobsStorage: azuriteConnectionString() };
+  let azurite: RunningAzurite | undefined;
+  if (options.privateStorage) azurite = await startAzurite({ projectRoot: appRoot() });
+  const settings = {
+    ...cloud.settings(),
+    AzureWebJobsStorage: azurite?.connectionString ?? azuriteConnectionString(),
+  };
   const previous = { ...process.env };
   Object.assign(process.env, settings);
   return {
@@ -51,6 +66,7 @@ export async function startTestCloud(options: Omit<LocalCloudOptions, 'ca'> = {}
     config: loadConfig(process.env),
     close: async () => {
       await cloud.close();
+      await azurite?.stop();
       process.env = previous;
     },
   };
