@@ -78,7 +78,9 @@
 .PARAMETER RemoveTenantWideGrant
     Remove the Entra ID app role assignments (admin consent) of the Microsoft Graph permissions matching
     -Roles (Mail.Send, Mail.ReadWrite) from the service principal, so that the scope bites. Needs Microsoft
-    Graph PowerShell connected with AppRoleAssignment.ReadWrite.All.
+    Graph PowerShell connected with AppRoleAssignment.ReadWrite.All. This is the only step that revokes the grant:
+    redeploying infra/main.bicep with grantMailPermissionsTenantWide=false does not (ARM never deletes resources in
+    incremental mode); that parameter only keeps later deployments from granting it again.
 
 .EXAMPLE
     Connect-ExchangeOnline -UserPrincipalName admin@contoso.com
@@ -280,7 +282,9 @@ if ($graphReady) {
             }
         }
         else {
-            Write-Warning "The app still holds the tenant-wide Entra grant of Microsoft Graph ${permission}: it reaches EVERY mailbox and the scope '$ScopeName' has no effect. Remove it (-RemoveTenantWideGrant, or redeploy infra/main.bicep with grantMailPermissionsTenantWide=false)."
+            # Redeploying infra/main.bicep with grantMailPermissionsTenantWide=false does not remove it: ARM never deletes
+            # in incremental mode, and the Graph Bicep extension cannot run in a deployment stack.
+            Write-Warning "The app still holds the tenant-wide Entra grant of Microsoft Graph ${permission}: it reaches EVERY mailbox and the scope '$ScopeName' has no effect. Run this script again with -RemoveTenantWideGrant (redeploying infra/main.bicep with grantMailPermissionsTenantWide=false does NOT remove it; it only stops the template from granting it again)."
         }
     }
     if ($tenantWideGrants.Count -eq 0) {
