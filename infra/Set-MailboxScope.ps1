@@ -22,11 +22,13 @@
     IMPORTANT
     * The Entra grant must go. RBAC for Applications ADDS to what Entra ID grants; it never takes away. While
       the app also holds the tenant-wide Entra app role assignment (admin consent) of Mail.Send or
-      Mail.ReadWrite, it can still reach every mailbox and the scope has no effect. Remove that grant: redeploy
-      infra/main.bicep with grantMailPermissionsTenantWide=false (when the Bicep created the app registration;
-      otherwise the next deployment puts the grant back), or run this script with -RemoveTenantWideGrant, or
-      remove the permission's admin consent in the Entra admin center (Enterprise applications > the app >
-      Permissions). Keep User.Read.All: it is not a mailbox permission.
+      Mail.ReadWrite, it can still reach every mailbox and the scope has no effect. Remove that grant with
+      -RemoveTenantWideGrant (Microsoft Graph PowerShell, Connect-MgGraph -Scopes AppRoleAssignment.ReadWrite.All),
+      or revoke the permission in the Entra admin center (Enterprise applications > the app > Permissions).
+      Redeploying infra/main.bicep with grantMailPermissionsTenantWide=false does NOT remove it: ARM never deletes
+      resources in incremental mode and the Graph Bicep extension is not supported in deployment stacks. Still
+      set that parameter to false for every later deployment, or the template grants Mail.* again. Keep
+      User.Read.All: it is not a mailbox permission.
     * After that the access token no longer carries Mail.Send / Mail.ReadWrite in its `roles` claim: Exchange
       authorises those calls itself. Only User.Read.All remains in the token.
     * Propagation. Exchange caches application permissions: a new, changed or removed assignment, a change of
