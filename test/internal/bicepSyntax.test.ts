@@ -25,7 +25,8 @@ describe('infra/ Bicep syntax', () => {
     const problems: string[] = [];
     for (const file of files) {
       const { root } = await parseBicep(readFileSync(file, 'utf8'));
-      for (const e of syntaxErrors(root)) problems.push(`${path.relative(INFRA, file)}:${e.line}:${e.column}: ${e.message}`);
+      for (const e of syntaxErrors(root))
+        problems.push(`${path.relative(INFRA, file)}:${e.line}:${e.column}: ${e.message}`);
     }
     expect(problems).toEqual([]);
   });
@@ -46,24 +47,24 @@ describe('infra/ Bicep syntax', () => {
 describe('the grammar check is not vacuous', () => {
   it('accepts well-formed Bicep using the constructs infra/ relies on', async () => {
     const source = [
-      "extension microsoftGraphV1",
-      "@allowed([",
+      'extension microsoftGraphV1',
+      '@allowed([',
       "  '22'",
-      "])",
+      '])',
       "param nodeVersion string = '22'",
       "param check string = grant ? 'token' : 'off'",
-      "var list = filter(items, item => !empty(item.key))",
+      'var list = filter(items, item => !empty(item.key))',
       "resource site 'Microsoft.Web/sites@2024-04-01' existing = {",
       "  name: 'x'",
-      "}",
+      '}',
       "resource p 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = [",
-      "  for policy in [",
+      '  for policy in [',
       "    'ftp'",
-      "  ]: {",
-      "    parent: site",
-      "    name: policy",
-      "  }",
-      "]",
+      '  ]: {',
+      '    parent: site',
+      '    name: policy',
+      '  }',
+      ']',
       "output id string = cond ? mod!.outputs.id : ''",
     ].join('\n');
     expect(await errorsOf(source)).toEqual([]);

@@ -94,7 +94,9 @@ describe('runtime and publishing', () => {
   it('turns FTP off and basic-auth publishing credentials off for ftp and scm', () => {
     const site = only(resourcesOf('modules/functionApp.bicep', 'Microsoft.Web/sites'));
     expect(textAt(site, 'properties.siteConfig.ftpsState')).toBe("'Disabled'");
-    const policies = only(resourcesOf('modules/functionApp.bicep', 'Microsoft.Web/sites/basicPublishingCredentialsPolicies'));
+    const policies = only(
+      resourcesOf('modules/functionApp.bicep', 'Microsoft.Web/sites/basicPublishingCredentialsPolicies'),
+    );
     expect(policies.valueText).toMatch(/for policy in \[\s*'ftp'\s*'scm'\s*\]/);
     expect(textAt(policies, 'name')).toBe('policy');
     expect(textAt(policies, 'properties.allow')).toBe('false');
@@ -156,7 +158,7 @@ describe('the tenant-wide grant and the permission check', () => {
     const grants = only(app.resources.filter((r) => r.target.startsWith('Microsoft.Graph/appRoleAssignedTo@')));
     expect(grants.valueText).toMatch(/^\[\s*for roleId in grantedRoleIds:/);
     expect(app.vars.get('grantedRoleIds')?.text).toBe(
-      "concat(grantMailPermissionsTenantWide ? mailRoleIds : [], [\n  userReadAllRoleId\n])",
+      'concat(grantMailPermissionsTenantWide ? mailRoleIds : [], [\n  userReadAllRoleId\n])',
     );
     expect(app.vars.get('mailRoleIds')?.text).toMatch(/^\[\s*mailSendRoleId\s+mailReadWriteRoleId\s*\]$/);
   });
@@ -207,7 +209,9 @@ describe('network isolation', () => {
     const rows = endpoints!.namedChildren.filter((n) => n?.type === 'object').map((n) => n!);
     const byGroup = new Map(rows.map((row) => [stringText(propertyPath(row, 'groupId')!), row]));
     expect([...byGroup.keys()].sort()).toEqual(['blob', 'queue', 'table', 'vault']);
-    expect(propertyPath(byGroup.get('blob')!, 'zone')?.text).toBe("'privatelink.blob.${environment().suffixes.storage}'");
+    expect(propertyPath(byGroup.get('blob')!, 'zone')?.text).toBe(
+      "'privatelink.blob.${environment().suffixes.storage}'",
+    );
     expect(propertyPath(byGroup.get('vault')!, 'zone')?.text).toContain('.vaultcore.');
     expect(propertyPath(byGroup.get('vault')!, 'targetId')?.text).toBe('keyVaultId');
     for (const type of [
