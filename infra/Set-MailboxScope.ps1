@@ -22,11 +22,13 @@
     IMPORTANT
     * The Entra grant must go. RBAC for Applications ADDS to what Entra ID grants; it never takes away. While
       the app also holds the tenant-wide Entra app role assignment (admin consent) of Mail.Send or
-      Mail.ReadWrite, it can still reach every mailbox and the scope has no effect. Remove that grant: redeploy
-      infra/main.bicep with grantMailPermissionsTenantWide=false (when the Bicep created the app registration;
-      otherwise the next deployment puts the grant back), or run this script with -RemoveTenantWideGrant, or
-      remove the permission's admin consent in the Entra admin center (Enterprise applications > the app >
-      Permissions). Keep User.Read.All: it is not a mailbox permission.
+      Mail.ReadWrite, it can still reach every mailbox and the scope has no effect. Remove that grant with
+      -RemoveTenantWideGrant (Microsoft Graph PowerShell, Connect-MgGraph -Scopes AppRoleAssignment.ReadWrite.All),
+      or revoke the permission in the Entra admin center (Enterprise applications > the app > Permissions).
+      Redeploying infra/main.bicep with grantMailPermissionsTenantWide=false does NOT remove it: ARM never deletes
+      resources in incremental mode and the Graph Bicep extension is not supported in deployment stacks. Still
+      set that parameter to false for every later deployment, or the template grants Mail.* again. Keep
+      User.Read.All: it is not a mailbox permission.
     * After that the access token no longer carries Mail.Send / Mail.ReadWrite in its `roles` claim: Exchange
       authorises those calls itself. Only User.Read.All remains in the token.
     * Propagation. Exchange caches application permissions: a new, changed or removed assignment, a change of
@@ -78,7 +80,9 @@
 .PARAMETER RemoveTenantWideGrant
     Remove the Entra ID app role assignments (admin consent) of the Microsoft Graph permissions matching
     -Roles (Mail.Send, Mail.ReadWrite) from the service principal, so that the scope bites. Needs Microsoft
-    Graph PowerShell connected with AppRoleAssignment.ReadWrite.All.
+    Graph PowerShell connected with AppRoleAssignment.ReadWrite.All. This is the only step that revokes the grant:
+    redeploying infra/main.bicep with grantMailPermissionsTenantWide=false does not (ARM never deletes resources in
+    incremental mode); that parameter only keeps later deployments from granting it again.
 
 .EXAMPLE
     Connect-ExchangeOnline -UserPrincipalName admin@contoso.com
@@ -280,7 +284,9 @@ if ($graphReady) {
             }
         }
         else {
-            Write-Warning "The app still holds the tenant-wide Entra grant of Microsoft Graph ${permission}: it reaches EVERY mailbox and the scope '$ScopeName' has no effect. Remove it (-RemoveTenantWideGrant, or redeploy infra/main.bicep with grantMailPermissionsTenantWide=false)."
+            # Redeploying infra/main.bicep with grantMailPermissionsTenantWide=false does not remove it: ARM never deletes
+            # in incremental mode, and the Graph Bicep extension cannot run in a deployment stack.
+            Write-Warning "The app still holds the tenant-wide Entra grant of Microsoft Graph ${permission}: it reaches EVERY mailbox and the scope '$ScopeName' has no effect. Run this script again with -RemoveTenantWideGrant (redeploying infra/main.bicep with grantMailPermissionsTenantWide=false does NOT remove it; it only stops the template from granting it again)."
         }
     }
     if ($tenantWideGrants.Count -eq 0) {

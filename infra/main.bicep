@@ -2,11 +2,12 @@
 //
 //   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.parameters.json
 //
-// Provisions a Flex Consumption (FC1) Linux Function App on Node 22 running as one user-assigned managed
+// Provisions a Flex Consumption (FC1) Linux Function App on Node 22 (or 24) running as one user-assigned managed
 // identity; a storage account without shared keys (host storage, deployment package, the gateway's tables and
 // queues); a Key Vault in RBAC mode for the app credential; Log Analytics + Application Insights with Entra
-// authentication; the role assignments between them; every app setting the gateway reads
-// (shared/config.ts SETTINGS, source 'app'); and, optionally, the Entra app registration itself.
+// authentication, receiving the function app logs and the Key Vault audit log; the role assignments between them;
+// every app setting the gateway reads (shared/platform/config.ts SETTINGS, source 'app'); and, optionally, the Entra
+// app registration itself and network isolation (VNet integration + private endpoints).
 // See infra/README.md.
 
 targetScope = 'resourceGroup'
@@ -54,10 +55,10 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
-@description('Node.js major version of the Functions runtime.')
+@description('Node.js major version of the Functions runtime (Node 20 is out of support on Azure).')
 @allowed([
-  '20'
   '22'
+  '24'
 ])
 param nodeVersion string = '22'
 
@@ -124,12 +125,12 @@ param idempotencyTtlHours int = 24
 @description('GRAPH_MAX_WAIT_SECONDS: longest total Retry-After wait per Graph call before answering 503.')
 param graphMaxWaitSeconds int = 30
 
-@description('GRAPH_PERMISSION_CHECK: token = refuse sends whose token lacks Mail.Send; off = let Graph decide (use with Exchange RBAC for Applications / Set-MailboxScope.ps1).')
+@description('GRAPH_PERMISSION_CHECK: token = refuse sends whose token lacks Mail.Send; off = let Graph decide (Exchange RBAC for Applications / Set-MailboxScope.ps1, whose grants never appear in the token). Default: follows grantMailPermissionsTenantWide.')
 @allowed([
   'token'
   'off'
 ])
-param graphPermissionCheck string = 'token'
+param graphPermissionCheck string = grantMailPermissionsTenantWide ? 'token' : 'off'
 
 @description('WEBHOOK_BASE_URL: https origin Graph calls back. Empty = the Function App\'s own default host name; set it when a custom domain or gateway fronts the app.')
 param webhookBaseUrl string = ''
@@ -199,11 +200,42 @@ param appRegistrationUniqueName string = 'mail-gateway-${toLower(baseName)}-${un
 @description('Base64 (DER) of the public certificate the app authenticates with; its private key goes to Key Vault as APP_CREDENTIAL_NAME.')
 param appCertificateBase64 string = ''
 
+@description('Start of validity of appCertificateBase64 (ISO 8601; az keyvault certificate show --query attributes.notBefore). Empty: Entra reads it from the certificate.')
+param appCertificateStartDateTime string = ''
+
+@description('End of validity of appCertificateBase64 (ISO 8601; az keyvault certificate show --query attributes.expires). Empty: Entra reads it from the certificate.')
+param appCertificateEndDateTime string = ''
+
 @description('Base64 (DER) of the previous certificate, kept valid while rotating. Empty otherwise.')
 param previousAppCertificateBase64 string = ''
 
-@description('Grant Mail.Send and Mail.ReadWrite tenant-wide in Entra ID. Set false when Exchange Online RBAC for Applications (infra/Set-MailboxScope.ps1) limits the app to chosen mailboxes: a tenant-wide grant would otherwise still reach every mailbox.')
+@description('Start of validity of previousAppCertificateBase64 (ISO 8601). Empty: Entra reads it from the certificate.')
+param previousAppCertificateStartDateTime string = ''
+
+@description('End of validity of previousAppCertificateBase64 (ISO 8601). Empty: Entra reads it from the certificate.')
+param previousAppCertificateEndDateTime string = ''
+
+@description('Whether the app holds Mail.Send and Mail.ReadWrite tenant-wide in Entra ID. With createAppRegistration: true declares and grants them, false leaves them out (Exchange Online RBAC for Applications, infra/Set-MailboxScope.ps1, scopes them instead). False never REVOKES an earlier grant (ARM does not delete in incremental mode): run Set-MailboxScope.ps1 -RemoveTenantWideGrant. Also sets the default of graphPermissionCheck (true: token, false: off).')
 param grantMailPermissionsTenantWide bool = true
+
+// ------------------------------------------------------------------------------------------------------------
+// Optional: network isolation
+// ------------------------------------------------------------------------------------------------------------
+
+@description('Network isolation: VNet integration for the Function App and private endpoints (with private DNS zones) for the storage account (blob, queue, table) and the Key Vault, whose public endpoints are then closed. Off by default.')
+param networkIsolation bool = false
+
+@description('Address space of the virtual network (networkIsolation only).')
+param vnetAddressPrefix string = '10.40.0.0/16'
+
+@description('Integration subnet of the Function App, delegated to Microsoft.App/environments (networkIsolation only).')
+param appSubnetPrefix string = '10.40.0.0/26'
+
+@description('Subnet of the private endpoints (networkIsolation only).')
+param privateEndpointSubnetPrefix string = '10.40.1.0/27'
+
+@description('Public IPv4 addresses or CIDR ranges that may still reach the Key Vault under networkIsolation, e.g. the admin who uploads and rotates the credential. Empty: only the virtual network.')
+param keyVaultAllowedIpRanges array = []
 
 // ------------------------------------------------------------------------------------------------------------
 // Names
@@ -221,9 +253,11 @@ var names = {
   keyVault: empty(keyVaultName) ? 'kv${take(compactBase, 8)}${suffix}' : keyVaultName
   logAnalytics: 'log-${lowerBase}-${suffix}'
   appInsights: 'appi-${lowerBase}-${suffix}'
+  vnet: 'vnet-${lowerBase}-${suffix}'
 }
 
-// The blob container, tables and queues the app uses: the single place these names are defined.
+// The blob container, tables and queues the app uses: the single place these names are defined. A test
+// (test/public/infraLayout.test.ts) holds it against the functions' registered queues and the tables the code opens.
 var storageLayout = {
   deploymentContainer: 'app-package'
   tables: [
@@ -262,6 +296,7 @@ module storage 'modules/storage.bicep' = {
     tableNames: storageLayout.tables
     queueNames: storageLayout.queues
     principalId: identity.outputs.principalId
+    publicNetworkAccess: !networkIsolation
   }
 }
 
@@ -276,6 +311,9 @@ module keyVault 'modules/keyVault.bicep' = {
     appPrincipalId: identity.outputs.principalId
     adminPrincipalId: adminPrincipalId
     adminPrincipalType: adminPrincipalType
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+    publicNetworkAccess: !networkIsolation
+    allowedIpRanges: keyVaultAllowedIpRanges
   }
 }
 
@@ -291,13 +329,31 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+module network 'modules/network.bicep' = if (networkIsolation) {
+  name: 'mailgw-network'
+  params: {
+    name: names.vnet
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: appSubnetPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
+    storageAccountId: storage.outputs.id
+    keyVaultId: keyVault.outputs.id
+  }
+}
+
 module appRegistration 'modules/appRegistration.bicep' = if (createAppRegistration) {
   name: 'mailgw-appregistration'
   params: {
     uniqueName: appRegistrationUniqueName
     displayName: appRegistrationDisplayName
     certificateBase64: appCertificateBase64
+    certificateStartDateTime: appCertificateStartDateTime
+    certificateEndDateTime: appCertificateEndDateTime
     previousCertificateBase64: previousAppCertificateBase64
+    previousCertificateStartDateTime: previousAppCertificateStartDateTime
+    previousCertificateEndDateTime: previousAppCertificateEndDateTime
     grantMailPermissionsTenantWide: grantMailPermissionsTenantWide
   }
 }
@@ -306,7 +362,7 @@ var resolvedClientId = createAppRegistration ? appRegistration!.outputs.appId : 
 
 // ------------------------------------------------------------------------------------------------------------
 // App settings: the ONE place the Function App's settings are defined, one 'NAME': value per line.
-// Every setting of shared/config.ts SETTINGS whose source is 'app' is here; the platform ones
+// Every setting of shared/platform/config.ts SETTINGS whose source is 'app' is here; the platform ones
 // (IDENTITY_ENDPOINT, IDENTITY_HEADER) are not. Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME,
 // WEBSITE_NODE_DEFAULT_VERSION and WEBSITE_RUN_FROM_PACKAGE (the runtime is in functionAppConfig): never add them.
 // Empty values mean "not set" to the gateway's config (e.g. use the cloud table).
@@ -358,6 +414,8 @@ module functionApp 'modules/functionApp.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     nodeVersion: nodeVersion
     appSettings: appSettings
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+    virtualNetworkSubnetId: networkIsolation ? network!.outputs.appSubnetId : ''
   }
 }
 
@@ -394,6 +452,9 @@ output entraClientId string = resolvedClientId
 
 @description('Client id of the app registration created by this deployment (empty when createAppRegistration is false).')
 output appRegistrationClientId string = createAppRegistration ? appRegistration!.outputs.appId : ''
+
+@description('Virtual network resource id (empty when networkIsolation is false).')
+output virtualNetworkId string = networkIsolation ? network!.outputs.id : ''
 
 @description('Object id of the created service principal, for infra/Set-MailboxScope.ps1 -ObjectId (empty when createAppRegistration is false).')
 output appRegistrationServicePrincipalObjectId string = createAppRegistration ? appRegistration!.outputs.servicePrincipalObjectId : ''

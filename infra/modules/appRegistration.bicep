@@ -21,10 +21,22 @@ param displayName string
 @description('Base64 (DER) of the public X.509 certificate the app authenticates with, e.g. `openssl x509 -in cert.pem -outform der | base64 -w0`. Empty: no key credential (add one later).')
 param certificateBase64 string = ''
 
+@description('Start of validity of certificateBase64 (ISO 8601, the certificate\'s notBefore, e.g. `az keyvault certificate show --query attributes.notBefore`). Empty: Entra takes it from the certificate.')
+param certificateStartDateTime string = ''
+
+@description('End of validity of certificateBase64 (ISO 8601, the certificate\'s notAfter: `--query attributes.expires`). Empty: Entra takes it from the certificate.')
+param certificateEndDateTime string = ''
+
 @description('Base64 (DER) of a second certificate kept valid during a rotation (the previous one). Empty once the rotation is over.')
 param previousCertificateBase64 string = ''
 
-@description('True: grant Mail.Send and Mail.ReadWrite tenant-wide in Entra ID (admin consent). False: grant only User.Read.All here and authorise mail through Exchange Online RBAC for Applications (infra/Set-MailboxScope.ps1); an Entra grant would otherwise reach every mailbox whatever the Exchange scope says.')
+@description('Start of validity of previousCertificateBase64 (ISO 8601). Empty: Entra takes it from the certificate.')
+param previousCertificateStartDateTime string = ''
+
+@description('End of validity of previousCertificateBase64 (ISO 8601). Empty: Entra takes it from the certificate.')
+param previousCertificateEndDateTime string = ''
+
+@description('True: declare and grant Mail.Send and Mail.ReadWrite tenant-wide in Entra ID (admin consent). False: declare and grant only User.Read.All and authorise mail through Exchange Online RBAC for Applications (infra/Set-MailboxScope.ps1). Turning this off does NOT revoke a grant an earlier deployment made (ARM never deletes in incremental mode): run Set-MailboxScope.ps1 -RemoveTenantWideGrant.')
 param grantMailPermissionsTenantWide bool = true
 
 // Microsoft Graph and its application permissions (app role ids are the same in every tenant).
@@ -33,17 +45,31 @@ var mailSendRoleId = 'b633e1c5-b582-4048-a93e-9f11b44c7e96' // Mail.Send (applic
 var mailReadWriteRoleId = 'e2a3a72e-5f79-4c64-b1b1-878b674786c9' // Mail.ReadWrite (application)
 var userReadAllRoleId = 'df021288-bdef-4463-88db-98f22de89214' // User.Read.All (application)
 
-// What the app declares it needs (drives the portal's "API permissions" view).
-var requiredRoleIds = [
+// What the app declares it needs (the portal's "API permissions" view) and what is granted (admin consent) are the
+// same list. When Exchange RBAC for Applications scopes the mail permissions, Mail.* is left out of both: declared,
+// it would show as "not granted" and invite an admin to press "Grant admin consent", which re-opens every mailbox.
+var mailRoleIds = [
   mailSendRoleId
   mailReadWriteRoleId
-  userReadAllRoleId
 ]
+var grantedRoleIds = concat(grantMailPermissionsTenantWide ? mailRoleIds : [], [
+  userReadAllRoleId
+])
 
-// What is actually granted (admin consent) in Entra ID.
-var grantedRoleIds = grantMailPermissionsTenantWide ? requiredRoleIds : [userReadAllRoleId]
-
-var certificates = filter([certificateBase64, previousCertificateBase64], cert => !empty(cert))
+// Explicit validity dates keep the key credential's lifetime visible in the template and in Entra.
+var certificateCandidates = [
+  {
+    key: certificateBase64
+    startDateTime: certificateStartDateTime
+    endDateTime: certificateEndDateTime
+  }
+  {
+    key: previousCertificateBase64
+    startDateTime: previousCertificateStartDateTime
+    endDateTime: previousCertificateEndDateTime
+  }
+]
+var certificates = filter(certificateCandidates, cert => !empty(cert.key))
 
 resource application 'Microsoft.Graph/applications@v1.0' = {
   uniqueName: uniqueName
@@ -51,16 +77,18 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
   description: 'Microsoft 365 mail gateway (Azure Functions): sends as permitted mailboxes and watches mailboxes through Microsoft Graph with application permissions.'
   signInAudience: 'AzureADMyOrg'
   keyCredentials: map(certificates, cert => {
-    keyId: guid(uniqueName, cert)
+    keyId: guid(uniqueName, cert.key)
     displayName: 'mail-gateway certificate'
     type: 'AsymmetricX509Cert'
     usage: 'Verify'
-    key: cert
+    key: cert.key
+    startDateTime: empty(cert.startDateTime) ? null : cert.startDateTime
+    endDateTime: empty(cert.endDateTime) ? null : cert.endDateTime
   })
   requiredResourceAccess: [
     {
       resourceAppId: graphAppId
-      resourceAccess: map(requiredRoleIds, roleId => {
+      resourceAccess: map(grantedRoleIds, roleId => {
         id: roleId
         type: 'Role'
       })

@@ -35,15 +35,21 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
-@description('Node.js major version (functionAppConfig.runtime.version).')
+@description('Node.js major version (functionAppConfig.runtime.version). Node 20 is out of support on Azure.')
 @allowed([
-  '20'
   '22'
+  '24'
 ])
 param nodeVersion string = '22'
 
 @description('App settings, name -> value (built in main.bicep). An empty WEBHOOK_BASE_URL becomes the app\'s own https origin.')
 param appSettings object
+
+@description('Resource id of the Log Analytics workspace that receives the function app logs (FunctionAppLogs).')
+param logAnalyticsWorkspaceId string
+
+@description('Resource id of a subnet delegated to Microsoft.App/environments for virtual network integration. Empty: no integration.')
+param virtualNetworkSubnetId string = ''
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -75,6 +81,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     // Key Vault references in app settings (EVENTS_SIGNING_SECRET) resolve with the app's user-assigned identity.
     keyVaultReferenceIdentity: identityId
+    // Outbound traffic (storage, Key Vault, Graph, Entra) leaves through the VNet when integrated.
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     functionAppConfig: {
       deployment: {
         storage: {
@@ -97,6 +105,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       minTlsVersion: '1.2'
+      // Deployment goes through the Flex deployment container with the managed identity: no FTP at all.
+      ftpsState: 'Disabled'
     }
   }
 }
@@ -111,6 +121,35 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
       ? 'https://${site.properties.defaultHostName}'
       : appSettings.WEBHOOK_BASE_URL
   })
+}
+
+// Basic-auth (user name + password) publishing for FTP and for the SCM/Kudu site is off: publishing uses Entra ID.
+resource basicPublishingCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = [
+  for policy in [
+    'ftp'
+    'scm'
+  ]: {
+    parent: site
+    name: policy
+    properties: {
+      allow: false
+    }
+  }
+]
+
+// The host's and the functions' own log lines, queryable in Log Analytics next to the Key Vault audit events.
+resource siteDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: site
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'FunctionAppLogs'
+        enabled: true
+      }
+    ]
+  }
 }
 
 @description('Function App name.')

@@ -34,6 +34,15 @@ param adminPrincipalId string = ''
 ])
 param adminPrincipalType string = 'User'
 
+@description('Resource id of the Log Analytics workspace that receives the vault\'s AuditEvent log (every credential read, by whom).')
+param logAnalyticsWorkspaceId string
+
+@description('False: the vault is reachable only through its private endpoint (and from keyVaultAllowedIpRanges).')
+param publicNetworkAccess bool = true
+
+@description('Public IPv4 addresses or CIDR ranges still allowed when publicNetworkAccess is false (e.g. the admin who uploads and rotates the credential). Empty: none.')
+param allowedIpRanges array = []
+
 // Built-in role definitions (ids are the same in every tenant).
 var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
 var adminRoles = [
@@ -44,6 +53,12 @@ var adminRoles = [
   {
     name: 'Key Vault Secrets Officer'
     id: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  }
+]
+
+var firewallIpRules = [
+  for ipRange in allowedIpRanges: {
+    value: ipRange
   }
 ]
 
@@ -66,10 +81,13 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enabledForDeployment: false
     enabledForDiskEncryption: false
     enabledForTemplateDeployment: false
-    publicNetworkAccess: 'Enabled'
+    // With private access only, the listed admin addresses keep a way in through the firewall (public endpoint on,
+    // default Deny); without any, the public endpoint is off altogether.
+    publicNetworkAccess: publicNetworkAccess || !empty(allowedIpRanges) ? 'Enabled' : 'Disabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: publicNetworkAccess ? 'Allow' : 'Deny'
+      ipRules: publicNetworkAccess ? [] : firewallIpRules
     }
   }
 }
@@ -98,6 +116,21 @@ resource adminRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-0
     }
   }
 ]
+
+// Who read or changed which credential, and when: Key Vault's AuditEvent category.
+resource vaultDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: vault
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'AuditEvent'
+        enabled: true
+      }
+    ]
+  }
+}
 
 @description('Vault name.')
 output name string = vault.name

@@ -36,6 +36,8 @@ resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
     retentionInDays: retentionInDays
     features: {
       enableLogAccessUsingOnlyResourcePermissions: true
+      // Queries and ingestion need an Entra token; the workspace's shared keys are refused.
+      disableLocalAuth: true
     }
   }
 }

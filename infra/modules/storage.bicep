@@ -35,7 +35,11 @@ param queueNames array
 @description('Principal (object) id of the Function App\'s managed identity; receives the data-plane roles below.')
 param principalId string
 
-// Built-in role definitions (ids are the same in every tenant).
+@description('False: the account is reachable only through its private endpoints (blob, queue, table).')
+param publicNetworkAccess bool = true
+
+// Built-in role definitions (ids are the same in every tenant). Storage Queue Data Contributor already reads, adds,
+// processes and deletes messages and creates the poison queues, so the narrower queue roles would add nothing.
 var storageRoles = [
   {
     name: 'Storage Blob Data Owner'
@@ -44,14 +48,6 @@ var storageRoles = [
   {
     name: 'Storage Queue Data Contributor'
     id: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
-  }
-  {
-    name: 'Storage Queue Data Message Processor'
-    id: '8a0f0c08-91a1-4084-bc3d-661d67233fed'
-  }
-  {
-    name: 'Storage Queue Data Message Sender'
-    id: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
   }
   {
     name: 'Storage Table Data Contributor'
@@ -75,10 +71,10 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicNetworkAccess ? 'Enabled' : 'Disabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: publicNetworkAccess ? 'Allow' : 'Deny'
     }
   }
 }

@@ -1,0 +1,242 @@
+/**
+ * What the Bicep CLI and a real deployment would catch, checked on the syntax trees of infra/ (see
+ * test/support/bicep.ts): module wiring, parameter files and docs, and the security settings the template promises.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  type BicepDeclaration,
+  type BicepModel,
+  findBicepFiles,
+  propertyNames,
+  propertyPath,
+  readBicepModel,
+  stringElements,
+  stringText,
+} from '../support/bicep';
+
+const INFRA = path.join(__dirname, '..', '..', 'infra');
+
+let models: Map<string, BicepModel>;
+const model = (relative: string): BicepModel => {
+  const found = models.get(relative);
+  if (!found) throw new Error(`no ${relative} under infra/`);
+  return found;
+};
+const resourcesOf = (relative: string, type: string): BicepDeclaration[] =>
+  model(relative).resources.filter((r) => r.target.split('@')[0] === type);
+const only = <T>(items: T[]): T => {
+  expect(items).toHaveLength(1);
+  return items[0];
+};
+const textAt = (declaration: BicepDeclaration, dotted: string): string | undefined =>
+  propertyPath(declaration.body, dotted)?.text;
+
+beforeAll(async () => {
+  models = new Map();
+  for (const file of findBicepFiles(INFRA)) models.set(path.relative(INFRA, file), await readBicepModel(file));
+});
+
+describe('module wiring (what `bicep build` would reject)', () => {
+  it('every module call passes only parameters the module declares, and every parameter it requires', () => {
+    const problems: string[] = [];
+    for (const [file, m] of models) {
+      for (const call of m.modules) {
+        const target = path.relative(INFRA, path.join(path.dirname(path.join(INFRA, file)), call.target));
+        const callee = models.get(target);
+        if (!callee) {
+          problems.push(`${file}: module ${call.symbol} points at ${call.target}, which does not exist`);
+          continue;
+        }
+        const paramsNode = propertyPath(call.body, 'params');
+        const passed = paramsNode ? propertyNames(paramsNode) : [];
+        for (const name of passed) {
+          if (!callee.params.has(name)) problems.push(`${file}: module ${call.symbol} passes unknown param ${name}`);
+        }
+        for (const param of callee.params.values()) {
+          if (param.defaultText === undefined && !passed.includes(param.name)) {
+            problems.push(`${file}: module ${call.symbol} does not pass required param ${param.name}`);
+          }
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('main.parameters.json names only real parameters and gives every required one', () => {
+    const file = JSON.parse(readFileSync(path.join(INFRA, 'main.parameters.json'), 'utf8')) as {
+      parameters: Record<string, unknown>;
+    };
+    const params = model('main.bicep').params;
+    expect(Object.keys(file.parameters).filter((name) => !params.has(name))).toEqual([]);
+    const required = [...params.values()].filter((p) => p.defaultText === undefined).map((p) => p.name);
+    expect(required.filter((name) => !(name in file.parameters))).toEqual([]);
+  });
+
+  it("infra/README.md's parameter table documents every parameter of main.bicep, and no other", () => {
+    const readme = readFileSync(path.join(INFRA, 'README.md'), 'utf8');
+    const section = /^## Parameters\n([\s\S]*?)^## /m.exec(readme);
+    expect(section).not.toBeNull();
+    const documented = [...section![1].matchAll(/^\| `([A-Za-z0-9]+)`\s*\|/gm)].map((m) => m[1]);
+    expect([...documented].sort()).toEqual([...model('main.bicep').params.keys()].sort());
+  });
+});
+
+describe('runtime and publishing', () => {
+  it('offers only supported Node.js versions (22, 24), 22 by default, in main.bicep and the module', () => {
+    for (const file of ['main.bicep', 'modules/functionApp.bicep']) {
+      const param = model(file).params.get('nodeVersion');
+      expect(param?.allowed).toEqual(["'22'", "'24'"]);
+      expect(param?.defaultText).toBe("'22'");
+    }
+  });
+
+  it('turns FTP off and basic-auth publishing credentials off for ftp and scm', () => {
+    const site = only(resourcesOf('modules/functionApp.bicep', 'Microsoft.Web/sites'));
+    expect(textAt(site, 'properties.siteConfig.ftpsState')).toBe("'Disabled'");
+    const policies = only(
+      resourcesOf('modules/functionApp.bicep', 'Microsoft.Web/sites/basicPublishingCredentialsPolicies'),
+    );
+    expect(policies.valueText).toMatch(/for policy in \[\s*'ftp'\s*'scm'\s*\]/);
+    expect(textAt(policies, 'name')).toBe('policy');
+    expect(textAt(policies, 'properties.allow')).toBe('false');
+    expect(textAt(policies, 'parent')).toBe(site.symbol);
+  });
+});
+
+describe('logs', () => {
+  const diagnostics = (file: string) => only(resourcesOf(file, 'Microsoft.Insights/diagnosticSettings'));
+
+  it.each([
+    ['modules/keyVault.bicep', 'Microsoft.KeyVault/vaults', 'AuditEvent'],
+    ['modules/functionApp.bicep', 'Microsoft.Web/sites', 'FunctionAppLogs'],
+  ])('%s sends %s logs (%s) to the Log Analytics workspace', (file, type, category) => {
+    const setting = diagnostics(file);
+    expect(textAt(setting, 'scope')).toBe(only(resourcesOf(file, type)).symbol);
+    expect(textAt(setting, 'properties.workspaceId')).toBe('logAnalyticsWorkspaceId');
+    expect(textAt(setting, 'properties.logs')).toContain(`category: '${category}'`);
+    expect(textAt(setting, 'properties.logs')).toContain('enabled: true');
+  });
+
+  it('main.bicep hands both modules the workspace of the monitoring module', () => {
+    for (const symbol of ['keyVault', 'functionApp']) {
+      const call = only(model('main.bicep').modules.filter((m) => m.symbol === symbol));
+      expect(textAt(call, 'params.logAnalyticsWorkspaceId')).toBe('monitoring.outputs.workspaceId');
+    }
+  });
+
+  it('the workspace refuses shared-key (local) authentication', () => {
+    const workspace = only(resourcesOf('modules/monitoring.bicep', 'Microsoft.OperationalInsights/workspaces'));
+    expect(textAt(workspace, 'properties.features.disableLocalAuth')).toBe('true');
+  });
+});
+
+describe('storage roles', () => {
+  it('gives the identity one queue role, Storage Queue Data Contributor, not the redundant narrower ones', () => {
+    const roles = model('modules/storage.bicep').vars.get('storageRoles');
+    expect(roles).toBeDefined();
+    const names = [...roles!.text.matchAll(/name: '([^']+)'/g)].map((m) => m[1]);
+    expect(names.filter((n) => n.startsWith('Storage Queue'))).toEqual(['Storage Queue Data Contributor']);
+    expect(roles!.text).not.toMatch(/8a0f0c08-91a1-4084-bc3d-661d67233fed|c6a89b2d-59bc-44d0-9896-0f6e12d7b80a/);
+  });
+});
+
+describe('the tenant-wide grant and the permission check', () => {
+  it('GRAPH_PERMISSION_CHECK follows grantMailPermissionsTenantWide unless set', () => {
+    const main = model('main.bicep');
+    expect(main.params.get('graphPermissionCheck')?.defaultText).toBe(
+      "grantMailPermissionsTenantWide ? 'token' : 'off'",
+    );
+    expect(main.params.get('grantMailPermissionsTenantWide')?.defaultText).toBe('true');
+    expect(main.vars.get('appSettings')?.text).toMatch(/'GRAPH_PERMISSION_CHECK': graphPermissionCheck\n/);
+  });
+
+  it('declares (requiredResourceAccess) exactly what it grants, so a scoped app declares no Mail.* permission', () => {
+    const app = model('modules/appRegistration.bicep');
+    const application = only(app.resources.filter((r) => r.target.startsWith('Microsoft.Graph/applications@')));
+    expect(textAt(application, 'requiredResourceAccess')).toMatch(/map\(grantedRoleIds,/);
+    const grants = only(app.resources.filter((r) => r.target.startsWith('Microsoft.Graph/appRoleAssignedTo@')));
+    expect(grants.valueText).toMatch(/^\[\s*for roleId in grantedRoleIds:/);
+    expect(app.vars.get('grantedRoleIds')?.text).toBe(
+      'concat(grantMailPermissionsTenantWide ? mailRoleIds : [], [\n  userReadAllRoleId\n])',
+    );
+    expect(app.vars.get('mailRoleIds')?.text).toMatch(/^\[\s*mailSendRoleId\s+mailReadWriteRoleId\s*\]$/);
+  });
+
+  it('sets start and end dates on the key credentials', () => {
+    const app = model('modules/appRegistration.bicep');
+    const application = only(app.resources.filter((r) => r.target.startsWith('Microsoft.Graph/applications@')));
+    const keyCredentials = textAt(application, 'keyCredentials') ?? '';
+    expect(keyCredentials).toMatch(/startDateTime: empty\(cert\.startDateTime\) \? null : cert\.startDateTime/);
+    expect(keyCredentials).toMatch(/endDateTime: empty\(cert\.endDateTime\) \? null : cert\.endDateTime/);
+    const call = only(model('main.bicep').modules.filter((m) => m.symbol === 'appRegistration'));
+    expect(textAt(call, 'params.certificateStartDateTime')).toBe('appCertificateStartDateTime');
+    expect(textAt(call, 'params.certificateEndDateTime')).toBe('appCertificateEndDateTime');
+  });
+});
+
+describe('network isolation', () => {
+  it('is off by default and, when on, closes the public endpoints of storage and Key Vault', () => {
+    const main = model('main.bicep');
+    expect(main.params.get('networkIsolation')?.defaultText).toBe('false');
+    const network = only(main.modules.filter((m) => m.symbol === 'network'));
+    expect(network.condition).toBe('(networkIsolation)');
+    for (const symbol of ['storage', 'keyVault']) {
+      const call = only(main.modules.filter((m) => m.symbol === symbol));
+      expect(textAt(call, 'params.publicNetworkAccess')).toBe('!networkIsolation');
+    }
+    const functionApp = only(main.modules.filter((m) => m.symbol === 'functionApp'));
+    expect(textAt(functionApp, 'params.virtualNetworkSubnetId')).toBe(
+      "networkIsolation ? network!.outputs.appSubnetId : ''",
+    );
+    const storage = only(resourcesOf('modules/storage.bicep', 'Microsoft.Storage/storageAccounts'));
+    expect(textAt(storage, 'properties.publicNetworkAccess')).toBe("publicNetworkAccess ? 'Enabled' : 'Disabled'");
+    expect(textAt(storage, 'properties.networkAcls.defaultAction')).toBe("publicNetworkAccess ? 'Allow' : 'Deny'");
+  });
+
+  it('delegates the integration subnet to Microsoft.App/environments (Flex Consumption)', () => {
+    const vnet = only(resourcesOf('modules/network.bicep', 'Microsoft.Network/virtualNetworks'));
+    expect(textAt(vnet, 'properties.subnets')).toContain("serviceName: 'Microsoft.App/environments'");
+    const site = only(resourcesOf('modules/functionApp.bicep', 'Microsoft.Web/sites'));
+    expect(textAt(site, 'properties.virtualNetworkSubnetId')).toBe(
+      'empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId',
+    );
+  });
+
+  it('has private endpoints for blob, queue, table and vault, each with its private DNS zone', () => {
+    const endpoints = model('modules/network.bicep').vars.get('endpoints');
+    expect(endpoints?.type).toBe('array');
+    const rows = endpoints!.namedChildren.filter((n) => n?.type === 'object').map((n) => n!);
+    const byGroup = new Map(rows.map((row) => [stringText(propertyPath(row, 'groupId')!), row]));
+    expect([...byGroup.keys()].sort()).toEqual(['blob', 'queue', 'table', 'vault']);
+    expect(propertyPath(byGroup.get('blob')!, 'zone')?.text).toBe(
+      "'privatelink.blob.${environment().suffixes.storage}'",
+    );
+    expect(propertyPath(byGroup.get('vault')!, 'zone')?.text).toContain('.vaultcore.');
+    expect(propertyPath(byGroup.get('vault')!, 'targetId')?.text).toBe('keyVaultId');
+    for (const type of [
+      'Microsoft.Network/privateEndpoints',
+      'Microsoft.Network/privateDnsZones',
+      'Microsoft.Network/privateDnsZones/virtualNetworkLinks',
+      'Microsoft.Network/privateEndpoints/privateDnsZoneGroups',
+    ]) {
+      expect(only(resourcesOf('modules/network.bicep', type)).valueText).toMatch(/^\[\s*for \(?endpoint/);
+    }
+  });
+});
+
+describe('storage layout', () => {
+  it('is one list in main.bicep that the storage module creates', () => {
+    const layout = model('main.bicep').vars.get('storageLayout');
+    expect(layout).toBeDefined();
+    expect(stringElements(propertyPath(layout!, 'tables')!)).toEqual(
+      expect.arrayContaining(['idempotency', 'subscriptions', 'publishedEvents']),
+    );
+    expect(stringElements(propertyPath(layout!, 'queues')!)).toEqual(
+      expect.arrayContaining(['graph-notifications', 'mail-events']),
+    );
+    const storage = only(model('main.bicep').modules.filter((m) => m.symbol === 'storage'));
+    expect(textAt(storage, 'params.tableNames')).toBe('storageLayout.tables');
+    expect(textAt(storage, 'params.queueNames')).toBe('storageLayout.queues');
+  });
+});
