@@ -206,8 +206,7 @@ function redactDelivery(delivery: NotificationDelivery): NotificationDelivery {
       ...body,
       value: body.value.map((item) => {
         if (!item || typeof item !== 'object' || !('clientState' in item)) return item;
-        const { clientState: _clientState, ...rest } = item as Record<string, unknown>;
-        return { ...rest, clientState: '***' };
+        return { ...(item as Record<string, unknown>), clientState: '***' };
       }),
     },
   };
