@@ -54,10 +54,10 @@ class Receiver {
   private constructor(readonly server: RunningServer) {}
 
   static async start(): Promise<Receiver> {
-    let receiver: Receiver | undefined;
-    const server = await startHttpsServer(testCa(), (req, res) => receiver?.handle(req, res));
-    receiver = new Receiver(server);
-    return receiver;
+    const started: { receiver?: Receiver } = {};
+    const server = await startHttpsServer(testCa(), (req, res) => started.receiver?.handle(req, res));
+    started.receiver = new Receiver(server);
+    return started.receiver;
   }
 
   url(path: string, query = ''): string {
@@ -87,7 +87,7 @@ class Receiver {
       query: url.searchParams,
       contentType: req.headers['content-type'],
       body,
-      json: body && /json/.test(req.headers['content-type'] ?? '') ? JSON.parse(body) : undefined,
+      json: body && /json/.test(req.headers['content-type'] ?? '') ? (JSON.parse(body) as Received['json']) : undefined,
     };
     this.received.push(received);
     const answer = (this.behaviours.get(url.pathname) ?? wellBehaved)(received);
@@ -475,7 +475,7 @@ describe('Graph emulator change notifications', () => {
       expect(posts[0].json).toEqual({
         value: [
           {
-            id: expect.any(String),
+            id: expect.any(String) as unknown,
             subscriptionId: sub.id,
             subscriptionExpirationDateTime: sub.expirationDateTime,
             changeType: 'created',
