@@ -645,9 +645,16 @@ describe('Graph emulator change notifications', () => {
       );
     });
 
-    it('throws for a subscription without a lifecycle URL', async () => {
+    it('refuses a lifecycle event for a subscription without a lifecycle URL', async () => {
       const sub = await subscribed({ lifecycleNotificationUrl: undefined });
-      expect(() => emulator.sendLifecycleEvent(String(sub.id), 'missed')).toThrow(/lifecycleNotificationUrl/);
+      await expect(emulator.sendLifecycleEvent(String(sub.id), 'missed')).rejects.toThrow(/lifecycleNotificationUrl/);
+      const inspection = await fetch(
+        `${emulator.url}/_emulator/subscriptions/${String(sub.id)}/lifecycle?event=missed`,
+        {
+          method: 'POST',
+        },
+      );
+      expect(inspection.status).toBe(400);
     });
   });
 
@@ -707,6 +714,14 @@ describe('Graph emulator change notifications', () => {
       }
       // The default page size is 10 and no preference was sent.
       expect(second.pages[0].headers.get('preference-applied')).toBeNull();
+    });
+
+    it('pages by 10 without a page-size preference', async () => {
+      const mailbox = emulator.mailbox(alerts.id);
+      for (let n = 0; n < 12; n++) mailbox.addMessage('inbox', { subject: `m${n}` });
+      const { pages } = await follow(deltaPath);
+      expect(pages.map((p) => (p.body.value as unknown[]).length)).toEqual([10, 2]);
+      expect(pages[0].headers.get('preference-applied')).toBeNull();
     });
 
     it('filters on receivedDateTime and keeps the filter in the links', async () => {

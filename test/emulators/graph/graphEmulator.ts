@@ -254,11 +254,12 @@ export class GraphEmulator {
   }
 
   /**
-   * POSTs a lifecycle event to the subscription's lifecycleNotificationUrl (throws when it has none).
+   * POSTs a lifecycle event to the subscription's lifecycleNotificationUrl (rejects when it has none or the
+   * subscription does not exist).
    * `subscriptionRemoved` deletes the subscription first; `reauthorizationRequired` holds its change notifications
    * until reauthorize or renewal.
    */
-  sendLifecycleEvent(subscriptionId: string, event: LifecycleEvent): Promise<NotificationDelivery> {
+  async sendLifecycleEvent(subscriptionId: string, event: LifecycleEvent): Promise<NotificationDelivery> {
     const sub = this.subscriptionStore.get(subscriptionId);
     if (!sub) throw new Error(`no live subscription '${subscriptionId}'`);
     if (!sub.lifecycleNotificationUrl)

@@ -153,18 +153,19 @@ async function serveControl(req: IncomingMessage, res: ServerResponse, control: 
       bad('event must be missed, reauthorizationRequired or subscriptionRemoved.');
       return;
     }
-    let sent: Promise<NotificationDelivery> | undefined;
+    let delivery: NotificationDelivery;
     try {
-      sent = control.lifecycle(parts[1], event as LifecycleEvent);
+      const sent = control.lifecycle(parts[1], event as LifecycleEvent);
+      if (!sent) {
+        missing(parts[1]);
+        return;
+      }
+      delivery = await sent;
     } catch (err) {
       bad(err instanceof Error ? err.message : String(err));
       return;
     }
-    if (!sent) {
-      missing(parts[1]);
-      return;
-    }
-    sendJson(res, 200, redactDelivery(await sent));
+    sendJson(res, 200, redactDelivery(delivery));
     return;
   }
   if (parts.length === 3 && parts[0] === 'subscriptions' && parts[2] === 'drop-notifications') {

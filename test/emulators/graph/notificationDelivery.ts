@@ -89,7 +89,7 @@ export class NotificationDispatcher {
   constructor(
     private readonly settings: DeliverySettings,
     private readonly clock: EmulatedClock,
-    private readonly client: WebhookClient,
+    private readonly client: Pick<WebhookClient, 'post' | 'close'>,
     private readonly store: SubscriptionStore,
     private readonly tenantId: string,
   ) {}
