@@ -206,7 +206,9 @@ function redactDelivery(delivery: NotificationDelivery): NotificationDelivery {
     body: {
       ...body,
       value: body.value.map((item) => {
-        if (!item || typeof item !== 'object' || !('clientState' in item)) return item;
+        if (!item || typeof item !== 'object' || typeof (item as { clientState?: unknown }).clientState !== 'string') {
+          return item;
+        }
         return { ...(item as Record<string, unknown>), clientState: '***' };
       }),
     },
