@@ -27,8 +27,8 @@ export interface LocalCloudOptions {
   users?: readonly string[];
   /** Tenant domain; default contoso.com. */
   domain?: string;
-  /** Extra Graph emulator options (latency, limits). */
-  graph?: Pick<GraphEmulatorOptions, 'latencyMs' | 'limits'>;
+  /** Extra Graph emulator options (latency, limits, change-notification timing). */
+  graph?: Pick<GraphEmulatorOptions, 'latencyMs' | 'limits' | 'subscriptions'>;
 }
 
 /** The running local cloud. */

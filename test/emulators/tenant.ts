@@ -6,8 +6,18 @@
 import { randomUUID } from 'node:crypto';
 import { thumbprints } from './testCa';
 
-/** Graph application permissions the emulator knows. */
-export const GRAPH_APP_ROLES = ['Mail.Send', 'Mail.ReadWrite', 'Mail.Read', 'Mail.ReadBasic', 'User.Read.All'] as const;
+/**
+ * Graph application permissions the emulator knows (the default consented set). Mail.ReadBasic.All is the
+ * least-privileged permission Graph documents for GET message and message delta; the gateway needs it to watch.
+ */
+export const GRAPH_APP_ROLES = [
+  'Mail.Send',
+  'Mail.ReadWrite',
+  'Mail.Read',
+  'Mail.ReadBasic',
+  'Mail.ReadBasic.All',
+  'User.Read.All',
+] as const;
 
 /** A client secret registered on an app. */
 export interface ClientSecretRecord {

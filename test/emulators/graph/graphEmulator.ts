@@ -4,8 +4,9 @@
  * and lets tests look inside: requests seen, peak concurrency per mailbox, mailbox contents, injected faults.
  *
  * Mail reading, drafts, attachments, upload sessions and sending (with delivery into the tenant's Inboxes) are built
- * in; further features (subscriptions, delta, `$batch`) plug in as more routes through {@link GraphEmulator.route}, and
- * the pipeline applies the common rules to them.
+ * in, and so are change notifications (subscriptions, webhook validation and delivery, lifecycle events on an
+ * emulated clock), messages delta and JSON `$batch`. Further features plug in as more routes through
+ * {@link GraphEmulator.route}, and the pipeline applies the common rules to them.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BodyTooLargeError, readBody, sendJson, startHttpsServer, type RunningServer } from '../httpServer';
@@ -14,6 +15,9 @@ import type { PemPair } from '../testCa';
 import type { TokenIssuer } from '../tokenIssuer';
 import { attachmentRoutes } from './attachmentRoutes';
 import { DEFAULT_GRAPH_AUDIENCES } from './auth';
+import { batchRoutes } from './batchRoute';
+import { OffsetClock, type EmulatedClock } from './clock';
+import { DeltaTokens, deltaRoutes } from './deltaRoutes';
 import { MailDelivery, type OutboundMail } from './delivery';
 import { draftRoutes } from './draftRoutes';
 import { FaultInjector, type FaultSpec } from './faults';
@@ -22,13 +26,26 @@ import { isInspectionPath, serveInspection } from './inspection';
 import { MailboxStore, type StoredMessage } from './mailboxStore';
 import { mailReadRoutes } from './mailReadRoutes';
 import { mailSendRoutes } from './mailSendRoutes';
+import {
+  DEFAULT_DELIVERY_SETTINGS,
+  NotificationDispatcher,
+  type LifecycleEvent,
+  type NotificationDelivery,
+} from './notificationDelivery';
 import { GraphPipeline } from './pipeline';
 import type { SeenRequest } from './requestLog';
 import { RouteTable, type GraphRoute } from './router';
+import {
+  DEFAULT_MAX_EXPIRATION_MINUTES,
+  DEFAULT_MAX_SUBSCRIPTIONS_PER_MAILBOX,
+  subscriptionRoutes,
+} from './subscriptionRoutes';
+import { SubscriptionStore, subscriptionJson } from './subscriptionStore';
 import { EXCHANGE_LIMITS, MailboxThrottle } from './throttle';
 import { EXCHANGE_UPLOAD_LIMITS, UploadBudget } from './uploadBudget';
 import { DEFAULT_UPLOAD_SESSION_LIFETIME_MS, UploadSessions, uploadSessionRoutes } from './uploadSessions';
 import { userRoutes } from './userRoutes';
+import { WebhookClient } from './webhookClient';
 
 export type { FaultSpec } from './faults';
 export type { SeenRequest } from './requestLog';
@@ -38,6 +55,9 @@ export { GraphError } from './graphResponse';
 export { MailboxStore } from './mailboxStore';
 export type { MailboxChange, NewMessage, StoredAttachment, StoredFolder, StoredMessage } from './mailboxStore';
 export type { OutboundMail } from './delivery';
+export type { EmulatedClock } from './clock';
+export type { LifecycleEvent, NotificationDelivery } from './notificationDelivery';
+export type { ChangeNotificationItem } from './subscriptionStore';
 
 /** Options of {@link GraphEmulator.start}. */
 export interface GraphEmulatorOptions {
@@ -56,6 +76,22 @@ export interface GraphEmulatorOptions {
    * request bodies per 5 minutes) and the lifetime of attachment upload URLs (default 2 hours).
    */
   limits?: GraphLimits;
+  /** Change-notification timing and limits. */
+  subscriptions?: SubscriptionOptions;
+}
+
+/** What {@link GraphEmulatorOptions.subscriptions} can change. */
+export interface SubscriptionOptions {
+  /** Longest lifetime a subscription may ask for (default 10,070 minutes, what live tenants answer). */
+  maxExpirationMinutes?: number;
+  /** How long a webhook has to answer the validation request (default 10,000 ms). */
+  validationTimeoutMs?: number;
+  /** How long a notification POST may take before it counts as failed (default 10,000 ms). */
+  deliveryTimeoutMs?: number;
+  /** Waits before each retry of a failed notification POST (default 1, 2, 4, 8 and 16 s). */
+  retryDelaysMs?: number[];
+  /** Active subscriptions per mailbox over all apps (default 1,000, Outlook's limit). */
+  maxSubscriptionsPerMailbox?: number;
 }
 
 /** The numbers {@link GraphEmulatorOptions.limits} can change; all must be positive. */
@@ -85,6 +121,8 @@ export class GraphEmulator {
   readonly requests: SeenRequest[] = [];
   /** Mail sent to recipients outside the tenant, oldest first (also at `GET /_emulator/outbound`). */
   readonly outbound: OutboundMail[];
+  /** Emulated time: subscription expiry and the 4-hour retry window follow it; tests move it forward. */
+  readonly clock: EmulatedClock;
 
   private readonly tenant: EmulatedTenant;
   private readonly routes = new RouteTable();
@@ -93,6 +131,9 @@ export class GraphEmulator {
   private readonly faults = new FaultInjector();
   private readonly mailboxes = new Map<string, MailboxStore>();
   private readonly pipeline: GraphPipeline;
+  private readonly subscriptionStore: SubscriptionStore;
+  private readonly dispatcher: NotificationDispatcher;
+  private readonly deltaTokens = new DeltaTokens();
 
   private constructor(
     options: GraphEmulatorOptions,
@@ -130,6 +171,21 @@ export class GraphEmulator {
       origin: server.url,
     });
     const sessions = new UploadSessions(limits.uploadSessionLifetimeMs);
+    const watch = options.subscriptions ?? {};
+    const clock = new OffsetClock(() => this.subscriptionStore.sweep());
+    this.clock = clock;
+    this.subscriptionStore = new SubscriptionStore(clock);
+    this.dispatcher = new NotificationDispatcher(
+      {
+        validationTimeoutMs: watch.validationTimeoutMs ?? DEFAULT_DELIVERY_SETTINGS.validationTimeoutMs,
+        deliveryTimeoutMs: watch.deliveryTimeoutMs ?? DEFAULT_DELIVERY_SETTINGS.deliveryTimeoutMs,
+        retryDelaysMs: watch.retryDelaysMs ?? DEFAULT_DELIVERY_SETTINGS.retryDelaysMs,
+      },
+      clock,
+      new WebhookClient(),
+      this.subscriptionStore,
+      options.tenant.tenantId,
+    );
     for (const def of [
       ...userRoutes(),
       ...mailReadRoutes(),
@@ -142,6 +198,17 @@ export class GraphEmulator {
         budget: this.uploads,
         mailboxOf: (user) => this.mailboxOf(user),
       }),
+      ...subscriptionRoutes({
+        tenant: options.tenant,
+        clock,
+        store: this.subscriptionStore,
+        dispatcher: this.dispatcher,
+        mailboxOf: (user) => this.mailboxOf(user),
+        maxExpirationMinutes: watch.maxExpirationMinutes ?? DEFAULT_MAX_EXPIRATION_MINUTES,
+        maxPerMailbox: watch.maxSubscriptionsPerMailbox ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_MAILBOX,
+      }),
+      ...deltaRoutes(this.deltaTokens),
+      ...batchRoutes(),
     ]) {
       this.routes.add(def);
     }
@@ -163,9 +230,60 @@ export class GraphEmulator {
     return emulator;
   }
 
-  /** Stops the server, cutting open connections. */
+  /** Stops the server, cutting open connections, and every notification timer and POST. */
   close(): Promise<void> {
+    this.dispatcher.close();
     return this.server.close();
+  }
+
+  /** Every webhook POST Graph made or dropped (validation, change, lifecycle), oldest first. */
+  get notificationDeliveries(): NotificationDelivery[] {
+    return this.dispatcher.log;
+  }
+
+  /** Share of slow (> 2,900 ms) answers among change and lifecycle POSTs, to `url` when given; 0 when none. */
+  slowDeliveryRatio(url?: string): number {
+    return this.dispatcher.slowRatio(url);
+  }
+
+  /** While on, change notifications for the subscription are dropped (logged `dropped: true`), as for a throttled endpoint. */
+  dropNotifications(subscriptionId: string, on: boolean): void {
+    const sub = this.subscriptionStore.get(subscriptionId);
+    if (!sub) throw new Error(`no live subscription '${subscriptionId}'`);
+    sub.dropping = on;
+  }
+
+  /**
+   * POSTs a lifecycle event to the subscription's lifecycleNotificationUrl (rejects when it has none or the
+   * subscription does not exist).
+   * `subscriptionRemoved` deletes the subscription first; `reauthorizationRequired` holds its change notifications
+   * until reauthorize or renewal.
+   */
+  async sendLifecycleEvent(subscriptionId: string, event: LifecycleEvent): Promise<NotificationDelivery> {
+    const sub = this.subscriptionStore.get(subscriptionId);
+    if (!sub) throw new Error(`no live subscription '${subscriptionId}'`);
+    if (!sub.lifecycleNotificationUrl)
+      throw new Error(`subscription '${subscriptionId}' has no lifecycleNotificationUrl`);
+    if (event === 'subscriptionRemoved') this.subscriptionStore.delete(sub.id);
+    if (event === 'reauthorizationRequired') sub.awaitingReauthorization = true;
+    return this.dispatcher.sendLifecycle(sub, event);
+  }
+
+  /** Resolves once no notification is queued, in flight or waiting for a retry. */
+  idle(): Promise<void> {
+    return this.dispatcher.idle();
+  }
+
+  /** Live subscriptions of every app, as Graph's resource. */
+  activeSubscriptions(): Array<Record<string, unknown>> {
+    return this.subscriptionStore.all().map(subscriptionJson);
+  }
+
+  /** Makes every delta token of the mailbox (id, UPN or mail) fail with Graph's sync-state error (410). */
+  invalidateDeltaTokens(mailbox: string): void {
+    const user = this.tenant.findUser(mailbox);
+    if (!user) throw new Error(`the emulated tenant has no user '${mailbox}'`);
+    this.deltaTokens.invalidate(user.id);
   }
 
   /** Adds a route below `/v1.0`; throws when the same method and pattern exists. */
@@ -175,6 +293,7 @@ export class GraphEmulator {
 
   /** Runs a request through Graph's rules without HTTP (for `$batch`-style callers and tests). */
   dispatch(request: EmulatedRequest): Promise<FinishedResponse> {
+    this.subscriptionStore.sweep();
     return this.pipeline.handle(request);
   }
 
@@ -210,11 +329,12 @@ export class GraphEmulator {
   }
 
   /**
-   * Forgets seen requests, concurrency peaks, request and upload budgets and faults (mailbox contents, outbound mail
-   * and open upload sessions stay).
+   * Forgets seen requests, the notification delivery log, concurrency peaks, request and upload budgets and faults
+   * (mailbox contents, outbound mail, subscriptions and open upload sessions stay).
    */
   reset(): void {
     this.requests.length = 0;
+    this.dispatcher.clearLog();
     this.throttle.reset();
     this.uploads.reset();
     this.faults.clear();
@@ -224,6 +344,7 @@ export class GraphEmulator {
     let store = this.mailboxes.get(user.id);
     if (!store) {
       store = new MailboxStore(user);
+      store.onChange((change) => this.dispatcher.onMailboxChange(user, change));
       this.mailboxes.set(user.id, store);
     }
     return store;
@@ -231,12 +352,26 @@ export class GraphEmulator {
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const pathname = new URL(req.url ?? '/', this.url).pathname;
+    this.subscriptionStore.sweep();
     if (isInspectionPath(pathname)) {
-      serveInspection(req, res, {
+      await serveInspection(req, res, {
         tenant: this.tenant,
         requests: this.requests,
         outbound: this.outbound,
         mailboxOf: (u) => this.mailboxOf(u),
+        notifications: {
+          subscriptions: () =>
+            this.activeSubscriptions().map((s) => ({ ...s, clientState: s.clientState === null ? null : '***' })),
+          deliveries: () => this.dispatcher.log,
+          lifecycle: (id, event) => (this.subscriptionStore.get(id) ? this.sendLifecycleEvent(id, event) : undefined),
+          drop: (id, on) => {
+            if (!this.subscriptionStore.get(id)) return false;
+            this.dropNotifications(id, on);
+            return true;
+          },
+          advanceClock: (ms) => this.clock.advance(ms),
+          now: () => this.clock.now(),
+        },
       });
       return;
     }

@@ -1,0 +1,29 @@
+/**
+ * The emulator's notion of "now" for things that live for days (subscriptions, the 4-hour retry window): real time
+ * plus an offset tests move forward, so a week of subscription lifetime takes no wall-clock time.
+ */
+
+/** Emulated time as tests see it. */
+export interface EmulatedClock {
+  /** Emulated now: real time plus every {@link advance} so far. */
+  now(): Date;
+  /** Moves emulated time forward by `ms` (non-negative) and lets the emulator act on it (expiry sweeps). */
+  advance(ms: number): void;
+}
+
+/** A clock whose advances notify a listener (the emulator sweeps expired subscriptions there). */
+export class OffsetClock implements EmulatedClock {
+  private offsetMs = 0;
+
+  constructor(private readonly onAdvance: () => void = () => undefined) {}
+
+  now(): Date {
+    return new Date(Date.now() + this.offsetMs);
+  }
+
+  advance(ms: number): void {
+    if (!(ms >= 0) || !Number.isFinite(ms)) throw new Error('clock.advance(ms) needs a finite, non-negative ms');
+    this.offsetMs += ms;
+    this.onAdvance();
+  }
+}
