@@ -143,7 +143,7 @@ param renewalSchedule string = '0 0 * * * *'
 
 @description('RENEWAL_WINDOW_HOURS: renew subscriptions that expire within this many hours.')
 @minValue(1)
-@maxValue(160)
+@maxValue(168)
 param renewalWindowHours int = 48
 
 @description('EVENTS_WEBHOOK_URL: optional https URL that also receives mail events, signed per Standard Webhooks. Its signing secret is read from the Key Vault secret eventsSigningSecretName through a Key Vault reference.')

@@ -152,7 +152,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
     required: false,
     source: 'app',
     description:
-      'Renew every subscription that expires within this many hours (default 48, at most 160; Graph allows message subscriptions about 7 days).',
+      'Renew every subscription that expires within this many hours (default 48, at most 168: a message subscription lives at most 10,080 minutes).',
   },
   {
     name: 'EVENTS_WEBHOOK_URL',
@@ -357,7 +357,7 @@ const settingsSchema = z.object({
   RENEWAL_SCHEDULE: optional().refine((v) => v === undefined || NCRONTAB.test(v), {
     message: 'must be a six-field NCRONTAB expression such as 0 0 * * * * (or a TimeSpan such as 01:00:00)',
   }),
-  RENEWAL_WINDOW_HOURS: wholeNumber(1, 160, 'hours'),
+  RENEWAL_WINDOW_HOURS: wholeNumber(1, 168, 'hours'),
   EVENTS_WEBHOOK_URL: optional().pipe(httpsUrl('events are signed, and only sent over https').optional()),
   EVENTS_SIGNING_SECRET: optional()
     .refine((v) => v === undefined || !KEY_VAULT_REFERENCE.test(v), {

@@ -10,13 +10,13 @@ import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
 import type { Message } from '@microsoft/microsoft-graph-types';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
-import type { EventPublisher } from '../events/eventPublisher';
+import { PublishInProgressError, type EventPublisher } from '../events/eventPublisher';
 import { ensureQueue } from '../platform/tables';
 import { mailReceivedEvent, mailReceivedIdentity, MESSAGE_SELECT } from './mailReceived';
 import type { WatchService } from './watchService';
 import type { WatchStore } from './watchStore';
 
-/** The Functions host's default `maxDequeueCount` (host.json sets none): tries before a message is poison. */
+/** host.json's `extensions.queues.maxDequeueCount` (a test holds them equal): tries before a message is poison. */
 export const MAX_DEQUEUE_COUNT = 5;
 
 const queuedSchema = z.discriminatedUnion('kind', [
@@ -90,7 +90,14 @@ async function publishChange(
     if (err instanceof GraphError && err.statusCode === 404) return 'ignored (message no longer exists)';
     throw err;
   }
-  const outcome = await deps.publisher.publish(mailReceivedEvent(work.mailbox, message));
+  let outcome;
+  try {
+    outcome = await deps.publisher.publish(mailReceivedEvent(work.mailbox, message));
+  } catch (err) {
+    // A redelivery processed at the same moment: that invocation owns the event (and retries it if it fails).
+    if (err instanceof PublishInProgressError) return 'duplicate (being published by another invocation)';
+    throw err;
+  }
   if (outcome === 'published') {
     await deps.store.update(work.mailbox, (r) => ({
       ...r,
