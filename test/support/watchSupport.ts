@@ -56,11 +56,13 @@ export interface ReceivedWebhook {
 
 /** An HTTPS endpoint (test CA) that records what it receives and can fail on demand. */
 export class WebhookReceiver {
-  readonly received: ReceivedWebhook[] = [];
-  /** Status to answer the next requests with (then 204); e.g. [503, 503]. */
-  failNext: number[] = [];
-
-  private constructor(private readonly server: RunningServer) {}
+  private constructor(
+    private readonly server: RunningServer,
+    /** What arrived, oldest first. */
+    readonly received: ReceivedWebhook[],
+    /** Statuses to answer the next requests with (then 204); e.g. push(503, 503). */
+    readonly failNext: number[],
+  ) {}
 
   /** Origin + path to configure as EVENTS_WEBHOOK_URL. */
   get url(): string {
@@ -68,19 +70,19 @@ export class WebhookReceiver {
   }
 
   static async start(): Promise<WebhookReceiver> {
-    let receiver: WebhookReceiver | undefined;
+    const received: ReceivedWebhook[] = [];
+    const failNext: number[] = [];
     const server = await startHttpsServer(testCa(), async (req, res) => {
       const body = (await readBody(req, 1024 * 1024)).toString('utf8');
-      const status = receiver!.failNext.shift();
+      const status = failNext.shift();
       if (status !== undefined) {
         res.writeHead(status).end();
         return;
       }
-      receiver!.received.push({ headers: req.headers, body });
+      received.push({ headers: req.headers, body });
       res.writeHead(204).end();
     });
-    receiver = new WebhookReceiver(server);
-    return receiver;
+    return new WebhookReceiver(server, received, failNext);
   }
 
   close(): Promise<void> {
