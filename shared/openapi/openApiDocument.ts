@@ -55,8 +55,9 @@ const UNAUTHORIZED: Json = { description: 'No valid key: the Functions host answ
 
 /** Converts a zod schema to JSON Schema without the `$schema` marker (the document's dialect applies). */
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
-  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, target: 'draft-2020-12' }) as Json;
-  return rest;
+  const converted = z.toJSONSchema(schema, { io, target: 'draft-2020-12' }) as Json;
+  delete converted.$schema;
+  return converted;
 }
 
 /** Collects named schemas into `components.schemas`; one name must always mean the same schema, read one way. */
