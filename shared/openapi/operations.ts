@@ -37,7 +37,14 @@ export const OPERATIONS: readonly OperationSpec[] = [
         schema: z.string().regex(/^[\x21-\x7e]{1,255}$/),
       },
     ],
-    requestBody: { name: 'SendMailRequest', schema: sendRequestSchema, description: 'The message to send.' },
+    requestBody: {
+      name: 'SendMailRequest',
+      schema: sendRequestSchema,
+      // The schema's refinements have no JSON Schema form; the 400 answer enforces them.
+      description:
+        'The message to send. Also required: exactly one of `text` and `html`; 1 to 500 recipients in `to`, `cc` ' +
+        'and `bcc` together; a `contentId` on every inline attachment; header names starting with `X-`.',
+    },
     responses: {
       202: jsonResponse('Exchange accepted the message.', 'SendMailAccepted', sendMailAcceptedSchema, {
         'idempotent-replayed': {
