@@ -37,9 +37,14 @@ const SECURITY_SCHEMES: Record<string, Json> = {
     type: 'apiKey',
     in: 'header',
     name: 'x-functions-key',
-    description: 'A function key (or the master key).',
+    description: 'A function key or a host key (the master key is a host key).',
   },
-  functionKeyQuery: { type: 'apiKey', in: 'query', name: 'code', description: 'A function key (or the master key).' },
+  functionKeyQuery: {
+    type: 'apiKey',
+    in: 'query',
+    name: 'code',
+    description: 'A function key or a host key (the master key is a host key).',
+  },
   masterKey: { type: 'apiKey', in: 'header', name: 'x-functions-key', description: "The Function App's master key." },
   masterKeyQuery: { type: 'apiKey', in: 'query', name: 'code', description: "The Function App's master key." },
 };
