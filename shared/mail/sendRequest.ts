@@ -64,7 +64,7 @@ const attachment = z
     path: ['contentBase64'],
   });
 
-const sendRequestSchema = z
+export const sendRequestSchema = z
   .strictObject({
     from: address,
     to: recipients,

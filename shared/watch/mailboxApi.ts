@@ -58,6 +58,7 @@ export async function handleMailboxes(
     switch (request.method) {
       case 'GET':
         return mailbox === undefined ? await list(deps) : await show(parseMailbox(mailbox), deps);
+      // One handler serves /api/mailboxes (GET) and /api/mailboxes/{mailbox} (GET, PUT, DELETE).
       case 'PUT':
         return await watch(parseMailbox(required(mailbox)), context, deps);
       case 'DELETE':

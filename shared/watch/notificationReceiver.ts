@@ -33,7 +33,8 @@ const itemSchema = z.looseObject({
   resourceData: z.looseObject({ id: z.string().min(1).max(1024).optional() }).nullish(),
   lifecycleEvent: z.string().max(64).optional(),
 });
-const collectionSchema = z.looseObject({ value: z.array(itemSchema).min(1).max(1000) });
+/** The body Graph POSTs: a collection of change or lifecycle notifications. */
+export const notificationCollectionSchema = z.looseObject({ value: z.array(itemSchema).min(1).max(1000) });
 type NotificationItem = z.infer<typeof itemSchema>;
 
 /** What the receiver needs. */
@@ -123,7 +124,7 @@ async function readCollection(
   } catch {
     return { ok: false, problem: notGraphShape('The body is not JSON, and there is no validationToken in the query.') };
   }
-  const parsed = collectionSchema.safeParse(json);
+  const parsed = notificationCollectionSchema.safeParse(json);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
     return {

@@ -25,7 +25,7 @@ function problemsOf(env: Record<string, string>): string[] {
 }
 
 describe('cloud table', () => {
-  // Hosts as Microsoft documents them (GRAPH-FACTS.md, "Clouds").
+  // Hosts as Microsoft documents them (docs/GRAPH-FACTS.md, "Clouds").
   it.each([
     ['global', 'https://login.microsoftonline.com', 'https://graph.microsoft.com', 'vault.azure.net'],
     ['gcc-high', 'https://login.microsoftonline.us', 'https://graph.microsoft.us', 'vault.usgovcloudapi.net'],

@@ -1,0 +1,38 @@
+/**
+ * The HTTP answer of `GET /api/openapi.json`: the gateway's OpenAPI document, built from the route table once per
+ * process (the table and the schemas cannot change while it runs) and served as the same JSON every time.
+ */
+import type { HttpResponseInit } from '@azure/functions';
+import { APP_VERSION } from '../platform/packageInfo';
+import { buildOpenApiDocument, type OpenApiDocument } from './openApiDocument';
+import { OPERATIONS } from './operations';
+
+let cache: { document: OpenApiDocument; json: string } | undefined;
+
+function built(): { document: OpenApiDocument; json: string } {
+  if (!cache) {
+    const document = buildOpenApiDocument(OPERATIONS, {
+      title: 'Mail gateway for Microsoft 365',
+      version: APP_VERSION,
+      description:
+        'Sends mail as permitted Microsoft 365 mailboxes through Microsoft Graph. Every failure is an ' +
+        '`application/problem+json` document (RFC 9457).',
+      tags: [
+        { name: 'mail', description: 'Sending mail.' },
+        { name: 'operations', description: 'Health, diagnostics and this document.' },
+      ],
+    });
+    cache = { document, json: JSON.stringify(document) };
+  }
+  return cache;
+}
+
+/** The gateway's OpenAPI document (built on first use). */
+export function getOpenApiDocument(): OpenApiDocument {
+  return built().document;
+}
+
+/** Answers 200 with the document. */
+export function openApiResponse(): HttpResponseInit {
+  return { status: 200, headers: { 'content-type': 'application/json' }, body: built().json };
+}

@@ -1,0 +1,247 @@
+/**
+ * The HTTP API's route table: one entry per operation the functions register. A new HTTP function gets an entry
+ * here (method, path, auth level, its request schema, its answers); the public OpenAPI test fails while the
+ * functions the host registers and this table disagree.
+ */
+import { z } from 'zod';
+import { sendRequestSchema } from '../mail/sendRequest';
+import { jsonResponse, problemResponse, type OperationSpec } from './operationSpec';
+import { notificationCollectionSchema } from '../watch/notificationReceiver';
+import {
+  diagnosticsReportSchema,
+  healthSchema,
+  mailboxListSchema,
+  mailboxViewSchema,
+  mailboxWatchedSchema,
+  sendMailAcceptedSchema,
+} from './responseSchemas';
+
+const retryAfter = {
+  description: 'Seconds to wait before retrying.',
+  required: true,
+  schema: z.int().min(1),
+};
+
+const mailboxParameter = {
+  name: 'mailbox',
+  in: 'path' as const,
+  description: 'The mailbox address, e.g. `support@contoso.com`.',
+  schema: z.string().max(254),
+};
+
+/** One of Graph's two webhook endpoints: the same handler, the same contract. */
+function graphWebhook(operationId: string, path: string, kind: 'change' | 'lifecycle'): OperationSpec {
+  return {
+    operationId,
+    method: 'post',
+    path,
+    auth: 'anonymous',
+    tags: ['graph webhooks'],
+    summary: `Microsoft Graph's ${kind} notifications (called by Graph, not by you)`,
+    description:
+      'With `validationToken` in the query: the validation handshake (200, text/plain, the decoded token). ' +
+      "Otherwise Graph's notification collection: every item is checked against its subscription's clientState " +
+      '(failures are dropped), the rest is queued before the answer.',
+    parameters: [
+      {
+        name: 'validationToken',
+        in: 'query',
+        description: "Graph's validation request: answered with this token, decoded, as text/plain.",
+        schema: z.string(),
+      },
+    ],
+    requestBody: {
+      name: 'GraphNotificationCollection',
+      schema: notificationCollectionSchema,
+      description: 'What Graph POSTs: `{ value: [ notification, ... ] }`.',
+    },
+    responses: {
+      200: { description: 'The validation handshake: the decoded token as text/plain.' },
+      202: { description: 'The notifications that passed the checks are queued.' },
+      400: problemResponse("The body is not Graph's notification collection (`not-a-graph-notification`)."),
+      413: problemResponse('The body is too large (`too-large`).'),
+      503: problemResponse('Storage is unavailable (`storage-unavailable`); Graph retries.', {
+        'Retry-After': retryAfter,
+      }),
+    },
+  };
+}
+
+/** Every operation of the HTTP API. */
+export const OPERATIONS: readonly OperationSpec[] = [
+  {
+    operationId: 'sendMail',
+    method: 'post',
+    path: '/api/mail/send',
+    auth: 'function',
+    tags: ['mail'],
+    summary: 'Send a mail as a permitted mailbox',
+    description:
+      'Validates the request, applies the sender policy (ALLOWED_SENDERS) and sends through Microsoft Graph as ' +
+      'the `from` mailbox: one sendMail call, or a draft with upload sessions for attachments of 3 MB or more.',
+    parameters: [
+      {
+        name: 'Idempotency-Key',
+        in: 'header',
+        description:
+          'A repeat with the same key and body gets the first answer without sending again; the same key with ' +
+          'another body is 409.',
+        // The handler's rule (shared/mail/sendMailHandler.ts): 1 to 255 visible ASCII characters.
+        schema: z.string().regex(/^[\x21-\x7e]{1,255}$/),
+      },
+    ],
+    requestBody: {
+      name: 'SendMailRequest',
+      schema: sendRequestSchema,
+      // The schema's refinements have no JSON Schema form; the 400 answer enforces them.
+      description:
+        'The message to send. Also required: exactly one of `text` and `html`; 1 to 500 recipients in `to`, `cc` ' +
+        'and `bcc` together; a `contentId` on every inline attachment; header names starting with `X-`.',
+    },
+    responses: {
+      202: jsonResponse('Exchange accepted the message.', 'SendMailAccepted', sendMailAcceptedSchema, {
+        'idempotent-replayed': {
+          description: '`true` when this is the stored answer of an earlier request with the same Idempotency-Key.',
+          schema: z.literal('true'),
+        },
+      }),
+      400: problemResponse(
+        'The body is not a JSON object (`not-json`), or fields are invalid (`validation`, every one listed in `errors`).',
+      ),
+      403: problemResponse(
+        'The sender is not allowed (`sender-not-allowed`), Exchange refused Send-As (`send-as-denied`), or the ' +
+          "mailbox is outside the app's Exchange scope (`mailbox-out-of-scope`, `graph-access-denied`).",
+      ),
+      409: problemResponse(
+        'The Idempotency-Key was used with another body (`idempotency-key-reused`), or its first request is still ' +
+          'running (`idempotency-key-in-progress`, with Retry-After).',
+      ),
+      413: problemResponse('The body exceeds MAX_SEND_REQUEST_MB, or Graph refused the message as too large.'),
+      415: problemResponse('The body is not declared as JSON.'),
+      422: problemResponse(
+        'Exchange cannot use the mailbox (`mailbox-not-enabled`, `mailbox-not-found`) or refused a recipient or ' +
+          'header (`invalid-recipient`, `invalid-header`).',
+      ),
+      500: problemResponse('The gateway failed; `incident` names its log entry. Nothing was sent.'),
+      502: problemResponse(
+        'Microsoft Graph refused the gateway (`admin-consent-missing`, `graph-auth-failed`, `graph-error`) or ' +
+          'could not be reached (`graph-unreachable`). Nothing was sent.',
+      ),
+      503: problemResponse('Graph kept throttling past GRAPH_MAX_WAIT_SECONDS (`graph-throttled`). Nothing was sent.', {
+        'Retry-After': retryAfter,
+      }),
+    },
+  },
+  {
+    operationId: 'mailboxList',
+    method: 'get',
+    path: '/api/mailboxes',
+    auth: 'function',
+    tags: ['watch'],
+    summary: 'List watched mailboxes',
+    responses: {
+      200: jsonResponse('Every watched mailbox.', 'MailboxList', mailboxListSchema),
+    },
+  },
+  {
+    operationId: 'getMailbox',
+    method: 'get',
+    path: '/api/mailboxes/{mailbox}',
+    auth: 'function',
+    tags: ['watch'],
+    summary: 'Show a watched mailbox',
+    parameters: [mailboxParameter],
+    responses: {
+      200: jsonResponse('The watched mailbox.', 'MailboxView', mailboxViewSchema),
+      400: problemResponse('Not a mailbox address (`invalid-mailbox`).'),
+      404: problemResponse('The mailbox is not watched (`mailbox-not-watched`).'),
+    },
+  },
+  {
+    operationId: 'watchMailbox',
+    method: 'put',
+    path: '/api/mailboxes/{mailbox}',
+    auth: 'function',
+    tags: ['watch'],
+    summary: 'Watch a mailbox (create or repair its subscription)',
+    description:
+      "Creates a Graph subscription on the mailbox's Inbox messages with the longest expiry Graph accepts, or " +
+      'renews it, or recreates it (then catches up) when Graph lost it. Idempotent.',
+    parameters: [mailboxParameter],
+    responses: {
+      200: jsonResponse('Already watched: renewed or recreated.', 'MailboxWatched', mailboxWatchedSchema),
+      201: jsonResponse('Now watched.', 'MailboxWatched', mailboxWatchedSchema),
+      400: problemResponse('Not a mailbox address (`invalid-mailbox`).'),
+      403: problemResponse(
+        'Outside ALLOWED_WATCH_MAILBOXES (`mailbox-not-allowed`), consent missing (`admin-consent-missing`), or ' +
+          "outside the app's Exchange scope (`mailbox-out-of-scope`).",
+      ),
+      422: problemResponse('Exchange cannot use the mailbox (`mailbox-not-enabled`, `mailbox-not-found`).'),
+      500: problemResponse('The gateway failed; `incident` names its log entry.'),
+      502: problemResponse(
+        "Graph could not validate the gateway's webhook (`webhook-validation-failed`) or refused (`graph-error`).",
+      ),
+      503: problemResponse('WEBHOOK_BASE_URL is unset (`watch-not-configured`), or Graph is busy (`graph-throttled`).'),
+    },
+  },
+  {
+    operationId: 'unwatchMailbox',
+    method: 'delete',
+    path: '/api/mailboxes/{mailbox}',
+    auth: 'function',
+    tags: ['watch'],
+    summary: 'Stop watching a mailbox',
+    parameters: [mailboxParameter],
+    responses: {
+      204: { description: 'The subscription is deleted in Graph and in storage.' },
+      400: problemResponse('Not a mailbox address (`invalid-mailbox`).'),
+      404: problemResponse('The mailbox is not watched (`mailbox-not-watched`).'),
+    },
+  },
+  graphWebhook('graphNotifications', '/api/graph/notifications', 'change'),
+  graphWebhook('graphLifecycle', '/api/graph/lifecycle', 'lifecycle'),
+  {
+    operationId: 'health',
+    method: 'get',
+    path: '/api/health',
+    auth: 'anonymous',
+    tags: ['operations'],
+    summary: 'Liveness: is the configuration valid?',
+    description: 'Calls no Graph, Key Vault or storage.',
+    responses: {
+      200: jsonResponse('Running and configured.', 'Health', healthSchema),
+      503: problemResponse('Settings are missing or malformed (`configuration-invalid`); `settings` names them.'),
+    },
+  },
+  {
+    operationId: 'diagnostics',
+    method: 'get',
+    path: '/api/diagnostics',
+    auth: 'admin',
+    tags: ['operations'],
+    summary: 'Is the deployment wired right? Key Vault, credential expiry, token, Graph permissions',
+    responses: {
+      200: jsonResponse('No check failed (some may warn).', 'DiagnosticsReport', diagnosticsReportSchema),
+      503: jsonResponse(
+        'At least one check failed; its `detail` says what to fix.',
+        'DiagnosticsReport',
+        diagnosticsReportSchema,
+      ),
+    },
+  },
+  {
+    operationId: 'openapi',
+    method: 'get',
+    path: '/api/openapi.json',
+    auth: 'anonymous',
+    tags: ['operations'],
+    summary: 'This OpenAPI 3.1 document',
+    responses: {
+      200: jsonResponse(
+        'The OpenAPI document of the HTTP API.',
+        'OpenApiDocument',
+        z.looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.looseObject({}) }),
+      ),
+    },
+  },
+];

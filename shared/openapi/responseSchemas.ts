@@ -1,0 +1,145 @@
+/**
+ * The bodies the gateway answers, as zod schemas for the OpenAPI document. The handlers build these bodies from
+ * TypeScript types, not from zod, so each schema is checked against its type at compile time (`satisfies`) and
+ * the public OpenAPI test validates real answers against the published schemas: drift fails one or the other.
+ */
+import { z } from 'zod';
+import type { DiagnosticsReport } from '../diagnostics/diagnostics';
+import type { FieldProblem } from '../mail/sendRequest';
+import type { MailboxView } from '../watch/mailboxApi';
+import { CLOUD_NAMES } from '../platform/clouds';
+import { PROBLEM_TYPE_BASE, type ProblemDocument } from '../platform/problem';
+
+/** One invalid field of a `400 validation` problem. */
+export const fieldProblemSchema = z
+  .strictObject({
+    field: z.string().meta({ description: 'JSON path of the field, e.g. `to[2].address`; empty for the whole body.' }),
+    message: z.string(),
+  })
+  .meta({ description: 'One invalid field.' }) satisfies z.ZodType<FieldProblem>;
+
+/** What the gateway knows about a failed Graph call (never the token or the message). */
+export const graphFailureSchema = z
+  .strictObject({
+    code: z.string().optional().meta({ description: "Graph's error code, e.g. `ErrorSendAsDenied`." }),
+    requestId: z.string().optional().meta({ description: "Graph's `request-id` of the failed call." }),
+    clientRequestId: z.string().meta({ description: "The gateway's `client-request-id` of the failed call." }),
+    diagnostics: z.string().optional().meta({ description: "Graph's `x-ms-diagnostics` header, when present." }),
+    status: z.int().meta({ description: 'HTTP status Graph answered.' }),
+  })
+  .meta({ description: 'The failed Microsoft Graph call.' });
+
+/**
+ * RFC 9457 problem document (`application/problem+json`). Extension members appear only on the problems that
+ * carry them; further members may be added, so clients must ignore unknown ones.
+ */
+export const problemDocumentSchema = z
+  .looseObject({
+    type: z.url().meta({ description: `\`${PROBLEM_TYPE_BASE}{slug}\`, e.g. \`${PROBLEM_TYPE_BASE}validation\`.` }),
+    title: z.string(),
+    status: z.int().min(400).max(599),
+    detail: z.string().meta({ description: 'What went wrong and what to do about it.' }),
+    errors: z
+      .array(fieldProblemSchema)
+      .optional()
+      .meta({ description: 'Every invalid field (`validation` problems).' }),
+    graph: graphFailureSchema.optional(),
+    missingPermissions: z
+      .array(z.string())
+      .optional()
+      .meta({ description: 'Microsoft Graph application permissions the token lacks.' }),
+    limitBytes: z.int().optional().meta({ description: 'The size cap that was exceeded (`too-large`).' }),
+    from: z.string().optional().meta({ description: 'The refused sender (`sender-not-allowed`).' }),
+    incident: z.string().optional().meta({ description: "Id of the gateway's log entry (`internal`)." }),
+    clientRequestId: z
+      .string()
+      .optional()
+      .meta({ description: '`client-request-id` of a Graph call that got no answer (`graph-unreachable`).' }),
+    settings: z
+      .array(z.string())
+      .optional()
+      .meta({ description: 'Invalid settings, by name (`configuration-invalid`).' }),
+  })
+  .meta({ description: 'RFC 9457 problem document.' }) satisfies z.ZodType<ProblemDocument>;
+
+/** `202` of `POST /api/mail/send`. */
+export const sendMailAcceptedSchema = z
+  .strictObject({
+    id: z.uuid().meta({ description: "The gateway's id of this send (in its log line)." }),
+    status: z.literal('accepted'),
+    requestId: z
+      .string()
+      .nullable()
+      .meta({ description: "Graph's `request-id` of the call that sent the message, null if Graph gave none." }),
+  })
+  .meta({ description: 'Exchange accepted the message; a later delivery failure arrives as a bounce.' });
+
+/** `200` of `GET /api/health`. */
+export const healthSchema = z
+  .strictObject({
+    status: z.literal('ok'),
+    version: z.string().meta({ description: "The gateway's version (package.json)." }),
+    cloud: z.enum(CLOUD_NAMES),
+    uptimeSeconds: z.int().min(0),
+  })
+  .meta({ description: 'The configuration is valid and the worker is running.' });
+
+const checkStatus = z.enum(['ok', 'warning', 'failed', 'skipped']);
+
+/** One check of the diagnostics report; checks add facts (roles, expiry, thumbprint, ...) beside `detail`. */
+export const diagnosticCheckSchema = z
+  .looseObject({
+    name: z.enum(['keyVault', 'credentialExpiry', 'token', 'permissions']),
+    status: checkStatus,
+    detail: z.string().meta({ description: 'What was found, or what to fix.' }),
+  })
+  .meta({ description: 'One diagnostic check and the facts it found (claims and dates, never a secret).' });
+
+/** `GET /api/diagnostics`: the whole report (200 when nothing failed, 503 otherwise). */
+export const diagnosticsReportSchema = z
+  .strictObject({
+    status: z.enum(['ok', 'warning', 'failed']),
+    cloud: z.enum(CLOUD_NAMES),
+    endpoints: z.strictObject({
+      authorityHost: z.string(),
+      graphBaseUrl: z.string(),
+      graphScope: z.string(),
+      keyVaultDnsSuffix: z.string(),
+      keyVaultUrl: z.string(),
+    }),
+    tenantId: z.string(),
+    clientId: z.string(),
+    readsKeyVaultAs: z.string().meta({ description: 'The identity that reads Key Vault.' }),
+    checks: z.array(diagnosticCheckSchema),
+  })
+  .meta({
+    description: 'Wiring diagnostics: configuration, Key Vault, credential expiry, token, permissions.',
+  }) satisfies z.ZodType<DiagnosticsReport>;
+
+const renewalSchema = z.strictObject({
+  at: z.string().meta({ description: 'When (ISO 8601).' }),
+  outcome: z.string().meta({ description: '`created`, `renewed`, `recreated`, `reauthorized` or `failed`.' }),
+  error: z.string().optional().meta({ description: "Why it failed: Graph's status, code and message." }),
+});
+
+/** A watched mailbox (`GET /api/mailboxes/{mailbox}`); never its clientState or delta link. */
+export const mailboxViewSchema = z
+  .strictObject({
+    mailbox: z.string(),
+    subscriptionId: z.string().meta({ description: "Graph's subscription id." }),
+    expirationDateTime: z.string().meta({ description: 'When Graph deletes the subscription unless renewed.' }),
+    createdAt: z.string(),
+    lastRenewal: renewalSchema.nullable(),
+    lastEventAt: z.string().nullable().meta({ description: 'When the last mail.received event was published.' }),
+    eventsPublished: z.int().min(0),
+    lastCaughtUpAt: z.string().nullable().meta({ description: 'When the delta catch-up last completed.' }),
+  })
+  .meta({ description: 'A watched mailbox and its Graph subscription.' }) satisfies z.ZodType<MailboxView>;
+
+/** `PUT /api/mailboxes/{mailbox}`: the view plus what the call did. */
+export const mailboxWatchedSchema = mailboxViewSchema.extend({
+  outcome: z.enum(['created', 'renewed', 'recreated']),
+});
+
+/** `GET /api/mailboxes`. */
+export const mailboxListSchema = z.strictObject({ value: z.array(mailboxViewSchema) });

@@ -1,0 +1,201 @@
+/**
+ * `GET /api/openapi.json` as a client sees it: a valid OpenAPI 3.1 document (checked by an OpenAPI validator),
+ * listing exactly the HTTP functions the host registered, whose request schema is the one the endpoint enforces
+ * and whose answer schemas fit what the endpoints really answer.
+ */
+import { dereference, validate, compileErrors } from '@readme/openapi-parser';
+import Ajv2020 from 'ajv/dist/2020';
+import addFormats from 'ajv-formats';
+import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { startTestCloud, type TestCloud } from '../support/testEnv';
+
+type Json = Record<string, unknown>;
+
+/** The parts of an OpenAPI document the test reads. */
+interface Content {
+  [contentType: string]: { schema?: Json };
+}
+interface Operation {
+  security?: Record<string, string[]>[];
+  requestBody?: { content: Content };
+  responses: Record<string, { content?: Content }>;
+}
+interface Document {
+  openapi: string;
+  paths: Record<string, Record<string, Operation>>;
+}
+
+let env: TestCloud;
+let host: FunctionsHostProcess;
+let served: Response;
+let document: Document;
+/** The document with every `$ref` replaced by its target, so a schema can be compiled on its own. */
+let resolved: Document;
+
+/** The parser's own document type is a union of Swagger and OpenAPI versions; it gets a copy, as it mutates. */
+const asParserInput = (doc: Document) => structuredClone(doc) as unknown as Parameters<typeof validate>[0];
+
+const ajv = addFormats(new Ajv2020({ allErrors: true, strict: true }));
+
+beforeAll(async () => {
+  env = await startTestCloud({ graph: { latencyMs: { min: 1, max: 5 } } });
+  host = await startFunctionsHost(env.settings);
+  served = await fetch(`${host.url}/api/openapi.json`);
+  document = (await served.clone().json()) as Document;
+  resolved = (await dereference(asParserInput(document))) as unknown as Document;
+});
+afterAll(async () => {
+  await host?.stop();
+  await env?.close();
+});
+
+/** The host's HTTP registrations, from the lines it prints at start: `GET,POST http://.../api/route [level]`. */
+function registeredOperations(): string[] {
+  const lines = [...host.output().matchAll(/^\s+([A-Z,]+) http:\/\/[^/\s]+(\/\S*) \[(\w+)\]$/gm)];
+  expect(lines.length).toBeGreaterThan(0);
+  return lines.flatMap(([, methods, route, level]) => {
+    // An HTTP function without `methods` accepts every method: the document could not say which ones it serves.
+    if (methods === 'ANY') throw new Error(`${route} accepts any method; give it explicit methods`);
+    // Route templates to OpenAPI paths: `{id:int}`, `{id?}`, `{id=1}` and `{*rest}` are all the parameter `{id}`.
+    const path = route.replace(/\{\*?([^}:?=]+)[^}]*\}/g, '{$1}');
+    return methods.split(',').map((method) => `${method} ${path} [${level}]`);
+  });
+}
+
+/** The document's operations in the same form, the auth level read back from the security requirements. */
+function documentedOperations(): string[] {
+  return Object.entries(document.paths).flatMap(([path, item]) =>
+    Object.entries(item).map(([method, op]) => {
+      const schemes = (op.security ?? []).flatMap((requirement) => Object.keys(requirement));
+      const level =
+        schemes.length === 0 ? 'anonymous' : schemes.some((s) => s.startsWith('function')) ? 'function' : 'admin';
+      return `${method.toUpperCase()} ${path} [${level}]`;
+    }),
+  );
+}
+
+function operation(method: string, path: string): Operation {
+  const op = resolved.paths[path]?.[method] as Operation | undefined;
+  if (!op) throw new Error(`the document has no ${method.toUpperCase()} ${path}`);
+  return op;
+}
+
+/** Compiles the schema the document gives for a request body or an answer. */
+function schemaOf(method: string, path: string, where: 'request' | number, contentType: string) {
+  const op = operation(method, path);
+  const content = where === 'request' ? op.requestBody?.content : op.responses[String(where)]?.content;
+  const schema = content?.[contentType]?.schema;
+  if (!schema) throw new Error(`no ${contentType} schema for ${method.toUpperCase()} ${path} ${where}`);
+  return ajv.compile(schema);
+}
+
+/** Checks an answer against the document: its status is documented, with this content type and a fitting body. */
+async function expectDocumented(method: string, path: string, res: Response): Promise<Json> {
+  const contentType = (res.headers.get('content-type') ?? '').split(';')[0];
+  const body = (await res.json()) as Json;
+  const validateBody = schemaOf(method, path, res.status, contentType);
+  const answer = `${method.toUpperCase()} ${path} ${res.status}`;
+  expect({ answer, valid: validateBody(body), errors: validateBody.errors ?? null }).toEqual({
+    answer,
+    valid: true,
+    errors: null,
+  });
+  return body;
+}
+
+const send = (body: unknown) =>
+  fetch(`${host.url}/api/mail/send`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
+    body: JSON.stringify(body),
+  });
+
+const validSend = {
+  from: 'alerts@contoso.com',
+  to: ['someone@contoso.com', { address: 'external@example.org', name: 'External' }],
+  cc: ['it@contoso.com'],
+  subject: 'OpenAPI',
+  html: '<p>See the logo <img src="cid:logo"></p>',
+  importance: 'high',
+  headers: { 'X-Ticket-Id': '4711' },
+  attachments: [
+    { name: 'logo.png', contentType: 'image/png', contentBase64: 'iVBORw0KGgo=', inline: true, contentId: 'logo' },
+    { name: 'notes.txt', contentType: 'text/plain', contentBase64: 'SGVsbG8=' },
+  ],
+  saveToSentItems: false,
+};
+
+describe('GET /api/openapi.json', () => {
+  it('is served without a key as JSON', () => {
+    expect(served.status).toBe(200);
+    expect(served.headers.get('content-type')).toMatch(/^application\/json\b/);
+  });
+
+  it('is a valid OpenAPI 3.1 document', async () => {
+    expect(document.openapi).toMatch(/^3\.1\.\d+$/);
+    const result = await validate(asParserInput(document));
+    expect(result.valid ? 'valid' : compileErrors(result)).toBe('valid');
+    expect(result.warnings).toEqual([]);
+  });
+
+  it('lists every registered HTTP function with its methods and auth level, and nothing else', () => {
+    expect(documentedOperations().sort()).toEqual(registeredOperations().sort());
+    expect(registeredOperations()).toEqual(
+      expect.arrayContaining([
+        'POST /api/mail/send [function]',
+        'GET /api/health [anonymous]',
+        'GET /api/diagnostics [admin]',
+        'GET /api/openapi.json [anonymous]',
+      ]),
+    );
+  });
+
+  it('publishes the request schema the send endpoint enforces', async () => {
+    const validateRequest = schemaOf('post', '/api/mail/send', 'request', 'application/json');
+    expect(validateRequest(validSend)).toBe(true);
+    const accepted = await send({ ...validSend, subject: `openapi-${Date.now()}` });
+    expect(accepted.status).toBe(202);
+
+    // Each refused by the endpoint and by the published schema; refinements (one of text/html) are not JSON Schema.
+    const invalid: Record<string, unknown> = {
+      'an unknown field': { ...validSend, priority: 1 },
+      'a malformed address': { ...validSend, to: ['not an address'] },
+      'an unknown importance': { ...validSend, importance: 'urgent' },
+      'an attachment without content': { ...validSend, attachments: [{ name: 'a.txt', contentType: 'text/plain' }] },
+      'a recipient object without address': { ...validSend, to: [{ name: 'Nobody' }] },
+      'no from': { ...validSend, from: undefined },
+    };
+    for (const [what, body] of Object.entries(invalid)) {
+      const answer = await send(body);
+      expect({ what, status: answer.status }).toEqual({ what, status: 400 });
+      expect({ what, valid: validateRequest(JSON.parse(JSON.stringify(body))) }).toEqual({ what, valid: false });
+    }
+  });
+
+  it('describes the answers the endpoints really give', async () => {
+    const accepted = await expectDocumented('post', '/api/mail/send', await send({ ...validSend, subject: 'o' }));
+    expect(accepted.status).toBe('accepted');
+    const invalid = await expectDocumented('post', '/api/mail/send', await send({ ...validSend, to: ['x'] }));
+    expect(invalid.errors).toEqual([{ field: 'to[0]', message: 'is not a valid email address' }]);
+    await expectDocumented('post', '/api/mail/send', await send({ ...validSend, from: 'ceo@contoso.com' }));
+    await expectDocumented(
+      'post',
+      '/api/mail/send',
+      await fetch(`${host.url}/api/mail/send`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain', 'x-functions-key': host.functionKey },
+        body: 'hello',
+      }),
+    );
+    await expectDocumented('get', '/api/health', await fetch(`${host.url}/api/health`));
+    const diagnostics = await fetch(`${host.url}/api/diagnostics`, { headers: { 'x-functions-key': host.masterKey } });
+    expect((await expectDocumented('get', '/api/diagnostics', diagnostics)).status).toBe('ok');
+    await expectDocumented('get', '/api/openapi.json', await fetch(`${host.url}/api/openapi.json`));
+
+    // Keys are enforced by the host, which answers 401 with an empty body: documented, without content.
+    const noKey = await fetch(`${host.url}/api/mail/send`, { method: 'POST', body: '{}' });
+    expect(noKey.status).toBe(401);
+    expect(operation('post', '/api/mail/send').responses['401']).toBeDefined();
+    expect(operation('get', '/api/diagnostics').security).toEqual([{ masterKey: [] }, { masterKeyQuery: [] }]);
+  });
+});
