@@ -49,18 +49,28 @@ export async function runDiagnostics(
   now = Date.now(),
 ): Promise<DiagnosticsReport> {
   const checks: DiagnosticCheck[] = [];
-  const status = await credential.status().catch((err: unknown) => err as Error);
+  const firstStatus = await credential.status().catch((err: unknown) => err as Error);
+  const explanation =
+    firstStatus instanceof Error
+      ? undefined
+      : await credential.explainGraphToken().catch((err: unknown) => err as Error);
+  // Getting the token settles which Key Vault version Entra accepts; report that one.
+  const status = firstStatus instanceof Error ? firstStatus : await credential.status().catch(() => firstStatus);
   if (status instanceof Error) {
     checks.push({ name: 'keyVault', status: 'failed', detail: message(status) });
     checks.push({ name: 'credentialExpiry', status: 'skipped', detail: 'Key Vault could not be read.' });
   } else {
+    const rejected = status.rejected;
     checks.push({
       name: 'keyVault',
-      status: 'ok',
-      detail: `Read ${status.kind} '${config.keyVault.credentialName}' version ${status.version}.`,
+      status: rejected ? 'warning' : 'ok',
+      detail: rejected
+        ? `Entra ID rejects the newest version ${rejected.version} of ${status.kind} '${config.keyVault.credentialName}' (${rejected.reason}); the gateway keeps using version ${status.version}. Fix: ${rejected.fix}.`
+        : `Read ${status.kind} '${config.keyVault.credentialName}' version ${status.version}.`,
       kind: status.kind,
       version: status.version,
       ...(status.thumbprint ? { thumbprint: status.thumbprint } : {}),
+      ...(rejected ? { rejectedVersion: rejected.version } : {}),
     });
     const days = status.expiresOn ? Math.floor((status.expiresOn.getTime() - now) / 86_400_000) : undefined;
     checks.push(
@@ -83,8 +93,6 @@ export async function runDiagnostics(
     );
   }
 
-  const explanation =
-    status instanceof Error ? undefined : await credential.explainGraphToken().catch((err: unknown) => err as Error);
   if (explanation === undefined) {
     checks.push({ name: 'token', status: 'skipped', detail: 'No credential to request a token with.' });
   } else if (explanation instanceof Error) {
