@@ -6,6 +6,7 @@
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { missingRoles } from '../identity/tokenClaims';
+import { probeStorage, type StorageServiceCheck } from './storageProbe';
 
 /** Graph application permissions the gateway uses (send, large attachments and watching, mailbox lookup). */
 export const REQUIRED_GRAPH_PERMISSIONS = ['Mail.Send', 'Mail.ReadWrite', 'User.Read.All'] as const;
@@ -15,7 +16,7 @@ export const EXPIRY_WARNING_DAYS = 30;
 
 /** One check's outcome. */
 export interface DiagnosticCheck {
-  name: 'keyVault' | 'credentialExpiry' | 'token' | 'permissions';
+  name: 'keyVault' | 'credentialExpiry' | 'token' | 'permissions' | 'tableStorage' | 'queueStorage';
   status: 'ok' | 'warning' | 'failed' | 'skipped';
   detail: string;
   [fact: string]: unknown;
@@ -47,8 +48,10 @@ export async function runDiagnostics(
   config: GatewayConfig,
   credential: AppCredential,
   now = Date.now(),
+  storage: () => Promise<StorageServiceCheck[]> = () => probeStorage(config),
 ): Promise<DiagnosticsReport> {
   const checks: DiagnosticCheck[] = [];
+  const storageChecks = storage();
   const firstStatus = await credential.status().catch((err: unknown) => err as Error);
   const explanation =
     firstStatus instanceof Error
@@ -136,6 +139,15 @@ export async function runDiagnostics(
               missing,
             },
     );
+  }
+
+  for (const probe of await storageChecks) {
+    checks.push({
+      name: probe.service === 'table' ? 'tableStorage' : 'queueStorage',
+      status: probe.status,
+      detail: probe.detail,
+      resource: probe.resource,
+    });
   }
 
   const worst = checks.some((c) => c.status === 'failed')
