@@ -13,6 +13,7 @@ import {
   type TokenCredential,
 } from '@azure/identity';
 import type { GatewayConfig } from '../platform/config';
+import type { TokenRejectionAware } from '../graph/graphClient';
 import { entraReason, explainEntraError, isCredentialRejected } from './entraErrors';
 import { KeyVaultCredentialSource, type AppCredentialMaterial } from './keyVaultCredentialSource';
 import { assertRoles, explainToken, type TokenExplanation } from './tokenClaims';
@@ -56,13 +57,15 @@ interface Loaded {
   material: AppCredentialMaterial;
   credential: TokenCredential;
   readAt: number;
+  /** Tokens this credential handed out (the newest few), to recognise one Graph later refuses. */
+  issued?: string[];
 }
 
 /** Entra's answers that mean "this credential is not (or no longer) valid", worth a Key Vault re-read. */
 const REJECTED_CREDENTIAL = /invalid_client|AADSTS(7000215|7000222|700027|700024|50012|700016)\b/;
 
 /** The app registration's credential: a rotating `TokenCredential` plus token explanation. */
-export class AppCredential implements TokenCredential {
+export class AppCredential implements TokenCredential, TokenRejectionAware {
   private loaded?: Loaded;
   private loading?: Promise<Loaded>;
   private rejected?: RejectedVersion;
@@ -156,6 +159,18 @@ export class AppCredential implements TokenCredential {
     throw rejection;
   }
 
+  /**
+   * Graph refused `token` as invalid (revoked, or expired before its `exp`): forget the cached tokens so the next
+   * `getToken` gets a new one from Entra. A token this credential no longer holds (another caller already renewed
+   * it) changes nothing, so a burst of 401s costs one new token.
+   */
+  tokenRejected(token: string): void {
+    const loaded = this.loaded;
+    if (!loaded?.issued?.includes(token)) return;
+    // MSAL has no "evict this token": a new credential object starts with an empty cache.
+    this.loaded = { ...loaded, credential: this.buildCredential(loaded.material), issued: [] };
+  }
+
   /** Gets a Graph token and explains it (roles, tenant, app id, identity type). */
   async explainGraphToken(): Promise<TokenExplanation> {
     return explainToken((await this.getToken(this.config.endpoints.graphScope)).token);
@@ -191,6 +206,7 @@ export class AppCredential implements TokenCredential {
   private async tokenFrom(loaded: Loaded, scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
     const token = await loaded.credential.getToken(scopes, options);
     if (!token) throw new Error('Entra ID returned no access token.');
+    if (!loaded.issued?.includes(token.token)) loaded.issued = [token.token, ...(loaded.issued ?? [])].slice(0, 8);
     // Entra accepts the newest version again (the operator registered it): nothing left to warn about.
     if (this.rejected?.version === loaded.material.version) this.rejected = undefined;
     return token;
