@@ -17,6 +17,7 @@ import {
 } from './composeMessage';
 import { MailboxLimiter } from './mailboxLimiter';
 import { retryAfterSeconds } from '../graph/graphClient';
+import { credentialDependencyProblem } from './dependencyProblems';
 import { graphProblem } from './sendProblems';
 import { UPLOAD_SESSION_THRESHOLD_BYTES, type SendRequest } from './sendRequest';
 
@@ -198,7 +199,8 @@ export class MailSender {
         ) as Promise<Response>;
       })
       .catch((err: unknown) => {
-        throw graphProblem(err, { clientRequestId }, mailbox);
+        // No token (Key Vault or Entra ID failed) is the gateway's outage, not Graph's answer.
+        throw credentialDependencyProblem(err) ?? graphProblem(err, { clientRequestId }, mailbox);
       });
     if (!response.ok) {
       throw graphProblem(await toGraphError(response), { clientRequestId }, mailbox);
