@@ -130,6 +130,10 @@ async function send(
   }
   if (!json || typeof json !== 'object' || Array.isArray(json))
     throw notJsonProblem('The body is JSON but not an object.');
+  // Name the mailbox in the log even when validation fails, when `from` is at least a plain, printable address.
+  const from = (json as { from?: unknown }).from;
+  if (typeof from === 'string' && from.length <= 254 && /^[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+$/.test(from))
+    facts.mailbox = from.toLowerCase();
   const parsed = parseSendRequest(json);
   if (!parsed.ok) throw validationProblem(parsed.problems);
   const request = parsed.request;
