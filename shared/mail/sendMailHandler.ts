@@ -15,6 +15,7 @@ import { credentialDependencyProblem, storageDependencyProblem } from './depende
 import { IDEMPOTENCY_TABLE, requestHash, type IdempotencyStore } from './idempotencyStore';
 import type { MailSender } from './mailSender';
 import { isAllowedSender } from './senderPolicy';
+import { hasControlCharacter } from './textRules';
 import {
   badIdempotencyKeyProblem,
   consentProblem,
@@ -132,7 +133,7 @@ async function send(
     throw notJsonProblem('The body is JSON but not an object.');
   // Name the mailbox in the log even when validation fails, when `from` is at least a plain, printable address.
   const from = (json as { from?: unknown }).from;
-  if (typeof from === 'string' && from.length <= 254 && /^[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+$/.test(from))
+  if (typeof from === 'string' && from.length <= 254 && /^[^\s@]+@[^\s@]+$/.test(from) && !hasControlCharacter(from))
     facts.mailbox = from.toLowerCase();
   const parsed = parseSendRequest(json);
   if (!parsed.ok) throw validationProblem(parsed.problems);
