@@ -106,3 +106,40 @@ describe('RFC 5321 lengths', () => {
     expect((await post({ ...base, to: [`${'a'.repeat(64)}@example.com`] })).status).toBe(202);
   });
 });
+
+describe('the path choice measures the real Graph request', () => {
+  it('sends two 1.46 MB attachments to 500 recipients with long names through the draft path, not into a 413', async () => {
+    const subject = `big-${randomUUID()}`;
+    const content = (seed: number) => Buffer.alloc(1_460_000, seed).toString('base64');
+    const longName = (i: number) => `${'€'.repeat(250)}${String(i).padStart(6, '0')}`; // 256 characters, 756 bytes
+    const to = [
+      { address: 'someone@contoso.com', name: longName(0) },
+      ...Array.from({ length: 499 }, (_, i) => ({ address: `r${i}@example.com`, name: longName(i + 1) })),
+    ];
+    const before = env.cloud.graph.requests.length;
+    const answer = await post({
+      ...base,
+      to,
+      subject,
+      attachments: [
+        { name: 'a.bin', contentType: 'application/octet-stream', contentBase64: content(1) },
+        { name: 'b.bin', contentType: 'application/octet-stream', contentBase64: content(2) },
+      ],
+    });
+
+    expect(answer.status).toBe(202);
+    const seen = env.cloud.graph.requests.slice(before);
+    expect(seen.some((r) => r.path.endsWith('/sendMail'))).toBe(false);
+    expect(seen.filter((r) => r.status === 413)).toEqual([]);
+    expect(seen.map((r) => `${r.method} ${r.path.split('/').slice(-1)[0]}`)).toEqual(
+      expect.arrayContaining(['POST messages', 'POST send']),
+    );
+    const [received] = env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject);
+    expect(received.toRecipients).toHaveLength(500);
+    expect(received.toRecipients?.[0].emailAddress?.name).toBe(longName(0));
+    expect(received.attachments.map((a) => [a.name, String(a.contentBytes)])).toEqual([
+      ['a.bin', content(1)],
+      ['b.bin', content(2)],
+    ]);
+  });
+});
