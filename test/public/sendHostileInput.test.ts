@@ -143,3 +143,19 @@ describe('the path choice measures the real Graph request', () => {
     ]);
   });
 });
+
+describe('the size of a validation answer', () => {
+  it('lists the first 50 problems and counts the rest for 10,000 invalid recipients', async () => {
+    const answer = await expect400({ ...base, to: Array.from({ length: 10_000 }, (_, i) => `bad-${i}`) }, 'to[0]');
+    expect(answer.body.errors).toHaveLength(50);
+    expect(answer.body.errorCount).toBe(10_001); // each recipient, and the 500-recipient limit
+    expect(answer.body.detail).toMatch(/; and 9991 more \(10001 in all\)$/);
+    expect(Buffer.byteLength(answer.text)).toBeLessThan(16 * 1024);
+  });
+
+  it('lists every problem when there are few', async () => {
+    const answer = await expect400({ ...base, to: ['bad-1', 'bad-2'] }, 'to[1]');
+    expect(answer.body.errors).toHaveLength(2);
+    expect(answer.body.errorCount).toBe(2);
+  });
+});
