@@ -14,7 +14,7 @@ import {
 } from '@azure/identity';
 import type { GatewayConfig } from '../platform/config';
 import type { TokenRejectionAware } from '../graph/graphClient';
-import { entraReason, explainEntraError, isCredentialRejected } from './entraErrors';
+import { entraReason, isCredentialRejected } from './entraErrors';
 import { KeyVaultCredentialSource, type AppCredentialMaterial } from './keyVaultCredentialSource';
 import { assertRoles, explainToken, type TokenExplanation } from './tokenClaims';
 
@@ -50,7 +50,7 @@ export interface CredentialMaterialSource {
   usableVersions?(): Promise<string[]>;
 }
 
-/** Oldest versions worth trying once the newest is rejected; more would only delay the failure. */
+/** Older versions worth trying once the newest is rejected; more would only delay the failure. */
 const MAX_FALLBACK_VERSIONS = 3;
 
 interface Loaded {
@@ -141,7 +141,6 @@ export class AppCredential implements TokenCredential, TokenRejectionAware {
         throw err;
       }
       this.loaded = candidate;
-      const fix = explainEntraError(rejection)?.fix ?? 'check the credential against the app registration';
       const what = rejected.material.kind === 'certificate' ? 'certificate' : 'secret';
       this.rejected = {
         version: rejected.material.version,
@@ -149,7 +148,7 @@ export class AppCredential implements TokenCredential, TokenRejectionAware {
         fix:
           rejected.material.kind === 'certificate'
             ? `register the new certificate (SHA-256 thumbprint ${rejected.material.thumbprint}) on the app registration (App registrations > Certificates & secrets), or disable version ${rejected.material.version} in Key Vault`
-            : `add the new secret to the app registration, or disable version ${rejected.material.version} in Key Vault (${fix})`,
+            : `add the new secret to the app registration (App registrations > Certificates & secrets), or disable version ${rejected.material.version} in Key Vault`,
       };
       this.warn(
         `Entra ID rejects the newest Key Vault version ${rejected.material.version} of the app ${what} '${this.config.keyVault.credentialName}' (${this.rejected.reason}); using the previous version ${version}. Fix: ${this.rejected.fix}.`,

@@ -157,7 +157,8 @@ export function consentProblem(err: AdminConsentMissingError): SendProblem {
 
 /** Maps a failed Graph call to the caller's problem document. */
 export function graphProblem(err: unknown, call: GraphCallInfo, mailbox: string): SendProblem {
-  if (!(err instanceof GraphError)) {
+  // Status -1: the SDK wrapped an error thrown before Graph answered (network, TLS, DNS).
+  if (!(err instanceof GraphError) || err.statusCode === -1) {
     const reason = err instanceof Error ? err.message : String(err);
     return new SendProblem(
       problem(
