@@ -11,7 +11,7 @@ import { CachedStorageProbe, probeStorage } from './storageProbe';
 
 const STARTED = Date.now();
 
-/** Seconds a storage probe result is reused: health may be polled every second by a load balancer. */
+/** How long (ms) a storage probe result is reused: health may be polled every second by a load balancer. */
 export const HEALTH_STORAGE_CACHE_MS = 5_000;
 
 let storageProbe: CachedStorageProbe | undefined;
