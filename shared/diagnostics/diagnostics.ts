@@ -6,6 +6,7 @@
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { missingRoles } from '../identity/tokenClaims';
+import { probeStorage, type StorageServiceCheck } from './storageProbe';
 
 /** Graph application permissions the gateway uses (send, large attachments and watching, mailbox lookup). */
 export const REQUIRED_GRAPH_PERMISSIONS = ['Mail.Send', 'Mail.ReadWrite', 'User.Read.All'] as const;
@@ -15,7 +16,7 @@ export const EXPIRY_WARNING_DAYS = 30;
 
 /** One check's outcome. */
 export interface DiagnosticCheck {
-  name: 'keyVault' | 'credentialExpiry' | 'token' | 'permissions';
+  name: 'keyVault' | 'credentialExpiry' | 'token' | 'permissions' | 'tableStorage' | 'queueStorage';
   status: 'ok' | 'warning' | 'failed' | 'skipped';
   detail: string;
   [fact: string]: unknown;
@@ -47,20 +48,32 @@ export async function runDiagnostics(
   config: GatewayConfig,
   credential: AppCredential,
   now = Date.now(),
+  storage: () => Promise<StorageServiceCheck[]> = () => probeStorage(config),
 ): Promise<DiagnosticsReport> {
   const checks: DiagnosticCheck[] = [];
-  const status = await credential.status().catch((err: unknown) => err as Error);
+  const storageChecks = storage();
+  const firstStatus = await credential.status().catch((err: unknown) => err as Error);
+  const explanation =
+    firstStatus instanceof Error
+      ? undefined
+      : await credential.explainGraphToken().catch((err: unknown) => err as Error);
+  // Getting the token settles which Key Vault version Entra accepts; report that one.
+  const status = firstStatus instanceof Error ? firstStatus : await credential.status().catch(() => firstStatus);
   if (status instanceof Error) {
     checks.push({ name: 'keyVault', status: 'failed', detail: message(status) });
     checks.push({ name: 'credentialExpiry', status: 'skipped', detail: 'Key Vault could not be read.' });
   } else {
+    const rejected = status.rejected;
     checks.push({
       name: 'keyVault',
-      status: 'ok',
-      detail: `Read ${status.kind} '${config.keyVault.credentialName}' version ${status.version}.`,
+      status: rejected ? 'warning' : 'ok',
+      detail: rejected
+        ? `Entra ID rejects the newest version ${rejected.version} of ${status.kind} '${config.keyVault.credentialName}' (${rejected.reason}); the gateway keeps using version ${status.version}. Fix: ${rejected.fix}.`
+        : `Read ${status.kind} '${config.keyVault.credentialName}' version ${status.version}.`,
       kind: status.kind,
       version: status.version,
       ...(status.thumbprint ? { thumbprint: status.thumbprint } : {}),
+      ...(rejected ? { rejectedVersion: rejected.version } : {}),
     });
     const days = status.expiresOn ? Math.floor((status.expiresOn.getTime() - now) / 86_400_000) : undefined;
     checks.push(
@@ -83,8 +96,6 @@ export async function runDiagnostics(
     );
   }
 
-  const explanation =
-    status instanceof Error ? undefined : await credential.explainGraphToken().catch((err: unknown) => err as Error);
   if (explanation === undefined) {
     checks.push({ name: 'token', status: 'skipped', detail: 'No credential to request a token with.' });
   } else if (explanation instanceof Error) {
@@ -128,6 +139,15 @@ export async function runDiagnostics(
               missing,
             },
     );
+  }
+
+  for (const probe of await storageChecks) {
+    checks.push({
+      name: probe.service === 'table' ? 'tableStorage' : 'queueStorage',
+      status: probe.status,
+      detail: probe.detail,
+      resource: probe.resource,
+    });
   }
 
   const worst = checks.some((c) => c.status === 'failed')

@@ -2,11 +2,14 @@
  * Builds the Microsoft Graph client: `@microsoft/microsoft-graph-client` with the token helper's credential, the
  * cloud's (or overridden) Graph root, and the SDK's own middleware for what it already does well: a fresh
  * `client-request-id` per request (TelemetryHandler) and retries that honour `Retry-After`, fractional seconds
- * included (RetryHandler).
+ * included (RetryHandler). One handler of our own: a token Graph calls invalid (revoked, expired early) is dropped
+ * from the credential's cache and the call is made once more with a new token.
  */
 import {
   AuthenticationHandler,
   Client,
+  type Context,
+  type Middleware,
   HTTPMessageHandler,
   RedirectHandler,
   RedirectHandlerOptions,
@@ -46,6 +49,66 @@ export function retryAfterSeconds(headers: { get(name: string): string | null } 
   return Number.isNaN(date) ? undefined : Math.max(0, (date - Date.now()) / 1000);
 }
 
+/** A credential that can forget a token Graph refused, so that the next `getToken` asks Entra for a new one. */
+export interface TokenRejectionAware {
+  tokenRejected(token: string): void;
+}
+
+function isTokenRejectionAware(credential: object): credential is TokenRejectionAware {
+  return typeof (credential as Partial<TokenRejectionAware>).tokenRejected === 'function';
+}
+
+/**
+ * Graph's `401 InvalidAuthenticationToken` on a token the cache still holds (revoked, or the clock says it is valid
+ * but Graph does not): drop it and repeat the call once; the AuthenticationHandler after this one attaches a fresh
+ * token. A second 401 reaches the caller.
+ */
+class RejectedTokenHandler implements Middleware {
+  private next?: Middleware;
+
+  constructor(private readonly credential: TokenRejectionAware) {}
+
+  setNext(next: Middleware): void {
+    this.next = next;
+  }
+
+  async execute(context: Context): Promise<void> {
+    await this.next!.execute(context);
+    const response = context.response;
+    if (response?.status !== 401) return;
+    const body = (await response
+      .clone()
+      .json()
+      .catch(() => undefined)) as { error?: { code?: string } } | undefined;
+    if (body?.error?.code !== 'InvalidAuthenticationToken') return;
+    const token = takeBearerToken(context);
+    if (token === undefined) return;
+    this.credential.tokenRejected(token);
+    await response.arrayBuffer().catch(() => undefined);
+    context.response = undefined;
+    await this.next!.execute(context);
+  }
+}
+
+/** Removes the Authorization header the AuthenticationHandler set (it appends, never replaces) and returns its token. */
+function takeBearerToken(context: Context): string | undefined {
+  const headers = context.options?.headers;
+  if (!headers) return undefined;
+  let value: string | undefined;
+  if (headers instanceof Headers) {
+    value = headers.get('authorization') ?? undefined;
+    headers.delete('authorization');
+  } else if (!Array.isArray(headers)) {
+    const record = headers as Record<string, string>;
+    for (const name of Object.keys(record)) {
+      if (name.toLowerCase() !== 'authorization') continue;
+      value = record[name];
+      delete record[name];
+    }
+  }
+  return value?.replace(/^Bearer\s+/i, '');
+}
+
 /** Creates a Graph client for `config`'s cloud that authenticates with `credential`. */
 export function createGraphClient(
   config: GatewayConfig,
@@ -72,6 +135,7 @@ export function createGraphClient(
     baseUrl: config.endpoints.graphBaseUrl,
     defaultVersion: 'v1.0',
     middleware: [
+      ...(isTokenRejectionAware(credential) ? [new RejectedTokenHandler(credential)] : []),
       authentication,
       new RetryHandler(retryOptions),
       new RedirectHandler(new RedirectHandlerOptions()),

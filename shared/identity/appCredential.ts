@@ -13,6 +13,8 @@ import {
   type TokenCredential,
 } from '@azure/identity';
 import type { GatewayConfig } from '../platform/config';
+import type { TokenRejectionAware } from '../graph/graphClient';
+import { entraReason, isCredentialRejected } from './entraErrors';
 import { KeyVaultCredentialSource, type AppCredentialMaterial } from './keyVaultCredentialSource';
 import { assertRoles, explainToken, type TokenExplanation } from './tokenClaims';
 
@@ -27,26 +29,46 @@ export interface CredentialStatus {
   daysLeft?: number;
   /** SHA-256 thumbprint of a certificate. */
   thumbprint?: string;
+  /** Set while Entra rejects Key Vault's newest version and an older one is used instead. */
+  rejected?: RejectedVersion;
+}
+
+/** Key Vault's newest version, which Entra ID refuses, while the gateway keeps an older one. */
+export interface RejectedVersion {
+  version: string;
+  /** Entra's reason (AADSTS code and text, no trace ids). */
+  reason: string;
+  /** What the operator must do. */
+  fix: string;
 }
 
 /** Anything that yields the current credential material (Key Vault in production). */
 export interface CredentialMaterialSource {
-  read(): Promise<AppCredentialMaterial>;
+  /** The newest version, or `version`. */
+  read(version?: string): Promise<AppCredentialMaterial>;
+  /** Versions that may back the credential, newest first (enabled, within nbf/exp). */
+  usableVersions?(): Promise<string[]>;
 }
+
+/** Older versions worth trying once the newest is rejected; more would only delay the failure. */
+const MAX_FALLBACK_VERSIONS = 3;
 
 interface Loaded {
   material: AppCredentialMaterial;
   credential: TokenCredential;
   readAt: number;
+  /** Tokens this credential handed out (the newest few), to recognise one Graph later refuses. */
+  issued?: string[];
 }
 
 /** Entra's answers that mean "this credential is not (or no longer) valid", worth a Key Vault re-read. */
 const REJECTED_CREDENTIAL = /invalid_client|AADSTS(7000215|7000222|700027|700024|50012|700016)\b/;
 
 /** The app registration's credential: a rotating `TokenCredential` plus token explanation. */
-export class AppCredential implements TokenCredential {
+export class AppCredential implements TokenCredential, TokenRejectionAware {
   private loaded?: Loaded;
   private loading?: Promise<Loaded>;
+  private rejected?: RejectedVersion;
   /** Token acquisitions under way, by scope: MSAL caches tokens but does not merge concurrent cache misses. */
   private readonly acquiring = new Map<string, Promise<AccessToken>>();
 
@@ -54,6 +76,8 @@ export class AppCredential implements TokenCredential {
     private readonly config: GatewayConfig,
     private readonly source: CredentialMaterialSource = new KeyVaultCredentialSource(config),
     private readonly now: () => number = Date.now,
+    /** Where operator warnings go (the Functions worker turns `console.warn` into a warning log). */
+    private readonly warn: (message: string) => void = (message) => console.warn(message),
   ) {}
 
   /**
@@ -82,9 +106,68 @@ export class AppCredential implements TokenCredential {
       // Entra rejected this version: the old one may have been removed after a rotation. Re-read and retry once.
       const previousVersion = current.material.version;
       current = await this.reload();
-      if (current.material.version === previousVersion) throw err;
-      return this.tokenFrom(current, scopes, options);
+      if (current.material.version !== previousVersion) {
+        try {
+          return await this.tokenFrom(current, scopes, options);
+        } catch (retryErr) {
+          if (!isCredentialRejected(retryErr)) throw retryErr;
+          return this.fallBack(current, retryErr, scopes, options);
+        }
+      }
+      if (!isCredentialRejected(err)) throw err;
+      return this.fallBack(current, err, scopes, options);
     }
+  }
+
+  /**
+   * Key Vault's newest version is one the app registration does not know (e.g. Key Vault's certificate policy
+   * renewed it on its own): keep working with the newest older version Entra accepts, and say what to fix.
+   */
+  private async fallBack(
+    rejected: Loaded,
+    rejection: unknown,
+    scopes: string | string[],
+    options?: GetTokenOptions,
+  ): Promise<AccessToken> {
+    const candidates = ((await this.source.usableVersions?.()) ?? []).filter((v) => v !== rejected.material.version);
+    for (const version of candidates.slice(0, MAX_FALLBACK_VERSIONS)) {
+      const material = await this.source.read(version);
+      const candidate: Loaded = { material, credential: this.buildCredential(material), readAt: this.now() };
+      let token: AccessToken;
+      try {
+        token = await this.tokenFrom(candidate, scopes, options);
+      } catch (err) {
+        if (isCredentialRejected(err)) continue;
+        throw err;
+      }
+      this.loaded = candidate;
+      const what = rejected.material.kind === 'certificate' ? 'certificate' : 'secret';
+      this.rejected = {
+        version: rejected.material.version,
+        reason: entraReason(rejection),
+        fix:
+          rejected.material.kind === 'certificate'
+            ? `register the new certificate (SHA-256 thumbprint ${rejected.material.thumbprint}) on the app registration (App registrations > Certificates & secrets), or disable version ${rejected.material.version} in Key Vault`
+            : `add the new secret to the app registration (App registrations > Certificates & secrets), or disable version ${rejected.material.version} in Key Vault`,
+      };
+      this.warn(
+        `Entra ID rejects the newest Key Vault version ${rejected.material.version} of the app ${what} '${this.config.keyVault.credentialName}' (${this.rejected.reason}); using the previous version ${version}. Fix: ${this.rejected.fix}.`,
+      );
+      return token;
+    }
+    throw rejection;
+  }
+
+  /**
+   * Graph refused `token` as invalid (revoked, or expired before its `exp`): forget the cached tokens so the next
+   * `getToken` gets a new one from Entra. A token this credential no longer holds (another caller already renewed
+   * it) changes nothing, so a burst of 401s costs one new token.
+   */
+  tokenRejected(token: string): void {
+    const loaded = this.loaded;
+    if (!loaded?.issued?.includes(token)) return;
+    // MSAL has no "evict this token": a new credential object starts with an empty cache.
+    this.loaded = { ...loaded, credential: this.buildCredential(loaded.material), issued: [] };
   }
 
   /** Gets a Graph token and explains it (roles, tenant, app id, identity type). */
@@ -115,12 +198,16 @@ export class AppCredential implements TokenCredential {
       expiresOn: material.expiresOn,
       daysLeft,
       ...(material.kind === 'certificate' ? { thumbprint: material.thumbprint } : {}),
+      ...(this.rejected ? { rejected: this.rejected } : {}),
     };
   }
 
   private async tokenFrom(loaded: Loaded, scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
     const token = await loaded.credential.getToken(scopes, options);
     if (!token) throw new Error('Entra ID returned no access token.');
+    if (!loaded.issued?.includes(token.token)) loaded.issued = [token.token, ...(loaded.issued ?? [])].slice(0, 8);
+    // Entra accepts the newest version again (the operator registered it): nothing left to warn about.
+    if (this.rejected?.version === loaded.material.version) this.rejected = undefined;
     return token;
   }
 

@@ -161,12 +161,15 @@ export class KeyVaultCredentialSource {
     });
   }
 
-  /** Fetches and parses the latest enabled version; Key Vault failures become {@link KeyVaultAccessError}. */
-  async read(): Promise<AppCredentialMaterial> {
+  /**
+   * Fetches and parses the latest version, or `version` when given; Key Vault failures become
+   * {@link KeyVaultAccessError}.
+   */
+  async read(version?: string): Promise<AppCredentialMaterial> {
     const { url, credentialName } = this.config.keyVault;
     let secret: KeyVaultSecret;
     try {
-      secret = await this.client.getSecret(credentialName);
+      secret = await this.client.getSecret(credentialName, version ? { version } : {});
     } catch (err) {
       throw KeyVaultAccessError.from(err, url, credentialName, this.config.managedIdentityClientId);
     }
@@ -177,5 +180,28 @@ export class KeyVaultCredentialSource {
       secret.properties.version ?? 'unknown',
       secret.properties.expiresOn,
     );
+  }
+
+  /**
+   * Versions that could back the credential, newest first: enabled and inside their `nbf`/`exp` window. Listing
+   * reads metadata only (no values), which the `Key Vault Secrets User` role allows.
+   */
+  async usableVersions(now = Date.now()): Promise<string[]> {
+    const { url, credentialName } = this.config.keyVault;
+    const found: { version: string; created: number; order: number }[] = [];
+    try {
+      for await (const p of this.client.listPropertiesOfSecretVersions(credentialName)) {
+        const valid =
+          p.enabled !== false &&
+          (!p.notBefore || p.notBefore.getTime() <= now) &&
+          (!p.expiresOn || p.expiresOn.getTime() > now);
+        if (valid && p.version)
+          found.push({ version: p.version, created: p.createdOn?.getTime() ?? 0, order: found.length });
+      }
+    } catch (err) {
+      throw KeyVaultAccessError.from(err, url, credentialName, this.config.managedIdentityClientId);
+    }
+    // Key Vault lists in no promised order; later in the list wins a tie on the (second-precision) creation time.
+    return found.sort((a, b) => b.created - a.created || b.order - a.order).map((v) => v.version);
   }
 }

@@ -46,20 +46,41 @@ export function composeMessage(request: SendRequest): Message {
   };
 }
 
-/** Bytes of one JSON request left for attachments once the message body and envelope are counted. */
-export function attachmentJsonBudget(request: SendRequest): number {
-  // Escaping can double the body in JSON; 64 KiB covers recipients, headers and the envelope.
-  return SINGLE_REQUEST_BUDGET_BYTES - Buffer.byteLength(request.body.content) * 2 - 64 * 1024;
+/** Bytes of `value` as the JSON Graph receives (UTF-8). */
+export function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value));
+}
+
+/** The body of `POST /users/{from}/sendMail` for `request`, every attachment inline. */
+export function sendMailBody(request: SendRequest): { message: Message; saveToSentItems: boolean } {
+  return {
+    message: { ...composeMessage(request), attachments: fileAttachments(request, false) },
+    saveToSentItems: request.saveToSentItems,
+  };
 }
 
 /**
- * True when the message cannot go in one `sendMail` request: an attachment of 3 MB or more, or a JSON body that
+ * The exact size of the `sendMail` request, measured rather than estimated: the envelope with an empty
+ * attachment list, plus each attachment's JSON and the commas between them (attachments are serialised one at a
+ * time, so the whole request is never built twice).
+ */
+export function sendMailRequestBytes(request: SendRequest): number {
+  const attachments = fileAttachments(request, false);
+  const envelope = jsonBytes({
+    message: { ...composeMessage(request), attachments: [] },
+    saveToSentItems: request.saveToSentItems,
+  });
+  const items = attachments.reduce((sum, a) => sum + jsonBytes(a), 0);
+  return envelope + items + Math.max(0, attachments.length - 1);
+}
+
+/**
+ * True when the message cannot go in one `sendMail` request: an attachment of 3 MB or more, or a request that
  * would exceed what one Graph request may carry.
  */
 export function needsDraftPath(request: SendRequest): boolean {
   if (request.attachments.some((a) => a.size >= UPLOAD_SESSION_THRESHOLD_BYTES)) return true;
-  const json = request.attachments.reduce((sum, a) => sum + a.contentBase64.length + a.name.length + 200, 0);
-  return json > attachmentJsonBudget(request);
+  return sendMailRequestBytes(request) > SINGLE_REQUEST_BUDGET_BYTES;
 }
 
 /** The Graph application permissions a send needs: the draft path also writes to the mailbox. */

@@ -9,14 +9,17 @@ import { randomUUID } from 'node:crypto';
 import { GraphError, ResponseType, type Client } from '@microsoft/microsoft-graph-client';
 import type { Message } from '@microsoft/microsoft-graph-types';
 import {
-  attachmentJsonBudget,
   composeMessage,
   DELETE_AFTER_SUBMIT_PROPERTY,
   fileAttachments,
+  jsonBytes,
   needsDraftPath,
+  sendMailBody,
+  SINGLE_REQUEST_BUDGET_BYTES,
 } from './composeMessage';
 import { MailboxLimiter } from './mailboxLimiter';
 import { retryAfterSeconds } from '../graph/graphClient';
+import { credentialDependencyProblem } from './dependencyProblems';
 import { graphProblem } from './sendProblems';
 import { UPLOAD_SESSION_THRESHOLD_BYTES, type SendRequest } from './sendRequest';
 
@@ -56,11 +59,12 @@ export class MailSender {
   }
 
   private async sendDirect(request: SendRequest): Promise<SendOutcome> {
-    const message: Message = { ...composeMessage(request), attachments: fileAttachments(request, false) };
-    const result = await this.call(request.from, 'post', `/users/${encodeURIComponent(request.from)}/sendMail`, {
-      message,
-      saveToSentItems: request.saveToSentItems,
-    });
+    const result = await this.call(
+      request.from,
+      'post',
+      `/users/${encodeURIComponent(request.from)}/sendMail`,
+      sendMailBody(request),
+    );
     return {
       path: 'sendMail',
       requestId: result.response.headers.get('request-id') ?? undefined,
@@ -72,21 +76,22 @@ export class MailSender {
   private async sendViaDraft(request: SendRequest): Promise<SendOutcome> {
     const user = `/users/${encodeURIComponent(request.from)}`;
     const small = fileAttachments(request, true);
-    // Small attachments ride in the draft while they fit one request; the rest are added one request each.
-    let inDraft = 0;
-    let budget = attachmentJsonBudget(request);
-    while (inDraft < small.length && (small[inDraft].contentBytes?.length ?? 0) + 512 < budget) {
-      budget -= (small[inDraft].contentBytes?.length ?? 0) + 512;
-      inDraft++;
-    }
-    const draft: Message = {
+    const envelope: Message = {
       ...composeMessage(request),
-      attachments: small.slice(0, inDraft),
+      attachments: [],
       // PidTagDeleteAfterSubmit: the draft path's equivalent of sendMail's saveToSentItems=false.
       ...(request.saveToSentItems
         ? {}
         : { singleValueExtendedProperties: [{ id: DELETE_AFTER_SUBMIT_PROPERTY, value: 'true' }] }),
     };
+    // Small attachments ride in the draft while the measured request fits; the rest are added one request each.
+    let inDraft = 0;
+    let budget = SINGLE_REQUEST_BUDGET_BYTES - jsonBytes(envelope);
+    while (inDraft < small.length && jsonBytes(small[inDraft]) + 1 <= budget) {
+      budget -= jsonBytes(small[inDraft]) + 1;
+      inDraft++;
+    }
+    const draft: Message = { ...envelope, attachments: small.slice(0, inDraft) };
     let calls = 0;
     const created = await this.call(request.from, 'post', `${user}/messages`, draft);
     calls++;
@@ -198,7 +203,8 @@ export class MailSender {
         ) as Promise<Response>;
       })
       .catch((err: unknown) => {
-        throw graphProblem(err, { clientRequestId }, mailbox);
+        // No token (Key Vault or Entra ID failed) is the gateway's outage, not Graph's answer.
+        throw credentialDependencyProblem(err) ?? graphProblem(err, { clientRequestId }, mailbox);
       });
     if (!response.ok) {
       throw graphProblem(await toGraphError(response), { clientRequestId }, mailbox);

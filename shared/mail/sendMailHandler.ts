@@ -8,11 +8,14 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { problem, problemResponse } from '../platform/problem';
+import { describeForLog, redactSecrets } from '../diagnostics/logSafe';
 import { AdminConsentMissingError } from '../identity/tokenClaims';
 import { requiredGraphRoles } from './composeMessage';
-import { requestHash, type IdempotencyStore } from './idempotencyStore';
+import { credentialDependencyProblem, storageDependencyProblem } from './dependencyProblems';
+import { IDEMPOTENCY_TABLE, requestHash, type IdempotencyStore } from './idempotencyStore';
 import type { MailSender } from './mailSender';
 import { isAllowedSender } from './senderPolicy';
+import { hasControlCharacter } from './textRules';
 import {
   badIdempotencyKeyProblem,
   consentProblem,
@@ -38,21 +41,44 @@ export interface SendMailDependencies {
 /** How long a duplicate waits for the first request with its key before answering 409 "in progress". */
 const DUPLICATE_WAIT_MS = 15_000;
 
+/** What the handler learnt about a request before it failed, for the log line. */
+interface SendFacts {
+  mailbox?: string;
+}
+
+/** The client went away before its body arrived; there is nobody to answer. */
+class ClientDisconnected extends Error {
+  constructor(cause: unknown) {
+    super('the client disconnected before the request body arrived', { cause });
+    this.name = 'ClientDisconnected';
+  }
+}
+
 /** Handles one send request. */
 export async function handleSendMail(
   req: HttpRequest,
   context: InvocationContext,
   deps: SendMailDependencies,
 ): Promise<HttpResponseInit> {
+  const facts: SendFacts = {};
   try {
-    return await send(req, context, deps);
-  } catch (err) {
+    return await send(req, context, deps, facts);
+  } catch (caught) {
+    if (caught instanceof ClientDisconnected) {
+      context.info(`send abandoned: ${caught.message}; nothing was sent`);
+      return problemResponse(notJsonProblem('The request body was cut off.').doc);
+    }
+    const err = credentialDependencyProblem(caught) ?? caught;
     if (err instanceof SendProblem) {
-      context.warn(`send refused: ${err.doc.status} ${err.doc.type.split('/').pop() ?? ''}`);
+      const line = failureLogLine(err, facts);
+      if (err.doc.status >= 500) context.error(line);
+      else context.warn(line);
       return problemResponse(err.doc, err.headers);
     }
     const incident = randomUUID();
-    context.error(`send failed unexpectedly (incident ${incident}): ${err instanceof Error ? err.name : 'error'}`);
+    context.error(
+      `send failed unexpectedly (incident ${incident}) for ${facts.mailbox ?? '-'}: ${describeForLog(err)}`,
+    );
     return problemResponse(
       problem(
         500,
@@ -65,17 +91,36 @@ export async function handleSendMail(
   }
 }
 
+/**
+ * One line an operator can act on: the mailbox, the problem type, Graph's code and ids, and the cause. The
+ * problem's detail is built from Graph's and Azure's answers and the field names, never from the subject or body.
+ */
+function failureLogLine(err: SendProblem, facts: SendFacts): string {
+  const graph = (err.doc.graph ?? {}) as { code?: string; requestId?: string; clientRequestId?: string };
+  const clientRequestId = graph.clientRequestId ?? (err.doc.clientRequestId as string | undefined);
+  return redactSecrets(
+    `send failed for ${facts.mailbox ?? '-'}: ${err.doc.status} ${err.doc.type.split('/').pop() ?? ''}; ` +
+      `graph code ${graph.code ?? '-'}, request-id ${graph.requestId ?? '-'}, client-request-id ${clientRequestId ?? '-'}; ` +
+      `cause: ${err.doc.detail}`,
+  );
+}
+
 async function send(
   req: HttpRequest,
   context: InvocationContext,
   deps: SendMailDependencies,
+  facts: SendFacts,
 ): Promise<HttpResponseInit> {
   const { config } = deps;
   const contentType = req.headers.get('content-type');
   if (!contentType || !/^application\/(.+\+)?json\b/i.test(contentType)) throw unsupportedMediaProblem(contentType);
   const declared = Number(req.headers.get('content-length') ?? NaN);
   if (declared > config.maxSendRequestBytes) throw tooLargeProblem(config.maxSendRequestBytes);
-  const raw = Buffer.from(await req.arrayBuffer());
+  const raw = Buffer.from(
+    await req.arrayBuffer().catch((err: unknown) => {
+      throw new ClientDisconnected(err);
+    }),
+  );
   if (raw.length > config.maxSendRequestBytes) throw tooLargeProblem(config.maxSendRequestBytes);
 
   let json: unknown;
@@ -86,9 +131,14 @@ async function send(
   }
   if (!json || typeof json !== 'object' || Array.isArray(json))
     throw notJsonProblem('The body is JSON but not an object.');
+  // Name the mailbox in the log even when validation fails, when `from` is at least a plain, printable address.
+  const from = (json as { from?: unknown }).from;
+  if (typeof from === 'string' && from.length <= 254 && /^[^\s@]+@[^\s@]+$/.test(from) && !hasControlCharacter(from))
+    facts.mailbox = from.toLowerCase();
   const parsed = parseSendRequest(json);
   if (!parsed.ok) throw validationProblem(parsed.problems);
   const request = parsed.request;
+  facts.mailbox = request.from;
   if (!isAllowedSender(config.allowedSenders, request.from)) throw senderNotAllowedProblem(request.from);
 
   const key = req.headers.get('idempotency-key');
@@ -97,7 +147,9 @@ async function send(
   const hash = requestHash(raw);
   const deadline = Date.now() + DUPLICATE_WAIT_MS;
   for (;;) {
-    const claim = await deps.idempotency.claim(key, hash);
+    const claim = await deps.idempotency.claim(key, hash).catch((err: unknown) => {
+      throw storageDependencyProblem(err, IDEMPOTENCY_TABLE, config);
+    });
     if (claim.kind === 'conflict') throw idempotencyConflictProblem();
     if (claim.kind === 'completed') {
       context.info('send replayed from its Idempotency-Key');
@@ -113,10 +165,17 @@ async function send(
   }
   try {
     const response = await deliver(request, context, deps);
-    await deps.idempotency.complete(key, hash, {
-      status: response.status ?? 202,
-      body: typeof response.body === 'string' ? response.body : '',
-    });
+    await deps.idempotency
+      .complete(key, hash, {
+        status: response.status ?? 202,
+        body: typeof response.body === 'string' ? response.body : '',
+      })
+      .catch((err: unknown) => {
+        // The mail went out: the caller gets its 202; only a repeat with this key cannot be answered from storage.
+        context.warn(
+          `sent as ${request.from}, but its Idempotency-Key could not be recorded: ${storageDependencyProblem(err, IDEMPOTENCY_TABLE, config).doc.detail}`,
+        );
+      });
     return response;
   } catch (err) {
     // Nothing was sent: free the key so the caller's retry with it can send.

@@ -20,16 +20,29 @@ export class SendProblem extends Error {
   }
 }
 
-/** 400 listing every invalid field. */
+/** At most this many field problems are listed in `errors`; `errorCount` gives the total. */
+export const MAX_LISTED_PROBLEMS = 50;
+
+/** At most this many are spelled out in `detail`. */
+const MAX_PROBLEMS_IN_DETAIL = 10;
+
+/**
+ * 400 listing the invalid fields: the first {@link MAX_LISTED_PROBLEMS} in `errors` and the total in `errorCount`,
+ * so 10,000 bad recipients give a small answer rather than a megabyte.
+ */
 export function validationProblem(problems: FieldProblem[]): SendProblem {
+  const text = (p: FieldProblem) => (p.field ? `${p.field}: ${p.message}` : p.message);
+  const rest = problems.length - MAX_PROBLEMS_IN_DETAIL;
   return new SendProblem(
     problem(
       400,
       'validation',
       'The send request is invalid',
-      problems.map((p) => (p.field ? `${p.field}: ${p.message}` : p.message)).join('; '),
+      problems.slice(0, MAX_PROBLEMS_IN_DETAIL).map(text).join('; ') +
+        (rest > 0 ? `; and ${rest} more (${problems.length} in all)` : ''),
       {
-        errors: problems,
+        errors: problems.slice(0, MAX_LISTED_PROBLEMS),
+        errorCount: problems.length,
       },
     ),
   );
@@ -144,7 +157,8 @@ export function consentProblem(err: AdminConsentMissingError): SendProblem {
 
 /** Maps a failed Graph call to the caller's problem document. */
 export function graphProblem(err: unknown, call: GraphCallInfo, mailbox: string): SendProblem {
-  if (!(err instanceof GraphError)) {
+  // Status -1: the SDK wrapped an error thrown before Graph answered (network, TLS, DNS).
+  if (!(err instanceof GraphError) || err.statusCode === -1) {
     const reason = err instanceof Error ? err.message : String(err);
     return new SendProblem(
       problem(

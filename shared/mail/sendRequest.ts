@@ -3,12 +3,16 @@
  * against its field (`to[2].address`, `attachments[0].contentBase64`) in one answer.
  */
 import { z } from 'zod';
+import { addressLengthProblem, hasControlCharacter } from './textRules';
 
 /** At most this many recipients in To + Cc + Bcc (Graph's and Exchange's per-message limit). */
 export const MAX_RECIPIENTS = 500;
 
 /** Attachments this large or larger go through an upload session (Graph's 3 MB boundary). */
 export const UPLOAD_SESSION_THRESHOLD_BYTES = 3 * 1024 * 1024;
+
+/** At most this many custom headers: Exchange answers more with 400 InvalidInternetMessageHeaderCollection. */
+export const MAX_CUSTOM_HEADERS = 5;
 
 /** Largest attachment Graph accepts through an upload session. */
 export const MAX_ATTACHMENT_BYTES = 150 * 1024 * 1024;
@@ -18,17 +22,29 @@ export const MAX_ATTACHMENT_BYTES = 150 * 1024 * 1024;
 const ADDRESS = /^[^\s@<>(),;:"[\]\\]+@[^\s@<>(),;:"[\]\\]+\.[^\s@<>(),;:"[\]\\]{2,}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
+const NO_CONTROL_CHARACTERS = {
+  message: 'must not contain control characters (CR, LF, NUL, ...): it is a single line',
+};
+
+/** A single-line text field: no CR, LF, NUL or other control character. */
+const singleLine = (schema: z.ZodString) => schema.refine((v) => !hasControlCharacter(v), NO_CONTROL_CHARACTERS);
+
 const address = z
   .string({ error: 'must be an email address' })
   .trim()
-  .regex(ADDRESS, { message: 'is not a valid email address' });
+  .refine((v) => !hasControlCharacter(v), NO_CONTROL_CHARACTERS)
+  .regex(ADDRESS, { message: 'is not a valid email address' })
+  .superRefine((v, ctx) => {
+    const problem = addressLengthProblem(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
 const recipient = z.union(
   [
     address,
     z.strictObject({
       address,
-      name: z.string().max(256, { message: 'must be at most 256 characters' }).optional(),
+      name: singleLine(z.string().max(256, { message: 'must be at most 256 characters' })).optional(),
     }),
   ],
   { error: 'must be an address string or { "address", "name" }' },
@@ -38,10 +54,12 @@ const recipients = z.array(recipient, { error: 'must be an array of recipients' 
 
 const attachment = z
   .strictObject({
-    name: z
-      .string({ error: 'is required' })
-      .min(1, { message: 'must not be empty' })
-      .max(255, { message: 'must be at most 255 characters' }),
+    name: singleLine(
+      z
+        .string({ error: 'is required' })
+        .min(1, { message: 'must not be empty' })
+        .max(255, { message: 'must be at most 255 characters' }),
+    ),
     contentType: z
       .string({ error: 'is required' })
       .regex(/^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/, { message: 'must be a MIME type such as application/pdf' }),
@@ -49,8 +67,7 @@ const attachment = z
       message: 'must be base64 (RFC 4648, padded, no line breaks)',
     }),
     inline: z.boolean({ error: 'must be true or false' }).optional(),
-    contentId: z
-      .string()
+    contentId: singleLine(z.string())
       .regex(/^[^\s<>]+$/, { message: 'must not contain spaces or angle brackets' })
       .max(255)
       .optional(),
@@ -71,21 +88,29 @@ export const sendRequestSchema = z
     cc: recipients,
     bcc: recipients,
     replyTo: recipients,
-    subject: z
-      .string({ error: 'must be a string' })
-      .max(998, { message: 'must be at most 998 characters' })
-      .default(''),
+    subject: singleLine(
+      z.string({ error: 'must be a string' }).max(998, { message: 'must be at most 998 characters' }),
+    ).default(''),
     text: z.string({ error: 'must be a string' }).optional(),
     html: z.string({ error: 'must be a string' }).optional(),
     importance: z.enum(['low', 'normal', 'high'], { error: 'must be low, normal or high' }).default('normal'),
     headers: z
       .record(
         z.string(),
-        z
-          .string({ error: 'header values must be strings' })
-          .max(995, { message: 'header values must be at most 995 characters' }),
+        singleLine(
+          z
+            .string({ error: 'header values must be strings' })
+            .max(995, { message: 'header values must be at most 995 characters' }),
+        ),
       )
       .superRefine((headers, ctx) => {
+        const count = Object.keys(headers).length;
+        if (count > MAX_CUSTOM_HEADERS) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `at most ${MAX_CUSTOM_HEADERS} headers (Exchange's limit for internetMessageHeaders; got ${count})`,
+          });
+        }
         for (const name of Object.keys(headers)) {
           if (!/^[Xx]-[A-Za-z0-9-]+$/.test(name)) {
             ctx.addIssue({
@@ -158,6 +183,17 @@ export interface FieldProblem {
 export function parseSendRequest(
   json: unknown,
 ): { ok: true; request: SendRequest } | { ok: false; problems: FieldProblem[] } {
+  // JSON.parse makes "__proto__" an own key; copied into an object it would set the prototype and vanish.
+  const prototypeKeys = prototypeKeyPaths(json);
+  if (prototypeKeys.length > 0) {
+    return {
+      ok: false,
+      problems: prototypeKeys.map((path) => ({
+        field: fieldPath(path),
+        message: "'__proto__' is not allowed as a key",
+      })),
+    };
+  }
   const parsed = sendRequestSchema.safeParse(json);
   if (!parsed.success) {
     return {
@@ -201,4 +237,23 @@ function fieldPath(path: readonly PropertyKey[]): string {
     (acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)),
     '',
   );
+}
+
+/** Paths of every own `__proto__` key in a decoded JSON value (depth-first, iterative: any nesting depth). */
+function prototypeKeyPaths(json: unknown): PropertyKey[][] {
+  const found: PropertyKey[][] = [];
+  const stack: { value: unknown; path: PropertyKey[] }[] = [{ value: json, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (!value || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => stack.push({ value: item, path: [...path, i] }));
+      continue;
+    }
+    for (const key of Object.keys(value)) {
+      if (key === '__proto__') found.push([...path, key]);
+      else stack.push({ value: (value as Record<string, unknown>)[key], path: [...path, key] });
+    }
+  }
+  return found;
 }

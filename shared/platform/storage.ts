@@ -7,22 +7,49 @@ import { QueueClient } from '@azure/storage-queue';
 import { azureIdentityCredential } from '../identity/azureIdentity';
 import type { GatewayConfig } from './config';
 
+/** Client options; `probe` makes one quick attempt (no retries) so a health check answers while storage is down. */
+export interface StorageClientOptions {
+  probe?: boolean;
+}
+
+/** Timeout of one probe request. */
+const PROBE_TIMEOUT_MS = 5_000;
+
 /** A client for table `name`. */
-export function createTableClient(config: GatewayConfig, name: string): TableClient {
+export function createTableClient(
+  config: GatewayConfig,
+  name: string,
+  options: StorageClientOptions = {},
+): TableClient {
   const storage = config.storage;
+  const retryOptions = options.probe ? { retryOptions: { maxRetries: 0 } } : {};
   if (storage.kind === 'connectionString') {
     // Azurite speaks plain HTTP on loopback; production connection strings use https and ignore this.
-    return TableClient.fromConnectionString(storage.connectionString, name, { allowInsecureConnection: true });
+    return TableClient.fromConnectionString(storage.connectionString, name, {
+      allowInsecureConnection: true,
+      ...retryOptions,
+    });
   }
-  return new TableClient(storage.tableUrl, name, azureIdentityCredential(storage.managedIdentityClientId));
+  return new TableClient(
+    storage.tableUrl,
+    name,
+    azureIdentityCredential(storage.managedIdentityClientId),
+    retryOptions,
+  );
 }
 
 /** A client for queue `name`. */
-export function createQueueClient(config: GatewayConfig, name: string): QueueClient {
+export function createQueueClient(
+  config: GatewayConfig,
+  name: string,
+  options: StorageClientOptions = {},
+): QueueClient {
   const storage = config.storage;
-  if (storage.kind === 'connectionString') return new QueueClient(storage.connectionString, name);
+  const pipeline = options.probe ? { retryOptions: { maxTries: 1, tryTimeoutInMs: PROBE_TIMEOUT_MS } } : {};
+  if (storage.kind === 'connectionString') return new QueueClient(storage.connectionString, name, pipeline);
   return new QueueClient(
     `${storage.queueUrl.replace(/\/$/, '')}/${name}`,
     azureIdentityCredential(storage.managedIdentityClientId),
+    pipeline,
   );
 }

@@ -155,6 +155,8 @@ export class KeyVaultEmulator {
       );
     }
 
+    const listing = /^\/secrets\/([0-9a-zA-Z-]+)\/versions\/?$/.exec(url.pathname);
+    if (listing && req.method === 'GET') return reply(200, this.listVersions(listing[1]));
     const match = /^\/secrets\/([0-9a-zA-Z-]+)(?:\/([0-9a-f]*))?\/?$/.exec(url.pathname);
     if (!match || req.method !== 'GET') {
       return error(405, 'BadParameter', `The emulator does not implement ${req.method ?? ''} ${url.pathname}.`);
@@ -181,22 +183,46 @@ export class KeyVaultEmulator {
         'SecretDisabled',
       );
     }
-    const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
     reply(200, {
       value: found.value,
       ...(found.contentType ? { contentType: found.contentType } : {}),
       id: `${this.url}/secrets/${name}/${found.version}`,
       ...(found.managed ? { managed: true, kid: `${this.url}/keys/${name}/${found.version}` } : {}),
-      attributes: {
-        enabled: found.enabled,
-        ...(found.notBefore ? { nbf: seconds(found.notBefore) } : {}),
-        ...(found.expiresOn ? { exp: seconds(found.expiresOn) } : {}),
-        created: seconds(found.created),
-        updated: seconds(found.created),
-        recoveryLevel: 'Recoverable+Purgeable',
-        recoverableDays: 90,
-      },
+      attributes: attributes(found),
       tags: {},
     });
   }
+
+  /**
+   * `GET /secrets/{name}/versions`: every version's metadata (never a value), as Key Vault lists them; the
+   * `Key Vault Secrets User` role includes this (`secrets/readMetadata`). A name without versions lists nothing.
+   */
+  private listVersions(name: string): { value: unknown[]; nextLink: null } {
+    const versions = this.secrets.get(name.toLowerCase()) ?? [];
+    return {
+      value: versions.map((v) => ({
+        id: `${this.url}/secrets/${name}/${v.version}`,
+        ...(v.contentType ? { contentType: v.contentType } : {}),
+        ...(v.managed ? { managed: true } : {}),
+        attributes: attributes(v),
+        tags: {},
+      })),
+      nextLink: null,
+    };
+  }
+}
+
+const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
+
+/** A version's `attributes` as Key Vault returns them. */
+function attributes(v: SecretVersion): Record<string, unknown> {
+  return {
+    enabled: v.enabled,
+    ...(v.notBefore ? { nbf: seconds(v.notBefore) } : {}),
+    ...(v.expiresOn ? { exp: seconds(v.expiresOn) } : {}),
+    created: seconds(v.created),
+    updated: seconds(v.created),
+    recoveryLevel: 'Recoverable+Purgeable',
+    recoverableDays: 90,
+  };
 }

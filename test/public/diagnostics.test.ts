@@ -26,6 +26,8 @@ describe('diagnostics', () => {
       ['credentialExpiry', 'ok'],
       ['token', 'ok'],
       ['permissions', 'ok'],
+      ['tableStorage', 'ok'],
+      ['queueStorage', 'ok'],
     ]);
     expect(check(report, 'token')).toMatchObject({
       appId: env.cloud.app.clientId,
@@ -56,7 +58,7 @@ describe('diagnostics', () => {
   it('says Key Vault cannot be read and skips what depends on it', async () => {
     env.cloud.identity.keyVaultSecretsUser = false;
     const report = await run();
-    expect(report.checks.map((c) => c.status)).toEqual(['failed', 'skipped', 'skipped', 'skipped']);
+    expect(report.checks.map((c) => c.status)).toEqual(['failed', 'skipped', 'skipped', 'skipped', 'ok', 'ok']);
     expect(check(report, 'keyVault')?.detail).toMatch(/Key Vault Secrets User/);
   });
 

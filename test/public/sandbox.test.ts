@@ -81,6 +81,8 @@ describe('npm start (the sandbox, built by npm test)', () => {
       'credentialExpiry:ok',
       'token:ok',
       'permissions:ok',
+      'tableStorage:ok',
+      'queueStorage:ok',
     ]);
     expect(report.checks[2].roles).toEqual(expect.arrayContaining(['Mail.Send', 'Mail.ReadWrite']));
   });

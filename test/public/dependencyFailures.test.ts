@@ -1,0 +1,97 @@
+/**
+ * A dependency failure (Key Vault, Entra ID, storage) reaches the caller as a 503 problem that names the
+ * dependency and the fix, never a 500, and never the secret.
+ */
+import { randomUUID } from 'node:crypto';
+import { azuriteConnectionString, freePort } from '../emulators/azurite';
+import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { startTestCloud, type TestCloud } from '../support/testEnv';
+
+let env: TestCloud;
+const hosts: FunctionsHostProcess[] = [];
+beforeAll(async () => {
+  env = await startTestCloud();
+});
+afterAll(async () => {
+  await Promise.all(hosts.map((h) => h.stop()));
+  await env?.close();
+});
+afterEach(() => {
+  env.cloud.identity.keyVaultSecretsUser = true;
+});
+
+async function host(settings: Record<string, string> = {}): Promise<FunctionsHostProcess> {
+  const started = await startFunctionsHost({ ...env.settings, ...settings });
+  hosts.push(started);
+  return started;
+}
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  body: Record<string, unknown>;
+  text: string;
+}
+
+async function send(target: FunctionsHostProcess, headers: Record<string, string> = {}): Promise<Answer> {
+  const res = await fetch(`${target.url}/api/mail/send`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-functions-key': target.functionKey, ...headers },
+    body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' }),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: JSON.parse(text) as Record<string, unknown>, text };
+}
+
+function expectDependencyProblem(answer: Answer, dependency: string, slug: string): void {
+  expect(answer.status).toBe(503);
+  expect(answer.headers.get('content-type')).toBe('application/problem+json');
+  expect(answer.headers.get('retry-after')).toBe('30');
+  expect(answer.body).toMatchObject({
+    status: 503,
+    dependency,
+    type: expect.stringMatching(new RegExp(`/${slug}$`)) as unknown,
+  });
+  expect(answer.body.detail).toMatch(/Nothing was sent\.$/);
+  expect(answer.text).not.toMatch(/PRIVATE KEY|eyJ[\w-]{10,}\.|\bat .+\.(js|ts):\d+/);
+}
+
+describe('dependency failures', () => {
+  it("Key Vault 403 (RBAC): 503 naming the role, whether the token check or Graph's client asks first", async () => {
+    env.cloud.identity.keyVaultSecretsUser = false;
+    for (const check of ['token', 'off']) {
+      const target = await host({ GRAPH_PERMISSION_CHECK: check });
+      const answer = await send(target);
+      expectDependencyProblem(answer, 'Key Vault', 'key-vault-unavailable');
+      expect(answer.body.detail).toMatch(
+        /managed identity \(client id [0-9a-f-]+\) may not read secrets .*assign it the role 'Key Vault Secrets User'/,
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      expect(target.output()).toMatch(/Key Vault Secrets User/);
+    }
+  });
+
+  it('Entra ID rejecting every credential: 503 naming the AADSTS code and the fix', async () => {
+    const target = await host();
+    env.cloud.revokeAllBut({});
+    try {
+      const answer = await send(target);
+      expectDependencyProblem(answer, 'Entra ID', 'entra-token-failed');
+      expect(answer.body.detail).toMatch(
+        /AADSTS700027.*Fix: the certificate is not registered on the app registration/,
+      );
+      expect(answer.body.detail).not.toMatch(/Trace ID|Correlation ID/);
+    } finally {
+      env.cloud.rotateCredential('certificate-pem');
+    }
+    expect((await send(target)).status).toBe(202);
+  });
+
+  it('storage down: 503 "storage unreachable" for a send with an Idempotency-Key', async () => {
+    const closed = await freePort();
+    const target = await host({ AzureWebJobsStorage: azuriteConnectionString(closed, closed) });
+    const answer = await send(target, { 'idempotency-key': randomUUID() });
+    expectDependencyProblem(answer, 'storage', 'storage-unavailable');
+    expect(answer.body.detail).toMatch(/^Table storage unreachable .*AzureWebJobsStorage/);
+  });
+});

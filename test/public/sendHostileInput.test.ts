@@ -1,0 +1,161 @@
+/**
+ * Hostile input to POST /api/mail/send: every trick is a 400 naming the field, before any Graph call, or (for
+ * the size trick) the right path, never Graph's 4xx/5xx passed through or a silent drop.
+ */
+import { randomUUID } from 'node:crypto';
+import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { startTestCloud, type TestCloud } from '../support/testEnv';
+
+let env: TestCloud;
+let host: FunctionsHostProcess;
+beforeAll(async () => {
+  env = await startTestCloud({ graph: { latencyMs: { min: 1, max: 3 } } });
+  host = await startFunctionsHost(env.settings);
+});
+afterAll(async () => {
+  await host?.stop();
+  await env?.close();
+});
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+  body: { errors?: { field: string; message: string }[]; errorCount?: number; detail?: string; [k: string]: unknown };
+}
+
+async function post(body: unknown): Promise<Answer> {
+  const res = await fetch(`${host.url}/api/mail/send`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, text, body: JSON.parse(text) as Answer['body'] };
+}
+
+const base = { from: 'alerts@contoso.com', to: ['someone@contoso.com'], text: 'x' };
+const fields = (answer: Answer) => (answer.body.errors ?? []).map((e) => e.field);
+
+async function expect400(body: unknown, field: string, message?: RegExp): Promise<Answer> {
+  const before = env.cloud.graph.requests.length;
+  const answer = await post(body);
+  expect(answer.status).toBe(400);
+  expect(answer.headers.get('content-type')).toBe('application/problem+json');
+  expect(fields(answer)).toContain(field);
+  if (message) expect(answer.body.errors?.find((e) => e.field === field)?.message).toMatch(message);
+  expect(env.cloud.graph.requests.length).toBe(before);
+  return answer;
+}
+
+const headers = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`X-Custom-${i}`, `v${i}`]));
+
+describe('custom headers', () => {
+  it("refuses six X- headers with a 400 on the field (Exchange's limit is 5)", async () => {
+    await expect400({ ...base, headers: headers(6) }, 'headers', /at most 5 headers/);
+  });
+
+  it('sends five, and all five arrive', async () => {
+    const subject = `h-${randomUUID()}`;
+    expect((await post({ ...base, subject, headers: headers(5) })).status).toBe(202);
+    const [received] = env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject);
+    expect(received.internetMessageHeaders?.filter((h) => h.name?.startsWith('X-Custom-'))).toHaveLength(5);
+  });
+
+  it('refuses a "__proto__" key instead of dropping it silently, wherever it is', async () => {
+    const raw = (inner: string) => `{"from":"alerts@contoso.com","to":["someone@contoso.com"],"text":"x",${inner}}`;
+    await expect400(raw('"headers":{"__proto__":{"X-Evil":"1"}}'), 'headers.__proto__', /not allowed/);
+    await expect400(raw('"headers":{"X-A":"1","__proto__":"x"}'), 'headers.__proto__');
+    await expect400(raw('"cc":[{"address":"a@example.com","__proto__":{"name":"x"}}]'), 'cc[0].__proto__');
+  });
+});
+
+describe('control characters in single-line fields', () => {
+  it.each([
+    ['CR LF in the subject', { ...base, subject: 'Hello\r\nBcc: victim@example.com' }, 'subject'],
+    ['LF in a recipient name', { ...base, to: [{ address: 'someone@contoso.com', name: 'A\nB' }] }, 'to[0].name'],
+    ['NUL in a recipient name', { ...base, cc: [{ address: 'it@contoso.com', name: 'IT\u0000' }] }, 'cc[0].name'],
+    ['CR LF in a header value', { ...base, headers: { 'X-A': '1\r\nX-Injected: 2' } }, 'headers.X-A'],
+    [
+      'NUL in an attachment name',
+      { ...base, attachments: [{ name: 'a\u0000.pdf', contentType: 'application/pdf', contentBase64: 'AAAA' }] },
+      'attachments[0].name',
+    ],
+    ['NUL in an address', { ...base, to: ['some\u0000one@contoso.com'] }, 'to[0]'],
+  ])('refuses %s, naming the field', async (_what, body, field) => {
+    await expect400(body, field, /control characters/);
+  });
+
+  it('accepts a tab and non-ASCII text', async () => {
+    const subject = `Grüße\tÜbersicht ${randomUUID()}`;
+    expect((await post({ ...base, subject, to: [{ address: 'someone@contoso.com', name: 'Zoë Ωmega' }] })).status).toBe(
+      202,
+    );
+  });
+});
+
+describe('RFC 5321 lengths', () => {
+  it.each([
+    ['a 65-character local part', `${'a'.repeat(65)}@example.com`, /before @ must be at most 64/],
+    ['a 255-character address', `${'a'.repeat(60)}@${'b'.repeat(190)}.com`, /at most 254 characters/],
+  ])('refuses %s', async (_what, address, message) => {
+    await expect400({ ...base, to: [address] }, 'to[0]', message);
+  });
+
+  it('accepts a 64-character local part', async () => {
+    expect((await post({ ...base, to: [`${'a'.repeat(64)}@example.com`] })).status).toBe(202);
+  });
+});
+
+describe('the path choice measures the real Graph request', () => {
+  it('sends two 1.46 MB attachments to 500 recipients with long names through the draft path, not into a 413', async () => {
+    const subject = `big-${randomUUID()}`;
+    const content = (seed: number) => Buffer.alloc(1_460_000, seed).toString('base64');
+    const longName = (i: number) => `${'€'.repeat(250)}${String(i).padStart(6, '0')}`; // 256 characters, 756 bytes
+    const to = [
+      { address: 'someone@contoso.com', name: longName(0) },
+      ...Array.from({ length: 499 }, (_, i) => ({ address: `r${i}@example.com`, name: longName(i + 1) })),
+    ];
+    const before = env.cloud.graph.requests.length;
+    const answer = await post({
+      ...base,
+      to,
+      subject,
+      attachments: [
+        { name: 'a.bin', contentType: 'application/octet-stream', contentBase64: content(1) },
+        { name: 'b.bin', contentType: 'application/octet-stream', contentBase64: content(2) },
+      ],
+    });
+
+    expect(answer.status).toBe(202);
+    const seen = env.cloud.graph.requests.slice(before);
+    expect(seen.some((r) => r.path.endsWith('/sendMail'))).toBe(false);
+    expect(seen.filter((r) => r.status === 413)).toEqual([]);
+    expect(seen.map((r) => `${r.method} ${r.path.split('/').slice(-1)[0]}`)).toEqual(
+      expect.arrayContaining(['POST messages', 'POST send']),
+    );
+    const [received] = env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject);
+    expect(received.toRecipients).toHaveLength(500);
+    expect(received.toRecipients?.[0].emailAddress?.name).toBe(longName(0));
+    expect(received.attachments.map((a) => [a.name, String(a.contentBytes)])).toEqual([
+      ['a.bin', content(1)],
+      ['b.bin', content(2)],
+    ]);
+  });
+});
+
+describe('the size of a validation answer', () => {
+  it('lists the first 50 problems and counts the rest for 10,000 invalid recipients', async () => {
+    const answer = await expect400({ ...base, to: Array.from({ length: 10_000 }, (_, i) => `bad-${i}`) }, 'to[0]');
+    expect(answer.body.errors).toHaveLength(50);
+    expect(answer.body.errorCount).toBe(10_001); // each recipient, and the 500-recipient limit
+    expect(answer.body.detail).toMatch(/; and 9991 more \(10001 in all\)$/);
+    expect(Buffer.byteLength(answer.text)).toBeLessThan(16 * 1024);
+  });
+
+  it('lists every problem when there are few', async () => {
+    const answer = await expect400({ ...base, to: ['bad-1', 'bad-2'] }, 'to[1]');
+    expect(answer.body.errors).toHaveLength(2);
+    expect(answer.body.errorCount).toBe(2);
+  });
+});
