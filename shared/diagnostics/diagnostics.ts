@@ -4,6 +4,7 @@
  * dates only, never a token, secret or certificate.
  */
 import type { AppCredential } from '../identity/appCredential';
+import { WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../watch/mailReceived';
 import type { GatewayConfig } from '../platform/config';
 import { missingRoles } from '../identity/tokenClaims';
 import { probeStorage, type StorageServiceCheck } from './storageProbe';
@@ -16,7 +17,7 @@ export const EXPIRY_WARNING_DAYS = 30;
 
 /** One check's outcome. */
 export interface DiagnosticCheck {
-  name: 'keyVault' | 'credentialExpiry' | 'token' | 'permissions' | 'tableStorage' | 'queueStorage';
+  name: 'keyVault' | 'credentialExpiry' | 'token' | 'permissions' | 'watchPermission' | 'tableStorage' | 'queueStorage';
   status: 'ok' | 'warning' | 'failed' | 'skipped';
   detail: string;
   [fact: string]: unknown;
@@ -141,6 +142,8 @@ export async function runDiagnostics(
     );
   }
 
+  checks.push(watchCheck(config, explanation instanceof Error ? undefined : explanation?.roles));
+
   for (const probe of await storageChecks) {
     checks.push({
       name: probe.service === 'table' ? 'tableStorage' : 'queueStorage',
@@ -165,5 +168,44 @@ export async function runDiagnostics(
       ? `user-assigned managed identity ${config.managedIdentityClientId}`
       : 'DefaultAzureCredential',
     checks,
+  };
+}
+
+/**
+ * Can the gateway watch mailboxes? Names the least-privileged permission Graph documents for message subscriptions,
+ * message metadata and delta (Mail.ReadBasic.All), and the webhook origin Graph must reach.
+ */
+function watchCheck(config: GatewayConfig, roles: readonly string[] | undefined): DiagnosticCheck {
+  const policy = config.watch.allowedMailboxes;
+  if (policy.addresses.size + policy.domains.size === 0) {
+    return {
+      name: 'watchPermission',
+      status: 'skipped',
+      detail: 'ALLOWED_WATCH_MAILBOXES is empty: no mailbox may be watched.',
+    };
+  }
+  if (!config.watch.webhookBaseUrl) {
+    return {
+      name: 'watchPermission',
+      status: 'failed',
+      detail:
+        "WEBHOOK_BASE_URL is not set: Graph cannot reach /api/graph/notifications. Set it to the app's public https origin.",
+    };
+  }
+  if (roles === undefined) return { name: 'watchPermission', status: 'skipped', detail: 'No token to inspect.' };
+  const granted = WATCH_PERMISSIONS_ACCEPTED.filter((r) => roles.includes(r));
+  if (granted.length > 0) {
+    return {
+      name: 'watchPermission',
+      status: 'ok',
+      detail: `Watching uses ${granted.join(', ')}${granted.includes(WATCH_PERMISSION) ? '' : ` (${WATCH_PERMISSION} would be enough: it is the least privileged)`}; Graph calls ${config.watch.webhookBaseUrl}/api/graph/notifications.`,
+      permission: WATCH_PERMISSION,
+    };
+  }
+  return {
+    name: 'watchPermission',
+    status: config.graphPermissionCheck === 'off' ? 'warning' : 'failed',
+    detail: `admin consent not granted for ${WATCH_PERMISSION}, the least-privileged application permission for message subscriptions, message metadata and delta: add it in Entra ID (App registrations > API permissions) and grant admin consent${config.graphPermissionCheck === 'off' ? ', unless Exchange RBAC for Applications grants Application Mail.ReadBasic' : ''}.`,
+    permission: WATCH_PERMISSION,
   };
 }

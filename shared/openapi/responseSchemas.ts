@@ -81,15 +81,26 @@ export const healthSchema = z
     version: z.string().meta({ description: "The gateway's version (package.json)." }),
     cloud: z.enum(CLOUD_NAMES),
     uptimeSeconds: z.int().min(0),
+    storage: z
+      .strictObject({ table: z.enum(['ok', 'failed']), queue: z.enum(['ok', 'failed']) })
+      .meta({ description: 'Whether table and queue storage answer (probed at most every few seconds).' }),
   })
-  .meta({ description: 'The configuration is valid and the worker is running.' });
+  .meta({ description: 'The configuration is valid, storage answers and the worker is running.' });
 
 const checkStatus = z.enum(['ok', 'warning', 'failed', 'skipped']);
 
 /** One check of the diagnostics report; checks add facts (roles, expiry, thumbprint, ...) beside `detail`. */
 export const diagnosticCheckSchema = z
   .looseObject({
-    name: z.enum(['keyVault', 'credentialExpiry', 'token', 'permissions']),
+    name: z.enum([
+      'keyVault',
+      'credentialExpiry',
+      'token',
+      'permissions',
+      'watchPermission',
+      'tableStorage',
+      'queueStorage',
+    ]),
     status: checkStatus,
     detail: z.string().meta({ description: 'What was found, or what to fix.' }),
   })

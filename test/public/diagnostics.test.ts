@@ -26,6 +26,7 @@ describe('diagnostics', () => {
       ['credentialExpiry', 'ok'],
       ['token', 'ok'],
       ['permissions', 'ok'],
+      ['watchPermission', 'skipped'],
       ['tableStorage', 'ok'],
       ['queueStorage', 'ok'],
     ]);
@@ -55,10 +56,63 @@ describe('diagnostics', () => {
     expect(check(report, 'permissions')).toMatchObject({ status: 'warning', missing: ['Mail.Send', 'Mail.ReadWrite'] });
   });
 
+  describe('watching', () => {
+    const watching = () => ({
+      ...env.config,
+      watch: {
+        ...env.config.watch,
+        webhookBaseUrl: 'https://func-mail.azurewebsites.net',
+        allowedMailboxes: { addresses: new Set(['support@contoso.com']), domains: new Set<string>() },
+      },
+    });
+
+    it('names the least-privileged permission watching uses when it is granted', async () => {
+      const report = await runDiagnostics(watching(), new AppCredential(env.config));
+      expect(check(report, 'watchPermission')).toMatchObject({
+        status: 'ok',
+        permission: 'Mail.ReadBasic.All',
+        detail: expect.stringContaining('https://func-mail.azurewebsites.net/api/graph/notifications') as unknown,
+      });
+    });
+
+    it('names Mail.ReadBasic.All as the missing consent', async () => {
+      env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadWrite', 'User.Read.All']);
+      const report = await runDiagnostics(watching(), new AppCredential(env.config));
+      // Mail.ReadWrite reads too, so only a token with none of the read permissions fails.
+      expect(check(report, 'watchPermission')?.status).toBe('ok');
+      env.cloud.app.graphRoles = new Set(['Mail.Send', 'User.Read.All']);
+      const denied = await runDiagnostics(watching(), new AppCredential(env.config));
+      expect(check(denied, 'watchPermission')).toMatchObject({
+        status: 'failed',
+        detail: expect.stringMatching(/^admin consent not granted for Mail\.ReadBasic\.All/) as unknown,
+      });
+    });
+
+    it('fails when WEBHOOK_BASE_URL is missing', async () => {
+      const config = watching();
+      const report = await runDiagnostics(
+        { ...config, watch: { ...config.watch, webhookBaseUrl: undefined } },
+        new AppCredential(env.config),
+      );
+      expect(check(report, 'watchPermission')).toMatchObject({
+        status: 'failed',
+        detail: expect.stringContaining('WEBHOOK_BASE_URL') as unknown,
+      });
+    });
+  });
+
   it('says Key Vault cannot be read and skips what depends on it', async () => {
     env.cloud.identity.keyVaultSecretsUser = false;
     const report = await run();
-    expect(report.checks.map((c) => c.status)).toEqual(['failed', 'skipped', 'skipped', 'skipped', 'ok', 'ok']);
+    expect(report.checks.map((c) => c.status)).toEqual([
+      'failed',
+      'skipped',
+      'skipped',
+      'skipped',
+      'skipped',
+      'ok',
+      'ok',
+    ]);
     expect(check(report, 'keyVault')?.detail).toMatch(/Key Vault Secrets User/);
   });
 
