@@ -81,6 +81,7 @@ describe('npm start (the sandbox, built by npm test)', () => {
       'credentialExpiry:ok',
       'token:ok',
       'permissions:ok',
+      'watchPermission:ok',
       'tableStorage:ok',
       'queueStorage:ok',
     ]);

@@ -3,8 +3,9 @@
  * starts Azurite and the local cloud (Entra ID, managed identity, Key Vault, Graph), then runs the app's functions
  * in the local Functions host as a child process that trusts the CA (NODE_EXTRA_CA_CERTS is read only at start).
  *
- * Environment: PORT (default 7071), SANDBOX_FUNCTION_KEY / SANDBOX_MASTER_KEY (default random),
- * SANDBOX_GRAPH_LATENCY_MS (e.g. `50-150`, default `20-80`), SANDBOX_DOMAIN (default contoso.com).
+ * Environment: PORT (default 7071), HTTPS_PORT (default 7443: the same functions over HTTPS, which Graph's webhooks
+ * call), SANDBOX_FUNCTION_KEY / SANDBOX_MASTER_KEY (default random), SANDBOX_GRAPH_LATENCY_MS (e.g. `50-150`, default
+ * `20-80`), SANDBOX_DOMAIN (default contoso.com).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import { appRoot } from '../../shared/platform/packageInfo';
 import { startAzurite, type RunningAzurite } from '../emulators/azurite';
 import { LocalCloud } from '../emulators/localCloud';
 import { createTestCa, writeTestCa } from '../emulators/testCa';
+import { startEventsReceiver, type EventsReceiver } from './eventsReceiver';
 
 function latency(spec: string | undefined): { min: number; max: number } {
   const match = /^(\d+)(?:-(\d+))?$/.exec(spec ?? '20-80');
@@ -57,6 +59,7 @@ function firstMail(domain: string): string {
 async function main(): Promise<void> {
   const root = appRoot();
   const port = Number(process.env.PORT ?? 7071);
+  const httpsPort = Number(process.env.HTTPS_PORT ?? 7443);
   const functionKey = process.env.SANDBOX_FUNCTION_KEY || randomBytes(24).toString('base64url');
   const masterKey = process.env.SANDBOX_MASTER_KEY || randomBytes(24).toString('base64url');
   const sandboxDir = join(root, '.sandbox');
@@ -66,6 +69,7 @@ async function main(): Promise<void> {
 
   let azurite: RunningAzurite | undefined;
   let cloud: LocalCloud | undefined;
+  let receiver: EventsReceiver | undefined;
   let host: ChildProcess | undefined;
   let stopping = false;
   const stop = async (code: number) => {
@@ -77,6 +81,7 @@ async function main(): Promise<void> {
       await exited;
     }
     await cloud?.close();
+    await receiver?.close();
     await azurite?.stop();
     process.exit(code);
   };
@@ -90,6 +95,9 @@ async function main(): Promise<void> {
       domain: process.env.SANDBOX_DOMAIN || 'contoso.com',
       graph: { latencyMs: latency(process.env.SANDBOX_GRAPH_LATENCY_MS) },
     });
+    const signingSecret = `whsec_${randomBytes(32).toString('base64')}`;
+    receiver = await startEventsReceiver(ca, signingSecret);
+    const domain = cloud.tenant.domain;
     host = spawn(process.execPath, [join(root, 'dist', 'test', 'sandbox', 'host', 'main.js')], {
       cwd: root,
       stdio: ['ignore', 'inherit', 'inherit'],
@@ -98,7 +106,13 @@ async function main(): Promise<void> {
         ...cloud.settings(),
         AzureWebJobsStorage: azurite.connectionString,
         NODE_EXTRA_CA_CERTS: caPath,
+        WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}`,
+        ALLOWED_WATCH_MAILBOXES: `*@${domain}`,
+        EVENTS_WEBHOOK_URL: receiver.url,
+        EVENTS_SIGNING_SECRET: signingSecret,
         PORT: String(port),
+        HTTPS_PORT: String(httpsPort),
+        SANDBOX_CA_DIR: join(sandboxDir, 'ca'),
         SANDBOX_FUNCTION_KEY: functionKey,
         SANDBOX_MASTER_KEY: masterKey,
       },
@@ -118,13 +132,14 @@ async function main(): Promise<void> {
         '',
         'Sandbox ready: the mail gateway on the local cloud (no Azure account needed).',
         '',
-        `  Functions     ${base}/api/...`,
+        `  Functions     ${base}/api/...  and https://127.0.0.1:${httpsPort}/api/... (what Graph's webhooks call)`,
         `  Function key  ${functionKey}   (x-functions-key header or ?code=; set SANDBOX_FUNCTION_KEY to choose)`,
         `  Master key    ${masterKey}   (admin functions; set SANDBOX_MASTER_KEY to choose)`,
         `  Entra ID      ${cloud.entra.url}  tenant ${cloud.tenant.tenantId}, app ${cloud.app.clientId}`,
         `  Key Vault     ${cloud.keyVault.url}  credential '${cloud.credentialName}' (certificate)`,
         `  Graph         ${cloud.graph.url}/v1.0  mailboxes: ${users.join(', ')}`,
         `  Storage       Azurite ${azurite.queueUrl} (queues), ${azurite.tableUrl} (tables)`,
+        `  Events        queue 'mail-events', and the signed webhook ${receiver.url} (this console prints each one)`,
         `  Test CA       ${caPath}`,
         '',
         'Try:',
@@ -136,6 +151,20 @@ async function main(): Promise<void> {
         '',
         "  # see it arrive in the recipient's emulated Inbox",
         `  curl --cacert ${caPath} ${cloud.graph.url}/_emulator/mailboxes/someone@${cloud.tenant.domain}/inbox`,
+        '',
+        `  # watch support@ (ALLOWED_WATCH_MAILBOXES: *@${domain}); the answer has its subscriptionId`,
+        `  curl -X PUT -H "x-functions-key: ${functionKey}" ${base}/api/mailboxes/support@${domain}`,
+        '',
+        '  # mail it: a mail.received event appears in this console and in the list of received events',
+        `  curl -X POST ${base}/api/mail/send -H "x-functions-key: ${functionKey}" -H "content-type: application/json" \\`,
+        `    -d '{"from":"alerts@${domain}","to":["support@${domain}"],"subject":"Watch me","text":"hi"}'`,
+        `  curl --cacert ${caPath} ${receiver.url}`,
+        '',
+        '  # lose notifications, then have Graph say so: the gateway catches up with delta (SUB = the subscriptionId)',
+        `  curl --cacert ${caPath} -X POST "${cloud.graph.url}/_emulator/subscriptions/$SUB/drop-notifications?on=true"`,
+        '  #   ... send support@ a mail or two (as above): no event ...',
+        `  curl --cacert ${caPath} -X POST "${cloud.graph.url}/_emulator/subscriptions/$SUB/drop-notifications?on=false"`,
+        `  curl --cacert ${caPath} -X POST "${cloud.graph.url}/_emulator/subscriptions/$SUB/lifecycle?event=missed"`,
         '',
         `  # is everything wired right? (admin)`,
         `  curl -H "x-functions-key: ${masterKey}" ${base}/api/diagnostics`,

@@ -182,7 +182,7 @@ export class GraphEmulator {
         retryDelaysMs: watch.retryDelaysMs ?? DEFAULT_DELIVERY_SETTINGS.retryDelaysMs,
       },
       clock,
-      new WebhookClient(),
+      new WebhookClient(options.ca.certPem),
       this.subscriptionStore,
       options.tenant.tenantId,
     );

@@ -5,6 +5,7 @@
  */
 import type { ClientRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
 
 /** The outcome of one POST; `error` instead of `status` when no answer came (refused, reset, timeout). */
 export interface WebhookOutcome {
@@ -30,6 +31,15 @@ const MAX_ANSWER_BYTES = 64 * 1024;
 export class WebhookClient {
   private readonly active = new Set<ClientRequest>();
   private closed = false;
+  private readonly trusted: string[] | undefined;
+
+  /**
+   * @param extraCaPem - a CA to trust besides the public ones, as real Graph trusts public CAs: the test CA that
+   * issues the functions host's certificate (the process may not have it in NODE_EXTRA_CA_CERTS, e.g. the sandbox).
+   */
+  constructor(extraCaPem?: string) {
+    this.trusted = extraCaPem ? [...rootCertificates, extraCaPem] : undefined;
+  }
 
   /** POSTs and resolves with what happened; never rejects. */
   post(post: WebhookPost): Promise<WebhookOutcome> {
@@ -52,6 +62,7 @@ export class WebhookClient {
       const req = httpsRequest(post.url, {
         method: 'POST',
         agent: false,
+        ...(this.trusted ? { ca: this.trusted } : {}),
         headers: { 'content-type': post.contentType, 'content-length': String(body?.length ?? 0) },
       });
       this.active.add(req);
