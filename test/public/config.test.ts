@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLOUD_NAMES, CLOUDS } from '../../shared/platform/clouds';
 import { ConfigError, loadConfig, SETTINGS } from '../../shared/platform/config';
+import { MAX_DEQUEUE_COUNT } from '../../shared/watch/notificationProcessor';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -117,11 +118,71 @@ describe('malformed settings', () => {
     ['IDEMPOTENCY_TTL_HOURS', '-1', /whole number/],
     ['GRAPH_MAX_WAIT_SECONDS', 'forever', /whole number/],
     ['GRAPH_PERMISSION_CHECK', 'sometimes', /token or off/],
+    ['WEBHOOK_BASE_URL', 'http://func-mail.azurewebsites.net', /https URL/],
+    ['WEBHOOK_BASE_URL', 'https://func-mail.azurewebsites.net/api', /origin without a path/],
+    ['ALLOWED_WATCH_MAILBOXES', 'support', /addresses or \*@domain patterns/],
+    ['RENEWAL_SCHEDULE', 'hourly', /six-field NCRONTAB/],
+    ['RENEWAL_SCHEDULE', '0 * * * *', /six-field NCRONTAB/],
+    ['RENEWAL_WINDOW_HOURS', '200', /between 1 and 168 hours/],
+    ['EVENTS_WEBHOOK_URL', 'http://events.contoso.com/hook', /https URL/],
+    ['EVENTS_SIGNING_SECRET', 'secret', /Standard Webhooks secret/],
+    ['EVENTS_SIGNING_SECRET', `whsec_${Buffer.alloc(8).toString('base64')}`, /24 to 64 random bytes/],
+    [
+      'EVENTS_SIGNING_SECRET',
+      '@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/events-signing-secret)',
+      /unresolved Key Vault reference: give the app's identity Key Vault Secrets User/,
+    ],
   ])('%s=%s is refused', (name, value, message) => {
     const problems = problemsOf({ ...VALID, [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0].startsWith(`${name} `)).toBe(true);
     expect(problems[0]).toMatch(message);
+  });
+});
+
+describe('watch and events settings', () => {
+  it('default to: nothing watched, hourly renewal, a 48-hour window, no events webhook', () => {
+    const config = loadConfig(VALID);
+    expect(config.watch).toEqual({
+      webhookBaseUrl: undefined,
+      allowedMailboxes: { addresses: new Set(), domains: new Set() },
+      renewalSchedule: '0 0 * * * *',
+      renewalWindowMs: 48 * 3_600_000,
+    });
+    expect(config.events.webhook).toBeUndefined();
+  });
+
+  it('are read as given', () => {
+    const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    const config = loadConfig({
+      ...VALID,
+      WEBHOOK_BASE_URL: 'https://func-mail.azurewebsites.net/',
+      ALLOWED_WATCH_MAILBOXES: 'Support@Contoso.com, *@billing.contoso.com',
+      RENEWAL_SCHEDULE: '0 */30 * * * *',
+      RENEWAL_WINDOW_HOURS: '72',
+      EVENTS_WEBHOOK_URL: 'https://events.contoso.com/hook',
+      EVENTS_SIGNING_SECRET: secret,
+    });
+    expect(config.watch).toEqual({
+      webhookBaseUrl: 'https://func-mail.azurewebsites.net',
+      allowedMailboxes: { addresses: new Set(['support@contoso.com']), domains: new Set(['billing.contoso.com']) },
+      renewalSchedule: '0 */30 * * * *',
+      renewalWindowMs: 72 * 3_600_000,
+    });
+    expect(config.events.webhook).toEqual({ url: 'https://events.contoso.com/hook', signingSecret: secret });
+  });
+
+  it('refuse an events webhook without its signing secret', () => {
+    expect(problemsOf({ ...VALID, EVENTS_WEBHOOK_URL: 'https://events.contoso.com/hook' })).toEqual([
+      'EVENTS_SIGNING_SECRET is missing: EVENTS_WEBHOOK_URL is set, and events are only sent signed',
+    ]);
+  });
+
+  it("keep host.json's queue retry count equal to the one the notification processor poisons at", () => {
+    const host = JSON.parse(readFileSync(join(ROOT, 'host.json'), 'utf8')) as {
+      extensions?: { queues?: { maxDequeueCount?: number } };
+    };
+    expect(host.extensions?.queues?.maxDequeueCount).toBe(MAX_DEQUEUE_COUNT);
   });
 });
 
