@@ -1,0 +1,120 @@
+/** Internals of watching and events: event ids, expiry parsing, secret comparison, event shape, webhook retries. */
+import { Webhook } from 'standardwebhooks';
+import { mailboxEvent, stableEventId } from '../../shared/events/cloudEvent';
+import { WebhookDeliveryError, WebhookSender } from '../../shared/events/webhookSender';
+import { tableKey } from '../../shared/platform/tables';
+import { parseMaxMinutes } from '../../shared/watch/graphSubscriptions';
+import { mailReceivedEvent } from '../../shared/watch/mailReceived';
+import { sameSecret } from '../../shared/watch/notificationReceiver';
+import { WebhookReceiver } from '../support/watchSupport';
+
+describe('event ids', () => {
+  it('are the same for the same fact and differ otherwise, in UUID form', () => {
+    const a = stableEventId('mail.received', 'support@contoso.com', 'AAMk1=');
+    expect(a).toBe(stableEventId('mail.received', 'support@contoso.com', 'AAMk1='));
+    expect(a).not.toBe(stableEventId('mail.received', 'support@contoso.com', 'AAMk2='));
+    expect(a).not.toBe(stableEventId('mail.sent', 'support@contoso.com', 'AAMk1='));
+    // The separator keeps ("ab", "c") and ("a", "bc") apart.
+    expect(stableEventId('ab', 'c')).not.toBe(stableEventId('a', 'bc'));
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  it('ignore the case of the mailbox', () => {
+    const upper = mailboxEvent('mail.received', 'Support@Contoso.com', 'x', {}, new Date(0));
+    const lower = mailboxEvent('mail.received', 'support@contoso.com', 'x', {}, new Date(0));
+    expect(upper.id).toBe(lower.id);
+    expect(upper.source).toBe('/mailboxes/support@contoso.com');
+  });
+});
+
+describe("Graph's maximum expiry", () => {
+  it.each([
+    ['Subscription expiration can only be 10070 minutes in the future.', 10070],
+    ['subscription expiration can only be 4230 minutes in the future', 4230],
+    ['The request is malformed.', undefined],
+    [undefined, undefined],
+  ])('%s → %s', (message, minutes) => expect(parseMaxMinutes(message)).toBe(minutes));
+});
+
+describe('clientState comparison', () => {
+  it('accepts only the exact secret', () => {
+    expect(sameSecret('s3cret', 's3cret')).toBe(true);
+    expect(sameSecret('s3cre', 's3cret')).toBe(false);
+    expect(sameSecret('s3cret ', 's3cret')).toBe(false);
+    expect(sameSecret('', 's3cret')).toBe(false);
+    expect(sameSecret(undefined, 's3cret')).toBe(false);
+    expect(sameSecret(null, 's3cret')).toBe(false);
+  });
+});
+
+describe('table keys', () => {
+  it('never contain the characters Table storage forbids, and stay distinct', () => {
+    const keys = ['a/b', 'a\\b', 'a#b', 'a?b', "o'brien@contoso.com", 'A/B'].map(tableKey);
+    for (const key of keys) expect(key).not.toMatch(/[/\\#?\u0000-\u001f\u007f]/);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+});
+
+describe('the mail.received event', () => {
+  it('lists at most 100 recipients and says how many there were (a queue message holds 64 KiB)', () => {
+    const to = Array.from({ length: 500 }, (_, i) => ({
+      emailAddress: { address: `r${i}@example.org`, name: 'A rather long display name '.repeat(3) },
+    }));
+    const event = mailReceivedEvent('support@contoso.com', {
+      id: 'AAMk1=',
+      subject: 'Many',
+      toRecipients: to,
+      receivedDateTime: '2026-11-22T01:00:00Z',
+    });
+    expect(event.data.to).toHaveLength(100);
+    expect(event.data.toCount).toBe(500);
+    expect(Buffer.from(JSON.stringify(event)).toString('base64').length).toBeLessThan(64 * 1024);
+    expect(event.time).toBe('2026-11-22T01:00:00.000Z');
+  });
+});
+
+describe('the events webhook sender', () => {
+  let receiver: WebhookReceiver;
+  const secret = `whsec_${Buffer.alloc(32, 1).toString('base64')}`;
+  const event = mailboxEvent('mail.received', 'support@contoso.com', 'AAMk1=', { n: 1 }, new Date());
+  const fast = { attempts: 3, baseDelayMs: 10, maxDelayMs: 2_000, timeoutMs: 2_000 };
+
+  beforeAll(async () => {
+    receiver = await WebhookReceiver.start();
+  });
+  afterAll(() => receiver.close());
+  beforeEach(() => {
+    receiver.received.length = 0;
+    receiver.failNext.length = 0;
+  });
+
+  it('signs per Standard Webhooks', async () => {
+    await new WebhookSender(receiver.url, secret, fast).deliver(event);
+    expect(receiver.received).toHaveLength(1);
+    const [hook] = receiver.received;
+    expect(new Webhook(secret).verify(hook.body, hook.headers as Record<string, string>)).toEqual(event);
+    expect(hook.headers['webhook-id']).toBe(event.id);
+  });
+
+  it('retries 5xx and 429 with backoff, then succeeds', async () => {
+    receiver.failNext.push(503, 429);
+    await new WebhookSender(receiver.url, secret, fast).deliver(event);
+    expect(receiver.received).toHaveLength(1);
+  });
+
+  it('gives up after its tries with an error the queue retry can act on', async () => {
+    receiver.failNext.push(500, 500, 500);
+    const error = await new WebhookSender(receiver.url, secret, fast).deliver(event).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WebhookDeliveryError);
+    expect((error as WebhookDeliveryError).permanent).toBe(false);
+    expect(receiver.received).toHaveLength(0);
+  });
+
+  it('does not retry a 4xx refusal', async () => {
+    receiver.failNext.push(401, 401);
+    const error = await new WebhookSender(receiver.url, secret, fast).deliver(event).catch((e: unknown) => e);
+    expect((error as WebhookDeliveryError).permanent).toBe(true);
+    // The second 401 was never asked for.
+    expect(receiver.failNext).toEqual([401]);
+  });
+});
