@@ -125,8 +125,10 @@ export class GraphSubscriptions {
       pending.forEach((id, i) => {
         const answer = answers.get(String(i));
         const max = answer?.status === 400 ? parseMaxMinutes(errorOf(answer).message) : undefined;
-        if (max !== undefined && this.learn(max)) retry.push(id);
-        else results.set(id, renewResult(answer));
+        if (max !== undefined && round === 0) {
+          this.learn(max);
+          retry.push(id);
+        } else results.set(id, renewResult(answer));
       });
       pending = retry;
     }
@@ -153,21 +155,24 @@ export class GraphSubscriptions {
     return new Date(Date.now() + this.maxMinutes * 60_000 - skew).toISOString();
   }
 
-  /** Adopts Graph's maximum; false when it is no news (so the caller must not retry forever). */
-  private learn(max: number): boolean {
-    if (this.learned && max >= this.maxMinutes) return false;
-    this.maxMinutes = Math.max(MIN_MINUTES, max);
+  /** Adopts Graph's maximum (the smallest it has named, when concurrent calls learn at once). */
+  private learn(max: number): void {
+    if (!this.learned || max < this.maxMinutes) this.maxMinutes = Math.max(MIN_MINUTES, max);
     this.learned = true;
-    return true;
   }
 
   private async withLongestExpiry(call: (expirationDateTime: string) => Promise<GraphSubscription>) {
+    const sent = this.expiry();
     try {
-      return await call(this.expiry());
+      return await call(sent);
     } catch (err) {
       const max = err instanceof GraphError && err.statusCode === 400 ? parseMaxMinutes(err.message) : undefined;
-      if (max === undefined || !this.learn(max)) throw err;
-      return call(this.expiry());
+      if (max === undefined) throw err;
+      this.learn(max);
+      const shorter = this.expiry();
+      // Retry once, and only with less than was refused (another call may have learned the maximum meanwhile).
+      if (Date.parse(shorter) >= Date.parse(sent)) throw err;
+      return call(shorter);
     }
   }
 }

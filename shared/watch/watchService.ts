@@ -12,6 +12,9 @@ import type { WatchedMailbox, WatchStore } from './watchStore';
 export const NOTIFICATIONS_PATH = '/api/graph/notifications';
 export const LIFECYCLE_PATH = '/api/graph/lifecycle';
 
+/** Table writes in flight at once while storing renewal outcomes. */
+const STORE_CONCURRENCY = 16;
+
 /** How far back the first delta link looks, for mail arriving while the watch is set up. */
 const INITIAL_LOOKBACK_MS = 60_000;
 
@@ -172,29 +175,32 @@ export class WatchService {
       for (const r of live) renewed.set(r.subscriptionId, { kind: 'failed', status: 0, error: describe(err) });
     }
     const toRecreate = [...expired];
-    for (const record of live) {
-      const result = renewed.get(record.subscriptionId) ?? { kind: 'failed', status: 0, error: 'no result' };
-      if (result.kind === 'gone') {
-        toRecreate.push(record);
-        continue;
-      }
-      const at = new Date().toISOString();
-      const report: RenewalReport =
-        result.kind === 'renewed'
-          ? { mailbox: record.mailbox, outcome: 'renewed' }
-          : { mailbox: record.mailbox, outcome: 'failed', error: result.error };
-      reports.push(report);
-      await this.store
-        .update(record.mailbox, (r) => ({
-          ...r,
-          ...(result.kind === 'renewed' ? { expirationDateTime: result.expirationDateTime } : {}),
-          lastRenewal: { at, outcome: report.outcome, error: report.error },
-        }))
-        .catch((err: unknown) => {
-          report.outcome = 'failed';
-          report.error = `storing the outcome failed: ${describe(err)}`;
-        });
-    }
+    const gone = new Set(live.filter((r) => renewed.get(r.subscriptionId)?.kind === 'gone').map((r) => r.mailbox));
+    toRecreate.push(...live.filter((r) => gone.has(r.mailbox)));
+    // Outcomes are stored a few at a time: thousands of sequential table writes would dominate the run.
+    await forEachLimited(
+      live.filter((r) => !gone.has(r.mailbox)),
+      STORE_CONCURRENCY,
+      async (record) => {
+        const result = renewed.get(record.subscriptionId) ?? { kind: 'failed', status: 0, error: 'no result' };
+        const report: RenewalReport =
+          result.kind === 'renewed'
+            ? { mailbox: record.mailbox, outcome: 'renewed' }
+            : { mailbox: record.mailbox, outcome: 'failed', error: result.kind === 'failed' ? result.error : 'gone' };
+        reports.push(report);
+        const at = new Date().toISOString();
+        await this.store
+          .update(record.mailbox, (r) => ({
+            ...r,
+            ...(result.kind === 'renewed' ? { expirationDateTime: result.expirationDateTime } : {}),
+            lastRenewal: { at, outcome: report.outcome, error: report.error },
+          }))
+          .catch((err: unknown) => {
+            report.outcome = 'failed';
+            report.error = `storing the outcome failed: ${describe(err)}`;
+          });
+      },
+    );
     for (const record of toRecreate) {
       try {
         const result = await this.recreate(record);
@@ -229,4 +235,13 @@ function describe(err: unknown): string {
     return `${e.statusCode ?? ''} ${e.code ?? ''}: ${e.message ?? ''}`.trim();
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]);
+    }),
+  );
 }

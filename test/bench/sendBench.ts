@@ -67,7 +67,7 @@ export async function runSendBench(ctx: BenchContext, latency: { min: number; ma
     masterKey: 'bench-master-key',
     enableTimers: false,
     enableQueues: false,
-    appSettings: { ...ctx.cloud.settings(), AzureWebJobsStorage: 'UseDevelopmentStorage=true' },
+    appSettings: { ...process.env },
     logger: () => undefined,
   });
   const send = async (subject: string, attachment?: string): Promise<number> => {
