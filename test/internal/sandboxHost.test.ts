@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -221,14 +222,45 @@ describe('local Functions host: HTTP and timers', () => {
     }
   });
 
-  it('enforces registered methods', async () => {
+  it('enforces registered methods: another method is an empty 404 without Allow, as in Azure', async () => {
     const wrong = await call('/api/health', { method: 'POST' });
-    expect(wrong.status).toBe(405);
-    expect(wrong.headers.get('allow')).toBe('GET');
+    expect(wrong.status).toBe(404);
+    expect(wrong.headers.get('allow')).toBeNull();
+    expect(await wrong.text()).toBe('');
     expect((await call('/api/mailboxes/x', { method: 'PUT' })).status).toBe(200);
     expect(await (await call('/api/defaults', { method: 'POST' })).text()).toBe('defaults via POST');
     expect(await (await call('/api/defaults')).text()).toBe('defaults via GET');
-    expect((await call('/api/defaults', { method: 'DELETE' })).status).toBe(405);
+    expect((await call('/api/defaults', { method: 'DELETE' })).status).toBe(404);
+  });
+
+  it('answers a wrong method on a keyed function 404 before looking at keys, so it reveals nothing', async () => {
+    // echo is POST-only at the function level: GET with no key, a wrong key and the right key all get the same 404.
+    for (const query of ['', '?code=wrong', `?code=${FUNCTION_KEY}`]) {
+      const res = await call(`/api/echo${query}`);
+      expect([query, res.status, res.headers.get('allow')]).toEqual([query, 404, null]);
+    }
+  });
+
+  it('logs a client that disconnects mid-body as one information line, without a stack', async () => {
+    const before = logs.lines.length;
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(Number(new URL(host.url).port), '127.0.0.1', () => {
+        socket.write(
+          `POST /api/echo?code=${FUNCTION_KEY} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+            'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"partial":',
+          () => setTimeout(() => socket.destroy(), 100),
+        );
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve());
+    });
+    const lines = await logs.waitFor(/Client disconnected before sending the whole POST \/api\/echo request body/);
+    expect(lines).toHaveLength(1);
+    const since = logs.lines.slice(before);
+    expect(since.filter((l) => /disconnected/.test(l.message)).map((l) => l.level)).toEqual(['information']);
+    expect(since.filter((l) => /Unhandled error|aborted|\n\s+at /.test(l.message))).toEqual([]);
+    expect(since.filter((l) => l.level === 'error' || l.level === 'warning')).toEqual([]);
+    expect((await call('/api/health')).status).toBe(200);
   });
 
   it('enforces auth levels with header and query keys', async () => {

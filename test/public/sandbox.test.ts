@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../emulators/azurite';
 
@@ -29,17 +32,33 @@ function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 45_000)
   });
 }
 
+/** The environment of a sandbox started by a test: its own folder and ports, never the developer's `.sandbox`. */
+function sandboxEnv(dir: string, port: number, httpsPort: number): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PORT: String(port),
+    HTTPS_PORT: String(httpsPort),
+    SANDBOX_DIR: dir,
+    // The package npm test staged once: the bundle `npm run deploy` ships.
+    SANDBOX_PACKAGE_DIR: process.env.TEST_PACKAGE_DIR,
+    SANDBOX_FUNCTION_KEY: FUNCTION_KEY,
+    SANDBOX_MASTER_KEY: MASTER_KEY,
+  };
+}
+
 describe('npm start (the sandbox, built by npm test)', () => {
   let sandbox: ChildProcess;
   let base: string;
   let banner: string;
+  let dir: string;
 
   beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sandbox-test-'));
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     sandbox = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], {
       cwd: ROOT,
-      env: { ...process.env, PORT: String(port), SANDBOX_FUNCTION_KEY: FUNCTION_KEY, SANDBOX_MASTER_KEY: MASTER_KEY },
+      env: sandboxEnv(dir, port, await freePort()),
     });
     banner = await waitForOutput(sandbox, /Ctrl\+C stops everything/);
   });
@@ -50,12 +69,21 @@ describe('npm start (the sandbox, built by npm test)', () => {
       sandbox.kill('SIGINT');
       await exited;
     }
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('prints the URLs, the keys and a first curl', () => {
     expect(banner).toContain(`curl ${base}/api/health`);
     expect(banner).toContain(FUNCTION_KEY);
     expect(banner).toMatch(/Graph\s+https:\/\/127\.0\.0\.1:\d+\/v1\.0/);
+  });
+
+  it("keeps its CA in its own folder and runs the staged bundle, not the repository's build", () => {
+    expect(banner).toContain(`Test CA       ${join(dir, 'ca', 'ca.pem')}`);
+    expect(existsSync(join(dir, 'ca', 'ca.pem'))).toBe(true);
+    const packageDir = process.env.TEST_PACKAGE_DIR!;
+    expect(banner).toContain(`Local Functions host for ${packageDir} is listening`);
+    expect(banner).toContain(`Package       ${packageDir}`);
   });
 
   it('serves /api/health anonymously', async () => {
@@ -94,6 +122,44 @@ describe('npm start (the sandbox, built by npm test)', () => {
     expect(await exited).toBe(0);
     await expect(fetch(`${base}/api/health`)).rejects.toThrow();
   });
+});
+
+describe('npm start on a busy port', () => {
+  let blocker: Server;
+  let dir: string;
+
+  beforeAll(async () => {
+    blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    dir = mkdtempSync(join(tmpdir(), 'sandbox-busy-'));
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => blocker.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each(['PORT', 'HTTPS_PORT'])(
+    'stops at once naming the %s it cannot have, prints no banner and leaves the running CA alone',
+    async (busy) => {
+      const taken = (blocker.address() as { port: number }).port;
+      // What a running sandbox keeps in its folder: this start must not replace it.
+      mkdirSync(join(dir, 'ca'), { recursive: true });
+      writeFileSync(join(dir, 'ca', 'ca.pem'), 'the running sandbox CA');
+      const free = await freePort();
+      const env = sandboxEnv(dir, busy === 'PORT' ? taken : free, busy === 'PORT' ? free : taken);
+      const second = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], { cwd: ROOT, env });
+      let output = '';
+      second.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      second.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const code = await new Promise<number | null>((r) => second.once('exit', r));
+      expect(code).toBe(1);
+      expect(output).toContain(`port ${taken} on 127.0.0.1 (${busy}) is already in use`);
+      expect(output).not.toContain('Sandbox ready');
+      expect(output).not.toMatch(/Function key|Master key/);
+      expect(readFileSync(join(dir, 'ca', 'ca.pem'), 'utf8')).toBe('the running sandbox CA');
+      expect(readdirSync(dir)).toEqual(['ca']);
+    },
+  );
 });
 
 describe('the functions host with a bad configuration', () => {

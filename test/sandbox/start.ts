@@ -3,19 +3,25 @@
  * starts Azurite and the local cloud (Entra ID, managed identity, Key Vault, Graph), then runs the app's functions
  * in the local Functions host as a child process that trusts the CA (NODE_EXTRA_CA_CERTS is read only at start).
  *
+ * The functions run from the deployment package `npm run deploy` ships (tools/functionPackage.ts), staged in
+ * `.sandbox/package`. When PORT or HTTPS_PORT is taken (another sandbox?) it stops at once and touches nothing.
+ *
  * Environment: PORT (default 7071), HTTPS_PORT (default 7443: the same functions over HTTPS, which Graph's webhooks
  * call), SANDBOX_FUNCTION_KEY / SANDBOX_MASTER_KEY (default random), SANDBOX_GRAPH_LATENCY_MS (e.g. `50-150`, default
- * `20-80`), SANDBOX_DOMAIN (default contoso.com).
+ * `20-80`), SANDBOX_DOMAIN (default contoso.com), SANDBOX_DIR (its working folder, default `.sandbox`: the CA and the
+ * package), SANDBOX_PACKAGE_DIR (run an already staged package instead of staging one, as the tests do).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { appRoot } from '../../shared/platform/packageInfo';
+import { stageFunctionPackage } from '../../tools/functionPackage';
 import { startAzurite, type RunningAzurite } from '../emulators/azurite';
 import { LocalCloud } from '../emulators/localCloud';
 import { createTestCa, writeTestCa } from '../emulators/testCa';
 import { startEventsReceiver, type EventsReceiver } from './eventsReceiver';
+import { isPortFree } from './portCheck';
 
 function latency(spec: string | undefined): { min: number; max: number } {
   const match = /^(\d+)(?:-(\d+))?$/.exec(spec ?? '20-80');
@@ -62,7 +68,20 @@ async function main(): Promise<void> {
   const httpsPort = Number(process.env.HTTPS_PORT ?? 7443);
   const functionKey = process.env.SANDBOX_FUNCTION_KEY || randomBytes(24).toString('base64url');
   const masterKey = process.env.SANDBOX_MASTER_KEY || randomBytes(24).toString('base64url');
-  const sandboxDir = join(root, '.sandbox');
+  // Before anything is written: a second sandbox must not replace the running one's CA, package or banner.
+  for (const [name, value] of [
+    ['PORT', port],
+    ['HTTPS_PORT', httpsPort],
+  ] as const) {
+    if (!(await isPortFree(value))) {
+      console.error(
+        `The sandbox cannot start: port ${value} on 127.0.0.1 (${name}) is already in use, perhaps by another ` +
+          `sandbox. Stop that one, or set ${name} to a free port. Nothing was changed.`,
+      );
+      process.exit(1);
+    }
+  }
+  const sandboxDir = resolve(process.env.SANDBOX_DIR || join(root, '.sandbox'));
   rmSync(sandboxDir, { recursive: true, force: true });
   const ca = createTestCa();
   const caPath = writeTestCa(ca, join(sandboxDir, 'ca'));
@@ -89,6 +108,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop(0));
 
   try {
+    const packageDir = process.env.SANDBOX_PACKAGE_DIR
+      ? resolve(process.env.SANDBOX_PACKAGE_DIR)
+      : (await stageFunctionPackage(root, join(sandboxDir, 'package'))).dir;
     azurite = await startAzurite({ projectRoot: root });
     cloud = await LocalCloud.start({
       ca,
@@ -113,6 +135,7 @@ async function main(): Promise<void> {
         PORT: String(port),
         HTTPS_PORT: String(httpsPort),
         SANDBOX_CA_DIR: join(sandboxDir, 'ca'),
+        SANDBOX_PROJECT_ROOT: packageDir,
         SANDBOX_FUNCTION_KEY: functionKey,
         SANDBOX_MASTER_KEY: masterKey,
       },
@@ -141,6 +164,7 @@ async function main(): Promise<void> {
         `  Storage       Azurite ${azurite.queueUrl} (queues), ${azurite.tableUrl} (tables)`,
         `  Events        queue 'mail-events', and the signed webhook ${receiver.url} (this console prints each one)`,
         `  Test CA       ${caPath}`,
+        `  Package       ${packageDir}  (the bundle \`npm run deploy\` publishes)`,
         '',
         'Try:',
         `  curl ${base}/api/health`,

@@ -22,14 +22,17 @@ export interface FunctionsHostProcess {
 }
 
 /**
- * Starts `dist/test/sandbox/host/main.js` with `settings` as its environment; resolves once it listens. It serves
- * HTTPS too, and `WEBHOOK_BASE_URL` defaults to that HTTPS origin, as in Azure.
+ * Starts `dist/test/sandbox/host/main.js` on the deployment package `npm test` staged (TEST_PACKAGE_DIR: the bundle
+ * `npm run deploy` ships) with `settings` as its environment; resolves once it listens. It serves HTTPS too, and
+ * `WEBHOOK_BASE_URL` defaults to that HTTPS origin, as in Azure.
  */
 export async function startFunctionsHost(settings: Record<string, string>): Promise<FunctionsHostProcess> {
   const port = await freePort();
   const httpsPort = await freePort();
   const caDir = process.env.TEST_CA_DIR;
   if (!caDir) throw new Error('TEST_CA_DIR is not set: run the tests with `npm test`.');
+  const packageDir = process.env.TEST_PACKAGE_DIR;
+  if (!packageDir) throw new Error('TEST_PACKAGE_DIR is not set: run the tests with `npm test`.');
   const functionKey = 'test-function-key';
   const masterKey = 'test-master-key';
   const child: ChildProcess = spawn(process.execPath, [join(appRoot(), 'dist', 'test', 'sandbox', 'host', 'main.js')], {
@@ -41,6 +44,7 @@ export async function startFunctionsHost(settings: Record<string, string>): Prom
       PORT: String(port),
       HTTPS_PORT: String(httpsPort),
       SANDBOX_CA_DIR: caDir,
+      SANDBOX_PROJECT_ROOT: packageDir,
       SANDBOX_FUNCTION_KEY: functionKey,
       SANDBOX_MASTER_KEY: masterKey,
       SANDBOX_HOST_LOG_LEVEL: 'debug',

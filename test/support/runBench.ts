@@ -1,12 +1,14 @@
 /**
  * `npm run bench`: starts the local cloud in a child process that trusts a fresh test CA (NODE_EXTRA_CA_CERTS is
  * read only at start), runs each benchmark and prints its figures next to the baseline measured in the same run.
+ * `npm run bench -- package` runs only the deployment package benchmark (no cloud needed).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type GatewayConfig } from '../../shared/platform/config';
+import { runPackageBench } from '../bench/packageBench';
 import { runSendBench } from '../bench/sendBench';
 import { runTokenBench } from '../bench/tokenBench';
 import { runWatchBench } from '../bench/watchBench';
@@ -15,7 +17,26 @@ import { LocalCloud } from '../emulators/localCloud';
 import { appRoot } from '../../shared/platform/packageInfo';
 import { createTestCa, readTestCa, writeTestCa } from '../emulators/testCa';
 
+async function packageBenchmark(): Promise<void> {
+  const r = await runPackageBench(appRoot());
+  console.log('Package benchmark: the staged deployment package against the repository build (dist/functions/*.js)');
+  console.log(
+    `  zipped package: ${(r.zipBytes / (1024 * 1024)).toFixed(2)} MB (${r.stagedFiles} staged files; goal < 5 MB)`,
+  );
+  console.log(
+    `  cold load of all entry points (${r.functionsRegistered} functions, fresh process each, median of ${r.runs}): ` +
+      `unbundled ${r.unbundledMedianMs.toFixed(0)} ms, bundled ${r.bundledMedianMs.toFixed(0)} ms, ` +
+      `ratio ${r.ratio.toFixed(2)} (goal <= 0.60)\n`,
+  );
+}
+
+// `npm run bench -- watch send` runs only the named groups (package, token, send, watch, ...); no names runs them all.
+const only = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
+const wanted = (group: string) => only.length === 0 || only.includes(group);
+
 async function benchmarks(caDir: string): Promise<void> {
+  if (wanted('package')) await packageBenchmark();
+  if (only.length > 0 && only.every((g) => g === 'package')) return;
   // One object the Graph emulator reads its latency from, so each benchmark sets the latency it needs.
   const latency = { min: 0, max: 0 };
   const cloud = await LocalCloud.start({
@@ -32,9 +53,6 @@ async function benchmarks(caDir: string): Promise<void> {
     WEBHOOK_BASE_URL: `https://127.0.0.1:${webhookPort}`,
   });
   const config = loadConfig(process.env);
-  // `npm run bench -- watch send` runs only the named groups; no names runs them all.
-  const only = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
-  const wanted = (group: string) => only.length === 0 || only.includes(group);
   try {
     if (wanted('token')) await tokenSection(cloud, config);
     if (wanted('send')) await sendSection(cloud, config, latency);

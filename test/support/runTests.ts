@@ -1,7 +1,9 @@
 /**
  * `npm test`: makes a fresh test CA (handed to every Node process through NODE_EXTRA_CA_CERTS, which Node reads
- * only at start-up — hence this launcher), starts Azurite, runs jest with any extra arguments, stops Azurite, and
- * ends with one summary line `jest: N passed, N failed`.
+ * only at start-up — hence this launcher), stages the deployment package once (TEST_PACKAGE_DIR: the functions hosts
+ * of the tests run the bundle that ships), starts Azurite, runs jest with any extra arguments, stops Azurite, and
+ * ends with one summary line `jest: N passed, N failed`. Everything lives in a temporary folder of its own, never in
+ * `.sandbox`, so a running `npm start` is left alone.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -10,6 +12,7 @@ import { join } from 'node:path';
 import { startAzurite } from '../emulators/azurite';
 import { createTestCa, writeTestCa } from '../emulators/testCa';
 import { appRoot } from '../../shared/platform/packageInfo';
+import { stageFunctionPackage } from '../../tools/functionPackage';
 
 interface JestSummary {
   numPassedTests: number;
@@ -24,6 +27,7 @@ async function main(): Promise<number> {
   const root = appRoot();
   const work = mkdtempSync(join(tmpdir(), 'mail-gateway-test-'));
   const caPath = writeTestCa(createTestCa(), join(work, 'ca'));
+  const staged = await stageFunctionPackage(root, join(work, 'package'));
   const azurite = await startAzurite({ projectRoot: root });
   const resultsPath = join(work, 'jest-results.json');
   try {
@@ -43,6 +47,7 @@ async function main(): Promise<number> {
             ...process.env,
             NODE_EXTRA_CA_CERTS: caPath,
             TEST_CA_DIR: join(work, 'ca'),
+            TEST_PACKAGE_DIR: staged.dir,
             TEST_AZURITE_CONNECTION_STRING: azurite.connectionString,
           },
         },

@@ -26,7 +26,7 @@ export interface HttpDispatcherOptions {
   logger: HostLogger;
 }
 
-type Outcome = 'ok' | 'tooLarge';
+type Outcome = 'ok' | 'tooLarge' | 'aborted';
 
 /** Handles requests for one host. */
 export class HttpDispatcher {
@@ -89,7 +89,8 @@ export class HttpDispatcher {
       return;
     }
 
-    let pathMatched: string[] | undefined;
+    // The Functions host routes by template and method together: a known path with another method matches no
+    // function and gets the same empty 404 as an unknown path (no 405, no Allow), before any key is looked at.
     let selected: { entry: FunctionEntry; params: Record<string, string> } | undefined;
     for (const entry of this.#routes) {
       const params = entry.route?.match(segments);
@@ -99,14 +100,9 @@ export class HttpDispatcher {
         selected = { entry, params };
         break;
       }
-      pathMatched = [...(pathMatched ?? []), ...methods];
     }
     if (!selected) {
-      if (pathMatched) {
-        res.writeHead(405, { allow: [...new Set(pathMatched)].join(', '), 'content-length': 0 }).end();
-      } else {
-        sendEmpty(res, 404);
-      }
+      sendEmpty(res, 404);
       return;
     }
 
@@ -119,6 +115,10 @@ export class HttpDispatcher {
     const body = await readBody(req, this.#options.maxRequestBodyBytes);
     if (body === 'tooLarge') {
       sendEmpty(res, 413);
+      return;
+    }
+    if (body === 'aborted') {
+      this.#clientLeft(req, res, url);
       return;
     }
 
@@ -174,6 +174,10 @@ export class HttpDispatcher {
       sendEmpty(res, 413);
       return;
     }
+    if (body === 'aborted') {
+      this.#clientLeft(req, res, url);
+      return;
+    }
     let input: string | undefined;
     if (body.length > 0) {
       try {
@@ -186,6 +190,15 @@ export class HttpDispatcher {
     }
     const name = decodeURIComponent(url.pathname.replace(/\/$/, '').split('/').pop() ?? '');
     sendEmpty(res, this.#options.runNonHttp(name, input) ? 202 : 404);
+  }
+
+  /** A client that hangs up mid-body is routine (a timeout, a cancelled upload): one info line, nothing to answer. */
+  #clientLeft(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    this.#options.logger(
+      'information',
+      `Client disconnected before sending the whole ${req.method ?? '?'} ${url.pathname} request body`,
+    );
+    res.destroy();
   }
 
   #authorized(level: 'anonymous' | 'function' | 'admin', req: IncomingMessage, url: URL): boolean {
@@ -230,14 +243,17 @@ function flattenHeaders(req: IncomingMessage): Record<string, string> {
   return headers;
 }
 
-/** Reads the whole body, or reports it too large (by Content-Length up front, or while streaming). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'tooLarge'> {
+/**
+ * Reads the whole body, or reports it too large (by Content-Length up front, or while streaming), or reports that
+ * the client went away before sending all of it.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'tooLarge' | 'aborted'> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     // Node discards the unread body after the response, keeping the connection usable.
     return Promise.resolve('tooLarge');
   }
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let outcome: Outcome = 'ok';
@@ -256,9 +272,15 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'tooLar
     req.once('end', () => {
       if (outcome === 'ok') resolve(Buffer.concat(chunks));
     });
-    req.once('error', (err) => {
-      if (outcome === 'ok') reject(err);
-    });
+    // Node reports a client hanging up mid-body as an "aborted" error, or as a close before the message completed.
+    const abort = (): void => {
+      if (outcome !== 'ok' || req.complete) return;
+      outcome = 'aborted';
+      chunks.length = 0;
+      resolve('aborted');
+    };
+    req.once('error', abort);
+    req.once('close', abort);
   });
 }
 

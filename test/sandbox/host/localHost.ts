@@ -3,12 +3,19 @@
  * `@azure/functions-core` shim in place, then serves the captured registrations over HTTP, on timers and from
  * storage queues. `npm start` uses it so the product runs without Azure Functions Core Tools.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Timer } from '@azure/functions';
-import { installFunctionsCoreShim, nodeModuleLoader, type FunctionsCoreShim, type RegistrationSink } from './coreShim';
+import {
+  installFunctionsCoreShim,
+  nodeModuleLoader,
+  type CoreProgrammingModel,
+  type FunctionsCoreShim,
+  type RegistrationSink,
+} from './coreShim';
 import { HttpDispatcher } from './httpDispatcher';
 import {
   describeError,
@@ -20,7 +27,13 @@ import {
   type HostLogLevel,
   type InvocationOutcome,
 } from './invoker';
-import { findFunctionFiles, readHostSettings, readMainPattern, type HostSettings } from './projectConfig';
+import {
+  findFunctionFiles,
+  findProjectRoot,
+  readHostSettings,
+  readMainPattern,
+  type HostSettings,
+} from './projectConfig';
 import { QueueListener, QueueStorage, queueTriggerInput, writeQueueOutputs } from './queues';
 import { buildRegistry, type CapturedRegistration, type FunctionEntry, type RegisteredFunction } from './registry';
 import { timerInput, TimerScheduler } from './timers';
@@ -170,7 +183,7 @@ export class LocalFunctionsHost {
       // The app's modules see Node's own process object, which a test runner's sandboxed `process` may not be.
       Object.assign((projectRequire('node:process') as NodeJS.Process).env, options.appSettings);
     }
-    const library = projectRequire('@azure/functions') as FunctionsLibrary;
+    const { library, version: libraryVersion } = loadFunctionsLibrary(projectRequire);
 
     const hooks = new HookRegistry();
     const captured: CapturedRegistration[] = [];
@@ -201,6 +214,7 @@ export class LocalFunctionsHost {
               'local host installed its shim',
       );
     }
+    checkLibraryVersion(libraryVersion, shim.programmingModel);
     const entries = buildRegistry(captured, env);
 
     const appHookData: Record<string, unknown> = {};
@@ -387,6 +401,37 @@ export class LocalFunctionsHost {
     };
     promise.then(untrack, untrack);
     return promise;
+  }
+}
+
+/**
+ * The `@azure/functions` whose `HttpRequest`, `HttpResponse` and `InvocationContext` the host builds invocations
+ * with, and its version: the app's own copy when it has one in node_modules, else (a bundle that carries the library
+ * inside it) the host's, which `checkLibraryVersion` holds to the bundled version.
+ */
+function loadFunctionsLibrary(projectRequire: NodeJS.Require): { library: FunctionsLibrary; version: string } {
+  let load = projectRequire;
+  try {
+    load.resolve('@azure/functions');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
+    load = nodeModuleLoader().createRequire(__filename);
+  }
+  const file = load.resolve('@azure/functions');
+  const pkg = JSON.parse(readFileSync(path.join(findProjectRoot(path.dirname(file)), 'package.json'), 'utf8')) as {
+    version?: unknown;
+  };
+  return { library: load(file) as FunctionsLibrary, version: typeof pkg.version === 'string' ? pkg.version : '' };
+}
+
+/** Refuses to serve an app whose registered programming model is another version than the library the host uses. */
+function checkLibraryVersion(hostVersion: string, model: CoreProgrammingModel | undefined): void {
+  const appVersion = model?.version;
+  if (typeof appVersion === 'string' && hostVersion !== '' && appVersion !== hostVersion) {
+    throw new Error(
+      `The app registered its functions with @azure/functions ${appVersion}, but the local host found ` +
+        `${hostVersion}: the bundle and node_modules must hold the same version (run npm ci, then rebuild)`,
+    );
   }
 }
 

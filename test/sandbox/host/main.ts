@@ -5,6 +5,8 @@
  * here, the launcher shows them), `SANDBOX_HOST_LOG_LEVEL` (`debug`, `information` (default), `warning`, `error`),
  * `HTTPS_PORT` with `SANDBOX_CA_DIR` (serve HTTPS too, with a certificate issued by that test CA, so Graph's
  * https-only webhooks can reach the functions).
+ * `SANDBOX_PROJECT_ROOT`: the function app folder to load (its package.json `main`, host.json), e.g. the staged
+ * deployment package; default the repository (dist/functions/*.js).
  * App settings (`%NAME%` expressions, `AzureWebJobsStorage`, ...) are read from the environment as well.
  */
 import { describeError, type HostLogLevel } from './invoker';
@@ -18,7 +20,7 @@ async function main(): Promise<void> {
   const masterKey = requiredEnv('SANDBOX_MASTER_KEY');
   const logger = consoleLogger(parseLevel(process.env.SANDBOX_HOST_LOG_LEVEL));
   // Walk up rather than hard-coding "../../..": the compiled file's depth under dist/ is a build detail.
-  const projectRoot = findProjectRoot(__dirname);
+  const projectRoot = process.env.SANDBOX_PROJECT_ROOT || findProjectRoot(__dirname);
 
   const https = httpsOptions();
   const host = await LocalFunctionsHost.start({ projectRoot, port, functionKey, masterKey, logger, https });
