@@ -5,6 +5,10 @@
  * `/proc/<pid>/clear_refs` before each send, so nothing between samples is missed), with 10 ms samples of `VmRSS` as
  * a cross-check. Before and after each send the host collects garbage on request (`hostMemoryProbe.ts`), so that
  * the figures compare memory the process still holds rather than when V8 last collected.
+ *
+ * Beside each send, in the same run, the host's floor: the same body with `content-type: text/plain`, which the
+ * local host reads and wraps in the library's `HttpRequest` (as it does for every request) and the gateway refuses
+ * with 415 without reading it. The difference is what the gateway's own code costs.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -15,7 +19,7 @@ import { appRoot } from '../../shared/platform/packageInfo';
 import type { BenchContext } from './benchContext';
 import { PROBE_PID_PREFIX, PROBE_SETTLED_PREFIX } from './hostMemoryProtocol';
 
-/** One measured send. */
+/** One measured request. */
 export interface MemorySample {
   status: number;
   seconds: number;
@@ -34,7 +38,8 @@ export interface MemoryBenchResult {
   bodyBytes: number;
   /** How the peak was measured: the kernel's VmHWM after a reset, or only the 10 ms samples. */
   peakSource: 'VmHWM' | 'samples';
-  sends: MemorySample[];
+  /** Each measured send and, before it, the host's floor for the same body (refused with 415 unread). */
+  rounds: { floor: MemorySample; send: MemorySample }[];
 }
 
 const SENDS = 3;
@@ -110,10 +115,10 @@ export async function runMemoryBench(ctx: BenchContext, caDir: string): Promise<
         ],
       });
     const target = host;
-    const send = async (json: string): Promise<number> => {
+    const send = async (json: string, contentType = 'application/json'): Promise<number> => {
       const res = await fetch(`${target.url}/api/mail/send`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-functions-key': target.functionKey },
+        headers: { 'content-type': contentType, 'x-functions-key': target.functionKey },
         body: json,
       });
       await res.arrayBuffer();
@@ -130,24 +135,28 @@ export async function runMemoryBench(ctx: BenchContext, caDir: string): Promise<
     const bodyBytes = Buffer.byteLength(json);
     let round = 0;
     let peakSource: MemoryBenchResult['peakSource'] = 'VmHWM';
-    const sends: MemorySample[] = [];
-    for (let i = 0; i < SENDS; i++) {
+    const measure = async (contentType: string): Promise<MemorySample> => {
       ctx.cloud.graph.reset();
-      await settle(host, pid, ++round);
+      await settle(target, pid, ++round);
       const beforeBytes = residentMemory(pid).rss;
       if (!resetPeak(pid)) peakSource = 'samples';
       let sampled = beforeBytes;
       const sampler = setInterval(() => (sampled = Math.max(sampled, residentMemory(pid).rss)), SAMPLE_EVERY_MS);
       const started = process.hrtime.bigint();
-      const status = await send(json);
+      const status = await send(json, contentType);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       clearInterval(sampler);
       const now = residentMemory(pid);
       const peakBytes = Math.max(sampled, now.rss, peakSource === 'VmHWM' ? now.hwm : 0);
-      await settle(host, pid, ++round);
-      sends.push({ status, seconds, beforeBytes, peakBytes, afterBytes: residentMemory(pid).rss });
+      await settle(target, pid, ++round);
+      return { status, seconds, beforeBytes, peakBytes, afterBytes: residentMemory(pid).rss };
+    };
+    const rounds: MemoryBenchResult['rounds'] = [];
+    for (let i = 0; i < SENDS; i++) {
+      const floor = await measure('text/plain');
+      rounds.push({ floor, send: await measure('application/json') });
     }
-    return { attachmentBytes: ATTACHMENT_BYTES, bodyBytes, peakSource, sends };
+    return { attachmentBytes: ATTACHMENT_BYTES, bodyBytes, peakSource, rounds };
   } finally {
     await host?.stop();
     await azurite.stop();

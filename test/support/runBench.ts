@@ -17,24 +17,29 @@ const MB = 1024 * 1024;
 
 /** Prints the memory benchmark: per send, the host's settled RSS before, its peak growth and what stayed after. */
 function printMemory(result: MemoryBenchResult): void {
+  const mb = (bytes: number): string => `${bytes < 0 ? '-' : '+'}${(Math.abs(bytes) / MB).toFixed(0)} MB`;
   console.log(
     `\nSend benchmark (e): memory of one ${result.attachmentBytes / MB} MB attachment in the functions host's process alone ` +
-      `(emulators run elsewhere); request body ${(result.bodyBytes / MB).toFixed(1)} MB, peak from ${result.peakSource}, goal: peak growth <= 2x the body`,
+      `(emulators run elsewhere); request body ${(result.bodyBytes / MB).toFixed(1)} MB, peak from ${result.peakSource}; ` +
+      `host floor = the same body refused unread (415); goal: send's peak growth <= 2x the body`,
   );
-  console.log(['send', 'HTTP', 'seconds', 'RSS before', 'peak growth', 'ratio to body', 'residual after'].join('  '));
-  result.sends.forEach((s, i) => {
-    const growth = s.peakBytes - s.beforeBytes;
+  console.log(
+    ['send', 'HTTP', 'seconds', 'RSS before', 'peak growth', 'ratio to body', 'residual after', 'host floor'].join(
+      '  ',
+    ),
+  );
+  result.rounds.forEach(({ floor, send }, i) => {
+    const growth = send.peakBytes - send.beforeBytes;
     console.log(
       [
         String(i + 1).padEnd(4),
-        String(s.status).padStart(4),
-        s.seconds.toFixed(2).padStart(7),
-        `${(s.beforeBytes / MB).toFixed(0)} MB`.padStart(10),
-        `+${(growth / MB).toFixed(0)} MB`.padStart(11),
+        String(send.status).padStart(4),
+        send.seconds.toFixed(2).padStart(7),
+        `${(send.beforeBytes / MB).toFixed(0)} MB`.padStart(10),
+        mb(growth).padStart(11),
         (growth / result.bodyBytes).toFixed(2).padStart(13),
-        `${s.afterBytes >= s.beforeBytes ? '+' : '-'}${(Math.abs(s.afterBytes - s.beforeBytes) / MB).toFixed(0)} MB`.padStart(
-          14,
-        ),
+        mb(send.afterBytes - send.beforeBytes).padStart(14),
+        `${mb(floor.peakBytes - floor.beforeBytes)} (${floor.status})`.padStart(10),
       ].join('  '),
     );
   });
