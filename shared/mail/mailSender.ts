@@ -4,11 +4,16 @@
  * take the draft path: create the draft, upload each large attachment through an upload session in sequential
  * chunks of at most 4 MB (no Authorization header: the URL is pre-authenticated), then send the draft. Every Graph
  * call goes through the per-mailbox limiter and carries our own `client-request-id`.
+ *
+ * Memory: an uploaded attachment is never decoded whole. Each chunk is decoded from the request's base64 string
+ * into one reused chunk-sized buffer just before its PUT, so a send holds the parsed request plus one chunk.
  */
 import { randomUUID } from 'node:crypto';
 import { GraphError, ResponseType, type Client } from '@microsoft/microsoft-graph-client';
 import type { Message } from '@microsoft/microsoft-graph-types';
+import { base64ScratchBytes, decodeBase64Range } from './base64Range';
 import {
+  attachmentJsonBytes,
   composeMessage,
   DELETE_AFTER_SUBMIT_PROPERTY,
   fileAttachments,
@@ -87,8 +92,8 @@ export class MailSender {
     // Small attachments ride in the draft while the measured request fits; the rest are added one request each.
     let inDraft = 0;
     let budget = SINGLE_REQUEST_BUDGET_BYTES - jsonBytes(envelope);
-    while (inDraft < small.length && jsonBytes(small[inDraft]) + 1 <= budget) {
-      budget -= jsonBytes(small[inDraft]) + 1;
+    while (inDraft < small.length && attachmentJsonBytes(small[inDraft]) + 1 <= budget) {
+      budget -= attachmentJsonBytes(small[inDraft]) + 1;
       inDraft++;
     }
     const draft: Message = { ...envelope, attachments: small.slice(0, inDraft) };
@@ -115,7 +120,7 @@ export class MailSender {
         });
         calls++;
         const { uploadUrl } = (await session.response.json()) as { uploadUrl: string };
-        calls += await this.upload(request.from, uploadUrl, Buffer.from(attachment.contentBase64, 'base64'));
+        calls += await this.upload(request.from, uploadUrl, attachment);
       }
       const sent = await this.call(request.from, 'post', `${messagePath}/send`, undefined);
       calls++;
@@ -132,21 +137,31 @@ export class MailSender {
     }
   }
 
-  /** PUTs `bytes` in order, resuming from the session's `nextExpectedRanges` after a failed chunk; returns PUTs made. */
-  private async upload(mailbox: string, uploadUrl: string, bytes: Buffer): Promise<number> {
+  /**
+   * PUTs the attachment's bytes in order, each chunk decoded from its base64 just before it is sent, resuming from
+   * the session's `nextExpectedRanges` after a failed chunk; returns PUTs made.
+   */
+  private async upload(
+    mailbox: string,
+    uploadUrl: string,
+    attachment: { contentBase64: string; size: number },
+  ): Promise<number> {
+    const total = attachment.size;
+    // One buffer for every chunk: fetch copies a byte body when the request is made, so reusing it is safe.
+    const scratch = Buffer.allocUnsafe(base64ScratchBytes(UPLOAD_CHUNK_BYTES));
     let offset = 0;
     let puts = 0;
     let failures = 0;
-    while (offset < bytes.length) {
-      const end = Math.min(offset + UPLOAD_CHUNK_BYTES, bytes.length) - 1;
-      const chunk = bytes.subarray(offset, end + 1);
+    while (offset < total) {
+      const end = Math.min(offset + UPLOAD_CHUNK_BYTES, total) - 1;
+      const chunk = decodeBase64Range(attachment.contentBase64, offset, end + 1, scratch);
       puts++;
       const response = await this.limiter
         .run(mailbox, () =>
           this.uploadFetch(uploadUrl, {
             method: 'PUT',
             headers: {
-              'content-range': `bytes ${offset}-${end}/${bytes.length}`,
+              'content-range': `bytes ${offset}-${end}/${total}`,
               'content-type': 'application/octet-stream',
             },
             body: chunk,

@@ -28,6 +28,7 @@ import {
   unsupportedMediaProblem,
   validationProblem,
 } from './sendProblems';
+import { readRequestBytes } from './requestBytes';
 import { parseSendRequest, type SendRequest } from './sendRequest';
 
 /** What the handler needs; the function file passes the process-wide instances. */
@@ -116,19 +117,8 @@ async function send(
   if (!contentType || !/^application\/(.+\+)?json\b/i.test(contentType)) throw unsupportedMediaProblem(contentType);
   const declared = Number(req.headers.get('content-length') ?? NaN);
   if (declared > config.maxSendRequestBytes) throw tooLargeProblem(config.maxSendRequestBytes);
-  const raw = Buffer.from(
-    await req.arrayBuffer().catch((err: unknown) => {
-      throw new ClientDisconnected(err);
-    }),
-  );
-  if (raw.length > config.maxSendRequestBytes) throw tooLargeProblem(config.maxSendRequestBytes);
-
-  let json: unknown;
-  try {
-    json = JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw notJsonProblem('The body is not valid JSON.');
-  }
+  const key = req.headers.get('idempotency-key');
+  const { json, hash } = await readJson(req, config.maxSendRequestBytes, key !== null);
   if (!json || typeof json !== 'object' || Array.isArray(json))
     throw notJsonProblem('The body is JSON but not an object.');
   // Name the mailbox in the log even when validation fails, when `from` is at least a plain, printable address.
@@ -141,10 +131,8 @@ async function send(
   facts.mailbox = request.from;
   if (!isAllowedSender(config.allowedSenders, request.from)) throw senderNotAllowedProblem(request.from);
 
-  const key = req.headers.get('idempotency-key');
-  if (key === null) return deliver(request, context, deps);
+  if (key === null || hash === undefined) return deliver(request, context, deps);
   if (!/^[\x21-\x7e]{1,255}$/.test(key)) throw badIdempotencyKeyProblem();
-  const hash = requestHash(raw);
   const deadline = Date.now() + DUPLICATE_WAIT_MS;
   for (;;) {
     const claim = await deps.idempotency.claim(key, hash).catch((err: unknown) => {
@@ -181,6 +169,26 @@ async function send(
     // Nothing was sent: free the key so the caller's retry with it can send.
     await deps.idempotency.release(key).catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * Reads and parses the JSON body, and hashes its bytes when an `Idempotency-Key` needs it. Memory: a large send's
+ * body exists here as bytes, then as text, then as parsed values; each is dropped as soon as the next exists, so that
+ * no more than two of them are alive at once here, and neither bytes nor text outlives this function.
+ */
+async function readJson(req: HttpRequest, limit: number, wantHash: boolean): Promise<{ json: unknown; hash?: string }> {
+  let bytes: Buffer | undefined | 'tooLarge' = await readRequestBytes(req.body, limit).catch((err: unknown) => {
+    throw new ClientDisconnected(err);
+  });
+  if (bytes === 'tooLarge') throw tooLargeProblem(limit);
+  const hash = wantHash ? requestHash(bytes) : undefined;
+  const text = bytes.toString('utf8');
+  bytes = undefined;
+  try {
+    return { json: JSON.parse(text) as unknown, hash };
+  } catch {
+    throw notJsonProblem('The body is not valid JSON.');
   }
 }
 

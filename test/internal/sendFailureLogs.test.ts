@@ -83,7 +83,7 @@ describe('send failure logs', () => {
       method: 'POST',
       url: 'http://localhost/api/mail/send',
       headers: new Headers({ 'content-type': 'application/json', 'content-length': '1000' }),
-      arrayBuffer: () => Promise.reject(aborted),
+      body: new ReadableStream<Uint8Array>({ pull: (controller) => controller.error(aborted) }),
     } as unknown as HttpRequest;
 
     const answer = await handleSendMail(

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type GatewayConfig } from '../../shared/platform/config';
+import { runMemoryBench, type MemoryBenchResult } from '../bench/memoryBench';
 import { runPackageBench } from '../bench/packageBench';
 import { runSendBench } from '../bench/sendBench';
 import { runTokenBench } from '../bench/tokenBench';
@@ -28,6 +29,38 @@ async function packageBenchmark(): Promise<void> {
       `unbundled ${r.unbundledMedianMs.toFixed(0)} ms, bundled ${r.bundledMedianMs.toFixed(0)} ms, ` +
       `ratio ${r.ratio.toFixed(2)} (goal <= 0.60)\n`,
   );
+}
+
+const MB = 1024 * 1024;
+
+/** Prints the memory benchmark: per send, the host's settled RSS before, its peak growth and what stayed after. */
+function printMemory(result: MemoryBenchResult): void {
+  const mb = (bytes: number): string => `${bytes < 0 ? '-' : '+'}${(Math.abs(bytes) / MB).toFixed(0)} MB`;
+  console.log(
+    `\nSend benchmark (e): memory of one ${result.attachmentBytes / MB} MB attachment in the functions host's process alone ` +
+      `(emulators run elsewhere); request body ${(result.bodyBytes / MB).toFixed(1)} MB, peak from ${result.peakSource}; ` +
+      `host floor = the same body refused unread (415); goal: send's peak growth <= 2x the body`,
+  );
+  console.log(
+    ['send', 'HTTP', 'seconds', 'RSS before', 'peak growth', 'ratio to body', 'residual after', 'host floor'].join(
+      '  ',
+    ),
+  );
+  result.rounds.forEach(({ floor, send }, i) => {
+    const growth = send.peakBytes - send.beforeBytes;
+    console.log(
+      [
+        String(i + 1).padEnd(4),
+        String(send.status).padStart(4),
+        send.seconds.toFixed(2).padStart(7),
+        `${(send.beforeBytes / MB).toFixed(0)} MB`.padStart(10),
+        mb(growth).padStart(11),
+        (growth / result.bodyBytes).toFixed(2).padStart(13),
+        mb(send.afterBytes - send.beforeBytes).padStart(14),
+        `${mb(floor.peakBytes - floor.beforeBytes)} (${floor.status})`.padStart(10),
+      ].join('  '),
+    );
+  });
 }
 
 // `npm run bench -- watch send` runs only the named groups (package, token, send, watch, ...); no names runs them all.
@@ -56,6 +89,7 @@ async function benchmarks(caDir: string): Promise<void> {
   try {
     if (wanted('token')) await tokenSection(cloud, config);
     if (wanted('send')) await sendSection(cloud, config, latency);
+    if (wanted('memory')) printMemory(await runMemoryBench({ cloud, config }, caDir));
     if (wanted('watch')) await watchSection(cloud, config, latency, webhookPort);
   } finally {
     await cloud.close();
@@ -115,7 +149,7 @@ async function sendSection(cloud: LocalCloud, config: GatewayConfig, latency: { 
     );
     const large = sends.largeAttachment;
     console.log(
-      `Send benchmark (d): one ${large.megabytes} MB attachment (draft + upload session): HTTP ${large.status} in ${large.seconds.toFixed(2)} s, peak RSS +${large.peakRssDeltaMb.toFixed(0)} MB (gateway, host and emulator share the process)`,
+      `Send benchmark (d): one ${large.megabytes} MB attachment (draft + upload session): HTTP ${large.status} in ${large.seconds.toFixed(2)} s, (its memory: (e))`,
     );
   }
 }

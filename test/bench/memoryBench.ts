@@ -1,0 +1,164 @@
+/**
+ * Memory of one large send, measured in the gateway's process alone: the functions host runs as its own child
+ * process (as Azure runs a worker), the emulators stay in the benchmark's process, and the host's resident memory is
+ * read from `/proc/<pid>/status`: `VmRSS` before and after, and the kernel's own peak `VmHWM` (reset through
+ * `/proc/<pid>/clear_refs` before each send, so nothing between samples is missed), with 10 ms samples of `VmRSS` as
+ * a cross-check. Before and after each send the host collects garbage on request (`hostMemoryProbe.ts`), so that
+ * the figures compare memory the process still holds rather than when V8 last collected.
+ *
+ * Beside each send, in the same run, the host's floor: the same body with `content-type: text/plain`, which the
+ * local host reads and wraps in the library's `HttpRequest` (as it does for every request) and the gateway refuses
+ * with 415 without reading it. The difference is what the gateway's own code costs.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startAzurite } from '../emulators/azurite';
+import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { appRoot } from '../../shared/platform/packageInfo';
+import type { BenchContext } from './benchContext';
+import { PROBE_PID_PREFIX, PROBE_SETTLED_PREFIX } from './hostMemoryProtocol';
+
+/** One measured request. */
+export interface MemorySample {
+  status: number;
+  seconds: number;
+  /** Resident bytes of the host, settled, before the send. */
+  beforeBytes: number;
+  /** Highest resident bytes of the host during the send. */
+  peakBytes: number;
+  /** Resident bytes of the host, settled, after the send. */
+  afterBytes: number;
+}
+
+/** Figures of the memory benchmark. */
+export interface MemoryBenchResult {
+  attachmentBytes: number;
+  /** Bytes of the `POST /api/mail/send` body (the attachment's base64 inside JSON). */
+  bodyBytes: number;
+  /** How the peak was measured: the kernel's VmHWM after a reset, or only the 10 ms samples. */
+  peakSource: 'VmHWM' | 'samples';
+  /** Each measured send and, before it, the host's floor for the same body (refused with 415 unread). */
+  rounds: { floor: MemorySample; send: MemorySample }[];
+}
+
+const SENDS = 3;
+const ATTACHMENT_BYTES = 25 * 1024 * 1024;
+const SAMPLE_EVERY_MS = 10;
+
+/** `VmRSS` and `VmHWM` of `pid` in bytes. */
+function residentMemory(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
+    if (!match) throw new Error(`/proc/${pid}/status has no ${name}`);
+    return Number(match[1]) * 1024;
+  };
+  return { rss: field('VmRSS'), hwm: field('VmHWM') };
+}
+
+/** Resets the kernel's peak RSS of `pid` to its current RSS; false where the kernel does not allow it. */
+function resetPeak(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Asks the host to collect garbage and waits until it says memory settled. */
+async function settle(host: FunctionsHostProcess, pid: number, round: number): Promise<void> {
+  process.kill(pid, 'SIGUSR2');
+  const deadline = Date.now() + 10_000;
+  while (!host.output().includes(`${PROBE_SETTLED_PREFIX}${round}\n`)) {
+    if (Date.now() > deadline) throw new Error('the host did not report settled memory');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Runs one 25 MB-attachment send three times (after a warm-up send) and measures the host's memory. */
+export async function runMemoryBench(ctx: BenchContext, caDir: string): Promise<MemoryBenchResult> {
+  // startFunctionsHost gives the host the test CA through this variable, as under `npm test`.
+  process.env.TEST_CA_DIR ??= caDir;
+  const azurite = await startAzurite({ projectRoot: appRoot() });
+  const probe = join(appRoot(), 'dist', 'test', 'bench', 'hostMemoryProbe.js');
+  let host: FunctionsHostProcess | undefined;
+  try {
+    host = await startFunctionsHost({
+      ...ctx.cloud.settings(),
+      AzureWebJobsStorage: azurite.connectionString,
+      NODE_OPTIONS: `--expose-gc --require ${JSON.stringify(probe)}`,
+      SANDBOX_HOST_LOG_LEVEL: 'information',
+    });
+    const pidLine = host
+      .output()
+      .split('\n')
+      .find((line) => line.startsWith(PROBE_PID_PREFIX));
+    if (!pidLine) throw new Error(`the host did not load the memory probe:\n${host.output()}`);
+    const pid = Number(pidLine.slice(PROBE_PID_PREFIX.length));
+
+    const mailbox = `billing@${ctx.cloud.tenant.domain}`;
+    const recipient = `someone@${ctx.cloud.tenant.domain}`;
+    const body = (attachmentBytes: number): string =>
+      JSON.stringify({
+        from: mailbox,
+        to: [recipient],
+        subject: 'memory benchmark',
+        text: 'benchmark',
+        attachments: [
+          {
+            name: 'big.bin',
+            contentType: 'application/octet-stream',
+            contentBase64: randomBytes(attachmentBytes).toString('base64'),
+          },
+        ],
+      });
+    const target = host;
+    const send = async (json: string, contentType = 'application/json'): Promise<number> => {
+      const res = await fetch(`${target.url}/api/mail/send`, {
+        method: 'POST',
+        headers: { 'content-type': contentType, 'x-functions-key': target.functionKey },
+        body: json,
+      });
+      await res.arrayBuffer();
+      return res.status;
+    };
+
+    // Warm-up through the same path (draft + upload session), so that loading code, the token and connections
+    // are not counted as the send's memory.
+    ctx.cloud.graph.reset();
+    const warmUp = await send(body(4 * 1024 * 1024));
+    if (warmUp !== 202) throw new Error(`the warm-up send answered ${warmUp}:\n${host.output()}`);
+
+    const json = body(ATTACHMENT_BYTES);
+    const bodyBytes = Buffer.byteLength(json);
+    let round = 0;
+    let peakSource: MemoryBenchResult['peakSource'] = 'VmHWM';
+    const measure = async (contentType: string): Promise<MemorySample> => {
+      ctx.cloud.graph.reset();
+      await settle(target, pid, ++round);
+      const beforeBytes = residentMemory(pid).rss;
+      if (!resetPeak(pid)) peakSource = 'samples';
+      let sampled = beforeBytes;
+      const sampler = setInterval(() => (sampled = Math.max(sampled, residentMemory(pid).rss)), SAMPLE_EVERY_MS);
+      const started = process.hrtime.bigint();
+      const status = await send(json, contentType);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      clearInterval(sampler);
+      const now = residentMemory(pid);
+      const peakBytes = Math.max(sampled, now.rss, peakSource === 'VmHWM' ? now.hwm : 0);
+      await settle(target, pid, ++round);
+      return { status, seconds, beforeBytes, peakBytes, afterBytes: residentMemory(pid).rss };
+    };
+    const rounds: MemoryBenchResult['rounds'] = [];
+    for (let i = 0; i < SENDS; i++) {
+      const floor = await measure('text/plain');
+      rounds.push({ floor, send: await measure('application/json') });
+    }
+    return { attachmentBytes: ATTACHMENT_BYTES, bodyBytes, peakSource, rounds };
+  } finally {
+    await host?.stop();
+    await azurite.stop();
+  }
+}
