@@ -121,7 +121,7 @@ export function messageJson(
  * `''` for a quote), which a product uses to find its own mail in Sent Items. Undefined when there is no `$filter`;
  * any other expression fails loudly with 501, as unimplemented query options do.
  */
-export function readInternetMessageIdFilter(query: URLSearchParams): string | undefined {
+function readInternetMessageIdFilter(query: URLSearchParams): string | undefined {
   const raw = query.get('$filter');
   if (raw === null) return undefined;
   const match = /^\s*internetMessageId\s+eq\s+'((?:[^']|'')*)'\s*$/i.exec(raw);

@@ -49,7 +49,7 @@ export function recipientLimitNdr(mailbox: TenantUser, original: SubmittedMessag
   const content =
     '<html><body>' +
     "<p><b>Your message can't be sent because you've reached your daily limit for message recipients.</b></p>" +
-    '<p>Your message wasn\'t delivered to these recipients:</p>' +
+    "<p>Your message wasn't delivered to these recipients:</p>" +
     `<p>${recipients}</p>` +
     '<p>Diagnostic information for administrators:</p>' +
     `<p>Generating server: emulator.prod.outlook.com</p>` +
