@@ -1,8 +1,8 @@
 /**
  * What happens after Exchange accepts a message for sending: one copy lands in the Inbox of every recipient who is a
  * mailbox of the tenant, recipients elsewhere are recorded as outbound mail, and the copies look the way delivered
- * mail looks through Graph (transport headers, no Bcc line, unread). Sent Items is the caller's business: sendMail and
- * draft-send keep the sender's copy differently.
+ * mail looks through Graph (transport headers, no Bcc line, unread). When a message leaves is the business of
+ * submissionQueue.ts: Exchange holds it in the mailbox's Outbox while the sending limits say so.
  */
 import { randomBytes } from 'node:crypto';
 import type { InternetMessageHeader, Recipient } from '@microsoft/microsoft-graph-types';
@@ -40,21 +40,27 @@ export class MailDelivery {
   ) {}
 
   /**
-   * Submits `message` from `mailbox`'s owner: fills in from/sender/ids/dates, puts a copy in each internal recipient's
-   * Inbox and logs the external ones. Returns the submitted form for the sender's Sent Items.
+   * The message as Exchange accepts it from `mailbox`'s owner: from/sender, the Message-ID (the client's, when it set
+   * one) and the sending time filled in. Nothing is delivered yet; {@link deliver} does that when it leaves the Outbox.
    */
-  submit(mailbox: TenantUser, message: NewMessage | StoredMessage, now: Date = new Date()): SubmittedMessage {
+  prepare(mailbox: TenantUser, message: NewMessage | StoredMessage, now: Date): SubmittedMessage {
     const ownAddress: Recipient = { emailAddress: { name: mailbox.displayName, address: mailbox.mail } };
-    const sentDateTime = graphDateTime(now);
-    const submitted: SubmittedMessage = {
+    return {
       ...stripStoreFields(message),
       from: message.from ?? ownAddress,
       sender: ownAddress,
       internetMessageId: message.internetMessageId ?? newInternetMessageId(mailbox),
-      sentDateTime,
+      sentDateTime: graphDateTime(now),
       isDraft: false,
     };
+  }
 
+  /**
+   * Delivers a prepared message: a copy in each internal recipient's Inbox (received `now`), the external recipients
+   * logged as outbound mail. Sent Items is the caller's business.
+   */
+  deliver(mailbox: TenantUser, submitted: SubmittedMessage, now: Date): void {
+    const receivedDateTime = graphDateTime(now);
     const delivered = new Set<string>();
     const external: string[] = [];
     for (const recipient of allRecipients(submitted)) {
@@ -67,7 +73,7 @@ export class MailDelivery {
       // Exchange expands the recipient list to one copy per mailbox, however often the mailbox is named.
       if (delivered.has(user.id)) continue;
       delivered.add(user.id);
-      this.mailboxOf(user).addMessage('inbox', deliveredCopy(submitted, sentDateTime));
+      this.mailboxOf(user).addMessage('inbox', deliveredCopy(submitted, receivedDateTime));
     }
     if (external.length > 0) {
       this.outbound.push({
@@ -78,7 +84,6 @@ export class MailDelivery {
         sentAt: now,
       });
     }
-    return submitted;
   }
 }
 

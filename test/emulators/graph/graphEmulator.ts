@@ -32,6 +32,7 @@ import {
   type LifecycleEvent,
   type NotificationDelivery,
 } from './notificationDelivery';
+import type { NdrRecord } from './nondeliveryReport';
 import { GraphPipeline } from './pipeline';
 import type { SeenRequest } from './requestLog';
 import { RouteTable, type GraphRoute } from './router';
@@ -40,6 +41,12 @@ import {
   DEFAULT_MAX_SUBSCRIPTIONS_PER_MAILBOX,
   subscriptionRoutes,
 } from './subscriptionRoutes';
+import {
+  EXCHANGE_SUBMISSION_LIMITS,
+  SubmissionQueue,
+  type MinuteCount,
+  type SubmissionSummary,
+} from './submissionQueue';
 import { SubscriptionStore, subscriptionJson } from './subscriptionStore';
 import { EXCHANGE_LIMITS, MailboxThrottle } from './throttle';
 import { EXCHANGE_UPLOAD_LIMITS, UploadBudget } from './uploadBudget';
@@ -58,6 +65,8 @@ export type { OutboundMail } from './delivery';
 export type { EmulatedClock } from './clock';
 export type { LifecycleEvent, NotificationDelivery } from './notificationDelivery';
 export type { ChangeNotificationItem } from './subscriptionStore';
+export type { NdrRecord } from './nondeliveryReport';
+export type { MinuteCount, SubmissionOutcome, SubmissionRecord, SubmissionSummary } from './submissionQueue';
 
 /** Options of {@link GraphEmulator.start}. */
 export interface GraphEmulatorOptions {
@@ -73,7 +82,8 @@ export interface GraphEmulatorOptions {
   latencyMs?: { min: number; max: number };
   /**
    * Per (app, mailbox) limits (default: Exchange Online's 4 concurrent, 10,000 requests per 10 minutes, 150 MB of
-   * request bodies per 5 minutes) and the lifetime of attachment upload URLs (default 2 hours).
+   * request bodies per 5 minutes), Exchange's per-mailbox sending limits (default 30 messages per minute, 10,000
+   * recipients per day) and the lifetime of attachment upload URLs (default 2 hours).
    */
   limits?: GraphLimits;
   /** Change-notification timing and limits. */
@@ -108,6 +118,16 @@ export interface GraphLimits {
   uploadWindowMs?: number;
   /** How long an attachment upload URL stays valid. */
   uploadSessionLifetimeMs?: number;
+  /**
+   * Messages that may leave one mailbox's Outbox in any 60 seconds of emulated time; Graph still answers 202 past it
+   * and the rest waits, first in first out (Exchange Online: 30).
+   */
+  messagesPerMinute?: number;
+  /**
+   * Recipients (To + Cc + Bcc) one mailbox may send to in any 24 hours of emulated time; a message past it becomes an
+   * NDR (550 5.1.90) in the sender's Inbox (Exchange Online: 10,000).
+   */
+  recipientsPerDay?: number;
 }
 
 /** Body cap at the socket; routes apply their own (smaller) caps. */
@@ -134,6 +154,7 @@ export class GraphEmulator {
   private readonly subscriptionStore: SubscriptionStore;
   private readonly dispatcher: NotificationDispatcher;
   private readonly deltaTokens = new DeltaTokens();
+  private readonly submissionQueue: SubmissionQueue;
 
   private constructor(
     options: GraphEmulatorOptions,
@@ -144,6 +165,7 @@ export class GraphEmulator {
     const limits = {
       ...EXCHANGE_LIMITS,
       ...EXCHANGE_UPLOAD_LIMITS,
+      ...EXCHANGE_SUBMISSION_LIMITS,
       uploadSessionLifetimeMs: DEFAULT_UPLOAD_SESSION_LIFETIME_MS,
       ...definedOnly(options.limits ?? {}),
     };
@@ -172,8 +194,12 @@ export class GraphEmulator {
     });
     const sessions = new UploadSessions(limits.uploadSessionLifetimeMs);
     const watch = options.subscriptions ?? {};
-    const clock = new OffsetClock(() => this.subscriptionStore.sweep());
+    const clock = new OffsetClock(() => {
+      this.subscriptionStore.sweep();
+      this.submissionQueue.release();
+    });
     this.clock = clock;
+    this.submissionQueue = new SubmissionQueue(limits, clock, delivery, (user) => this.mailboxOf(user));
     this.subscriptionStore = new SubscriptionStore(clock);
     this.dispatcher = new NotificationDispatcher(
       {
@@ -191,7 +217,7 @@ export class GraphEmulator {
       ...mailReadRoutes(),
       ...draftRoutes(),
       ...attachmentRoutes(),
-      ...mailSendRoutes({ tenant: options.tenant, delivery }),
+      ...mailSendRoutes({ tenant: options.tenant, submissions: this.submissionQueue }),
       ...uploadSessionRoutes({
         tenant: options.tenant,
         sessions,
@@ -233,6 +259,7 @@ export class GraphEmulator {
   /** Stops the server, cutting open connections, and every notification timer and POST. */
   close(): Promise<void> {
     this.dispatcher.close();
+    this.submissionQueue.close();
     return this.server.close();
   }
 
@@ -305,9 +332,7 @@ export class GraphEmulator {
 
   /** The mailbox of the user with this id, UPN or mail; throws when the tenant has no such user. */
   mailbox(addressOrId: string): MailboxStore {
-    const user = this.tenant.findUser(addressOrId);
-    if (!user) throw new Error(`the emulated tenant has no user '${addressOrId}'`);
-    return this.mailboxOf(user);
+    return this.mailboxOf(this.requireUser(addressOrId));
   }
 
   /**
@@ -316,6 +341,37 @@ export class GraphEmulator {
    */
   inbox(addressOrId: string): StoredMessage[] {
     return this.mailbox(addressOrId).listMessages('inbox');
+  }
+
+  /**
+   * What Exchange did with the mailbox's (id, UPN or mail) accepted submissions: how many wait in its Outbox, were
+   * delivered or became NDRs, and each message's submittedAt/deliveredAt on the emulated clock.
+   */
+  submissions(mailbox: string): SubmissionSummary {
+    return this.submissionQueue.summary(this.requireUser(mailbox).id);
+  }
+
+  /** Messages the mailbox delivered in each emulated minute, oldest first (minutes without deliveries left out). */
+  deliveredPerMinute(mailbox: string): MinuteCount[] {
+    return this.submissionQueue.perMinute(this.requireUser(mailbox).id);
+  }
+
+  /** Sends (sendMail and draft send) Graph accepted with 202 for the mailbox. */
+  sendsAccepted(mailbox: string): number {
+    return this.submissionQueue.accepted(this.requireUser(mailbox).id);
+  }
+
+  /** Every NDR Exchange wrote into a sender's Inbox, oldest first. */
+  get ndrs(): readonly NdrRecord[] {
+    return this.submissionQueue.ndrs;
+  }
+
+  /**
+   * Resolves once no Outbox holds mail. Held mail leaves as emulated time passes: in real time, or at once through
+   * `clock.advance`.
+   */
+  idleSubmissions(): Promise<void> {
+    return this.submissionQueue.idle();
   }
 
   /** Arms a fault for the next matching authenticated requests. */
@@ -329,15 +385,23 @@ export class GraphEmulator {
   }
 
   /**
-   * Forgets seen requests, the notification delivery log, concurrency peaks, request and upload budgets and faults
-   * (mailbox contents, outbound mail, subscriptions and open upload sessions stay).
+   * Forgets seen requests, the notification delivery log, concurrency peaks, request and upload budgets, Exchange's
+   * sending windows, submission records and NDR log, and faults (mailbox contents, outbound mail, subscriptions and open
+   * upload sessions stay; mail still in an Outbox leaves as the emptied windows allow).
    */
   reset(): void {
     this.requests.length = 0;
+    this.submissionQueue.reset();
     this.dispatcher.clearLog();
     this.throttle.reset();
     this.uploads.reset();
     this.faults.clear();
+  }
+
+  private requireUser(addressOrId: string): TenantUser {
+    const user = this.tenant.findUser(addressOrId);
+    if (!user) throw new Error(`the emulated tenant has no user '${addressOrId}'`);
+    return user;
   }
 
   private mailboxOf(user: TenantUser): MailboxStore {
@@ -359,6 +423,11 @@ export class GraphEmulator {
         requests: this.requests,
         outbound: this.outbound,
         mailboxOf: (u) => this.mailboxOf(u),
+        submissions: (u) => ({
+          ...this.submissionQueue.summary(u.id),
+          sendsAccepted: this.submissionQueue.accepted(u.id),
+          deliveredPerMinute: this.submissionQueue.perMinute(u.id),
+        }),
         notifications: {
           subscriptions: () =>
             this.activeSubscriptions().map((s) => ({ ...s, clientState: s.clientState === null ? null : '***' })),

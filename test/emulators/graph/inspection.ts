@@ -9,6 +9,7 @@ import type { OutboundMail } from './delivery';
 import type { MailboxStore, StoredFolder, StoredMessage } from './mailboxStore';
 import type { LifecycleEvent, NotificationDelivery } from './notificationDelivery';
 import type { SeenRequest } from './requestLog';
+import type { MinuteCount, SubmissionSummary } from './submissionQueue';
 
 /** Path prefix of the inspection API. */
 export const INSPECTION_PREFIX = '/_emulator';
@@ -20,9 +21,14 @@ export interface InspectionSource {
   /** Mail sent to recipients outside the tenant. */
   outbound: readonly OutboundMail[];
   mailboxOf: (user: TenantUser) => MailboxStore;
+  /** What Exchange did with the mailbox's accepted submissions (`/_emulator/mailboxes/{m}/submissions`). */
+  submissions?: (user: TenantUser) => SubmissionView;
   /** Subscriptions, the delivery log and the controls the sandbox drives. */
   notifications?: NotificationControl;
 }
+
+/** A mailbox's submissions with its accepted-send count and deliveries per emulated minute. */
+export type SubmissionView = SubmissionSummary & { sendsAccepted: number; deliveredPerMinute: MinuteCount[] };
 
 /** What the inspection API shows and drives of change notifications. */
 export interface NotificationControl {
@@ -116,6 +122,10 @@ export async function serveInspection(
       });
       return;
     }
+    if (parts[2] === 'submissions' && source.submissions) {
+      sendJson(res, 200, source.submissions(user));
+      return;
+    }
     const folder = mailbox.findFolder(parts[2]);
     if (!folder) {
       sendJson(res, 404, { error: { code: 'NotFound', message: `No folder '${parts[2]}' in ${user.mail}.` } });
@@ -128,7 +138,7 @@ export async function serveInspection(
     error: {
       code: 'NotFound',
       message:
-        'Try /_emulator/requests, /_emulator/outbound, /_emulator/subscriptions, /_emulator/notifications, /_emulator/mailboxes/{address} or /_emulator/mailboxes/{address}/{folder}.',
+        'Try /_emulator/requests, /_emulator/outbound, /_emulator/subscriptions, /_emulator/notifications, /_emulator/mailboxes/{address}, /_emulator/mailboxes/{address}/{folder} or /_emulator/mailboxes/{address}/submissions.',
     },
   });
 }

@@ -116,10 +116,32 @@ export function messageJson(
   return project(source, visible, { '@odata.etag': `W/"${message.changeKey}"` });
 }
 
+/**
+ * The one `$filter` the emulator implements on message listings: `internetMessageId eq '<...>'` (OData string literal,
+ * `''` for a quote), which a product uses to find its own mail in Sent Items. Undefined when there is no `$filter`;
+ * any other expression fails loudly with 501, as unimplemented query options do.
+ */
+function readInternetMessageIdFilter(query: URLSearchParams): string | undefined {
+  const raw = query.get('$filter');
+  if (raw === null) return undefined;
+  const match = /^\s*internetMessageId\s+eq\s+'((?:[^']|'')*)'\s*$/i.exec(raw);
+  if (!match) {
+    throw new GraphError(
+      501,
+      'NotImplemented',
+      `The Graph emulator implements only $filter=internetMessageId eq '...' on messages, not '${raw}'.`,
+    );
+  }
+  return match[1].replace(/''/g, "'");
+}
+
 function listMessages(ctx: GraphRequestContext, folder?: StoredFolder) {
   const properties = selectedProperties(ctx.query, MESSAGE_TYPE);
   const paging = readPaging(ctx.query, MESSAGE_PAGE.defaultTop, MESSAGE_PAGE.maxTop);
-  const all = ctx.mailbox.listMessages(folder?.id);
+  const internetMessageId = readInternetMessageIdFilter(ctx.query);
+  const all = ctx.mailbox
+    .listMessages(folder?.id)
+    .filter((m) => internetMessageId === undefined || m.internetMessageId === internetMessageId);
   const { value, nextLink } = page(all, paging, ctx.url);
   const collection = folder
     ? `users('${ctx.user.id}')/mailFolders('${folder.id}')/messages`
@@ -162,13 +184,13 @@ export function mailReadRoutes(): GraphRoute[] {
     {
       ...common,
       path: '/users/{user}/messages',
-      queryOptions: ['$select', '$top', '$skip'],
+      queryOptions: ['$select', '$top', '$skip', '$filter'],
       handler: (ctx) => listMessages(ctx),
     },
     {
       ...common,
       path: '/users/{user}/mailFolders/{folder}/messages',
-      queryOptions: ['$select', '$top', '$skip'],
+      queryOptions: ['$select', '$top', '$skip', '$filter'],
       handler: (ctx) => listMessages(ctx, resolveFolder(ctx.mailbox, ctx.params.folder)),
     },
     {

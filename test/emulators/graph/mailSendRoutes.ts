@@ -1,17 +1,18 @@
 /**
  * Sending: `POST /users/{user}/sendMail` (one call, attachments under 3 MB inline) and
  * `POST /users/{user}/messages/{id}/send` (a draft built up first, large attachments through upload sessions). Both
- * need Mail.Send, apply Exchange's submission rules (recipients, Send As) and answer 202 with no body; delivery then
- * happens through {@link MailDelivery}.
+ * need Mail.Send, apply Exchange's submission rules (recipients, Send As) and answer 202 with no body; the message then
+ * waits in the mailbox's Outbox until Exchange's sending limits let it leave (see submissionQueue.ts), and its Sent
+ * Items copy appears when it does.
  */
 import type { Recipient } from '@microsoft/microsoft-graph-types';
 import type { EmulatedTenant, TenantUser } from '../tenant';
-import type { MailDelivery } from './delivery';
 import { GraphError } from './graphResponse';
 import { resolveMessage } from './mailReadRoutes';
 import { asObject, assertSubmittable, deletesAfterSubmit, readMessage } from './messageInput';
 import { DEFAULT_MAX_BODY_BYTES } from './pipeline';
 import type { GraphRequestContext, GraphRoute } from './router';
+import type { SubmissionQueue } from './submissionQueue';
 
 /** Application permissions that can send mail. */
 export const MAIL_SEND_ROLES: readonly string[] = ['Mail.Send'];
@@ -19,7 +20,8 @@ export const MAIL_SEND_ROLES: readonly string[] = ['Mail.Send'];
 /** What the send routes need from the emulator. */
 export interface MailSendDeps {
   tenant: EmulatedTenant;
-  delivery: MailDelivery;
+  /** Exchange's Outboxes: what is accepted here leaves when the sending limits allow. */
+  submissions: SubmissionQueue;
 }
 
 /** Text Exchange answers a `from` the mailbox has no Send As right on. */
@@ -70,10 +72,7 @@ function sendMail(ctx: GraphRequestContext, deps: MailSendDeps) {
   const message = readMessage(params.message);
   assertSubmittable(message);
   assertMaySendAs(deps.tenant, ctx.user, message.from);
-  const submitted = deps.delivery.submit(ctx.user, message);
-  if (saveToSentItems && !deletesAfterSubmit(message)) {
-    ctx.mailbox.addMessage('sentitems', { ...submitted, isRead: true });
-  }
+  deps.submissions.submit(ctx.user, message, saveToSentItems && !deletesAfterSubmit(message));
   return ctx.empty(202);
 }
 
@@ -86,10 +85,10 @@ function sendDraft(ctx: GraphRequestContext, deps: MailSendDeps) {
   }
   assertSubmittable(draft);
   assertMaySendAs(deps.tenant, ctx.user, draft.from);
-  const submitted = deps.delivery.submit(ctx.user, draft);
-  // Sending moves the draft to Sent Items (new id), or removes it when the client set PidTagDeleteAfterSubmit.
+  // Sending takes the draft out of Drafts; its copy reaches Sent Items (new id) when it leaves the Outbox, unless the
+  // client set PidTagDeleteAfterSubmit.
   ctx.mailbox.deleteMessage(draft.id);
-  if (!deletesAfterSubmit(draft)) ctx.mailbox.addMessage('sentitems', { ...submitted, isRead: true });
+  deps.submissions.submit(ctx.user, draft, !deletesAfterSubmit(draft));
   return ctx.empty(202);
 }
 

@@ -218,6 +218,8 @@ function readProperty(name: string, value: unknown): unknown {
       return readEnum(value, name, ['focused', 'other']);
     case 'internetMessageHeaders':
       return readHeaders(value);
+    case 'internetMessageId':
+      return readInternetMessageId(value);
     case 'attachments':
       return expectArray(value, name).map((a) => readFileAttachment(a));
     case 'singleValueExtendedProperties':
@@ -278,6 +280,34 @@ function readBody(value: unknown): { contentType: 'text' | 'html'; content: stri
         : (readEnum(contentType, 'contentType', ['text', 'html']) as 'text' | 'html'),
     content: content === undefined || content === null ? '' : expectString(content),
   };
+}
+
+/**
+ * A client-set Message-ID (message-update.md: "Updatable only if isDraft = true", i.e. when the message is created or
+ * still a draft): RFC 2822's `<id-left@id-right>`, no spaces. Products set it to find their own mail again in Sent
+ * Items.
+ */
+function readInternetMessageId(value: unknown): string {
+  const id = expectString(value);
+  if (!isWellFormedMessageId(id)) {
+    throw new GraphError(
+      400,
+      'InvalidInternetMessageId',
+      `The internet message id '${id}' is not valid. It should have the form '<unique-part@domain>' (RFC 2822).`,
+    );
+  }
+  return id;
+}
+
+// RFC 2822 section 3.6.4: msg-id = "<" id-left "@" id-right ">", id-left a dot-atom, id-right a dot-atom or a
+// bracketed literal; no spaces or comments.
+const ATEXT = "[A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~]";
+const DOT_ATOM = `${ATEXT}+(?:\\.${ATEXT}+)*`;
+const MSG_ID = new RegExp(`^<${DOT_ATOM}@(?:${DOT_ATOM}|\\[[!-Z^-~]*\\])>$`);
+
+/** True for an RFC 2822 msg-id such as `<1234.abc@contoso.com>`. */
+export function isWellFormedMessageId(id: string): boolean {
+  return id.length <= 998 && MSG_ID.test(id);
 }
 
 function readHeaders(value: unknown): InternetMessageHeader[] {
