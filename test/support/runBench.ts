@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../shared/platform/config';
+import { runPacerBench } from '../bench/pacerBench';
 import { runSendBench } from '../bench/sendBench';
 import { runTokenBench } from '../bench/tokenBench';
 import { LocalCloud } from '../emulators/localCloud';
@@ -71,6 +72,7 @@ async function benchmarks(caDir: string): Promise<void> {
     console.log(
       `Send benchmark (d): one ${large.megabytes} MB attachment (draft + upload session): HTTP ${large.status} in ${large.seconds.toFixed(2)} s, peak RSS +${large.peakRssDeltaMb.toFixed(0)} MB (gateway, host and emulator share the process)`,
     );
+    await runPacerBench();
   } finally {
     await cloud.close();
   }
