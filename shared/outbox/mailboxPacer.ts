@@ -11,8 +11,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TableClient } from '@azure/data-tables';
-import type { GatewayConfig } from '../platform/config';
-import { createTableClient } from '../platform/storage';
 import { ensureTable, isStatus, tableKey } from '../platform/tables';
 import { fromPacerEntity, toPacerEntity, type PacerEntity } from './pacerRow';
 import {
@@ -28,7 +26,10 @@ import {
   type PacingStep,
 } from './pacingRules';
 
-/** Table holding one pacing row per mailbox. */
+/**
+ * The table meant for the pacing rows. Whoever wires the pacer opens it with `createTableClient(config, …)` and adds
+ * it to `storageLayout.tables` in infra/main.bicep (a test holds the two together).
+ */
 export const MAILBOX_PACING_TABLE = 'mailboxpacing';
 
 /** Graph's concurrent requests per app and mailbox. */
@@ -98,11 +99,6 @@ export class MailboxPacer {
     this.maxAttempts = positiveInteger('maxAttempts', options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
   }
 
-  /** The pacer for `config`'s storage account. */
-  static fromConfig(config: GatewayConfig, options: MailboxPacerOptions): MailboxPacer {
-    return new MailboxPacer(createTableClient(config, MAILBOX_PACING_TABLE), options);
-  }
-
   /** Writes this pacer lost to another writer (412 on update, 409 on first insert) and retried. */
   get conflictRetries(): number {
     return this.conflicts;
@@ -152,8 +148,8 @@ export class MailboxPacer {
       }
       this.conflicts++;
       if (attempt >= this.maxAttempts) throw new PacerContentionError(mailbox, attempt);
-      // The writers that lost together would collide again; a random pause spreads them out.
-      await sleep(Math.random() * Math.min(50, 2 ** attempt));
+      // The writers that lost together would collide again; a random, growing pause spreads them out.
+      await sleep(Math.random() * Math.min(200, 5 * 2 ** attempt));
     }
   }
 
