@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { loadConfig, type GatewayConfig } from '../../shared/platform/config';
 import { runMemoryBench, type MemoryBenchResult } from '../bench/memoryBench';
 import { runPackageBench } from '../bench/packageBench';
+import { runPacerBench } from '../bench/pacerBench';
 import { runSendBench } from '../bench/sendBench';
 import { runTokenBench } from '../bench/tokenBench';
 import { runWatchBench } from '../bench/watchBench';
@@ -90,6 +91,7 @@ async function benchmarks(caDir: string): Promise<void> {
     if (wanted('token')) await tokenSection(cloud, config);
     if (wanted('send')) await sendSection(cloud, config, latency);
     if (wanted('memory')) printMemory(await runMemoryBench({ cloud, config }, caDir));
+    if (wanted('pacer')) await runPacerBench();
     if (wanted('watch')) await watchSection(cloud, config, latency, webhookPort);
   } finally {
     await cloud.close();

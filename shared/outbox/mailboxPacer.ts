@@ -1,0 +1,170 @@
+/**
+ * Paces every mailbox across all instances of the app: one Table storage row per mailbox holds its message-rate
+ * state (GCRA), its recipients over the last 24 h and its concurrency leases. Each call reads the row, decides
+ * (pacingRules.ts) and, when the decision changes the row, writes it back with `If-Match` on the ETag it read, so
+ * two instances deciding at once cannot both take the same slot: the loser gets 412, re-reads and decides again.
+ *
+ * A function never sleeps on the pacer: `wait` and `deferred` tell the outbox how long to hide the queue message.
+ * A write the SDK retried after the service had applied it only ever over-counts (an extra grant recorded, a lease
+ * that expires unused), never under-counts.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { TableClient } from '@azure/data-tables';
+import { ensureTable, isStatus, tableKey } from '../platform/tables';
+import { fromPacerEntity, toPacerEntity, type PacerEntity } from './pacerRow';
+import {
+  checkedLimits,
+  decideReservation,
+  EMPTY_PACING_STATE,
+  pacingStatus,
+  positiveInteger,
+  releaseLease,
+  type PacerLimits,
+  type PacingState,
+  type PacingStatus,
+  type PacingStep,
+} from './pacingRules';
+
+/**
+ * The table meant for the pacing rows. Whoever wires the pacer opens it with `createTableClient(config, …)` and adds
+ * it to `storageLayout.tables` in infra/main.bicep (a test holds the two together).
+ */
+export const MAILBOX_PACING_TABLE = 'mailboxpacing';
+
+/** Graph's concurrent requests per app and mailbox. */
+export const DEFAULT_MAX_CONCURRENT = 4;
+
+/** Lease lifetime when none is given: long enough for a large upload, short enough to recover from a crash. */
+export const DEFAULT_LEASE_MS = 5 * 60_000;
+
+/** Read-decide-write rounds per call before giving up on a row other instances keep changing. */
+export const DEFAULT_MAX_ATTEMPTS = 10;
+
+/** Pacer settings; `maxConcurrent` and `leaseMs` have defaults. */
+export type MailboxPacerOptions = Pick<PacerLimits, 'messagesPerMinute' | 'recipientsPerDay'> &
+  Partial<Pick<PacerLimits, 'maxConcurrent' | 'leaseMs'>> & {
+    /** Read-decide-write rounds per call (default 10). */
+    maxAttempts?: number;
+  };
+
+/** A held concurrency slot; give it back with `release`. */
+export interface PacerLease {
+  mailbox: string;
+  id: string;
+  /** Epoch ms the grant was decided at. */
+  grantedAt: number;
+  /** Epoch ms after which the slot frees itself. */
+  expiresAt: number;
+}
+
+/** What `reserve` answers. */
+export type Reservation =
+  | { kind: 'granted'; lease: PacerLease }
+  | { kind: 'wait'; retryAfterMs: number; reason: 'rate' | 'concurrency' }
+  | { kind: 'deferred'; notBefore: number; reason: 'dailyRecipients' }
+  | { kind: 'tooManyRecipients'; recipientsPerDay: number };
+
+/** `peek`'s answer: the mailbox and its pacing now. */
+export type MailboxPacingStatus = PacingStatus & { mailbox: string };
+
+/** Other instances changed the row on every attempt; the caller should retry the message later. */
+export class PacerContentionError extends Error {
+  constructor(
+    readonly mailbox: string,
+    readonly attempts: number,
+  ) {
+    super(`mailbox pacing row for ${mailbox} changed under each of ${attempts} attempts; try again later`);
+    this.name = 'PacerContentionError';
+  }
+}
+
+/** The pacer shared by all instances, over one table. */
+export class MailboxPacer {
+  /** The limits applied to every mailbox. */
+  readonly limits: PacerLimits;
+  private readonly maxAttempts: number;
+  private conflicts = 0;
+
+  constructor(
+    private readonly table: TableClient,
+    options: MailboxPacerOptions,
+  ) {
+    this.limits = checkedLimits({
+      messagesPerMinute: options.messagesPerMinute,
+      recipientsPerDay: options.recipientsPerDay,
+      maxConcurrent: options.maxConcurrent ?? DEFAULT_MAX_CONCURRENT,
+      leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
+    });
+    this.maxAttempts = positiveInteger('maxAttempts', options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
+  }
+
+  /** Writes this pacer lost to another writer (412 on update, 409 on first insert) and retried. */
+  get conflictRetries(): number {
+    return this.conflicts;
+  }
+
+  /**
+   * Asks whether a mail from `mailbox` to `recipients` recipients (To + Cc + Bcc) may go at `now`. A grant counts
+   * the message and its recipients and takes a concurrency lease.
+   */
+  async reserve(mailbox: string, recipients: number, now: number = Date.now()): Promise<Reservation> {
+    const leaseId = randomUUID();
+    const decision = await this.update(mailbox, (state) =>
+      decideReservation(state, this.limits, recipients, now, leaseId),
+    );
+    if (decision.kind !== 'granted') return decision;
+    const { grantedAt, expiresAt } = decision;
+    return { kind: 'granted', lease: { mailbox, id: leaseId, grantedAt, expiresAt } };
+  }
+
+  /** Gives a lease's concurrency slot back; releasing twice, or after expiry, is harmless. */
+  async release(lease: PacerLease, now: number = Date.now()): Promise<void> {
+    await this.update(lease.mailbox, (state) => releaseLease(state, lease.id, now));
+  }
+
+  /** The mailbox's pacing at `now` (next slot, recipients in the window, leases held), without changing it. */
+  async peek(mailbox: string, now: number = Date.now()): Promise<MailboxPacingStatus> {
+    await ensureTable(this.table);
+    const row = await this.read(partitionKeyOf(mailbox));
+    return { mailbox, ...pacingStatus(row?.state ?? EMPTY_PACING_STATE, this.limits, now) };
+  }
+
+  /** Read, decide, and write the decision's new state guarded by the ETag read (insert if there was no row). */
+  private async update<T>(mailbox: string, decide: (state: PacingState) => PacingStep<T>): Promise<T> {
+    await ensureTable(this.table);
+    const partitionKey = partitionKeyOf(mailbox);
+    for (let attempt = 1; ; attempt++) {
+      const row = await this.read(partitionKey);
+      const { result, next } = decide(row?.state ?? EMPTY_PACING_STATE);
+      if (!next) return result;
+      try {
+        const entity = toPacerEntity(partitionKey, next);
+        if (row) await this.table.updateEntity(entity, 'Replace', { etag: row.etag });
+        else await this.table.createEntity(entity);
+        return result;
+      } catch (err) {
+        if (!isStatus(err, row ? 412 : 409)) throw err;
+      }
+      this.conflicts++;
+      if (attempt >= this.maxAttempts) throw new PacerContentionError(mailbox, attempt);
+      // The writers that lost together would collide again; a random, growing pause spreads them out.
+      await sleep(Math.random() * Math.min(200, 5 * 2 ** attempt));
+    }
+  }
+
+  private async read(partitionKey: string): Promise<{ state: PacingState; etag: string } | undefined> {
+    try {
+      const entity = await this.table.getEntity<PacerEntity>(partitionKey, '');
+      return { state: fromPacerEntity(entity), etag: entity.etag };
+    } catch (err) {
+      if (isStatus(err, 404)) return undefined;
+      throw err;
+    }
+  }
+}
+
+/** Addresses are case-insensitive: one row per mailbox whatever the caller's casing. */
+function partitionKeyOf(mailbox: string): string {
+  return tableKey(mailbox.trim().toLowerCase());
+}

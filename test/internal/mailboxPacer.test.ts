@@ -1,0 +1,344 @@
+/**
+ * The pacing rules at simulated times: the 60-second message bound and the 24-hour recipient bound hold for many
+ * random schedules of many senders, deferral names the moment capacity returns, leases cap concurrency and expire,
+ * and a sender that follows the answers gets the full configured rate.
+ */
+import type { TableEntityResult } from '@azure/data-tables';
+import { fromPacerEntity, toPacerEntity, type PacerEntity } from '../../shared/outbox/pacerRow';
+import {
+  checkedLimits,
+  decideReservation,
+  EMPTY_PACING_STATE,
+  pacingStatus,
+  releaseLease,
+  type PacerLimits,
+  type PacingDecision,
+  type PacingState,
+} from '../../shared/outbox/pacingRules';
+import { RECIPIENT_BUCKET_MS, RECIPIENT_WINDOW_MS } from '../../shared/outbox/recipientWindow';
+
+const MINUTE = 60_000;
+/** A bucket-aligned start time, so expected deferrals are easy to state. */
+const T0 = Math.ceil(1_750_000_000_000 / RECIPIENT_BUCKET_MS) * RECIPIENT_BUCKET_MS;
+
+/** Deterministic PRNG (mulberry32), so a failing seed can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Grant {
+  at: number;
+  recipients: number;
+}
+
+interface Simulation {
+  grants: Grant[];
+  maxHeld: number;
+  answers: Record<PacingDecision['kind'], number>;
+}
+
+/**
+ * Runs `senders` senders against one mailbox's state from `T0` until `until`. Each sender tries, holds a grant's
+ * lease for a random time (sometimes never releasing it, like a crashed instance), and tries again after a random
+ * gap; when told to wait it mostly comes back when told, sometimes early (a caller ignoring the answer).
+ */
+function simulate(
+  limits: PacerLimits,
+  seed: number,
+  senders: number,
+  until: number,
+  maxRecipients: number,
+): Simulation {
+  const random = prng(seed);
+  let state: PacingState = EMPTY_PACING_STATE;
+  const grants: Grant[] = [];
+  const held = new Map<string, number>(); // lease id -> expiry as the simulation sees it
+  const answers = { granted: 0, wait: 0, deferred: 0, tooManyRecipients: 0 };
+  let maxHeld = 0;
+  type Event = { at: number; sender: number } | { at: number; release: string };
+  const events: Event[] = Array.from({ length: senders }, (_, sender) => ({
+    at: T0 + Math.floor(random() * 10_000),
+    sender,
+  }));
+  let nextLease = 0;
+  while (events.length > 0) {
+    events.sort((x, y) => x.at - y.at);
+    const event = events.shift()!;
+    if (event.at > until) break;
+    const now = event.at;
+    for (const [id, expiresAt] of held) if (expiresAt <= now) held.delete(id);
+    if ('release' in event) {
+      held.delete(event.release);
+      state = releaseLease(state, event.release, now).next ?? state;
+      continue;
+    }
+    const recipients = 1 + Math.floor(random() * maxRecipients);
+    const id = `lease-${nextLease++}`;
+    const step = decideReservation(state, limits, recipients, now, id);
+    const decision = step.result;
+    answers[decision.kind]++;
+    state = step.next ?? state;
+    let again: number;
+    if (decision.kind === 'granted') {
+      grants.push({ at: now, recipients });
+      held.set(id, decision.expiresAt);
+      maxHeld = Math.max(maxHeld, held.size);
+      if (random() < 0.9) events.push({ at: now + Math.floor(random() * 2 * limits.leaseMs), release: id });
+      again = now + (random() < 0.5 ? 0 : Math.floor(random() * 3 * MINUTE));
+    } else if (decision.kind === 'wait') {
+      again = now + (random() < 0.8 ? decision.retryAfterMs : Math.floor(random() * decision.retryAfterMs));
+    } else if (decision.kind === 'deferred') {
+      again = random() < 0.8 ? decision.notBefore : now + Math.floor(random() * (decision.notBefore - now));
+    } else {
+      throw new Error('no simulated mail exceeds the daily budget');
+    }
+    events.push({ at: Math.max(again, now + 1), sender: event.sender });
+  }
+  return { grants, maxHeld, answers };
+}
+
+/** The most grants in any half-open window [t, t + width) starting at a grant. */
+function busiestWindow(grants: Grant[], width: number, weight: (g: Grant) => number, closed = false): number {
+  const sorted = [...grants].sort((x, y) => x.at - y.at);
+  let best = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    let sum = 0;
+    for (
+      let j = i;
+      j < sorted.length && (closed ? sorted[j].at <= sorted[i].at + width : sorted[j].at < sorted[i].at + width);
+      j++
+    ) {
+      sum += weight(sorted[j]);
+    }
+    best = Math.max(best, sum);
+  }
+  return best;
+}
+
+const limits = (overrides: Partial<PacerLimits> = {}): PacerLimits =>
+  checkedLimits({
+    messagesPerMinute: 30,
+    recipientsPerDay: 10_000,
+    maxConcurrent: 4,
+    leaseMs: 5 * MINUTE,
+    ...overrides,
+  });
+
+function grant(state: PacingState, l: PacerLimits, recipients: number, now: number, id = `at-${now}`): PacingState {
+  const step = decideReservation(state, l, recipients, now, id);
+  expect(step.result.kind).toBe('granted');
+  return step.next!;
+}
+
+describe('message rate (GCRA without burst)', () => {
+  it('never grants more than messagesPerMinute in any 60-second window, for 200 random schedules', () => {
+    const rates = [1, 2, 7, 30, 45, 100, 600];
+    for (let seed = 1; seed <= 200; seed++) {
+      const messagesPerMinute = rates[seed % rates.length];
+      const l = limits({
+        messagesPerMinute,
+        recipientsPerDay: 1_000_000,
+        maxConcurrent: 1 + (seed % 6),
+        leaseMs: 20_000,
+      });
+      const run = simulate(l, seed, 1 + (seed % 9), T0 + 15 * MINUTE, 5);
+      const busiest = busiestWindow(run.grants, MINUTE, () => 1);
+      if (busiest > messagesPerMinute)
+        throw new Error(`seed ${seed}: ${busiest} grants in 60 s > ${messagesPerMinute}`);
+      expect(run.maxHeld).toBeLessThanOrEqual(l.maxConcurrent);
+      expect(run.answers.wait).toBeGreaterThan(0);
+    }
+  });
+
+  it('reaches the full rate for a sender that retries when told (30 per minute, 10 minutes: 300)', () => {
+    const l = limits();
+    let state = EMPTY_PACING_STATE;
+    let now = T0;
+    let granted = 0;
+    while (now < T0 + 10 * MINUTE) {
+      const step = decideReservation(state, l, 1, now, `m${granted}`);
+      if (step.result.kind === 'granted') {
+        granted++;
+        state = releaseLease(step.next!, step.result.leaseId, now).next!;
+      } else {
+        expect(step.result).toMatchObject({ kind: 'wait', reason: 'rate' });
+        if (step.result.kind === 'wait') now += step.result.retryAfterMs;
+      }
+    }
+    expect(granted).toBe(300);
+  });
+
+  it('answers wait with the exact time to the next slot, and keeps rates that do not divide a minute', () => {
+    const l = limits({ messagesPerMinute: 7 }); // T = 8571.428… ms, kept to the microsecond
+    const state = grant(EMPTY_PACING_STATE, l, 1, T0);
+    const early = decideReservation(state, l, 1, T0 + 1000, 'x').result;
+    expect(early).toEqual({ kind: 'wait', retryAfterMs: 7572, reason: 'rate' });
+    expect(decideReservation(state, l, 1, T0 + 8571, 'x').result.kind).toBe('wait');
+    expect(decideReservation(state, l, 1, T0 + 8572, 'x').result.kind).toBe('granted');
+  });
+});
+
+describe('daily recipients (sliding 24 h)', () => {
+  it('never lets any 24-hour window exceed recipientsPerDay, for 100 random schedules over three days', () => {
+    for (let seed = 1; seed <= 100; seed++) {
+      const recipientsPerDay = 50 + (seed % 7) * 150;
+      const l = limits({ messagesPerMinute: 60, recipientsPerDay, leaseMs: 60_000 });
+      const run = simulate(l, 1000 + seed, 1 + (seed % 5), T0 + 3 * RECIPIENT_WINDOW_MS, 40);
+      const busiest = busiestWindow(run.grants, RECIPIENT_WINDOW_MS, (g) => g.recipients, true);
+      if (busiest > recipientsPerDay)
+        throw new Error(`seed ${seed}: ${busiest} recipients in 24 h > ${recipientsPerDay}`);
+      expect(run.answers.deferred).toBeGreaterThan(0);
+    }
+  });
+
+  it('is not fooled the way GCRA with cost = recipients is: a full burst keeps the mailbox shut for 24 h', () => {
+    const l = limits({ recipientsPerDay: 100, messagesPerMinute: 600, maxConcurrent: 10 });
+    let state = EMPTY_PACING_STATE;
+    for (let i = 0; i < 10; i++) state = grant(state, l, 10, T0 + i * 100);
+    // GCRA with cost would have drained 12 h of "debt" by now and admitted 50 more recipients.
+    const halfDay = decideReservation(state, l, 1, T0 + 12 * 60 * MINUTE, 'x').result;
+    expect(halfDay).toEqual({
+      kind: 'deferred',
+      reason: 'dailyRecipients',
+      notBefore: T0 + RECIPIENT_WINDOW_MS + RECIPIENT_BUCKET_MS,
+    });
+  });
+
+  it('defers until the bucket holding enough recipients leaves the window, and grants from then on', () => {
+    const l = limits({ recipientsPerDay: 100 });
+    let state = grant(EMPTY_PACING_STATE, l, 40, T0);
+    state = grant(state, l, 40, T0 + 7 * MINUTE); // the next bucket
+    expect(decideReservation(state, l, 20, T0 + 20 * MINUTE, 'fits').result.kind).toBe('granted');
+
+    const notBefore = T0 + RECIPIENT_WINDOW_MS + RECIPIENT_BUCKET_MS; // the first bucket stops counting
+    expect(decideReservation(state, l, 30, T0 + 20 * MINUTE, 'x').result).toEqual({
+      kind: 'deferred',
+      notBefore,
+      reason: 'dailyRecipients',
+    });
+    expect(decideReservation(state, l, 30, notBefore - 1, 'x').result).toMatchObject({ kind: 'deferred', notBefore });
+    expect(decideReservation(state, l, 30, notBefore, 'x').result.kind).toBe('granted');
+    // 70 recipients need both buckets gone: the second leaves one bucket later.
+    expect(decideReservation(state, l, 70, notBefore, 'x').result).toMatchObject({
+      notBefore: notBefore + RECIPIENT_BUCKET_MS,
+    });
+  });
+
+  it('uses at least 95% of the daily budget for a sender that retries when told', () => {
+    const l = limits(); // 30 per minute, 10,000 recipients per day
+    let state = EMPTY_PACING_STATE;
+    let now = T0;
+    const grants: Grant[] = [];
+    while (now < T0 + 3 * RECIPIENT_WINDOW_MS) {
+      const step = decideReservation(state, l, 10, now, `m${grants.length}`);
+      const r = step.result;
+      if (r.kind === 'granted') {
+        grants.push({ at: now, recipients: 10 });
+        state = releaseLease(step.next!, r.leaseId, now).next!;
+      } else if (r.kind === 'wait') now += r.retryAfterMs;
+      else if (r.kind === 'deferred') now = r.notBefore;
+    }
+    const total = grants.reduce((sum, g) => sum + g.recipients, 0);
+    expect(total / 3).toBeGreaterThanOrEqual(0.95 * l.recipientsPerDay);
+    expect(busiestWindow(grants, RECIPIENT_WINDOW_MS, (g) => g.recipients, true)).toBeLessThanOrEqual(10_000);
+  });
+
+  it('keeps the row small: a mail every minute for 25 hours leaves at most 289 buckets', () => {
+    const l = limits({ recipientsPerDay: 1_000_000, messagesPerMinute: 1 });
+    let state = EMPTY_PACING_STATE;
+    for (let now = T0; now < T0 + RECIPIENT_WINDOW_MS + 60 * MINUTE; now += MINUTE) {
+      state = releaseLease(grant(state, l, 1, now, 'x'), 'x', now).next!;
+    }
+    expect(state.recipientBuckets.length).toBeLessThanOrEqual(289);
+    const entity = toPacerEntity('m', state);
+    expect(entity.recipientBuckets.length).toBeLessThan(8_000); // a property may hold 32K UTF-16 characters
+  });
+
+  it('refuses a mail over the whole daily budget outright', () => {
+    const l = limits({ recipientsPerDay: 100 });
+    expect(decideReservation(EMPTY_PACING_STATE, l, 101, T0, 'x').result).toEqual({
+      kind: 'tooManyRecipients',
+      recipientsPerDay: 100,
+    });
+    expect(decideReservation(EMPTY_PACING_STATE, l, 100, T0, 'x').result.kind).toBe('granted');
+  });
+});
+
+describe('concurrency leases', () => {
+  it('holds at most maxConcurrent, frees a released lease at once and an unreleased one at expiry', () => {
+    const l = limits({ maxConcurrent: 2, leaseMs: MINUTE, messagesPerMinute: 6000 });
+    let state = grant(EMPTY_PACING_STATE, l, 1, T0, 'a');
+    state = grant(state, l, 1, T0 + 10, 'b');
+    const full = decideReservation(state, l, 1, T0 + 20, 'c');
+    expect(full.result).toEqual({ kind: 'wait', reason: 'concurrency', retryAfterMs: 10 });
+    expect(full.next).toBeUndefined();
+
+    const released = releaseLease(state, 'a', T0 + 30).next!;
+    expect(released.leases.map((x) => x.id)).toEqual(['b']);
+    expect(releaseLease(released, 'a', T0 + 31).next).toBeUndefined(); // idempotent: nothing to write
+    expect(decideReservation(released, l, 1, T0 + 40, 'c').result.kind).toBe('granted');
+
+    // Nobody releases (crashed instances): the slots come back when the leases expire.
+    expect(decideReservation(state, l, 1, T0 + MINUTE - 1, 'c').result.kind).toBe('wait');
+    const afterExpiry = decideReservation(state, l, 1, T0 + MINUTE + 10, 'c');
+    expect(afterExpiry.result.kind).toBe('granted');
+    expect(afterExpiry.next!.leases.map((x) => x.id)).toEqual(['c']);
+  });
+
+  it('says when the first lease expires if that is sooner than the next message slot', () => {
+    const l = limits({ maxConcurrent: 1, leaseMs: 500, messagesPerMinute: 1 });
+    const state = { ...grant(EMPTY_PACING_STATE, l, 1, T0), messageTatUs: 0 };
+    expect(decideReservation(state, l, 1, T0 + 100, 'x').result).toEqual({
+      kind: 'wait',
+      reason: 'concurrency',
+      retryAfterMs: 400,
+    });
+  });
+});
+
+describe('status and input', () => {
+  it('peeks at the next slot, the recipients in the window and the leases held', () => {
+    const l = limits();
+    const state = grant(grant(EMPTY_PACING_STATE, l, 7, T0, 'a'), l, 3, T0 + 2000, 'b');
+    expect(pacingStatus(state, l, T0 + 2500)).toEqual({
+      nextSlotAt: T0 + 4000,
+      recipientsInWindow: 10,
+      recipientsRemaining: 9_990,
+      activeLeases: 2,
+      limits: l,
+    });
+    expect(pacingStatus(state, l, T0 + RECIPIENT_WINDOW_MS + RECIPIENT_BUCKET_MS)).toMatchObject({
+      nextSlotAt: T0 + RECIPIENT_WINDOW_MS + RECIPIENT_BUCKET_MS,
+      recipientsInWindow: 0,
+      activeLeases: 0,
+    });
+  });
+
+  it('refuses recipients and limits that are not positive integers, naming them', () => {
+    expect(() => decideReservation(EMPTY_PACING_STATE, limits(), 0, T0, 'x')).toThrow(
+      /recipients must be a positive integer/,
+    );
+    expect(() => decideReservation(EMPTY_PACING_STATE, limits(), 1.5, T0, 'x')).toThrow(/recipients/);
+    expect(() => limits({ messagesPerMinute: 0 })).toThrow(/messagesPerMinute must be a positive integer, got 0/);
+    expect(() => limits({ leaseMs: Number.NaN })).toThrow(/leaseMs/);
+  });
+
+  it('round-trips the row and fails loudly on a row it did not write', () => {
+    const state = grant(EMPTY_PACING_STATE, limits(), 5, T0, 'a');
+    const entity = toPacerEntity('alerts%40contoso.com', state);
+    expect(entity.messageTatUs).toEqual({ value: state.messageTatUs, type: 'Double' });
+    const stored = { ...entity, messageTatUs: state.messageTatUs, etag: 'W/"1"' } as TableEntityResult<PacerEntity>;
+    expect(fromPacerEntity(stored)).toEqual(state);
+    expect(() => fromPacerEntity({ ...stored, leases: '[{"id":1}]' })).toThrow(
+      /mailbox pacing row alerts%40contoso.com is malformed/,
+    );
+    expect(() => fromPacerEntity({ ...stored, recipientBuckets: 'nope' })).toThrow(/malformed/);
+  });
+});

@@ -1,0 +1,215 @@
+/**
+ * The mailbox pacer against real Table storage (Azurite, @azure/data-tables): two pacers with their own
+ * TableClients, as two instances of the app would have, hammered from many async callers at once. ETag races
+ * really happen (the pacers count their 412/409 retries), and still no 60-second window gets more than the rate
+ * and no moment holds more than maxConcurrent leases.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TableClient } from '@azure/data-tables';
+import {
+  MailboxPacer,
+  PacerContentionError,
+  type MailboxPacerOptions,
+  type PacerLease,
+  type Reservation,
+} from '../../shared/outbox/mailboxPacer';
+import { azuriteConnectionString } from '../support/testEnv';
+
+const TABLE = 'mailboxpacerpublic';
+const MINUTE = 60_000;
+
+function tableClient(): TableClient {
+  return TableClient.fromConnectionString(azuriteConnectionString(), TABLE, { allowInsecureConnection: true });
+}
+
+/** Two pacers over two clients of one table: two instances of the app. */
+function twoInstances(options: MailboxPacerOptions): [MailboxPacer, MailboxPacer] {
+  return [new MailboxPacer(tableClient(), options), new MailboxPacer(tableClient(), options)];
+}
+
+/** Releases, trying again while other writers keep winning (an outbox would do the same). */
+async function releaseSurely(pacer: MailboxPacer, lease: PacerLease, clock: () => number = Date.now): Promise<void> {
+  for (;;) {
+    try {
+      return await pacer.release(lease, clock());
+    } catch (err) {
+      if (!(err instanceof PacerContentionError)) throw err;
+    }
+  }
+}
+
+let mailboxCount = 0;
+/** A mailbox of its own per test (one pacing row each); mixed case, as callers write addresses. */
+const freshMailbox = () => `Sender${++mailboxCount}-${Date.now()}@Contoso.com`;
+
+/** The most grants in any half-open window [t, t + width). */
+function busiestWindow(times: number[], width: number): number {
+  const sorted = [...times].sort((x, y) => x - y);
+  let best = 0;
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (j < sorted.length && sorted[j] < sorted[i] + width) j++;
+    best = Math.max(best, j - i);
+  }
+  return best;
+}
+
+describe('MailboxPacer on Table storage, shared by instances', () => {
+  it('two instances with 16 callers never grant more than messagesPerMinute in any 60-second window', async () => {
+    // Time runs 20 times faster than the wall clock so that minutes pass in seconds: 30 per minute is one grant
+    // every 100 ms of real time, and every caller told to wait wakes at the same slot as the others.
+    const speedup = 20;
+    const started = Date.now();
+    const clock = () => started + (Date.now() - started) * speedup;
+    const pacers = twoInstances({ messagesPerMinute: 30, recipientsPerDay: 10_000 });
+    const mailbox = freshMailbox();
+    const grantedAt: number[] = [];
+    const target = 70; // more than two minutes' worth at 30 per minute
+    let contention = 0;
+
+    const caller = async (pacer: MailboxPacer) => {
+      while (grantedAt.length < target) {
+        let answer: Reservation;
+        try {
+          answer = await pacer.reserve(mailbox, 1, clock());
+        } catch (err) {
+          if (!(err instanceof PacerContentionError)) throw err;
+          contention++;
+          continue;
+        }
+        if (answer.kind === 'granted') {
+          grantedAt.push(answer.lease.grantedAt);
+          await releaseSurely(pacer, answer.lease, clock);
+        } else if (answer.kind === 'wait') {
+          await sleep(answer.retryAfterMs / speedup);
+        } else {
+          throw new Error(`unexpected ${answer.kind}`);
+        }
+      }
+    };
+    await Promise.all(pacers.flatMap((pacer) => Array.from({ length: 8 }, () => caller(pacer))));
+
+    expect(grantedAt.length).toBeGreaterThanOrEqual(target);
+    expect(busiestWindow(grantedAt, MINUTE)).toBeLessThanOrEqual(30);
+    expect(pacers[0].conflictRetries + pacers[1].conflictRetries).toBeGreaterThan(0);
+    expect(contention).toBeLessThan(grantedAt.length); // retries resolve races; giving up stays rare
+    const status = await pacers[1].peek(mailbox.toLowerCase(), clock());
+    expect(status).toMatchObject({ recipientsInWindow: grantedAt.length, activeLeases: 0 });
+  });
+
+  it('two instances with 16 callers never hold more than 4 leases at once', async () => {
+    // A rate far above what storage can serve, so concurrency is the only limit in play.
+    const pacers = twoInstances({ messagesPerMinute: 6_000_000, recipientsPerDay: 1_000_000, leaseMs: MINUTE });
+    const mailbox = freshMailbox();
+    let held = 0;
+    let mostHeld = 0;
+    let timesFull = 0;
+    let grants = 0;
+    const target = 40;
+
+    const caller = async (pacer: MailboxPacer) => {
+      while (grants < target) {
+        let answer: Reservation;
+        try {
+          answer = await pacer.reserve(mailbox, 1);
+        } catch (err) {
+          if (!(err instanceof PacerContentionError)) throw err;
+          continue;
+        }
+        if (answer.kind === 'granted') {
+          grants++;
+          mostHeld = Math.max(mostHeld, ++held);
+          if (held === 4) timesFull++;
+          // The "Graph call" lasts until all 4 slots have been taken since this grant, so the limit is reached
+          // however slow storage is, and a fifth grant, if the pacer allowed one, would be seen.
+          const fullBefore = timesFull;
+          while (timesFull === fullBefore && held < 4 && grants < target) await sleep(5);
+          await sleep(20);
+          held--; // before releasing: the row frees the slot only after this, so `held` never over-counts
+          await releaseSurely(pacer, answer.lease);
+        } else if (answer.kind === 'wait') {
+          // 'rate' too: two grants in the same millisecond are still 10 µs apart.
+          await sleep(Math.min(answer.retryAfterMs, 20));
+        } else {
+          throw new Error(`unexpected ${answer.kind}`);
+        }
+      }
+    };
+    await Promise.all(pacers.flatMap((pacer) => Array.from({ length: 8 }, () => caller(pacer))));
+
+    expect(mostHeld).toBeLessThanOrEqual(4);
+    expect(mostHeld).toBe(4); // the limit was reached, so the bound above was really tested
+    expect(pacers[0].conflictRetries + pacers[1].conflictRetries).toBeGreaterThan(0);
+    expect((await pacers[0].peek(mailbox)).activeLeases).toBe(0);
+  });
+
+  it('frees a slot on release (from any instance, twice is harmless) and when a lease expires', async () => {
+    const [a, b] = twoInstances({ messagesPerMinute: 600, recipientsPerDay: 100, maxConcurrent: 2, leaseMs: MINUTE });
+    const mailbox = freshMailbox();
+    const now = Date.now();
+    const first = await a.reserve(mailbox, 1, now);
+    const second = await b.reserve(mailbox, 1, now + 100);
+    expect([first.kind, second.kind]).toEqual(['granted', 'granted']);
+    expect(await a.reserve(mailbox, 1, now + 200)).toEqual({ kind: 'wait', reason: 'concurrency', retryAfterMs: 100 });
+
+    if (first.kind !== 'granted') throw new Error('unreachable');
+    await b.release(first.lease, now + 250);
+    await a.release(first.lease, now + 260);
+    expect((await a.peek(mailbox, now + 270)).activeLeases).toBe(1);
+    const third = await a.reserve(mailbox, 1, now + 300);
+    expect(third.kind).toBe('granted');
+    expect(await b.reserve(mailbox, 1, now + 400)).toMatchObject({ kind: 'wait', reason: 'concurrency' });
+
+    // The second holder "crashed" and never releases: a minute after its grant the slot is back.
+    expect(await b.reserve(mailbox, 1, now + 100 + MINUTE - 1)).toMatchObject({ kind: 'wait', reason: 'concurrency' });
+    const afterExpiry = await b.reserve(mailbox, 1, now + 100 + MINUTE);
+    expect(afterExpiry.kind).toBe('granted');
+    expect((await a.peek(mailbox, now + 100 + MINUTE + 2)).activeLeases).toBe(2); // the third's and this one
+  });
+
+  it('counts recipients across instances: defers past the daily budget, refuses a mail over all of it', async () => {
+    const [a, b] = twoInstances({ messagesPerMinute: 600, recipientsPerDay: 10 });
+    const mailbox = freshMailbox();
+    const now = Date.now();
+    expect((await a.reserve(mailbox, 8, now)).kind).toBe('granted');
+    const deferred = await b.reserve(mailbox.toUpperCase(), 3, now + 1000);
+    expect(deferred).toMatchObject({ kind: 'deferred', reason: 'dailyRecipients' });
+    if (deferred.kind !== 'deferred') throw new Error('unreachable');
+    // The 8 recipients leave the window between 24 h and 24 h + one 5-minute bucket after they were sent.
+    expect(deferred.notBefore).toBeGreaterThan(now + 24 * 60 * MINUTE);
+    expect(deferred.notBefore).toBeLessThanOrEqual(now + 24 * 60 * MINUTE + 5 * MINUTE);
+    expect(await a.reserve(mailbox, 11, now)).toEqual({ kind: 'tooManyRecipients', recipientsPerDay: 10 });
+    expect(await b.peek(mailbox, now + 2000)).toMatchObject({
+      recipientsInWindow: 8,
+      recipientsRemaining: 2,
+      nextSlotAt: now + 2000,
+    });
+    expect((await b.reserve(mailbox, 3, deferred.notBefore)).kind).toBe('granted');
+    expect(await a.peek(mailbox, deferred.notBefore)).toMatchObject({ recipientsInWindow: 3, activeLeases: 1 }); // the first lease expired long ago
+  });
+
+  it('gives up with PacerContentionError when another writer changes the row on every attempt', async () => {
+    const options = { messagesPerMinute: 600, recipientsPerDay: 100, maxAttempts: 3 };
+    const mailbox = freshMailbox();
+    const now = Date.now();
+    expect((await new MailboxPacer(tableClient(), options).reserve(mailbox, 1, now)).kind).toBe('granted');
+
+    // Every read is followed by another instance's write, so every If-Match fails with a real 412.
+    const meddler = tableClient();
+    const meddled = new Proxy(tableClient(), {
+      get(target, prop, receiver) {
+        if (prop === 'getEntity') {
+          return async (partitionKey: string, rowKey: string) => {
+            const entity = await target.getEntity(partitionKey, rowKey);
+            await meddler.updateEntity({ partitionKey, rowKey }, 'Merge');
+            return entity;
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const pacer = new MailboxPacer(meddled, options);
+    await expect(pacer.reserve(mailbox, 1, now + 1000)).rejects.toThrow(PacerContentionError);
+    expect(pacer.conflictRetries).toBe(3);
+  });
+});
