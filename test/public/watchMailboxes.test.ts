@@ -4,6 +4,7 @@
  * catch-up. Real SDKs, the emulators and this file's own Azurite; the functions host runs in its own process.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
 import { Webhook } from 'standardwebhooks';
 import type { CloudEvent, MailReceivedData } from '../../shared/events/cloudEvent';
@@ -462,6 +463,30 @@ describe('lifecycle events', () => {
   });
 });
 
+describe('catch-up when Graph has lost the sync state', () => {
+  it('starts a new delta from before the last good sync: the gap is published, nothing twice', async () => {
+    const mailbox = 'w2@contoso.com';
+    await watch(mailbox);
+    const sub = graphSubscriptionOf(mailbox)!;
+    const published = deliver(mailbox);
+    await eventFor(published.id);
+    env.cloud.graph.dropNotifications(sub.id, true);
+    const gap = deliver(mailbox);
+    await env.cloud.graph.idle();
+    env.cloud.graph.invalidateDeltaTokens(mailbox);
+    env.cloud.graph.dropNotifications(sub.id, false);
+    const mark = env.cloud.graph.requests.length;
+    await env.cloud.graph.sendLifecycleEvent(sub.id, 'missed');
+    await eventFor(gap.id);
+    await settle();
+    expect(await eventsFor(published.id)).toHaveLength(1);
+    expect(await eventsFor(gap.id)).toHaveLength(1);
+    const deltas = env.cloud.graph.requests.slice(mark).filter((r) => r.path.endsWith('/messages/delta'));
+    expect(deltas.map((r) => r.status)).toEqual(expect.arrayContaining([410, 200]));
+    expect(host.output()).toMatch(/missed for w2@contoso\.com: caught up: 1 published, 1 already published, resynced/);
+  });
+});
+
 describe('renewal', () => {
   it('renews subscriptions near expiry through $batch, retrying a throttled item after its Retry-After', async () => {
     await watch('w9@contoso.com');
@@ -525,6 +550,36 @@ describe('renewal', () => {
     expect(shown.body.lastRenewal).toMatchObject({ outcome: 'recreated' });
     expect(shown.body.subscriptionId).not.toBe(old.id);
     expect(graphSubscriptionOf('w1@contoso.com')!.id).toBe(shown.body.subscriptionId);
+  });
+
+  it('purges expired event-ledger and idempotency records, and keeps the rest', async () => {
+    const past = new Date(Date.now() - 60_000);
+    const future = new Date(Date.now() + 3_600_000);
+    const ledger = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'publishedEvents', {
+      allowInsecureConnection: true,
+    });
+    const keys = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'idempotency', {
+      allowInsecureConnection: true,
+    });
+    await keys.createTable();
+    const row = (name: string, expiresAt: Date) => ({ partitionKey: `purge-${name}`, rowKey: 'r', expiresAt });
+    await Promise.all([
+      ledger.upsertEntity(row('old-event', past)),
+      ledger.upsertEntity(row('new-event', future)),
+      keys.upsertEntity(row('old-key', past)),
+      keys.upsertEntity(row('new-key', future)),
+    ]);
+    const summary = await runRenewal();
+    expect(summary).toMatch(/purged [1-9]\d* event and [1-9]\d* idempotency record/);
+    const exists = (table: TableClient, name: string) =>
+      table.getEntity(`purge-${name}`, 'r').then(
+        () => true,
+        () => false,
+      );
+    expect(await exists(ledger, 'old-event')).toBe(false);
+    expect(await exists(ledger, 'new-event')).toBe(true);
+    expect(await exists(keys, 'old-key')).toBe(false);
+    expect(await exists(keys, 'new-key')).toBe(true);
   });
 
   it('a subscription nobody renews really expires in Graph, and the next renewal recreates it', async () => {
