@@ -4,6 +4,7 @@
  * `Retry-After` they carry, within a time budget.
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
+import { forEachLimited } from '../platform/concurrency';
 
 /** Graph's limit of requests per batch. */
 export const MAX_BATCH_ITEMS = 20;
@@ -54,7 +55,7 @@ export async function sendBatches(
   while (pending.length > 0) {
     const chunks: BatchRequest[][] = [];
     for (let i = 0; i < pending.length; i += MAX_BATCH_ITEMS) chunks.push(pending.slice(i, i + MAX_BATCH_ITEMS));
-    await runLimited(chunks, options.concurrency ?? 4, async (chunk) => {
+    await forEachLimited(chunks, options.concurrency ?? 4, async (chunk) => {
       stats.graphRequests++;
       let answer: RawBatchResponse;
       try {
@@ -101,12 +102,4 @@ function retryAfterMs(headers: Record<string, string>): number {
 
 function lowerKeys(headers: Record<string, string> | undefined): Record<string, string> {
   return Object.fromEntries(Object.entries(headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
-}
-
-async function runLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]);
-  });
-  await Promise.all(lanes);
 }

@@ -4,6 +4,7 @@
  * and catch up, reauthorize, and stop watching.
  */
 import { randomBytes } from 'node:crypto';
+import { forEachLimited } from '../platform/concurrency';
 import type { CatchUp, CatchUpResult } from './catchUp';
 import type { GraphSubscriptions, RenewResult } from './graphSubscriptions';
 import type { WatchedMailbox, WatchStore } from './watchStore';
@@ -235,13 +236,4 @@ function describe(err: unknown): string {
     return `${e.statusCode ?? ''} ${e.code ?? ''}: ${e.message ?? ''}`.trim();
   }
   return err instanceof Error ? err.message : String(err);
-}
-
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]);
-    }),
-  );
 }
