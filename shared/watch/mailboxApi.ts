@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { GraphError } from '@microsoft/microsoft-graph-client';
+import { describeForLog } from '../diagnostics/logSafe';
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { isMailboxAllowed } from '../platform/mailboxPolicy';
@@ -79,7 +80,7 @@ export async function handleMailboxes(
     }
     const incident = randomUUID();
     context.error(
-      `mailbox API failed unexpectedly (incident ${incident}): ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+      `mailbox API failed unexpectedly (incident ${incident}): ${describeForLog(err)}`,
     );
     return problemResponse(
       problem(

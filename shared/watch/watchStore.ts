@@ -158,6 +158,8 @@ export class WatchStore {
       } catch (err) {
         if (!isStatus(err, 412) || attempt >= 8) throw err;
       }
+      // Writers that collided spread out before the next try instead of colliding again.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * (attempt + 1)));
     }
   }
 

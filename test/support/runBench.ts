@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { loadConfig, type GatewayConfig } from '../../shared/platform/config';
 import { runMemoryBench, type MemoryBenchResult } from '../bench/memoryBench';
 import { runPackageBench } from '../bench/packageBench';
+import { stageFunctionPackage } from '../../tools/functionPackage';
 import { runPacerBench } from '../bench/pacerBench';
 import { runSendBench } from '../bench/sendBench';
 import { runTokenBench } from '../bench/tokenBench';
@@ -206,6 +207,18 @@ if (process.env.BENCH_CA_DIR) {
 } else {
   const dir = mkdtempSync(join(tmpdir(), 'mail-gateway-bench-'));
   const caPath = writeTestCa(createTestCa(), dir);
+  // Benchmarks that run the functions host in its own process run the package that ships, as the tests do.
+  const packageDir = join(dir, 'package');
+  stageFunctionPackage(appRoot(), packageDir).then(
+    () => runChild(dir, caPath, packageDir),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
+
+function runChild(dir: string, caPath: string, packageDir: string): void {
   const child = spawnSync(process.execPath, [__filename], {
     stdio: 'inherit',
     env: {
@@ -213,6 +226,7 @@ if (process.env.BENCH_CA_DIR) {
       NODE_EXTRA_CA_CERTS: caPath,
       BENCH_CA_DIR: dir,
       BENCH_ONLY: process.argv.slice(2).join(','),
+      TEST_PACKAGE_DIR: packageDir,
     },
   });
   rmSync(dir, { recursive: true, force: true });
