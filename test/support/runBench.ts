@@ -101,60 +101,49 @@ async function benchmarks(caDir: string): Promise<void> {
 }
 
 async function tokenSection(cloud: LocalCloud, config: GatewayConfig): Promise<void> {
-  {
-    console.log('Token benchmark: Entra token requests and Key Vault reads per 1,000 Graph calls');
-    console.log('client'.padEnd(52), 'token requests', 'Key Vault reads', 'ms/token');
-    for (const r of await runTokenBench({ cloud, config })) {
-      console.log(
-        r.name.padEnd(52),
-        String(r.tokenRequests).padStart(14),
-        String(r.keyVaultReads).padStart(15),
-        r.msPerToken.toFixed(3).padStart(8),
-      );
-    }
+  console.log('Token benchmark: Entra token requests and Key Vault reads per 1,000 Graph calls');
+  console.log('client'.padEnd(52), 'token requests', 'Key Vault reads', 'ms/token');
+  for (const r of await runTokenBench({ cloud, config })) {
+    console.log(
+      r.name.padEnd(52),
+      String(r.tokenRequests).padStart(14),
+      String(r.keyVaultReads).padStart(15),
+      r.msPerToken.toFixed(3).padStart(8),
+    );
   }
 }
 
 async function sendSection(cloud: LocalCloud, config: GatewayConfig, latency: { min: number; max: number }) {
-  {
-    console.log(
-      '\nSend benchmark (a, b): 1,000 sends to one mailbox, Graph latency 50-150 ms, limit 4 concurrent per app+mailbox',
-    );
-    const sends = await runSendBench({ cloud, config }, latency);
+  console.log(
+    '\nSend benchmark (a, b): 1,000 sends to one mailbox, Graph latency 50-150 ms, limit 4 concurrent per app+mailbox',
+  );
+  const sends = await runSendBench({ cloud, config }, latency);
+  console.log(
+    ['client'.padEnd(58), 'seconds', 'sends/s', 'ratio of limit', '429s', 'failures', 'tokens', 'Key Vault reads'].join(
+      '  ',
+    ),
+  );
+  for (const t of sends.throughput) {
     console.log(
       [
-        'client'.padEnd(58),
-        'seconds',
-        'sends/s',
-        'ratio of limit',
-        '429s',
-        'failures',
-        'tokens',
-        'Key Vault reads',
+        t.client.padEnd(58),
+        t.seconds.toFixed(1).padStart(7),
+        t.ratePerSecond.toFixed(1).padStart(7),
+        t.ratioOfLimit.toFixed(2).padStart(14),
+        String(t.throttled429).padStart(4),
+        String(t.failures).padStart(8),
+        String(t.tokenRequests).padStart(6),
+        String(t.keyVaultReads).padStart(15),
       ].join('  '),
     );
-    for (const t of sends.throughput) {
-      console.log(
-        [
-          t.client.padEnd(58),
-          t.seconds.toFixed(1).padStart(7),
-          t.ratePerSecond.toFixed(1).padStart(7),
-          t.ratioOfLimit.toFixed(2).padStart(14),
-          String(t.throttled429).padStart(4),
-          String(t.failures).padStart(8),
-          String(t.tokenRequests).padStart(6),
-          String(t.keyVaultReads).padStart(15),
-        ].join('  '),
-      );
-    }
-    console.log(
-      `\nSend benchmark (c): gateway's own time per send, Graph time excluded (${sends.overheadMs.samples} sequential sends): p50 ${sends.overheadMs.p50.toFixed(2)} ms, p99 ${sends.overheadMs.p99.toFixed(2)} ms`,
-    );
-    const large = sends.largeAttachment;
-    console.log(
-      `Send benchmark (d): one ${large.megabytes} MB attachment (draft + upload session): HTTP ${large.status} in ${large.seconds.toFixed(2)} s, (its memory: (e))`,
-    );
   }
+  console.log(
+    `\nSend benchmark (c): gateway's own time per send, Graph time excluded (${sends.overheadMs.samples} sequential sends): p50 ${sends.overheadMs.p50.toFixed(2)} ms, p99 ${sends.overheadMs.p99.toFixed(2)} ms`,
+  );
+  const large = sends.largeAttachment;
+  console.log(
+    `Send benchmark (d): one ${large.megabytes} MB attachment (draft + upload session): HTTP ${large.status} in ${large.seconds.toFixed(2)} s, (its memory: (e))`,
+  );
 }
 
 async function watchSection(
@@ -163,37 +152,35 @@ async function watchSection(
   latency: { min: number; max: number },
   webhookPort: number,
 ) {
-  {
-    console.log('\nWatch benchmarks (Azurite queue and tables, Graph latency 5-15 ms; renewal 10-30 ms)');
-    const watch = await runWatchBench({ cloud, config }, latency, webhookPort);
-    for (const a of watch.ack) {
-      console.log(
-        `(a) webhook acknowledgement, ${String(a.itemsPerPost).padStart(3)} notification(s) per POST (${a.latency.samples} POSTs): p50 ${a.latency.p50.toFixed(1)} ms, p99 ${a.latency.p99.toFixed(1)} ms = ${((a.latency.p99 / 3000) * 100).toFixed(1)} % of Graph's 3 s budget`,
-      );
-    }
+  console.log('\nWatch benchmarks (Azurite queue and tables, Graph latency 5-15 ms; renewal 10-30 ms)');
+  const watch = await runWatchBench({ cloud, config }, latency, webhookPort);
+  for (const a of watch.ack) {
     console.log(
-      ['(b) renewal client'.padEnd(48), 'subs', 'HTTP requests', 'Graph operations', 'seconds', 'renewed'].join('  '),
-    );
-    for (const r of watch.renewal) {
-      console.log(
-        [
-          `    ${r.client}`.padEnd(48),
-          String(r.subscriptions).padStart(4),
-          String(r.httpRequests).padStart(13),
-          String(r.graphOperations).padStart(16),
-          r.seconds.toFixed(1).padStart(7),
-          String(r.renewed).padStart(7),
-        ].join('  '),
-      );
-    }
-    const [perPatch, batched] = watch.renewal;
-    console.log(
-      `    ratio gateway / baseline: HTTP requests ${(batched.httpRequests / perPatch.httpRequests).toFixed(3)}, wall time ${(batched.seconds / perPatch.seconds).toFixed(2)}`,
-    );
-    console.log(
-      `(c) end to end, mail delivered into a watched Inbox -> event on mail-events (${watch.endToEnd.samples} mails, 20/s): p50 ${watch.endToEnd.p50.toFixed(0)} ms, p99 ${watch.endToEnd.p99.toFixed(0)} ms`,
+      `(a) webhook acknowledgement, ${String(a.itemsPerPost).padStart(3)} notification(s) per POST (${a.latency.samples} POSTs): p50 ${a.latency.p50.toFixed(1)} ms, p99 ${a.latency.p99.toFixed(1)} ms = ${((a.latency.p99 / 3000) * 100).toFixed(1)} % of Graph's 3 s budget`,
     );
   }
+  console.log(
+    ['(b) renewal client'.padEnd(48), 'subs', 'HTTP requests', 'Graph operations', 'seconds', 'renewed'].join('  '),
+  );
+  for (const r of watch.renewal) {
+    console.log(
+      [
+        `    ${r.client}`.padEnd(48),
+        String(r.subscriptions).padStart(4),
+        String(r.httpRequests).padStart(13),
+        String(r.graphOperations).padStart(16),
+        r.seconds.toFixed(1).padStart(7),
+        String(r.renewed).padStart(7),
+      ].join('  '),
+    );
+  }
+  const [perPatch, batched] = watch.renewal;
+  console.log(
+    `    ratio gateway / baseline: HTTP requests ${(batched.httpRequests / perPatch.httpRequests).toFixed(3)}, wall time ${(batched.seconds / perPatch.seconds).toFixed(2)}`,
+  );
+  console.log(
+    `(c) end to end, mail delivered into a watched Inbox -> event on mail-events (${watch.endToEnd.samples} mails, 20/s): p50 ${watch.endToEnd.p50.toFixed(0)} ms, p99 ${watch.endToEnd.p99.toFixed(0)} ms`,
+  );
 }
 
 if (process.env.BENCH_CA_DIR) {

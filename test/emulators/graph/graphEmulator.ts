@@ -1,6 +1,6 @@
 /**
  * A strict Microsoft Graph emulator on loopback HTTPS. It enforces Graph's token, permission, mailbox and
- * throttling rules (see /work/shared/GRAPH-FACTS.md) so the product meets the failures it will meet in production,
+ * throttling rules (see docs/GRAPH-FACTS.md) so the product meets the failures it will meet in production,
  * and lets tests look inside: requests seen, peak concurrency per mailbox, mailbox contents, injected faults.
  *
  * Mail reading, drafts, attachments, upload sessions and sending (with delivery into the tenant's Inboxes) are built
