@@ -79,9 +79,7 @@ export async function handleMailboxes(
       return problemResponse(mapped.doc, mapped.headers);
     }
     const incident = randomUUID();
-    context.error(
-      `mailbox API failed unexpectedly (incident ${incident}): ${describeForLog(err)}`,
-    );
+    context.error(`mailbox API failed unexpectedly (incident ${incident}): ${describeForLog(err)}`);
     return problemResponse(
       problem(
         500,
