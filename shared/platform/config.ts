@@ -173,7 +173,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
     required: true,
     source: 'app',
     description:
-      'Storage for tables and queues: a connection string, or the identity-based AzureWebJobsStorage__accountName / __tableServiceUri / __queueServiceUri (+ __clientId, __credential) properties.',
+      'Storage for tables, queues and the outbox blobs: a connection string, or the identity-based AzureWebJobsStorage__accountName / __tableServiceUri / __queueServiceUri / __blobServiceUri (+ __clientId, __credential) properties.',
   },
   {
     name: 'NODE_EXTRA_CA_CERTS',
@@ -197,10 +197,10 @@ export const SETTINGS: readonly SettingDefinition[] = [
   },
 ];
 
-/** Where the gateway keeps its tables and queues. */
+/** Where the gateway keeps its tables, queues and blobs. */
 export type StorageConfig =
   | { kind: 'connectionString'; connectionString: string }
-  | { kind: 'identity'; tableUrl: string; queueUrl: string; managedIdentityClientId?: string };
+  | { kind: 'identity'; tableUrl: string; queueUrl: string; blobUrl: string; managedIdentityClientId?: string };
 
 /** The validated configuration. */
 export interface GatewayConfig {
@@ -402,20 +402,23 @@ function parseStorage(env: NodeJS.ProcessEnv, managedIdentityClientId: string | 
   const queueUrl =
     env.AzureWebJobsStorage__queueServiceUri?.trim() ||
     (accountName && `https://${accountName}.queue.core.windows.net`);
-  if (!tableUrl || !queueUrl) {
+  const blobUrl =
+    env.AzureWebJobsStorage__blobServiceUri?.trim() || (accountName && `https://${accountName}.blob.core.windows.net`);
+  if (!tableUrl || !queueUrl || !blobUrl) {
     problems.push(
-      'AzureWebJobsStorage is missing: set a connection string, or AzureWebJobsStorage__accountName (or both __tableServiceUri and __queueServiceUri) for identity-based access',
+      'AzureWebJobsStorage is missing: set a connection string, or AzureWebJobsStorage__accountName (or all of __tableServiceUri, __queueServiceUri and __blobServiceUri) for identity-based access',
     );
     return undefined;
   }
   for (const [name, url] of [
     ['AzureWebJobsStorage__tableServiceUri', tableUrl],
     ['AzureWebJobsStorage__queueServiceUri', queueUrl],
+    ['AzureWebJobsStorage__blobServiceUri', blobUrl],
   ] as const) {
     if (!URL.canParse(url)) problems.push(`${name} must be a URL`);
   }
   const clientId = env.AzureWebJobsStorage__clientId?.trim() || managedIdentityClientId;
-  return { kind: 'identity', tableUrl, queueUrl, managedIdentityClientId: clientId } as const;
+  return { kind: 'identity', tableUrl, queueUrl, blobUrl, managedIdentityClientId: clientId } as const;
 }
 
 /**
