@@ -260,15 +260,21 @@ var names = {
 // (test/public/infraLayout.test.ts) holds it against the functions' registered queues and the tables the code opens.
 var storageLayout = {
   deploymentContainer: 'app-package'
+  containers: [
+    'outbox'
+  ]
   tables: [
     'idempotency'
     'subscriptions'
     'publishedEvents'
+    'outbox'
+    'mailboxpacing'
   ]
   queues: [
     'graph-notifications'
     'graph-notifications-poison'
     'mail-events'
+    'mail-outbox'
   ]
 }
 
@@ -293,6 +299,7 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     skuName: storageSkuName
     deploymentContainerName: storageLayout.deploymentContainer
+    containerNames: storageLayout.containers
     tableNames: storageLayout.tables
     queueNames: storageLayout.queues
     principalId: identity.outputs.principalId
