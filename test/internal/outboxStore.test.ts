@@ -88,7 +88,9 @@ describe('the outbox store', () => {
     const accepted = mail({ notBefore: Date.now() + 60_000 });
     await store.accept(accepted, PAYLOAD);
     const first = (await store.get(accepted.id))!;
-    const { notBefore: _cleared, reason: _alsoCleared, ...rest } = first.record;
+    const rest = { ...first.record };
+    delete rest.notBefore;
+    delete rest.reason;
     await store.update(
       { ...rest, status: 'sending', attempts: 1, attemptStartedAt: 5, requestIds: ['r1'] },
       first.etag,
