@@ -170,6 +170,11 @@ export interface SendRequest {
     size: number;
   }[];
   saveToSentItems: boolean;
+  /**
+   * The message's `internetMessageId`, set by the outbox (never by the caller) so that Sent Items can later tell
+   * whether an interrupted attempt reached Exchange.
+   */
+  internetMessageId?: string;
 }
 
 /** One field-level problem. */
