@@ -13,6 +13,8 @@
 import type { Client } from '@microsoft/microsoft-graph-client';
 import { mailboxEvent } from '../events/cloudEvent';
 import type { EventPublisher } from '../events/eventPublisher';
+import type { AppCredential } from '../identity/appCredential';
+import { explainAccessDenied } from '../mail/accessDenied';
 import type { MailSender } from '../mail/mailSender';
 import { SendProblem } from '../mail/sendProblems';
 import { parseSendRequest } from '../mail/sendRequest';
@@ -32,6 +34,8 @@ export interface OutboxProcessorDependencies {
   /** For the Sent Items lookup of an interrupted attempt. */
   graph: Client;
   publisher: EventPublisher;
+  /** Explains an access denial by the token's missing roles. */
+  credential: Pick<AppCredential, 'requireGraphPermissions'>;
   /** A mail older than this fails instead of being tried again. */
   maxAgeMs: number;
   /** The clock (tests pass the pacer's simulated time). */
@@ -150,7 +154,10 @@ export async function processOutboxMail(id: string, deps: OutboxProcessorDepende
       );
     }
     try {
-      const outcome = await deps.sender.send({ ...parsed.request, internetMessageId: record.internetMessageId });
+      const request = { ...parsed.request, internetMessageId: record.internetMessageId };
+      const outcome = await deps.sender
+        .send(request)
+        .catch((err: unknown) => explainAccessDenied(err, request, deps.credential));
       return await succeed(record, etag, deps, outcome.requestId);
     } catch (err) {
       return await handleSendFailure(record, etag, deps, err);

@@ -57,6 +57,7 @@ function rig(options: { messagesPerMinute?: number; maxAgeMs?: number } = {}): R
       sender: new MailSender(graph),
       graph,
       publisher: new EventPublisher(table(`ledger${suffix}`), events, undefined),
+      credential: new AppCredential(env.config),
       maxAgeMs: options.maxAgeMs ?? 24 * 3_600_000,
     },
   };
