@@ -6,11 +6,13 @@
  * 202. Logs say who sent how, never the token, the body or the subject.
  */
 import { randomUUID } from 'node:crypto';
+import { RestError } from '@azure/core-rest-pipeline';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { problem, problemResponse } from '../platform/problem';
-import { describeForLog, redactSecrets } from '../diagnostics/logSafe';
+import { describeForLog } from '../diagnostics/logSafe';
+import { failureLogLine } from './failureLog';
 import { AdminConsentMissingError } from '../identity/tokenClaims';
 import { requiredGraphRoles } from './composeMessage';
 import { credentialDependencyProblem, storageDependencyProblem } from './dependencyProblems';
@@ -82,7 +84,7 @@ export async function handleSendMail(
     }
     const err = credentialDependencyProblem(caught) ?? caught;
     if (err instanceof SendProblem) {
-      const line = failureLogLine(err, facts);
+      const line = failureLogLine(err.doc, facts.mailbox);
       if (err.doc.status >= 500) context.error(line);
       else context.warn(line);
       return problemResponse(err.doc, err.headers);
@@ -101,20 +103,6 @@ export async function handleSendMail(
       ),
     );
   }
-}
-
-/**
- * One line an operator can act on: the mailbox, the problem type, Graph's code and ids, and the cause. The
- * problem's detail is built from Graph's and Azure's answers and the field names, never from the subject or body.
- */
-function failureLogLine(err: SendProblem, facts: SendFacts): string {
-  const graph = (err.doc.graph ?? {}) as { code?: string; requestId?: string; clientRequestId?: string };
-  const clientRequestId = graph.clientRequestId ?? (err.doc.clientRequestId as string | undefined);
-  return redactSecrets(
-    `send failed for ${facts.mailbox ?? '-'}: ${err.doc.status} ${err.doc.type.split('/').pop() ?? ''}; ` +
-      `graph code ${graph.code ?? '-'}, request-id ${graph.requestId ?? '-'}, client-request-id ${clientRequestId ?? '-'}; ` +
-      `cause: ${err.doc.detail}`,
-  );
 }
 
 async function send(
@@ -148,9 +136,10 @@ async function send(
   const wait = preferredWaitSeconds(req.headers.get('prefer'));
 
   const accepted = await acceptOnce(request, json, key, hash, context, deps);
-  if (wait === undefined || accepted.status !== 202) return accepted;
-  const { id } = JSON.parse(String(accepted.body)) as { id: string };
-  return waitForOutcome(id, wait, deps);
+  if (wait === undefined || accepted.status !== 202 || typeof accepted.body !== 'string') return accepted;
+  const { id } = JSON.parse(accepted.body) as { id: string };
+  const replayed = (accepted.headers as Record<string, string> | undefined)?.['idempotent-replayed'];
+  return waitForOutcome(id, wait, deps, replayed ? { 'idempotent-replayed': replayed } : {});
 }
 
 /** Stores the mail in the outbox, once per `Idempotency-Key`: a repeat answers the first request's 202. */
@@ -269,7 +258,9 @@ async function enqueue(
       Buffer.from(JSON.stringify(json), 'utf8'),
     )
     .catch((err: unknown) => {
-      throw storageDependencyProblem(err, OUTBOX_TABLE, deps.config);
+      // The storage SDKs report every service or network failure as a RestError; anything else is our bug.
+      if (err instanceof RestError) throw storageDependencyProblem(err, OUTBOX_TABLE, deps.config);
+      throw err;
     });
   context.info(`queued as ${request.from} to ${recipients} recipient(s); id ${id}, status ${record.status}`);
   return queuedResponse(id, record.status);
@@ -293,8 +284,13 @@ function queuedResponse(id: string, status: string, headers: Record<string, stri
 }
 
 /** Polls the outbox record until the mail is sent or failed, or `seconds` pass; answers accordingly. */
-async function waitForOutcome(id: string, seconds: number, deps: SendMailDependencies): Promise<HttpResponseInit> {
-  const applied = { 'preference-applied': `wait=${seconds}` };
+async function waitForOutcome(
+  id: string,
+  seconds: number,
+  deps: SendMailDependencies,
+  extraHeaders: Record<string, string>,
+): Promise<HttpResponseInit> {
+  const applied = { 'preference-applied': `wait=${seconds}`, ...extraHeaders };
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
     const stored = await deps.outbox.get(id).catch(() => undefined);

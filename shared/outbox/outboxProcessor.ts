@@ -236,6 +236,23 @@ async function handleSendFailure(
   }
   if (status !== undefined && status >= 400 && status < 500)
     return fail({ ...record, requestIds }, etag, deps, err.doc, true);
+  const slug = err.doc.type.split('/').pop() ?? '';
+  if (status === undefined && slug !== 'graph-unreachable') {
+    // The gateway's own dependency failed (Key Vault, Entra ID) before the call went out: nothing reached Graph.
+    const waitMs = Number(err.headers['retry-after'] ?? NaN) * 1000 || DEFAULT_RETRY_MS;
+    const retry: OutboxRecord = {
+      ...record,
+      status: 'queued',
+      requestIds,
+      notBefore: now + waitMs,
+      reason: `${slug}: ${err.doc.detail}`,
+      updatedAt: now,
+    };
+    delete retry.attemptStartedAt;
+    await deps.store.update(retry, etag);
+    await deps.store.enqueue(record.id, waitMs);
+    return 'requeued';
+  }
   // No answer, or a 5xx: Graph may have accepted the mail. Keep the marker; the next try checks Sent Items first.
   const ambiguous: OutboxRecord = {
     ...record,

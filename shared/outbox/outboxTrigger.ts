@@ -8,6 +8,7 @@
 import type { InvocationContext } from '@azure/functions';
 import { z } from 'zod';
 import { describeForLog, redactSecrets } from '../diagnostics/logSafe';
+import { failureLogLine } from '../mail/failureLog';
 import { processOutboxMail, type OutboxProcessorDependencies } from './outboxProcessor';
 
 const outboxMessageSchema = z.object({ id: z.string().min(1).max(100) });
@@ -31,14 +32,18 @@ export async function handleOutboxMessage(
     const outcome = await processOutboxMail(id, deps);
     // Read back for the log line: the record says what the outcome left behind (status, ids, problem).
     const record = (await deps.store.get(id))?.record;
-    const problem = record?.problem;
-    const line =
+    if (outcome === 'failed' && record?.problem) {
+      const line = `${failureLogLine(record.problem, record.mailbox)} (outbox mail ${id})`;
+      if (record.problem.status >= 500) context.error(line);
+      else context.warn(line);
+      return;
+    }
+    context.info(
       `outbox mail ${id} for ${record?.mailbox ?? '-'}: ${outcome}` +
-      (record ? `; status ${record.status}, attempts ${record.attempts}` : '') +
-      (record?.requestIds.length ? `, request-id ${record.requestIds[record.requestIds.length - 1]}` : '') +
-      (problem ? `; ${problem.status} ${problem.type.split('/').pop() ?? ''}: ${problem.detail}` : '');
-    if (outcome === 'failed') context.warn(redactSecrets(line));
-    else context.info(redactSecrets(line));
+        (record ? `; status ${record.status}, attempts ${record.attempts}, ${record.recipients} recipient(s)` : '') +
+        (record?.requestIds.length ? `, request-id ${record.requestIds[record.requestIds.length - 1]}` : '') +
+        (outcome === 'requeued' && record?.reason ? `; waiting: ${redactSecrets(record.reason)}` : ''),
+    );
   } catch (err) {
     context.warn(`outbox mail ${id} will be retried: ${describeForLog(err)}`);
     throw err;
