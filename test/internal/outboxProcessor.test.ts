@@ -34,7 +34,9 @@ interface Rig {
 }
 
 /** A processor over fresh tables and queues, so that no test sees another's records, pacing or events. */
-function rig(options: { messagesPerMinute?: number; maxAgeMs?: number } = {}): Rig {
+function rig(
+  options: { messagesPerMinute?: number; recipientsPerDay?: number; maxAgeMs?: number; now?: () => number } = {},
+): Rig {
   const cs = env.settings.AzureWebJobsStorage;
   const suffix = randomUUID().replace(/-/g, '').slice(0, 12);
   const table = (name: string) => TableClient.fromConnectionString(cs, name, { allowInsecureConnection: true });
@@ -52,13 +54,14 @@ function rig(options: { messagesPerMinute?: number; maxAgeMs?: number } = {}): R
       store,
       pacer: new MailboxPacer(table(`pacing${suffix}`), {
         messagesPerMinute: options.messagesPerMinute ?? 30,
-        recipientsPerDay: 10_000,
+        recipientsPerDay: options.recipientsPerDay ?? 10_000,
       }),
       sender: new MailSender(graph),
       graph,
       publisher: new EventPublisher(table(`ledger${suffix}`), events, undefined),
       credential: new AppCredential(env.config),
       maxAgeMs: options.maxAgeMs ?? 24 * 3_600_000,
+      ...(options.now ? { now: options.now } : {}),
     },
   };
 }
@@ -70,13 +73,17 @@ async function accept(
   createdAt = Date.now(),
 ): Promise<{ id: string; internetMessageId: string }> {
   const request = { from: SENDER, to: ['someone@contoso.com'], subject: 'Disk almost full', text: 'plain', ...body };
+  const recipients = (['to', 'cc', 'bcc'] as const).reduce(
+    (n, field) => n + ((request as Record<string, unknown[] | undefined>)[field]?.length ?? 0),
+    0,
+  );
   const id = randomUUID();
   const internetMessageId = `<${id}@mail-gateway.test>`;
   await store.accept(
     {
       id,
       mailbox: String(request.from),
-      recipients: 1,
+      recipients,
       internetMessageId,
       saveToSentItems: request.saveToSentItems !== false,
     },
@@ -201,5 +208,36 @@ describe('the outbox processor', () => {
     expect(await processOutboxMail(second.id, r.deps)).toBe('requeued');
     expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
     expect((await r.store.get(second.id))!.record).toMatchObject({ status: 'queued', attempts: 0 });
+  });
+
+  it('defers a mail over the daily recipient budget (status, notBefore, mail.deferred), sends no NDR, and sends it once capacity returns', async () => {
+    let clock = Date.now();
+    const r = rig({ recipientsPerDay: 3, maxAgeMs: 72 * 3_600_000, now: () => clock });
+    const first = await accept(r, { to: ['someone@contoso.com', 'it@contoso.com'] }, clock);
+    const second = await accept(r, { to: ['someone@contoso.com', 'support@contoso.com'] }, clock);
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+    const ndrs = env.cloud.graph.ndrs.length;
+
+    expect(await processOutboxMail(first.id, r.deps)).toBe('sent');
+    expect(await processOutboxMail(second.id, r.deps)).toBe('deferred');
+    const deferred = (await r.store.get(second.id))!.record;
+    expect(deferred).toMatchObject({ status: 'deferred', reason: 'dailyRecipients', attempts: 0 });
+    // The first mail's two recipients leave the 24 h window a day after it went.
+    expect(deferred.notBefore).toBeGreaterThan(clock + 23 * 3_600_000);
+    expect(deferred.notBefore).toBeLessThanOrEqual(clock + 25 * 3_600_000);
+    const events = await eventsOf(r.events);
+    expect(events.map((e) => [e.type, e.data.id])).toEqual([
+      ['mail.sent', first.id],
+      ['mail.deferred', second.id],
+    ]);
+    expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
+
+    // Too early: put back on the queue, not sent.
+    expect(await processOutboxMail(second.id, r.deps)).toBe('requeued');
+    clock = deferred.notBefore! + 1;
+    expect(await processOutboxMail(second.id, r.deps)).toBe('sent');
+    expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(2);
+    expect(env.cloud.graph.ndrs.length).toBe(ndrs);
+    expect((await r.store.get(second.id))!.record).toMatchObject({ status: 'sent', attempts: 1 });
   });
 });

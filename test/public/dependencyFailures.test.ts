@@ -111,4 +111,15 @@ describe('dependency failures', () => {
     expectDependencyProblem(answer, 'storage', 'storage-unavailable');
     expect(answer.body.detail).toMatch(/^Table storage unreachable .*AzureWebJobsStorage/);
   });
+
+  it('storage down at accept, without an Idempotency-Key: 503 with Retry-After naming storage', async () => {
+    const closed = await freePort();
+    const target = await host({ AzureWebJobsStorage: azuriteConnectionString(closed, closed, closed) });
+    const answer = await send(target, { prefer: '' });
+    expectDependencyProblem(answer, 'storage', 'storage-unavailable');
+    expect(answer.body.detail).toMatch(/storage unreachable .*AzureWebJobsStorage/i);
+    // That nothing half-stored survives a failure at any of the three writes: test/internal/outboxStore.test.ts.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(target.output()).toMatch(/send failed for alerts@contoso\.com: 503 storage-unavailable/);
+  });
 });
