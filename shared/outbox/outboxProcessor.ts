@@ -284,6 +284,8 @@ async function succeed(
   delete sent.notBefore;
   delete sent.reason;
   await deps.store.update(sent, etag);
+  // The request's content is not kept once the outcome is final; a failed delete only costs storage.
+  await deps.store.deletePayload(record.id).catch(() => undefined);
   await deps.publisher.publish(
     mailboxEvent(
       'mail.sent',
@@ -308,6 +310,7 @@ async function fail(
   if (clearMarker) delete failed.attemptStartedAt;
   delete failed.notBefore;
   await deps.store.update(failed, etag);
+  await deps.store.deletePayload(record.id).catch(() => undefined);
   await deps.publisher.publish(
     mailboxEvent(
       'mail.failed',

@@ -190,6 +190,11 @@ export class OutboxStore {
     return this.container.getBlockBlobClient(blobName(id)).downloadToBuffer();
   }
 
+  /** Deletes the stored request of mail `id` (once it is sent or failed, nothing reads it again). */
+  async deletePayload(id: string): Promise<void> {
+    await this.container.getBlockBlobClient(blobName(id)).deleteIfExists();
+  }
+
   /** Whether the stored request of mail `id` exists (tests and diagnostics). */
   async hasPayload(id: string): Promise<boolean> {
     await this.ensureContainer();

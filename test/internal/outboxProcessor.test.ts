@@ -116,6 +116,7 @@ describe('the outbox processor', () => {
     expect(record).toMatchObject({ status: 'sent', attempts: 1 });
     expect(record.requestIds).toHaveLength(1);
     expect(record.attemptStartedAt).toBeUndefined();
+    expect(await r.store.hasPayload(id)).toBe(false);
     const inbox = env.cloud.graph.inbox('someone@contoso.com');
     expect(inbox.filter((m) => m.internetMessageId === internetMessageId)).toHaveLength(1);
     const events = await eventsOf(r.events);
@@ -131,6 +132,7 @@ describe('the outbox processor', () => {
     expect(record.status).toBe('failed');
     expect(record.problem?.type).toMatch(/mailbox-not-found$/);
     expect(record.attemptStartedAt).toBeUndefined();
+    expect(await r.store.hasPayload(id)).toBe(false);
     const events = await eventsOf(r.events);
     expect(events.map((e) => [e.type, (e.data.problem as { type: string }).type])).toEqual([
       ['mail.failed', expect.stringMatching(/mailbox-not-found$/)],
