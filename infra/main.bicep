@@ -146,6 +146,21 @@ param renewalSchedule string = '0 0 * * * *'
 @maxValue(168)
 param renewalWindowHours int = 48
 
+@description('MAILBOX_MESSAGES_PER_MINUTE: messages the outbox processor sends per minute per mailbox (Exchange Online allows 30).')
+@minValue(1)
+@maxValue(10000)
+param mailboxMessagesPerMinute int = 30
+
+@description('MAILBOX_RECIPIENTS_PER_DAY: recipients per mailbox in any 24 h (Exchange Online allows 10,000).')
+@minValue(1)
+@maxValue(1000000)
+param mailboxRecipientsPerDay int = 10000
+
+@description('OUTBOX_MAX_AGE_HOURS: how long the outbox processor keeps trying a mail before marking it failed.')
+@minValue(1)
+@maxValue(168)
+param outboxMaxAgeHours int = 24
+
 @description('EVENTS_WEBHOOK_URL: optional https URL that also receives mail events, signed per Standard Webhooks. Its signing secret is read from the Key Vault secret eventsSigningSecretName through a Key Vault reference.')
 param eventsWebhookUrl string = ''
 
@@ -260,15 +275,22 @@ var names = {
 // (test/public/infraLayout.test.ts) holds it against the functions' registered queues and the tables the code opens.
 var storageLayout = {
   deploymentContainer: 'app-package'
+  containers: [
+    'outbox'
+  ]
   tables: [
     'idempotency'
     'subscriptions'
     'publishedEvents'
+    'outbox'
+    'mailboxpacing'
   ]
   queues: [
     'graph-notifications'
     'graph-notifications-poison'
     'mail-events'
+    'mail-outbox'
+    'mail-outbox-poison'
   ]
 }
 
@@ -293,6 +315,7 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     skuName: storageSkuName
     deploymentContainerName: storageLayout.deploymentContainer
+    containerNames: storageLayout.containers
     tableNames: storageLayout.tables
     queueNames: storageLayout.queues
     principalId: identity.outputs.principalId
@@ -389,6 +412,9 @@ var appSettings = {
   'ALLOWED_WATCH_MAILBOXES': allowedWatchMailboxes
   'RENEWAL_SCHEDULE': renewalSchedule
   'RENEWAL_WINDOW_HOURS': string(renewalWindowHours)
+  'MAILBOX_MESSAGES_PER_MINUTE': string(mailboxMessagesPerMinute)
+  'MAILBOX_RECIPIENTS_PER_DAY': string(mailboxRecipientsPerDay)
+  'OUTBOX_MAX_AGE_HOURS': string(outboxMaxAgeHours)
   'EVENTS_WEBHOOK_URL': eventsWebhookUrl
   'EVENTS_SIGNING_SECRET': empty(eventsWebhookUrl) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/${eventsSigningSecretName})'
   'AzureWebJobsStorage__accountName': storage.outputs.name

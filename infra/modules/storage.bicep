@@ -26,6 +26,9 @@ param skuName string = 'Standard_LRS'
 @description('Blob container that holds the Flex Consumption deployment package.')
 param deploymentContainerName string
 
+@description('Blob containers the gateway uses (the outbox keeps each accepted request there until it is sent).')
+param containerNames array = []
+
 @description('Tables the gateway uses.')
 param tableNames array
 
@@ -91,6 +94,16 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
     publicAccess: 'None'
   }
 }
+
+resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
+  for containerName in containerNames: {
+    parent: blobService
+    name: containerName
+    properties: {
+      publicAccess: 'None'
+    }
+  }
+]
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storage

@@ -43,6 +43,7 @@ export function composeMessage(request: SendRequest): Message {
     bccRecipients: toGraph(request.bcc),
     replyTo: toGraph(request.replyTo),
     ...(headers.length ? { internetMessageHeaders: headers.map(([name, value]) => ({ name, value })) } : {}),
+    ...(request.internetMessageId ? { internetMessageId: request.internetMessageId } : {}),
   };
 }
 

@@ -1,19 +1,23 @@
 /**
  * `POST /api/mail/send`: reads and validates the JSON, applies the sender policy, honours `Idempotency-Key`,
- * checks the app's Graph permissions from its token, sends, and answers `202 { id, status, requestId }` or a
- * problem document. Logs say who sent how, never the token, the body or the subject.
+ * checks the app's Graph permissions from its token, stores the mail in the outbox, and answers
+ * `202 { id, status: "queued" }` with `Location: /api/mail/{id}` (or a problem document). The outbox processor sends
+ * it. `Prefer: wait=N` (RFC 7240, N ≤ 60) waits up to N s for the outcome: 200 sent, the failure's problem, or still
+ * 202. Logs say who sent how, never the token, the body or the subject.
  */
 import { randomUUID } from 'node:crypto';
+import { RestError } from '@azure/core-rest-pipeline';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { problem, problemResponse } from '../platform/problem';
-import { describeForLog, redactSecrets } from '../diagnostics/logSafe';
+import { describeForLog } from '../diagnostics/logSafe';
+import { failureLogLine } from './failureLog';
 import { AdminConsentMissingError } from '../identity/tokenClaims';
 import { requiredGraphRoles } from './composeMessage';
 import { credentialDependencyProblem, storageDependencyProblem } from './dependencyProblems';
 import { IDEMPOTENCY_TABLE, requestHash, type IdempotencyStore } from './idempotencyStore';
-import type { MailSender } from './mailSender';
+import { OUTBOX_TABLE, type OutboxStore } from '../outbox/outboxStore';
 import { isAllowedSender } from './senderPolicy';
 import { hasControlCharacter } from './textRules';
 import {
@@ -35,12 +39,21 @@ import { parseSendRequest, type SendRequest } from './sendRequest';
 export interface SendMailDependencies {
   config: GatewayConfig;
   credential: AppCredential;
-  sender: MailSender;
+  outbox: OutboxStore;
   idempotency: IdempotencyStore;
 }
 
 /** How long a duplicate waits for the first request with its key before answering 409 "in progress". */
 const DUPLICATE_WAIT_MS = 15_000;
+
+/** Longest `Prefer: wait` honoured, in seconds. */
+export const MAX_PREFER_WAIT_SECONDS = 60;
+
+/** How far ahead `sendAt` may be (a queue message stays hidden at most 7 days). */
+const MAX_SEND_AT_AHEAD_MS = 7 * 86_400_000;
+
+/** How often `Prefer: wait` looks at the outbox record. */
+const WAIT_POLL_MS = 250;
 
 /** What the handler learnt about a request before it failed, for the log line. */
 interface SendFacts {
@@ -71,7 +84,7 @@ export async function handleSendMail(
     }
     const err = credentialDependencyProblem(caught) ?? caught;
     if (err instanceof SendProblem) {
-      const line = failureLogLine(err, facts);
+      const line = failureLogLine(err.doc, facts.mailbox);
       if (err.doc.status >= 500) context.error(line);
       else context.warn(line);
       return problemResponse(err.doc, err.headers);
@@ -90,20 +103,6 @@ export async function handleSendMail(
       ),
     );
   }
-}
-
-/**
- * One line an operator can act on: the mailbox, the problem type, Graph's code and ids, and the cause. The
- * problem's detail is built from Graph's and Azure's answers and the field names, never from the subject or body.
- */
-function failureLogLine(err: SendProblem, facts: SendFacts): string {
-  const graph = (err.doc.graph ?? {}) as { code?: string; requestId?: string; clientRequestId?: string };
-  const clientRequestId = graph.clientRequestId ?? (err.doc.clientRequestId as string | undefined);
-  return redactSecrets(
-    `send failed for ${facts.mailbox ?? '-'}: ${err.doc.status} ${err.doc.type.split('/').pop() ?? ''}; ` +
-      `graph code ${graph.code ?? '-'}, request-id ${graph.requestId ?? '-'}, client-request-id ${clientRequestId ?? '-'}; ` +
-      `cause: ${err.doc.detail}`,
-  );
 }
 
 async function send(
@@ -131,7 +130,29 @@ async function send(
   facts.mailbox = request.from;
   if (!isAllowedSender(config.allowedSenders, request.from)) throw senderNotAllowedProblem(request.from);
 
-  if (key === null || hash === undefined) return deliver(request, context, deps);
+  if (request.sendAt !== undefined && request.sendAt > Date.now() + MAX_SEND_AT_AHEAD_MS) {
+    throw validationProblem([{ field: 'sendAt', message: 'must be at most 7 days ahead' }]);
+  }
+  const wait = preferredWaitSeconds(req.headers.get('prefer'));
+
+  const accepted = await acceptOnce(request, json, key, hash, context, deps);
+  if (wait === undefined || accepted.status !== 202 || typeof accepted.body !== 'string') return accepted;
+  const { id } = JSON.parse(accepted.body) as { id: string };
+  const replayed = (accepted.headers as Record<string, string> | undefined)?.['idempotent-replayed'];
+  return waitForOutcome(id, wait, deps, replayed ? { 'idempotent-replayed': replayed } : {});
+}
+
+/** Stores the mail in the outbox, once per `Idempotency-Key`: a repeat answers the first request's 202. */
+async function acceptOnce(
+  request: SendRequest,
+  json: unknown,
+  key: string | null,
+  hash: string | undefined,
+  context: InvocationContext,
+  deps: SendMailDependencies,
+): Promise<HttpResponseInit> {
+  const { config } = deps;
+  if (key === null || hash === undefined) return enqueue(request, json, context, deps);
   if (!/^[\x21-\x7e]{1,255}$/.test(key)) throw badIdempotencyKeyProblem();
   const deadline = Date.now() + DUPLICATE_WAIT_MS;
   for (;;) {
@@ -141,9 +162,10 @@ async function send(
     if (claim.kind === 'conflict') throw idempotencyConflictProblem();
     if (claim.kind === 'completed') {
       context.info('send replayed from its Idempotency-Key');
+      const { id } = JSON.parse(claim.result.body) as { id: string };
       return {
         status: claim.result.status,
-        headers: { 'content-type': 'application/json', 'idempotent-replayed': 'true' },
+        headers: { 'content-type': 'application/json', location: `/api/mail/${id}`, 'idempotent-replayed': 'true' },
         body: claim.result.body,
       };
     }
@@ -152,24 +174,37 @@ async function send(
     await new Promise((r) => setTimeout(r, 200));
   }
   try {
-    const response = await deliver(request, context, deps);
+    const response = await enqueue(request, json, context, deps);
     await deps.idempotency
       .complete(key, hash, {
         status: response.status ?? 202,
         body: typeof response.body === 'string' ? response.body : '',
       })
       .catch((err: unknown) => {
-        // The mail went out: the caller gets its 202; only a repeat with this key cannot be answered from storage.
+        // The mail is in the outbox: the caller gets its 202; only a repeat with this key cannot be answered.
         context.warn(
-          `sent as ${request.from}, but its Idempotency-Key could not be recorded: ${storageDependencyProblem(err, IDEMPOTENCY_TABLE, config).doc.detail}`,
+          `queued as ${request.from}, but its Idempotency-Key could not be recorded: ${storageDependencyProblem(err, IDEMPOTENCY_TABLE, config).doc.detail}`,
         );
       });
     return response;
   } catch (err) {
-    // Nothing was sent: free the key so the caller's retry with it can send.
+    // Nothing was stored: free the key so the caller's retry with it can send.
     await deps.idempotency.release(key).catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The `wait` preference of a `Prefer` header (RFC 7240), capped at {@link MAX_PREFER_WAIT_SECONDS}; undefined when
+ * absent or malformed (a server ignores preferences it cannot honour).
+ */
+export function preferredWaitSeconds(prefer: string | null): number | undefined {
+  if (!prefer) return undefined;
+  for (const preference of prefer.split(',')) {
+    const match = /^\s*wait\s*=\s*"?(\d{1,6})"?\s*(;.*)?$/i.exec(preference);
+    if (match) return Math.min(Number(match[1]), MAX_PREFER_WAIT_SECONDS);
+  }
+  return undefined;
 }
 
 /**
@@ -192,33 +227,10 @@ async function readJson(req: HttpRequest, limit: number, wantHash: boolean): Pro
   }
 }
 
-/**
- * Graph's `ErrorAccessDenied` means either a missing permission or a mailbox outside the app's Exchange scope.
- * When the token lacks the permission, say so (with the permission check off, Graph is the first to notice).
- */
-async function explainAccessDenied(err: unknown, request: SendRequest, deps: SendMailDependencies): Promise<never> {
-  const graph = err instanceof SendProblem ? (err.doc.graph as { code?: string } | undefined) : undefined;
-  if (!(err instanceof SendProblem) || graph?.code !== 'ErrorAccessDenied') throw err;
-  const roles = requiredGraphRoles(request);
-  const missing = await deps.credential
-    .requireGraphPermissions(roles)
-    .then(() => [])
-    .catch((e: unknown) => (e instanceof AdminConsentMissingError ? [...e.missing] : []));
-  if (missing.length === 0) throw err;
-  throw new SendProblem(
-    problem(
-      403,
-      'graph-access-denied',
-      'Microsoft Graph denied access',
-      `admin consent not granted for ${missing.join(', ')} (the token lacks ${missing.length > 1 ? 'them' : 'it'}), unless Exchange RBAC for Applications grants ${missing.length > 1 ? 'them' : 'it'} and '${request.from}' is outside that scope. Grant admin consent in Entra ID, or add the mailbox to the scope (infra/Set-MailboxScope.ps1).`,
-      { graph: err.doc.graph, missingPermissions: missing },
-    ),
-    err.headers,
-  );
-}
-
-async function deliver(
+/** Checks the token's permissions, then stores the mail in the outbox; answers the 202 for it. */
+async function enqueue(
   request: SendRequest,
+  json: unknown,
   context: InvocationContext,
   deps: SendMailDependencies,
 ): Promise<HttpResponseInit> {
@@ -231,16 +243,69 @@ async function deliver(
       throw err;
     }
   }
-  const started = Date.now();
-  const outcome = await deps.sender.send(request).catch((err: unknown) => explainAccessDenied(err, request, deps));
   const id = randomUUID();
   const recipients = request.to.length + request.cc.length + request.bcc.length;
-  context.info(
-    `sent as ${request.from} to ${recipients} recipient(s) via ${outcome.path} in ${Date.now() - started} ms (${outcome.graphCalls} Graph calls); id ${id}, request-id ${outcome.requestId ?? '-'}, client-request-id ${outcome.clientRequestId}`,
-  );
+  const record = await deps.outbox
+    .accept(
+      {
+        id,
+        mailbox: request.from,
+        recipients,
+        internetMessageId: internetMessageIdFor(id, request.from),
+        saveToSentItems: request.saveToSentItems,
+        ...(request.sendAt !== undefined ? { notBefore: request.sendAt } : {}),
+      },
+      Buffer.from(JSON.stringify(json), 'utf8'),
+    )
+    .catch((err: unknown) => {
+      // The storage SDKs report every service or network failure as a RestError; anything else is our bug.
+      if (err instanceof RestError) throw storageDependencyProblem(err, OUTBOX_TABLE, deps.config);
+      throw err;
+    });
+  context.info(`queued as ${request.from} to ${recipients} recipient(s); id ${id}, status ${record.status}`);
+  return queuedResponse(id, record.status);
+}
+
+/**
+ * The message's RFC 5322 Message-ID: unique per outbox mail, on the sender's domain, so that the processor can find
+ * the mail in Sent Items after an interrupted attempt.
+ */
+function internetMessageIdFor(id: string, from: string): string {
+  return `<${id.replace(/-/g, '')}.outbox@${from.split('@')[1]}>`;
+}
+
+/** `202 { id, status }` with the status URL. */
+function queuedResponse(id: string, status: string, headers: Record<string, string> = {}): HttpResponseInit {
   return {
     status: 202,
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ id, status: 'accepted', requestId: outcome.requestId ?? null }),
+    headers: { 'content-type': 'application/json', location: `/api/mail/${id}`, ...headers },
+    body: JSON.stringify({ id, status }),
   };
+}
+
+/** Polls the outbox record until the mail is sent or failed, or `seconds` pass; answers accordingly. */
+async function waitForOutcome(
+  id: string,
+  seconds: number,
+  deps: SendMailDependencies,
+  extraHeaders: Record<string, string>,
+): Promise<HttpResponseInit> {
+  const applied = { 'preference-applied': `wait=${seconds}`, ...extraHeaders };
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const stored = await deps.outbox.get(id).catch(() => undefined);
+    const record = stored?.record;
+    if (record?.status === 'sent') {
+      return {
+        status: 200,
+        headers: { 'content-type': 'application/json', location: `/api/mail/${id}`, ...applied },
+        body: JSON.stringify({ id, status: 'sent', requestId: record.requestIds.at(-1) ?? null }),
+      };
+    }
+    if (record?.status === 'failed' && record.problem) {
+      return problemResponse({ ...record.problem, id }, { location: `/api/mail/${id}`, ...applied });
+    }
+    if (Date.now() >= deadline) return queuedResponse(id, record?.status ?? 'queued', applied);
+    await new Promise((r) => setTimeout(r, Math.min(WAIT_POLL_MS, Math.max(0, deadline - Date.now()))));
+  }
 }

@@ -127,6 +127,15 @@ export const sendRequestSchema = z
       .max(250, { message: 'at most 250 attachments' })
       .optional(),
     saveToSentItems: z.boolean({ error: 'must be true or false' }).default(true),
+    sendAt: z
+      .string({ error: 'must be an ISO 8601 date-time' })
+      .pipe(
+        z.iso.datetime({
+          offset: true,
+          error: 'must be an ISO 8601 date-time with a time zone, e.g. 2030-01-31T08:00:00Z',
+        }),
+      )
+      .optional(),
   })
   .superRefine((req, ctx) => {
     if ((req.text === undefined) === (req.html === undefined)) {
@@ -170,6 +179,13 @@ export interface SendRequest {
     size: number;
   }[];
   saveToSentItems: boolean;
+  /** Epoch ms before which the outbox does not send the mail (the caller's `sendAt`). */
+  sendAt?: number;
+  /**
+   * The message's `internetMessageId`, set by the outbox (never by the caller) so that Sent Items can later tell
+   * whether an interrupted attempt reached Exchange.
+   */
+  internetMessageId?: string;
 }
 
 /** One field-level problem. */
@@ -228,6 +244,7 @@ export function parseSendRequest(
         size: Buffer.byteLength(a.contentBase64, 'base64'),
       })),
       saveToSentItems: r.saveToSentItems,
+      ...(r.sendAt !== undefined ? { sendAt: Date.parse(r.sendAt) } : {}),
     },
   };
 }

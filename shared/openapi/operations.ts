@@ -13,7 +13,9 @@ import {
   mailboxListSchema,
   mailboxViewSchema,
   mailboxWatchedSchema,
-  sendMailAcceptedSchema,
+  mailStatusSchema,
+  sendMailQueuedSchema,
+  sendMailSentSchema,
 } from './responseSchemas';
 
 const retryAfter = {
@@ -75,11 +77,21 @@ export const OPERATIONS: readonly OperationSpec[] = [
     path: '/api/mail/send',
     auth: 'function',
     tags: ['mail'],
-    summary: 'Send a mail as a permitted mailbox',
+    summary: 'Send a mail as a permitted mailbox (through the outbox)',
     description:
-      'Validates the request, applies the sender policy (ALLOWED_SENDERS) and sends through Microsoft Graph as ' +
-      'the `from` mailbox: one sendMail call, or a draft with upload sessions for attachments of 3 MB or more.',
+      'Validates the request, applies the sender policy (ALLOWED_SENDERS) and the permission check, stores the ' +
+      'mail in the outbox and answers 202 with its status URL. The outbox processor sends it through Microsoft ' +
+      'Graph as the `from` mailbox, paced per mailbox (MAILBOX_MESSAGES_PER_MINUTE, MAILBOX_RECIPIENTS_PER_DAY). ' +
+      '`Prefer: wait=N` waits up to N seconds for the outcome.',
     parameters: [
+      {
+        name: 'Prefer',
+        in: 'header',
+        description:
+          '`wait=N` (RFC 7240, N capped at 60): wait up to N seconds for the outcome: 200 when sent, the ' +
+          "failure's problem document, or 202 (with Preference-Applied) when the mail is still in the outbox.",
+        schema: z.string(),
+      },
       {
         name: 'Idempotency-Key',
         in: 'header',
@@ -99,10 +111,23 @@ export const OPERATIONS: readonly OperationSpec[] = [
         'and `bcc` together; a `contentId` on every inline attachment; header names starting with `X-`.',
     },
     responses: {
-      202: jsonResponse('Exchange accepted the message.', 'SendMailAccepted', sendMailAcceptedSchema, {
+      200: jsonResponse(
+        'With `Prefer: wait`: Exchange accepted the message in time.',
+        'SendMailSent',
+        sendMailSentSchema,
+        {
+          Location: { description: 'The status URL, `/api/mail/{id}`.', required: true, schema: z.string() },
+        },
+      ),
+      202: jsonResponse('The mail is in the outbox.', 'SendMailQueued', sendMailQueuedSchema, {
+        Location: { description: 'The status URL, `/api/mail/{id}`.', required: true, schema: z.string() },
         'idempotent-replayed': {
           description: '`true` when this is the stored answer of an earlier request with the same Idempotency-Key.',
           schema: z.literal('true'),
+        },
+        'preference-applied': {
+          description: '`wait=N` when the request waited for the outcome.',
+          schema: z.string(),
         },
       }),
       400: problemResponse(
@@ -122,14 +147,42 @@ export const OPERATIONS: readonly OperationSpec[] = [
         'Exchange cannot use the mailbox (`mailbox-not-enabled`, `mailbox-not-found`) or refused a recipient or ' +
           'header (`invalid-recipient`, `invalid-header`).',
       ),
-      500: problemResponse('The gateway failed; `incident` names its log entry. Nothing was sent.'),
+      500: problemResponse('The gateway failed; `incident` names its log entry. Nothing was stored.'),
       502: problemResponse(
-        'Microsoft Graph refused the gateway (`admin-consent-missing`, `graph-auth-failed`, `graph-error`) or ' +
-          'could not be reached (`graph-unreachable`). Nothing was sent.',
+        'With `Prefer: wait`: Microsoft Graph refused the gateway (`admin-consent-missing`, `graph-auth-failed`, ' +
+          '`graph-error`), or an interrupted attempt could not be checked (`outcome-unknown`).',
       ),
-      503: problemResponse('Graph kept throttling past GRAPH_MAX_WAIT_SECONDS (`graph-throttled`). Nothing was sent.', {
-        'Retry-After': retryAfter,
-      }),
+      503: problemResponse(
+        'Storage or the credential is unavailable (`storage-unavailable`, ...). Nothing was stored.',
+        { 'Retry-After': retryAfter },
+      ),
+      504: problemResponse(
+        'With `Prefer: wait`: the mail was not sent within OUTBOX_MAX_AGE_HOURS (`outbox-expired`).',
+      ),
+    },
+  },
+  {
+    operationId: 'mailStatus',
+    method: 'get',
+    path: '/api/mail/{id}',
+    auth: 'function',
+    tags: ['mail'],
+    summary: "A mail's status in the outbox",
+    description:
+      'Status (`queued`, `scheduled`, `deferred`, `sending`, `sent`, `failed`), attempts, timestamps, Graph ' +
+      "request-ids and the problem on failure. Never the mail's content or recipients.",
+    parameters: [
+      {
+        name: 'id',
+        in: 'path' as const,
+        description: 'The id `POST /api/mail/send` answered.',
+        schema: z.string(),
+      },
+    ],
+    responses: {
+      200: jsonResponse("The mail's status.", 'MailStatus', mailStatusSchema),
+      404: problemResponse('No such mail (`mail-not-found`).'),
+      503: problemResponse('Storage is unavailable (`storage-unavailable`).', { 'Retry-After': retryAfter }),
     },
   },
   {

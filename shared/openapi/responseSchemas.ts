@@ -62,17 +62,54 @@ export const problemDocumentSchema = z
   })
   .meta({ description: 'RFC 9457 problem document.' }) satisfies z.ZodType<ProblemDocument>;
 
-/** `202` of `POST /api/mail/send`. */
-export const sendMailAcceptedSchema = z
+const mailId = z.uuid().meta({ description: 'The outbox id of the mail; its status is at `/api/mail/{id}`.' });
+
+/** `202` of `POST /api/mail/send`: the mail is in the outbox. */
+export const sendMailQueuedSchema = z
   .strictObject({
-    id: z.uuid().meta({ description: "The gateway's id of this send (in its log line)." }),
-    status: z.literal('accepted'),
+    id: mailId,
+    status: z
+      .enum(['queued', 'scheduled', 'deferred', 'sending'])
+      .meta({ description: '`queued`, or `scheduled` with `sendAt`; after `Prefer: wait`, where the mail got to.' }),
+  })
+  .meta({ description: 'The mail is stored in the outbox and will be sent; `Location` is its status URL.' });
+
+/** `200` of `POST /api/mail/send` with `Prefer: wait` when the mail was sent in time. */
+export const sendMailSentSchema = z
+  .strictObject({
+    id: mailId,
+    status: z.literal('sent'),
     requestId: z
       .string()
       .nullable()
       .meta({ description: "Graph's `request-id` of the call that sent the message, null if Graph gave none." }),
   })
   .meta({ description: 'Exchange accepted the message; a later delivery failure arrives as a bounce.' });
+
+/** `200` of `GET /api/mail/{id}`. */
+export const mailStatusSchema = z
+  .strictObject({
+    id: mailId,
+    status: z.enum(['queued', 'scheduled', 'deferred', 'sending', 'sent', 'failed']),
+    from: z.string(),
+    recipients: z.int().meta({ description: 'To + Cc + Bcc.' }),
+    createdAt: z.iso.datetime(),
+    updatedAt: z.iso.datetime(),
+    notBefore: z.iso
+      .datetime()
+      .optional()
+      .meta({ description: 'Not sent before this time (`scheduled`, `deferred`, or waiting out a Retry-After).' }),
+    reason: z
+      .string()
+      .optional()
+      .meta({ description: 'Why the mail waits: `sendAt`, `dailyRecipients`, `graph 429`, ...' }),
+    sentAt: z.iso.datetime().optional(),
+    attempts: z.int().meta({ description: 'Submissions to Graph started.' }),
+    requestIds: z.array(z.string()).meta({ description: "Graph's `request-id`s of this mail's calls." }),
+    internetMessageId: z.string().meta({ description: 'The Message-ID the gateway gave the message.' }),
+    problem: problemDocumentSchema.optional().meta({ description: 'Why the mail failed (`failed`).' }),
+  })
+  .meta({ description: "A mail's status in the outbox." });
 
 /** `200` of `GET /api/health`. */
 export const healthSchema = z

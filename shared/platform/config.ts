@@ -169,11 +169,32 @@ export const SETTINGS: readonly SettingDefinition[] = [
       'Standard Webhooks signing secret (whsec_ + base64 of 24 to 64 random bytes) for EVENTS_WEBHOOK_URL; in Azure a Key Vault reference, never a literal.',
   },
   {
+    name: 'MAILBOX_MESSAGES_PER_MINUTE',
+    required: false,
+    source: 'app',
+    description:
+      "Messages the outbox processor sends per minute per mailbox, across all instances (default 30, Exchange Online's message rate limit).",
+  },
+  {
+    name: 'MAILBOX_RECIPIENTS_PER_DAY',
+    required: false,
+    source: 'app',
+    description:
+      "Recipients (To + Cc + Bcc) the outbox processor sends to per mailbox in any 24 h, counted before the send (default 10000, Exchange Online's recipient rate limit); a mail over it is deferred, never sent into an NDR.",
+  },
+  {
+    name: 'OUTBOX_MAX_AGE_HOURS',
+    required: false,
+    source: 'app',
+    description:
+      'How long the outbox processor keeps trying a mail (waits, Retry-After, interrupted attempts) before marking it failed (default 24, at most 168).',
+  },
+  {
     name: 'AzureWebJobsStorage',
     required: true,
     source: 'app',
     description:
-      'Storage for tables and queues: a connection string, or the identity-based AzureWebJobsStorage__accountName / __tableServiceUri / __queueServiceUri (+ __clientId, __credential) properties.',
+      'Storage for tables, queues and the outbox blobs: a connection string, or the identity-based AzureWebJobsStorage__accountName / __tableServiceUri / __queueServiceUri / __blobServiceUri (+ __clientId, __credential) properties.',
   },
   {
     name: 'NODE_EXTRA_CA_CERTS',
@@ -197,10 +218,10 @@ export const SETTINGS: readonly SettingDefinition[] = [
   },
 ];
 
-/** Where the gateway keeps its tables and queues. */
+/** Where the gateway keeps its tables, queues and blobs. */
 export type StorageConfig =
   | { kind: 'connectionString'; connectionString: string }
-  | { kind: 'identity'; tableUrl: string; queueUrl: string; managedIdentityClientId?: string };
+  | { kind: 'identity'; tableUrl: string; queueUrl: string; blobUrl: string; managedIdentityClientId?: string };
 
 /** The validated configuration. */
 export interface GatewayConfig {
@@ -249,6 +270,15 @@ export interface GatewayConfig {
     renewalSchedule: string;
     /** Subscriptions expiring within this many milliseconds are renewed. */
     renewalWindowMs: number;
+  };
+  /** The outbox processor's pacing and give-up time. */
+  outbox: {
+    /** Messages per minute per mailbox. */
+    messagesPerMinute: number;
+    /** Recipients per sliding 24 h per mailbox. */
+    recipientsPerDay: number;
+    /** A mail not sent within this many milliseconds of acceptance fails. */
+    maxAgeMs: number;
   };
   /** Where mail events go besides the `mail-events` queue. */
   events: {
@@ -368,6 +398,9 @@ const settingsSchema = z.object({
       message: 'must be a Standard Webhooks secret: whsec_ followed by the base64 of 24 to 64 random bytes',
     }),
   MAX_SEND_REQUEST_MB: wholeNumber(1, 100, 'MB'),
+  MAILBOX_MESSAGES_PER_MINUTE: wholeNumber(1, 10_000, 'messages'),
+  MAILBOX_RECIPIENTS_PER_DAY: wholeNumber(1, 1_000_000, 'recipients'),
+  OUTBOX_MAX_AGE_HOURS: wholeNumber(1, 168, 'hours'),
   IDEMPOTENCY_TTL_HOURS: wholeNumber(1, 24 * 30, 'hours'),
   GRAPH_MAX_WAIT_SECONDS: wholeNumber(0, 600, 'seconds'),
   GRAPH_PERMISSION_CHECK: optional().pipe(z.enum(['token', 'off'], { error: 'must be token or off' }).optional()),
@@ -402,20 +435,23 @@ function parseStorage(env: NodeJS.ProcessEnv, managedIdentityClientId: string | 
   const queueUrl =
     env.AzureWebJobsStorage__queueServiceUri?.trim() ||
     (accountName && `https://${accountName}.queue.core.windows.net`);
-  if (!tableUrl || !queueUrl) {
+  const blobUrl =
+    env.AzureWebJobsStorage__blobServiceUri?.trim() || (accountName && `https://${accountName}.blob.core.windows.net`);
+  if (!tableUrl || !queueUrl || !blobUrl) {
     problems.push(
-      'AzureWebJobsStorage is missing: set a connection string, or AzureWebJobsStorage__accountName (or both __tableServiceUri and __queueServiceUri) for identity-based access',
+      'AzureWebJobsStorage is missing: set a connection string, or AzureWebJobsStorage__accountName (or all of __tableServiceUri, __queueServiceUri and __blobServiceUri) for identity-based access',
     );
     return undefined;
   }
   for (const [name, url] of [
     ['AzureWebJobsStorage__tableServiceUri', tableUrl],
     ['AzureWebJobsStorage__queueServiceUri', queueUrl],
+    ['AzureWebJobsStorage__blobServiceUri', blobUrl],
   ] as const) {
     if (!URL.canParse(url)) problems.push(`${name} must be a URL`);
   }
   const clientId = env.AzureWebJobsStorage__clientId?.trim() || managedIdentityClientId;
-  return { kind: 'identity', tableUrl, queueUrl, managedIdentityClientId: clientId } as const;
+  return { kind: 'identity', tableUrl, queueUrl, blobUrl, managedIdentityClientId: clientId } as const;
 }
 
 /**
@@ -474,6 +510,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
       allowedMailboxes: parseMailboxPolicy(settings.ALLOWED_WATCH_MAILBOXES ?? ''),
       renewalSchedule: settings.RENEWAL_SCHEDULE ?? DEFAULT_RENEWAL_SCHEDULE,
       renewalWindowMs: (settings.RENEWAL_WINDOW_HOURS ?? 48) * 3_600_000,
+    },
+    outbox: {
+      messagesPerMinute: settings.MAILBOX_MESSAGES_PER_MINUTE ?? 30,
+      recipientsPerDay: settings.MAILBOX_RECIPIENTS_PER_DAY ?? 10_000,
+      maxAgeMs: (settings.OUTBOX_MAX_AGE_HOURS ?? 24) * 3_600_000,
     },
     events: {
       webhook:

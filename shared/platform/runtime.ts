@@ -20,6 +20,10 @@ import { WatchService } from '../watch/watchService';
 import { WatchStore } from '../watch/watchStore';
 import { createQueueClient, createTableClient } from './storage';
 import { IDEMPOTENCY_TABLE } from '../mail/idempotencyStore';
+import { MailboxPacer, MAILBOX_PACING_TABLE } from '../outbox/mailboxPacer';
+import type { OutboxProcessorDependencies } from '../outbox/outboxProcessor';
+import { OutboxStore } from '../outbox/outboxStore';
+import type { MailStatusDependencies } from '../outbox/mailStatusHandler';
 
 let credential: AppCredential | undefined;
 let graph: Client | undefined;
@@ -44,7 +48,7 @@ export function getSendMailDependencies(): SendMailDependencies {
   sendDependencies ??= {
     config: getConfig(),
     credential: getAppCredential(),
-    sender: new MailSender(getGraphClient()),
+    outbox: getOutboxStore(),
     idempotency: IdempotencyStore.fromConfig(getConfig()),
   };
   return sendDependencies;
@@ -116,4 +120,43 @@ export function getRenewalDependencies(): RenewalDependencies {
     idempotencyTable: createTableClient(getConfig(), IDEMPOTENCY_TABLE),
     renewalWindowMs: getConfig().watch.renewalWindowMs,
   };
+}
+
+let outbox: OutboxProcessorDependencies | undefined;
+
+/**
+ * What the outbox processor needs. Its Graph client never waits out a 429 or 503 itself (budget 0): the processor
+ * re-enqueues the mail after Retry-After instead of holding an instance.
+ */
+export function getOutboxDependencies(): OutboxProcessorDependencies {
+  if (!outbox) {
+    const config = getConfig();
+    const graph = createGraphClient(config, getAppCredential(), { maxTotalWaitSeconds: 0 });
+    outbox = {
+      store: getOutboxStore(),
+      pacer: new MailboxPacer(createTableClient(config, MAILBOX_PACING_TABLE), {
+        messagesPerMinute: config.outbox.messagesPerMinute,
+        recipientsPerDay: config.outbox.recipientsPerDay,
+      }),
+      sender: new MailSender(graph),
+      graph,
+      publisher: getWatchParts().publisher,
+      credential: getAppCredential(),
+      maxAgeMs: config.outbox.maxAgeMs,
+    };
+  }
+  return outbox;
+}
+
+let outboxStore: OutboxStore | undefined;
+
+/** The process-wide outbox store. */
+export function getOutboxStore(): OutboxStore {
+  outboxStore ??= OutboxStore.fromConfig(getConfig());
+  return outboxStore;
+}
+
+/** What `GET /api/mail/{id}` needs. */
+export function getMailStatusDependencies(): MailStatusDependencies {
+  return { config: getConfig(), outbox: getOutboxStore() };
 }

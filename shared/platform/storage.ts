@@ -1,9 +1,10 @@
 /**
- * Table and queue clients for the gateway's storage account, from the `AzureWebJobsStorage` setting family: a
+ * Table, queue and blob container clients for the gateway's storage account, from the `AzureWebJobsStorage` setting family: a
  * connection string (Azurite, or keys where allowed) or identity-based URLs with the managed identity.
  */
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
+import { ContainerClient } from '@azure/storage-blob';
 import { azureIdentityCredential } from '../identity/azureIdentity';
 import type { GatewayConfig } from './config';
 
@@ -51,5 +52,15 @@ export function createQueueClient(
     `${storage.queueUrl.replace(/\/$/, '')}/${name}`,
     azureIdentityCredential(storage.managedIdentityClientId),
     pipeline,
+  );
+}
+
+/** A client for blob container `name`. */
+export function createBlobContainerClient(config: GatewayConfig, name: string): ContainerClient {
+  const storage = config.storage;
+  if (storage.kind === 'connectionString') return new ContainerClient(storage.connectionString, name);
+  return new ContainerClient(
+    `${storage.blobUrl.replace(/\/$/, '')}/${name}`,
+    azureIdentityCredential(storage.managedIdentityClientId),
   );
 }

@@ -1,5 +1,5 @@
 /**
- * Starts Azurite, the official Azure Storage emulator, for tables and queues: in memory, telemetry off, on free
+ * Starts Azurite, the official Azure Storage emulator, for tables, queues and blobs: in memory, telemetry off, on free
  * loopback ports, and gives the connection string the SDKs and the Functions host use.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -14,6 +14,7 @@ const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZ
 export interface RunningAzurite {
   queueUrl: string;
   tableUrl: string;
+  blobUrl: string;
   /** Connection string with explicit endpoints (the value of `AzureWebJobsStorage`). */
   connectionString: string;
   stop(): Promise<void>;
@@ -32,22 +33,28 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Builds the connection string for Azurite's queue and table endpoints. */
-export function azuriteConnectionString(queuePort: number, tablePort: number): string {
+/**
+ * Builds the connection string for Azurite's queue and table endpoints, and its blob endpoint when `blobPort` is
+ * given (tests that point the gateway at a storage that is down pass closed ports).
+ */
+export function azuriteConnectionString(queuePort: number, tablePort: number, blobPort?: number): string {
   return (
     `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};` +
-    `QueueEndpoint=http://127.0.0.1:${queuePort}/${ACCOUNT};TableEndpoint=http://127.0.0.1:${tablePort}/${ACCOUNT};`
+    `QueueEndpoint=http://127.0.0.1:${queuePort}/${ACCOUNT};TableEndpoint=http://127.0.0.1:${tablePort}/${ACCOUNT};` +
+    (blobPort === undefined ? '' : `BlobEndpoint=http://127.0.0.1:${blobPort}/${ACCOUNT};`)
   );
 }
 
-/** Starts Azurite's queue and table services; resolves once both accept connections. */
+/** Starts Azurite's queue, table and blob services; resolves once all accept connections. */
 export async function startAzurite(options: {
   projectRoot: string;
   queuePort?: number;
   tablePort?: number;
+  blobPort?: number;
 }): Promise<RunningAzurite> {
   const queuePort = options.queuePort ?? (await freePort());
   const tablePort = options.tablePort ?? (await freePort());
+  const blobPort = options.blobPort ?? (await freePort());
   const cli = join(options.projectRoot, 'node_modules', 'azurite', 'dist', 'src');
   const common = ['--silent', '--inMemoryPersistence', '--disableTelemetry', '--skipApiVersionCheck'];
   const children: ChildProcess[] = [
@@ -59,6 +66,11 @@ export async function startAzurite(options: {
     spawn(
       process.execPath,
       [join(cli, 'table', 'main.js'), ...common, '--tableHost', '127.0.0.1', '--tablePort', String(tablePort)],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    ),
+    spawn(
+      process.execPath,
+      [join(cli, 'blob', 'main.js'), ...common, '--blobHost', '127.0.0.1', '--blobPort', String(blobPort)],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     ),
   ];
@@ -77,7 +89,11 @@ export async function startAzurite(options: {
     );
   };
   try {
-    await Promise.all([waitForPort(queuePort, children[0]), waitForPort(tablePort, children[1])]);
+    await Promise.all([
+      waitForPort(queuePort, children[0]),
+      waitForPort(tablePort, children[1]),
+      waitForPort(blobPort, children[2]),
+    ]);
   } catch (err) {
     await stop();
     throw new Error(`Azurite did not start: ${(err as Error).message}\n${stderr.join('')}`);
@@ -85,7 +101,8 @@ export async function startAzurite(options: {
   return {
     queueUrl: `http://127.0.0.1:${queuePort}/${ACCOUNT}`,
     tableUrl: `http://127.0.0.1:${tablePort}/${ACCOUNT}`,
-    connectionString: azuriteConnectionString(queuePort, tablePort),
+    blobUrl: `http://127.0.0.1:${blobPort}/${ACCOUNT}`,
+    connectionString: azuriteConnectionString(queuePort, tablePort, blobPort),
     stop,
   };
 }

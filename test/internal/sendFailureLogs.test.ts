@@ -1,6 +1,6 @@
 /**
  * What the send handler logs when something unexpected happens: the message and stack, never a token, a secret
- * or mail content; a client that goes away mid-body is an info line. The sender is a stand-in here (a unit test);
+ * or mail content; a client that goes away mid-body is an info line. The outbox is a stand-in here (a unit test);
  * test/public/sendFailureLogs.test.ts checks the Graph failure lines through the real host.
  */
 import { HttpRequest, InvocationContext } from '@azure/functions';
@@ -27,11 +27,11 @@ function capture(): { context: InvocationContext; lines: { level: string; text: 
   return { context, lines };
 }
 
-function deps(send: () => Promise<never>): SendMailDependencies {
+function deps(accept: () => Promise<never>): SendMailDependencies {
   return {
     config,
     credential: {} as SendMailDependencies['credential'],
-    sender: { send } as unknown as SendMailDependencies['sender'],
+    outbox: { accept } as unknown as SendMailDependencies['outbox'],
     idempotency: {} as SendMailDependencies['idempotency'],
   };
 }

@@ -244,6 +244,7 @@ describe('storage settings', () => {
       kind: 'identity',
       tableUrl: 'https://stmail.table.core.windows.net',
       queueUrl: 'https://stmail.queue.core.windows.net',
+      blobUrl: 'https://stmail.blob.core.windows.net',
       managedIdentityClientId: '99999999-2222-3333-4444-555555555555',
     });
   });

@@ -10,7 +10,7 @@ import { startTestCloud, type TestCloud } from '../support/testEnv';
 let env: TestCloud;
 const hosts: FunctionsHostProcess[] = [];
 beforeAll(async () => {
-  env = await startTestCloud();
+  env = await startTestCloud({ privateStorage: true });
 });
 afterAll(async () => {
   await Promise.all(hosts.map((h) => h.stop()));
@@ -36,7 +36,12 @@ interface Answer {
 async function send(target: FunctionsHostProcess, headers: Record<string, string> = {}): Promise<Answer> {
   const res = await fetch(`${target.url}/api/mail/send`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-functions-key': target.functionKey, ...headers },
+    headers: {
+      'content-type': 'application/json',
+      prefer: 'wait=30',
+      'x-functions-key': target.functionKey,
+      ...headers,
+    },
     body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' }),
   });
   const text = await res.text();
@@ -57,18 +62,30 @@ function expectDependencyProblem(answer: Answer, dependency: string, slug: strin
 }
 
 describe('dependency failures', () => {
-  it("Key Vault 403 (RBAC): 503 naming the role, whether the token check or Graph's client asks first", async () => {
+  it('Key Vault 403 (RBAC) at the token check: 503 naming the role, nothing stored', async () => {
     env.cloud.identity.keyVaultSecretsUser = false;
-    for (const check of ['token', 'off']) {
-      const target = await host({ GRAPH_PERMISSION_CHECK: check });
-      const answer = await send(target);
-      expectDependencyProblem(answer, 'Key Vault', 'key-vault-unavailable');
-      expect(answer.body.detail).toMatch(
-        /managed identity \(client id [0-9a-f-]+\) may not read secrets .*assign it the role 'Key Vault Secrets User'/,
-      );
-      await new Promise((r) => setTimeout(r, 200));
-      expect(target.output()).toMatch(/Key Vault Secrets User/);
-    }
+    const target = await host({ GRAPH_PERMISSION_CHECK: 'token' });
+    const answer = await send(target);
+    expectDependencyProblem(answer, 'Key Vault', 'key-vault-unavailable');
+    expect(answer.body.detail).toMatch(
+      /managed identity \(client id [0-9a-f-]+\) may not read secrets .*assign it the role 'Key Vault Secrets User'/,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(target.output()).toMatch(/Key Vault Secrets User/);
+  });
+
+  it('Key Vault 403 (RBAC) when only the outbox processor asks: the mail stays queued, its status names the role', async () => {
+    env.cloud.identity.keyVaultSecretsUser = false;
+    const target = await host({ GRAPH_PERMISSION_CHECK: 'off' });
+    const answer = await send(target, { prefer: 'wait=5' });
+    expect(answer.status).toBe(202);
+    const res = await fetch(`${target.url}/api/mail/${String(answer.body.id)}`, {
+      headers: { 'x-functions-key': target.functionKey },
+    });
+    const status = (await res.json()) as { status: string; reason?: string };
+    expect(status.status).toBe('queued');
+    expect(status.reason).toMatch(/^key-vault-unavailable: .*'Key Vault Secrets User'/);
+    expect(target.output()).toMatch(/requeued.*Key Vault Secrets User/);
   });
 
   it('Entra ID rejecting every credential: 503 naming the AADSTS code and the fix', async () => {
@@ -84,14 +101,25 @@ describe('dependency failures', () => {
     } finally {
       env.cloud.rotateCredential('certificate-pem');
     }
-    expect((await send(target)).status).toBe(202);
+    expect((await send(target)).status).toBe(200);
   });
 
   it('storage down: 503 "storage unreachable" for a send with an Idempotency-Key', async () => {
     const closed = await freePort();
-    const target = await host({ AzureWebJobsStorage: azuriteConnectionString(closed, closed) });
+    const target = await host({ AzureWebJobsStorage: azuriteConnectionString(closed, closed, closed) });
     const answer = await send(target, { 'idempotency-key': randomUUID() });
     expectDependencyProblem(answer, 'storage', 'storage-unavailable');
     expect(answer.body.detail).toMatch(/^Table storage unreachable .*AzureWebJobsStorage/);
+  });
+
+  it('storage down at accept, without an Idempotency-Key: 503 with Retry-After naming storage', async () => {
+    const closed = await freePort();
+    const target = await host({ AzureWebJobsStorage: azuriteConnectionString(closed, closed, closed) });
+    const answer = await send(target, { prefer: '' });
+    expectDependencyProblem(answer, 'storage', 'storage-unavailable');
+    expect(answer.body.detail).toMatch(/storage unreachable .*AzureWebJobsStorage/i);
+    // That nothing half-stored survives a failure at any of the three writes: test/internal/outboxStore.test.ts.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(target.output()).toMatch(/send failed for alerts@contoso\.com: 503 storage-unavailable/);
   });
 });

@@ -3,6 +3,7 @@
  * listing exactly the HTTP functions the host registered, whose request schema is the one the endpoint enforces
  * and whose answer schemas fit what the endpoints really answer.
  */
+import { randomUUID } from 'node:crypto';
 import { dereference, validate, compileErrors } from '@readme/openapi-parser';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
@@ -38,7 +39,7 @@ const asParserInput = (doc: Document) => structuredClone(doc) as unknown as Para
 const ajv = addFormats(new Ajv2020({ allErrors: true, strict: true }));
 
 beforeAll(async () => {
-  env = await startTestCloud({ graph: { latencyMs: { min: 1, max: 5 } } });
+  env = await startTestCloud({ privateStorage: true, graph: { latencyMs: { min: 1, max: 5 } } });
   host = await startFunctionsHost(env.settings);
   served = await fetch(`${host.url}/api/openapi.json`);
   document = (await served.clone().json()) as Document;
@@ -103,10 +104,10 @@ async function expectDocumented(method: string, path: string, res: Response): Pr
   return body;
 }
 
-const send = (body: unknown) =>
+const send = (body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${host.url}/api/mail/send`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
+    headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey, ...headers },
     body: JSON.stringify(body),
   });
 
@@ -174,7 +175,24 @@ describe('GET /api/openapi.json', () => {
 
   it('describes the answers the endpoints really give', async () => {
     const accepted = await expectDocumented('post', '/api/mail/send', await send({ ...validSend, subject: 'o' }));
-    expect(accepted.status).toBe('accepted');
+    expect(accepted.status).toBe('queued');
+    const sent = await expectDocumented(
+      'post',
+      '/api/mail/send',
+      await send({ ...validSend, subject: 'o' }, { prefer: 'wait=30' }),
+    );
+    expect(sent.status).toBe('sent');
+    const status = await expectDocumented(
+      'get',
+      '/api/mail/{id}',
+      await fetch(`${host.url}/api/mail/${String(sent.id)}`, { headers: { 'x-functions-key': host.functionKey } }),
+    );
+    expect(status.status).toBe('sent');
+    await expectDocumented(
+      'get',
+      '/api/mail/{id}',
+      await fetch(`${host.url}/api/mail/${randomUUID()}`, { headers: { 'x-functions-key': host.functionKey } }),
+    );
     const invalid = await expectDocumented('post', '/api/mail/send', await send({ ...validSend, to: ['x'] }));
     expect(invalid.errors).toEqual([{ field: 'to[0]', message: 'is not a valid email address' }]);
     await expectDocumented('post', '/api/mail/send', await send({ ...validSend, from: 'ceo@contoso.com' }));

@@ -5,7 +5,7 @@ import { startTestCloud, type TestCloud } from '../support/testEnv';
 let env: TestCloud;
 let host: FunctionsHostProcess;
 beforeAll(async () => {
-  env = await startTestCloud();
+  env = await startTestCloud({ privateStorage: true });
   host = await startFunctionsHost(env.settings);
 });
 afterAll(async () => {
@@ -16,7 +16,7 @@ afterAll(async () => {
 async function send(body: unknown): Promise<number> {
   const res = await fetch(`${host.url}/api/mail/send`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
+    headers: { 'content-type': 'application/json', prefer: 'wait=30', 'x-functions-key': host.functionKey },
     body: JSON.stringify(body),
   });
   await res.arrayBuffer();

@@ -5,7 +5,7 @@ import { startTestCloud, type TestCloud } from '../support/testEnv';
 let env: TestCloud;
 let host: FunctionsHostProcess;
 beforeAll(async () => {
-  env = await startTestCloud({ graphRoles: ['User.Read.All'] });
+  env = await startTestCloud({ privateStorage: true, graphRoles: ['User.Read.All'] });
   host = await startFunctionsHost(env.settings);
 });
 afterAll(async () => {
@@ -17,7 +17,7 @@ describe('sending without admin consent', () => {
   it('answers a problem naming Mail.Send and admin consent, before Graph is called', async () => {
     const res = await fetch(`${host.url}/api/mail/send`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
+      headers: { 'content-type': 'application/json', prefer: 'wait=30', 'x-functions-key': host.functionKey },
       body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' }),
     });
     const body = (await res.json()) as Record<string, unknown>;
@@ -39,7 +39,11 @@ describe('sending without admin consent', () => {
       const before = env.cloud.graph.requests.length;
       const res = await fetch(`${graphDecides.url}/api/mail/send`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-functions-key': graphDecides.functionKey },
+        headers: {
+          'content-type': 'application/json',
+          prefer: 'wait=30',
+          'x-functions-key': graphDecides.functionKey,
+        },
         body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' }),
       });
       const body = (await res.json()) as Record<string, unknown>;

@@ -185,13 +185,18 @@ describe('the full loop', () => {
     expect(minutesAhead).toBeLessThanOrEqual(10_070);
 
     const subject = `watched-${randomUUID()}`;
-    const sent = await call('POST', '/api/mail/send', {
-      from: 'alerts@contoso.com',
-      to: [{ address: 'support@contoso.com', name: 'Support' }],
-      subject,
-      text: 'the body never leaves Graph',
-    });
-    expect(sent.status).toBe(202);
+    const sent = await call(
+      'POST',
+      '/api/mail/send',
+      {
+        from: 'alerts@contoso.com',
+        to: [{ address: 'support@contoso.com', name: 'Support' }],
+        subject,
+        text: 'the body never leaves Graph',
+      },
+      { prefer: 'wait=30' },
+    );
+    expect(sent.status).toBe(200);
     const [stored] = env.cloud.graph.inbox('support@contoso.com').filter((m) => m.subject === subject);
     const event = await eventFor(stored.id);
     expect(event).toMatchObject({

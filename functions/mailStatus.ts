@@ -1,0 +1,10 @@
+import { app } from '@azure/functions';
+import { handleMailStatus } from '../shared/outbox/mailStatusHandler';
+import { getMailStatusDependencies } from '../shared/platform/runtime';
+
+app.http('mailStatus', {
+  methods: ['GET'],
+  authLevel: 'function',
+  route: 'mail/{id}',
+  handler: (request, context) => handleMailStatus(request, context, getMailStatusDependencies()),
+});

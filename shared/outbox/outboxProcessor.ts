@@ -1,0 +1,324 @@
+/**
+ * Works one `mail-outbox` message: decides from the mail's record whether it may go now (the shared mailbox pacer),
+ * sends it through today's MailSender, records the outcome and publishes `mail.sent` / `mail.failed` /
+ * `mail.deferred`. It never sleeps: anything that must wait is put back on the queue with a visibility delay.
+ *
+ * At most once to Graph: before the first Graph call the record gets an attempt marker (`attemptStartedAt`), written
+ * with the ETag so that only one invocation can start an attempt. The marker is cleared only when Graph's answer
+ * proves the mail was not accepted (a 4xx, 429 or 503). A message that finds a marker left behind (a crash, a lost
+ * answer) looks the mail up in the mailbox's Sent Items by the `internetMessageId` the gateway gave it: found means
+ * sent; not found means not accepted, and it is tried again. With `saveToSentItems: false` there is no copy to
+ * look for, so such a mail is `failed` with "outcome unknown" rather than risk sending it twice.
+ */
+import type { Client } from '@microsoft/microsoft-graph-client';
+import { mailboxEvent } from '../events/cloudEvent';
+import type { EventPublisher } from '../events/eventPublisher';
+import type { AppCredential } from '../identity/appCredential';
+import { explainAccessDenied } from '../mail/accessDenied';
+import type { MailSender } from '../mail/mailSender';
+import { SendProblem } from '../mail/sendProblems';
+import { parseSendRequest } from '../mail/sendRequest';
+import { problem, type ProblemDocument } from '../platform/problem';
+import type { MailboxPacer } from './mailboxPacer';
+import { OutboxRecordChangedError, type OutboxRecord, type OutboxStore } from './outboxStore';
+
+/** Default of `OUTBOX_MAX_AGE_HOURS`: a mail not sent within a day fails. */
+export const DEFAULT_OUTBOX_MAX_AGE_MS = 24 * 3_600_000;
+
+/** What the processor needs. */
+export interface OutboxProcessorDependencies {
+  store: OutboxStore;
+  pacer: MailboxPacer;
+  /** Sends through a Graph client that does not wait out 429s itself (the outbox re-enqueues instead). */
+  sender: MailSender;
+  /** For the Sent Items lookup of an interrupted attempt. */
+  graph: Client;
+  publisher: EventPublisher;
+  /** Explains an access denial by the token's missing roles. */
+  credential: Pick<AppCredential, 'requireGraphPermissions'>;
+  /** A mail older than this fails instead of being tried again. */
+  maxAgeMs: number;
+  /** The clock (tests pass the pacer's simulated time). */
+  now?: () => number;
+}
+
+/** What one message led to. */
+export type ProcessOutcome = 'sent' | 'failed' | 'requeued' | 'deferred' | 'ignored';
+
+/** Backoff when Graph gave no Retry-After, or the answer was lost. */
+const DEFAULT_RETRY_MS = 30_000;
+
+/** Processes the queue message for mail `id`. */
+export async function processOutboxMail(id: string, deps: OutboxProcessorDependencies): Promise<ProcessOutcome> {
+  const now = deps.now ?? Date.now;
+  const stored = await deps.store.get(id);
+  // No record: the accept that wrote this message was rolled back. Final: a redelivered message.
+  if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed') return 'ignored';
+  let { record, etag } = stored;
+
+  if (now() - record.createdAt > deps.maxAgeMs) {
+    return fail(
+      record,
+      etag,
+      deps,
+      problem(
+        504,
+        'outbox-expired',
+        'The mail was not sent in time',
+        `The mail could not be sent within ${Math.round(deps.maxAgeMs / 3_600_000)} h of being accepted (OUTBOX_MAX_AGE_HOURS); the last reason was: ${record.reason ?? record.status}.`,
+      ),
+    );
+  }
+  if (record.notBefore !== undefined && record.notBefore > now()) {
+    await deps.store.enqueue(id, record.notBefore - now());
+    return 'requeued';
+  }
+  if (record.attemptStartedAt !== undefined) {
+    const settled = await settleInterruptedAttempt(record, etag, deps);
+    if (settled.outcome) return settled.outcome;
+    ({ record, etag } = settled);
+  }
+
+  const reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now());
+  if (reservation.kind === 'wait') {
+    await deps.store.enqueue(id, reservation.retryAfterMs);
+    return 'requeued';
+  }
+  if (reservation.kind === 'tooManyRecipients') {
+    return fail(
+      record,
+      etag,
+      deps,
+      problem(
+        422,
+        'too-many-recipients-per-day',
+        'More recipients than the mailbox may send to in a day',
+        `The mail has ${record.recipients} recipients; Exchange allows ${reservation.recipientsPerDay} per mailbox in 24 h.`,
+      ),
+    );
+  }
+  if (reservation.kind === 'deferred') {
+    const deferred: OutboxRecord = {
+      ...record,
+      status: 'deferred',
+      notBefore: reservation.notBefore,
+      reason: 'dailyRecipients',
+      updatedAt: now(),
+    };
+    await deps.store.update(deferred, etag);
+    await deps.publisher.publish(
+      mailboxEvent(
+        'mail.deferred',
+        record.mailbox,
+        `${id}/${reservation.notBefore}`,
+        { id, status: 'deferred', notBefore: new Date(reservation.notBefore).toISOString(), reason: 'dailyRecipients' },
+        new Date(now()),
+      ),
+    );
+    await deps.store.enqueue(id, reservation.notBefore - now());
+    return 'deferred';
+  }
+
+  const lease = reservation.lease;
+  try {
+    // The marker goes in before Graph is called; losing this race means another invocation owns the attempt.
+    const attempt: OutboxRecord = {
+      ...record,
+      status: 'sending',
+      attempts: record.attempts + 1,
+      attemptStartedAt: now(),
+      updatedAt: now(),
+    };
+    delete attempt.notBefore;
+    delete attempt.reason;
+    try {
+      etag = await deps.store.update(attempt, etag);
+    } catch (err) {
+      if (err instanceof OutboxRecordChangedError) return 'ignored';
+      throw err;
+    }
+    record = attempt;
+    const parsed = parseSendRequest(JSON.parse((await deps.store.readPayload(id)).toString('utf8')) as unknown);
+    if (!parsed.ok) {
+      return fail(
+        record,
+        etag,
+        deps,
+        problem(
+          500,
+          'outbox-payload-invalid',
+          'The stored request is no longer valid',
+          'The stored request failed validation; it was valid when accepted.',
+        ),
+        true,
+      );
+    }
+    try {
+      const request = { ...parsed.request, internetMessageId: record.internetMessageId };
+      const outcome = await deps.sender
+        .send(request)
+        .catch((err: unknown) => explainAccessDenied(err, request, deps.credential));
+      return await succeed(record, etag, deps, outcome.requestId);
+    } catch (err) {
+      return await handleSendFailure(record, etag, deps, err);
+    }
+  } finally {
+    await deps.pacer.release(lease).catch(() => undefined);
+  }
+}
+
+/** Decides an attempt left unfinished; returns an outcome, or the record to try again with. */
+async function settleInterruptedAttempt(
+  record: OutboxRecord,
+  etag: string,
+  deps: OutboxProcessorDependencies,
+): Promise<{ outcome: ProcessOutcome } | { outcome?: undefined; record: OutboxRecord; etag: string }> {
+  if (!record.saveToSentItems) {
+    return {
+      outcome: await fail(
+        record,
+        etag,
+        deps,
+        problem(
+          502,
+          'outcome-unknown',
+          'Outcome unknown',
+          'An attempt to send the mail may have reached Microsoft Graph, and with saveToSentItems false there is no copy in Sent Items to check. The mail was not sent again, to avoid a duplicate; check with the recipients before sending it again.',
+        ),
+        true,
+      ),
+    };
+  }
+  if (await inSentItems(deps.graph, record)) return { outcome: await succeed(record, etag, deps, undefined) };
+  const cleared: OutboxRecord = { ...record, status: 'queued', updatedAt: (deps.now ?? Date.now)() };
+  delete cleared.attemptStartedAt;
+  return { record: cleared, etag: await deps.store.update(cleared, etag) };
+}
+
+/** Whether the mailbox's Sent Items holds a message with the mail's internetMessageId. */
+async function inSentItems(graph: Client, record: OutboxRecord): Promise<boolean> {
+  const literal = record.internetMessageId.replace(/'/g, "''");
+  const page = (await graph
+    .api(`/users/${encodeURIComponent(record.mailbox)}/mailFolders/sentitems/messages`)
+    .filter(`internetMessageId eq '${literal}'`)
+    .select('id')
+    .top(1)
+    .get()) as { value?: unknown[] };
+  return (page.value?.length ?? 0) > 0;
+}
+
+async function handleSendFailure(
+  record: OutboxRecord,
+  etag: string,
+  deps: OutboxProcessorDependencies,
+  err: unknown,
+): Promise<ProcessOutcome> {
+  if (!(err instanceof SendProblem)) throw err;
+  const graph = err.doc.graph as { status?: number; requestId?: string } | undefined;
+  const requestIds = graph?.requestId ? [...record.requestIds, graph.requestId] : record.requestIds;
+  const now = (deps.now ?? Date.now)();
+  const status = graph?.status;
+  if (status === 429 || status === 503) {
+    // Graph refused the call: nothing was accepted, so the marker goes and the mail waits out Retry-After.
+    const waitMs = Number(err.headers['retry-after'] ?? NaN) * 1000 || DEFAULT_RETRY_MS;
+    const retry: OutboxRecord = {
+      ...record,
+      status: 'queued',
+      requestIds,
+      notBefore: now + waitMs,
+      reason: `graph ${status}`,
+      updatedAt: now,
+    };
+    delete retry.attemptStartedAt;
+    await deps.store.update(retry, etag);
+    await deps.store.enqueue(record.id, waitMs);
+    return 'requeued';
+  }
+  if (status !== undefined && status >= 400 && status < 500)
+    return fail({ ...record, requestIds }, etag, deps, err.doc, true);
+  const slug = err.doc.type.split('/').pop() ?? '';
+  if (status === undefined && slug !== 'graph-unreachable') {
+    // The gateway's own dependency failed (Key Vault, Entra ID) before the call went out: nothing reached Graph.
+    const waitMs = Number(err.headers['retry-after'] ?? NaN) * 1000 || DEFAULT_RETRY_MS;
+    const retry: OutboxRecord = {
+      ...record,
+      status: 'queued',
+      requestIds,
+      notBefore: now + waitMs,
+      reason: `${slug}: ${err.doc.detail}`,
+      updatedAt: now,
+    };
+    delete retry.attemptStartedAt;
+    await deps.store.update(retry, etag);
+    await deps.store.enqueue(record.id, waitMs);
+    return 'requeued';
+  }
+  // No answer, or a 5xx: Graph may have accepted the mail. Keep the marker; the next try checks Sent Items first.
+  const ambiguous: OutboxRecord = {
+    ...record,
+    requestIds,
+    notBefore: now + DEFAULT_RETRY_MS,
+    reason: 'previous attempt interrupted',
+    updatedAt: now,
+  };
+  await deps.store.update(ambiguous, etag);
+  await deps.store.enqueue(record.id, DEFAULT_RETRY_MS);
+  return 'requeued';
+}
+
+async function succeed(
+  record: OutboxRecord,
+  etag: string,
+  deps: OutboxProcessorDependencies,
+  requestId: string | undefined,
+): Promise<ProcessOutcome> {
+  const now = (deps.now ?? Date.now)();
+  const sent: OutboxRecord = {
+    ...record,
+    status: 'sent',
+    sentAt: now,
+    updatedAt: now,
+    requestIds: requestId ? [...record.requestIds, requestId] : record.requestIds,
+  };
+  delete sent.attemptStartedAt;
+  delete sent.notBefore;
+  delete sent.reason;
+  await deps.store.update(sent, etag);
+  // The request's content is not kept once the outcome is final; a failed delete only costs storage.
+  await deps.store.deletePayload(record.id).catch(() => undefined);
+  await deps.publisher.publish(
+    mailboxEvent(
+      'mail.sent',
+      record.mailbox,
+      record.id,
+      { id: record.id, status: 'sent', internetMessageId: record.internetMessageId, requestId: requestId ?? null },
+      new Date(now),
+    ),
+  );
+  return 'sent';
+}
+
+async function fail(
+  record: OutboxRecord,
+  etag: string,
+  deps: OutboxProcessorDependencies,
+  doc: ProblemDocument,
+  clearMarker = false,
+): Promise<ProcessOutcome> {
+  const now = (deps.now ?? Date.now)();
+  const failed: OutboxRecord = { ...record, status: 'failed', problem: doc, updatedAt: now };
+  if (clearMarker) delete failed.attemptStartedAt;
+  delete failed.notBefore;
+  await deps.store.update(failed, etag);
+  await deps.store.deletePayload(record.id).catch(() => undefined);
+  await deps.publisher.publish(
+    mailboxEvent(
+      'mail.failed',
+      record.mailbox,
+      record.id,
+      { id: record.id, status: 'failed', problem: doc },
+      new Date(now),
+    ),
+  );
+  return 'failed';
+}

@@ -1,0 +1,253 @@
+/**
+ * The durable outbox: each accepted mail is three things in the gateway's storage account, written in this order:
+ * the request's JSON as a blob (`outbox` container), its record in the `outbox` table, and a small message naming
+ * it on the `mail-outbox` queue. The queue message is the commit point: until it exists nothing will ever send the
+ * mail, and when any of the three writes fails `accept` removes what it had written and throws, so a caller told
+ * "try again" (503) leaves nothing behind that could send later.
+ *
+ * The record is the mail's status document and changes only with `If-Match` on the ETag read, so two processors
+ * holding the same message (a queue redelivery) cannot both move it.
+ */
+import type { TableClient } from '@azure/data-tables';
+import type { ContainerClient } from '@azure/storage-blob';
+import type { QueueClient } from '@azure/storage-queue';
+import type { GatewayConfig } from '../platform/config';
+import type { ProblemDocument } from '../platform/problem';
+import { createBlobContainerClient, createQueueClient, createTableClient } from '../platform/storage';
+import { ensureQueue, ensureTable, isStatus, tableKey } from '../platform/tables';
+
+/** Table of the outbox records. */
+export const OUTBOX_TABLE = 'outbox';
+/** Queue the outbox processor is triggered by. */
+export const OUTBOX_QUEUE = 'mail-outbox';
+/** Blob container of the stored requests. */
+export const OUTBOX_CONTAINER = 'outbox';
+
+/** Longest visibility delay Azure Queue storage accepts (7 days). */
+export const MAX_QUEUE_DELAY_MS = 7 * 86_400_000;
+
+/** Where a mail is in its life. */
+export type OutboxStatus = 'queued' | 'scheduled' | 'deferred' | 'sending' | 'sent' | 'failed';
+
+/** A mail's record: what `GET /api/mail/{id}` shows, and what the processor decides from. */
+export interface OutboxRecord {
+  id: string;
+  /** The sending mailbox (lower case). */
+  mailbox: string;
+  /** To + Cc + Bcc, counted against the mailbox's daily recipient budget. */
+  recipients: number;
+  status: OutboxStatus;
+  /** Epoch ms the mail was accepted. */
+  createdAt: number;
+  /** Epoch ms of the last change. */
+  updatedAt: number;
+  /** Epoch ms before which the mail is not sent (`sendAt`, a deferral, a Retry-After). */
+  notBefore?: number;
+  /** Why the mail waits, for `scheduled` and `deferred`. */
+  reason?: string;
+  /** Submissions to Graph started (at most one reaches Graph; see the processor). */
+  attempts: number;
+  /** Graph `request-id`s of the calls made for this mail, oldest first. */
+  requestIds: string[];
+  /** The failure, for `failed`. */
+  problem?: ProblemDocument;
+  /** The `internetMessageId` the gateway gave the message, so that Sent Items can tell whether it went. */
+  internetMessageId: string;
+  /** Whether Graph keeps a copy in Sent Items (without one, an interrupted attempt cannot be checked). */
+  saveToSentItems: boolean;
+  /** Epoch ms an attempt started and has not been recorded as finished: the attempt may have reached Graph. */
+  attemptStartedAt?: number;
+  /** Epoch ms the mail was sent. */
+  sentAt?: number;
+}
+
+/** A record and the ETag it was read with. */
+export interface StoredRecord {
+  record: OutboxRecord;
+  etag: string;
+}
+
+/** What `accept` needs besides the payload. */
+export type NewOutboxMail = Pick<
+  OutboxRecord,
+  'id' | 'mailbox' | 'recipients' | 'internetMessageId' | 'saveToSentItems' | 'notBefore'
+>;
+
+/** The record changed since it was read (another invocation moved it). */
+export class OutboxRecordChangedError extends Error {
+  constructor(id: string) {
+    super(`outbox record ${id} changed since it was read`);
+    this.name = 'OutboxRecordChangedError';
+  }
+}
+
+interface OutboxEntity {
+  partitionKey: string;
+  rowKey: string;
+  mailbox: string;
+  recipients: number;
+  status: OutboxStatus;
+  createdAt: number;
+  updatedAt: number;
+  notBefore?: number;
+  reason?: string;
+  attempts: number;
+  requestIds: string;
+  problem?: string;
+  internetMessageId: string;
+  saveToSentItems: boolean;
+  attemptStartedAt?: number;
+  sentAt?: number;
+}
+
+/** The outbox over one storage account. */
+export class OutboxStore {
+  private containerReady?: Promise<void>;
+
+  constructor(
+    private readonly table: TableClient,
+    private readonly queue: QueueClient,
+    private readonly container: ContainerClient,
+  ) {}
+
+  /** The store for `config`'s storage account. */
+  static fromConfig(config: GatewayConfig): OutboxStore {
+    return new OutboxStore(
+      createTableClient(config, OUTBOX_TABLE),
+      createQueueClient(config, OUTBOX_QUEUE),
+      createBlobContainerClient(config, OUTBOX_CONTAINER),
+    );
+  }
+
+  /**
+   * Stores `payload` (the request's JSON) and the record, then enqueues the mail (hidden until `notBefore`, when
+   * given). All or nothing: on failure whatever was written is removed (best effort) and the error is thrown.
+   */
+  async accept(mail: NewOutboxMail, payload: Buffer, now: number = Date.now()): Promise<OutboxRecord> {
+    await Promise.all([ensureTable(this.table), ensureQueue(this.queue), this.ensureContainer()]);
+    const record: OutboxRecord = {
+      ...mail,
+      status: mail.notBefore !== undefined && mail.notBefore > now ? 'scheduled' : 'queued',
+      ...(mail.notBefore !== undefined && mail.notBefore > now ? { reason: 'sendAt' } : {}),
+      createdAt: now,
+      updatedAt: now,
+      attempts: 0,
+      requestIds: [],
+    };
+    const blob = this.container.getBlockBlobClient(blobName(mail.id));
+    let wroteRecord = false;
+    try {
+      await blob.upload(payload, payload.length, { blobHTTPHeaders: { blobContentType: 'application/json' } });
+      await this.table.createEntity(toEntity(record));
+      wroteRecord = true;
+      await this.enqueue(mail.id, (record.notBefore ?? now) - now);
+      return record;
+    } catch (err) {
+      // Remove what this call wrote so that nothing can send a mail whose caller was told to try again.
+      if (wroteRecord) await this.table.deleteEntity(tableKey(mail.id), '').catch(() => undefined);
+      await blob.deleteIfExists().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Puts the mail on the queue again, hidden for `delayMs` (capped at the queue's 7 days). */
+  async enqueue(id: string, delayMs: number): Promise<void> {
+    await ensureQueue(this.queue);
+    const seconds = Math.ceil(Math.min(Math.max(delayMs, 0), MAX_QUEUE_DELAY_MS) / 1000);
+    const message = Buffer.from(JSON.stringify({ id }), 'utf8').toString('base64');
+    await this.queue.sendMessage(message, seconds > 0 ? { visibilityTimeout: seconds } : {});
+  }
+
+  /** The record of mail `id`, or undefined when there is none. */
+  async get(id: string): Promise<StoredRecord | undefined> {
+    await ensureTable(this.table);
+    try {
+      const entity = await this.table.getEntity<OutboxEntity>(tableKey(id), '');
+      return { record: fromEntity(id, entity), etag: entity.etag };
+    } catch (err) {
+      if (isStatus(err, 404)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Writes `record` over the stored one if it is still at `etag`; returns the new ETag. Throws
+   * {@link OutboxRecordChangedError} when another invocation changed it first.
+   */
+  async update(record: OutboxRecord, etag: string): Promise<string> {
+    try {
+      const { etag: next } = await this.table.updateEntity(toEntity(record), 'Replace', { etag });
+      if (!next) throw new Error('Table storage answered an update without an ETag');
+      return next;
+    } catch (err) {
+      if (isStatus(err, 412)) throw new OutboxRecordChangedError(record.id);
+      throw err;
+    }
+  }
+
+  /** The stored request of mail `id`. */
+  async readPayload(id: string): Promise<Buffer> {
+    return this.container.getBlockBlobClient(blobName(id)).downloadToBuffer();
+  }
+
+  /** Deletes the stored request of mail `id` (once it is sent or failed, nothing reads it again). */
+  async deletePayload(id: string): Promise<void> {
+    await this.container.getBlockBlobClient(blobName(id)).deleteIfExists();
+  }
+
+  /** Whether the stored request of mail `id` exists (tests and diagnostics). */
+  async hasPayload(id: string): Promise<boolean> {
+    await this.ensureContainer();
+    return this.container.getBlockBlobClient(blobName(id)).exists();
+  }
+
+  private ensureContainer(): Promise<void> {
+    this.containerReady ??= this.container.createIfNotExists().then(
+      () => undefined,
+      (err: unknown) => {
+        this.containerReady = undefined;
+        throw err;
+      },
+    );
+    return this.containerReady;
+  }
+}
+
+function blobName(id: string): string {
+  return `${encodeURIComponent(id)}.json`;
+}
+
+function toEntity(record: OutboxRecord): OutboxEntity {
+  const { id, requestIds, problem, ...rest } = record;
+  const entity: OutboxEntity = {
+    ...rest,
+    partitionKey: tableKey(id),
+    rowKey: '',
+    requestIds: JSON.stringify(requestIds),
+    ...(problem ? { problem: JSON.stringify(problem) } : {}),
+  };
+  // A Replace removes the properties it does not name, which is how a cleared field (e.g. notBefore) goes away.
+  for (const key of Object.keys(entity) as (keyof OutboxEntity)[]) if (entity[key] === undefined) delete entity[key];
+  return entity;
+}
+
+function fromEntity(id: string, entity: OutboxEntity): OutboxRecord {
+  const record: OutboxRecord = {
+    id,
+    mailbox: entity.mailbox,
+    recipients: entity.recipients,
+    status: entity.status,
+    createdAt: entity.createdAt,
+    updatedAt: entity.updatedAt,
+    attempts: entity.attempts,
+    requestIds: JSON.parse(entity.requestIds) as string[],
+    internetMessageId: entity.internetMessageId,
+    saveToSentItems: entity.saveToSentItems,
+  };
+  if (entity.notBefore !== undefined) record.notBefore = entity.notBefore;
+  if (entity.reason !== undefined) record.reason = entity.reason;
+  if (entity.problem !== undefined) record.problem = JSON.parse(entity.problem) as ProblemDocument;
+  if (entity.attemptStartedAt !== undefined) record.attemptStartedAt = entity.attemptStartedAt;
+  if (entity.sentAt !== undefined) record.sentAt = entity.sentAt;
+  return record;
+}

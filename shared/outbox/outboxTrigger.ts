@@ -1,0 +1,51 @@
+/**
+ * The `sendOutbox` queue trigger's work: reads the mail id from the `mail-outbox` message, lets the processor decide
+ * and send, and logs the outcome by id and mailbox (never the subject, body or recipients). A storage or pacer
+ * failure is thrown, so that the Functions host makes the message visible again and retries it (then moves it to
+ * `mail-outbox-poison` after host.json's maxDequeueCount); the processor's attempt marker keeps a retry from
+ * sending twice.
+ */
+import type { InvocationContext } from '@azure/functions';
+import { z } from 'zod';
+import { describeForLog, redactSecrets } from '../diagnostics/logSafe';
+import { failureLogLine } from '../mail/failureLog';
+import { processOutboxMail, type OutboxProcessorDependencies } from './outboxProcessor';
+
+const outboxMessageSchema = z.object({ id: z.string().min(1).max(100) });
+
+/** Handles one `mail-outbox` message (the host has decoded its base64 JSON). */
+export async function handleOutboxMessage(
+  message: unknown,
+  context: InvocationContext,
+  deps: OutboxProcessorDependencies,
+): Promise<void> {
+  const parsed = outboxMessageSchema.safeParse(message);
+  if (!parsed.success) {
+    // Not ours to retry: nothing can make it valid. Dropped with a line an operator can find.
+    context.warn(
+      `mail-outbox message ignored: not an outbox message (${parsed.error.issues[0]?.message ?? 'invalid'})`,
+    );
+    return;
+  }
+  const { id } = parsed.data;
+  try {
+    const outcome = await processOutboxMail(id, deps);
+    // Read back for the log line: the record says what the outcome left behind (status, ids, problem).
+    const record = (await deps.store.get(id))?.record;
+    if (outcome === 'failed' && record?.problem) {
+      const line = `${failureLogLine(record.problem, record.mailbox)} (outbox mail ${id})`;
+      if (record.problem.status >= 500) context.error(line);
+      else context.warn(line);
+      return;
+    }
+    context.info(
+      `outbox mail ${id} for ${record?.mailbox ?? '-'}: ${outcome}` +
+        (record ? `; status ${record.status}, attempts ${record.attempts}, ${record.recipients} recipient(s)` : '') +
+        (record?.requestIds.length ? `, request-id ${record.requestIds[record.requestIds.length - 1]}` : '') +
+        (outcome === 'requeued' && record?.reason ? `; waiting: ${redactSecrets(record.reason)}` : ''),
+    );
+  } catch (err) {
+    context.warn(`outbox mail ${id} will be retried: ${describeForLog(err)}`);
+    throw err;
+  }
+}

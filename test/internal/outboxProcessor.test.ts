@@ -1,0 +1,245 @@
+/**
+ * The outbox processor called directly (no queue trigger wires it yet), with everything else real: the Graph
+ * emulator through the Graph SDK and the token helper, the outbox, pacer and event ledger in Azurite. Each test
+ * asserts on what the emulator accepted, so a duplicate or a missing send fails it.
+ */
+import { randomUUID } from 'node:crypto';
+import { TableClient } from '@azure/data-tables';
+import { ContainerClient } from '@azure/storage-blob';
+import { QueueClient } from '@azure/storage-queue';
+import { EventPublisher } from '../../shared/events/eventPublisher';
+import { createGraphClient } from '../../shared/graph/graphClient';
+import { AppCredential } from '../../shared/identity/appCredential';
+import { MailSender } from '../../shared/mail/mailSender';
+import { parseSendRequest } from '../../shared/mail/sendRequest';
+import { MailboxPacer } from '../../shared/outbox/mailboxPacer';
+import { processOutboxMail, type OutboxProcessorDependencies } from '../../shared/outbox/outboxProcessor';
+import { OutboxStore } from '../../shared/outbox/outboxStore';
+import { startTestCloud, type TestCloud } from '../support/testEnv';
+
+let env: TestCloud;
+beforeAll(async () => {
+  env = await startTestCloud({ graph: { latencyMs: { min: 0, max: 0 } } });
+});
+afterAll(async () => {
+  await env?.close();
+});
+
+const SENDER = 'alerts@contoso.com';
+
+interface Rig {
+  deps: OutboxProcessorDependencies;
+  store: OutboxStore;
+  events: QueueClient;
+}
+
+/** A processor over fresh tables and queues, so that no test sees another's records, pacing or events. */
+function rig(
+  options: { messagesPerMinute?: number; recipientsPerDay?: number; maxAgeMs?: number; now?: () => number } = {},
+): Rig {
+  const cs = env.settings.AzureWebJobsStorage;
+  const suffix = randomUUID().replace(/-/g, '').slice(0, 12);
+  const table = (name: string) => TableClient.fromConnectionString(cs, name, { allowInsecureConnection: true });
+  const store = new OutboxStore(
+    table(`outbox${suffix}`),
+    new QueueClient(cs, `outbox-${suffix}`),
+    new ContainerClient(cs, `outbox-${suffix}`),
+  );
+  const events = new QueueClient(cs, `events-${suffix}`);
+  const graph = createGraphClient(env.config, new AppCredential(env.config), { maxTotalWaitSeconds: 0 });
+  return {
+    store,
+    events,
+    deps: {
+      store,
+      pacer: new MailboxPacer(table(`pacing${suffix}`), {
+        messagesPerMinute: options.messagesPerMinute ?? 30,
+        recipientsPerDay: options.recipientsPerDay ?? 10_000,
+      }),
+      sender: new MailSender(graph),
+      graph,
+      publisher: new EventPublisher(table(`ledger${suffix}`), events, undefined),
+      credential: new AppCredential(env.config),
+      maxAgeMs: options.maxAgeMs ?? 24 * 3_600_000,
+      ...(options.now ? { now: options.now } : {}),
+    },
+  };
+}
+
+/** Accepts a mail into the rig's outbox as the HTTP handler would; returns its id. */
+async function accept(
+  { store }: Rig,
+  body: Record<string, unknown> = {},
+  createdAt = Date.now(),
+): Promise<{ id: string; internetMessageId: string }> {
+  const request = { from: SENDER, to: ['someone@contoso.com'], subject: 'Disk almost full', text: 'plain', ...body };
+  const recipients = (['to', 'cc', 'bcc'] as const).reduce(
+    (n, field) => n + ((request as Record<string, unknown[] | undefined>)[field]?.length ?? 0),
+    0,
+  );
+  const id = randomUUID();
+  const internetMessageId = `<${id}@mail-gateway.test>`;
+  await store.accept(
+    {
+      id,
+      mailbox: String(request.from),
+      recipients,
+      internetMessageId,
+      saveToSentItems: request.saveToSentItems !== false,
+    },
+    Buffer.from(JSON.stringify(request)),
+    createdAt,
+  );
+  return { id, internetMessageId };
+}
+
+async function eventsOf(queue: QueueClient): Promise<{ type: string; data: Record<string, unknown> }[]> {
+  await queue.createIfNotExists();
+  const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 32 });
+  return receivedMessageItems.map(
+    (m) =>
+      JSON.parse(Buffer.from(m.messageText, 'base64').toString()) as { type: string; data: Record<string, unknown> },
+  );
+}
+
+describe('the outbox processor', () => {
+  it('sends a queued mail once, records sent with Graph request-id, and publishes mail.sent', async () => {
+    const r = rig();
+    const { id, internetMessageId } = await accept(r);
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+
+    expect(await processOutboxMail(id, r.deps)).toBe('sent');
+    expect(await processOutboxMail(id, r.deps)).toBe('ignored');
+
+    expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
+    const { record } = (await r.store.get(id))!;
+    expect(record).toMatchObject({ status: 'sent', attempts: 1 });
+    expect(record.requestIds).toHaveLength(1);
+    expect(record.attemptStartedAt).toBeUndefined();
+    expect(await r.store.hasPayload(id)).toBe(false);
+    const inbox = env.cloud.graph.inbox('someone@contoso.com');
+    expect(inbox.filter((m) => m.internetMessageId === internetMessageId)).toHaveLength(1);
+    const events = await eventsOf(r.events);
+    expect(events.map((e) => [e.type, e.data.id, e.data.status])).toEqual([['mail.sent', id, 'sent']]);
+  });
+
+  it('fails a mail Graph refuses for good, with the mapped problem and a mail.failed event', async () => {
+    const r = rig();
+    const { id } = await accept(r, { from: 'nobody@contoso.com' });
+
+    expect(await processOutboxMail(id, r.deps)).toBe('failed');
+    const { record } = (await r.store.get(id))!;
+    expect(record.status).toBe('failed');
+    expect(record.problem?.type).toMatch(/mailbox-not-found$/);
+    expect(record.attemptStartedAt).toBeUndefined();
+    expect(await r.store.hasPayload(id)).toBe(false);
+    const events = await eventsOf(r.events);
+    expect(events.map((e) => [e.type, (e.data.problem as { type: string }).type])).toEqual([
+      ['mail.failed', expect.stringMatching(/mailbox-not-found$/)],
+    ]);
+  });
+
+  it('after a crash between Graph accepting a mail and the record saying so, finds it in Sent Items and does not send again', async () => {
+    const r = rig();
+    const { id, internetMessageId } = await accept(r);
+    // The interrupted attempt: its marker was written, and Graph accepted the mail, but nothing recorded the answer.
+    const stored = (await r.store.get(id))!;
+    await r.store.update(
+      { ...stored.record, status: 'sending', attempts: 1, attemptStartedAt: Date.now() },
+      stored.etag,
+    );
+    const request = { from: SENDER, to: ['someone@contoso.com'], subject: 's', text: 't' };
+    const parsed = parseSendRequest(request);
+    if (!parsed.ok) throw new Error('bad test request');
+    await r.deps.sender.send({ ...parsed.request, internetMessageId });
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+
+    expect(await processOutboxMail(id, r.deps)).toBe('sent');
+    expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
+    expect((await r.store.get(id))!.record).toMatchObject({ status: 'sent', attempts: 1 });
+  });
+
+  it('retries an interrupted attempt that Sent Items shows never reached Exchange', async () => {
+    const r = rig();
+    const { id } = await accept(r);
+    const stored = (await r.store.get(id))!;
+    await r.store.update(
+      { ...stored.record, status: 'sending', attempts: 1, attemptStartedAt: Date.now() },
+      stored.etag,
+    );
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+
+    expect(await processOutboxMail(id, r.deps)).toBe('sent');
+    expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
+    expect((await r.store.get(id))!.record).toMatchObject({ status: 'sent', attempts: 2 });
+  });
+
+  it('marks an interrupted attempt without a Sent Items copy failed as outcome unknown, sending nothing', async () => {
+    const r = rig();
+    const { id } = await accept(r, { saveToSentItems: false });
+    const stored = (await r.store.get(id))!;
+    await r.store.update(
+      { ...stored.record, status: 'sending', attempts: 1, attemptStartedAt: Date.now() },
+      stored.etag,
+    );
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+
+    expect(await processOutboxMail(id, r.deps)).toBe('failed');
+    expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
+    expect((await r.store.get(id))!.record.problem?.type).toMatch(/outcome-unknown$/);
+  });
+
+  it('fails a mail older than its max age without calling Graph', async () => {
+    const r = rig({ maxAgeMs: 60_000 });
+    const { id } = await accept(r, {}, Date.now() - 120_000);
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+
+    expect(await processOutboxMail(id, r.deps)).toBe('failed');
+    expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
+    expect((await r.store.get(id))!.record.problem?.type).toMatch(/outbox-expired$/);
+    expect((await eventsOf(r.events)).map((e) => e.type)).toEqual(['mail.failed']);
+  });
+
+  it('puts a mail the pacer holds back on the queue again instead of sending it', async () => {
+    const r = rig({ messagesPerMinute: 1 });
+    const first = await accept(r);
+    const second = await accept(r);
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+
+    expect(await processOutboxMail(first.id, r.deps)).toBe('sent');
+    expect(await processOutboxMail(second.id, r.deps)).toBe('requeued');
+    expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
+    expect((await r.store.get(second.id))!.record).toMatchObject({ status: 'queued', attempts: 0 });
+  });
+
+  it('defers a mail over the daily recipient budget (status, notBefore, mail.deferred), sends no NDR, and sends it once capacity returns', async () => {
+    let clock = Date.now();
+    const r = rig({ recipientsPerDay: 3, maxAgeMs: 72 * 3_600_000, now: () => clock });
+    const first = await accept(r, { to: ['someone@contoso.com', 'it@contoso.com'] }, clock);
+    const second = await accept(r, { to: ['someone@contoso.com', 'support@contoso.com'] }, clock);
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+    const ndrs = env.cloud.graph.ndrs.length;
+
+    expect(await processOutboxMail(first.id, r.deps)).toBe('sent');
+    expect(await processOutboxMail(second.id, r.deps)).toBe('deferred');
+    const deferred = (await r.store.get(second.id))!.record;
+    expect(deferred).toMatchObject({ status: 'deferred', reason: 'dailyRecipients', attempts: 0 });
+    // The first mail's two recipients leave the 24 h window a day after it went.
+    expect(deferred.notBefore).toBeGreaterThan(clock + 23 * 3_600_000);
+    expect(deferred.notBefore).toBeLessThanOrEqual(clock + 25 * 3_600_000);
+    const events = await eventsOf(r.events);
+    expect(events.map((e) => [e.type, e.data.id])).toEqual([
+      ['mail.sent', first.id],
+      ['mail.deferred', second.id],
+    ]);
+    expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
+
+    // Too early: put back on the queue, not sent.
+    expect(await processOutboxMail(second.id, r.deps)).toBe('requeued');
+    clock = deferred.notBefore! + 1;
+    expect(await processOutboxMail(second.id, r.deps)).toBe('sent');
+    expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(2);
+    expect(env.cloud.graph.ndrs.length).toBe(ndrs);
+    expect((await r.store.get(second.id))!.record).toMatchObject({ status: 'sent', attempts: 1 });
+  });
+});

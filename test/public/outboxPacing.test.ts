@@ -1,0 +1,118 @@
+/**
+ * The outbox across instances: two functions host processes share one storage account (their own Azurite) and one
+ * Graph emulator, and accept mail for the same mailbox through both. The shared pacer spaces the sends at the
+ * configured rate whichever host sends, Graph never sees more than 4 requests in flight for the mailbox and never
+ * answers 429, every mail arrives once, and each one becomes a `mail.sent` event. Also: `sendAt` and its bound.
+ */
+import { randomUUID } from 'node:crypto';
+import type { CloudEvent } from '../../shared/events/cloudEvent';
+import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { startTestCloud, type TestCloud } from '../support/testEnv';
+import { eventually, QueueReader } from '../support/watchSupport';
+
+/** 20 messages per minute: one every 3 s, so that five mails take about 12 s. */
+const PER_MINUTE = 20;
+const INTERVAL_MS = 60_000 / PER_MINUTE;
+
+let env: TestCloud;
+let hosts: FunctionsHostProcess[] = [];
+beforeAll(async () => {
+  env = await startTestCloud({ privateStorage: true, graph: { latencyMs: { min: 1, max: 5 } } });
+  const settings = { ...env.settings, MAILBOX_MESSAGES_PER_MINUTE: String(PER_MINUTE) };
+  hosts = await Promise.all([startFunctionsHost(settings), startFunctionsHost(settings)]);
+});
+afterAll(async () => {
+  await Promise.all(hosts.map((h) => h.stop()));
+  await env?.close();
+});
+
+async function post(
+  host: FunctionsHostProcess,
+  body: Record<string, unknown>,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${host.url}/api/mail/send`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function status(host: FunctionsHostProcess, id: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`${host.url}/api/mail/${id}`, { headers: { 'x-functions-key': host.functionKey } });
+  return (await res.json()) as Record<string, unknown>;
+}
+
+describe('the outbox on two hosts', () => {
+  it('paces one mailbox at its rate across both hosts: no 429, at most 4 in flight, each mail once, each a mail.sent event', async () => {
+    const subject = `paced-${randomUUID()}`;
+    const events = new QueueReader<CloudEvent<{ id: string }>>(env.settings.AzureWebJobsStorage, 'mail-events');
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        post(hosts[i % 2], {
+          from: 'alerts@contoso.com',
+          to: ['someone@contoso.com'],
+          subject: `${subject}-${i}`,
+          text: 'x',
+        }),
+      ),
+    );
+    expect(answers.map((a) => [a.status, a.body.status])).toEqual(Array(5).fill([202, 'queued']));
+    const ids = answers.map((a) => String(a.body.id));
+
+    const arrived = () => env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject?.startsWith(subject));
+    await eventually(() => arrived().length === 5, 'five paced mails in the Inbox', 60_000);
+    const sends = env.cloud.graph.requests
+      .filter((r) => r.path.endsWith('/sendMail') && r.path.includes('alerts'))
+      .filter((r) => r.status === 202)
+      .map((r) => r.startedAt.getTime())
+      .sort((a, b) => a - b)
+      .slice(-5);
+    // Grants are at least one interval apart; the time from a grant to its Graph call varies by well under 1 s.
+    for (let i = 1; i < sends.length; i++) expect(sends[i] - sends[i - 1]).toBeGreaterThanOrEqual(INTERVAL_MS - 1000);
+    expect(env.cloud.graph.requests.filter((r) => r.status === 429)).toEqual([]);
+    expect(env.cloud.graph.peakConcurrency('alerts@contoso.com')).toBeLessThanOrEqual(4);
+    expect(new Set(arrived().map((m) => m.subject)).size).toBe(5);
+    for (const id of ids) expect(await status(hosts[0], id)).toMatchObject({ status: 'sent', attempts: 1 });
+
+    const sent = await eventually(async () => {
+      const seen = (await events.drain()).filter((e) => e.type === 'mail.sent');
+      return seen.length >= 5 && seen;
+    }, 'five mail.sent events');
+    expect(sent.map((e) => e.data.id).sort()).toEqual([...ids].sort());
+    expect(sent.every((e) => e.source === '/mailboxes/alerts@contoso.com')).toBe(true);
+  });
+
+  it('honours sendAt: scheduled until then, sent after', async () => {
+    const subject = `scheduled-${randomUUID()}`;
+    const sendAt = Date.now() + 4_000;
+    const answer = await post(hosts[0], {
+      from: 'support@contoso.com',
+      to: ['someone@contoso.com'],
+      subject,
+      text: 'later',
+      sendAt: new Date(sendAt).toISOString(),
+    });
+    expect(answer).toMatchObject({ status: 202, body: { status: 'scheduled' } });
+    const id = String(answer.body.id);
+    expect(await status(hosts[1], id)).toMatchObject({ status: 'scheduled', reason: 'sendAt' });
+
+    await eventually(
+      () => env.cloud.graph.inbox('someone@contoso.com').some((m) => m.subject === subject),
+      'the scheduled mail',
+      30_000,
+    );
+    const [call] = env.cloud.graph.requests.filter((r) => r.path.endsWith('/sendMail') && r.path.includes('support'));
+    expect(call.startedAt.getTime()).toBeGreaterThanOrEqual(sendAt - 1000);
+    expect(await status(hosts[1], id)).toMatchObject({ status: 'sent' });
+  });
+
+  it('refuses sendAt more than 7 days ahead, and one that is not an ISO 8601 date-time, naming the field', async () => {
+    const base = { from: 'support@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' };
+    for (const sendAt of [new Date(Date.now() + 8 * 86_400_000).toISOString(), 'tomorrow']) {
+      const answer = await post(hosts[0], { ...base, sendAt });
+      expect(answer.status).toBe(400);
+      expect((answer.body.errors as { field: string }[]).map((e) => e.field)).toEqual(['sendAt']);
+    }
+  });
+});
