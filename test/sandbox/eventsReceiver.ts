@@ -42,9 +42,11 @@ export async function startEventsReceiver(ca: PemPair, secret: string, port = 0)
         event = safeJson(body);
       }
       received.push({ receivedAt: new Date().toISOString(), signatureValid, event });
-      const e = event as { type?: string; source?: string; data?: { subject?: string } };
+      const e = event as { type?: string; source?: string; subject?: string; data?: { subject?: string } };
+      // mail.received names the mail by its subject line; outbox events name the outbox id.
+      const about = e.data?.subject !== undefined ? `"${e.data.subject}"` : (e.subject ?? '');
       console.log(
-        `[events] ${e.type ?? '?'} ${e.source ?? ''} "${e.data?.subject ?? ''}" (signature ${signatureValid ? 'verified' : 'INVALID'})`,
+        `[events] ${e.type ?? '?'} ${e.source ?? ''} ${about} (signature ${signatureValid ? 'verified' : 'INVALID'})`,
       );
       res.writeHead(signatureValid ? 204 : 401).end();
     },
