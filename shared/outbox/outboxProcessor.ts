@@ -168,6 +168,38 @@ export async function processOutboxMail(id: string, deps: OutboxProcessorDepende
 }
 
 /** Decides an attempt left unfinished; returns an outcome, or the record to try again with. */
+/**
+ * The last try of a message failed (storage, pacer or token trouble that outlasted the queue's retries): record the
+ * mail as failed, so that its status and a `mail.failed` event say so instead of the mail sitting in the poison
+ * queue with a record that still reads `queued`. When an attempt may have reached Graph, the problem says the outcome
+ * is unknown. Throws when even that cannot be written (the host then moves the message to the poison queue).
+ */
+export async function failAfterRetries(
+  id: string,
+  tries: number,
+  lastError: string,
+  deps: OutboxProcessorDependencies,
+): Promise<ProcessOutcome> {
+  const stored = await deps.store.get(id);
+  if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed') return 'ignored';
+  const mayHaveReachedGraph = stored.record.attemptStartedAt !== undefined;
+  return fail(
+    stored.record,
+    stored.etag,
+    deps,
+    problem(
+      503,
+      mayHaveReachedGraph ? 'outcome-unknown' : 'outbox-retries-exhausted',
+      mayHaveReachedGraph ? 'The outcome of the send is unknown' : 'The gateway could not process the mail',
+      `Processing failed ${tries} times (last: ${lastError}). ${
+        mayHaveReachedGraph
+          ? 'An attempt may have reached Graph, so the mail is not sent again; check the recipient or Sent Items before resending.'
+          : 'The mail was not sent; fix the cause named above and send it again.'
+      }`,
+    ),
+  );
+}
+
 async function settleInterruptedAttempt(
   record: OutboxRecord,
   etag: string,

@@ -9,7 +9,8 @@ import type { InvocationContext } from '@azure/functions';
 import { z } from 'zod';
 import { describeForLog, redactSecrets } from '../diagnostics/logSafe';
 import { failureLogLine } from '../mail/failureLog';
-import { processOutboxMail, type OutboxProcessorDependencies } from './outboxProcessor';
+import { MAX_DEQUEUE_COUNT } from '../watch/notificationProcessor';
+import { failAfterRetries, processOutboxMail, type OutboxProcessorDependencies } from './outboxProcessor';
 
 const outboxMessageSchema = z.object({ id: z.string().min(1).max(100) });
 
@@ -45,6 +46,14 @@ export async function handleOutboxMessage(
         (outcome === 'requeued' && record?.reason ? `; waiting: ${redactSecrets(record.reason)}` : ''),
     );
   } catch (err) {
+    const tries = Number(context.triggerMetadata?.dequeueCount ?? 1);
+    if (tries >= MAX_DEQUEUE_COUNT) {
+      const lastError = redactSecrets(err instanceof Error ? err.message.split('\n')[0] : String(err));
+      // If even this fails, the host moves the message to mail-outbox-poison.
+      await failAfterRetries(id, tries, lastError, deps);
+      context.error(`outbox mail ${id} failed after ${tries} tries: ${describeForLog(err)}`);
+      return;
+    }
     context.warn(`outbox mail ${id} will be retried: ${describeForLog(err)}`);
     throw err;
   }

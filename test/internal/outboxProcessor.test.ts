@@ -13,8 +13,14 @@ import { AppCredential } from '../../shared/identity/appCredential';
 import { MailSender } from '../../shared/mail/mailSender';
 import { parseSendRequest } from '../../shared/mail/sendRequest';
 import { MailboxPacer } from '../../shared/outbox/mailboxPacer';
-import { processOutboxMail, type OutboxProcessorDependencies } from '../../shared/outbox/outboxProcessor';
+import {
+  failAfterRetries,
+  processOutboxMail,
+  type OutboxProcessorDependencies,
+} from '../../shared/outbox/outboxProcessor';
 import { OutboxStore } from '../../shared/outbox/outboxStore';
+import { handleOutboxMessage } from '../../shared/outbox/outboxTrigger';
+import { InvocationContext } from '@azure/functions';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 let env: TestCloud;
@@ -74,7 +80,7 @@ async function accept(
 ): Promise<{ id: string; internetMessageId: string }> {
   const request = { from: SENDER, to: ['someone@contoso.com'], subject: 'Disk almost full', text: 'plain', ...body };
   const recipients = (['to', 'cc', 'bcc'] as const).reduce(
-    (n, field) => n + ((request as Record<string, unknown[] | undefined>)[field]?.length ?? 0),
+    (n, field) => n + ((request as unknown as Record<string, unknown[] | undefined>)[field]?.length ?? 0),
     0,
   );
   const id = randomUUID();
@@ -85,7 +91,7 @@ async function accept(
       mailbox: String(request.from),
       recipients,
       internetMessageId,
-      saveToSentItems: request.saveToSentItems !== false,
+      saveToSentItems: (request as { saveToSentItems?: boolean }).saveToSentItems !== false,
     },
     Buffer.from(JSON.stringify(request)),
     createdAt,
@@ -187,6 +193,50 @@ describe('the outbox processor', () => {
     expect(await processOutboxMail(id, r.deps)).toBe('failed');
     expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
     expect((await r.store.get(id))!.record.problem?.type).toMatch(/outcome-unknown$/);
+  });
+
+  describe('when every queue try failed', () => {
+    const tryFive = () => new InvocationContext({ triggerMetadata: { dequeueCount: 5 } });
+    const brokenPacer = (r: Rig): OutboxProcessorDependencies => ({
+      ...r.deps,
+      pacer: {
+        reserve: () => Promise.reject(new Error('Table storage unreachable: connect ECONNREFUSED')),
+      } as unknown as MailboxPacer,
+    });
+
+    it('the last try records the mail failed with the reason and publishes mail.failed, instead of leaving it queued', async () => {
+      const r = rig();
+      const { id } = await accept(r);
+      const before = env.cloud.graph.sendsAccepted(SENDER);
+      // An earlier try is retried by the queue (the handler throws).
+      await expect(
+        handleOutboxMessage({ id }, new InvocationContext({ triggerMetadata: { dequeueCount: 4 } }), brokenPacer(r)),
+      ).rejects.toThrow(/unreachable/);
+      expect((await r.store.get(id))!.record.status).toBe('queued');
+
+      await handleOutboxMessage({ id }, tryFive(), brokenPacer(r));
+      const { record } = (await r.store.get(id))!;
+      expect(record.status).toBe('failed');
+      expect(record.problem?.type).toMatch(/outbox-retries-exhausted$/);
+      expect(record.problem?.detail).toContain('Table storage unreachable');
+      expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
+      const events = await eventsOf(r.events);
+      expect(events.map((e) => [e.type, e.data.id])).toEqual([['mail.failed', id]]);
+    });
+
+    it('says the outcome is unknown when the failing try had started an attempt (its marker is still there)', async () => {
+      const r = rig();
+      const { id } = await accept(r);
+      const stored = (await r.store.get(id))!;
+      await r.store.update(
+        { ...stored.record, status: 'sending', attempts: 1, attemptStartedAt: Date.now() },
+        stored.etag,
+      );
+      expect(await failAfterRetries(id, 5, 'the outcome could not be stored', r.deps)).toBe('failed');
+      const { record } = (await r.store.get(id))!;
+      expect(record.problem?.type).toMatch(/outcome-unknown$/);
+      expect(record.problem?.detail).toContain('not sent again');
+    });
   });
 
   it('fails a mail older than its max age without calling Graph', async () => {
