@@ -8,6 +8,7 @@ import type { TableClient } from '@azure/data-tables';
 import { RestError, type TableEntityResult } from '@azure/data-tables';
 import type { GatewayConfig } from '../platform/config';
 import { createTableClient } from '../platform/storage';
+import { ensureTable } from '../platform/tables';
 
 /** Table holding the records. */
 export const IDEMPOTENCY_TABLE = 'idempotency';
@@ -34,8 +35,6 @@ interface IdempotencyEntity {
 
 /** Idempotency records for one table. */
 export class IdempotencyStore {
-  private ready?: Promise<void>;
-
   constructor(
     private readonly table: TableClient,
     private readonly ttlMs: number,
@@ -50,7 +49,7 @@ export class IdempotencyStore {
 
   /** Claims `key` for a request whose body hashes to `requestHash`, or reports why not. */
   async claim(key: string, requestHash: string, now = Date.now()): Promise<Claim> {
-    await this.ensureTable();
+    await ensureTable(this.table);
     const partitionKey = keyHash(key);
     const entity: IdempotencyEntity = {
       partitionKey,
@@ -114,14 +113,6 @@ export class IdempotencyStore {
       if (err instanceof RestError && err.statusCode === 404) return undefined;
       throw err;
     }
-  }
-
-  private ensureTable(): Promise<void> {
-    this.ready ??= this.table.createTable().catch((err: unknown) => {
-      this.ready = undefined;
-      throw err;
-    });
-    return this.ready;
   }
 }
 

@@ -315,18 +315,12 @@ async function succeed(
   delete sent.attemptStartedAt;
   delete sent.notBefore;
   delete sent.reason;
-  await deps.store.update(sent, etag);
-  // The request's content is not kept once the outcome is final; a failed delete only costs storage.
-  await deps.store.deletePayload(record.id).catch(() => undefined);
-  await deps.publisher.publish(
-    mailboxEvent(
-      'mail.sent',
-      record.mailbox,
-      record.id,
-      { id: record.id, status: 'sent', internetMessageId: record.internetMessageId, requestId: requestId ?? null },
-      new Date(now),
-    ),
-  );
+  await finish(sent, etag, deps, now, 'mail.sent', {
+    id: record.id,
+    status: 'sent',
+    internetMessageId: record.internetMessageId,
+    requestId: requestId ?? null,
+  });
   return 'sent';
 }
 
@@ -341,16 +335,21 @@ async function fail(
   const failed: OutboxRecord = { ...record, status: 'failed', problem: doc, updatedAt: now };
   if (clearMarker) delete failed.attemptStartedAt;
   delete failed.notBefore;
-  await deps.store.update(failed, etag);
-  await deps.store.deletePayload(record.id).catch(() => undefined);
-  await deps.publisher.publish(
-    mailboxEvent(
-      'mail.failed',
-      record.mailbox,
-      record.id,
-      { id: record.id, status: 'failed', problem: doc },
-      new Date(now),
-    ),
-  );
+  await finish(failed, etag, deps, now, 'mail.failed', { id: record.id, status: 'failed', problem: doc });
   return 'failed';
+}
+
+/** Records a final outcome, drops the stored request, and publishes the outcome's event. */
+async function finish(
+  final: OutboxRecord,
+  etag: string,
+  deps: OutboxProcessorDependencies,
+  now: number,
+  type: 'mail.sent' | 'mail.failed',
+  data: Record<string, unknown>,
+): Promise<void> {
+  await deps.store.update(final, etag);
+  // The request's content is not kept once the outcome is final; a failed delete only costs storage.
+  await deps.store.deletePayload(final.id).catch(() => undefined);
+  await deps.publisher.publish(mailboxEvent(type, final.mailbox, final.id, data, new Date(now)));
 }
