@@ -16,6 +16,8 @@ export interface FunctionsHostProcess {
   httpsUrl: string;
   functionKey: string;
   masterKey: string;
+  /** The host's process id (benchmarks read its memory from `/proc/<pid>/status`, or kill it). */
+  pid: number;
   /** Everything the host printed so far. */
   output(): string;
   stop(): Promise<void>;
@@ -72,10 +74,12 @@ export async function startFunctionsHost(settings: Record<string, string>): Prom
     httpsUrl: `https://127.0.0.1:${httpsPort}`,
     functionKey,
     masterKey,
+    pid: child.pid ?? -1,
     output: () => output,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        // A killed process has a signalCode and no exitCode; either way it has already exited.
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),

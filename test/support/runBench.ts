@@ -12,7 +12,7 @@ import { runMemoryBench, type MemoryBenchResult } from '../bench/memoryBench';
 import { runPackageBench } from '../bench/packageBench';
 import { stageFunctionPackage } from '../../tools/functionPackage';
 import { runPacerBench } from '../bench/pacerBench';
-import { runSendBench } from '../bench/sendBench';
+import { outboxBenchOptions, runOutboxBench } from '../bench/outboxBench';
 import { runTokenBench } from '../bench/tokenBench';
 import { runWatchBench } from '../bench/watchBench';
 import { freePort, startAzurite } from '../emulators/azurite';
@@ -90,7 +90,7 @@ async function benchmarks(caDir: string): Promise<void> {
   const config = loadConfig(process.env);
   try {
     if (wanted('token')) await tokenSection(cloud, config);
-    if (wanted('send')) await sendSection(cloud, config, latency);
+    if (wanted('send')) await sendSection(caDir);
     if (wanted('memory')) printMemory(await runMemoryBench({ cloud, config }, caDir));
     if (wanted('pacer')) await runPacerBench();
     if (wanted('watch')) await watchSection(cloud, config, latency, webhookPort);
@@ -113,37 +113,51 @@ async function tokenSection(cloud: LocalCloud, config: GatewayConfig): Promise<v
   }
 }
 
-async function sendSection(cloud: LocalCloud, config: GatewayConfig, latency: { min: number; max: number }) {
+async function sendSection(caDir: string) {
+  const options = outboxBenchOptions();
   console.log(
-    '\nSend benchmark (a, b): 1,000 sends to one mailbox, Graph latency 50-150 ms, limit 4 concurrent per app+mailbox',
+    `\nSend benchmark: ${options.mails.toLocaleString('en')} mails from ${options.mailboxes} mailboxes, ${options.callers} concurrent callers, ` +
+      `${options.hosts} host processes, one Azurite, Graph latency 20-60 ms; rate scaled to ${options.messagesPerMinute} messages ` +
+      `per minute per mailbox (hosts and the emulator's Exchange alike)`,
   );
-  const sends = await runSendBench({ cloud, config }, latency);
-  console.log(
-    ['client'.padEnd(58), 'seconds', 'sends/s', 'ratio of limit', '429s', 'failures', 'tokens', 'Key Vault reads'].join(
-      '  ',
-    ),
-  );
-  for (const t of sends.throughput) {
+  const runs = await runOutboxBench(caDir, options);
+  const header = [
+    'run'.padEnd(48),
+    'accept p50/p99 ms',
+    'seconds',
+    'busiest 60 s',
+    'sustained ratio',
+    '429s',
+    'dups',
+    'NDRs',
+    'held / longest s',
+    'lost',
+    'tokens/1000',
+  ];
+  console.log(header.join('  '));
+  for (const r of runs) {
     console.log(
       [
-        t.client.padEnd(58),
-        t.seconds.toFixed(1).padStart(7),
-        t.ratePerSecond.toFixed(1).padStart(7),
-        t.ratioOfLimit.toFixed(2).padStart(14),
-        String(t.throttled429).padStart(4),
-        String(t.failures).padStart(8),
-        String(t.tokenRequests).padStart(6),
-        String(t.keyVaultReads).padStart(15),
+        r.name.padEnd(48),
+        `${r.accept.p50.toFixed(0)} / ${r.accept.p99.toFixed(0)}`.padStart(17),
+        r.seconds.toFixed(0).padStart(7),
+        `${r.busiestMinute.min}-${r.busiestMinute.max}`.padStart(12),
+        `${r.sustainedRatio.min.toFixed(3)} (mean ${r.sustainedRatio.mean.toFixed(3)})`.padStart(15),
+        String(r.throttled429).padStart(4),
+        String(r.duplicates).padStart(4),
+        String(r.ndrs).padStart(4),
+        `${r.heldInOutbox} / ${r.longestHoldSeconds.toFixed(0)}`.padStart(16),
+        String(r.lost).padStart(4),
+        r.tokenRequestsPer1000.toFixed(1).padStart(11),
       ].join('  '),
     );
+    const memory = r.hostMemoryMb.map((m) => `${m.startedMb.toFixed(0)}->${m.peakMb.toFixed(0)}`).join(', ');
+    console.log(
+      `    statuses ${JSON.stringify(r.statuses)}; refused ${r.accept.refused}` +
+        (r.killed ? `; host 4 killed after ${r.killed.afterSent} sends` : '') +
+        `; (d) host RSS MB started->peak: ${memory}`,
+    );
   }
-  console.log(
-    `\nSend benchmark (c): gateway's own time per send, Graph time excluded (${sends.overheadMs.samples} sequential sends): p50 ${sends.overheadMs.p50.toFixed(2)} ms, p99 ${sends.overheadMs.p99.toFixed(2)} ms`,
-  );
-  const large = sends.largeAttachment;
-  console.log(
-    `Send benchmark (d): one ${large.megabytes} MB attachment (draft + upload session): HTTP ${large.status} in ${large.seconds.toFixed(2)} s, (its memory: (e))`,
-  );
 }
 
 async function watchSection(
