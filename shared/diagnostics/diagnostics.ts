@@ -9,7 +9,11 @@ import type { GatewayConfig } from '../platform/config';
 import { missingRoles } from '../identity/tokenClaims';
 import { probeStorage, type StorageServiceCheck } from './storageProbe';
 
-/** Graph application permissions the gateway uses (send, large attachments and watching, mailbox lookup). */
+/**
+ * Graph application permissions the gateway uses: send; large attachments, watching and the outbox's Outbox / Sent
+ * Items lookup of an interrupted attempt (Mail.ReadWrite includes the Mail.ReadBasic.All those reads need); mailbox
+ * lookup.
+ */
 export const REQUIRED_GRAPH_PERMISSIONS = ['Mail.Send', 'Mail.ReadWrite', 'User.Read.All'] as const;
 
 /** Days before expiry from which the credential check warns. */

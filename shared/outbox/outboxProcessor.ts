@@ -6,9 +6,11 @@
  * At most once to Graph: before the first Graph call the record gets an attempt marker (`attemptStartedAt`), written
  * with the ETag so that only one invocation can start an attempt. The marker is cleared only when Graph's answer
  * proves the mail was not accepted (a 4xx, 429 or 503). A message that finds a marker left behind (a crash, a lost
- * answer) looks the mail up in the mailbox's Sent Items by the `internetMessageId` the gateway gave it: found means
- * sent; not found means not accepted, and it is tried again. With `saveToSentItems: false` there is no copy to
- * look for, so such a mail is `failed` with "outcome unknown" rather than risk sending it twice.
+ * answer) looks the mail up by the `internetMessageId` the gateway gave it, in the mailbox's Outbox folder (where
+ * Exchange holds what it accepted until its own 30-a-minute rate lets it leave) and then in Sent Items: found in
+ * either means sent; found in neither means not accepted, and it is tried again. With `saveToSentItems: false` a mail
+ * that has left the Outbox is kept nowhere, so such a mail not found in the Outbox is `failed` with "outcome unknown"
+ * rather than risk sending it twice.
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
 import { mailboxEvent } from '../events/cloudEvent';
@@ -31,7 +33,7 @@ export interface OutboxProcessorDependencies {
   pacer: MailboxPacer;
   /** Sends through a Graph client that does not wait out 429s itself (the outbox re-enqueues instead). */
   sender: MailSender;
-  /** For the Sent Items lookup of an interrupted attempt. */
+  /** For the Outbox and Sent Items lookup of an interrupted attempt (needs Mail.ReadBasic.All or more). */
   graph: Client;
   publisher: EventPublisher;
   /** Explains an access denial by the token's missing roles. */
@@ -167,7 +169,6 @@ export async function processOutboxMail(id: string, deps: OutboxProcessorDepende
   }
 }
 
-/** Decides an attempt left unfinished; returns an outcome, or the record to try again with. */
 /**
  * The last try of a message failed (storage, pacer or token trouble that outlasted the queue's retries): record the
  * mail as failed, so that its status and a `mail.failed` event say so instead of the mail sitting in the poison
@@ -200,11 +201,13 @@ export async function failAfterRetries(
   );
 }
 
+/** Decides an attempt left unfinished; returns an outcome, or the record to try again with. */
 async function settleInterruptedAttempt(
   record: OutboxRecord,
   etag: string,
   deps: OutboxProcessorDependencies,
 ): Promise<{ outcome: ProcessOutcome } | { outcome?: undefined; record: OutboxRecord; etag: string }> {
+  if (await acceptedByExchange(deps.graph, record)) return { outcome: await succeed(record, etag, deps, undefined) };
   if (!record.saveToSentItems) {
     return {
       outcome: await fail(
@@ -215,23 +218,33 @@ async function settleInterruptedAttempt(
           502,
           'outcome-unknown',
           'Outcome unknown',
-          'An attempt to send the mail may have reached Microsoft Graph, and with saveToSentItems false there is no copy in Sent Items to check. The mail was not sent again, to avoid a duplicate; check with the recipients before sending it again.',
+          'An attempt to send the mail may have reached Microsoft Graph. It is not waiting in the Outbox, and with saveToSentItems false there is no copy in Sent Items to check. The mail was not sent again, to avoid a duplicate; check with the recipients before sending it again.',
         ),
         true,
       ),
     };
   }
-  if (await inSentItems(deps.graph, record)) return { outcome: await succeed(record, etag, deps, undefined) };
   const cleared: OutboxRecord = { ...record, status: 'queued', updatedAt: (deps.now ?? Date.now)() };
   delete cleared.attemptStartedAt;
   return { record: cleared, etag: await deps.store.update(cleared, etag) };
 }
 
-/** Whether the mailbox's Sent Items holds a message with the mail's internetMessageId. */
-async function inSentItems(graph: Client, record: OutboxRecord): Promise<boolean> {
+/**
+ * Whether Exchange holds the mail: in the mailbox's Outbox (accepted, not yet let go by Exchange's message rate) or,
+ * when it keeps a copy, in Sent Items. The Outbox is asked first because Exchange moves a leaving message from there
+ * to Sent Items: asked in this order, a move between the two calls still shows in the second; in the other order it
+ * could be missed by both. Two plain GETs rather than a `$batch`, whose items Graph may run in any order.
+ */
+async function acceptedByExchange(graph: Client, record: OutboxRecord): Promise<boolean> {
+  if (await inFolder(graph, record, 'outbox')) return true;
+  return record.saveToSentItems && (await inFolder(graph, record, 'sentitems'));
+}
+
+/** Whether the well-known `folder` of the mailbox holds a message with the mail's internetMessageId. */
+async function inFolder(graph: Client, record: OutboxRecord, folder: 'outbox' | 'sentitems'): Promise<boolean> {
   const literal = record.internetMessageId.replace(/'/g, "''");
   const page = (await graph
-    .api(`/users/${encodeURIComponent(record.mailbox)}/mailFolders/sentitems/messages`)
+    .api(`/users/${encodeURIComponent(record.mailbox)}/mailFolders/${folder}/messages`)
     .filter(`internetMessageId eq '${literal}'`)
     .select('id')
     .top(1)
@@ -285,7 +298,7 @@ async function handleSendFailure(
     await deps.store.enqueue(record.id, waitMs);
     return 'requeued';
   }
-  // No answer, or a 5xx: Graph may have accepted the mail. Keep the marker; the next try checks Sent Items first.
+  // No answer, or a 5xx: Graph may have accepted the mail. Keep the marker; the next try checks Outbox and Sent Items.
   const ambiguous: OutboxRecord = {
     ...record,
     requestIds,

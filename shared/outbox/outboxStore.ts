@@ -6,7 +6,9 @@
  * "try again" (503) leaves nothing behind that could send later.
  *
  * The record is the mail's status document and changes only with `If-Match` on the ETag read, so two processors
- * holding the same message (a queue redelivery) cannot both move it.
+ * holding the same message (a queue redelivery) cannot both move it. A finished record (sent or failed) carries an
+ * `expiresAt` {@link OUTBOX_RECORD_RETENTION_MS} after it finished, and the renewal timer purges it after that; a mail
+ * still on its way has none and is never purged.
  */
 import type { TableClient } from '@azure/data-tables';
 import type { ContainerClient } from '@azure/storage-blob';
@@ -14,7 +16,7 @@ import type { QueueClient } from '@azure/storage-queue';
 import type { GatewayConfig } from '../platform/config';
 import type { ProblemDocument } from '../platform/problem';
 import { createBlobContainerClient, createQueueClient, createTableClient } from '../platform/storage';
-import { ensureQueue, ensureTable, isStatus, tableKey } from '../platform/tables';
+import { ensureQueue, ensureTable, isStatus, purgeExpired, tableKey } from '../platform/tables';
 
 /** Table of the outbox records. */
 export const OUTBOX_TABLE = 'outbox';
@@ -22,6 +24,12 @@ export const OUTBOX_TABLE = 'outbox';
 export const OUTBOX_QUEUE = 'mail-outbox';
 /** Blob container of the stored requests. */
 export const OUTBOX_CONTAINER = 'outbox';
+
+/**
+ * How long a sent or failed mail's record (its status document) is kept after it finished: a week, long enough for a
+ * caller to read the outcome after a weekend, and as long as the event ledger remembers the outcome's event.
+ */
+export const OUTBOX_RECORD_RETENTION_MS = 7 * 86_400_000;
 
 /** Longest visibility delay Azure Queue storage accepts (7 days). */
 export const MAX_QUEUE_DELAY_MS = 7 * 86_400_000;
@@ -98,6 +106,8 @@ interface OutboxEntity {
   saveToSentItems: boolean;
   attemptStartedAt?: number;
   sentAt?: number;
+  /** Set once the mail is sent or failed: when the renewal timer may purge the record (a Date, for the OData filter). */
+  expiresAt?: Date;
 }
 
 /** The outbox over one storage account. */
@@ -185,6 +195,14 @@ export class OutboxStore {
     }
   }
 
+  /**
+   * Deletes the records of mails that finished (sent or failed) more than {@link OUTBOX_RECORD_RETENTION_MS} before
+   * `now`; returns how many. Their stored requests went when they finished.
+   */
+  purgeExpired(now: Date): Promise<number> {
+    return purgeExpired(this.table, now);
+  }
+
   /** The stored request of mail `id`. */
   async readPayload(id: string): Promise<Buffer> {
     return this.container.getBlockBlobClient(blobName(id)).downloadToBuffer();
@@ -225,10 +243,15 @@ function toEntity(record: OutboxRecord): OutboxEntity {
     rowKey: '',
     requestIds: JSON.stringify(requestIds),
     ...(problem ? { problem: JSON.stringify(problem) } : {}),
+    ...(isFinished(record.status) ? { expiresAt: new Date(record.updatedAt + OUTBOX_RECORD_RETENTION_MS) } : {}),
   };
   // A Replace removes the properties it does not name, which is how a cleared field (e.g. notBefore) goes away.
   for (const key of Object.keys(entity) as (keyof OutboxEntity)[]) if (entity[key] === undefined) delete entity[key];
   return entity;
+}
+
+function isFinished(status: OutboxStatus): boolean {
+  return status === 'sent' || status === 'failed';
 }
 
 function fromEntity(id: string, entity: OutboxEntity): OutboxRecord {

@@ -118,6 +118,7 @@ export function getRenewalDependencies(): RenewalDependencies {
     service,
     publisher,
     idempotencyTable: createTableClient(getConfig(), IDEMPOTENCY_TABLE),
+    outbox: getOutboxStore(),
     renewalWindowMs: getConfig().watch.renewalWindowMs,
   };
 }

@@ -1,11 +1,12 @@
 /**
  * `renewSubscriptions`: renews what expires within `RENEWAL_WINDOW_HOURS`, recreates and catches up what Graph
- * lost, and purges expired idempotency and event-ledger records. Logs one line per mailbox that did not simply
+ * lost, and purges expired idempotency, event-ledger and finished outbox records. Logs one line per mailbox that did not simply
  * renew, and a summary.
  */
 import type { InvocationContext } from '@azure/functions';
 import type { TableClient } from '@azure/data-tables';
 import type { EventPublisher } from '../events/eventPublisher';
+import type { OutboxStore } from '../outbox/outboxStore';
 import { purgeExpired } from '../platform/tables';
 import type { RenewalReport, WatchService } from './watchService';
 
@@ -15,6 +16,8 @@ export interface RenewalDependencies {
   service: WatchService | undefined;
   publisher: EventPublisher;
   idempotencyTable: TableClient;
+  /** Purges the records of mails that finished more than the retention period ago. */
+  outbox: Pick<OutboxStore, 'purgeExpired'>;
   renewalWindowMs: number;
 }
 
@@ -34,13 +37,14 @@ export async function runRenewal(context: InvocationContext, deps: RenewalDepend
     context.warn('WEBHOOK_BASE_URL is not set: subscriptions are not renewed');
   }
   const now = new Date();
-  const [events, keys] = await Promise.all([
+  const [events, keys, mails] = await Promise.all([
     deps.publisher.purgeExpired(now).catch((err: unknown) => fail(context, 'event ledger', err)),
     purgeExpired(deps.idempotencyTable, now).catch((err: unknown) => fail(context, 'idempotency records', err)),
+    deps.outbox.purgeExpired(now).catch((err: unknown) => fail(context, 'outbox records', err)),
   ]);
   const count = (outcome: string) => reports.filter((r) => r.outcome === outcome).length;
   context.info(
-    `renewal: ${count('renewed')} renewed, ${count('recreated')} recreated, ${count('failed')} failed with ${stats.graphRequests} batch request(s); purged ${events} event and ${keys} idempotency record(s) in ${Date.now() - started} ms`,
+    `renewal: ${count('renewed')} renewed, ${count('recreated')} recreated, ${count('failed')} failed with ${stats.graphRequests} batch request(s); purged ${events} event and ${keys} idempotency record(s), ${mails} finished outbox record(s) in ${Date.now() - started} ms`,
   );
   return reports;
 }

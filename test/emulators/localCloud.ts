@@ -31,14 +31,6 @@ export interface LocalCloudOptions {
   graph?: Pick<GraphEmulatorOptions, 'latencyMs' | 'limits' | 'subscriptions'>;
 }
 
-/**
- * The local cloud lifts Exchange's 30-messages-per-minute rate unless the caller sets `graph.limits.messagesPerMinute`:
- * test/public/sendMail.test.ts expects 200 sends from one mailbox in the Inbox at once, which Exchange (and the Graph
- * emulator's default) would spread over 7 minutes. Remove this once that test waits for the Outbox (advance the clock,
- * then `graph.idleSubmissions()`) or counts `graph.sendsAccepted(...)` instead.
- */
-const UNTIL_PUBLIC_TESTS_WAIT_FOR_THE_OUTBOX = { messagesPerMinute: Number.MAX_SAFE_INTEGER } as const;
-
 /** The running local cloud. */
 export class LocalCloud {
   /** Name of the Key Vault object that holds the app credential. */
@@ -68,7 +60,6 @@ export class LocalCloud {
       issuer,
       ca: options.ca,
       ...options.graph,
-      limits: { ...UNTIL_PUBLIC_TESTS_WAIT_FOR_THE_OUTBOX, ...options.graph?.limits },
     });
     const app = tenant.registerApp({ graphRoles: options.graphRoles });
     const identity = tenant.addManagedIdentity();

@@ -465,6 +465,7 @@ describe('Graph emulator core', () => {
         'Drafts',
         'Sent Items',
         'Deleted Items',
+        'Outbox',
       ]);
       expect(emulator.requests).toHaveLength(1);
     });

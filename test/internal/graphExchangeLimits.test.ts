@@ -186,6 +186,41 @@ describe('Graph emulator: Exchange submission limits', () => {
       expect(graph.inbox(ops.mail).map((m) => m.subject)).toEqual(['c', 'b', 'a']);
     });
 
+    it('keeps held mail in the Outbox folder, findable by internetMessageId, until it leaves; then Sent Items has it', async () => {
+      const { graph, api } = await start({ messagesPerMinute: 1 });
+      const kept = '<held.kept@gateway.contoso.com>';
+      const unsaved = '<held.unsaved@gateway.contoso.com>';
+      const byId = (id: string) => `?$filter=${encodeURIComponent(`internetMessageId eq '${id}'`)}`;
+      expect((await api.sendMail(alerts.mail, { subject: 'first', toRecipients: to(ops.mail) })).status).toBe(202);
+      const send = (subject: string, internetMessageId: string, extra: Record<string, unknown> = {}) =>
+        api.sendMail(alerts.mail, { subject, toRecipients: to(ops.mail), internetMessageId }, extra);
+      expect((await send('kept', kept)).status).toBe(202);
+      expect((await send('unsaved', unsaved, { saveToSentItems: false })).status).toBe(202);
+
+      // The first left at once (Outbox empty of it, Sent Items has it); the other two wait in the Outbox.
+      expect((await api.list(alerts.mail, 'outbox', '?$select=subject')).map((m) => m.subject).sort()).toEqual([
+        'kept',
+        'unsaved',
+      ]);
+      const held = await api.list(alerts.mail, 'outbox', byId(kept));
+      expect(held.map((m) => [m.subject, m.internetMessageId, m.isDraft])).toEqual([['kept', kept, false]]);
+      expect(await api.list(alerts.mail, 'sentitems', byId(kept))).toEqual([]);
+      expect((await api.list(alerts.mail, 'sentitems')).map((m) => m.subject)).toEqual(['first']);
+      const folder = await api.call('GET', `/v1.0/users/${alerts.mail}/mailFolders/outbox`);
+      expect(folder.body).toMatchObject({ displayName: 'Outbox', totalItemCount: 2 });
+
+      graph.clock.advance(MINUTE);
+      expect(await api.list(alerts.mail, 'outbox', byId(kept))).toEqual([]);
+      expect((await api.list(alerts.mail, 'sentitems', byId(kept))).map((m) => m.subject)).toEqual(['kept']);
+      expect((await api.list(alerts.mail, 'outbox')).map((m) => m.subject)).toEqual(['unsaved']);
+
+      graph.clock.advance(MINUTE);
+      // saveToSentItems false: it leaves the Outbox and is kept nowhere.
+      expect(await api.list(alerts.mail, 'outbox')).toEqual([]);
+      expect(await api.list(alerts.mail, 'sentitems', byId(unsaved))).toEqual([]);
+      expect(graph.inbox(ops.mail).map((m) => m.subject)).toEqual(['unsaved', 'kept', 'first']);
+    });
+
     it('shows submissions on the inspection API', async () => {
       const { graph, api } = await start({ messagesPerMinute: 1 });
       for (const subject of ['one', 'two']) {

@@ -165,6 +165,71 @@ describe('the outbox processor', () => {
     expect((await r.store.get(id))!.record).toMatchObject({ status: 'sent', attempts: 1 });
   });
 
+  describe("while Exchange still holds the mail in the mailbox's Outbox (its 30-a-minute rate is used up)", () => {
+    const HELD_SENDER = 'billing@contoso.com';
+
+    /** Sends filler mail from the mailbox through Graph until Exchange holds one back, so the next one waits too. */
+    async function useUpExchangeRate(r: Rig): Promise<void> {
+      const filler = parseSendRequest({ from: HELD_SENDER, to: ['it@contoso.com'], subject: 'filler', text: 'f' });
+      if (!filler.ok) throw new Error('bad test request');
+      for (let i = 0; env.cloud.graph.submissions(HELD_SENDER).queued === 0; i++) {
+        if (i > 100) throw new Error('Exchange never held a message back');
+        await r.deps.sender.send(filler.request);
+      }
+    }
+
+    /** The crash: the attempt marker is written and Graph accepts the mail (202), but nothing records the answer. */
+    async function interruptedAfterGraphAccepted(r: Rig, saveToSentItems: boolean) {
+      const request = { from: HELD_SENDER, to: ['someone@contoso.com'], subject: 'held', text: 't', saveToSentItems };
+      const { id, internetMessageId } = await accept(r, request);
+      const stored = (await r.store.get(id))!;
+      await r.store.update(
+        { ...stored.record, status: 'sending', attempts: 1, attemptStartedAt: Date.now() },
+        stored.etag,
+      );
+      const parsed = parseSendRequest(request);
+      if (!parsed.ok) throw new Error('bad test request');
+      await r.deps.sender.send({ ...parsed.request, internetMessageId });
+      const submission = env.cloud.graph
+        .submissions(HELD_SENDER)
+        .messages.find((m) => m.internetMessageId === internetMessageId);
+      expect(submission?.outcome).toBe('queued');
+      return { id, internetMessageId };
+    }
+
+    /** Lets Exchange's rate window pass, so that everything held leaves; returns the recipient's copies of the mail. */
+    async function deliveredCopies(internetMessageId: string) {
+      env.cloud.graph.clock.advance(2 * 60_000);
+      await env.cloud.graph.idleSubmissions();
+      return env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.internetMessageId === internetMessageId);
+    }
+
+    it('finds an interrupted attempt in the Outbox, records it sent and does not send it again', async () => {
+      const r = rig();
+      await useUpExchangeRate(r);
+      const { id, internetMessageId } = await interruptedAfterGraphAccepted(r, true);
+      const before = env.cloud.graph.sendsAccepted(HELD_SENDER);
+
+      expect(await processOutboxMail(id, r.deps)).toBe('sent');
+      expect(env.cloud.graph.sendsAccepted(HELD_SENDER)).toBe(before);
+      expect((await r.store.get(id))!.record).toMatchObject({ status: 'sent', attempts: 1 });
+      expect((await eventsOf(r.events)).map((e) => [e.type, e.data.id])).toEqual([['mail.sent', id]]);
+      expect(await deliveredCopies(internetMessageId)).toHaveLength(1);
+    });
+
+    it('with saveToSentItems false, still finds it in the Outbox and records it sent instead of outcome unknown', async () => {
+      const r = rig();
+      await useUpExchangeRate(r);
+      const { id, internetMessageId } = await interruptedAfterGraphAccepted(r, false);
+      const before = env.cloud.graph.sendsAccepted(HELD_SENDER);
+
+      expect(await processOutboxMail(id, r.deps)).toBe('sent');
+      expect(env.cloud.graph.sendsAccepted(HELD_SENDER)).toBe(before);
+      expect((await r.store.get(id))!.record.status).toBe('sent');
+      expect(await deliveredCopies(internetMessageId)).toHaveLength(1);
+    });
+  });
+
   it('retries an interrupted attempt that Sent Items shows never reached Exchange', async () => {
     const r = rig();
     const { id } = await accept(r);

@@ -8,7 +8,12 @@ import { RestError, TableClient } from '@azure/data-tables';
 import { ContainerClient } from '@azure/storage-blob';
 import { QueueClient } from '@azure/storage-queue';
 import { freePort, azuriteConnectionString as connectionStringFor } from '../emulators/azurite';
-import { OutboxRecordChangedError, OutboxStore, type NewOutboxMail } from '../../shared/outbox/outboxStore';
+import {
+  OUTBOX_RECORD_RETENTION_MS,
+  OutboxRecordChangedError,
+  OutboxStore,
+  type NewOutboxMail,
+} from '../../shared/outbox/outboxStore';
 import { azuriteConnectionString } from '../support/testEnv';
 
 /** Fresh names per test: nothing else reads these queues, and no test sees another's rows. */
@@ -103,6 +108,34 @@ describe('the outbox store', () => {
     expect(now).toMatchObject({ status: 'sending', attempts: 1, attemptStartedAt: 5, requestIds: ['r1'] });
     expect(now.notBefore).toBeUndefined();
     expect(now.reason).toBeUndefined();
+  });
+
+  it('keeps a finished record for the retention period after it finished, and never purges a mail on its way', async () => {
+    const n = names();
+    const store = new OutboxStore(table(live, n.table), queue(live, n.queue), container(live, n.container));
+    const accepted = Date.now() - 30 * 86_400_000;
+    const finishedAt = accepted + 60_000;
+    const [sent, failed, waiting] = [mail(), mail(), mail()];
+    for (const m of [sent, failed, waiting]) await store.accept(m, PAYLOAD, accepted);
+    const finish = async (id: string, status: 'sent' | 'failed') => {
+      const { record, etag } = (await store.get(id))!;
+      await store.update({ ...record, status, updatedAt: finishedAt }, etag);
+    };
+    await finish(sent.id, 'sent');
+    await finish(failed.id, 'failed');
+    const rows = table(live, n.table);
+    const expiry = async (id: string) =>
+      (await rows.getEntity<{ expiresAt?: Date }>(encodeURIComponent(id), '')).expiresAt?.getTime();
+    expect(await expiry(sent.id)).toBe(finishedAt + OUTBOX_RECORD_RETENTION_MS);
+    expect(await expiry(waiting.id)).toBeUndefined();
+
+    // A moment before the period is over nothing goes; after it the finished ones go, the waiting one (a month old)
+    // stays.
+    expect(await store.purgeExpired(new Date(finishedAt + OUTBOX_RECORD_RETENTION_MS - 1000))).toBe(0);
+    expect(await store.purgeExpired(new Date(finishedAt + OUTBOX_RECORD_RETENTION_MS + 1000))).toBe(2);
+    expect(await store.get(sent.id)).toBeUndefined();
+    expect(await store.get(failed.id)).toBeUndefined();
+    expect((await store.get(waiting.id))?.record.status).toBe('queued');
   });
 
   it('fails at once, writing nothing, when storage is unreachable', async () => {

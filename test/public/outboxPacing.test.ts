@@ -2,9 +2,11 @@
  * The outbox across instances: two functions host processes share one storage account (their own Azurite) and one
  * Graph emulator, and accept mail for the same mailbox through both. The shared pacer spaces the sends at the
  * configured rate whichever host sends, Graph never sees more than 4 requests in flight for the mailbox and never
- * answers 429, every mail arrives once, and each one becomes a `mail.sent` event. Also: `sendAt` and its bound.
+ * answers 429, every mail arrives once, and each one becomes a `mail.sent` event. Also: `sendAt` and its bound, and
+ * the renewal timer purging finished mails' records once their retention is over.
  */
 import { randomUUID } from 'node:crypto';
+import { TableClient } from '@azure/data-tables';
 import type { CloudEvent } from '../../shared/events/cloudEvent';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
@@ -114,5 +116,53 @@ describe('the outbox on two hosts', () => {
       expect(answer.status).toBe(400);
       expect((answer.body.errors as { field: string }[]).map((e) => e.field)).toEqual(['sendAt']);
     }
+  });
+});
+
+describe('outbox record retention', () => {
+  /** Runs the renewSubscriptions timer on `host` now; returns its summary line. */
+  async function runRenewalTimer(host: FunctionsHostProcess): Promise<string> {
+    const before = host.output().split('renewal:').length;
+    const res = await fetch(`${host.url}/admin/functions/renewSubscriptions`, {
+      method: 'POST',
+      headers: { 'x-functions-key': host.masterKey, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(res.status).toBe(202);
+    await eventually(() => host.output().split('renewal:').length > before, 'the renewal run to finish', 40_000);
+    return host.output().split('renewal:').at(-1)!.split('\n')[0];
+  }
+
+  it("the renewal timer purges a sent mail's record a week after it finished, then its status is 404; a mail on its way stays", async () => {
+    const host = hosts[0];
+    const base = { from: 'billing@contoso.com', to: ['someone@contoso.com'], text: 'x' };
+    const sent = await post(host, { ...base, subject: `retained-${randomUUID()}` });
+    const scheduled = await post(host, {
+      ...base,
+      subject: `later-${randomUUID()}`,
+      sendAt: new Date(Date.now() + 6 * 86_400_000).toISOString(),
+    });
+    const [sentId, scheduledId] = [String(sent.body.id), String(scheduled.body.id)];
+    await eventually(async () => (await status(host, sentId)).status === 'sent', 'the mail to be sent', 30_000);
+
+    const records = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'outbox', {
+      allowInsecureConnection: true,
+    });
+    const { expiresAt } = await records.getEntity<{ expiresAt: Date }>(sentId, '');
+    const finished = Date.parse(String((await status(host, sentId)).updatedAt));
+    expect(expiresAt.getTime() - finished).toBe(7 * 86_400_000);
+    // Not yet due: the timer keeps it.
+    expect(await runRenewalTimer(host)).toMatch(/, 0 finished outbox record/);
+    expect((await status(host, sentId)).status).toBe('sent');
+
+    // A week on (the gateway's clock cannot be moved, so the record's expiry is moved back instead).
+    await records.updateEntity({ partitionKey: sentId, rowKey: '', expiresAt: new Date(Date.now() - 1000) }, 'Merge');
+    expect(await runRenewalTimer(host)).toMatch(/, 1 finished outbox record/);
+
+    const gone = await fetch(`${host.url}/api/mail/${sentId}`, { headers: { 'x-functions-key': host.functionKey } });
+    expect(gone.status).toBe(404);
+    expect(gone.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await gone.json()).toMatchObject({ status: 404, type: expect.stringMatching(/mail-not-found$/) as unknown });
+    expect(await status(host, scheduledId)).toMatchObject({ status: 'scheduled' });
   });
 });

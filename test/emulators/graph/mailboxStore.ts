@@ -10,8 +10,11 @@ import { randomBytes } from 'node:crypto';
 import type { FileAttachment, InternetMessageHeader, MailFolder, Message } from '@microsoft/microsoft-graph-types';
 import type { TenantUser } from '../tenant';
 
-/** Well-known folder names Graph accepts in place of a folder id (case-insensitive). */
-export const WELL_KNOWN_FOLDERS = ['inbox', 'drafts', 'sentitems', 'deleteditems'] as const;
+/**
+ * Well-known folder names Graph accepts in place of a folder id (case-insensitive; the mailFolder resource lists them).
+ * `outbox` holds what Exchange accepted for sending and has not let leave yet (see submissionQueue.ts).
+ */
+export const WELL_KNOWN_FOLDERS = ['inbox', 'drafts', 'sentitems', 'deleteditems', 'outbox'] as const;
 
 /** A well-known folder name. */
 export type WellKnownFolderName = (typeof WELL_KNOWN_FOLDERS)[number];
@@ -21,6 +24,7 @@ const DISPLAY_NAMES: Record<WellKnownFolderName, string> = {
   drafts: 'Drafts',
   sentitems: 'Sent Items',
   deleteditems: 'Deleted Items',
+  outbox: 'Outbox',
 };
 
 /** A mail folder. */

@@ -1,6 +1,8 @@
 /**
  * Exchange Online's submission limits, which sit behind Graph: Graph answers 202 whatever they say, and they decide
- * when (and whether) mail leaves. Each sending mailbox has an Outbox; at most `messagesPerMinute` messages leave it in
+ * when (and whether) mail leaves. Each sending mailbox has an Outbox: an accepted message sits in the mailbox's
+ * `outbox` well-known folder (listable through Graph, with its internetMessageId) until it leaves, and only then does
+ * its Sent Items copy appear. At most `messagesPerMinute` messages leave it in
  * any 60 seconds (the rest are "carried over to following minutes", first in first out), and a message whose To + Cc +
  * Bcc would take the mailbox past `recipientsPerDay` in the last 24 hours is not delivered: an NDR (550 5.1.90) lands
  * in the sender's Inbox instead. Both windows slide on the emulator's clock, so tests move time instead of waiting.
@@ -63,6 +65,8 @@ export interface MinuteCount {
 interface Pending {
   record: SubmissionRecord;
   message: SubmittedMessage;
+  /** Id of the message's item in the mailbox's Outbox folder, removed when it leaves. */
+  outboxItemId: string;
   /** Keep a Sent Items copy when it leaves (saveToSentItems and no PidTagDeleteAfterSubmit). */
   keepSentCopy: boolean;
 }
@@ -111,7 +115,9 @@ export class SubmissionQueue {
     };
     outbox.accepted++;
     outbox.records.push(record);
-    outbox.queue.push({ record, message: prepared, keepSentCopy });
+    // Exchange files every submission in the Outbox first; one the limits let go at once leaves it again at once.
+    const { id: outboxItemId } = this.mailboxOf(user).addMessage('outbox', { ...prepared, isRead: true });
+    outbox.queue.push({ record, message: prepared, keepSentCopy, outboxItemId });
     this.release();
     return prepared;
   }
@@ -195,6 +201,7 @@ export class SubmissionQueue {
       const recent = outbox.departures.filter((at) => inWindow(at, MINUTE_MS)).length;
       if (recent >= this.limits.messagesPerMinute) return;
       const next = outbox.queue.shift() as Pending;
+      this.mailboxOf(outbox.user).deleteMessage(next.outboxItemId);
       // A refused submission was still a submission: it uses up its slot in the message rate.
       outbox.departures.push(nowMs);
       next.record.deliveredAt = now;
