@@ -4,7 +4,8 @@
  * (pacingRules.ts) and, when the decision changes the row, writes it back with `If-Match` on the ETag it read, so
  * two instances deciding at once cannot both take the same slot: the loser gets 412, re-reads and decides again.
  *
- * A function never sleeps on the pacer: `wait` and `deferred` tell the outbox how long to hide the queue message.
+ * A function never sleeps on the pacer: `scheduled`, `wait` and `deferred` tell the outbox how long to hide the queue
+ * message.
  * A write the SDK retried after the service had applied it only ever over-counts (an extra grant recorded, a lease
  * that expires unused), never under-counts.
  */
@@ -61,7 +62,10 @@ export interface PacerLease {
 /** What `reserve` answers. */
 export type Reservation =
   | { kind: 'granted'; lease: PacerLease }
-  | { kind: 'wait'; retryAfterMs: number; reason: 'rate' | 'concurrency' }
+  /** The mail's slot is `slotAt` (epoch ms): come back then, holding it (see `reserve`). */
+  | { kind: 'scheduled'; slotAt: number }
+  /** Ask again in `retryAfterMs`, still holding `slotAt` if given. */
+  | { kind: 'wait'; retryAfterMs: number; reason: 'rate' | 'concurrency'; slotAt?: number }
   | { kind: 'deferred'; notBefore: number; reason: 'dailyRecipients' }
   | { kind: 'tooManyRecipients'; recipientsPerDay: number };
 
@@ -105,13 +109,19 @@ export class MailboxPacer {
   }
 
   /**
-   * Asks whether a mail from `mailbox` to `recipients` recipients (To + Cc + Bcc) may go at `now`. A grant counts
-   * the message and its recipients and takes a concurrency lease.
+   * Asks whether a mail from `mailbox` to `recipients` recipients (To + Cc + Bcc) may go at `now`. A grant takes a
+   * concurrency lease; a grant or a schedule counts the message and its recipients. A mail that was `scheduled`
+   * passes its `slotAt` back as `heldSlotAt` when it returns.
    */
-  async reserve(mailbox: string, recipients: number, now: number = Date.now()): Promise<Reservation> {
+  async reserve(
+    mailbox: string,
+    recipients: number,
+    now: number = Date.now(),
+    heldSlotAt?: number,
+  ): Promise<Reservation> {
     const leaseId = randomUUID();
     const decision = await this.update(mailbox, (state) =>
-      decideReservation(state, this.limits, recipients, now, leaseId),
+      decideReservation(state, this.limits, recipients, now, leaseId, heldSlotAt),
     );
     if (decision.kind !== 'granted') return decision;
     const { grantedAt, expiresAt } = decision;

@@ -1,36 +1,45 @@
 /**
  * A mailbox's message rate: GCRA (the generic cell rate algorithm of redis-cell and Stripe's limiters) with NO
- * burst tolerance, in whole microseconds so that a configured rate is met exactly and the row holds an integer.
+ * burst tolerance, used as a scheduler: in whole microseconds so that the row holds an integer.
  *
- * The row keeps one number, the theoretical arrival time TAT. A message deciding at time t may go when t ≥ TAT;
- * going sets TAT to max(TAT, t) + T, where T = ⌈60 s / messagesPerMinute⌉.
+ * The row keeps one number, the theoretical arrival time TAT. A message asking at time t gets the slot
+ * s = max(TAT, t) and sets TAT to s + T. When s = t it may go now; otherwise its slot is s and it comes back then
+ * (its queue message hidden until s), so that each waiting mail has its own slot: nobody wakes only to find the slot
+ * taken, and no slot goes unused because its holder lost a race.
  *
- * Bound: no half-open 60-second window holds more than messagesPerMinute (N) grants. Let the grants be g₁, g₂, …
- * in the order their writes committed (the row's ETag serialises them), decided at times t₁, t₂, …. After gᵢ the
- * row holds TATᵢ = max(TATᵢ₋₁, tᵢ) + T ≥ tᵢ + T, and gᵢ₊₁ was granted only because tᵢ₊₁ ≥ TATᵢ, so
- * tᵢ₊₁ ≥ tᵢ + T and, by induction, tᵢ₊ₖ ≥ tᵢ + k·T. N + 1 grants gᵢ … gᵢ₊ₙ inside [a, a + 60 s) would need
- * tᵢ₊ₙ − tᵢ < 60 s, yet tᵢ₊ₙ − tᵢ ≥ N·T ≥ 60 s. (Commit order is also time order, which the recipient window
- * relies on.) Any burst tolerance τ > 0 breaks the bound: an idle mailbox would admit grants at t, t + T − τ, …,
- * putting N + 1 of them within N·T − τ < 60 s. Throughput is not lost: a sender retrying when told gets one grant
- * every T, i.e. N per minute less the sub-microsecond rounding of T.
+ * Bound: no half-open 60-second window holds more than messagesPerMinute (N) sends. Slots are handed out in the
+ * order their writes commit (the row's ETag serialises them), each at least T after the previous one, so slot k + N
+ * lies at least N·T after slot k. A send happens in [its slot, its slot + L] (a later holder asks again), so sends
+ * k and k + N are at least N·T − L apart, and T = (60 s + L) / N makes that 60 s. A burst tolerance τ > 0 would break
+ * it, as would a smaller T: an idle mailbox would then send N + 1 within 60 s.
  *
- * Times are the deciding instance's clock: instances whose clocks disagree by s can place two grants T − s apart
- * in real time, so hosts should keep NTP time (Azure's do).
+ * Times are the deciding instance's clock: instances whose clocks disagree by d can place two slots T − d apart in
+ * real time, so hosts should keep NTP time (Azure's do).
  */
 
 /** Microseconds in a millisecond. */
 export const US_PER_MS = 1000;
 
-/** The emission interval T in microseconds for `messagesPerMinute`. */
-export function emissionIntervalUs(messagesPerMinute: number): number {
-  return Math.ceil((60_000 * US_PER_MS) / messagesPerMinute);
+/**
+ * How late after its slot a mail may still start its Graph call. A slot handed out for later is kept by a queue
+ * message that becomes visible at the slot; the queue trigger polls at most every 2 s (host.json's
+ * maxPollingInterval), so that is how late a holder can normally be. A holder later than this gives its slot up and
+ * asks again, which keeps the bound below.
+ */
+export const SLOT_LATENESS_MS = 2_000;
+
+/**
+ * The emission interval T in microseconds for `messagesPerMinute` (N): (60 s + L) / N, where L is the lateness a
+ * slot allows. Sends happen in [slot, slot + L] and slots are at least T apart, so N + 1 consecutive sends span at
+ * least N·T − L = 60 s: no 60-second window holds more than N, whenever within its slot each one went. The price is
+ * L / 60 s of the rate (0.968 of it for L = 2 s).
+ */
+export function emissionIntervalUs(messagesPerMinute: number, latenessMs: number = SLOT_LATENESS_MS): number {
+  return Math.ceil(((60_000 + latenessMs) * US_PER_MS) / messagesPerMinute);
 }
 
-/** What the message rate says at one moment. */
-export type MessageSlot = { kind: 'open'; nextTatUs: number } | { kind: 'closed'; waitUs: number };
-
-/** Whether a message may go at `nowUs` given the stored `tatUs`, and the TAT to store if it goes. */
-export function messageSlot(tatUs: number, nowUs: number, intervalUs: number): MessageSlot {
-  if (nowUs < tatUs) return { kind: 'closed', waitUs: tatUs - nowUs };
-  return { kind: 'open', nextTatUs: nowUs + intervalUs };
+/** The first slot free at `nowUs` given the stored `tatUs` (`nowUs` itself when free now), and the TAT after it. */
+export function messageSlot(tatUs: number, nowUs: number, intervalUs: number): { slotUs: number; nextTatUs: number } {
+  const slotUs = Math.max(tatUs, nowUs);
+  return { slotUs, nextTatUs: slotUs + intervalUs };
 }

@@ -50,8 +50,12 @@ export type ProcessOutcome = 'sent' | 'failed' | 'requeued' | 'deferred' | 'igno
 /** Backoff when Graph gave no Retry-After, or the answer was lost. */
 const DEFAULT_RETRY_MS = 30_000;
 
-/** Processes the queue message for mail `id`. */
-export async function processOutboxMail(id: string, deps: OutboxProcessorDependencies): Promise<ProcessOutcome> {
+/** Processes the queue message for mail `id`; `slotAt` is the pacer slot the message holds, if any. */
+export async function processOutboxMail(
+  id: string,
+  deps: OutboxProcessorDependencies,
+  slotAt?: number,
+): Promise<ProcessOutcome> {
   const now = deps.now ?? Date.now;
   const stored = await deps.store.get(id);
   // No record: the accept that wrote this message was rolled back. Final: a redelivered message.
@@ -81,9 +85,14 @@ export async function processOutboxMail(id: string, deps: OutboxProcessorDepende
     ({ record, etag } = settled);
   }
 
-  const reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now());
+  const reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now(), slotAt);
+  if (reservation.kind === 'scheduled') {
+    // The mail has its own slot: it comes back at it, holding it, and nothing else can take it meanwhile.
+    await deps.store.enqueue(id, reservation.slotAt - now(), reservation.slotAt);
+    return 'requeued';
+  }
   if (reservation.kind === 'wait') {
-    await deps.store.enqueue(id, reservation.retryAfterMs);
+    await deps.store.enqueue(id, reservation.retryAfterMs, reservation.slotAt);
     return 'requeued';
   }
   if (reservation.kind === 'tooManyRecipients') {

@@ -160,11 +160,16 @@ export class OutboxStore {
     }
   }
 
-  /** Puts the mail on the queue again, hidden for `delayMs` (capped at the queue's 7 days). */
-  async enqueue(id: string, delayMs: number): Promise<void> {
+  /**
+   * Puts the mail on the queue again, hidden for `delayMs` (capped at the queue's 7 days; the queue counts whole
+   * seconds, so it is rounded up). `slotAt` is the pacer slot the message holds (see MailboxPacer.reserve).
+   */
+  async enqueue(id: string, delayMs: number, slotAt?: number): Promise<void> {
     await ensureQueue(this.queue);
     const seconds = Math.ceil(Math.min(Math.max(delayMs, 0), MAX_QUEUE_DELAY_MS) / 1000);
-    const message = Buffer.from(JSON.stringify({ id }), 'utf8').toString('base64');
+    const message = Buffer.from(JSON.stringify(slotAt === undefined ? { id } : { id, slotAt }), 'utf8').toString(
+      'base64',
+    );
     await this.queue.sendMessage(message, seconds > 0 ? { visibilityTimeout: seconds } : {});
   }
 

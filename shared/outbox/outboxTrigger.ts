@@ -12,7 +12,11 @@ import { failureLogLine } from '../mail/failureLog';
 import { MAX_DEQUEUE_COUNT } from '../watch/notificationProcessor';
 import { failAfterRetries, processOutboxMail, type OutboxProcessorDependencies } from './outboxProcessor';
 
-const outboxMessageSchema = z.object({ id: z.string().min(1).max(100) });
+const outboxMessageSchema = z.object({
+  id: z.string().min(1).max(100),
+  /** The pacer slot the message holds, epoch ms. */
+  slotAt: z.number().int().positive().optional(),
+});
 
 /** Handles one `mail-outbox` message (the host has decoded its base64 JSON). */
 export async function handleOutboxMessage(
@@ -28,9 +32,9 @@ export async function handleOutboxMessage(
     );
     return;
   }
-  const { id } = parsed.data;
+  const { id, slotAt } = parsed.data;
   try {
-    const outcome = await processOutboxMail(id, deps);
+    const outcome = await processOutboxMail(id, deps, slotAt);
     // Read back for the log line: the record says what the outcome left behind (status, ids, problem).
     const record = (await deps.store.get(id))?.record;
     if (outcome === 'failed' && record?.problem) {

@@ -2,12 +2,12 @@
  * The pacing decision for one mailbox as a pure function of its stored state, so that the rules can be checked at
  * simulated times and the storage code only has to read, decide and write atomically.
  *
- * Order of the checks: a mail over the whole daily budget can never go; a mail over what is left of it is deferred
- * (checked before the rate so it is not woken every few seconds only to be deferred again); then the concurrency
- * leases and the message rate.
+ * Order of the checks: a mail over the whole daily budget can never go; a mail over what is left of it at its slot
+ * is deferred; a mail whose slot is later is scheduled for it (its recipients counted at the slot); a mail whose slot
+ * is now, or that comes back holding its slot, goes if a concurrency lease is free.
  */
 import { liveLeases, msUntilFirstExpiry, type LeaseRecord } from './leases';
-import { emissionIntervalUs, messageSlot, US_PER_MS } from './messageRate';
+import { emissionIntervalUs, messageSlot, SLOT_LATENESS_MS, US_PER_MS } from './messageRate';
 import { addRecipients, capacityReturnsAt, recipientsInWindow, type RecipientBuckets } from './recipientWindow';
 
 /** The limits one mailbox is paced at. */
@@ -36,7 +36,8 @@ export const EMPTY_PACING_STATE: PacingState = { messageTatUs: 0, recipientBucke
 /** The answer to one request to send. */
 export type PacingDecision =
   | { kind: 'granted'; leaseId: string; grantedAt: number; expiresAt: number }
-  | { kind: 'wait'; retryAfterMs: number; reason: 'rate' | 'concurrency' }
+  | { kind: 'scheduled'; slotAt: number }
+  | { kind: 'wait'; retryAfterMs: number; reason: 'rate' | 'concurrency'; slotAt?: number }
   | { kind: 'deferred'; notBefore: number; reason: 'dailyRecipients' }
   | { kind: 'tooManyRecipients'; recipientsPerDay: number };
 
@@ -60,44 +61,81 @@ export function checkedLimits(limits: PacerLimits): PacerLimits {
   return limits;
 }
 
-/** Decides whether a mail to `recipients` recipients may go at `nowMs`, taking lease `leaseId` if it may. */
+/**
+ * Decides whether a mail to `recipients` recipients may go at `nowMs`, taking lease `leaseId` if it may.
+ * `heldSlotAt` is the slot an earlier decision scheduled the mail for: its rate and recipients are already counted,
+ * so it only needs a lease, from its slot until {@link SLOT_LATENESS_MS} after it; later, it asks like a new mail.
+ */
 export function decideReservation(
   state: PacingState,
   limits: PacerLimits,
   recipients: number,
   nowMs: number,
   leaseId: string,
+  heldSlotAt?: number,
 ): PacingStep<PacingDecision> {
   positiveInteger('recipients', recipients);
+  const leases = liveLeases(state.leases, nowMs);
+  const intervalUs = emissionIntervalUs(limits.messagesPerMinute);
+  if (heldSlotAt !== undefined && nowMs <= heldSlotAt + SLOT_LATENESS_MS) {
+    if (nowMs < heldSlotAt) {
+      return { result: { kind: 'wait', retryAfterMs: heldSlotAt - nowMs, reason: 'rate', slotAt: heldSlotAt } };
+    }
+    if (leases.length >= limits.maxConcurrent) return { result: concurrencyWait(leases, nowMs, heldSlotAt) };
+    return grant(state, leases, limits, nowMs, leaseId);
+  }
   if (recipients > limits.recipientsPerDay) {
     return { result: { kind: 'tooManyRecipients', recipientsPerDay: limits.recipientsPerDay } };
   }
-  const notBefore = capacityReturnsAt(state.recipientBuckets, nowMs, recipients, limits.recipientsPerDay);
-  if (notBefore > nowMs) return { result: { kind: 'deferred', notBefore, reason: 'dailyRecipients' } };
-
-  const nowUs = Math.floor(nowMs * US_PER_MS);
-  const intervalUs = emissionIntervalUs(limits.messagesPerMinute);
-  const slot = messageSlot(state.messageTatUs, nowUs, intervalUs);
-  const rateWaitMs = slot.kind === 'closed' ? Math.ceil(slot.waitUs / US_PER_MS) : 0;
-  const leases = liveLeases(state.leases, nowMs);
-  if (leases.length >= limits.maxConcurrent) {
-    // A release can come at any moment, so look again after one message interval (or the first expiry, if
-    // sooner); never sooner than the rate allows anyway.
-    const leaseWaitMs = Math.min(msUntilFirstExpiry(leases, nowMs), Math.ceil(intervalUs / US_PER_MS));
-    return { result: { kind: 'wait', retryAfterMs: Math.max(rateWaitMs, leaseWaitMs, 1), reason: 'concurrency' } };
+  const slot = messageSlot(state.messageTatUs, Math.floor(nowMs * US_PER_MS), intervalUs);
+  const slotAt = Math.ceil(slot.slotUs / US_PER_MS);
+  const notBefore = capacityReturnsAt(state.recipientBuckets, slotAt, recipients, limits.recipientsPerDay);
+  if (notBefore > slotAt) return { result: { kind: 'deferred', notBefore, reason: 'dailyRecipients' } };
+  // Recorded at the latest moment the mail can go, so that Exchange's 24 hours end no later than the count's.
+  const recipientBuckets = addRecipients(state.recipientBuckets, nowMs, recipients, slotAt + SLOT_LATENESS_MS);
+  if (slotAt > nowMs) {
+    return {
+      result: { kind: 'scheduled', slotAt },
+      next: { messageTatUs: slot.nextTatUs, recipientBuckets, leases },
+    };
   }
-  if (slot.kind === 'closed') return { result: { kind: 'wait', retryAfterMs: rateWaitMs, reason: 'rate' } };
+  // The slot is now: take it only with a lease, so a mail that cannot go does not use up the rate.
+  if (leases.length >= limits.maxConcurrent) return { result: concurrencyWait(leases, nowMs) };
+  return grant(
+    { ...state, messageTatUs: slot.nextTatUs, recipientBuckets },
+    leases,
+    limits,
+    nowMs,
+    leaseId,
+  );
+}
 
+/** `state` (rate and recipients already counted) with lease `leaseId` added. */
+function grant(
+  state: PacingState,
+  leases: readonly LeaseRecord[],
+  limits: PacerLimits,
+  nowMs: number,
+  leaseId: string,
+): PacingStep<PacingDecision> {
   const expiresAt = nowMs + limits.leaseMs;
   return {
     result: { kind: 'granted', leaseId, grantedAt: nowMs, expiresAt },
-    next: {
-      messageTatUs: slot.nextTatUs,
-      recipientBuckets: addRecipients(state.recipientBuckets, nowMs, recipients),
-      leases: [...leases, { id: leaseId, expiresAt }],
-    },
+    next: { ...state, leases: [...leases, { id: leaseId, expiresAt }] },
   };
 }
+
+/**
+ * All leases are held. A release can come at any moment, so look again soon: after 250 ms or the first expiry,
+ * whichever is sooner (a slot holder keeps its slot meanwhile, as long as its lateness allows).
+ */
+function concurrencyWait(leases: readonly LeaseRecord[], nowMs: number, slotAt?: number): PacingDecision {
+  const retryAfterMs = Math.max(1, Math.min(msUntilFirstExpiry(leases, nowMs), CONCURRENCY_RETRY_MS));
+  return { kind: 'wait', retryAfterMs, reason: 'concurrency', ...(slotAt !== undefined ? { slotAt } : {}) };
+}
+
+/** How soon a mail that found every lease held looks again. */
+const CONCURRENCY_RETRY_MS = 250;
 
 /** Frees lease `leaseId` (and drops expired ones); no write when the lease is already gone. */
 export function releaseLease(state: PacingState, leaseId: string, nowMs: number): PacingStep<void> {

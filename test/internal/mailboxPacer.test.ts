@@ -15,6 +15,7 @@ import {
   type PacingDecision,
   type PacingState,
 } from '../../shared/outbox/pacingRules';
+import { SLOT_LATENESS_MS } from '../../shared/outbox/messageRate';
 import { RECIPIENT_BUCKET_MS, RECIPIENT_WINDOW_MS } from '../../shared/outbox/recipientWindow';
 
 const MINUTE = 60_000;
@@ -47,7 +48,8 @@ interface Simulation {
 /**
  * Runs `senders` senders against one mailbox's state from `T0` until `until`. Each sender tries, holds a grant's
  * lease for a random time (sometimes never releasing it, like a crashed instance), and tries again after a random
- * gap; when told to wait it mostly comes back when told, sometimes early (a caller ignoring the answer).
+ * gap; when told to wait, or given a slot, it mostly comes back when told (up to the allowed lateness after a slot),
+ * sometimes early (a caller ignoring the answer) and sometimes too late for its slot.
  */
 function simulate(
   limits: PacerLimits,
@@ -60,9 +62,9 @@ function simulate(
   let state: PacingState = EMPTY_PACING_STATE;
   const grants: Grant[] = [];
   const held = new Map<string, number>(); // lease id -> expiry as the simulation sees it
-  const answers = { granted: 0, wait: 0, deferred: 0, tooManyRecipients: 0 };
+  const answers = { granted: 0, scheduled: 0, wait: 0, deferred: 0, tooManyRecipients: 0 };
   let maxHeld = 0;
-  type Event = { at: number; sender: number } | { at: number; release: string };
+  type Event = { at: number; sender: number; slotAt?: number; recipients?: number } | { at: number; release: string };
   const events: Event[] = Array.from({ length: senders }, (_, sender) => ({
     at: T0 + Math.floor(random() * 10_000),
     sender,
@@ -79,27 +81,40 @@ function simulate(
       state = releaseLease(state, event.release, now).next ?? state;
       continue;
     }
-    const recipients = 1 + Math.floor(random() * maxRecipients);
+    // A mail holding a slot is the same mail: its recipients were counted with the slot.
+    const recipients = event.recipients ?? 1 + Math.floor(random() * maxRecipients);
     const id = `lease-${nextLease++}`;
-    const step = decideReservation(state, limits, recipients, now, id);
+    const step = decideReservation(state, limits, recipients, now, id, event.slotAt);
     const decision = step.result;
     answers[decision.kind]++;
     state = step.next ?? state;
     let again: number;
+    let slotAt: number | undefined;
     if (decision.kind === 'granted') {
       grants.push({ at: now, recipients });
       held.set(id, decision.expiresAt);
       maxHeld = Math.max(maxHeld, held.size);
       if (random() < 0.9) events.push({ at: now + Math.floor(random() * 2 * limits.leaseMs), release: id });
       again = now + (random() < 0.5 ? 0 : Math.floor(random() * 3 * MINUTE));
+    } else if (decision.kind === 'scheduled') {
+      // Back at the slot, or up to the lateness after it (a slow queue poll), sometimes early or too late.
+      slotAt = decision.slotAt;
+      const r = random();
+      const late = Math.floor(random() * SLOT_LATENESS_MS);
+      again = r < 0.8 ? slotAt + late : r < 0.9 ? now + Math.floor(random() * (slotAt - now)) : slotAt + 3 * late;
     } else if (decision.kind === 'wait') {
+      slotAt = decision.slotAt;
       again = now + (random() < 0.8 ? decision.retryAfterMs : Math.floor(random() * decision.retryAfterMs));
     } else if (decision.kind === 'deferred') {
       again = random() < 0.8 ? decision.notBefore : now + Math.floor(random() * (decision.notBefore - now));
     } else {
       throw new Error('no simulated mail exceeds the daily budget');
     }
-    events.push({ at: Math.max(again, now + 1), sender: event.sender });
+    events.push({
+      at: Math.max(again, now + 1),
+      sender: event.sender,
+      ...(slotAt !== undefined ? { slotAt, recipients } : {}),
+    });
   }
   return { grants, maxHeld, answers };
 }
@@ -153,35 +168,57 @@ describe('message rate (GCRA without burst)', () => {
       if (busiest > messagesPerMinute)
         throw new Error(`seed ${seed}: ${busiest} grants in 60 s > ${messagesPerMinute}`);
       expect(run.maxHeld).toBeLessThanOrEqual(l.maxConcurrent);
-      expect(run.answers.wait).toBeGreaterThan(0);
+      expect(run.answers.scheduled).toBeGreaterThan(0);
     }
   });
 
-  it('reaches the full rate for a sender that retries when told (30 per minute, 10 minutes: 300)', () => {
+  it('reaches 60 s / (60 s + lateness) of the rate for a sender that comes back at its slot (30 per minute, 10 minutes)', () => {
     const l = limits();
     let state = EMPTY_PACING_STATE;
     let now = T0;
     let granted = 0;
+    let slotAt: number | undefined;
     while (now < T0 + 10 * MINUTE) {
-      const step = decideReservation(state, l, 1, now, `m${granted}`);
+      const step = decideReservation(state, l, 1, now, `m${granted}`, slotAt);
+      state = step.next ?? state;
       if (step.result.kind === 'granted') {
         granted++;
-        state = releaseLease(step.next!, step.result.leaseId, now).next!;
+        slotAt = undefined;
+        state = releaseLease(state, step.result.leaseId, now).next!;
       } else {
-        expect(step.result).toMatchObject({ kind: 'wait', reason: 'rate' });
-        if (step.result.kind === 'wait') now += step.result.retryAfterMs;
+        expect(step.result.kind).toBe('scheduled');
+        if (step.result.kind === 'scheduled') now = slotAt = step.result.slotAt;
       }
     }
-    expect(granted).toBe(300);
+    // T = 62 s / 30 = 2066.67 ms: grants at 0, T, 2T, ... within 10 minutes.
+    expect(granted).toBe(Math.floor((10 * MINUTE) / (62_000 / 30)) + 1);
+    expect(granted / 300).toBeGreaterThan(0.96);
   });
 
-  it('answers wait with the exact time to the next slot, and keeps rates that do not divide a minute', () => {
-    const l = limits({ messagesPerMinute: 7 }); // T = 8571.428… ms, kept to the microsecond
-    const state = grant(EMPTY_PACING_STATE, l, 1, T0);
-    const early = decideReservation(state, l, 1, T0 + 1000, 'x').result;
-    expect(early).toEqual({ kind: 'wait', retryAfterMs: 7572, reason: 'rate' });
-    expect(decideReservation(state, l, 1, T0 + 8571, 'x').result.kind).toBe('wait');
-    expect(decideReservation(state, l, 1, T0 + 8572, 'x').result.kind).toBe('granted');
+  it('gives each waiting mail its own slot, the exact time, and keeps rates that do not divide a minute', () => {
+    const l = limits({ messagesPerMinute: 7 }); // T = 62 s / 7 = 8857.142… ms, kept to the microsecond
+    let state = grant(EMPTY_PACING_STATE, l, 1, T0);
+    const slots: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const step = decideReservation(state, l, 1, T0 + 1000, `w${i}`);
+      expect(step.result.kind).toBe('scheduled');
+      if (step.result.kind === 'scheduled') slots.push(step.result.slotAt);
+      state = step.next!;
+    }
+    expect(slots).toEqual([T0 + 8858, T0 + 17715, T0 + 26572]);
+    // A holder early for its slot waits for it, still holding it; at its slot it goes without counting again.
+    expect(decideReservation(state, l, 1, T0 + 8000, 'x', slots[0]).result).toEqual({
+      kind: 'wait',
+      reason: 'rate',
+      retryAfterMs: 858,
+      slotAt: slots[0],
+    });
+    const onTime = decideReservation(state, l, 1, slots[0] + 500, 'x', slots[0]);
+    expect(onTime.result.kind).toBe('granted');
+    expect(onTime.next!.messageTatUs).toBe(state.messageTatUs);
+    // A holder later than the lateness allows asks again, and gets the next free slot.
+    const lapsed = decideReservation(state, l, 1, slots[0] + SLOT_LATENESS_MS + 1, 'y', slots[0]);
+    expect(lapsed.result).toEqual({ kind: 'scheduled', slotAt: T0 + 35429 });
   });
 });
 
@@ -201,7 +238,7 @@ describe('daily recipients (sliding 24 h)', () => {
   it('is not fooled the way GCRA with cost = recipients is: a full burst keeps the mailbox shut for 24 h', () => {
     const l = limits({ recipientsPerDay: 100, messagesPerMinute: 600, maxConcurrent: 10 });
     let state = EMPTY_PACING_STATE;
-    for (let i = 0; i < 10; i++) state = grant(state, l, 10, T0 + i * 100);
+    for (let i = 0; i < 10; i++) state = grant(state, l, 10, T0 + i * 200);
     // GCRA with cost would have drained 12 h of "debt" by now and admitted 50 more recipients.
     const halfDay = decideReservation(state, l, 1, T0 + 12 * 60 * MINUTE, 'x').result;
     expect(halfDay).toEqual({
@@ -236,13 +273,17 @@ describe('daily recipients (sliding 24 h)', () => {
     let state = EMPTY_PACING_STATE;
     let now = T0;
     const grants: Grant[] = [];
+    let slotAt: number | undefined;
     while (now < T0 + 3 * RECIPIENT_WINDOW_MS) {
-      const step = decideReservation(state, l, 10, now, `m${grants.length}`);
+      const step = decideReservation(state, l, 10, now, `m${grants.length}`, slotAt);
       const r = step.result;
+      state = step.next ?? state;
       if (r.kind === 'granted') {
         grants.push({ at: now, recipients: 10 });
-        state = releaseLease(step.next!, r.leaseId, now).next!;
-      } else if (r.kind === 'wait') now += r.retryAfterMs;
+        slotAt = undefined;
+        state = releaseLease(state, r.leaseId, now).next!;
+      } else if (r.kind === 'scheduled') now = slotAt = r.slotAt;
+      else if (r.kind === 'wait') now += r.retryAfterMs;
       else if (r.kind === 'deferred') now = r.notBefore;
     }
     const total = grants.reduce((sum, g) => sum + g.recipients, 0);
@@ -251,7 +292,7 @@ describe('daily recipients (sliding 24 h)', () => {
   });
 
   it('keeps the row small: a mail every minute for 25 hours leaves at most 289 buckets', () => {
-    const l = limits({ recipientsPerDay: 1_000_000, messagesPerMinute: 1 });
+    const l = limits({ recipientsPerDay: 1_000_000, messagesPerMinute: 2 });
     let state = EMPTY_PACING_STATE;
     for (let now = T0; now < T0 + RECIPIENT_WINDOW_MS + 60 * MINUTE; now += MINUTE) {
       state = releaseLease(grant(state, l, 1, now, 'x'), 'x', now).next!;
@@ -275,30 +316,40 @@ describe('concurrency leases', () => {
   it('holds at most maxConcurrent, frees a released lease at once and an unreleased one at expiry', () => {
     const l = limits({ maxConcurrent: 2, leaseMs: MINUTE, messagesPerMinute: 6000 });
     let state = grant(EMPTY_PACING_STATE, l, 1, T0, 'a');
-    state = grant(state, l, 1, T0 + 10, 'b');
-    const full = decideReservation(state, l, 1, T0 + 20, 'c');
-    expect(full.result).toEqual({ kind: 'wait', reason: 'concurrency', retryAfterMs: 10 });
+    state = grant(state, l, 1, T0 + 20, 'b');
+    const full = decideReservation(state, l, 1, T0 + 40, 'c');
+    expect(full.result).toEqual({ kind: 'wait', reason: 'concurrency', retryAfterMs: 250 });
     expect(full.next).toBeUndefined();
 
-    const released = releaseLease(state, 'a', T0 + 30).next!;
+    const released = releaseLease(state, 'a', T0 + 50).next!;
     expect(released.leases.map((x) => x.id)).toEqual(['b']);
-    expect(releaseLease(released, 'a', T0 + 31).next).toBeUndefined(); // idempotent: nothing to write
-    expect(decideReservation(released, l, 1, T0 + 40, 'c').result.kind).toBe('granted');
+    expect(releaseLease(released, 'a', T0 + 51).next).toBeUndefined(); // idempotent: nothing to write
+    expect(decideReservation(released, l, 1, T0 + 60, 'c').result.kind).toBe('granted');
 
     // Nobody releases (crashed instances): the slots come back when the leases expire.
     expect(decideReservation(state, l, 1, T0 + MINUTE - 1, 'c').result.kind).toBe('wait');
-    const afterExpiry = decideReservation(state, l, 1, T0 + MINUTE + 10, 'c');
+    const afterExpiry = decideReservation(state, l, 1, T0 + MINUTE + 30, 'c');
     expect(afterExpiry.result.kind).toBe('granted');
     expect(afterExpiry.next!.leases.map((x) => x.id)).toEqual(['c']);
   });
 
-  it('says when the first lease expires if that is sooner than the next message slot', () => {
-    const l = limits({ maxConcurrent: 1, leaseMs: 500, messagesPerMinute: 1 });
+  it('looks again after 250 ms when every lease is held, or at the first expiry if that is sooner', () => {
+    const l = limits({ maxConcurrent: 1, leaseMs: 200, messagesPerMinute: 1 });
     const state = { ...grant(EMPTY_PACING_STATE, l, 1, T0), messageTatUs: 0 };
     expect(decideReservation(state, l, 1, T0 + 100, 'x').result).toEqual({
       kind: 'wait',
       reason: 'concurrency',
-      retryAfterMs: 400,
+      retryAfterMs: 100,
+    });
+    const long = limits({ maxConcurrent: 1, leaseMs: MINUTE, messagesPerMinute: 1 });
+    const held = { ...grant(EMPTY_PACING_STATE, long, 1, T0), messageTatUs: 0 };
+    expect(decideReservation(held, long, 1, T0 + 100, 'x').result).toMatchObject({ retryAfterMs: 250 });
+    // A slot holder waiting for a lease keeps its slot.
+    expect(decideReservation(held, long, 1, T0 + 100, 'x', T0 + 50).result).toEqual({
+      kind: 'wait',
+      reason: 'concurrency',
+      retryAfterMs: 250,
+      slotAt: T0 + 50,
     });
   });
 });
@@ -306,9 +357,9 @@ describe('concurrency leases', () => {
 describe('status and input', () => {
   it('peeks at the next slot, the recipients in the window and the leases held', () => {
     const l = limits();
-    const state = grant(grant(EMPTY_PACING_STATE, l, 7, T0, 'a'), l, 3, T0 + 2000, 'b');
+    const state = grant(grant(EMPTY_PACING_STATE, l, 7, T0, 'a'), l, 3, T0 + 2100, 'b');
     expect(pacingStatus(state, l, T0 + 2500)).toEqual({
-      nextSlotAt: T0 + 4000,
+      nextSlotAt: T0 + 4167, // T = 62 s / 30 = 2066.67 ms after the second grant
       recipientsInWindow: 10,
       recipientsRemaining: 9_990,
       activeLeases: 2,
