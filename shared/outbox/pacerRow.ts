@@ -5,6 +5,7 @@
  */
 import type { TableEntity, TableEntityResult } from '@azure/data-tables';
 import type { LeaseRecord } from './leases';
+import type { MessageBuckets } from './messageWindow';
 import type { PacingState } from './pacingRules';
 import type { RecipientBuckets } from './recipientWindow';
 
@@ -13,6 +14,8 @@ export interface PacerEntity {
   partitionKey: string;
   rowKey: string;
   messageTatUs: number | { value: number; type: 'Double' };
+  /** JSON `[[bucket, messages], …]`; absent in rows written before the sliding minute was kept. */
+  messageBuckets?: string;
   /** JSON `[[bucket, recipients], …]`. */
   recipientBuckets: string;
   /** JSON `[{ id, expiresAt }, …]`. */
@@ -25,6 +28,7 @@ export function toPacerEntity(partitionKey: string, state: PacingState): TableEn
     partitionKey,
     rowKey: '',
     messageTatUs: { value: state.messageTatUs, type: 'Double' },
+    messageBuckets: JSON.stringify(state.messageBuckets),
     recipientBuckets: JSON.stringify(state.recipientBuckets),
     leases: JSON.stringify(state.leases),
   };
@@ -34,12 +38,9 @@ export function toPacerEntity(partitionKey: string, state: PacingState): TableEn
 export function fromPacerEntity(entity: TableEntityResult<PacerEntity>): PacingState {
   const tat = typeof entity.messageTatUs === 'number' ? entity.messageTatUs : Number.NaN;
   const buckets = parseJson(entity.recipientBuckets);
+  const messages = entity.messageBuckets === undefined ? [] : parseJson(entity.messageBuckets);
   const leases = parseJson(entity.leases);
-  const bucketsOk =
-    Array.isArray(buckets) &&
-    buckets.every(
-      (b) => Array.isArray(b) && b.length === 2 && Number.isSafeInteger(b[0]) && Number.isSafeInteger(b[1]),
-    );
+  const bucketsOk = isBucketList(buckets) && isBucketList(messages);
   const leasesOk =
     Array.isArray(leases) &&
     leases.every(
@@ -51,11 +52,23 @@ export function fromPacerEntity(entity: TableEntityResult<PacerEntity>): PacingS
     );
   if (!Number.isFinite(tat) || !bucketsOk || !leasesOk) {
     throw new Error(
-      `mailbox pacing row ${entity.partitionKey} is malformed (messageTatUs, recipientBuckets or leases); ` +
+      `mailbox pacing row ${entity.partitionKey} is malformed (messageTatUs, messageBuckets, recipientBuckets or leases); ` +
         'delete it to reset that mailbox’s pacing',
     );
   }
-  return { messageTatUs: tat, recipientBuckets: buckets as RecipientBuckets, leases: leases as LeaseRecord[] };
+  return {
+    messageTatUs: tat,
+    messageBuckets: messages as MessageBuckets,
+    recipientBuckets: buckets as RecipientBuckets,
+    leases: leases as LeaseRecord[],
+  };
+}
+
+function isBucketList(value: unknown): boolean {
+  return (
+    Array.isArray(value) &&
+    value.every((b) => Array.isArray(b) && b.length === 2 && Number.isSafeInteger(b[0]) && Number.isSafeInteger(b[1]))
+  );
 }
 
 function parseJson(text: unknown): unknown {

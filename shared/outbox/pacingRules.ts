@@ -2,12 +2,14 @@
  * The pacing decision for one mailbox as a pure function of its stored state, so that the rules can be checked at
  * simulated times and the storage code only has to read, decide and write atomically.
  *
- * Order of the checks: a mail over the whole daily budget can never go; a mail over what is left of it at its slot
- * is deferred; a mail whose slot is later is scheduled for it (its recipients counted at the slot); a mail whose slot
- * is now, or that comes back holding its slot, goes if a concurrency lease is free.
+ * Order of the checks: a mail over the whole daily budget can never go; a mail whose slot in the schedule is later
+ * is scheduled for it (messageRate.ts); at its slot (or at once, when the schedule is free) it is deferred if its
+ * recipients no longer fit the day's budget, waits if the sliding minute is full or every concurrency lease is held,
+ * and goes otherwise, counted in the minute and the day.
  */
 import { liveLeases, msUntilFirstExpiry, type LeaseRecord } from './leases';
-import { emissionIntervalUs, messageSlot, SLOT_LATENESS_MS, US_PER_MS } from './messageRate';
+import { emissionIntervalUs, messageSlot, US_PER_MS } from './messageRate';
+import { addMessage, messageCapacityAt, type MessageBuckets } from './messageWindow';
 import { addRecipients, capacityReturnsAt, recipientsInWindow, type RecipientBuckets } from './recipientWindow';
 
 /** The limits one mailbox is paced at. */
@@ -24,14 +26,21 @@ export interface PacerLimits {
 
 /** What the mailbox's row holds. */
 export interface PacingState {
-  /** GCRA theoretical arrival time of the next message, epoch microseconds. */
+  /** GCRA theoretical arrival time of the next slot, epoch microseconds. */
   messageTatUs: number;
+  /** Messages sent over the last 60 seconds. */
+  messageBuckets: MessageBuckets;
   recipientBuckets: RecipientBuckets;
   leases: readonly LeaseRecord[];
 }
 
 /** The state of a mailbox that has never sent. */
-export const EMPTY_PACING_STATE: PacingState = { messageTatUs: 0, recipientBuckets: [], leases: [] };
+export const EMPTY_PACING_STATE: PacingState = {
+  messageTatUs: 0,
+  messageBuckets: [],
+  recipientBuckets: [],
+  leases: [],
+};
 
 /** The answer to one request to send. */
 export type PacingDecision =
@@ -63,8 +72,8 @@ export function checkedLimits(limits: PacerLimits): PacerLimits {
 
 /**
  * Decides whether a mail to `recipients` recipients may go at `nowMs`, taking lease `leaseId` if it may.
- * `heldSlotAt` is the slot an earlier decision scheduled the mail for: its rate and recipients are already counted,
- * so it only needs a lease, from its slot until {@link SLOT_LATENESS_MS} after it; later, it asks like a new mail.
+ * `heldSlotAt` is the slot an earlier decision scheduled the mail for; a holder keeps it until it goes, however late
+ * it comes back (the sliding minute keeps the limit).
  */
 export function decideReservation(
   state: PacingState,
@@ -75,66 +84,53 @@ export function decideReservation(
   heldSlotAt?: number,
 ): PacingStep<PacingDecision> {
   positiveInteger('recipients', recipients);
-  const leases = liveLeases(state.leases, nowMs);
-  const intervalUs = emissionIntervalUs(limits.messagesPerMinute);
-  if (heldSlotAt !== undefined && nowMs <= heldSlotAt + SLOT_LATENESS_MS) {
-    if (nowMs < heldSlotAt) {
-      return { result: { kind: 'wait', retryAfterMs: heldSlotAt - nowMs, reason: 'rate', slotAt: heldSlotAt } };
-    }
-    if (leases.length >= limits.maxConcurrent) return { result: concurrencyWait(leases, nowMs, heldSlotAt) };
-    return grant(state, leases, limits, nowMs, leaseId);
-  }
   if (recipients > limits.recipientsPerDay) {
     return { result: { kind: 'tooManyRecipients', recipientsPerDay: limits.recipientsPerDay } };
   }
-  const slot = messageSlot(state.messageTatUs, Math.floor(nowMs * US_PER_MS), intervalUs);
-  const slotAt = Math.ceil(slot.slotUs / US_PER_MS);
-  const notBefore = capacityReturnsAt(state.recipientBuckets, slotAt, recipients, limits.recipientsPerDay);
-  if (notBefore > slotAt) return { result: { kind: 'deferred', notBefore, reason: 'dailyRecipients' } };
-  // Recorded at the latest moment the mail can go, so that Exchange's 24 hours end no later than the count's.
-  const recipientBuckets = addRecipients(state.recipientBuckets, nowMs, recipients, slotAt + SLOT_LATENESS_MS);
-  if (slotAt > nowMs) {
-    return {
-      result: { kind: 'scheduled', slotAt },
-      next: { messageTatUs: slot.nextTatUs, recipientBuckets, leases },
-    };
+  let messageTatUs = state.messageTatUs;
+  const slotAt = heldSlotAt ?? nowMs;
+  if (heldSlotAt === undefined) {
+    const slot = messageSlot(
+      state.messageTatUs,
+      Math.floor(nowMs * US_PER_MS),
+      emissionIntervalUs(limits.messagesPerMinute),
+    );
+    const scheduledAt = Math.ceil(slot.slotUs / US_PER_MS);
+    if (scheduledAt > nowMs) {
+      return { result: { kind: 'scheduled', slotAt: scheduledAt }, next: { ...state, messageTatUs: slot.nextTatUs } };
+    }
+    // The schedule is free now: the slot is taken only if the mail goes, so a mail that cannot does not use it up.
+    messageTatUs = slot.nextTatUs;
+  } else if (nowMs < heldSlotAt) {
+    return { result: { kind: 'wait', retryAfterMs: heldSlotAt - nowMs, reason: 'rate', slotAt: heldSlotAt } };
   }
-  // The slot is now: take it only with a lease, so a mail that cannot go does not use up the rate.
-  if (leases.length >= limits.maxConcurrent) return { result: concurrencyWait(leases, nowMs) };
-  return grant(
-    { ...state, messageTatUs: slot.nextTatUs, recipientBuckets },
-    leases,
-    limits,
-    nowMs,
-    leaseId,
-  );
-}
+  const held = heldSlotAt !== undefined ? { slotAt } : {};
 
-/** `state` (rate and recipients already counted) with lease `leaseId` added. */
-function grant(
-  state: PacingState,
-  leases: readonly LeaseRecord[],
-  limits: PacerLimits,
-  nowMs: number,
-  leaseId: string,
-): PacingStep<PacingDecision> {
+  const notBefore = capacityReturnsAt(state.recipientBuckets, nowMs, recipients, limits.recipientsPerDay);
+  if (notBefore > nowMs) return { result: { kind: 'deferred', notBefore, reason: 'dailyRecipients' } };
+  const minuteFreesAt = messageCapacityAt(state.messageBuckets, nowMs, limits.messagesPerMinute);
+  if (minuteFreesAt > nowMs) {
+    return { result: { kind: 'wait', retryAfterMs: minuteFreesAt - nowMs, reason: 'rate', ...held } };
+  }
+  const leases = liveLeases(state.leases, nowMs);
+  if (leases.length >= limits.maxConcurrent) {
+    // A release can come at any moment, so look again soon: after 250 ms, or the first expiry if sooner.
+    const retryAfterMs = Math.max(1, Math.min(msUntilFirstExpiry(leases, nowMs), CONCURRENCY_RETRY_MS));
+    return { result: { kind: 'wait', retryAfterMs, reason: 'concurrency', ...held } };
+  }
   const expiresAt = nowMs + limits.leaseMs;
   return {
     result: { kind: 'granted', leaseId, grantedAt: nowMs, expiresAt },
-    next: { ...state, leases: [...leases, { id: leaseId, expiresAt }] },
+    next: {
+      messageTatUs,
+      messageBuckets: addMessage(state.messageBuckets, nowMs),
+      recipientBuckets: addRecipients(state.recipientBuckets, nowMs, recipients),
+      leases: [...leases, { id: leaseId, expiresAt }],
+    },
   };
 }
 
-/**
- * All leases are held. A release can come at any moment, so look again soon: after 250 ms or the first expiry,
- * whichever is sooner (a slot holder keeps its slot meanwhile, as long as its lateness allows).
- */
-function concurrencyWait(leases: readonly LeaseRecord[], nowMs: number, slotAt?: number): PacingDecision {
-  const retryAfterMs = Math.max(1, Math.min(msUntilFirstExpiry(leases, nowMs), CONCURRENCY_RETRY_MS));
-  return { kind: 'wait', retryAfterMs, reason: 'concurrency', ...(slotAt !== undefined ? { slotAt } : {}) };
-}
-
-/** How soon a mail that found every lease held looks again. */
+/** How soon a mail that found every concurrency lease held looks again. */
 const CONCURRENCY_RETRY_MS = 250;
 
 /** Frees lease `leaseId` (and drops expired ones); no write when the lease is already gone. */

@@ -61,17 +61,9 @@ export function capacityReturnsAt(
   throw new RangeError(`${recipients} recipients can never fit a daily budget of ${budget}`);
 }
 
-/**
- * `buckets` at `nowMs` with `recipients` added to the bucket of `atMs` (default now; later for a mail that goes
- * later) and the buckets no check from now on counts dropped.
- */
-export function addRecipients(
-  buckets: RecipientBuckets,
-  nowMs: number,
-  recipients: number,
-  atMs: number = nowMs,
-): RecipientBuckets {
-  const current = bucketOf(Math.max(atMs, nowMs));
+/** `buckets` at `nowMs` with `recipients` added to the current bucket and the uncounted buckets dropped. */
+export function addRecipients(buckets: RecipientBuckets, nowMs: number, recipients: number): RecipientBuckets {
+  const current = bucketOf(nowMs);
   const kept = countedBuckets(buckets, nowMs).map(([bucket, count]) => [bucket, count] as [number, number]);
   const existing = kept.find(([bucket]) => bucket === current);
   if (existing) existing[1] += recipients;

@@ -15,7 +15,6 @@ import {
   type PacingDecision,
   type PacingState,
 } from '../../shared/outbox/pacingRules';
-import { SLOT_LATENESS_MS } from '../../shared/outbox/messageRate';
 import { RECIPIENT_BUCKET_MS, RECIPIENT_WINDOW_MS } from '../../shared/outbox/recipientWindow';
 
 const MINUTE = 60_000;
@@ -49,7 +48,7 @@ interface Simulation {
  * Runs `senders` senders against one mailbox's state from `T0` until `until`. Each sender tries, holds a grant's
  * lease for a random time (sometimes never releasing it, like a crashed instance), and tries again after a random
  * gap; when told to wait, or given a slot, it mostly comes back when told (up to the allowed lateness after a slot),
- * sometimes early (a caller ignoring the answer) and sometimes too late for its slot.
+ * sometimes early (a caller ignoring the answer) and sometimes much later.
  */
 function simulate(
   limits: PacerLimits,
@@ -97,11 +96,11 @@ function simulate(
       if (random() < 0.9) events.push({ at: now + Math.floor(random() * 2 * limits.leaseMs), release: id });
       again = now + (random() < 0.5 ? 0 : Math.floor(random() * 3 * MINUTE));
     } else if (decision.kind === 'scheduled') {
-      // Back at the slot, or up to the lateness after it (a slow queue poll), sometimes early or too late.
+      // Back at the slot, or a little after it (a slow queue poll), sometimes early or much later.
       slotAt = decision.slotAt;
       const r = random();
-      const late = Math.floor(random() * SLOT_LATENESS_MS);
-      again = r < 0.8 ? slotAt + late : r < 0.9 ? now + Math.floor(random() * (slotAt - now)) : slotAt + 3 * late;
+      const late = Math.floor(random() * 2000);
+      again = r < 0.8 ? slotAt + late : r < 0.9 ? now + Math.floor(random() * (slotAt - now)) : slotAt + 30 * late;
     } else if (decision.kind === 'wait') {
       slotAt = decision.slotAt;
       again = now + (random() < 0.8 ? decision.retryAfterMs : Math.floor(random() * decision.retryAfterMs));
@@ -152,7 +151,13 @@ function grant(state: PacingState, l: PacerLimits, recipients: number, now: numb
   return step.next!;
 }
 
-describe('message rate (GCRA without burst)', () => {
+function grantHeld(state: PacingState, l: PacerLimits, now: number, slotAt: number): PacingState {
+  const step = decideReservation(state, l, 1, now, `held-${now}`, slotAt);
+  expect(step.result.kind).toBe('granted');
+  return step.next!;
+}
+
+describe('message rate (a schedule of slots, a sliding minute)', () => {
   it('never grants more than messagesPerMinute in any 60-second window, for 200 random schedules', () => {
     const rates = [1, 2, 7, 30, 45, 100, 600];
     for (let seed = 1; seed <= 200; seed++) {
@@ -172,7 +177,7 @@ describe('message rate (GCRA without burst)', () => {
     }
   });
 
-  it('reaches 60 s / (60 s + lateness) of the rate for a sender that comes back at its slot (30 per minute, 10 minutes)', () => {
+  it('reaches 60 s / 60.5 s of the rate for a sender that comes back at its slot (30 per minute, 10 minutes)', () => {
     const l = limits();
     let state = EMPTY_PACING_STATE;
     let now = T0;
@@ -190,13 +195,13 @@ describe('message rate (GCRA without burst)', () => {
         if (step.result.kind === 'scheduled') now = slotAt = step.result.slotAt;
       }
     }
-    // T = 62 s / 30 = 2066.67 ms: grants at 0, T, 2T, ... within 10 minutes.
-    expect(granted).toBe(Math.floor((10 * MINUTE) / (62_000 / 30)) + 1);
-    expect(granted / 300).toBeGreaterThan(0.96);
+    // T = 60.5 s / 30 = 2016.67 ms: grants at 0, T, 2T, ... within 10 minutes.
+    expect(granted).toBe(Math.floor((10 * MINUTE) / (60_500 / 30)) + 1);
+    expect(granted / 300).toBeGreaterThan(0.99);
   });
 
-  it('gives each waiting mail its own slot, the exact time, and keeps rates that do not divide a minute', () => {
-    const l = limits({ messagesPerMinute: 7 }); // T = 62 s / 7 = 8857.142… ms, kept to the microsecond
+  it('gives each waiting mail its own slot, at the exact time, for rates that do not divide a minute', () => {
+    const l = limits({ messagesPerMinute: 7 }); // T = 60.5 s / 7 = 8642.857… ms, kept to the microsecond
     let state = grant(EMPTY_PACING_STATE, l, 1, T0);
     const slots: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -205,20 +210,40 @@ describe('message rate (GCRA without burst)', () => {
       if (step.result.kind === 'scheduled') slots.push(step.result.slotAt);
       state = step.next!;
     }
-    expect(slots).toEqual([T0 + 8858, T0 + 17715, T0 + 26572]);
-    // A holder early for its slot waits for it, still holding it; at its slot it goes without counting again.
+    expect(slots).toEqual([T0 + 8643, T0 + 17286, T0 + 25929]);
+    // A holder early for its slot waits for it, still holding it; at its slot it goes without a new slot.
     expect(decideReservation(state, l, 1, T0 + 8000, 'x', slots[0]).result).toEqual({
       kind: 'wait',
       reason: 'rate',
-      retryAfterMs: 858,
+      retryAfterMs: 643,
       slotAt: slots[0],
     });
     const onTime = decideReservation(state, l, 1, slots[0] + 500, 'x', slots[0]);
     expect(onTime.result.kind).toBe('granted');
     expect(onTime.next!.messageTatUs).toBe(state.messageTatUs);
-    // A holder later than the lateness allows asks again, and gets the next free slot.
-    const lapsed = decideReservation(state, l, 1, slots[0] + SLOT_LATENESS_MS + 1, 'y', slots[0]);
-    expect(lapsed.result).toEqual({ kind: 'scheduled', slotAt: T0 + 35429 });
+    // However late a holder comes back, it keeps its place.
+    expect(decideReservation(state, l, 1, slots[0] + 10 * MINUTE, 'y', slots[0]).result.kind).toBe('granted');
+  });
+
+  it('holds late holders that bunch up to the sliding minute, and says when it frees', () => {
+    const l = limits({ messagesPerMinute: 3, leaseMs: 1000 });
+    let state = EMPTY_PACING_STATE;
+    const slots: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const step = decideReservation(state, l, 1, T0, `s${i}`);
+      state = step.next!;
+      slots.push(step.result.kind === 'scheduled' ? step.result.slotAt : T0);
+    }
+    // All five come back together, two minutes late: three go, the fourth waits for the first bucket to leave.
+    const back = T0 + 2 * MINUTE + 40_000;
+    for (let i = 0; i < 3; i++) state = grantHeld(state, l, back + i, slots[i + 1]);
+    expect(decideReservation(state, l, 1, back + 10, 'x', slots[4]).result).toEqual({
+      kind: 'wait',
+      reason: 'rate',
+      retryAfterMs: MINUTE + 500 - 10,
+      slotAt: slots[4],
+    });
+    expect(decideReservation(state, l, 1, back + MINUTE + 500, 'x', slots[4]).result.kind).toBe('granted');
   });
 });
 
@@ -334,14 +359,14 @@ describe('concurrency leases', () => {
   });
 
   it('looks again after 250 ms when every lease is held, or at the first expiry if that is sooner', () => {
-    const l = limits({ maxConcurrent: 1, leaseMs: 200, messagesPerMinute: 1 });
+    const l = limits({ maxConcurrent: 1, leaseMs: 200, messagesPerMinute: 600 });
     const state = { ...grant(EMPTY_PACING_STATE, l, 1, T0), messageTatUs: 0 };
     expect(decideReservation(state, l, 1, T0 + 100, 'x').result).toEqual({
       kind: 'wait',
       reason: 'concurrency',
       retryAfterMs: 100,
     });
-    const long = limits({ maxConcurrent: 1, leaseMs: MINUTE, messagesPerMinute: 1 });
+    const long = limits({ maxConcurrent: 1, leaseMs: MINUTE, messagesPerMinute: 600 });
     const held = { ...grant(EMPTY_PACING_STATE, long, 1, T0), messageTatUs: 0 };
     expect(decideReservation(held, long, 1, T0 + 100, 'x').result).toMatchObject({ retryAfterMs: 250 });
     // A slot holder waiting for a lease keeps its slot.
@@ -359,7 +384,7 @@ describe('status and input', () => {
     const l = limits();
     const state = grant(grant(EMPTY_PACING_STATE, l, 7, T0, 'a'), l, 3, T0 + 2100, 'b');
     expect(pacingStatus(state, l, T0 + 2500)).toEqual({
-      nextSlotAt: T0 + 4167, // T = 62 s / 30 = 2066.67 ms after the second grant
+      nextSlotAt: T0 + 4117, // T = 60.5 s / 30 = 2016.67 ms after the second grant
       recipientsInWindow: 10,
       recipientsRemaining: 9_990,
       activeLeases: 2,
