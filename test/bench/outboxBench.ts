@@ -55,6 +55,8 @@ export interface OutboxRunResult {
   /** Per mailbox: Graph-accepted sends in the busiest 60 s, and the sustained rate between first and last, per minute. */
   busiestMinute: { min: number; max: number };
   sustainedRatio: { min: number; mean: number };
+  /** The same from the moment the last mail was accepted (the callers' load on the 2 shared cores over) to the end. */
+  afterAcceptRatio: { min: number; mean: number };
   throttled429: number;
   duplicates: number;
   ndrs: number;
@@ -220,6 +222,7 @@ async function runOnce(
       }),
     );
     await killer;
+    const acceptedAt = Date.now();
 
     // Wait until Graph accepted every mail, or nothing moved for a while (then count what is missing).
     const accepted = ids.filter(Boolean).length;
@@ -258,6 +261,16 @@ async function runOnce(
       const perMinute = ((times.length - 1) / Math.max(1, times[times.length - 1] - times[0])) * 60_000;
       return perMinute / options.messagesPerMinute;
     });
+    const afterAccept = mailboxes
+      .map((m) => {
+        const times = graph
+          .submissions(m)
+          .messages.filter((r) => r.subject.startsWith(subjectPrefix) && r.submittedAt.getTime() >= acceptedAt)
+          .map((r) => r.submittedAt.getTime());
+        if (times.length < 2) return NaN;
+        return ((times.length / Math.max(1, Math.max(...times) - acceptedAt)) * 60_000) / options.messagesPerMinute;
+      })
+      .filter((x) => !Number.isNaN(x));
     const holdSeconds = ours.map((r) => ((r.deliveredAt ?? new Date()).getTime() - r.submittedAt.getTime()) / 1000);
 
     // Every accepted id's final status, asked of the host that accepted it (in (b) each host has its own storage),
@@ -289,6 +302,10 @@ async function runOnce(
       sustainedRatio: {
         min: Math.min(...sustained),
         mean: sustained.reduce((s, x) => s + x, 0) / sustained.length,
+      },
+      afterAcceptRatio: {
+        min: Math.min(...afterAccept),
+        mean: afterAccept.reduce((sum, x) => sum + x, 0) / Math.max(1, afterAccept.length),
       },
       throttled429: graph.requests.filter((r) => r.status === 429).length,
       duplicates: ours.length - subjects.size,
