@@ -119,6 +119,18 @@ describe('local Functions host: HTTP streaming', () => {
     exchange.socket.destroy();
   });
 
+  it('relays an answer given before the body was read whole, and discards the rest of the body', async () => {
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${url}/api/firstChunk`, {
+        method: 'POST',
+        headers: { 'x-functions-key': FUNCTION_KEY, 'content-type': 'application/octet-stream' },
+        body: Buffer.alloc(SIZE_LIMIT - 1, 'a'),
+      });
+      expect(res.status).toBe(200);
+      expect(await res.text()).toMatch(/^a+$/);
+    }
+  });
+
   it('forwards a body sent in many small writes byte-exact, with headers, route parameters and the public URL', async () => {
     const body = randomBytes(700 * 1024);
     const exchange = rawRequest(

@@ -7,7 +7,7 @@
  * the two, hands the handler an `HttpRequest` whose body is that stream, and writes the handler's response on the
  * proxied exchange, which the host relays to the client. Nothing is buffered on the way in either direction.
  */
-import { request as httpRequest, Server, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent, request as httpRequest, Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { CoreProgrammingModel } from './coreShim';
 
@@ -127,7 +127,12 @@ export function forwardToWorker(
   headers['x-forwarded-host'] = publicUrl.host;
   headers['x-forwarded-proto'] = publicUrl.protocol.replace(/:$/, '');
 
-  const proxied = httpRequest(target, { method: req.method, headers });
+  // One connection per request, kept alive until the host is done with it: a handler that answers without reading
+  // its whole body (a refusal) leaves the rest unread on the worker's side, so a pooled connection would carry the
+  // next request into that body, and a `Connection: close` one would be closed under the body still being written.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const proxied = httpRequest(target, { method: req.method, headers, agent });
+  proxied.once('close', () => agent.destroy());
   let settle: (outcome: ForwardedBody) => void = () => undefined;
   const body = new Promise<ForwardedBody>((resolve) => {
     let settled = false;
@@ -187,6 +192,7 @@ export function forwardToWorker(
     abort: () => {
       stopForwarding();
       proxied.destroy();
+      agent.destroy();
     },
   };
 }
