@@ -20,7 +20,7 @@ const REPO_ROOT = path.resolve(__dirname, '../..');
 const FIXTURE_SOURCES = path.join(__dirname, 'fixtures', 'hostFunctionsStreaming', 'functions');
 const FUNCTION_KEY = 'streaming-function-key-81d2';
 const MASTER_KEY = 'streaming-master-key-0c4e';
-const SIZE_LIMIT = 1024 * 1024;
+const SIZE_LIMIT = 8 * 1024 * 1024;
 
 let projectRoot: string;
 let child: ChildProcess;
@@ -132,15 +132,17 @@ describe('local Functions host: HTTP streaming', () => {
   });
 
   it('forwards a body sent in many small writes byte-exact, with headers, route parameters and the public URL', async () => {
-    const body = randomBytes(700 * 1024);
+    const body = randomBytes(6 * 1024 * 1024 + 193);
     const exchange = rawRequest(
       `POST /api/digest/many-writes?x=1 HTTP/1.1\r\nHost: gateway.example:${port}\r\n` +
         `x-functions-key: ${FUNCTION_KEY}\r\nContent-Type: application/octet-stream\r\n` +
         `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
     );
-    for (let offset = 0; offset < body.length; offset += 997) {
-      exchange.socket.write(body.subarray(offset, offset + 997));
-      if (offset % (97 * 997) === 0) await new Promise((r) => setTimeout(r, 1));
+    let writes = 0;
+    for (let offset = 0; offset < body.length; writes++) {
+      const size = 1 + ((writes * 7919) % 4096);
+      await new Promise((resolve) => exchange.socket.write(body.subarray(offset, offset + size), resolve));
+      offset += size;
     }
     await exchange.closed;
     const [head, json] = exchange.response().split('\r\n\r\n');
