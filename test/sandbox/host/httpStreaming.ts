@@ -79,6 +79,7 @@ export function streamingInvocationModel(
 /** Runs `start` with every HTTP server that starts listening meanwhile (synchronously) unref'd. */
 async function withServersUnrefd<T>(start: () => Promise<T>): Promise<T> {
   const prototype = Server.prototype as unknown as { listen: (...args: unknown[]) => Server };
+  const hadOwn = Object.prototype.hasOwnProperty.call(prototype, 'listen');
   const listen = prototype.listen;
   prototype.listen = function listenUnrefd(this: Server, ...args: unknown[]): Server {
     return listen.apply(this, args).unref();
@@ -87,7 +88,9 @@ async function withServersUnrefd<T>(start: () => Promise<T>): Promise<T> {
   try {
     started = start();
   } finally {
-    prototype.listen = listen;
+    // Put back exactly what was there: http.Server normally inherits `listen` from net.Server.
+    if (hadOwn) prototype.listen = listen;
+    else delete (prototype as { listen?: unknown }).listen;
   }
   return started;
 }
