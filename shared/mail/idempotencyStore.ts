@@ -120,8 +120,3 @@ export class IdempotencyStore {
 function keyHash(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
-
-/** The hash identifying a request body for idempotency comparisons. */
-export function requestHash(body: Buffer | string): string {
-  return createHash('sha256').update(body).digest('hex');
-}

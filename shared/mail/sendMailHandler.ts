@@ -16,8 +16,9 @@ import { failureLogLine } from './failureLog';
 import { AdminConsentMissingError } from '../identity/tokenClaims';
 import { requiredGraphRoles } from './composeMessage';
 import { credentialDependencyProblem, storageDependencyProblem } from './dependencyProblems';
-import { IDEMPOTENCY_TABLE, requestHash, type IdempotencyStore } from './idempotencyStore';
+import { IDEMPOTENCY_TABLE, type IdempotencyStore } from './idempotencyStore';
 import { OUTBOX_TABLE, type OutboxStore } from '../outbox/outboxStore';
+import type { StagedPayload } from '../outbox/stagedPayload';
 import { isAllowedSender } from './senderPolicy';
 import { hasControlCharacter } from './textRules';
 import {
@@ -32,7 +33,7 @@ import {
   unsupportedMediaProblem,
   validationProblem,
 } from './sendProblems';
-import { readRequestBytes } from './requestBytes';
+import { BodyStreamError, readSendBody } from './sendBodyReader';
 import { parseSendRequest, type SendRequest } from './sendRequest';
 
 /** What the handler needs; the function file passes the process-wide instances. */
@@ -117,42 +118,51 @@ async function send(
   const declared = Number(req.headers.get('content-length') ?? NaN);
   if (declared > config.maxSendRequestBytes) throw tooLargeProblem(config.maxSendRequestBytes);
   const key = req.headers.get('idempotency-key');
-  const { json, hash } = await readJson(req, config.maxSendRequestBytes, key !== null);
-  if (!json || typeof json !== 'object' || Array.isArray(json))
-    throw notJsonProblem('The body is JSON but not an object.');
-  // Name the mailbox in the log even when validation fails, when `from` is at least a plain, printable address.
-  const from = (json as { from?: unknown }).from;
-  if (typeof from === 'string' && from.length <= 254 && /^[^\s@]+@[^\s@]+$/.test(from) && !hasControlCharacter(from))
-    facts.mailbox = from.toLowerCase();
-  const parsed = parseSendRequest(json);
-  if (!parsed.ok) throw validationProblem(parsed.problems);
-  const request = parsed.request;
-  facts.mailbox = request.from;
-  if (!isAllowedSender(config.allowedSenders, request.from)) throw senderNotAllowedProblem(request.from);
+  // The request goes to the outbox blob as it arrives, uncommitted until it passed every check below.
+  const id = randomUUID();
+  const payload = deps.outbox.stagePayload(id);
+  try {
+    const { json, hash } = await readJson(req, config.maxSendRequestBytes, key !== null, payload);
+    if (!json || typeof json !== 'object' || Array.isArray(json))
+      throw notJsonProblem('The body is JSON but not an object.');
+    // Name the mailbox in the log even when validation fails, when `from` is at least a plain, printable address.
+    const from = (json as { from?: unknown }).from;
+    if (typeof from === 'string' && from.length <= 254 && /^[^\s@]+@[^\s@]+$/.test(from) && !hasControlCharacter(from))
+      facts.mailbox = from.toLowerCase();
+    const parsed = parseSendRequest(json);
+    if (!parsed.ok) throw validationProblem(parsed.problems);
+    const request = parsed.request;
+    facts.mailbox = request.from;
+    if (!isAllowedSender(config.allowedSenders, request.from)) throw senderNotAllowedProblem(request.from);
 
-  if (request.sendAt !== undefined && request.sendAt > Date.now() + MAX_SEND_AT_AHEAD_MS) {
-    throw validationProblem([{ field: 'sendAt', message: 'must be at most 7 days ahead' }]);
+    if (request.sendAt !== undefined && request.sendAt > Date.now() + MAX_SEND_AT_AHEAD_MS) {
+      throw validationProblem([{ field: 'sendAt', message: 'must be at most 7 days ahead' }]);
+    }
+    const wait = preferredWaitSeconds(req.headers.get('prefer'));
+
+    const accepted = await acceptOnce(id, request, payload, key, hash, context, deps);
+    if (wait === undefined || accepted.status !== 202 || typeof accepted.body !== 'string') return accepted;
+    const replayed = (accepted.headers as Record<string, string> | undefined)?.['idempotent-replayed'];
+    const { id: acceptedId } = JSON.parse(accepted.body) as { id: string };
+    return await waitForOutcome(acceptedId, wait, deps, replayed ? { 'idempotent-replayed': replayed } : {});
+  } finally {
+    // Refused, replayed or failed: the staged blocks go (a stored mail's payload is committed and stays).
+    await payload.discard();
   }
-  const wait = preferredWaitSeconds(req.headers.get('prefer'));
-
-  const accepted = await acceptOnce(request, json, key, hash, context, deps);
-  if (wait === undefined || accepted.status !== 202 || typeof accepted.body !== 'string') return accepted;
-  const { id } = JSON.parse(accepted.body) as { id: string };
-  const replayed = (accepted.headers as Record<string, string> | undefined)?.['idempotent-replayed'];
-  return waitForOutcome(id, wait, deps, replayed ? { 'idempotent-replayed': replayed } : {});
 }
 
 /** Stores the mail in the outbox, once per `Idempotency-Key`: a repeat answers the first request's 202. */
 async function acceptOnce(
+  id: string,
   request: SendRequest,
-  json: unknown,
+  payload: StagedPayload,
   key: string | null,
   hash: string | undefined,
   context: InvocationContext,
   deps: SendMailDependencies,
 ): Promise<HttpResponseInit> {
   const { config } = deps;
-  if (key === null || hash === undefined) return enqueue(request, json, context, deps);
+  if (key === null || hash === undefined) return enqueue(id, request, payload, context, deps);
   if (!/^[\x21-\x7e]{1,255}$/.test(key)) throw badIdempotencyKeyProblem();
   const deadline = Date.now() + DUPLICATE_WAIT_MS;
   for (;;) {
@@ -174,7 +184,7 @@ async function acceptOnce(
     await new Promise((r) => setTimeout(r, 200));
   }
   try {
-    const response = await enqueue(request, json, context, deps);
+    const response = await enqueue(id, request, payload, context, deps);
     await deps.idempotency
       .complete(key, hash, {
         status: response.status ?? 202,
@@ -208,29 +218,30 @@ export function preferredWaitSeconds(prefer: string | null): number | undefined 
 }
 
 /**
- * Reads and parses the JSON body, and hashes its bytes when an `Idempotency-Key` needs it. Memory: a large send's
- * body exists here as bytes, then as text, then as parsed values; each is dropped as soon as the next exists, so that
- * no more than two of them are alive at once here, and neither bytes nor text outlives this function.
+ * Reads and parses the JSON body as it arrives, staging its bytes in `payload` and hashing them when an
+ * `Idempotency-Key` needs it (see sendBodyReader.ts): the body is held once, as its parsed values.
  */
-async function readJson(req: HttpRequest, limit: number, wantHash: boolean): Promise<{ json: unknown; hash?: string }> {
-  let bytes: Buffer | undefined | 'tooLarge' = await readRequestBytes(req.body, limit).catch((err: unknown) => {
-    throw new ClientDisconnected(err);
-  });
-  if (bytes === 'tooLarge') throw tooLargeProblem(limit);
-  const hash = wantHash ? requestHash(bytes) : undefined;
-  const text = bytes.toString('utf8');
-  bytes = undefined;
-  try {
-    return { json: JSON.parse(text) as unknown, hash };
-  } catch {
-    throw notJsonProblem('The body is not valid JSON.');
-  }
+async function readJson(
+  req: HttpRequest,
+  limit: number,
+  wantHash: boolean,
+  payload: StagedPayload,
+): Promise<{ json: unknown; hash?: string }> {
+  const read = await readSendBody(req.body, { limit, hash: wantHash, onChunk: (chunk) => payload.write(chunk) }).catch(
+    (err: unknown) => {
+      throw err instanceof BodyStreamError ? new ClientDisconnected(err) : err;
+    },
+  );
+  if (read.kind === 'tooLarge') throw tooLargeProblem(limit);
+  if (read.kind === 'malformed') throw notJsonProblem('The body is not valid JSON.');
+  return { json: read.json, hash: read.hash };
 }
 
 /** Checks the token's permissions, then stores the mail in the outbox; answers the 202 for it. */
 async function enqueue(
+  id: string,
   request: SendRequest,
-  json: unknown,
+  payload: StagedPayload,
   context: InvocationContext,
   deps: SendMailDependencies,
 ): Promise<HttpResponseInit> {
@@ -243,7 +254,6 @@ async function enqueue(
       throw err;
     }
   }
-  const id = randomUUID();
   const recipients = request.to.length + request.cc.length + request.bcc.length;
   const record = await deps.outbox
     .accept(
@@ -255,7 +265,7 @@ async function enqueue(
         saveToSentItems: request.saveToSentItems,
         ...(request.sendAt !== undefined ? { notBefore: request.sendAt } : {}),
       },
-      Buffer.from(JSON.stringify(json), 'utf8'),
+      payload,
     )
     .catch((err: unknown) => {
       // The storage SDKs report every service or network failure as a RestError; anything else is our bug.

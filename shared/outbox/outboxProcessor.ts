@@ -149,7 +149,8 @@ export async function processOutboxMail(
       throw err;
     }
     record = attempt;
-    const parsed = parseSendRequest(JSON.parse((await deps.store.readPayload(id)).toString('utf8')) as unknown);
+    // Parsed as it downloads: the stored request is held once, as its parsed values, never as bytes and text too.
+    const parsed = parseSendRequest(await deps.store.readPayloadJson(id));
     if (!parsed.ok) {
       return fail(
         record,

@@ -16,7 +16,9 @@ import type { QueueClient } from '@azure/storage-queue';
 import type { GatewayConfig } from '../platform/config';
 import type { ProblemDocument } from '../platform/problem';
 import { createBlobContainerClient, createQueueClient, createTableClient } from '../platform/storage';
+import { parseJsonStream } from '../platform/jsonStream';
 import { ensureQueue, ensureTable, isStatus, purgeExpired, tableKey } from '../platform/tables';
+import { StagedPayload } from './stagedPayload';
 
 /** Table of the outbox records. */
 export const OUTBOX_TABLE = 'outbox';
@@ -130,10 +132,19 @@ export class OutboxStore {
   }
 
   /**
-   * Stores `payload` (the request's JSON) and the record, then enqueues the mail (hidden until `notBefore`, when
-   * given). All or nothing: on failure whatever was written is removed (best effort) and the error is thrown.
+   * A payload for mail `id` to stage while the request arrives; `accept` commits it. The blob does not exist until
+   * then.
    */
-  async accept(mail: NewOutboxMail, payload: Buffer, now: number = Date.now()): Promise<OutboxRecord> {
+  stagePayload(id: string): StagedPayload {
+    return new StagedPayload(this.container.getBlockBlobClient(blobName(id)), () => this.ensureContainer());
+  }
+
+  /**
+   * Stores `payload` (the request's JSON: bytes, or staged while it arrived) and the record, then enqueues the mail
+   * (hidden until `notBefore`, when given). All or nothing: on failure whatever was written is removed (best effort)
+   * and the error is thrown.
+   */
+  async accept(mail: NewOutboxMail, payload: Buffer | StagedPayload, now: number = Date.now()): Promise<OutboxRecord> {
     await Promise.all([ensureTable(this.table), ensureQueue(this.queue), this.ensureContainer()]);
     const record: OutboxRecord = {
       ...mail,
@@ -147,7 +158,8 @@ export class OutboxStore {
     const blob = this.container.getBlockBlobClient(blobName(mail.id));
     let wroteRecord = false;
     try {
-      await blob.upload(payload, payload.length, { blobHTTPHeaders: { blobContentType: 'application/json' } });
+      if (payload instanceof StagedPayload) await payload.commit('application/json');
+      else await blob.upload(payload, payload.length, { blobHTTPHeaders: { blobContentType: 'application/json' } });
       await this.table.createEntity(toEntity(record));
       wroteRecord = true;
       await this.enqueue(mail.id, (record.notBefore ?? now) - now);
@@ -155,6 +167,7 @@ export class OutboxStore {
     } catch (err) {
       // Remove what this call wrote so that nothing can send a mail whose caller was told to try again.
       if (wroteRecord) await this.table.deleteEntity(tableKey(mail.id), '').catch(() => undefined);
+      if (payload instanceof StagedPayload) await payload.discard();
       await blob.deleteIfExists().catch(() => undefined);
       throw err;
     }
@@ -211,6 +224,17 @@ export class OutboxStore {
   /** The stored request of mail `id`. */
   async readPayload(id: string): Promise<Buffer> {
     return this.container.getBlockBlobClient(blobName(id)).downloadToBuffer();
+  }
+
+  /**
+   * The stored request of mail `id`, parsed as it downloads: the blob's bytes are never held whole, only the parsed
+   * values. Throws {@link MalformedJsonError} when the stored bytes are not JSON.
+   */
+  async readPayloadJson(id: string): Promise<unknown> {
+    const download = await this.container.getBlockBlobClient(blobName(id)).download();
+    const body = download.readableStreamBody;
+    if (!body) throw new Error(`outbox payload ${id} downloaded without a body`);
+    return parseJsonStream(body as AsyncIterable<Uint8Array>);
   }
 
   /** Deletes the stored request of mail `id` (once it is sent or failed, nothing reads it again). */

@@ -2,13 +2,17 @@
  * Memory of one large send, measured in the gateway's process alone: the functions host runs as its own child
  * process (as Azure runs a worker), the emulators stay in the benchmark's process, and the host's resident memory is
  * read from `/proc/<pid>/status`: `VmRSS` before and after, and the kernel's own peak `VmHWM` (reset through
- * `/proc/<pid>/clear_refs` before each send, so nothing between samples is missed), with 10 ms samples of `VmRSS` as
- * a cross-check. Before and after each send the host collects garbage on request (`hostMemoryProbe.ts`), so that
+ * `/proc/<pid>/clear_refs` before each phase, so nothing between samples is missed), with 10 ms samples of `VmRSS` as
+ * a cross-check. Before and after each phase the host collects garbage on request (`hostMemoryProbe.ts`), so that
  * the figures compare memory the process still holds rather than when V8 last collected.
  *
+ * Each send is measured in its two phases: the accept (`POST /api/mail/send` until its 202: the request read,
+ * validated and stored in the outbox) and the processing (the host's queue trigger reads the stored request and
+ * sends it through Graph's draft + upload session, until `GET /api/mail/{id}` says `sent`). The send carries a
+ * `sendAt` a few seconds ahead, so that its queue message stays hidden until the accept's figures are settled.
+ *
  * Beside each send, in the same run, the host's floor: the same body with `content-type: text/plain`, which the
- * local host reads and wraps in the library's `HttpRequest` (as it does for every request) and the gateway refuses
- * with 415 without reading it. The difference is what the gateway's own code costs.
+ * gateway refuses with 415 without reading it. It is what the host costs for a body it does not read.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -19,8 +23,9 @@ import { appRoot } from '../../shared/platform/packageInfo';
 import type { BenchContext } from './benchContext';
 import { PROBE_PID_PREFIX, PROBE_SETTLED_PREFIX } from './hostMemoryProtocol';
 
-/** One measured request. */
+/** One measured phase. */
 export interface MemorySample {
+  /** HTTP status of the request (accept, floor), or of the last status read (processing). */
   status: number;
   seconds: number;
   /** Resident bytes of the host, settled, before the send. */
@@ -38,13 +43,20 @@ export interface MemoryBenchResult {
   bodyBytes: number;
   /** How the peak was measured: the kernel's VmHWM after a reset, or only the 10 ms samples. */
   peakSource: 'VmHWM' | 'samples';
-  /** Each measured send and, before it, the host's floor for the same body (refused with 415 unread). */
-  rounds: { floor: MemorySample; send: MemorySample }[];
+  /**
+   * Each measured send, in its accept and processing phases, and before it the host's floor for the same body
+   * (refused with 415 unread).
+   */
+  rounds: { floor: MemorySample; accept: MemorySample; processing: MemorySample }[];
 }
 
 const SENDS = 3;
 const ATTACHMENT_BYTES = 25 * 1024 * 1024;
 const SAMPLE_EVERY_MS = 10;
+/** How far ahead the measured sends are scheduled: long enough for the accept's figures to settle first. */
+const SEND_AT_AHEAD_MS = 5_000;
+/** Longest the processing of one send may take before the benchmark gives up. */
+const PROCESSING_TIMEOUT_MS = 120_000;
 
 /** `VmRSS` and `VmHWM` of `pid` in bytes. */
 function residentMemory(pid: number): { rss: number; hwm: number } {
@@ -100,8 +112,9 @@ export async function runMemoryBench(ctx: BenchContext, caDir: string): Promise<
 
     const mailbox = `billing@${ctx.cloud.tenant.domain}`;
     const recipient = `someone@${ctx.cloud.tenant.domain}`;
-    const body = (attachmentBytes: number): string =>
+    const body = (attachmentBytes: number, sendAt?: string): string =>
       JSON.stringify({
+        ...(sendAt ? { sendAt } : {}),
         from: mailbox,
         to: [recipient],
         subject: 'memory benchmark',
@@ -115,46 +128,76 @@ export async function runMemoryBench(ctx: BenchContext, caDir: string): Promise<
         ],
       });
     const target = host;
-    const send = async (json: string, contentType = 'application/json'): Promise<number> => {
+    const headers = (contentType?: string): Record<string, string> => ({
+      'x-functions-key': target.functionKey,
+      ...(contentType ? { 'content-type': contentType } : {}),
+    });
+    const send = async (json: string, contentType = 'application/json'): Promise<{ status: number; id?: string }> => {
       const res = await fetch(`${target.url}/api/mail/send`, {
         method: 'POST',
-        headers: { 'content-type': contentType, 'x-functions-key': target.functionKey },
+        headers: headers(contentType),
         body: json,
       });
-      await res.arrayBuffer();
-      return res.status;
+      const answer = (await res.json().catch(() => ({}))) as { id?: string };
+      return { status: res.status, id: answer.id };
+    };
+    /** Polls the mail's status until it is sent or failed; the last status read. */
+    const processed = async (id: string): Promise<{ status: number; mailStatus: string }> => {
+      const deadline = Date.now() + PROCESSING_TIMEOUT_MS;
+      for (;;) {
+        const res = await fetch(`${target.url}/api/mail/${id}`, { headers: headers() });
+        const { status: mailStatus } = (await res.json()) as { status: string };
+        if (mailStatus === 'sent' || mailStatus === 'failed') return { status: res.status, mailStatus };
+        if (Date.now() > deadline) throw new Error(`mail ${id} is still ${mailStatus}:\n${target.output()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
     };
 
     // Warm-up through the same path (draft + upload session), so that loading code, the token and connections
     // are not counted as the send's memory.
     ctx.cloud.graph.reset();
     const warmUp = await send(body(4 * 1024 * 1024));
-    if (warmUp !== 202) throw new Error(`the warm-up send answered ${warmUp}:\n${host.output()}`);
+    if (warmUp.status !== 202 || !warmUp.id)
+      throw new Error(`the warm-up send answered ${warmUp.status}:\n${host.output()}`);
+    const warmedUp = await processed(warmUp.id);
+    if (warmedUp.mailStatus !== 'sent')
+      throw new Error(`the warm-up send ended ${warmedUp.mailStatus}:\n${host.output()}`);
 
-    const json = body(ATTACHMENT_BYTES);
-    const bodyBytes = Buffer.byteLength(json);
     let round = 0;
     let peakSource: MemoryBenchResult['peakSource'] = 'VmHWM';
-    const measure = async (contentType: string): Promise<MemorySample> => {
-      ctx.cloud.graph.reset();
+    /** Measures `phase` between two settled points of the host. */
+    const measure = async <T>(phase: () => Promise<{ status: number; value: T }>): Promise<[MemorySample, T]> => {
       await settle(target, pid, ++round);
       const beforeBytes = residentMemory(pid).rss;
       if (!resetPeak(pid)) peakSource = 'samples';
       let sampled = beforeBytes;
       const sampler = setInterval(() => (sampled = Math.max(sampled, residentMemory(pid).rss)), SAMPLE_EVERY_MS);
       const started = process.hrtime.bigint();
-      const status = await send(json, contentType);
+      const { status, value } = await phase().finally(() => clearInterval(sampler));
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      clearInterval(sampler);
       const now = residentMemory(pid);
       const peakBytes = Math.max(sampled, now.rss, peakSource === 'VmHWM' ? now.hwm : 0);
       await settle(target, pid, ++round);
-      return { status, seconds, beforeBytes, peakBytes, afterBytes: residentMemory(pid).rss };
+      return [{ status, seconds, beforeBytes, peakBytes, afterBytes: residentMemory(pid).rss }, value];
     };
+    const bodyBytes = Buffer.byteLength(body(ATTACHMENT_BYTES, new Date().toISOString()));
     const rounds: MemoryBenchResult['rounds'] = [];
     for (let i = 0; i < SENDS; i++) {
-      const floor = await measure('text/plain');
-      rounds.push({ floor, send: await measure('application/json') });
+      ctx.cloud.graph.reset();
+      const refused = body(ATTACHMENT_BYTES);
+      const [floor] = await measure(async () => ({ status: (await send(refused, 'text/plain')).status, value: 0 }));
+      const json = body(ATTACHMENT_BYTES, new Date(Date.now() + SEND_AT_AHEAD_MS).toISOString());
+      const [accept, id] = await measure(async () => {
+        const answer = await send(json);
+        return { status: answer.status, value: answer.id };
+      });
+      if (accept.status !== 202 || !id) throw new Error(`the send answered ${accept.status}:\n${target.output()}`);
+      const [processing, mailStatus] = await measure(async () => {
+        const outcome = await processed(id);
+        return { status: outcome.status, value: outcome.mailStatus };
+      });
+      if (mailStatus !== 'sent') throw new Error(`mail ${id} ended ${mailStatus}:\n${target.output()}`);
+      rounds.push({ floor, accept, processing });
     }
     return { attachmentBytes: ATTACHMENT_BYTES, bodyBytes, peakSource, rounds };
   } finally {

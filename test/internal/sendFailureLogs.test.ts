@@ -31,7 +31,11 @@ function deps(accept: () => Promise<never>): SendMailDependencies {
   return {
     config,
     credential: {} as SendMailDependencies['credential'],
-    outbox: { accept } as unknown as SendMailDependencies['outbox'],
+    // Staging does nothing here: the fake accept decides what storing does.
+    outbox: {
+      accept,
+      stagePayload: () => ({ write: () => Promise.resolve(), discard: () => Promise.resolve() }),
+    } as unknown as SendMailDependencies['outbox'],
     idempotency: {} as SendMailDependencies['idempotency'],
   };
 }

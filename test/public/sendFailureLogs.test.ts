@@ -23,7 +23,12 @@ async function send(body: unknown): Promise<number> {
   return res.status;
 }
 
-async function logSince(start: number): Promise<string> {
+async function logSince(start: number, finished?: RegExp): Promise<string> {
+  // The outbox processor logs once its invocation ends, which can be after `Prefer: wait` saw the outcome.
+  const deadline = Date.now() + 10_000;
+  while (finished && !finished.test(host.output().slice(start)) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   await new Promise((r) => setTimeout(r, 200)); // let the host's last lines arrive
   return host.output().slice(start);
 }
@@ -44,7 +49,7 @@ describe('failed sends in the log', () => {
     const seen = env.cloud.graph.requests.slice(graphBefore).find((r) => r.errorCode === 'ErrorSendAsDenied');
     expect(seen?.requestId).toBeTruthy();
 
-    const log = await logSince(start);
+    const log = await logSince(start, /Executed 'Functions\.sendOutbox'/);
     expect(log).toContain(
       `send failed for billing@contoso.com: 403 send-as-denied; graph code ErrorSendAsDenied, request-id ${seen?.requestId}, client-request-id ${seen?.clientRequestId}; cause: Exchange refused to send as 'billing@contoso.com'`,
     );

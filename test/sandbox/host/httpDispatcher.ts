@@ -3,10 +3,11 @@
  * registered route templates and methods, function/admin key checks, a request size limit, real `HttpRequest`
  * objects for handlers, and their `HttpResponseInit` / `HttpResponse` results written back to the client.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cookie, HttpResponse as LibraryHttpResponse } from '@azure/functions';
 import { describeError, type FunctionsLibrary, type HostLogger, type InvocationOutcome } from './invoker';
+import { forwardToWorker, relayResponse } from './httpStreaming';
 import { RETURN_BINDING, type FunctionEntry } from './registry';
 import { compareRoutePrecedence, splitPath } from './routes';
 
@@ -24,6 +25,18 @@ export interface HttpDispatcherOptions {
   /** Runs a non-HTTP function for `POST /admin/functions/{name}`; false when no such function exists. */
   runNonHttp: (name: string, input: string | undefined) => boolean;
   logger: HostLogger;
+  /**
+   * Set when the app enabled HTTP streaming: the worker's proxy address, and how to run a streamed invocation
+   * (`triggerMetadata` carries the headers and route parameters, as the host sends them with the invocation).
+   */
+  streaming?: {
+    proxyUri: string;
+    invoke: (
+      entry: FunctionEntry,
+      invocationId: string,
+      triggerMetadata: Record<string, { string?: string; json?: string }>,
+    ) => Promise<InvocationOutcome>;
+  };
 }
 
 type Outcome = 'ok' | 'tooLarge' | 'aborted';
@@ -111,6 +124,10 @@ export class HttpDispatcher {
       sendEmpty(res, 401);
       return;
     }
+    if (this.#options.streaming) {
+      await this.#handleStreamed(this.#options.streaming, entry, params, req, res, url);
+      return;
+    }
 
     const body = await readBody(req, this.#options.maxRequestBodyBytes);
     if (body === 'tooLarge') {
@@ -157,6 +174,77 @@ export class HttpDispatcher {
       if (!res.headersSent) sendInternalError(res);
       else res.destroy();
     }
+  }
+
+  /**
+   * Serves a request through the worker's HTTP proxy: the invocation starts at once, with the body still arriving;
+   * the body is forwarded as it comes and the worker's response relayed as it comes. The size limit still applies:
+   * a body that outgrows it mid-stream gets 413 and the forwarding stops (the handler's body stream then fails).
+   */
+  async #handleStreamed(
+    streaming: NonNullable<HttpDispatcherOptions['streaming']>,
+    entry: FunctionEntry,
+    params: Record<string, string>,
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+  ): Promise<void> {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > this.#options.maxRequestBodyBytes) {
+      sendEmpty(res, 413);
+      return;
+    }
+    const invocationId = randomUUID();
+    const forwarded = forwardToWorker(streaming.proxyUri, invocationId, req, url, this.#options.maxRequestBodyBytes);
+    // The host answers for the body's fate at once: the client is not kept waiting for a handler it outgrew.
+    const bodyFate = forwarded.body.then((fate) => {
+      if (fate === 'tooLarge' && !res.headersSent) sendEmpty(res, 413);
+      if (fate === 'aborted') this.#clientLeft(req, res, url);
+      return fate;
+    });
+    const triggerMetadata: Record<string, { string?: string; json?: string }> = {
+      Headers: { json: JSON.stringify(flattenHeaders(req)) },
+    };
+    for (const [name, value] of Object.entries(params)) triggerMetadata[name] = { string: value };
+
+    let outcome: InvocationOutcome;
+    try {
+      outcome = await streaming.invoke(entry, invocationId, triggerMetadata);
+    } catch {
+      // The invoker logged the error with its stack; the client learns nothing about it.
+      forwarded.abort();
+      if (!res.headersSent && !res.destroyed) sendInternalError(res);
+      return;
+    }
+    const value =
+      entry.httpOutputBinding === undefined || entry.httpOutputBinding === RETURN_BINDING
+        ? outcome.result
+        : outcome.context.extraOutputs.get(entry.httpOutputBinding);
+    if (value === undefined || value === null) {
+      // The library writes no response for an empty result; the host answers 204, as without streaming.
+      forwarded.abort();
+      if (!res.headersSent && !res.destroyed) sendEmpty(res, 204);
+      return;
+    }
+    let response: IncomingMessage;
+    try {
+      response = await forwarded.response;
+    } catch (err) {
+      if (!res.headersSent && !res.destroyed) {
+        this.#options.logger('error', `[${entry.info.name}] The worker's response was lost: ${describeError(err)}`);
+        sendInternalError(res);
+      }
+      return;
+    }
+    if (res.headersSent || res.destroyed) {
+      forwarded.abort();
+      return;
+    }
+    // The worker may answer before it read the whole body (a refusal): stop forwarding what it will not read.
+    forwarded.stopForwarding();
+    await relayResponse(response, res);
+    forwarded.abort();
+    await bodyFate;
   }
 
   /** `POST /admin/functions/{name}` with the master key runs a timer or queue function, as the Functions host allows. */

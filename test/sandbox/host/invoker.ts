@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { format, inspect } from 'node:util';
 import type * as AzureFunctions from '@azure/functions';
 import type { CoreHookCallback, DisposableLike } from './coreShim';
+import type { CoreInvocationContext, CoreInvocationModel } from './httpStreaming';
 import type { FunctionEntry } from './registry';
 
 /** Log levels, as `@azure/functions` names them. */
@@ -88,7 +89,7 @@ export class Invoker {
     triggerMetadata: Record<string, unknown> | undefined,
     reason: string,
   ): Promise<InvocationOutcome> {
-    const { library, hooks, appHookData, logger } = this.#options;
+    const { library } = this.#options;
     const name = entry.info.name;
     const invocationId = randomUUID();
     const context = new library.InvocationContext({
@@ -98,17 +99,71 @@ export class Invoker {
       triggerMetadata,
       options: entry.options,
     });
+    return this.#run(entry, invocationId, reason, () =>
+      Promise.resolve({
+        context,
+        inputs: [input],
+        call: (handler: (...args: unknown[]) => unknown, inputs: unknown[]): unknown =>
+          Reflect.apply(handler, undefined, [...inputs, context]),
+      }),
+    );
+  }
 
+  /**
+   * Invokes an HTTP function whose request streams through the worker's proxy: as the Node.js worker does, the app's
+   * own invocation model builds the arguments (it waits for the forwarded request), calls the handler, and turns the
+   * result into the response it writes on the proxied exchange. Resolves once that response is handed over.
+   */
+  async invokeStreamed(
+    entry: FunctionEntry,
+    invocationId: string,
+    model: (log: CoreInvocationContext['log']) => CoreInvocationModel,
+    reason: string,
+  ): Promise<InvocationOutcome> {
+    const name = entry.info.name;
+    let context: AzureFunctions.InvocationContext | undefined;
+    const invocation = model((level, category, message) => {
+      if (category === 'user' && context) this.#userLog(name, context, level, message);
+      else this.#options.logger(toHostLevel(level), `[${name}] ${message}`);
+    });
+    return this.#run(entry, invocationId, reason, async () => {
+      const args = await invocation.getArguments();
+      context = args.context as AzureFunctions.InvocationContext;
+      return {
+        context,
+        inputs: args.inputs,
+        call: (handler, inputs) => invocation.invokeFunction(context, inputs, handler),
+        respond: async (result) => {
+          await invocation.getResponse(context, result);
+        },
+      };
+    });
+  }
+
+  async #run(
+    entry: FunctionEntry,
+    invocationId: string,
+    reason: string,
+    prepare: () => Promise<{
+      context: AzureFunctions.InvocationContext;
+      inputs: unknown[];
+      call: (handler: (...args: unknown[]) => unknown, inputs: unknown[]) => unknown;
+      respond?: (result: unknown) => Promise<void>;
+    }>,
+  ): Promise<InvocationOutcome> {
+    const { hooks, appHookData, logger } = this.#options;
+    const name = entry.info.name;
     logger('debug', `Executing 'Functions.${name}' (Reason='${reason}', Id=${invocationId})`);
     const started = performance.now();
     const hookData: Record<string, unknown> = {};
-    let outcome: { result: unknown; error: unknown };
+    let outcome: { result: unknown; error: unknown; context?: AzureFunctions.InvocationContext };
     try {
+      const { context, inputs, call, respond } = await prepare();
       const pre: Record<string, unknown> = {
         hookData,
         appHookData,
         invocationContext: context,
-        inputs: [input],
+        inputs,
         functionCallback: entry.callback,
       };
       for (const hook of hooks.get('preInvocation')) await hook(pre);
@@ -119,8 +174,7 @@ export class Invoker {
         const handler = pre.functionCallback;
         if (typeof handler !== 'function')
           throw new TypeError('preInvocation hook replaced the handler with a non-function');
-        const inputs = Array.isArray(pre.inputs) ? (pre.inputs as unknown[]) : [];
-        result = await Reflect.apply(handler, undefined, [...inputs, context]);
+        result = await call(handler as (...args: unknown[]) => unknown, Array.isArray(pre.inputs) ? pre.inputs : []);
       } catch (err) {
         error = err;
       }
@@ -134,22 +188,24 @@ export class Invoker {
         error,
       };
       for (const hook of hooks.get('postInvocation')) await hook(post);
-      outcome = { result: post.result, error: post.error };
+      outcome = { result: post.result, error: post.error, context };
       // Same truthiness test as the worker: a hook clearing `error` turns the invocation into a success.
-      if (!outcome.error) await this.#options.writeOutputs(entry, context, outcome.result);
+      if (!outcome.error) {
+        await this.#options.writeOutputs(entry, context, outcome.result);
+        await respond?.(outcome.result);
+      }
     } catch (err) {
       outcome = { result: undefined, error: err ?? new Error('Invocation failed') };
     }
 
     const duration = Math.round(performance.now() - started);
-    if (outcome.error) {
+    if (outcome.error || !outcome.context) {
       logger('error', `[${name}] ${describeError(outcome.error)}`);
       logger('error', `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${duration}ms)`);
-      // eslint-disable-next-line @typescript-eslint/only-throw-error -- the handler's own error, passed on unchanged
       throw outcome.error;
     }
     logger('information', `Executed 'Functions.${name}' (Succeeded, Id=${invocationId}, Duration=${duration}ms)`);
-    return { result: outcome.result, context };
+    return { result: outcome.result, context: outcome.context };
   }
 
   /** Runs `log` hooks (which may rewrite level and message), then writes the line tagged with the function name. */

@@ -18,6 +18,12 @@ import {
 } from './coreShim';
 import { HttpDispatcher } from './httpDispatcher';
 import {
+  negotiateHttpStreaming,
+  streamingInvocationModel,
+  type CoreInvocationContext,
+  type CoreInvocationModel,
+} from './httpStreaming';
+import {
   describeError,
   HookRegistry,
   Invoker,
@@ -214,8 +220,13 @@ export class LocalFunctionsHost {
               'local host installed its shim',
       );
     }
-    checkLibraryVersion(libraryVersion, shim.programmingModel);
+    const programmingModel = shim.programmingModel;
+    checkLibraryVersion(libraryVersion, programmingModel);
     const entries = buildRegistry(captured, env);
+    // As the worker does once the app is loaded: this also locks `app.setup`, and starts the library's HTTP proxy
+    // when the app enabled streaming.
+    const proxyUri = await negotiateHttpStreaming(programmingModel);
+    if (proxyUri) logger('debug', `HTTP streaming enabled: the worker's proxy listens on ${proxyUri}`);
 
     const appHookData: Record<string, unknown> = {};
     const storage = new QueueStorage(env);
@@ -253,6 +264,25 @@ export class LocalFunctionsHost {
         invoke(entry, request, undefined, 'This function was programmatically called via the host APIs.'),
       runNonHttp: (name, input) => (host ? host.#runNonHttp(name, input) : false),
       logger,
+      ...(proxyUri
+        ? {
+            streaming: {
+              proxyUri,
+              invoke: (entry, invocationId, triggerMetadata) => {
+                if (!host) return Promise.reject(new Error('The local Functions host is not running'));
+                return host.#invokeStreamed(entry, invocationId, (log) =>
+                  streamingInvocationModel(programmingModel, {
+                    invocationId,
+                    request: { inputData: [{ name: entry.options.trigger.name, data: {} }], triggerMetadata },
+                    metadata: { name: entry.info.name, bindings: { ...entry.info.bindings } },
+                    state: undefined,
+                    log,
+                  }),
+                );
+              },
+            },
+          }
+        : {}),
     });
 
     const timers =
@@ -379,6 +409,16 @@ export class LocalFunctionsHost {
   ): Promise<InvocationOutcome> {
     if (this.#stopped) return Promise.reject(new Error('The local Functions host is stopping'));
     return this.#track(this.#invoker.invoke(entry, input, meta, reason));
+  }
+
+  #invokeStreamed(
+    entry: FunctionEntry,
+    invocationId: string,
+    model: (log: CoreInvocationContext['log']) => CoreInvocationModel,
+  ): Promise<InvocationOutcome> {
+    if (this.#stopped) return Promise.reject(new Error('The local Functions host is stopping'));
+    const reason = 'This function was programmatically called via the host APIs.';
+    return this.#track(this.#invoker.invokeStreamed(entry, invocationId, model, reason));
   }
 
   #runNonHttp(name: string, input: string | undefined): boolean {

@@ -7,6 +7,7 @@
  * https-only webhooks can reach the functions).
  * `SANDBOX_PROJECT_ROOT`: the function app folder to load (its package.json `main`, host.json), e.g. the staged
  * deployment package; default the repository (dist/functions/*.js).
+ * `SANDBOX_MAX_REQUEST_BODY_BYTES`: the host's request size limit (default 100 MB, Azure's).
  * App settings (`%NAME%` expressions, `AzureWebJobsStorage`, ...) are read from the environment as well.
  */
 import { describeError, type HostLogLevel } from './invoker';
@@ -23,7 +24,16 @@ async function main(): Promise<void> {
   const projectRoot = process.env.SANDBOX_PROJECT_ROOT || findProjectRoot(__dirname);
 
   const https = httpsOptions();
-  const host = await LocalFunctionsHost.start({ projectRoot, port, functionKey, masterKey, logger, https });
+  const maxRequestBodyBytes = parseOptionalCount('SANDBOX_MAX_REQUEST_BODY_BYTES');
+  const host = await LocalFunctionsHost.start({
+    projectRoot,
+    port,
+    functionKey,
+    masterKey,
+    logger,
+    https,
+    ...(maxRequestBodyBytes !== undefined ? { maxRequestBodyBytes } : {}),
+  });
   console.log(`Local Functions host for ${projectRoot} is listening on ${host.url}`);
   if (host.httpsUrl) console.log(`Local Functions host is also listening on ${host.httpsUrl}`);
   for (const line of host.describeFunctions()) console.log(`  ${line}`);
@@ -54,6 +64,14 @@ function parsePort(value: string | undefined): number {
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error(`PORT must be a port number, got "${value}"`);
   return port;
+}
+
+function parseOptionalCount(name: string): number | undefined {
+  const value = process.env[name];
+  if (value === undefined || value.trim() === '') return undefined;
+  const count = Number(value);
+  if (!Number.isSafeInteger(count) || count <= 0) throw new Error(`${name} must be a positive whole number`);
+  return count;
 }
 
 function httpsOptions(): { port: number; certPem: string; keyPem: string } | undefined {

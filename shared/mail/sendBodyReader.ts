@@ -1,0 +1,72 @@
+/**
+ * Reads a send request's body as it arrives: each chunk is counted against the size cap, hashed for `Idempotency-Key`
+ * when asked, parsed by the streaming JSON parser and handed to `onChunk` (the outbox stages it), then dropped. Only
+ * the parsed values stay: a large send is held once, not as bytes, text and values in turn.
+ *
+ * Reading stops at the first chunk past the cap or the first byte that cannot be JSON. The stream is released, not
+ * cancelled: with HTTP streaming, cancelling would tear down the exchange the answer (413, 400) is written on, and the
+ * host stops forwarding what the handler no longer reads.
+ */
+import { createHash } from 'node:crypto';
+import { JsonDocumentParser, MalformedJsonError } from '../platform/jsonStream';
+
+/** What reading the body found. */
+export type SendBodyRead =
+  { kind: 'parsed'; json: unknown; hash?: string } | { kind: 'tooLarge' } | { kind: 'malformed' };
+
+/** How to read it. */
+export interface SendBodyOptions {
+  /** Largest body accepted, in bytes. */
+  limit: number;
+  /** Whether to hash the bytes (an `Idempotency-Key` compares requests by it). */
+  hash: boolean;
+  /** Receives each chunk once it is counted and parsed; reading waits for it (backpressure). */
+  onChunk?: (chunk: Uint8Array) => Promise<void>;
+}
+
+/** The body stream failed: the client went away before its body arrived. */
+export class BodyStreamError extends Error {
+  constructor(cause: unknown) {
+    super('the client disconnected before the request body arrived', { cause });
+    this.name = 'BodyStreamError';
+  }
+}
+
+/** Reads and parses `body` (see the module comment); throws {@link BodyStreamError} when the stream fails. */
+export async function readSendBody(
+  body: ReadableStream<Uint8Array> | null,
+  options: SendBodyOptions,
+): Promise<SendBodyRead> {
+  const parser = new JsonDocumentParser();
+  const hash = options.hash ? createHash('sha256') : undefined;
+  if (body !== null) {
+    const reader = body.getReader();
+    let size = 0;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read().catch((err: unknown) => {
+          throw new BodyStreamError(err);
+        });
+        if (done) break;
+        size += value.byteLength;
+        if (size > options.limit) return { kind: 'tooLarge' };
+        hash?.update(value);
+        try {
+          parser.write(value);
+        } catch (err) {
+          if (err instanceof MalformedJsonError) return { kind: 'malformed' };
+          throw err;
+        }
+        await options.onChunk?.(value);
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  }
+  try {
+    return { kind: 'parsed', json: parser.end(), ...(hash ? { hash: hash.digest('hex') } : {}) };
+  } catch (err) {
+    if (err instanceof MalformedJsonError) return { kind: 'malformed' };
+    throw err;
+  }
+}

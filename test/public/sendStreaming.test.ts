@@ -1,0 +1,211 @@
+/**
+ * A send's body is read as it streams in (HTTP streaming, the local host forwarding it as the Functions host does):
+ * parsed as it arrives and staged into the outbox blob as uncommitted blocks, committed only once every check passed.
+ * What streaming adds to the send tests: a body in many small TCP writes arrives byte-exact at Graph, and a body
+ * refused or abandoned mid-stream (past the cap, malformed, the client gone) leaves nothing stored: no blob (not even
+ * uncommitted blocks), no record, no queue message.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
+import { TableClient } from '@azure/data-tables';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { QueueClient } from '@azure/storage-queue';
+import { OUTBOX_CONTAINER, OUTBOX_QUEUE, OUTBOX_TABLE } from '../../shared/outbox/outboxStore';
+import { STAGED_BLOCK_BYTES } from '../../shared/outbox/stagedPayload';
+import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { startTestCloud, type TestCloud } from '../support/testEnv';
+
+const MiB = 1024 * 1024;
+const CAP_MB = 8;
+
+let env: TestCloud;
+let host: FunctionsHostProcess;
+
+beforeAll(async () => {
+  env = await startTestCloud({ privateStorage: true, graph: { latencyMs: { min: 0, max: 0 } } });
+  host = await startFunctionsHost({ ...env.settings, MAX_SEND_REQUEST_MB: String(CAP_MB) });
+});
+afterAll(async () => {
+  await host?.stop();
+  await env?.close();
+});
+
+/** The JSON of a send whose attachment is `contentBase64`, split where the base64 goes. */
+function sendJson(subject: string, contentBase64 = ''): { head: string; tail: string } {
+  const json = JSON.stringify({
+    from: 'alerts@contoso.com',
+    to: ['someone@contoso.com'],
+    subject,
+    text: 'see attachment',
+    attachments: [{ name: 'big.bin', contentType: 'application/octet-stream', contentBase64: '<content>' }],
+  });
+  const at = json.indexOf('<content>');
+  return { head: json.slice(0, at) + contentBase64, tail: json.slice(at + '<content>'.length) };
+}
+
+/** Everything the outbox holds: blobs (uncommitted blocks too), records, and queue messages. */
+async function outboxContents(): Promise<{ blobs: string[]; records: number; messages: number }> {
+  const connection = env.settings.AzureWebJobsStorage;
+  const container = BlobServiceClient.fromConnectionString(connection).getContainerClient(OUTBOX_CONTAINER);
+  const blobs: string[] = [];
+  if (await container.exists()) {
+    for await (const blob of container.listBlobsFlat({ includeUncommitedBlobs: true })) blobs.push(blob.name);
+  }
+  const table = TableClient.fromConnectionString(connection, OUTBOX_TABLE, { allowInsecureConnection: true });
+  let records = 0;
+  try {
+    for await (const entity of table.listEntities()) if (entity) records++;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+  }
+  const queue = new QueueClient(connection, OUTBOX_QUEUE);
+  const messages = (await queue.exists()) ? ((await queue.getProperties()).approximateMessagesCount ?? 0) : 0;
+  return { blobs, records, messages };
+}
+
+/** A raw HTTP/1.1 request to the send function, whose body the test writes itself. */
+function rawSend(contentLength: number): {
+  write(data: string | Buffer): Promise<void>;
+  destroy(): void;
+  response: Promise<string>;
+} {
+  const socket = connect(Number(new URL(host.url).port), '127.0.0.1');
+  let received = '';
+  socket.on('data', (d: Buffer) => (received += d.toString('utf8')));
+  const response = new Promise<string>((resolve, reject) => {
+    socket.once('close', () => resolve(received));
+    socket.once('error', reject);
+  });
+  response.catch(() => undefined);
+  socket.write(
+    `POST /api/mail/send HTTP/1.1\r\nHost: 127.0.0.1\r\nx-functions-key: ${host.functionKey}\r\n` +
+      `Content-Type: application/json\r\nPrefer: wait=30\r\nContent-Length: ${contentLength}\r\n` +
+      'Connection: close\r\n\r\n',
+  );
+  return {
+    write: (data) => new Promise((resolve, reject) => socket.write(data, (err) => (err ? reject(err) : resolve()))),
+    destroy: () => socket.destroy(),
+    response,
+  };
+}
+
+/** The status and JSON body of a raw HTTP response (relayed as it streams: chunked, or with a Content-Length). */
+function parseResponse(raw: string): { status: number; body: Record<string, unknown> } {
+  const split = raw.indexOf('\r\n\r\n');
+  const head = raw.slice(0, split);
+  let rest = raw.slice(split + 4);
+  const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
+  if (!/transfer-encoding: chunked/i.test(head)) return { status, body: JSON.parse(rest) as Record<string, unknown> };
+  let text = '';
+  for (;;) {
+    const lineEnd = rest.indexOf('\r\n');
+    const size = parseInt(rest.slice(0, lineEnd), 16);
+    if (!size) return { status, body: JSON.parse(text) as Record<string, unknown> };
+    text += rest.slice(lineEnd + 2, lineEnd + 2 + size);
+    rest = rest.slice(lineEnd + 2 + size + 2);
+  }
+}
+
+describe('sending with a streamed body', () => {
+  it('delivers an attachment sent in thousands of small TCP writes byte for byte', async () => {
+    env.cloud.graph.reset();
+    const subject = `streamed-${randomUUID()}`;
+    // Past two staged blocks and one upload chunk, not on any boundary.
+    const content = randomBytes(5 * MiB + 7).toString('base64');
+    const { head, tail } = sendJson(subject, content);
+    const body = Buffer.from(head + tail);
+    const exchange = rawSend(body.length);
+    let offset = 0;
+    let writes = 0;
+    while (offset < body.length) {
+      const size = 1 + ((writes * 7919) % 4096);
+      await exchange.write(body.subarray(offset, offset + size));
+      offset += size;
+      writes++;
+    }
+    const answer = parseResponse(await exchange.response);
+
+    expect([answer.status, answer.body]).toEqual([200, expect.objectContaining({ status: 'sent' })]);
+    expect(writes).toBeGreaterThan(2000);
+    const [received] = env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject);
+    const delivered = String(received.attachments.find((a) => a.name === 'big.bin')?.contentBytes);
+    expect(delivered.length).toBe(content.length);
+    expect(delivered === content).toBe(true);
+  });
+
+  it('answers 413 naming the cap as soon as a chunked body outgrows it, and stores nothing', async () => {
+    const before = await outboxContents();
+    const { head } = sendJson(`too-large-${randomUUID()}`);
+    let sent = 0;
+    const total = (CAP_MB + 4) * MiB;
+    // No Content-Length: the cap can only be found while reading.
+    const init: RequestInit & { duplex: 'half' } = {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
+      body: new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent >= total) return controller.close();
+          const chunk = Buffer.from(sent === 0 ? head : randomBytes(48 * 1024).toString('base64'));
+          sent += chunk.length;
+          controller.enqueue(chunk);
+        },
+      }),
+      duplex: 'half',
+    };
+    const res = await fetch(`${host.url}/api/mail/send`, init);
+    const answer = (await res.json()) as { detail?: string; limitBytes?: number };
+
+    expect(res.status).toBe(413);
+    expect(answer.detail).toMatch(new RegExp(`${CAP_MB} MB \\(MAX_SEND_REQUEST_MB\\)`));
+    expect(answer.limitBytes).toBe(CAP_MB * MiB);
+    expect(await outboxContents()).toEqual(before);
+  });
+
+  it('answers 400 to JSON that breaks after megabytes were staged, and leaves no blocks behind', async () => {
+    const before = await outboxContents();
+    const { head } = sendJson(`malformed-${randomUUID()}`, randomBytes(3 * MiB).toString('base64'));
+    // Well past one staged block before the JSON breaks.
+    expect(Buffer.byteLength(head)).toBeGreaterThan(STAGED_BLOCK_BYTES * 1.5);
+    const res = await fetch(`${host.url}/api/mail/send`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
+      body: `${head}"}]]]`,
+    });
+    const answer = (await res.json()) as { type?: string; detail?: string };
+
+    expect(res.status).toBe(400);
+    expect(answer.detail).toMatch(/not valid JSON/);
+    expect(await outboxContents()).toEqual(before);
+  });
+
+  it('logs a client that hangs up mid-body as information and leaves no blocks behind', async () => {
+    const before = await outboxContents();
+    const outputBefore = host.output().length;
+    const { head, tail } = sendJson(`abandoned-${randomUUID()}`, randomBytes(4 * MiB).toString('base64'));
+    const exchange = rawSend(Buffer.byteLength(head + tail));
+    await exchange.write(head.slice(0, 4 * MiB));
+    // Wait until the gateway has read enough to stage blocks, then hang up.
+    const deadline = Date.now() + 10_000;
+    while (!/Executing 'Functions\.sendMail'/.test(host.output().slice(outputBefore))) {
+      if (Date.now() > deadline) throw new Error(`sendMail never started:\n${host.output().slice(outputBefore)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    exchange.destroy();
+
+    const abandoned = /send abandoned: the client disconnected before the request body arrived; nothing was sent/;
+    while (!abandoned.test(host.output().slice(outputBefore))) {
+      if (Date.now() > deadline) throw new Error(`no abandon line:\n${host.output().slice(outputBefore)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const lines = host.output().slice(outputBefore).split('\n');
+    expect(lines.filter((l) => /send abandoned/.test(l)).length).toBe(1);
+    expect(lines.filter((l) => /\n?\s+at /.test(l))).toEqual([]);
+    // The gateway's own logs stay at information for this; staged blocks are discarded before the function ends.
+    while (!/Executed 'Functions\.sendMail'/.test(host.output().slice(outputBefore))) {
+      if (Date.now() > deadline) throw new Error('sendMail never finished');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await outboxContents()).toEqual(before);
+  });
+});
