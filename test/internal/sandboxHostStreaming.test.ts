@@ -209,7 +209,10 @@ describe('local Functions host: HTTP streaming', () => {
       /Client disconnected before sending the whole POST \/api\/digest\/hang-up request body/,
       before,
     );
-    await until(() => /digest: the body failed after 5000 bytes/.test(output.slice(before)), 'the handler to fail');
+    // The handler may not have read all 5,000 bytes sent before the hang-up when it sees its body fail.
+    await until(() => /digest: the body failed after \d+ bytes/.test(output.slice(before)), 'the handler to fail');
+    const readBytes = Number(/digest: the body failed after (\d+) bytes/.exec(output.slice(before))?.[1]);
+    expect(readBytes).toBeLessThanOrEqual(5000);
     expect(output.slice(before).match(/Client disconnected/g)).toHaveLength(1);
   });
 
