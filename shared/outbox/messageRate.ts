@@ -14,7 +14,7 @@ import { MESSAGE_BUCKET_MS, MESSAGE_WINDOW_MS } from './messageWindow';
 /** Microseconds in a millisecond. */
 export const US_PER_MS = 1000;
 
-/** The interval T between slots in microseconds for `messagesPerMinute` (N): (60 s + one count bucket) / N. */
+/** The interval T between slots in microseconds for `messagesPerMinute` (N): (61 s + one count bucket) / N. */
 export function emissionIntervalUs(messagesPerMinute: number): number {
   return Math.ceil(((MESSAGE_WINDOW_MS + MESSAGE_BUCKET_MS) * US_PER_MS) / messagesPerMinute);
 }

@@ -1,20 +1,24 @@
 /**
- * A mailbox's messages over a true sliding 60 seconds (Exchange Online's message rate limit), kept as per-bucket
- * counts so the row stays small: at most 121 half-second buckets.
+ * A mailbox's messages over a sliding minute (Exchange Online's message rate limit), kept as per-bucket counts so the
+ * row stays small: at most 123 half-second buckets.
  *
- * Bound: no half-open 60-second window holds more than the limit N. A message sent at time s is recorded in bucket
- * ⌊s / b⌋ (b = 500 ms, n = 60 s / b = 120). A check at time t counts every recorded bucket j ≥ ⌊t / b⌋ − n, whole:
- * any s in (t − 60 s, t] has ⌊s / b⌋ ≥ ⌊t / b⌋ − n. A message goes only if fewer than N are counted. Take any window
- * [a, a + 60 s) and its last message g, at t_g: every other message in it went in (t_g − 60 s, t_g] and was recorded
- * before g (the row's ETag orders the writes, and commit order is time order), so g's check counted them and the
- * window holds at most N. Counting whole buckets costs at most one bucket: N per 60.5 s in the worst case.
+ * The pacer decides when a mail goes; Graph accepts it a little later (the record update, the stored request, the
+ * call itself), and by a varying amount. So the count covers 61 s, not 60: a one-second margin for that delay, since
+ * Exchange counts from Graph's acceptance.
+ *
+ * Bound: no half-open window of W = 61 s holds more than the limit N. A message sent at time s is recorded in bucket
+ * ⌊s / b⌋ (b = 500 ms, n = W / b = 122). A check at time t counts every recorded bucket j ≥ ⌊t / b⌋ − n, whole: any
+ * s in (t − W, t] has ⌊s / b⌋ ≥ ⌊t / b⌋ − n. A message goes only if fewer than N are counted. Take any window
+ * [a, a + W) and its last message g, at t_g: every other message in it went in (t_g − W, t_g] and was recorded before
+ * g (the row's ETag orders the writes, and commit order is time order), so g's check counted them and the window
+ * holds at most N. Counting whole buckets costs at most one bucket: N per 61.5 s in the worst case.
  */
 
 /** Width of one message bucket. */
 export const MESSAGE_BUCKET_MS = 500;
 
-/** The sliding window Exchange counts messages in. */
-export const MESSAGE_WINDOW_MS = 60_000;
+/** The sliding window Exchange counts messages in, plus the margin for the time from decision to Graph. */
+export const MESSAGE_WINDOW_MS = 61_000;
 
 const BUCKETS_PER_WINDOW = MESSAGE_WINDOW_MS / MESSAGE_BUCKET_MS;
 

@@ -177,7 +177,7 @@ describe('message rate (a schedule of slots, a sliding minute)', () => {
     }
   });
 
-  it('reaches 60 s / 60.5 s of the rate for a sender that comes back at its slot (30 per minute, 10 minutes)', () => {
+  it('reaches 60 s / 61.5 s of the rate for a sender that comes back at its slot (30 per minute, 10 minutes)', () => {
     const l = limits();
     let state = EMPTY_PACING_STATE;
     let now = T0;
@@ -195,13 +195,13 @@ describe('message rate (a schedule of slots, a sliding minute)', () => {
         if (step.result.kind === 'scheduled') now = slotAt = step.result.slotAt;
       }
     }
-    // T = 60.5 s / 30 = 2016.67 ms: grants at 0, T, 2T, ... within 10 minutes.
-    expect(granted).toBe(Math.floor((10 * MINUTE) / (60_500 / 30)) + 1);
-    expect(granted / 300).toBeGreaterThan(0.99);
+    // T = 61.5 s / 30 = 2050 ms: grants at 0, T, 2T, ... within 10 minutes.
+    expect(granted).toBe(Math.floor((10 * MINUTE) / (61_500 / 30)) + 1);
+    expect(granted / 300).toBeGreaterThan(0.97);
   });
 
   it('gives each waiting mail its own slot, at the exact time, for rates that do not divide a minute', () => {
-    const l = limits({ messagesPerMinute: 7 }); // T = 60.5 s / 7 = 8642.857… ms, kept to the microsecond
+    const l = limits({ messagesPerMinute: 7 }); // T = 61.5 s / 7 = 8785.714… ms, kept to the microsecond
     let state = grant(EMPTY_PACING_STATE, l, 1, T0);
     const slots: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -210,12 +210,12 @@ describe('message rate (a schedule of slots, a sliding minute)', () => {
       if (step.result.kind === 'scheduled') slots.push(step.result.slotAt);
       state = step.next!;
     }
-    expect(slots).toEqual([T0 + 8643, T0 + 17286, T0 + 25929]);
+    expect(slots).toEqual([T0 + 8786, T0 + 17572, T0 + 26358]);
     // A holder early for its slot waits for it, still holding it; at its slot it goes without a new slot.
     expect(decideReservation(state, l, 1, T0 + 8000, 'x', slots[0]).result).toEqual({
       kind: 'wait',
       reason: 'rate',
-      retryAfterMs: 643,
+      retryAfterMs: 786,
       slotAt: slots[0],
     });
     const onTime = decideReservation(state, l, 1, slots[0] + 500, 'x', slots[0]);
@@ -240,10 +240,10 @@ describe('message rate (a schedule of slots, a sliding minute)', () => {
     expect(decideReservation(state, l, 1, back + 10, 'x', slots[4]).result).toEqual({
       kind: 'wait',
       reason: 'rate',
-      retryAfterMs: MINUTE + 500 - 10,
+      retryAfterMs: MINUTE + 1500 - 10,
       slotAt: slots[4],
     });
-    expect(decideReservation(state, l, 1, back + MINUTE + 500, 'x', slots[4]).result.kind).toBe('granted');
+    expect(decideReservation(state, l, 1, back + MINUTE + 1500, 'x', slots[4]).result.kind).toBe('granted');
   });
 });
 
@@ -384,7 +384,7 @@ describe('status and input', () => {
     const l = limits();
     const state = grant(grant(EMPTY_PACING_STATE, l, 7, T0, 'a'), l, 3, T0 + 2100, 'b');
     expect(pacingStatus(state, l, T0 + 2500)).toEqual({
-      nextSlotAt: T0 + 4117, // T = 60.5 s / 30 = 2016.67 ms after the second grant
+      nextSlotAt: T0 + 4150, // T = 61.5 s / 30 = 2050 ms after the second grant
       recipientsInWindow: 10,
       recipientsRemaining: 9_990,
       activeLeases: 2,
