@@ -90,14 +90,11 @@ export function decideReservation(
   let messageTatUs = state.messageTatUs;
   const slotAt = heldSlotAt ?? nowMs;
   if (heldSlotAt === undefined) {
-    const slot = messageSlot(
-      state.messageTatUs,
-      Math.floor(nowMs * US_PER_MS),
-      emissionIntervalUs(limits.messagesPerMinute),
-    );
-    const scheduledAt = Math.ceil(slot.slotUs / US_PER_MS);
-    if (scheduledAt > nowMs) {
-      return { result: { kind: 'scheduled', slotAt: scheduledAt }, next: { ...state, messageTatUs: slot.nextTatUs } };
+    const nowUs = Math.floor(nowMs * US_PER_MS);
+    const slot = messageSlot(state.messageTatUs, nowUs, emissionIntervalUs(limits.messagesPerMinute));
+    if (slot.slotUs > nowUs) {
+      const slotAt = Math.ceil(slot.slotUs / US_PER_MS);
+      return { result: { kind: 'scheduled', slotAt }, next: { ...state, messageTatUs: slot.nextTatUs } };
     }
     // The schedule is free now: the slot is taken only if the mail goes, so a mail that cannot does not use it up.
     messageTatUs = slot.nextTatUs;
