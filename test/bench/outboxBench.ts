@@ -243,34 +243,22 @@ async function runOnce(
     const records: SubmissionRecord[] = mailboxes.flatMap((m) => graph.submissions(m).messages);
     const ours = records.filter((r) => r.subject.startsWith(subjectPrefix));
     const subjects = new Set(ours.map((r) => r.subject));
-    const busiest = mailboxes.map((m) =>
-      busiest60s(
-        graph
-          .submissions(m)
-          .messages.filter((r) => r.subject.startsWith(subjectPrefix))
-          .map((r) => r.submittedAt.getTime())
-          .sort((a, b) => a - b),
-      ),
-    );
-    const sustained = mailboxes.map((m) => {
-      const times = graph
+    // Each mailbox's Graph-accepted sends of this run, in time order.
+    const sendTimes = mailboxes.map((m) =>
+      graph
         .submissions(m)
         .messages.filter((r) => r.subject.startsWith(subjectPrefix))
         .map((r) => r.submittedAt.getTime())
-        .sort((a, b) => a - b);
-      const perMinute = ((times.length - 1) / Math.max(1, times[times.length - 1] - times[0])) * 60_000;
-      return perMinute / options.messagesPerMinute;
-    });
-    const afterAccept = mailboxes
-      .map((m) => {
-        const times = graph
-          .submissions(m)
-          .messages.filter((r) => r.subject.startsWith(subjectPrefix) && r.submittedAt.getTime() >= acceptedAt)
-          .map((r) => r.submittedAt.getTime());
-        if (times.length < 2) return NaN;
-        return ((times.length / Math.max(1, Math.max(...times) - acceptedAt)) * 60_000) / options.messagesPerMinute;
-      })
-      .filter((x) => !Number.isNaN(x));
+        .sort((a, b) => a - b),
+    );
+    const busiest = sendTimes.map(busiest60s);
+    const perMinuteRatio = (count: number, spanMs: number) =>
+      ((count / Math.max(1, spanMs)) * 60_000) / options.messagesPerMinute;
+    const sustained = sendTimes.map((t) => perMinuteRatio(t.length - 1, t[t.length - 1] - t[0]));
+    const afterAccept = sendTimes
+      .map((t) => t.filter((at) => at >= acceptedAt))
+      .filter((t) => t.length >= 2)
+      .map((t) => perMinuteRatio(t.length, t[t.length - 1] - acceptedAt));
     const holdSeconds = ours.map((r) => ((r.deliveredAt ?? new Date()).getTime() - r.submittedAt.getTime()) / 1000);
 
     // Every accepted id's final status, asked of the host that accepted it (in (b) each host has its own storage),
