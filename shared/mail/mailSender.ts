@@ -45,6 +45,15 @@ export interface SendOutcome {
   graphCalls: number;
 }
 
+/** How one send is carried out. */
+export interface SendOptions {
+  /**
+   * Awaited just before the call that submits the mail (sendMail, or the draft's send), after everything else:
+   * the outbox confirms the mailbox's pace here. Throwing aborts the send before submission (a draft is deleted).
+   */
+  beforeSubmit?: () => Promise<void>;
+}
+
 interface CallResult {
   response: Response;
   clientRequestId: string;
@@ -59,17 +68,14 @@ export class MailSender {
   ) {}
 
   /** Sends `request`; throws `SendProblem` with the caller's problem document on failure. */
-  async send(request: SendRequest): Promise<SendOutcome> {
-    return needsDraftPath(request) ? this.sendViaDraft(request) : this.sendDirect(request);
+  async send(request: SendRequest, options: SendOptions = {}): Promise<SendOutcome> {
+    return needsDraftPath(request) ? this.sendViaDraft(request, options) : this.sendDirect(request, options);
   }
 
-  private async sendDirect(request: SendRequest): Promise<SendOutcome> {
-    const result = await this.call(
-      request.from,
-      'post',
-      `/users/${encodeURIComponent(request.from)}/sendMail`,
-      sendMailBody(request),
-    );
+  private async sendDirect(request: SendRequest, options: SendOptions): Promise<SendOutcome> {
+    const body = sendMailBody(request);
+    await options.beforeSubmit?.();
+    const result = await this.call(request.from, 'post', `/users/${encodeURIComponent(request.from)}/sendMail`, body);
     return {
       path: 'sendMail',
       requestId: result.response.headers.get('request-id') ?? undefined,
@@ -78,7 +84,7 @@ export class MailSender {
     };
   }
 
-  private async sendViaDraft(request: SendRequest): Promise<SendOutcome> {
+  private async sendViaDraft(request: SendRequest, options: SendOptions): Promise<SendOutcome> {
     const user = `/users/${encodeURIComponent(request.from)}`;
     const small = fileAttachments(request, true);
     const envelope: Message = {
@@ -122,6 +128,7 @@ export class MailSender {
         const { uploadUrl } = (await session.response.json()) as { uploadUrl: string };
         calls += await this.upload(request.from, uploadUrl, attachment);
       }
+      await options.beforeSubmit?.();
       const sent = await this.call(request.from, 'post', `${messagePath}/send`, undefined);
       calls++;
       return {

@@ -16,6 +16,7 @@ import { ensureTable, isStatus, tableKey } from '../platform/tables';
 import { fromPacerEntity, toPacerEntity, type PacerEntity } from './pacerRow';
 import {
   checkedLimits,
+  decideRenewal,
   decideReservation,
   EMPTY_PACING_STATE,
   pacingStatus,
@@ -53,11 +54,16 @@ export type MailboxPacerOptions = Pick<PacerLimits, 'messagesPerMinute' | 'recip
 export interface PacerLease {
   mailbox: string;
   id: string;
-  /** Epoch ms the grant was decided at. */
+  /** Epoch ms the grant was decided at: the time its message is counted at. */
   grantedAt: number;
   /** Epoch ms after which the slot frees itself. */
   expiresAt: number;
+  /** The mail's recipients, counted with it. */
+  recipients: number;
 }
+
+/** The time of a decision: a fixed epoch ms (tests), or a clock read when the row is read for each attempt. */
+export type DecisionTime = number | (() => number);
 
 /** What `reserve` answers. */
 export type Reservation =
@@ -111,21 +117,37 @@ export class MailboxPacer {
   /**
    * Asks whether a mail from `mailbox` to `recipients` recipients (To + Cc + Bcc) may go at `now`. A grant takes a
    * concurrency lease; a grant or a schedule counts the message and its recipients. A mail that was `scheduled`
-   * passes its `slotAt` back as `heldSlotAt` when it returns.
+   * passes its `slotAt` back as `heldSlotAt` when it returns. With a clock for `now`, each read-decide-write round
+   * decides at the clock's time, so a grant counts the moment it was really decided, however long losing rounds took.
    */
   async reserve(
     mailbox: string,
     recipients: number,
-    now: number = Date.now(),
+    now: DecisionTime = Date.now,
     heldSlotAt?: number,
   ): Promise<Reservation> {
     const leaseId = randomUUID();
     const decision = await this.update(mailbox, (state) =>
-      decideReservation(state, this.limits, recipients, now, leaseId, heldSlotAt),
+      decideReservation(state, this.limits, recipients, timeOf(now), leaseId, heldSlotAt),
     );
     if (decision.kind !== 'granted') return decision;
     const { grantedAt, expiresAt } = decision;
-    return { kind: 'granted', lease: { mailbox, id: leaseId, grantedAt, expiresAt } };
+    return { kind: 'granted', lease: { mailbox, id: leaseId, grantedAt, expiresAt, recipients } };
+  }
+
+  /**
+   * Renews `lease`, whose mail has not been submitted and whose decision is older than `DECISION_VALID_MS`
+   * (messageWindow.ts): its message is counted again at `now` if the sliding minute has room (a `granted` answer
+   * with the renewed lease), or the grant is given back whole and the mail must wait (`wait`).
+   */
+  async renew(
+    lease: PacerLease,
+    now: DecisionTime = Date.now,
+  ): Promise<{ kind: 'granted'; lease: PacerLease } | { kind: 'wait'; retryAfterMs: number; reason: 'rate' }> {
+    const grant = { leaseId: lease.id, grantedAt: lease.grantedAt, recipients: lease.recipients };
+    const decision = await this.update(lease.mailbox, (state) => decideRenewal(state, this.limits, grant, timeOf(now)));
+    if (decision.kind !== 'granted') return decision;
+    return { kind: 'granted', lease: { ...lease, grantedAt: decision.grantedAt, expiresAt: decision.expiresAt } };
   }
 
   /** Gives a lease's concurrency slot back; releasing twice, or after expiry, is harmless. */
@@ -172,6 +194,10 @@ export class MailboxPacer {
       throw err;
     }
   }
+}
+
+function timeOf(now: DecisionTime): number {
+  return typeof now === 'function' ? now() : now;
 }
 
 /** Addresses are case-insensitive: one row per mailbox whatever the caller's casing. */

@@ -22,6 +22,7 @@ import { SendProblem } from '../mail/sendProblems';
 import { parseSendRequest } from '../mail/sendRequest';
 import { problem, type ProblemDocument } from '../platform/problem';
 import type { MailboxPacer } from './mailboxPacer';
+import { DECISION_VALID_MS } from './messageWindow';
 import { OutboxRecordChangedError, type OutboxRecord, type OutboxStore } from './outboxStore';
 
 /** Default of `OUTBOX_MAX_AGE_HOURS`: a mail not sent within a day fails. */
@@ -85,7 +86,12 @@ export async function processOutboxMail(
     ({ record, etag } = settled);
   }
 
-  const reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now(), slotAt);
+  // A mail back at its slot is nearly always let go: its request is fetched meanwhile, so that the time from the
+  // pacer's decision to Graph stays short (see DECISION_VALID_MS).
+  const prefetched =
+    slotAt !== undefined && slotAt <= now() + DECISION_VALID_MS ? deps.store.readPayloadJson(id) : undefined;
+  prefetched?.catch(() => undefined);
+  const reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now, slotAt);
   if (reservation.kind === 'scheduled') {
     // The mail has its own slot: it comes back at it, holding it, and nothing else can take it meanwhile.
     await deps.store.enqueue(id, reservation.slotAt - now(), reservation.slotAt);
@@ -130,7 +136,7 @@ export async function processOutboxMail(
     return 'deferred';
   }
 
-  const lease = reservation.lease;
+  let lease = reservation.lease;
   try {
     // The marker goes in before Graph is called; losing this race means another invocation owns the attempt.
     const attempt: OutboxRecord = {
@@ -150,7 +156,7 @@ export async function processOutboxMail(
     }
     record = attempt;
     // Parsed as it downloads: the stored request is held once, as its parsed values, never as bytes and text too.
-    const parsed = parseSendRequest(await deps.store.readPayloadJson(id));
+    const parsed = parseSendRequest(await (prefetched ?? deps.store.readPayloadJson(id)));
     if (!parsed.ok) {
       return fail(
         record,
@@ -167,16 +173,55 @@ export async function processOutboxMail(
     }
     try {
       const request = { ...parsed.request, internetMessageId: record.internetMessageId };
+      // Exchange counts a mail when Graph accepts it; the pacer counted it at its decision. A decision grown stale
+      // (a slow store, a busy instance, a long upload) is renewed first, or the mail waits and nothing is submitted.
+      const beforeSubmit = async (): Promise<void> => {
+        if (now() - lease.grantedAt <= DECISION_VALID_MS) return;
+        const renewed = await deps.pacer.renew(lease, now);
+        if (renewed.kind !== 'granted') throw new DecisionLapsedError(renewed.retryAfterMs);
+        lease = renewed.lease;
+      };
       const outcome = await deps.sender
-        .send(request)
+        .send(request, { beforeSubmit })
         .catch((err: unknown) => explainAccessDenied(err, request, deps.credential));
       return await succeed(record, etag, deps, outcome.requestId);
     } catch (err) {
+      if (err instanceof DecisionLapsedError) return await giveBackAttempt(record, etag, deps, err.retryAfterMs);
       return await handleSendFailure(record, etag, deps, err);
     }
   } finally {
     await deps.pacer.release(lease).catch(() => undefined);
   }
+}
+
+/** The pacer took back a grant that went stale before the mail was submitted; the mail waits `retryAfterMs`. */
+class DecisionLapsedError extends Error {
+  constructor(readonly retryAfterMs: number) {
+    super('the pacer took back a stale grant before the mail was submitted');
+    this.name = 'DecisionLapsedError';
+  }
+}
+
+/**
+ * Undoes an attempt that never reached Graph's submission (its grant lapsed): the marker goes, the attempt is not
+ * counted, and the mail asks the pacer again after `retryAfterMs`, for a new slot.
+ */
+async function giveBackAttempt(
+  record: OutboxRecord,
+  etag: string,
+  deps: OutboxProcessorDependencies,
+  retryAfterMs: number,
+): Promise<ProcessOutcome> {
+  const queued: OutboxRecord = {
+    ...record,
+    status: 'queued',
+    attempts: Math.max(0, record.attempts - 1),
+    updatedAt: (deps.now ?? Date.now)(),
+  };
+  delete queued.attemptStartedAt;
+  await deps.store.update(queued, etag);
+  await deps.store.enqueue(record.id, retryAfterMs);
+  return 'requeued';
 }
 
 /**

@@ -9,8 +9,14 @@
  */
 import { liveLeases, msUntilFirstExpiry, type LeaseRecord } from './leases';
 import { emissionIntervalUs, messageSlot, US_PER_MS } from './messageRate';
-import { addMessage, messageCapacityAt, type MessageBuckets } from './messageWindow';
-import { addRecipients, capacityReturnsAt, recipientsInWindow, type RecipientBuckets } from './recipientWindow';
+import { addMessage, messageCapacityAt, removeMessage, type MessageBuckets } from './messageWindow';
+import {
+  addRecipients,
+  capacityReturnsAt,
+  recipientsInWindow,
+  removeRecipients,
+  type RecipientBuckets,
+} from './recipientWindow';
 
 /** The limits one mailbox is paced at. */
 export interface PacerLimits {
@@ -123,6 +129,52 @@ export function decideReservation(
       messageBuckets: addMessage(state.messageBuckets, nowMs),
       recipientBuckets: addRecipients(state.recipientBuckets, nowMs, recipients),
       leases: [...leases, { id: leaseId, expiresAt }],
+    },
+  };
+}
+
+/** A grant whose mail has not reached Graph yet, as `decideRenewal` needs it. */
+export interface GrantToRenew {
+  leaseId: string;
+  /** Epoch ms the grant counted the message and its recipients at. */
+  grantedAt: number;
+  recipients: number;
+}
+
+/** The answer to renewing a grant. */
+export type RenewalDecision =
+  { kind: 'granted'; grantedAt: number; expiresAt: number } | { kind: 'wait'; retryAfterMs: number; reason: 'rate' };
+
+/**
+ * Renews a grant decided too long ago to send on (messageWindow.ts, `DECISION_VALID_MS`): its message and recipients
+ * move from `grantedAt` to `nowMs` if the sliding minute, without the grant's own count, has room at `nowMs`, and its
+ * lease is extended. Otherwise the grant is given back whole (count, recipients and lease), and the answer says when
+ * the minute has room. Only for a grant on which nothing has been submitted: the count is taken out, not added to.
+ */
+export function decideRenewal(
+  state: PacingState,
+  limits: PacerLimits,
+  grant: GrantToRenew,
+  nowMs: number,
+): PacingStep<RenewalDecision> {
+  const messageBuckets = removeMessage(state.messageBuckets, grant.grantedAt);
+  const recipientBuckets = removeRecipients(state.recipientBuckets, grant.grantedAt, grant.recipients);
+  const others = liveLeases(state.leases, nowMs).filter((lease) => lease.id !== grant.leaseId);
+  const minuteFreesAt = messageCapacityAt(messageBuckets, nowMs, limits.messagesPerMinute);
+  if (minuteFreesAt > nowMs) {
+    return {
+      result: { kind: 'wait', retryAfterMs: minuteFreesAt - nowMs, reason: 'rate' },
+      next: { ...state, messageBuckets, recipientBuckets, leases: others },
+    };
+  }
+  const expiresAt = nowMs + limits.leaseMs;
+  return {
+    result: { kind: 'granted', grantedAt: nowMs, expiresAt },
+    next: {
+      ...state,
+      messageBuckets: addMessage(messageBuckets, nowMs),
+      recipientBuckets: addRecipients(recipientBuckets, nowMs, grant.recipients),
+      leases: [...others, { id: grant.leaseId, expiresAt }],
     },
   };
 }

@@ -5,7 +5,14 @@
  * GCRA with cost = recipients is not enough: after a full burst its TAT lies a day ahead and then drains
  * continuously, so it admits recipients again well before the burst's 24 hours are over.
  */
-import { addToWindow, capacityAt, countInWindow, type SlidingBuckets, type SlidingWindow } from './slidingCount';
+import {
+  addToWindow,
+  capacityAt,
+  countInWindow,
+  removeFromWindow,
+  type SlidingBuckets,
+  type SlidingWindow,
+} from './slidingCount';
 
 /** Width of one recipient bucket. */
 export const RECIPIENT_BUCKET_MS = 5 * 60_000;
@@ -36,4 +43,9 @@ export function capacityReturnsAt(
 /** `buckets` at `nowMs` with `recipients` added to the current bucket and the uncounted buckets dropped. */
 export function addRecipients(buckets: RecipientBuckets, nowMs: number, recipients: number): RecipientBuckets {
   return addToWindow(RECIPIENT_WINDOW, buckets, nowMs, recipients);
+}
+
+/** `buckets` without `recipients` counted at `atMs` (a grant given back before anything reached Graph). */
+export function removeRecipients(buckets: RecipientBuckets, atMs: number, recipients: number): RecipientBuckets {
+  return removeFromWindow(RECIPIENT_WINDOW, buckets, atMs, recipients);
 }

@@ -72,3 +72,21 @@ export function addToWindow(
   else kept.push([current, amount]);
   return kept.sort((x, y) => x[0] - y[0]);
 }
+
+/**
+ * `buckets` with `amount` taken back from the bucket of `atMs` (an admission that turned out not to happen), floored
+ * at zero; a bucket no longer held is left alone. Only safe for an admission known not to have taken effect.
+ */
+export function removeFromWindow(
+  window: SlidingWindow,
+  buckets: SlidingBuckets,
+  atMs: number,
+  amount: number,
+): SlidingBuckets {
+  const bucket = bucketOf(window, atMs);
+  return buckets.flatMap(([b, count]) => {
+    if (b !== bucket) return [[b, count] as const];
+    const left = count - amount;
+    return left > 0 ? [[b, left] as const] : [];
+  });
+}

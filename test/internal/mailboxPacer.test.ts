@@ -7,6 +7,7 @@ import type { TableEntityResult } from '@azure/data-tables';
 import { fromPacerEntity, toPacerEntity, type PacerEntity } from '../../shared/outbox/pacerRow';
 import {
   checkedLimits,
+  decideRenewal,
   decideReservation,
   EMPTY_PACING_STATE,
   pacingStatus,
@@ -15,6 +16,7 @@ import {
   type PacingDecision,
   type PacingState,
 } from '../../shared/outbox/pacingRules';
+import { DECISION_VALID_MS } from '../../shared/outbox/messageWindow';
 import { RECIPIENT_BUCKET_MS, RECIPIENT_WINDOW_MS } from '../../shared/outbox/recipientWindow';
 
 const MINUTE = 60_000;
@@ -244,6 +246,107 @@ describe('message rate (a schedule of slots, a sliding minute)', () => {
       slotAt: slots[4],
     });
     expect(decideReservation(state, l, 1, back + MINUTE + 1500, 'x', slots[4]).result.kind).toBe('granted');
+  });
+});
+
+/**
+ * Senders whose mail reaches Graph some time after the grant, as in the outbox: mostly within the decision's
+ * validity, sometimes seconds later (a busy instance) or much later (a large upload). A stale decision is renewed
+ * just before the submission (and, when the minute is full, given back, the mail asking again later). After the
+ * last decision the call takes up to another `DECISION_VALID_MS` to reach Graph. Returns Graph's acceptance times.
+ */
+function simulateSubmissions(l: PacerLimits, seed: number, senders: number, until: number): number[] {
+  const random = prng(seed);
+  let state: PacingState = EMPTY_PACING_STATE;
+  const accepted: number[] = [];
+  type Event =
+    | { at: number; kind: 'ask'; sender: number; slotAt?: number }
+    | { at: number; kind: 'submit'; sender: number; leaseId: string; grantedAt: number };
+  const events: Event[] = Array.from({ length: senders }, (_, sender) => ({ at: T0, kind: 'ask', sender }));
+  let nextLease = 0;
+  const reachGraph = () => Math.floor(random() * DECISION_VALID_MS);
+  const afterGrant = () => {
+    const r = random();
+    return Math.floor(r < 0.7 ? random() * DECISION_VALID_MS : r < 0.9 ? random() * 5000 : random() * 90_000);
+  };
+  while (events.length > 0) {
+    events.sort((x, y) => x.at - y.at);
+    const event = events.shift()!;
+    if (event.at > until) break;
+    const now = event.at;
+    if (event.kind === 'ask') {
+      const leaseId = `lease-${nextLease++}`;
+      const step = decideReservation(state, l, 1, now, leaseId, event.slotAt);
+      state = step.next ?? state;
+      const d = step.result;
+      if (d.kind === 'granted') {
+        events.push({ at: now + afterGrant(), kind: 'submit', sender: event.sender, leaseId, grantedAt: now });
+      } else if (d.kind === 'scheduled' || d.kind === 'wait') {
+        const back = d.kind === 'scheduled' ? d.slotAt : now + d.retryAfterMs;
+        const slotAt = d.kind === 'scheduled' ? d.slotAt : d.slotAt;
+        events.push({ at: back + Math.floor(random() * 2000), kind: 'ask', sender: event.sender, slotAt });
+      } else {
+        throw new Error(`unexpected ${d.kind}`);
+      }
+      continue;
+    }
+    let submittedAt = now;
+    if (now - event.grantedAt > DECISION_VALID_MS) {
+      const grant = { leaseId: event.leaseId, grantedAt: event.grantedAt, recipients: 1 };
+      const step = decideRenewal(state, l, grant, now);
+      state = step.next ?? state;
+      if (step.result.kind === 'wait') {
+        events.push({ at: now + step.result.retryAfterMs, kind: 'ask', sender: event.sender });
+        continue;
+      }
+      submittedAt = step.result.grantedAt;
+    }
+    accepted.push(submittedAt + reachGraph());
+    state = releaseLease(state, event.leaseId, submittedAt).next ?? state;
+    events.push({ at: submittedAt + 1 + Math.floor(random() * 3000), kind: 'ask', sender: event.sender });
+  }
+  return accepted;
+}
+
+describe('the time from decision to Graph (renewing a stale decision)', () => {
+  it('never lets Graph accept more than messagesPerMinute in any 60 s, whatever the delays, for 100 random runs', () => {
+    const rates = [2, 7, 30, 60];
+    let renewedSome = 0;
+    for (let seed = 1; seed <= 100; seed++) {
+      const messagesPerMinute = rates[seed % rates.length];
+      const l = limits({ messagesPerMinute, recipientsPerDay: 1_000_000, maxConcurrent: 4, leaseMs: 2 * MINUTE });
+      const accepted = simulateSubmissions(l, seed, 2 + (seed % 7), T0 + 10 * MINUTE);
+      const busiest = busiestWindow(
+        accepted.map((at) => ({ at, recipients: 1 })),
+        MINUTE,
+        () => 1,
+      );
+      if (busiest > messagesPerMinute)
+        throw new Error(`seed ${seed}: ${busiest} accepted in 60 s > ${messagesPerMinute}`);
+      if (accepted.length > messagesPerMinute * 5) renewedSome++;
+    }
+    expect(renewedSome).toBeGreaterThan(50); // the runs did send at a real rate, not trickle
+  });
+
+  it('moves a renewed message and its recipients to the renewal, and keeps its lease', () => {
+    const l = limits({ messagesPerMinute: 2 });
+    let state = grant(EMPTY_PACING_STATE, l, 3, T0, 'a');
+    const step = decideRenewal(state, l, { leaseId: 'a', grantedAt: T0, recipients: 3 }, T0 + 20_000);
+    expect(step.result).toEqual({ kind: 'granted', grantedAt: T0 + 20_000, expiresAt: T0 + 20_000 + l.leaseMs });
+    state = step.next!;
+    expect(state.messageBuckets).toEqual([[Math.floor((T0 + 20_000) / 500), 1]]);
+    expect(pacingStatus(state, l, T0 + 20_000)).toMatchObject({ recipientsInWindow: 3, activeLeases: 1 });
+  });
+
+  it('gives a stale grant back whole when the minute filled meanwhile, and says when it frees', () => {
+    const l = limits({ messagesPerMinute: 2 });
+    // Granted at T0, then two more granted in the minute (the bench's 31st mail: sent late, counted early).
+    let state = grant(EMPTY_PACING_STATE, l, 1, T0, 'stale');
+    state = grant(state, l, 1, T0 + 62_000, 'b');
+    state = grantHeld(state, l, T0 + 62_500, T0 + 62_500);
+    const step = decideRenewal(state, l, { leaseId: 'stale', grantedAt: T0, recipients: 1 }, T0 + 63_000);
+    expect(step.result).toEqual({ kind: 'wait', reason: 'rate', retryAfterMs: 62_000 + 61_500 - 63_000 });
+    expect(pacingStatus(step.next!, l, T0 + 63_000)).toMatchObject({ activeLeases: 2, recipientsInWindow: 2 });
   });
 });
 

@@ -327,6 +327,61 @@ describe('the outbox processor', () => {
     expect((await r.store.get(second.id))!.record).toMatchObject({ status: 'queued', attempts: 0 });
   });
 
+  describe('when the decision to send is stale by the time the mail would reach Graph (a slow store, a long upload)', () => {
+    /** Makes the stored request take `ms` of simulated time to read, running `meanwhile` in it. */
+    function slowPayload(r: Rig, advance: (ms: number) => void, ms: number, meanwhile = async () => {}): void {
+      const read = r.store.readPayloadJson.bind(r.store);
+      r.store.readPayloadJson = async (id: string) => {
+        advance(ms);
+        await meanwhile();
+        return read(id);
+      };
+    }
+
+    it('renews the decision: the mail is counted when it is submitted, not when it was let go', async () => {
+      const t0 = Date.now();
+      let clock = t0;
+      const r = rig({ messagesPerMinute: 1, now: () => clock });
+      const { id } = await accept(r, {}, clock);
+      slowPayload(r, (ms) => (clock += ms), 2000);
+      const before = env.cloud.graph.sendsAccepted(SENDER);
+
+      expect(await processOutboxMail(id, r.deps)).toBe('sent');
+      expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
+      // Counted at t0 the minute would free at t0 + 61.5 s; counted at t0 + 2 s it is still full then.
+      const next = await r.deps.pacer.reserve(SENDER, 1, t0 + 61_600, t0 + 61_600);
+      expect(next).toMatchObject({ kind: 'wait', reason: 'rate' });
+      expect((await r.deps.pacer.reserve(SENDER, 1, t0 + 64_000, t0 + 64_000)).kind).toBe('granted');
+    });
+
+    it('gives the attempt back, unsent, when the minute filled up meanwhile', async () => {
+      const t0 = Date.now();
+      let clock = t0;
+      const r = rig({ messagesPerMinute: 2, now: () => clock });
+      const { id } = await accept(r, {}, clock);
+      // Another instance sends two mails once the first grant has left the minute, while this one is still busy.
+      slowPayload(
+        r,
+        (ms) => (clock += ms),
+        70_000,
+        async () => {
+          for (const at of [t0 + 65_000, t0 + 66_000]) {
+            expect((await r.deps.pacer.reserve(SENDER, 1, at, at)).kind).toBe('granted');
+          }
+        },
+      );
+      const before = env.cloud.graph.sendsAccepted(SENDER);
+
+      expect(await processOutboxMail(id, r.deps)).toBe('requeued');
+      expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(0);
+      const { record } = (await r.store.get(id))!;
+      expect(record).toMatchObject({ status: 'queued', attempts: 0 });
+      expect(record.attemptStartedAt).toBeUndefined();
+      // Its lease went back with it: only the other instance's two are held.
+      expect((await r.deps.pacer.peek(SENDER, clock)).activeLeases).toBe(2);
+    });
+  });
+
   it('defers a mail over the daily recipient budget (status, notBefore, mail.deferred), sends no NDR, and sends it once capacity returns', async () => {
     let clock = Date.now();
     const r = rig({ recipientsPerDay: 3, maxAgeMs: 72 * 3_600_000, now: () => clock });
