@@ -102,7 +102,10 @@ export const mailStatusSchema = z
     reason: z
       .string()
       .optional()
-      .meta({ description: 'Why the mail waits: `sendAt`, `dailyRecipients`, `graph 429`, ...' }),
+      .meta({
+        description:
+          'Why the mail waits: `sendAt`, `rate` (its slot in the mailbox pace), `dailyRecipients`, `graph 429`, ...',
+      }),
     sentAt: z.iso.datetime().optional(),
     attempts: z.int().meta({ description: 'Submissions to Graph started.' }),
     requestIds: z.array(z.string()).meta({ description: "Graph's `request-id`s of this mail's calls." }),

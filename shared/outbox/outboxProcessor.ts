@@ -48,6 +48,9 @@ export interface OutboxProcessorDependencies {
 /** What one message led to. */
 export type ProcessOutcome = 'sent' | 'failed' | 'requeued' | 'deferred' | 'ignored';
 
+/** A mail whose pacer slot is at least this far off shows it in its status (`notBefore`, reason `rate`). */
+const PACED_STATUS_MIN_MS = 2_000;
+
 /** Backoff when Graph gave no Retry-After, or the answer was lost. */
 const DEFAULT_RETRY_MS = 30_000;
 
@@ -76,7 +79,8 @@ export async function processOutboxMail(
       ),
     );
   }
-  if (record.notBefore !== undefined && record.notBefore > now()) {
+  // A message holding a pacer slot comes back at it; its record's notBefore is that slot, only for the status.
+  if (record.notBefore !== undefined && record.notBefore > now() && slotAt === undefined) {
     await deps.store.enqueue(id, record.notBefore - now());
     return 'requeued';
   }
@@ -95,6 +99,17 @@ export async function processOutboxMail(
   if (reservation.kind === 'scheduled') {
     // The mail has its own slot: it comes back at it, holding it, and nothing else can take it meanwhile.
     await deps.store.enqueue(id, reservation.slotAt - now(), reservation.slotAt);
+    if (reservation.slotAt - now() >= PACED_STATUS_MIN_MS) {
+      const paced: OutboxRecord = {
+        ...record,
+        status: 'queued',
+        notBefore: reservation.slotAt,
+        reason: 'rate',
+        updatedAt: now(),
+      };
+      // Only the status page reads it; the queue message already holds the slot, so a lost write costs nothing.
+      await deps.store.update(paced, etag).catch(() => undefined);
+    }
     return 'requeued';
   }
   if (reservation.kind === 'wait') {

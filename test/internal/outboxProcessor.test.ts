@@ -324,7 +324,11 @@ describe('the outbox processor', () => {
     expect(await processOutboxMail(first.id, r.deps)).toBe('sent');
     expect(await processOutboxMail(second.id, r.deps)).toBe('requeued');
     expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
-    expect((await r.store.get(second.id))!.record).toMatchObject({ status: 'queued', attempts: 0 });
+    const { record } = (await r.store.get(second.id))!;
+    // Its status says when its slot is (61.5 s after the first at 1 per minute) and why it waits.
+    expect(record).toMatchObject({ status: 'queued', attempts: 0, reason: 'rate' });
+    expect(record.notBefore! - record.createdAt).toBeGreaterThan(60_000);
+    expect(record.notBefore! - record.createdAt).toBeLessThan(63_000);
   });
 
   describe('when the decision to send is stale by the time the mail would reach Graph (a slow store, a long upload)', () => {
