@@ -99,13 +99,10 @@ export const mailStatusSchema = z
       .datetime()
       .optional()
       .meta({ description: 'Not sent before this time (`scheduled`, `deferred`, or waiting out a Retry-After).' }),
-    reason: z
-      .string()
-      .optional()
-      .meta({
-        description:
-          'Why the mail waits: `sendAt`, `rate` (its slot in the mailbox pace), `dailyRecipients`, `graph 429`, ...',
-      }),
+    reason: z.string().optional().meta({
+      description:
+        'Why the mail waits: `sendAt`, `rate` (its slot in the mailbox pace), `dailyRecipients`, `graph 429`, ...',
+    }),
     sentAt: z.iso.datetime().optional(),
     attempts: z.int().meta({ description: 'Submissions to Graph started.' }),
     requestIds: z.array(z.string()).meta({ description: "Graph's `request-id`s of this mail's calls." }),
