@@ -150,9 +150,13 @@ export class MailboxPacer {
     return { kind: 'granted', lease: { ...lease, grantedAt: decision.grantedAt, expiresAt: decision.expiresAt } };
   }
 
-  /** Gives a lease's concurrency slot back; releasing twice, or after expiry, is harmless. */
-  async release(lease: PacerLease, now: number = Date.now()): Promise<void> {
-    await this.update(lease.mailbox, (state) => releaseLease(state, lease.id, now));
+  /**
+   * Gives a lease's concurrency slot back once its mail is done with Graph, and counts the mail at the release
+   * (pacingRules.ts, `releaseLease`); releasing twice, or after expiry, is harmless.
+   */
+  async release(lease: PacerLease, now: DecisionTime = Date.now): Promise<void> {
+    const grant = { leaseId: lease.id, grantedAt: lease.grantedAt, recipients: lease.recipients };
+    await this.update(lease.mailbox, (state) => releaseLease(state, grant, timeOf(now)));
   }
 
   /** The mailbox's pacing at `now` (next slot, recipients in the window, leases held), without changing it. */

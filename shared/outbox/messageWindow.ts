@@ -2,9 +2,10 @@
  * A mailbox's messages over a sliding minute (Exchange Online's message rate limit), counted in half-second buckets
  * (slidingCount.ts; at most 123 in the row).
  *
- * The pacer decides when a mail goes; Graph accepts it a little later (the record update, the stored request, the
- * call itself), and by a varying amount. So the count covers 61 s, not 60: a one-second margin for that delay, since
- * Exchange counts from Graph's acceptance. Whole buckets cost at most one: N per 61.5 s in the worst case.
+ * The pacer decides when a mail goes; Exchange counts it when Graph accepts it, a varying moment later. The mail is
+ * counted at the decision, then moved to its release (pacingRules.ts, `releaseLease`), which bounds that delay; the
+ * count covers 61 s, not 60, as a margin for what clocks and Exchange may add. Whole buckets cost at most one: N per
+ * 61.5 s in the worst case.
  */
 import { addToWindow, capacityAt, removeFromWindow, type SlidingBuckets, type SlidingWindow } from './slidingCount';
 
@@ -15,12 +16,13 @@ export const MESSAGE_BUCKET_MS = 500;
 export const MESSAGE_WINDOW_MS = 61_000;
 
 /**
- * How long a decision to send stays good: a mail whose call to Graph would start later than this after the pacer
- * counted it asks again (`MailboxPacer.renew`), so that the time from decision to Graph's acceptance stays within the
- * window's one-second margin, leaving the other half for the call to reach Graph. Without it a slow instance (a
- * busy CPU, a slow store, a large upload) sends a mail counted long ago, and Exchange sees more than N in a minute.
+ * How long a decision to send stays good. The pacer counts a mail at its decision until the mail is done with Graph,
+ * then at that moment (`releaseLease`), so the count holds only if the release comes within the window of the
+ * decision. A mail whose submission would start later than this after the decision (the uploads of a large draft, a
+ * stalled instance) asks again just before submitting (`MailboxPacer.renew`), leaving the rest of the window for the
+ * submission and the release.
  */
-export const DECISION_VALID_MS = 500;
+export const DECISION_VALID_MS = 30_000;
 
 const MESSAGE_WINDOW: SlidingWindow = { bucketMs: MESSAGE_BUCKET_MS, windowMs: MESSAGE_WINDOW_MS };
 

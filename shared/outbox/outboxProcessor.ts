@@ -90,8 +90,8 @@ export async function processOutboxMail(
     ({ record, etag } = settled);
   }
 
-  // A mail back at its slot is nearly always let go: its request is fetched meanwhile, so that the time from the
-  // pacer's decision to Graph stays short (see DECISION_VALID_MS).
+  // A mail back at its slot is nearly always let go: its request is fetched meanwhile, so that the mail holds its
+  // grant (a lease, a count) for less time.
   const prefetched =
     slotAt !== undefined && slotAt <= now() + DECISION_VALID_MS ? deps.store.readPayloadJson(id) : undefined;
   prefetched?.catch(() => undefined);
@@ -188,8 +188,8 @@ export async function processOutboxMail(
     }
     try {
       const request = { ...parsed.request, internetMessageId: record.internetMessageId };
-      // Exchange counts a mail when Graph accepts it; the pacer counted it at its decision. A decision grown stale
-      // (a slow store, a busy instance, a long upload) is renewed first, or the mail waits and nothing is submitted.
+      // The pacer counts the mail at its decision until the release; a decision grown stale (the uploads of a large
+      // draft, a stalled instance) is renewed before submitting, or the mail waits and nothing is submitted.
       const beforeSubmit = async (): Promise<void> => {
         if (now() - lease.grantedAt <= DECISION_VALID_MS) return;
         const renewed = await deps.pacer.renew(lease, now);
@@ -205,7 +205,7 @@ export async function processOutboxMail(
       return await handleSendFailure(record, etag, deps, err);
     }
   } finally {
-    await deps.pacer.release(lease).catch(() => undefined);
+    await deps.pacer.release(lease, now).catch(() => undefined);
   }
 }
 

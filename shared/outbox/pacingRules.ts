@@ -133,7 +133,7 @@ export function decideReservation(
   };
 }
 
-/** A grant whose mail has not reached Graph yet, as `decideRenewal` needs it. */
+/** A grant as `decideRenewal` and `releaseLease` need it. */
 export interface GrantToRenew {
   leaseId: string;
   /** Epoch ms the grant counted the message and its recipients at. */
@@ -182,12 +182,27 @@ export function decideRenewal(
 /** How soon a mail that found every concurrency lease held looks again. */
 const CONCURRENCY_RETRY_MS = 250;
 
-/** Frees lease `leaseId` (and drops expired ones); no write when the lease is already gone. */
-export function releaseLease(state: PacingState, leaseId: string, nowMs: number): PacingStep<void> {
-  if (!state.leases.some((lease) => lease.id === leaseId)) return { result: undefined };
+/**
+ * Frees the grant's lease (and drops expired ones) once its mail is done with Graph, and moves the message and its
+ * recipients from the decision's time to `nowMs`. Exchange counts a mail when it accepts it, somewhere between the
+ * decision and Graph's answer; counted at the decision until the release and at the release after it, the mail is in
+ * every window it belongs to, however long the call took, as long as the release comes within the message window
+ * (61 s) of the decision (see `DECISION_VALID_MS`). No write when the lease is already gone.
+ */
+export function releaseLease(state: PacingState, grant: GrantToRenew, nowMs: number): PacingStep<void> {
+  if (!state.leases.some((lease) => lease.id === grant.leaseId)) return { result: undefined };
   return {
     result: undefined,
-    next: { ...state, leases: liveLeases(state.leases, nowMs).filter((lease) => lease.id !== leaseId) },
+    next: {
+      ...state,
+      messageBuckets: addMessage(removeMessage(state.messageBuckets, grant.grantedAt), nowMs),
+      recipientBuckets: addRecipients(
+        removeRecipients(state.recipientBuckets, grant.grantedAt, grant.recipients),
+        nowMs,
+        grant.recipients,
+      ),
+      leases: liveLeases(state.leases, nowMs).filter((lease) => lease.id !== grant.leaseId),
+    },
   };
 }
 

@@ -1,9 +1,10 @@
 /**
  * The outbox across instances, as issue 8 asks: four functions host processes (the package that ships, each in its
  * own process) share one Azurite and one Graph emulator; 256 concurrent callers post mail from ten mailboxes to
- * them, round robin. Exchange's 30 messages per minute would make 5,000 mails take 17 minutes, so the run scales the
- * rate up instead (the same number for the hosts' `MAILBOX_MESSAGES_PER_MINUTE` and the emulator's Exchange limit):
- * what matters is the sends per minute as a ratio of the configured rate, which does not depend on the scale.
+ * them, round robin, at Exchange's 30 messages per minute (5,000 mails take about 17 minutes a run);
+ * `BENCH_OUTBOX_RATE` scales the rate (the same number for the hosts' `MAILBOX_MESSAGES_PER_MINUTE` and the
+ * emulator's Exchange limit), and `BENCH_OUTBOX_MAILS` the mail count. A consumer drains `mail-events` as a
+ * deployment's would, counting the `mail.sent` events.
  *
  * - (a) the gateway: every host paces through the shared pacer (one Table row per mailbox);
  * - (b) the baseline, in the same run: the same hosts, but each with its own storage account, so each paces alone
@@ -17,6 +18,8 @@
  * (`GET /api/mail/{id}`); a lost mail is one accepted with 202 that neither reached Graph nor failed visibly.
  */
 import { readFileSync } from 'node:fs';
+import { QueueClient } from '@azure/storage-queue';
+import { MAIL_EVENTS_QUEUE } from '../../shared/events/eventPublisher';
 import { startAzurite, type RunningAzurite } from '../emulators/azurite';
 import { LocalCloud } from '../emulators/localCloud';
 import type { SubmissionRecord } from '../emulators/graph/submissionQueue';
@@ -60,6 +63,8 @@ export interface OutboxRunResult {
   sustainedRatio: { min: number; mean: number };
   /** The same from the moment the last mail was accepted (the callers' load on the 2 shared cores over) to the end. */
   afterAcceptRatio: { min: number; mean: number };
+  /** `mail.sent` events the consumer took off `mail-events`. */
+  sentEvents: number;
   throttled429: number;
   duplicates: number;
   ndrs: number;
@@ -99,6 +104,39 @@ function busiest60s(times: number[]): number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Takes the `mail-events` messages off each account's queue as they come, as the services a deployment feeds would,
+ * so that the queue does not grow by one message per mail (Azurite scans every message on each receive); `stop`
+ * drains what is left and returns the number of `mail.sent` events.
+ */
+function drainEvents(connectionStrings: string[]): { stop: () => Promise<number> } {
+  let sent = 0;
+  let stopping = false;
+  const drain = async (queue: QueueClient): Promise<void> => {
+    await queue.createIfNotExists();
+    for (;;) {
+      const { receivedMessageItems: items } = await queue.receiveMessages({ numberOfMessages: 32 });
+      for (const item of items) {
+        const event = JSON.parse(Buffer.from(item.messageText, 'base64').toString()) as { type?: string };
+        if (event.type === 'mail.sent') sent++;
+        await queue.deleteMessage(item.messageId, item.popReceipt);
+      }
+      if (items.length === 0) {
+        if (stopping) return;
+        await sleep(500);
+      }
+    }
+  };
+  const running = Promise.all(connectionStrings.map((cs) => drain(new QueueClient(cs, MAIL_EVENTS_QUEUE))));
+  return {
+    stop: async () => {
+      stopping = true;
+      await running;
+      return sent;
+    },
+  };
+}
 
 /** Runs (a), (b) and (c) and returns their figures, in that order. */
 export async function runOutboxBench(caDir: string, options: OutboxBenchOptions): Promise<OutboxRunResult[]> {
@@ -147,7 +185,7 @@ async function runOnce(
       ALLOWED_SENDERS: `*@${domain}`,
       AzureWebJobsStorage: accounts[perHostStorage ? i : 0].connectionString,
       MAILBOX_MESSAGES_PER_MINUTE: String(options.messagesPerMinute),
-      SANDBOX_HOST_LOG_LEVEL: 'warning',
+      SANDBOX_HOST_LOG_LEVEL: process.env.BENCH_OUTBOX_HOST_LOG ?? 'warning',
       SANDBOX_QUEUE_PROCESSING_VISIBILITY_SECONDS: '30',
     });
     for (let i = 0; i < options.hosts; i++) {
@@ -158,6 +196,7 @@ async function runOnce(
     const tokensBefore = cloud.entra.tokenRequests.length;
 
     const subjectPrefix = `outbox-bench-${run}-${Date.now()}`;
+    const consumer = drainEvents(accounts.map((a) => a.connectionString));
     const acceptedSends = () => mailboxes.reduce((n, m) => n + graph.sendsAccepted(m), 0);
     let killedAt: number | undefined;
     const killer =
@@ -243,6 +282,7 @@ async function runOnce(
     // A little longer, so that a late duplicate would still be counted.
     await sleep(Math.max(3000, intervalMs * 3));
 
+    const sentEvents = await consumer.stop();
     const records: SubmissionRecord[] = mailboxes.flatMap((m) => graph.submissions(m).messages);
     const ours = records.filter((r) => r.subject.startsWith(subjectPrefix));
     const subjects = new Set(ours.map((r) => r.subject));
@@ -283,6 +323,17 @@ async function runOnce(
         }
       }),
     );
+    if (process.env.BENCH_OUTBOX_HOST_LOG) {
+      // Diagnosis: what the hosts' outbox invocations came to, from their logs.
+      const counts: Record<string, number> = {};
+      for (const host of hosts) {
+        for (const m of host.output().matchAll(/outbox mail \S+ for \S+: (\w+)|(will be retried)|(PacerContention)/g)) {
+          const key = m[1] ?? m[2] ?? m[3];
+          counts[key] = (counts[key] ?? 0) + 1;
+        }
+      }
+      console.error(`  (${run}) host log: ${JSON.stringify(counts)}`);
+    }
     latencies.sort((x, y) => x - y);
     const sent = subjects.size;
     return {
@@ -298,6 +349,7 @@ async function runOnce(
         min: Math.min(...afterAccept),
         mean: afterAccept.reduce((sum, x) => sum + x, 0) / Math.max(1, afterAccept.length),
       },
+      sentEvents,
       throttled429: graph.requests.filter((r) => r.status === 429).length,
       duplicates: ours.length - subjects.size,
       ndrs: graph.ndrs.length,

@@ -342,20 +342,21 @@ describe('the outbox processor', () => {
       };
     }
 
-    it('renews the decision: the mail is counted when it is submitted, not when it was let go', async () => {
+    it('counts the mail when it went to Graph, not when it was let go (renewed before submitting, moved at release)', async () => {
       const t0 = Date.now();
       let clock = t0;
       const r = rig({ messagesPerMinute: 1, now: () => clock });
       const { id } = await accept(r, {}, clock);
-      slowPayload(r, (ms) => (clock += ms), 2000);
+      slowPayload(r, (ms) => (clock += ms), 40_000);
       const before = env.cloud.graph.sendsAccepted(SENDER);
 
       expect(await processOutboxMail(id, r.deps)).toBe('sent');
       expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
-      // Counted at t0 the minute would free at t0 + 61.5 s; counted at t0 + 2 s it is still full then.
+      // Counted at t0 the minute would free at t0 + 61.5 s; counted at t0 + 40 s it frees 40 s later.
       const next = await r.deps.pacer.reserve(SENDER, 1, t0 + 61_600, t0 + 61_600);
       expect(next).toMatchObject({ kind: 'wait', reason: 'rate' });
-      expect((await r.deps.pacer.reserve(SENDER, 1, t0 + 64_000, t0 + 64_000)).kind).toBe('granted');
+      if (next.kind === 'wait') expect(t0 + 61_600 + next.retryAfterMs).toBeGreaterThanOrEqual(t0 + 40_000 + 61_000);
+      expect((await r.deps.pacer.reserve(SENDER, 1, t0 + 102_000, t0 + 102_000)).kind).toBe('granted');
     });
 
     it('gives the attempt back, unsent, when the minute filled up meanwhile', async () => {

@@ -42,6 +42,7 @@ export async function startFunctionsHost(settings: Record<string, string>): Prom
     env: {
       ...process.env,
       WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}`,
+      SANDBOX_HOST_LOG_LEVEL: 'debug',
       ...settings,
       PORT: String(port),
       HTTPS_PORT: String(httpsPort),
@@ -49,7 +50,6 @@ export async function startFunctionsHost(settings: Record<string, string>): Prom
       SANDBOX_PROJECT_ROOT: packageDir,
       SANDBOX_FUNCTION_KEY: functionKey,
       SANDBOX_MASTER_KEY: masterKey,
-      SANDBOX_HOST_LOG_LEVEL: 'debug',
     },
   });
   let output = '';

@@ -173,7 +173,7 @@ async function sendSection(caDir: string) {
     );
     const memory = r.hostMemoryMb.map((m) => `${m.startedMb.toFixed(0)}->${m.peakMb.toFixed(0)}`).join(', ');
     console.log(
-      `    statuses ${JSON.stringify(r.statuses)}; refused ${r.accept.refused}` +
+      `    statuses ${JSON.stringify(r.statuses)}; mail.sent events ${r.sentEvents}; refused ${r.accept.refused}` +
         (r.killed ? `; host 4 killed after ${r.killed.afterSent} sends` : '') +
         `; (d) host RSS MB started->peak: ${memory}`,
     );
