@@ -62,7 +62,7 @@ function rig(
         messagesPerMinute: options.messagesPerMinute ?? 30,
         recipientsPerDay: options.recipientsPerDay ?? 10_000,
       }),
-      sender: new MailSender(graph),
+      sender: new MailSender(graph, { attachmentBlobs: store }),
       graph,
       publisher: new EventPublisher(table(`ledger${suffix}`), events, undefined),
       credential: new AppCredential(env.config),

@@ -11,7 +11,7 @@ import { TableClient } from '@azure/data-tables';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { QueueClient } from '@azure/storage-queue';
 import { OUTBOX_CONTAINER, OUTBOX_QUEUE, OUTBOX_TABLE } from '../../shared/outbox/outboxStore';
-import { STAGED_BLOCK_BYTES } from '../../shared/outbox/stagedPayload';
+import { STAGED_BLOCK_BYTES } from '../../shared/outbox/stagedBlob';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
