@@ -127,7 +127,8 @@ function decode(text: string, pieceBytes: number): { bytes: Buffer; valid: boole
   const decoder = new Base64StreamDecoder();
   const parts: Buffer[] = [];
   const all = Buffer.from(text, 'latin1');
-  for (let i = 0; i < all.length; i += pieceBytes) parts.push(Buffer.from(decoder.write(all.subarray(i, i + pieceBytes))));
+  for (let i = 0; i < all.length; i += pieceBytes)
+    parts.push(Buffer.from(decoder.write(all.subarray(i, i + pieceBytes))));
   return { bytes: Buffer.concat(parts), ...decoder.end() };
 }
 
