@@ -1,9 +1,10 @@
 /**
- * Turns a validated send request into Graph's `message` resource. Large attachments are left out: they travel
- * through upload sessions on the draft path.
+ * Turns a validated send request into Graph's `message` resource and measures the JSON of a `sendMail` request.
+ * Attachments' content is added by the sender (it may sit in a blob); large ones travel through upload sessions on
+ * the draft path.
  */
 import type { FileAttachment, Message, Recipient as GraphRecipient } from '@microsoft/microsoft-graph-types';
-import { UPLOAD_SESSION_THRESHOLD_BYTES, type Recipient, type SendRequest } from './sendRequest';
+import { UPLOAD_SESSION_THRESHOLD_BYTES, type Attachment, type Recipient, type SendRequest } from './sendRequest';
 
 /** MAPI PidTagDeleteAfterSubmit: Exchange deletes the message once sent, i.e. no Sent Items copy on the draft path. */
 export const DELETE_AFTER_SUBMIT_PROPERTY = 'Boolean 0x0E01';
@@ -14,21 +15,21 @@ export const SINGLE_REQUEST_BUDGET_BYTES = 4 * 1024 * 1024 - 48 * 1024;
 const toGraph = (list: Recipient[]): GraphRecipient[] =>
   list.map((r) => ({ emailAddress: r.name ? { address: r.address, name: r.name } : { address: r.address } }));
 
-/** The attachments small enough to travel inside a JSON request, as Graph file attachments. */
-export function fileAttachments(request: SendRequest, onlySmall: boolean): FileAttachment[] {
-  return request.attachments
-    .filter((a) => !onlySmall || a.size < UPLOAD_SESSION_THRESHOLD_BYTES)
-    .map(
-      (a) =>
-        ({
-          '@odata.type': '#microsoft.graph.fileAttachment',
-          name: a.name,
-          contentType: a.contentType,
-          contentBytes: a.contentBase64,
-          isInline: a.inline,
-          ...(a.contentId ? { contentId: a.contentId } : {}),
-        }) as FileAttachment,
-    );
+/** `attachment` as a Graph file attachment carrying `contentBytes` (its base64). */
+export function fileAttachment(attachment: Attachment, contentBytes: string): FileAttachment {
+  return {
+    '@odata.type': '#microsoft.graph.fileAttachment',
+    name: attachment.name,
+    contentType: attachment.contentType,
+    contentBytes,
+    isInline: attachment.inline,
+    ...(attachment.contentId ? { contentId: attachment.contentId } : {}),
+  } as FileAttachment;
+}
+
+/** Characters of the padded base64 of `bytes` bytes. */
+export function base64Length(bytes: number): number {
+  return Math.ceil(bytes / 3) * 4;
 }
 
 /** The message resource without attachments. */
@@ -53,35 +54,33 @@ export function jsonBytes(value: unknown): number {
 }
 
 /**
- * Bytes of `attachment` as JSON, without serialising its content: base64 is ASCII that JSON never escapes, so the
- * content adds exactly its length. Measuring a 3 MB attachment this way costs nothing; stringifying it, a copy.
+ * Bytes of `attachment` as a Graph file attachment in JSON, without its content at hand: base64 is ASCII that JSON
+ * never escapes, so the content adds exactly its length, which its size gives. Measuring a 3 MB attachment this way
+ * costs nothing (and needs no blob read); stringifying it, a copy.
  */
-export function attachmentJsonBytes(attachment: FileAttachment): number {
-  const content = attachment.contentBytes ?? '';
-  return jsonBytes({ ...attachment, contentBytes: '' }) + content.length;
+export function attachmentJsonBytes(attachment: Attachment): number {
+  return jsonBytes(fileAttachment(attachment, '')) + base64Length(attachment.size);
 }
 
-/** The body of `POST /users/{from}/sendMail` for `request`, every attachment inline. */
-export function sendMailBody(request: SendRequest): { message: Message; saveToSentItems: boolean } {
+/** The body of `POST /users/{from}/sendMail` for `request`, with its `attachments` (all of them, as file attachments). */
+export function sendMailBody(
+  request: SendRequest,
+  attachments: FileAttachment[],
+): { message: Message; saveToSentItems: boolean } {
   return {
-    message: { ...composeMessage(request), attachments: fileAttachments(request, false) },
+    message: { ...composeMessage(request), attachments },
     saveToSentItems: request.saveToSentItems,
   };
 }
 
 /**
- * The exact size of the `sendMail` request, measured rather than estimated: the envelope with an empty
- * attachment list, plus each attachment's JSON and the commas between them (attachments are serialised one at a
- * time, so the whole request is never built twice).
+ * The exact size of the `sendMail` request, measured rather than estimated: the envelope with an empty attachment
+ * list, plus each attachment's JSON and the commas between them (no attachment's content is needed).
  */
 export function sendMailRequestBytes(request: SendRequest): number {
-  const attachments = fileAttachments(request, false);
-  const envelope = jsonBytes({
-    message: { ...composeMessage(request), attachments: [] },
-    saveToSentItems: request.saveToSentItems,
-  });
-  const items = attachments.reduce((sum, a) => sum + attachmentJsonBytes(a), 0);
-  return envelope + items + Math.max(0, attachments.length - 1);
+  const envelope = jsonBytes(sendMailBody(request, []));
+  const items = request.attachments.reduce((sum, a) => sum + attachmentJsonBytes(a), 0);
+  return envelope + items + Math.max(0, request.attachments.length - 1);
 }
 
 /**

@@ -5,18 +5,21 @@
  * chunks of at most 4 MB (no Authorization header: the URL is pre-authenticated), then send the draft. Every Graph
  * call goes through the per-mailbox limiter and carries our own `client-request-id`.
  *
- * Memory: an uploaded attachment is never decoded whole. Each chunk is decoded from the request's base64 string
- * into one reused chunk-sized buffer just before its PUT, so a send holds the parsed request plus one chunk.
+ * Memory: an uploaded attachment is never held whole. Each chunk is read just before its PUT into one reused
+ * chunk-sized buffer: a ranged download of the attachment's blob (where the accept decoded a large attachment), or
+ * decoded from an inline base64 string (a small one, or a request stored before attachment blobs existed). A small
+ * attachment that travels inside a JSON request is read and encoded only when that request is built.
  */
 import { randomUUID } from 'node:crypto';
 import { GraphError, ResponseType, type Client } from '@microsoft/microsoft-graph-client';
-import type { Message } from '@microsoft/microsoft-graph-types';
+import type { FileAttachment, Message } from '@microsoft/microsoft-graph-types';
+import type { AttachmentBlobReader } from './attachmentBlob';
 import { base64ScratchBytes, decodeBase64Range } from './base64Range';
 import {
   attachmentJsonBytes,
   composeMessage,
   DELETE_AFTER_SUBMIT_PROPERTY,
-  fileAttachments,
+  fileAttachment,
   jsonBytes,
   needsDraftPath,
   sendMailBody,
@@ -26,7 +29,7 @@ import { MailboxLimiter } from './mailboxLimiter';
 import { retryAfterSeconds } from '../graph/graphClient';
 import { credentialDependencyProblem } from './dependencyProblems';
 import { graphProblem } from './sendProblems';
-import { UPLOAD_SESSION_THRESHOLD_BYTES, type SendRequest } from './sendRequest';
+import { UPLOAD_SESSION_THRESHOLD_BYTES, type Attachment, type SendRequest } from './sendRequest';
 
 /** Largest chunk PUT to an upload session (Graph: at most 4 MB per request). */
 export const UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -59,13 +62,30 @@ interface CallResult {
   clientRequestId: string;
 }
 
+/** What a sender uses besides its Graph client. */
+export interface MailSenderOptions {
+  /** Per-mailbox concurrency (a fresh one by default). */
+  limiter?: MailboxLimiter;
+  /** The fetch upload PUTs go through. */
+  uploadFetch?: typeof fetch;
+  /** Where attachments held as blobs are read from (the outbox store); a request with such an attachment needs it. */
+  attachmentBlobs?: AttachmentBlobReader;
+}
+
 /** Sends mail through one Graph client. */
 export class MailSender {
+  private readonly limiter: MailboxLimiter;
+  private readonly uploadFetch: typeof fetch;
+  private readonly attachmentBlobs: AttachmentBlobReader | undefined;
+
   constructor(
     private readonly graph: Client,
-    private readonly limiter: MailboxLimiter = new MailboxLimiter(),
-    private readonly uploadFetch: typeof fetch = fetch,
-  ) {}
+    options: MailSenderOptions = {},
+  ) {
+    this.limiter = options.limiter ?? new MailboxLimiter();
+    this.uploadFetch = options.uploadFetch ?? fetch;
+    this.attachmentBlobs = options.attachmentBlobs;
+  }
 
   /** Sends `request`; throws `SendProblem` with the caller's problem document on failure. */
   async send(request: SendRequest, options: SendOptions = {}): Promise<SendOutcome> {
@@ -73,7 +93,9 @@ export class MailSender {
   }
 
   private async sendDirect(request: SendRequest, options: SendOptions): Promise<SendOutcome> {
-    const body = sendMailBody(request);
+    const attachments: FileAttachment[] = [];
+    for (const attachment of request.attachments) attachments.push(await this.fileAttachment(attachment));
+    const body = sendMailBody(request, attachments);
     await options.beforeSubmit?.();
     const result = await this.call(request.from, 'post', `/users/${encodeURIComponent(request.from)}/sendMail`, body);
     return {
@@ -86,7 +108,7 @@ export class MailSender {
 
   private async sendViaDraft(request: SendRequest, options: SendOptions): Promise<SendOutcome> {
     const user = `/users/${encodeURIComponent(request.from)}`;
-    const small = fileAttachments(request, true);
+    const small = request.attachments.filter((a) => a.size < UPLOAD_SESSION_THRESHOLD_BYTES);
     const envelope: Message = {
       ...composeMessage(request),
       attachments: [],
@@ -102,7 +124,9 @@ export class MailSender {
       budget -= attachmentJsonBytes(small[inDraft]) + 1;
       inDraft++;
     }
-    const draft: Message = { ...envelope, attachments: small.slice(0, inDraft) };
+    const inDraftAttachments: FileAttachment[] = [];
+    for (const attachment of small.slice(0, inDraft)) inDraftAttachments.push(await this.fileAttachment(attachment));
+    const draft: Message = { ...envelope, attachments: inDraftAttachments };
     let calls = 0;
     const created = await this.call(request.from, 'post', `${user}/messages`, draft);
     calls++;
@@ -110,7 +134,7 @@ export class MailSender {
     const messagePath = `${user}/messages/${encodeURIComponent(draftId)}`;
     try {
       for (const attachment of small.slice(inDraft)) {
-        await this.call(request.from, 'post', `${messagePath}/attachments`, attachment);
+        await this.call(request.from, 'post', `${messagePath}/attachments`, await this.fileAttachment(attachment));
         calls++;
       }
       for (const attachment of request.attachments.filter((a) => a.size >= UPLOAD_SESSION_THRESHOLD_BYTES)) {
@@ -144,16 +168,25 @@ export class MailSender {
     }
   }
 
+  /** `attachment` as a Graph file attachment, its content read from its blob or taken as it is. */
+  private async fileAttachment(attachment: Attachment): Promise<FileAttachment> {
+    const { content } = attachment;
+    if (typeof content === 'string') return fileAttachment(attachment, content);
+    return fileAttachment(attachment, (await this.blobs().readAttachment(content.blobName)).toString('base64'));
+  }
+
+  private blobs(): AttachmentBlobReader {
+    if (!this.attachmentBlobs) throw new Error('an attachment is held as a blob, but this sender reads no blobs');
+    return this.attachmentBlobs;
+  }
+
   /**
-   * PUTs the attachment's bytes in order, each chunk decoded from its base64 just before it is sent, resuming from
-   * the session's `nextExpectedRanges` after a failed chunk; returns PUTs made.
+   * PUTs the attachment's bytes in order, each chunk read (or decoded from its base64) just before it is sent,
+   * resuming from the session's `nextExpectedRanges` after a failed chunk; returns PUTs made.
    */
-  private async upload(
-    mailbox: string,
-    uploadUrl: string,
-    attachment: { contentBase64: string; size: number },
-  ): Promise<number> {
+  private async upload(mailbox: string, uploadUrl: string, attachment: Attachment): Promise<number> {
     const total = attachment.size;
+    const { content } = attachment;
     // One buffer for every chunk: fetch copies a byte body when the request is made, so reusing it is safe.
     const scratch = Buffer.allocUnsafe(base64ScratchBytes(UPLOAD_CHUNK_BYTES));
     let offset = 0;
@@ -161,7 +194,10 @@ export class MailSender {
     let failures = 0;
     while (offset < total) {
       const end = Math.min(offset + UPLOAD_CHUNK_BYTES, total) - 1;
-      const chunk = decodeBase64Range(attachment.contentBase64, offset, end + 1, scratch);
+      const chunk =
+        typeof content === 'string'
+          ? decodeBase64Range(content, offset, end + 1, scratch)
+          : await this.blobs().readAttachmentRange(content.blobName, offset, end + 1, scratch);
       puts++;
       const response = await this.limiter
         .run(mailbox, () =>

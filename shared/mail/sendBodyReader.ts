@@ -1,7 +1,8 @@
 /**
  * Reads a send request's body as it arrives: each chunk is counted against the size cap, hashed for `Idempotency-Key`
- * when asked, parsed by the streaming JSON parser and handed to `onChunk` (the outbox stages it), then dropped. Only
- * the parsed values stay: a large send is held once, not as bytes, text and values in turn.
+ * when asked (the hash is over the raw bytes), parsed by the streaming JSON parser, then dropped. Only the parsed
+ * values stay, and a large attachment's base64 not even that: the parser hands it to a sink (`streamedStrings`: the
+ * outbox decodes it into a blob), and `afterChunk` lets the sink store what the chunk gave it before the next is read.
  *
  * Reading stops at the first chunk past the cap or the first byte that cannot be JSON. The stream is released, not
  * cancelled: with HTTP streaming, cancelling would tear down the exchange the answer (413, 400) is written on, and the
@@ -9,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { JsonDocumentParser, MalformedJsonError } from '../platform/jsonStream';
+import type { StreamedStrings } from '../platform/streamedStrings';
 
 /** What reading the body found. */
 export type SendBodyRead =
@@ -20,8 +22,10 @@ export interface SendBodyOptions {
   limit: number;
   /** Whether to hash the bytes (an `Idempotency-Key` compares requests by it). */
   hash: boolean;
-  /** Receives each chunk once it is counted and parsed; reading waits for it (backpressure). */
-  onChunk?: (chunk: Uint8Array) => Promise<void>;
+  /** The string values the parser hands to sinks instead of building them (see streamedStrings.ts). */
+  streamedStrings?: StreamedStrings;
+  /** Runs once each chunk is counted and parsed; reading waits for it (backpressure). */
+  afterChunk?: () => Promise<void>;
 }
 
 /** The body stream failed: the client went away before its body arrived. */
@@ -37,7 +41,7 @@ export async function readSendBody(
   body: ReadableStream<Uint8Array> | null,
   options: SendBodyOptions,
 ): Promise<SendBodyRead> {
-  const parser = new JsonDocumentParser();
+  const parser = new JsonDocumentParser(options.streamedStrings);
   const hash = options.hash ? createHash('sha256') : undefined;
   if (body !== null) {
     const reader = body.getReader();
@@ -57,7 +61,7 @@ export async function readSendBody(
           if (err instanceof MalformedJsonError) return { kind: 'malformed' };
           throw err;
         }
-        await options.onChunk?.(value);
+        await options.afterChunk?.();
       }
     } finally {
       reader.releaseLock();

@@ -18,7 +18,7 @@ import { requiredGraphRoles } from './composeMessage';
 import { credentialDependencyProblem, storageDependencyProblem } from './dependencyProblems';
 import { IDEMPOTENCY_TABLE, type IdempotencyStore } from './idempotencyStore';
 import { OUTBOX_TABLE, type OutboxStore } from '../outbox/outboxStore';
-import type { StagedPayload } from '../outbox/stagedPayload';
+import type { StagedAttachments } from '../outbox/stagedAttachments';
 import { isAllowedSender } from './senderPolicy';
 import { hasControlCharacter } from './textRules';
 import {
@@ -34,7 +34,7 @@ import {
   validationProblem,
 } from './sendProblems';
 import { BodyStreamError, readSendBody } from './sendBodyReader';
-import { parseSendRequest, type SendRequest } from './sendRequest';
+import { isAttachmentContentPath, parseSendRequest, STREAMED_CONTENT_THRESHOLD, type SendRequest } from './sendRequest';
 
 /** What the handler needs; the function file passes the process-wide instances. */
 export interface SendMailDependencies {
@@ -118,11 +118,11 @@ async function send(
   const declared = Number(req.headers.get('content-length') ?? NaN);
   if (declared > config.maxSendRequestBytes) throw tooLargeProblem(config.maxSendRequestBytes);
   const key = req.headers.get('idempotency-key');
-  // The request goes to the outbox blob as it arrives, uncommitted until it passed every check below.
+  // Large attachments go to outbox blobs as they arrive, uncommitted until the request passed every check below.
   const id = randomUUID();
-  const payload = deps.outbox.stagePayload(id);
+  const attachments = deps.outbox.stageAttachments(id);
   try {
-    const { json, hash } = await readJson(req, config.maxSendRequestBytes, key !== null, payload);
+    const { json, hash } = await readJson(req, config.maxSendRequestBytes, key !== null, attachments);
     if (!json || typeof json !== 'object' || Array.isArray(json))
       throw notJsonProblem('The body is JSON but not an object.');
     // Name the mailbox in the log even when validation fails, when `from` is at least a plain, printable address.
@@ -140,14 +140,14 @@ async function send(
     }
     const wait = preferredWaitSeconds(req.headers.get('prefer'));
 
-    const accepted = await acceptOnce(id, request, payload, key, hash, context, deps);
+    const accepted = await acceptOnce(id, request, { json, attachments }, key, hash, context, deps);
     if (wait === undefined || accepted.status !== 202 || typeof accepted.body !== 'string') return accepted;
     const replayed = (accepted.headers as Record<string, string> | undefined)?.['idempotent-replayed'];
     const { id: acceptedId } = JSON.parse(accepted.body) as { id: string };
     return await waitForOutcome(acceptedId, wait, deps, replayed ? { 'idempotent-replayed': replayed } : {});
   } finally {
-    // Refused, replayed or failed: the staged blocks go (a stored mail's payload is committed and stays).
-    await payload.discard();
+    // Refused, replayed or failed: the staged blocks go (a stored mail's attachments are committed and stay).
+    await attachments.discard();
   }
 }
 
@@ -155,7 +155,7 @@ async function send(
 async function acceptOnce(
   id: string,
   request: SendRequest,
-  payload: StagedPayload,
+  payload: ParsedBody,
   key: string | null,
   hash: string | undefined,
   context: InvocationContext,
@@ -218,30 +218,44 @@ export function preferredWaitSeconds(prefer: string | null): number | undefined 
 }
 
 /**
- * Reads and parses the JSON body as it arrives, staging its bytes in `payload` and hashing them when an
- * `Idempotency-Key` needs it (see sendBodyReader.ts): the body is held once, as its parsed values.
+ * Reads and parses the JSON body as it arrives, hashing it when an `Idempotency-Key` needs it (see
+ * sendBodyReader.ts): the body is held once, as its parsed values, and each large attachment's base64 is decoded into
+ * a staged blob of `attachments` instead (the document holds an AttachmentBlob in its place).
  */
 async function readJson(
   req: HttpRequest,
   limit: number,
   wantHash: boolean,
-  payload: StagedPayload,
+  attachments: StagedAttachments,
 ): Promise<{ json: unknown; hash?: string }> {
-  const read = await readSendBody(req.body, { limit, hash: wantHash, onChunk: (chunk) => payload.write(chunk) }).catch(
-    (err: unknown) => {
-      throw err instanceof BodyStreamError ? new ClientDisconnected(err) : err;
+  const read = await readSendBody(req.body, {
+    limit,
+    hash: wantHash,
+    streamedStrings: {
+      select: isAttachmentContentPath,
+      thresholdBytes: STREAMED_CONTENT_THRESHOLD,
+      open: () => attachments.open(),
     },
-  );
+    afterChunk: () => attachments.flush(),
+  }).catch((err: unknown) => {
+    throw err instanceof BodyStreamError ? new ClientDisconnected(err) : err;
+  });
   if (read.kind === 'tooLarge') throw tooLargeProblem(limit);
   if (read.kind === 'malformed') throw notJsonProblem('The body is not valid JSON.');
   return { json: read.json, hash: read.hash };
+}
+
+/** A request as read: its JSON document (large attachments as AttachmentBlobs) and those attachments, staged. */
+interface ParsedBody {
+  json: unknown;
+  attachments: StagedAttachments;
 }
 
 /** Checks the token's permissions, then stores the mail in the outbox; answers the 202 for it. */
 async function enqueue(
   id: string,
   request: SendRequest,
-  payload: StagedPayload,
+  payload: ParsedBody,
   context: InvocationContext,
   deps: SendMailDependencies,
 ): Promise<HttpResponseInit> {
@@ -265,7 +279,8 @@ async function enqueue(
         saveToSentItems: request.saveToSentItems,
         ...(request.sendAt !== undefined ? { notBefore: request.sendAt } : {}),
       },
-      payload,
+      // The caller's document as parsed, large attachments as references to their blobs (AttachmentBlob.toJSON).
+      { json: Buffer.from(JSON.stringify(payload.json)), attachments: payload.attachments },
     )
     .catch((err: unknown) => {
       // The storage SDKs report every service or network failure as a RestError; anything else is our bug.

@@ -3,6 +3,7 @@
  * against its field (`to[2].address`, `attachments[0].contentBase64`) in one answer.
  */
 import { z } from 'zod';
+import { AttachmentBlob } from './attachmentBlob';
 import { addressLengthProblem, hasControlCharacter } from './textRules';
 
 /** At most this many recipients in To + Cc + Bcc (Graph's and Exchange's per-message limit). */
@@ -16,6 +17,18 @@ export const MAX_CUSTOM_HEADERS = 5;
 
 /** Largest attachment Graph accepts through an upload session. */
 export const MAX_ATTACHMENT_BYTES = 150 * 1024 * 1024;
+
+/**
+ * A `contentBase64` longer than this (characters) is decoded into a blob while the request is read, and the parsed
+ * request holds an {@link AttachmentBlob} in its place: large enough that ordinary attachments (logos, small files)
+ * stay strings, small enough that holding one is nothing.
+ */
+export const STREAMED_CONTENT_THRESHOLD = 64 * 1024;
+
+/** Whether `path` (keys and indices from the document's root) is an attachment's `contentBase64`. */
+export function isAttachmentContentPath(path: readonly (string | number)[]): boolean {
+  return path.length === 3 && path[0] === 'attachments' && typeof path[1] === 'number' && path[2] === 'contentBase64';
+}
 
 // Deliberately simple: Exchange is the judge of deliverability; this catches typos and injection (spaces, commas,
 // angle brackets) before a Graph call is spent on them.
@@ -52,6 +65,24 @@ const recipient = z.union(
 
 const recipients = z.array(recipient, { error: 'must be an array of recipients' }).optional();
 
+/** Bytes an attachment's content decodes to. */
+function contentBytes(content: string | AttachmentBlob): number {
+  return typeof content === 'string' ? Buffer.byteLength(content, 'base64') : content.size;
+}
+
+/** An {@link AttachmentBlob} (a class instance: JSON Schema cannot show it, see openApiDocument.ts). */
+export const attachmentBlobSchema = z.instanceof(AttachmentBlob);
+
+/**
+ * An attachment's content: the base64 string, or the blob it was decoded into while the request was read (never
+ * from a caller: no JSON value is an AttachmentBlob). The OpenAPI document shows the string alone.
+ */
+export const attachmentContentSchema = z
+  .union([z.string(), attachmentBlobSchema], { error: 'is required' })
+  .refine((v) => (typeof v === 'string' ? v.length % 4 === 0 && BASE64.test(v) : v.isBase64), {
+    message: 'must be base64 (RFC 4648, padded, no line breaks)',
+  });
+
 const attachment = z
   .strictObject({
     name: singleLine(
@@ -63,9 +94,7 @@ const attachment = z
     contentType: z
       .string({ error: 'is required' })
       .regex(/^[\w.+-]+\/[\w.+-]+(\s*;.*)?$/, { message: 'must be a MIME type such as application/pdf' }),
-    contentBase64: z.string({ error: 'is required' }).refine((v) => v.length % 4 === 0 && BASE64.test(v), {
-      message: 'must be base64 (RFC 4648, padded, no line breaks)',
-    }),
+    contentBase64: attachmentContentSchema,
     inline: z.boolean({ error: 'must be true or false' }).optional(),
     contentId: singleLine(z.string())
       .regex(/^[^\s<>]+$/, { message: 'must not contain spaces or angle brackets' })
@@ -76,7 +105,7 @@ const attachment = z
     message: 'an inline attachment needs a contentId (referenced as cid:<contentId> in the html)',
     path: ['contentId'],
   })
-  .refine((a) => Buffer.byteLength(a.contentBase64, 'base64') <= MAX_ATTACHMENT_BYTES, {
+  .refine((a) => contentBytes(a.contentBase64) <= MAX_ATTACHMENT_BYTES, {
     message: `must decode to at most ${MAX_ATTACHMENT_BYTES / 1024 / 1024} MB`,
     path: ['contentBase64'],
   });
@@ -159,6 +188,18 @@ export interface Recipient {
   name?: string;
 }
 
+/** An attachment after validation. */
+export interface Attachment {
+  name: string;
+  contentType: string;
+  /** The base64 string, or the blob holding the decoded bytes. */
+  content: string | AttachmentBlob;
+  inline: boolean;
+  contentId?: string;
+  /** Bytes the content decodes to. */
+  size: number;
+}
+
 /** A validated send request, recipients normalised to `{ address, name? }`. */
 export interface SendRequest {
   from: string;
@@ -170,14 +211,7 @@ export interface SendRequest {
   body: { contentType: 'text' | 'html'; content: string };
   importance: 'low' | 'normal' | 'high';
   headers: Record<string, string>;
-  attachments: {
-    name: string;
-    contentType: string;
-    contentBase64: string;
-    inline: boolean;
-    contentId?: string;
-    size: number;
-  }[];
+  attachments: Attachment[];
   saveToSentItems: boolean;
   /** Epoch ms before which the outbox does not send the mail (the caller's `sendAt`). */
   sendAt?: number;
@@ -238,10 +272,10 @@ export function parseSendRequest(
       attachments: (r.attachments ?? []).map((a) => ({
         name: a.name,
         contentType: a.contentType,
-        contentBase64: a.contentBase64,
+        content: a.contentBase64,
         inline: a.inline ?? false,
         contentId: a.contentId,
-        size: Buffer.byteLength(a.contentBase64, 'base64'),
+        size: contentBytes(a.contentBase64),
       })),
       saveToSentItems: r.saveToSentItems,
       ...(r.sendAt !== undefined ? { sendAt: Date.parse(r.sendAt) } : {}),

@@ -6,6 +6,7 @@
  * the 400 answer.
  */
 import { z } from 'zod';
+import { attachmentBlobSchema, attachmentContentSchema } from '../mail/sendRequest';
 import type { AuthLevel, HeaderSpec, NamedSchema, OperationSpec, ParameterSpec } from './operationSpec';
 
 /** A JSON Schema or OpenAPI object, as plain JSON. */
@@ -60,7 +61,21 @@ const UNAUTHORIZED: Json = { description: 'No valid key: the Functions host answ
 
 /** Converts a zod schema to JSON Schema without the `$schema` marker (the document's dialect applies). */
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
-  const converted = z.toJSONSchema(schema, { io, target: 'draft-2020-12' }) as Json;
+  const converted = z.toJSONSchema(schema, {
+    io,
+    target: 'draft-2020-12',
+    // An attachment's content is a base64 string for callers; the blob it may become inside the gateway (a class
+    // instance, which zod cannot represent) is no JSON. Any other such schema is still an error.
+    unrepresentable: 'any',
+    override: ({ zodSchema, jsonSchema: converting, path }) => {
+      if (zodSchema === attachmentContentSchema) {
+        for (const key of Object.keys(converting)) delete converting[key];
+        Object.assign(converting, { type: 'string', contentEncoding: 'base64' });
+      } else if (zodSchema._zod.def.type === 'custom' && zodSchema !== attachmentBlobSchema) {
+        throw new Error(`OpenAPI: the schema at ${path.join('.')} cannot be represented in JSON Schema`);
+      }
+    },
+  }) as Json;
   delete converted.$schema;
   return converted;
 }

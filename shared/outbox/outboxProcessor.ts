@@ -17,6 +17,7 @@ import { mailboxEvent } from '../events/cloudEvent';
 import type { EventPublisher } from '../events/eventPublisher';
 import type { AppCredential } from '../identity/appCredential';
 import { explainAccessDenied } from '../mail/accessDenied';
+import { reviveAttachmentBlobs } from '../mail/attachmentBlob';
 import type { MailSender } from '../mail/mailSender';
 import { SendProblem } from '../mail/sendProblems';
 import { parseSendRequest } from '../mail/sendRequest';
@@ -92,8 +93,7 @@ export async function processOutboxMail(
 
   // A mail back at its slot is nearly always let go: its request is fetched meanwhile, so that the mail holds its
   // grant (a lease, a count) for less time.
-  const prefetched =
-    slotAt !== undefined && slotAt <= now() + DECISION_VALID_MS ? deps.store.readPayloadJson(id) : undefined;
+  const prefetched = slotAt !== undefined && slotAt <= now() + 1000 ? deps.store.readPayloadJson(id) : undefined;
   prefetched?.catch(() => undefined);
   const reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now, slotAt);
   if (reservation.kind === 'scheduled') {
@@ -171,7 +171,8 @@ export async function processOutboxMail(
     }
     record = attempt;
     // Parsed as it downloads: the stored request is held once, as its parsed values, never as bytes and text too.
-    const parsed = parseSendRequest(await (prefetched ?? deps.store.readPayloadJson(id)));
+    // Large attachments are references to their blobs (a request stored before those existed has base64 inline).
+    const parsed = parseSendRequest(reviveAttachmentBlobs(await (prefetched ?? deps.store.readPayloadJson(id))));
     if (!parsed.ok) {
       return fail(
         record,
@@ -422,7 +423,7 @@ async function fail(
   return 'failed';
 }
 
-/** Records a final outcome, drops the stored request, and publishes the outcome's event. */
+/** Records a final outcome, drops the stored request and its attachment blobs, and publishes the outcome's event. */
 async function finish(
   final: OutboxRecord,
   etag: string,

@@ -1,16 +1,17 @@
 /**
  * The durable outbox: each accepted mail is three things in the gateway's storage account, written in this order:
- * the request's JSON as a blob (`outbox` container), its record in the `outbox` table, and a small message naming
- * it on the `mail-outbox` queue. The queue message is the commit point: until it exists nothing will ever send the
+ * the request as blobs (`outbox` container: each large attachment's decoded bytes as a blob of its own, then the
+ * request's JSON holding references to them, see attachmentBlob.ts), its record in the `outbox` table, and a small
+ * message naming it on the `mail-outbox` queue. A mail's blobs share the name prefix `{id}.`. The queue message is the commit point: until it exists nothing will ever send the
  * mail, and when any of the three writes fails `accept` removes what it had written and throws, so a caller told
  * "try again" (503) leaves nothing behind that could send later.
  *
  * The record is the mail's status document and changes only with `If-Match` on the ETag read, so two processors
  * holding the same message (a queue redelivery) cannot both move it. A finished record (sent or failed) carries an
- * `expiresAt` {@link OUTBOX_RECORD_RETENTION_MS} after it finished, and the renewal timer purges it after that; a mail
- * still on its way has none and is never purged.
+ * `expiresAt` {@link OUTBOX_RECORD_RETENTION_MS} after it finished, and the renewal timer purges it after that, with
+ * any blob of the mail still left; a mail still on its way has none and is never purged.
  */
-import type { TableClient } from '@azure/data-tables';
+import { odata, type TableClient } from '@azure/data-tables';
 import type { ContainerClient } from '@azure/storage-blob';
 import type { QueueClient } from '@azure/storage-queue';
 import type { GatewayConfig } from '../platform/config';
@@ -18,7 +19,9 @@ import type { ProblemDocument } from '../platform/problem';
 import { createBlobContainerClient, createQueueClient, createTableClient } from '../platform/storage';
 import { parseJsonStream } from '../platform/jsonStream';
 import { ensureQueue, ensureTable, isStatus, purgeExpired, tableKey } from '../platform/tables';
-import { StagedPayload } from './stagedPayload';
+import type { AttachmentBlobReader } from '../mail/attachmentBlob';
+import { StagedAttachments } from './stagedAttachments';
+import { StagedBlob } from './stagedBlob';
 
 /** Table of the outbox records. */
 export const OUTBOX_TABLE = 'outbox';
@@ -83,6 +86,12 @@ export type NewOutboxMail = Pick<
   'id' | 'mailbox' | 'recipients' | 'internetMessageId' | 'saveToSentItems' | 'notBefore'
 >;
 
+/** A request to store: its JSON (large attachments as references) and those attachments, staged as it arrived. */
+export interface RequestToStore {
+  json: Buffer;
+  attachments: StagedAttachments;
+}
+
 /** The record changed since it was read (another invocation moved it). */
 export class OutboxRecordChangedError extends Error {
   constructor(id: string) {
@@ -113,7 +122,7 @@ interface OutboxEntity {
 }
 
 /** The outbox over one storage account. */
-export class OutboxStore {
+export class OutboxStore implements AttachmentBlobReader {
   private containerReady?: Promise<void>;
 
   constructor(
@@ -132,19 +141,27 @@ export class OutboxStore {
   }
 
   /**
-   * A payload for mail `id` to stage while the request arrives; `accept` commits it. The blob does not exist until
-   * then.
+   * The large attachments of mail `id`, to stage while its request arrives; `accept` commits them. No blob exists
+   * until then.
    */
-  stagePayload(id: string): StagedPayload {
-    return new StagedPayload(this.container.getBlockBlobClient(blobName(id)), () => this.ensureContainer());
+  stageAttachments(id: string): StagedAttachments {
+    return new StagedAttachments((index) => {
+      const blobName = `${blobPrefix(id)}attachment-${index}`;
+      return {
+        blobName,
+        blob: new StagedBlob(this.container.getBlockBlobClient(blobName), () => this.ensureContainer()),
+      };
+    });
   }
 
   /**
-   * Stores `payload` (the request's JSON: bytes, or staged while it arrived) and the record, then enqueues the mail
-   * (hidden until `notBefore`, when given). All or nothing: on failure whatever was written is removed (best effort)
-   * and the error is thrown.
+   * Stores the mail: commits its staged large attachments, stores its request (the JSON, referencing them), writes
+   * the record, then enqueues the mail (hidden until `notBefore`, when given). `payload` is the JSON alone, or the JSON
+   * and the attachments staged while it arrived. All or nothing: on failure whatever was written is removed (best
+   * effort) and the error is thrown.
    */
-  async accept(mail: NewOutboxMail, payload: Buffer | StagedPayload, now: number = Date.now()): Promise<OutboxRecord> {
+  async accept(mail: NewOutboxMail, payload: Buffer | RequestToStore, now: number = Date.now()): Promise<OutboxRecord> {
+    const { json, attachments } = Buffer.isBuffer(payload) ? { json: payload, attachments: undefined } : payload;
     await Promise.all([ensureTable(this.table), ensureQueue(this.queue), this.ensureContainer()]);
     const record: OutboxRecord = {
       ...mail,
@@ -158,8 +175,8 @@ export class OutboxStore {
     const blob = this.container.getBlockBlobClient(blobName(mail.id));
     let wroteRecord = false;
     try {
-      if (payload instanceof StagedPayload) await payload.commit('application/json');
-      else await blob.upload(payload, payload.length, { blobHTTPHeaders: { blobContentType: 'application/json' } });
+      await attachments?.commit();
+      await blob.upload(json, json.length, { blobHTTPHeaders: { blobContentType: 'application/json' } });
       await this.table.createEntity(toEntity(record));
       wroteRecord = true;
       await this.enqueue(mail.id, (record.notBefore ?? now) - now);
@@ -167,8 +184,8 @@ export class OutboxStore {
     } catch (err) {
       // Remove what this call wrote so that nothing can send a mail whose caller was told to try again.
       if (wroteRecord) await this.table.deleteEntity(tableKey(mail.id), '').catch(() => undefined);
-      if (payload instanceof StagedPayload) await payload.discard();
-      await blob.deleteIfExists().catch(() => undefined);
+      await attachments?.discard();
+      await this.deletePayload(mail.id).catch(() => undefined);
       throw err;
     }
   }
@@ -215,13 +232,19 @@ export class OutboxStore {
 
   /**
    * Deletes the records of mails that finished (sent or failed) more than {@link OUTBOX_RECORD_RETENTION_MS} before
-   * `now`; returns how many. Their stored requests went when they finished.
+   * `now`, and any blob of theirs still left (the processor deletes them when a mail finishes; a failed delete leaves
+   * them for this); returns how many records. Blobs go first, so that a failure keeps the record for the next purge.
    */
-  purgeExpired(now: Date): Promise<number> {
+  async purgeExpired(now: Date): Promise<number> {
+    await ensureTable(this.table);
+    const expired = this.table.listEntities<{ partitionKey: string }>({
+      queryOptions: { filter: odata`expiresAt lt ${now}`, select: ['PartitionKey'] },
+    });
+    for await (const entity of expired) await this.deletePayload(decodeURIComponent(entity.partitionKey));
     return purgeExpired(this.table, now);
   }
 
-  /** The stored request of mail `id`. */
+  /** The stored request of mail `id`: its JSON, large attachments as references (see attachmentBlob.ts). */
   async readPayload(id: string): Promise<Buffer> {
     return this.container.getBlockBlobClient(blobName(id)).downloadToBuffer();
   }
@@ -237,15 +260,39 @@ export class OutboxStore {
     return parseJsonStream(body as AsyncIterable<Uint8Array>);
   }
 
-  /** Deletes the stored request of mail `id` (once it is sent or failed, nothing reads it again). */
+  /** Bytes [start, end) of an attachment blob, downloaded into `into` (at least `end - start` bytes); a view of them. */
+  async readAttachmentRange(blobName: string, start: number, end: number, into: Buffer): Promise<Buffer> {
+    const count = end - start;
+    if (count > into.length) throw new RangeError(`a buffer of ${into.length} bytes cannot take ${count}`);
+    if (count === 0) return into.subarray(0, 0);
+    await this.container.getBlockBlobClient(blobName).downloadToBuffer(into, start, count);
+    return into.subarray(0, count);
+  }
+
+  /** The whole of an attachment blob (a small one, that travels inside a JSON request). */
+  async readAttachment(blobName: string): Promise<Buffer> {
+    return this.container.getBlockBlobClient(blobName).downloadToBuffer();
+  }
+
+  /** Deletes the stored request of mail `id` and its attachment blobs (once it is sent or failed, nothing reads them). */
   async deletePayload(id: string): Promise<void> {
-    await this.container.getBlockBlobClient(blobName(id)).deleteIfExists();
+    await this.ensureContainer();
+    for await (const blob of this.container.listBlobsFlat({ prefix: blobPrefix(id) }))
+      await this.container.getBlockBlobClient(blob.name).deleteIfExists();
   }
 
   /** Whether the stored request of mail `id` exists (tests and diagnostics). */
   async hasPayload(id: string): Promise<boolean> {
     await this.ensureContainer();
     return this.container.getBlockBlobClient(blobName(id)).exists();
+  }
+
+  /** Names of the blobs mail `id` has in the outbox container: its request and attachments (tests and diagnostics). */
+  async blobsOf(id: string): Promise<string[]> {
+    await this.ensureContainer();
+    const names: string[] = [];
+    for await (const blob of this.container.listBlobsFlat({ prefix: blobPrefix(id) })) names.push(blob.name);
+    return names;
   }
 
   private ensureContainer(): Promise<void> {
@@ -260,8 +307,14 @@ export class OutboxStore {
   }
 }
 
+/** What every blob name of mail `id` starts with (ids are UUIDs: no id's prefix is another's). */
+function blobPrefix(id: string): string {
+  return `${encodeURIComponent(id)}.`;
+}
+
+/** The blob of mail `id`'s request. */
 function blobName(id: string): string {
-  return `${encodeURIComponent(id)}.json`;
+  return `${blobPrefix(id)}json`;
 }
 
 function toEntity(record: OutboxRecord): OutboxEntity {

@@ -2,9 +2,10 @@
  * JSON parsed as it arrives, chunk by chunk, with `@streamparser/json`: a large document (a send request with a 25 MB
  * attachment) is never held as bytes and as text besides its parsed values. Same values as `JSON.parse` of the UTF-8
  * text (duplicate keys: the last wins; `"__proto__"` stays an own key), except that invalid UTF-8 is refused rather
- * than replaced.
+ * than replaced. Chosen long string values can go to sinks instead of into the document (streamedStrings.ts).
  */
-import { JSONParser } from '@streamparser/json';
+import { Tokenizer, TokenParser, TokenType, type ParsedTokenInfo } from '@streamparser/json';
+import { installStringSink, TokenPath, type StreamedStrings } from './streamedStrings';
 
 /** The bytes are not one well-formed JSON document. */
 export class MalformedJsonError extends Error {
@@ -16,11 +17,30 @@ export class MalformedJsonError extends Error {
 
 /** One JSON document, fed in chunks; `end` returns its value. */
 export class JsonDocumentParser {
-  readonly #parser = new JSONParser({ paths: ['$'] });
+  readonly #tokenizer = new Tokenizer();
+  readonly #parser = new TokenParser({ paths: ['$'] });
   #value: unknown;
   #complete = false;
 
-  constructor() {
+  /** `streamed` picks the string values that go to sinks (see streamedStrings.ts); none when absent. */
+  constructor(streamed?: StreamedStrings) {
+    const path = new TokenPath();
+    const takeStreamed = streamed ? installStringSink(this.#tokenizer, streamed, path) : () => undefined;
+    // Wired as the library's JSONParser wires the two, with the path followed and streamed strings swapped in.
+    this.#tokenizer.onToken = (token) => {
+      path.update(token);
+      const streamedValue = token.token === TokenType.STRING ? takeStreamed() : undefined;
+      this.#parser.write(
+        streamedValue ? ({ ...token, value: streamedValue.value } as unknown as ParsedTokenInfo) : token,
+      );
+    };
+    this.#tokenizer.onEnd = () => {
+      if (!this.#parser.isEnded) this.#parser.end();
+    };
+    this.#parser.onError = (err) => this.#tokenizer.error(err);
+    this.#parser.onEnd = () => {
+      if (!this.#tokenizer.isEnded) this.#tokenizer.end();
+    };
     this.#parser.onValue = ({ value, stack }) => {
       // Only the root value is asked for; a nested value never arrives here, but the guard costs nothing.
       if (stack.length > 0) return;
@@ -32,7 +52,7 @@ export class JsonDocumentParser {
   /** Parses `chunk`; throws {@link MalformedJsonError} as soon as the document cannot be JSON. */
   write(chunk: Uint8Array): void {
     try {
-      this.#parser.write(chunk);
+      this.#tokenizer.write(chunk);
     } catch (err) {
       throw new MalformedJsonError(err);
     }
@@ -42,7 +62,7 @@ export class JsonDocumentParser {
   end(): unknown {
     try {
       // The parser ends by itself after the root value; only a document cut short still needs ending.
-      if (!this.#parser.isEnded) this.#parser.end();
+      if (!(this.#tokenizer.isEnded && this.#parser.isEnded)) this.#tokenizer.end();
     } catch (err) {
       throw new MalformedJsonError(err);
     }

@@ -133,13 +133,14 @@ export function getOutboxDependencies(): OutboxProcessorDependencies {
   if (!outbox) {
     const config = getConfig();
     const graph = createGraphClient(config, getAppCredential(), { maxTotalWaitSeconds: 0 });
+    const store = getOutboxStore();
     outbox = {
-      store: getOutboxStore(),
+      store,
       pacer: new MailboxPacer(createTableClient(config, MAILBOX_PACING_TABLE), {
         messagesPerMinute: config.outbox.messagesPerMinute,
         recipientsPerDay: config.outbox.recipientsPerDay,
       }),
-      sender: new MailSender(graph),
+      sender: new MailSender(graph, { attachmentBlobs: store }),
       graph,
       publisher: getWatchParts().publisher,
       credential: getAppCredential(),

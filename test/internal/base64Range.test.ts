@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { base64ScratchBytes, decodeBase64Range } from '../../shared/mail/base64Range';
-import { attachmentJsonBytes, jsonBytes } from '../../shared/mail/composeMessage';
+import { attachmentJsonBytes, fileAttachment, jsonBytes } from '../../shared/mail/composeMessage';
+import type { Attachment } from '../../shared/mail/sendRequest';
 import { UPLOAD_CHUNK_BYTES } from '../../shared/mail/mailSender';
 
 const MiB = 1024 * 1024;
@@ -76,12 +77,16 @@ describe('decodeBase64Range', () => {
 });
 
 describe('attachmentJsonBytes', () => {
-  it('equals the bytes of the attachment serialised as JSON, without serialising it', () => {
-    const attachments = [
-      { name: 'a.bin', contentType: 'application/octet-stream', contentBytes: randomBytes(1000).toString('base64') },
-      { name: 'ünïcødé "quoted".txt', contentType: 'text/plain', contentBytes: '', isInline: false },
-      { name: 'logo.png', contentType: 'image/png', contentBytes: 'iVBORw0KGgo=', isInline: true, contentId: 'logo' },
-    ].map((a) => ({ '@odata.type': '#microsoft.graph.fileAttachment', ...a }));
-    for (const attachment of attachments) expect(attachmentJsonBytes(attachment)).toBe(jsonBytes(attachment));
+  it('equals the bytes of the attachment serialised as JSON, from its size alone', () => {
+    const attachments: Attachment[] = [
+      { name: 'a.bin', contentType: 'application/octet-stream', content: randomBytes(1000).toString('base64') },
+      { name: 'ünïcødé "quoted".txt', contentType: 'text/plain', content: '' },
+      { name: 'one.bin', contentType: 'application/octet-stream', content: randomBytes(1).toString('base64') },
+      { name: 'logo.png', contentType: 'image/png', content: 'iVBORw0KGgo=', inline: true, contentId: 'logo' },
+    ].map((a) => ({ inline: false, ...a, size: Buffer.byteLength(a.content, 'base64') }));
+    for (const attachment of attachments) {
+      const json = fileAttachment(attachment, attachment.content as string);
+      expect(attachmentJsonBytes(attachment)).toBe(jsonBytes(json));
+    }
   });
 });

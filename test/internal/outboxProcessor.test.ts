@@ -3,7 +3,7 @@
  * emulator through the Graph SDK and the token helper, the outbox, pacer and event ledger in Azurite. Each test
  * asserts on what the emulator accepted, so a duplicate or a missing send fails it.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { TableClient } from '@azure/data-tables';
 import { ContainerClient } from '@azure/storage-blob';
 import { QueueClient } from '@azure/storage-queue';
@@ -62,7 +62,7 @@ function rig(
         messagesPerMinute: options.messagesPerMinute ?? 30,
         recipientsPerDay: options.recipientsPerDay ?? 10_000,
       }),
-      sender: new MailSender(graph),
+      sender: new MailSender(graph, { attachmentBlobs: store }),
       graph,
       publisher: new EventPublisher(table(`ledger${suffix}`), events, undefined),
       credential: new AppCredential(env.config),
@@ -127,6 +127,72 @@ describe('the outbox processor', () => {
     expect(inbox.filter((m) => m.internetMessageId === internetMessageId)).toHaveLength(1);
     const events = await eventsOf(r.events);
     expect(events.map((e) => [e.type, e.data.id, e.data.status])).toEqual([['mail.sent', id, 'sent']]);
+  });
+
+  it('sends a request stored before attachment blobs existed (large base64 inline) through an upload session', async () => {
+    const r = rig();
+    const data = randomBytes(5 * 1024 * 1024 + 1);
+    // What the outbox stored until now: the caller's request as it came, base64 inline.
+    const { id, internetMessageId } = await accept(r, {
+      attachments: [
+        { name: 'old.bin', contentType: 'application/octet-stream', contentBase64: data.toString('base64') },
+      ],
+    });
+    const calls = env.cloud.graph.requests.length;
+
+    expect(await processOutboxMail(id, r.deps)).toBe('sent');
+    const sent = env.cloud.graph.requests.slice(calls);
+    expect(sent.filter((c) => c.method === 'PUT').map((c) => c.status)).toEqual([200, 201]);
+    const [received] = env.cloud.graph
+      .inbox('someone@contoso.com')
+      .filter((m) => m.internetMessageId === internetMessageId);
+    const attachment = Buffer.from(
+      String(received.attachments.find((a) => a.name === 'old.bin')?.contentBytes),
+      'base64',
+    );
+    expect(attachment.equals(data)).toBe(true);
+    expect(await r.store.blobsOf(id)).toEqual([]);
+  });
+
+  it('sends a request whose attachments are blobs, large by upload session and small inline, then deletes them', async () => {
+    const r = rig();
+    const id = randomUUID();
+    const internetMessageId = `<${id}@mail-gateway.test>`;
+    const large = randomBytes(4 * 1024 * 1024 + 5);
+    const small = randomBytes(100_000);
+    // Staged as the body reader stages them: each attachment's base64 through a sink, in pieces.
+    const attachments = r.store.stageAttachments(id);
+    const references = [large, small].map((data) => {
+      const sink = attachments.open();
+      const base64 = Buffer.from(data.toString('base64'));
+      for (let i = 0; i < base64.length; i += 100_003) sink.write(base64.subarray(i, i + 100_003));
+      return sink.end();
+    });
+    const request = {
+      from: SENDER,
+      to: ['someone@contoso.com'],
+      subject: 'blobs',
+      text: 'see attachments',
+      attachments: [
+        { name: 'large.bin', contentType: 'application/octet-stream', contentBase64: references[0] },
+        { name: 'small.bin', contentType: 'application/octet-stream', contentBase64: references[1] },
+      ],
+    };
+    await r.store.accept(
+      { id, mailbox: SENDER, recipients: 1, internetMessageId, saveToSentItems: true },
+      { json: Buffer.from(JSON.stringify(request)), attachments },
+    );
+    expect(await r.store.blobsOf(id)).toHaveLength(3);
+
+    expect(await processOutboxMail(id, r.deps)).toBe('sent');
+    const [received] = env.cloud.graph
+      .inbox('someone@contoso.com')
+      .filter((m) => m.internetMessageId === internetMessageId);
+    const bytes = (name: string) =>
+      Buffer.from(String(received.attachments.find((a) => a.name === name)?.contentBytes), 'base64');
+    expect(bytes('large.bin').equals(large)).toBe(true);
+    expect(bytes('small.bin').equals(small)).toBe(true);
+    expect(await r.store.blobsOf(id)).toEqual([]);
   });
 
   it('fails a mail Graph refuses for good, with the mapped problem and a mail.failed event', async () => {

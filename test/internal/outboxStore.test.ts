@@ -3,7 +3,7 @@
  * accepted mail leaves behind, scheduling through the queue's visibility delay, ETag-guarded updates, and that a
  * storage failure at any of the three writes leaves nothing behind.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { RestError, TableClient } from '@azure/data-tables';
 import { ContainerClient } from '@azure/storage-blob';
 import { QueueClient } from '@azure/storage-queue';
@@ -13,6 +13,7 @@ import {
   OutboxRecordChangedError,
   OutboxStore,
   type NewOutboxMail,
+  type RequestToStore,
 } from '../../shared/outbox/outboxStore';
 import { azuriteConnectionString } from '../support/testEnv';
 
@@ -53,6 +54,30 @@ async function queued(client: QueueClient): Promise<string[]> {
   return receivedMessageItems.map(
     (m) => (JSON.parse(Buffer.from(m.messageText, 'base64').toString()) as { id: string }).id,
   );
+}
+
+/** Stages `data` as mail `id`'s first large attachment, as the body reader does; returns the request to store. */
+async function withAttachment(store: OutboxStore, id: string, data: Buffer): Promise<RequestToStore> {
+  const attachments = store.stageAttachments(id);
+  const sink = attachments.open();
+  const base64 = Buffer.from(data.toString('base64'));
+  // In pieces that cut base64 groups, flushed after each as the reader does after each body chunk.
+  for (let i = 0; i < base64.length; i += 65_537) {
+    sink.write(base64.subarray(i, i + 65_537));
+    await attachments.flush();
+  }
+  const reference = sink.end();
+  const json = { from: 'alerts@contoso.com', to: ['a@b.c'], text: 't', attachments: [{ contentBase64: reference }] };
+  return { json: Buffer.from(JSON.stringify(json)), attachments };
+}
+
+/** Names of every blob in `name` (uncommitted ones too). */
+async function blobNames(connectionString: string, name: string): Promise<string[]> {
+  const names: string[] = [];
+  const client = container(connectionString, name);
+  if (!(await client.exists())) return names;
+  for await (const blob of client.listBlobsFlat({ includeUncommitedBlobs: true })) names.push(blob.name);
+  return names.sort();
 }
 
 const PAYLOAD = Buffer.from(JSON.stringify({ from: 'alerts@contoso.com', subject: 's', text: 't', to: ['a@b.c'] }));
@@ -174,5 +199,54 @@ describe('the outbox store', () => {
     expect(await store.get(accepted.id)).toBeUndefined();
     expect(await store.hasPayload(accepted.id)).toBe(false);
     expect(await queued(queue(live, n.queue))).toHaveLength(1);
+  });
+
+  it('commits a staged attachment blob with the request; it reads back by range and whole', async () => {
+    const n = names();
+    const store = new OutboxStore(table(live, n.table), queue(live, n.queue), container(live, n.container));
+    const accepted = mail();
+    const data = randomBytes(5 * 1024 * 1024 + 3);
+    await store.accept(accepted, await withAttachment(store, accepted.id, data));
+
+    const blobName = `${accepted.id}.attachment-0`;
+    expect(await blobNames(live, n.container)).toEqual([blobName, `${accepted.id}.json`]);
+    expect((await store.readAttachment(blobName)).equals(data)).toBe(true);
+    const into = Buffer.alloc(4 * 1024 * 1024);
+    const range = await store.readAttachmentRange(blobName, 4 * 1024 * 1024 - 1, 5 * 1024 * 1024 + 3, into);
+    expect(range.equals(data.subarray(4 * 1024 * 1024 - 1))).toBe(true);
+    expect(JSON.parse((await store.readPayload(accepted.id)).toString())).toMatchObject({
+      attachments: [{ contentBase64: { $blob: blobName, size: data.length } }],
+    });
+  });
+
+  it('removes committed attachment blobs again when the record cannot be written', async () => {
+    const n = names();
+    const records = table(live, n.table);
+    const store = new OutboxStore(records, queue(live, n.queue), container(live, n.container));
+    records.createEntity = () => Promise.reject(new RestError('connect ECONNREFUSED', { code: 'ECONNREFUSED' }));
+    const accepted = mail();
+
+    await expect(
+      store.accept(accepted, await withAttachment(store, accepted.id, randomBytes(3 * 1024 * 1024))),
+    ).rejects.toThrow('ECONNREFUSED');
+    expect(await blobNames(live, n.container)).toEqual([]);
+    expect(await queued(queue(live, n.queue))).toEqual([]);
+  });
+
+  it("purges a finished mail's leftover attachment blobs with its record, and keeps those of a mail on its way", async () => {
+    const n = names();
+    const store = new OutboxStore(table(live, n.table), queue(live, n.queue), container(live, n.container));
+    const accepted = Date.now() - 30 * 86_400_000;
+    const [finished, waiting] = [mail(), mail()];
+    for (const m of [finished, waiting])
+      await store.accept(m, await withAttachment(store, m.id, randomBytes(200_000)), accepted);
+    // Finished, but its blobs are still there (the processor's delete failed).
+    const { record, etag } = (await store.get(finished.id))!;
+    await store.update({ ...record, status: 'sent', updatedAt: accepted + 60_000 }, etag);
+    expect(await store.blobsOf(finished.id)).toHaveLength(2);
+
+    expect(await store.purgeExpired(new Date(accepted + 60_000 + OUTBOX_RECORD_RETENTION_MS + 1000))).toBe(1);
+    expect(await store.get(finished.id)).toBeUndefined();
+    expect(await blobNames(live, n.container)).toEqual([`${waiting.id}.attachment-0`, `${waiting.id}.json`]);
   });
 });

@@ -34,7 +34,11 @@ function deps(accept: () => Promise<never>): SendMailDependencies {
     // Staging does nothing here: the fake accept decides what storing does.
     outbox: {
       accept,
-      stagePayload: () => ({ write: () => Promise.resolve(), discard: () => Promise.resolve() }),
+      stageAttachments: () => ({
+        open: () => undefined,
+        flush: () => Promise.resolve(),
+        discard: () => Promise.resolve(),
+      }),
     } as unknown as SendMailDependencies['outbox'],
     idempotency: {} as SendMailDependencies['idempotency'],
   };

@@ -1,10 +1,19 @@
 import {
+  fileAttachment,
   needsDraftPath,
   sendMailBody,
   sendMailRequestBytes,
   SINGLE_REQUEST_BUDGET_BYTES,
 } from '../../shared/mail/composeMessage';
 import { parseSendRequest, type SendRequest } from '../../shared/mail/sendRequest';
+
+/** The sendMail body with every attachment's base64 inline, as the sender builds it. */
+function sendMailJson(req: SendRequest): ReturnType<typeof sendMailBody> {
+  return sendMailBody(
+    req,
+    req.attachments.map((a) => fileAttachment(a, a.content as string)),
+  );
+}
 
 function request(body: Record<string, unknown>): SendRequest {
   const parsed = parseSendRequest({ from: 'alerts@contoso.com', text: 'x', ...body });
@@ -30,9 +39,9 @@ describe('the size of the sendMail request', () => {
         { name: 'c.png', contentType: 'image/png', contentBase64: 'AAAA', inline: true, contentId: 'logo' },
       ],
     });
-    expect(sendMailRequestBytes(req)).toBe(Buffer.byteLength(JSON.stringify(sendMailBody(req))));
+    expect(sendMailRequestBytes(req)).toBe(Buffer.byteLength(JSON.stringify(sendMailJson(req))));
     expect(sendMailRequestBytes(request({ to: ['a@example.com'] }))).toBe(
-      Buffer.byteLength(JSON.stringify(sendMailBody(request({ to: ['a@example.com'] })))),
+      Buffer.byteLength(JSON.stringify(sendMailJson(request({ to: ['a@example.com'] })))),
     );
   });
 

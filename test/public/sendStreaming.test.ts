@@ -1,17 +1,20 @@
 /**
  * A send's body is read as it streams in (HTTP streaming, the local host forwarding it as the Functions host does):
- * parsed as it arrives and staged into the outbox blob as uncommitted blocks, committed only once every check passed.
- * What streaming adds to the send tests: a body in many small TCP writes arrives byte-exact at Graph, and a body
- * refused or abandoned mid-stream (past the cap, malformed, the client gone) leaves nothing stored: no blob (not even
- * uncommitted blocks), no record, no queue message.
+ * parsed as it arrives, each large attachment's base64 checked and decoded into its own outbox blob as uncommitted
+ * blocks, committed with the request (stored with references to those blobs) only once every check passed.
+ * What streaming adds to the send tests: a body in many small TCP writes arrives byte-exact at Graph; what the outbox
+ * holds for a large attachment; JSON escapes inside base64; and a body refused or abandoned mid-stream (past the cap,
+ * malformed, not base64, the client gone) leaves nothing stored: no blob (not even uncommitted blocks), no record, no
+ * queue message.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { TableClient } from '@azure/data-tables';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { QueueClient } from '@azure/storage-queue';
 import { OUTBOX_CONTAINER, OUTBOX_QUEUE, OUTBOX_TABLE } from '../../shared/outbox/outboxStore';
-import { STAGED_BLOCK_BYTES } from '../../shared/outbox/stagedPayload';
+import { STREAMED_CONTENT_THRESHOLD } from '../../shared/mail/sendRequest';
+import { STAGED_BLOCK_BYTES } from '../../shared/outbox/stagedBlob';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
@@ -61,6 +64,48 @@ async function outboxContents(): Promise<{ blobs: string[]; records: number; mes
   const queue = new QueueClient(connection, OUTBOX_QUEUE);
   const messages = (await queue.exists()) ? ((await queue.getProperties()).approximateMessagesCount ?? 0) : 0;
   return { blobs, records, messages };
+}
+
+/** The outbox container (tests read what a mail left there). */
+function outboxContainer() {
+  return BlobServiceClient.fromConnectionString(env.settings.AzureWebJobsStorage).getContainerClient(OUTBOX_CONTAINER);
+}
+
+/** POSTs `body` (JSON text) to the send function and waits up to 30 s for the outcome. */
+async function post(body: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Answer }> {
+  const res = await fetch(`${host.url}/api/mail/send`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      prefer: 'wait=30',
+      'x-functions-key': host.functionKey,
+      ...headers,
+    },
+    body,
+  });
+  return { status: res.status, body: (await res.json()) as Answer };
+}
+
+/** The fields of a send's answer the tests read. */
+interface Answer {
+  id?: string;
+  status?: string | number;
+  detail?: string;
+  errors?: { field: string; message: string }[];
+}
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+/** The bytes of the attachment `name` of the mail `subject` received by someone@, decoded. */
+function delivered(subject: string, name: string): Buffer {
+  const [received] = env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject);
+  const attachment = received?.attachments.find((a) => a.name === name);
+  return Buffer.from(String(attachment?.contentBytes), 'base64');
+}
+
+/** The Graph calls made for the mail `subject`'s sender since `from` (method and path, the upload URL's as PUT). */
+function graphCallsSince(from: number): string[] {
+  return env.cloud.graph.requests.slice(from).map((r) => (r.method === 'PUT' ? 'PUT' : `${r.method} ${r.path}`));
 }
 
 /** A raw HTTP/1.1 request to the send function, whose body the test writes itself. */
@@ -206,6 +251,114 @@ describe('sending with a streamed body', () => {
       if (Date.now() > deadline) throw new Error('sendMail never finished');
       await new Promise((r) => setTimeout(r, 20));
     }
+    expect(await outboxContents()).toEqual(before);
+  });
+
+  it('holds a large attachment as a blob of its decoded bytes, the stored request only referencing it', async () => {
+    const data = randomBytes(3 * MiB + 1);
+    const { head, tail } = sendJson(`held-${randomUUID()}`, data.toString('base64'));
+    // Scheduled an hour ahead: the outbox keeps it, so what it holds can be read.
+    const json = JSON.parse(head + tail) as Record<string, unknown>;
+    const answer = await post(JSON.stringify({ ...json, sendAt: new Date(Date.now() + 3_600_000).toISOString() }), {
+      prefer: 'wait=0',
+    });
+
+    expect([answer.status, answer.body.status]).toEqual([202, 'scheduled']);
+    const id = String(answer.body.id);
+    const blobs: string[] = [];
+    for await (const blob of outboxContainer().listBlobsFlat({ prefix: `${id}.` })) blobs.push(blob.name);
+    expect(blobs.sort()).toEqual([`${id}.attachment-0`, `${id}.json`]);
+    const stored = await outboxContainer().getBlockBlobClient(`${id}.attachment-0`).downloadToBuffer();
+    expect([stored.length, sha256(stored)]).toEqual([data.length, sha256(data)]);
+    const request = await outboxContainer().getBlockBlobClient(`${id}.json`).downloadToBuffer();
+    expect(request.length).toBeLessThan(1024);
+    expect((JSON.parse(request.toString()) as { attachments: unknown[] }).attachments).toEqual([
+      {
+        name: 'big.bin',
+        contentType: 'application/octet-stream',
+        contentBase64: { $blob: `${id}.attachment-0`, size: data.length },
+      },
+    ]);
+  });
+
+  it('sends a large attachment through an upload session from its blob, byte for byte, and then deletes the blobs', async () => {
+    env.cloud.graph.reset();
+    const subject = `blob-upload-${randomUUID()}`;
+    const data = randomBytes(5 * MiB + 2);
+    const { head, tail } = sendJson(subject, data.toString('base64'));
+    const answer = await post(head + tail);
+
+    expect([answer.status, answer.body.status]).toEqual([200, 'sent']);
+    const received = delivered(subject, 'big.bin');
+    expect([received.length, sha256(received)]).toEqual([data.length, sha256(data)]);
+    const calls = graphCallsSince(0);
+    expect(calls.filter((c) => c === 'PUT')).toHaveLength(2);
+    expect(calls.some((c) => c.endsWith('/attachments/createUploadSession'))).toBe(true);
+    const left: string[] = [];
+    for await (const blob of outboxContainer().listBlobsFlat({ prefix: `${String(answer.body.id)}.` }))
+      left.push(blob.name);
+    expect(left).toEqual([]);
+  });
+
+  it('sends an attachment held as a blob but small enough for one sendMail request inline, byte for byte', async () => {
+    const subject = `blob-inline-${randomUUID()}`;
+    const data = randomBytes(STREAMED_CONTENT_THRESHOLD * 2);
+    const { head, tail } = sendJson(subject, data.toString('base64'));
+    const from = env.cloud.graph.requests.length;
+    const answer = await post(head + tail);
+
+    expect([answer.status, answer.body.status]).toEqual([200, 'sent']);
+    expect(delivered(subject, 'big.bin').equals(data)).toBe(true);
+    expect(graphCallsSince(from)).toEqual(['POST /v1.0/users/alerts%40contoso.com/sendMail']);
+  });
+
+  it('accepts JSON escapes inside a large attachment (\\/ and \\u0041) and delivers the bytes they stand for', async () => {
+    const subject = `escaped-${randomUUID()}`;
+    const data = randomBytes(3 * MiB);
+    const base64 = data.toString('base64');
+    expect(base64.includes('/') && base64.includes('A')).toBe(true);
+    // Every '/' escaped as \/ and every 'A' as \u0041: still the same JSON string.
+    const escaped = base64.replace(/\//g, '\\/').replace(/A/g, '\\u0041');
+    const { head, tail } = sendJson(subject, escaped);
+    expect(JSON.parse(head + tail)).toMatchObject({ attachments: [{ contentBase64: base64 }] });
+    const answer = await post(head + tail);
+
+    expect([answer.status, answer.body.status]).toEqual([200, 'sent']);
+    const received = delivered(subject, 'big.bin');
+    expect([received.length, sha256(received)]).toEqual([data.length, sha256(data)]);
+  });
+
+  it.each([
+    ['a character outside the alphabet deep inside', (b: string) => `${b.slice(0, 2 * MiB)}*${b.slice(2 * MiB + 1)}`],
+    ['a line break', (b: string) => `${b.slice(0, MiB)}\\n${b.slice(MiB)}`],
+    ['padding in the middle', (b: string) => `${b.slice(0, MiB)}==${b.slice(MiB + 2)}`],
+    ['three padding characters', (b: string) => `${b.slice(0, -3)}===`],
+    ['a length that is not a multiple of 4', (b: string) => b.slice(0, -1)],
+  ])(
+    'refuses a large attachment with %s with the same 400 as a small one, and stores nothing',
+    async (_what, spoil) => {
+      const small = await post(sendJson('small-bad', '%%%').head + sendJson('small-bad').tail);
+      expect(small.status).toBe(400);
+      const before = await outboxContents();
+      const { head, tail } = sendJson(`bad-base64-${randomUUID()}`, spoil(randomBytes(3 * MiB).toString('base64')));
+      const answer = await post(head + tail);
+
+      expect(answer.status).toBe(400);
+      expect(answer.body.errors).toEqual(small.body.errors);
+      expect(answer.body.errors).toEqual([
+        { field: 'attachments[0].contentBase64', message: 'must be base64 (RFC 4648, padded, no line breaks)' },
+      ]);
+      expect(await outboxContents()).toEqual(before);
+    },
+  );
+
+  it('leaves no attachment blob behind when a valid large attachment is refused for another field', async () => {
+    const before = await outboxContents();
+    const { head, tail } = sendJson(`refused-${randomUUID()}`, randomBytes(3 * MiB).toString('base64'));
+    const json = JSON.parse(head + tail) as Record<string, unknown>;
+    const answer = await post(JSON.stringify({ ...json, from: 'nobody@fabrikam.com' }));
+
+    expect(answer.status).toBe(403);
     expect(await outboxContents()).toEqual(before);
   });
 });

@@ -1,15 +1,16 @@
 /**
- * A request stored in the outbox while it arrives: its bytes go to the blob as uncommitted blocks (Put Block), a block
- * at a time, so that the accept never holds the body's bytes; the blob exists only once `commit` puts the block list,
- * after the request passed its checks. Until then nothing can read it, and `discard` drops the staged blocks.
+ * A blob stored in the outbox while its bytes arrive (a large attachment, decoded as the request streams in): the
+ * bytes go to the blob as uncommitted blocks (Put Block), a block at a time, so that the accept never holds them all;
+ * the blob exists only once `commit` puts the block list, after the request passed its checks. Until then nothing can
+ * read it, and `discard` drops the staged blocks.
  */
 import type { BlockBlobClient } from '@azure/storage-blob';
 
-/** Bytes per staged block: small enough to hold little, large enough to need few requests (17 for a 33 MB body). */
+/** Bytes per staged block: small enough to hold little, large enough to need few requests (13 for 25 MB). */
 export const STAGED_BLOCK_BYTES = 2 * 1024 * 1024;
 
-/** The blocks of one payload being staged. */
-export class StagedPayload {
+/** The blocks of one blob being staged. */
+export class StagedBlob {
   readonly #blob: BlockBlobClient;
   readonly #ready: () => Promise<void>;
   readonly #blockIds: string[] = [];
@@ -33,9 +34,9 @@ export class StagedPayload {
   }
 
   /**
-   * Appends `chunk`; resolves once the payload can take more (a full block is handed to storage, and the previous
+   * Appends `chunk`; resolves once the blob can take more (a full block is handed to storage, and the previous
    * one is staged). A storage failure does not throw here: the request is still read and checked, so that a bad
-   * request gets its 400 whatever storage does; `commit` throws it.
+   * request gets its 400 whatever storage does; `commit` throws it. `chunk` must not change afterwards.
    */
   async write(chunk: Uint8Array): Promise<void> {
     this.#size += chunk.byteLength;
