@@ -152,6 +152,12 @@ export async function processOutboxMail(
   }
 
   let lease = reservation.lease;
+  let released = false;
+  const release = async (): Promise<void> => {
+    if (released) return;
+    released = true;
+    await deps.pacer.release(lease, now).catch(() => undefined);
+  };
   try {
     // The marker goes in before Graph is called; losing this race means another invocation owns the attempt.
     const attempt: OutboxRecord = {
@@ -187,26 +193,32 @@ export async function processOutboxMail(
         true,
       );
     }
+    const request = { ...parsed.request, internetMessageId: record.internetMessageId };
+    // The pacer counts the mail at its decision until the release; a decision grown stale (the uploads of a large
+    // draft, a stalled instance) is renewed before submitting, or the mail waits and nothing is submitted.
+    const beforeSubmit = async (): Promise<void> => {
+      if (now() - lease.grantedAt <= DECISION_VALID_MS) return;
+      const renewed = await deps.pacer.renew(lease, now);
+      if (renewed.kind !== 'granted') throw new DecisionLapsedError(renewed.retryAfterMs);
+      lease = renewed.lease;
+    };
+    let sent: { requestId?: string } | undefined;
+    let failure: unknown;
     try {
-      const request = { ...parsed.request, internetMessageId: record.internetMessageId };
-      // The pacer counts the mail at its decision until the release; a decision grown stale (the uploads of a large
-      // draft, a stalled instance) is renewed before submitting, or the mail waits and nothing is submitted.
-      const beforeSubmit = async (): Promise<void> => {
-        if (now() - lease.grantedAt <= DECISION_VALID_MS) return;
-        const renewed = await deps.pacer.renew(lease, now);
-        if (renewed.kind !== 'granted') throw new DecisionLapsedError(renewed.retryAfterMs);
-        lease = renewed.lease;
-      };
-      const outcome = await deps.sender
+      sent = await deps.sender
         .send(request, { beforeSubmit })
         .catch((err: unknown) => explainAccessDenied(err, request, deps.credential));
-      return await succeed(record, etag, deps, outcome.requestId);
     } catch (err) {
-      if (err instanceof DecisionLapsedError) return await giveBackAttempt(record, etag, deps, err.retryAfterMs);
-      return await handleSendFailure(record, etag, deps, err);
+      failure = err;
     }
+    // Graph has answered (or never will for this attempt): the lease goes and the count moves to now at once, before
+    // the outcome is written, so that the count lies as close after Exchange's acceptance as it can.
+    await release();
+    if (sent) return await succeed(record, etag, deps, sent.requestId);
+    if (failure instanceof DecisionLapsedError) return await giveBackAttempt(record, etag, deps, failure.retryAfterMs);
+    return await handleSendFailure(record, etag, deps, failure);
   } finally {
-    await deps.pacer.release(lease, now).catch(() => undefined);
+    await release();
   }
 }
 

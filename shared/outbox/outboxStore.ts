@@ -36,6 +36,13 @@ export const OUTBOX_CONTAINER = 'outbox';
  */
 export const OUTBOX_RECORD_RETENTION_MS = 7 * 86_400_000;
 
+/**
+ * Largest request JSON (UTF-8 bytes) the record holds itself instead of a blob. A Table string property holds up to
+ * 32 Ki UTF-16 code units, and a request this size in UTF-8 never has more. Most mail is this small, and the processor
+ * reads the record anyway: such a mail costs no blob upload, download, listing or delete.
+ */
+export const INLINE_REQUEST_MAX_BYTES = 30_000;
+
 /** Longest visibility delay Azure Queue storage accepts (7 days). */
 export const MAX_QUEUE_DELAY_MS = 7 * 86_400_000;
 
@@ -72,6 +79,11 @@ export interface OutboxRecord {
   attemptStartedAt?: number;
   /** Epoch ms the mail was sent. */
   sentAt?: number;
+  /**
+   * The request's JSON when small enough to keep here ({@link INLINE_REQUEST_MAX_BYTES}) rather than as a blob; mail
+   * content, so never logged nor shown, and dropped once the mail is sent or failed.
+   */
+  inlineRequest?: string;
 }
 
 /** A record and the ETag it was read with. */
@@ -117,6 +129,7 @@ interface OutboxEntity {
   saveToSentItems: boolean;
   attemptStartedAt?: number;
   sentAt?: number;
+  inlineRequest?: string;
   /** Set once the mail is sent or failed: when the renewal timer may purge the record (a Date, for the OData filter). */
   expiresAt?: Date;
 }
@@ -155,14 +168,15 @@ export class OutboxStore implements AttachmentBlobReader {
   }
 
   /**
-   * Stores the mail: commits its staged large attachments, stores its request (the JSON, referencing them), writes
-   * the record, then enqueues the mail (hidden until `notBefore`, when given). `payload` is the JSON alone, or the JSON
+   * Stores the mail: commits its staged large attachments, stores its request (the JSON, referencing them; in the
+   * record itself when it has no attachment blobs and is small), writes the record, then enqueues the mail (hidden until `notBefore`, when given). `payload` is the JSON alone, or the JSON
    * and the attachments staged while it arrived. All or nothing: on failure whatever was written is removed (best
    * effort) and the error is thrown.
    */
   async accept(mail: NewOutboxMail, payload: Buffer | RequestToStore, now: number = Date.now()): Promise<OutboxRecord> {
     const { json, attachments } = Buffer.isBuffer(payload) ? { json: payload, attachments: undefined } : payload;
-    await Promise.all([ensureTable(this.table), ensureQueue(this.queue), this.ensureContainer()]);
+    const inline = (attachments?.blobNames.length ?? 0) === 0 && json.length <= INLINE_REQUEST_MAX_BYTES;
+    await Promise.all([ensureTable(this.table), ensureQueue(this.queue), inline || this.ensureContainer()]);
     const record: OutboxRecord = {
       ...mail,
       status: mail.notBefore !== undefined && mail.notBefore > now ? 'scheduled' : 'queued',
@@ -171,12 +185,13 @@ export class OutboxStore implements AttachmentBlobReader {
       updatedAt: now,
       attempts: 0,
       requestIds: [],
+      ...(inline ? { inlineRequest: json.toString('utf8') } : {}),
     };
     const blob = this.container.getBlockBlobClient(blobName(mail.id));
     let wroteRecord = false;
     try {
       await attachments?.commit();
-      await blob.upload(json, json.length, { blobHTTPHeaders: { blobContentType: 'application/json' } });
+      if (!inline) await blob.upload(json, json.length, { blobHTTPHeaders: { blobContentType: 'application/json' } });
       await this.table.createEntity(toEntity(record));
       wroteRecord = true;
       await this.enqueue(mail.id, (record.notBefore ?? now) - now);
@@ -185,7 +200,7 @@ export class OutboxStore implements AttachmentBlobReader {
       // Remove what this call wrote so that nothing can send a mail whose caller was told to try again.
       if (wroteRecord) await this.table.deleteEntity(tableKey(mail.id), '').catch(() => undefined);
       await attachments?.discard();
-      await this.deletePayload(mail.id).catch(() => undefined);
+      if (!inline) await this.deletePayload(mail.id).catch(() => undefined);
       throw err;
     }
   }
@@ -246,7 +261,16 @@ export class OutboxStore implements AttachmentBlobReader {
 
   /** The stored request of mail `id`: its JSON, large attachments as references (see attachmentBlob.ts). */
   async readPayload(id: string): Promise<Buffer> {
+    const inline = (await this.get(id))?.record.inlineRequest;
+    if (inline !== undefined) return Buffer.from(inline, 'utf8');
     return this.container.getBlockBlobClient(blobName(id)).downloadToBuffer();
+  }
+
+  /** The stored request of `record`'s mail, parsed: from the record itself, or from its blob as it downloads. */
+  async readRequest(record: OutboxRecord): Promise<unknown> {
+    // JSON.parse keeps "__proto__" an own key, as the streaming parser does.
+    if (record.inlineRequest !== undefined) return JSON.parse(record.inlineRequest) as unknown;
+    return this.readPayloadJson(record.id);
   }
 
   /**

@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
@@ -21,6 +21,7 @@ import {
   parseNcrontab,
   splitPath,
 } from '../sandbox/host';
+import { readHostSettings } from '../sandbox/host/projectConfig';
 
 jest.setTimeout(60_000);
 
@@ -133,6 +134,25 @@ describe('NCRONTAB evaluator', () => {
     expect(() => parseNcrontab('0 0 0 * * 7')).toThrow(/day-of-week/);
     expect(() => parseNcrontab('0 0 0 5-1 * *')).toThrow(/descending/);
     expect(() => parseNcrontab('0 0 0 30 2 *')).toThrow(/never/);
+  });
+});
+
+describe('host.json queue settings', () => {
+  const settingsOf = (queues: Record<string, unknown>) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'host-json-'));
+    try {
+      writeFileSync(path.join(dir, 'host.json'), JSON.stringify({ version: '2.0', extensions: { queues } }));
+      return readHostSettings(dir).queues;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it("fetches a new batch at half the batch size by default, as the Storage extension does, or at host.json's newBatchThreshold", () => {
+    expect(settingsOf({})).toMatchObject({ batchSize: 16, newBatchThreshold: 8 });
+    expect(settingsOf({ batchSize: 9 })).toMatchObject({ batchSize: 9, newBatchThreshold: 4 });
+    expect(settingsOf({ batchSize: 32, newBatchThreshold: 0 })).toMatchObject({ batchSize: 32, newBatchThreshold: 0 });
+    expect(() => settingsOf({ newBatchThreshold: -1 })).toThrow(/newBatchThreshold/);
   });
 });
 

@@ -9,8 +9,13 @@ import path from 'node:path';
 export interface QueueSettings {
   /** Failed attempts after which a message moves to `{queue}-poison`. */
   maxDequeueCount: number;
-  /** Messages fetched and processed in parallel per queue. */
+  /** Messages fetched per poll. */
   batchSize: number;
+  /**
+   * A new batch is fetched once the messages in flight are down to this many (the extension's default: half the
+   * batch size), so at most `batchSize + newBatchThreshold` run at once.
+   */
+  newBatchThreshold: number;
   /** How long a message whose invocation failed stays invisible before it is retried. */
   visibilityTimeoutMs: number;
   /** How message text is encoded on the queue; the extension's default is base64. */
@@ -28,6 +33,7 @@ export interface HostSettings {
 export const DEFAULT_QUEUE_SETTINGS: Readonly<QueueSettings> = {
   maxDequeueCount: 5,
   batchSize: 16,
+  newBatchThreshold: 8,
   visibilityTimeoutMs: 0,
   messageEncoding: 'base64',
 };
@@ -103,9 +109,11 @@ export function readHostSettings(projectRoot: string): HostSettings {
   const routePrefix = typeof routePrefixValue === 'string' ? routePrefixValue.replace(/^\/+|\/+$/g, '') : 'api';
 
   const encoding = prop(queues, 'messageEncoding');
+  const batchSize = intProp(queues, 'batchSize', DEFAULT_QUEUE_SETTINGS.batchSize, 1, 32, file);
   const settings: QueueSettings = {
     maxDequeueCount: intProp(queues, 'maxDequeueCount', DEFAULT_QUEUE_SETTINGS.maxDequeueCount, 1, 10_000, file),
-    batchSize: intProp(queues, 'batchSize', DEFAULT_QUEUE_SETTINGS.batchSize, 1, 32, file),
+    batchSize,
+    newBatchThreshold: intProp(queues, 'newBatchThreshold', Math.floor(batchSize / 2), 0, 1000, file),
     visibilityTimeoutMs: timeSpanProp(queues, 'visibilityTimeout', DEFAULT_QUEUE_SETTINGS.visibilityTimeoutMs, file),
     messageEncoding:
       typeof encoding === 'string' && encoding.toLowerCase() === 'none'

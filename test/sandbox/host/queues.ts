@@ -1,6 +1,7 @@
 /**
  * Storage-queue triggers and outputs, behaving like the Functions Storage extension (5.x): poll with back-off,
- * process up to `batchSize` messages at once, decode base64 message text, delete on success, release for retry on
+ * fetch `batchSize` messages at a time and the next batch once those in flight are down to `newBatchThreshold` (so at
+ * most the two together run at once, and a busy queue costs one receive per batch), decode base64 message text, delete on success, release for retry on
  * failure, and move a message to `{queue}-poison` once it has failed `maxDequeueCount` times.
  */
 import type { DequeuedMessageItem, QueueClient } from '@azure/storage-queue';
@@ -165,7 +166,8 @@ export class QueueListener {
     let delay = 0;
     let failing = false;
     while (!signal.aborted) {
-      if (this.#inFlight.size >= settings.batchSize) {
+      // As the extension does: a new batch only once the messages in flight are down to newBatchThreshold.
+      if (this.#inFlight.size > settings.newBatchThreshold) {
         await Promise.race(this.#inFlight);
         continue;
       }
@@ -173,7 +175,7 @@ export class QueueListener {
       try {
         await storage.ensureExists(queue, signal);
         const response = await queue.receiveMessages({
-          numberOfMessages: Math.min(32, settings.batchSize - this.#inFlight.size),
+          numberOfMessages: settings.batchSize,
           visibilityTimeout: PROCESSING_VISIBILITY_SECONDS,
           abortSignal: signal,
         });
