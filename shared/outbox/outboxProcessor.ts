@@ -93,7 +93,7 @@ export async function processOutboxMail(
 
   // A mail back at its slot is nearly always let go: its request is fetched meanwhile, so that the mail holds its
   // grant (a lease, a count) for less time.
-  const prefetched = slotAt !== undefined && slotAt <= now() + 1000 ? deps.store.readPayloadJson(id) : undefined;
+  const prefetched = slotAt !== undefined && slotAt <= now() + 1000 ? deps.store.readRequest(record) : undefined;
   prefetched?.catch(() => undefined);
   const reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now, slotAt);
   if (reservation.kind === 'scheduled') {
@@ -178,7 +178,7 @@ export async function processOutboxMail(
     record = attempt;
     // Parsed as it downloads: the stored request is held once, as its parsed values, never as bytes and text too.
     // Large attachments are references to their blobs (a request stored before those existed has base64 inline).
-    const parsed = parseSendRequest(reviveAttachmentBlobs(await (prefetched ?? deps.store.readPayloadJson(id))));
+    const parsed = parseSendRequest(reviveAttachmentBlobs(await (prefetched ?? deps.store.readRequest(record))));
     if (!parsed.ok) {
       return fail(
         record,
@@ -444,8 +444,10 @@ async function finish(
   type: 'mail.sent' | 'mail.failed',
   data: Record<string, unknown>,
 ): Promise<void> {
+  // The request's content is not kept once the outcome is final; a failed blob delete only costs storage.
+  const inRecord = final.inlineRequest !== undefined;
+  delete final.inlineRequest;
   await deps.store.update(final, etag);
-  // The request's content is not kept once the outcome is final; a failed delete only costs storage.
-  await deps.store.deletePayload(final.id).catch(() => undefined);
+  if (!inRecord) await deps.store.deletePayload(final.id).catch(() => undefined);
   await deps.publisher.publish(mailboxEvent(type, final.mailbox, final.id, data, new Date(now)));
 }

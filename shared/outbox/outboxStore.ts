@@ -378,5 +378,6 @@ function fromEntity(id: string, entity: OutboxEntity): OutboxRecord {
   if (entity.problem !== undefined) record.problem = JSON.parse(entity.problem) as ProblemDocument;
   if (entity.attemptStartedAt !== undefined) record.attemptStartedAt = entity.attemptStartedAt;
   if (entity.sentAt !== undefined) record.sentAt = entity.sentAt;
+  if (entity.inlineRequest !== undefined) record.inlineRequest = entity.inlineRequest;
   return record;
 }

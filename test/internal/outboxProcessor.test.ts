@@ -18,7 +18,7 @@ import {
   processOutboxMail,
   type OutboxProcessorDependencies,
 } from '../../shared/outbox/outboxProcessor';
-import { OutboxStore } from '../../shared/outbox/outboxStore';
+import { OutboxStore, type OutboxRecord } from '../../shared/outbox/outboxStore';
 import { handleOutboxMessage } from '../../shared/outbox/outboxTrigger';
 import { InvocationContext } from '@azure/functions';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
@@ -122,6 +122,8 @@ describe('the outbox processor', () => {
     expect(record).toMatchObject({ status: 'sent', attempts: 1 });
     expect(record.requestIds).toHaveLength(1);
     expect(record.attemptStartedAt).toBeUndefined();
+    // The request's content (kept in the record, a small mail) is not kept once the mail is sent.
+    expect(record.inlineRequest).toBeUndefined();
     expect(await r.store.hasPayload(id)).toBe(false);
     const inbox = env.cloud.graph.inbox('someone@contoso.com');
     expect(inbox.filter((m) => m.internetMessageId === internetMessageId)).toHaveLength(1);
@@ -400,11 +402,11 @@ describe('the outbox processor', () => {
   describe('when the decision to send is stale by the time the mail would reach Graph (a slow store, a long upload)', () => {
     /** Makes the stored request take `ms` of simulated time to read, running `meanwhile` in it. */
     function slowPayload(r: Rig, advance: (ms: number) => void, ms: number, meanwhile = async () => {}): void {
-      const read = r.store.readPayloadJson.bind(r.store);
-      r.store.readPayloadJson = async (id: string) => {
+      const read = r.store.readRequest.bind(r.store);
+      r.store.readRequest = async (record: OutboxRecord) => {
         advance(ms);
         await meanwhile();
-        return read(id);
+        return read(record);
       };
     }
 

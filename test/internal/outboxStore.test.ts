@@ -11,6 +11,7 @@ import { freePort, azuriteConnectionString as connectionStringFor } from '../emu
 import {
   OUTBOX_RECORD_RETENTION_MS,
   OutboxRecordChangedError,
+  INLINE_REQUEST_MAX_BYTES,
   OutboxStore,
   type NewOutboxMail,
   type RequestToStore,
@@ -85,7 +86,7 @@ const PAYLOAD = Buffer.from(JSON.stringify({ from: 'alerts@contoso.com', subject
 describe('the outbox store', () => {
   const live = azuriteConnectionString();
 
-  it('stores the payload as a blob, the record in its table, and a message naming the mail on its queue', async () => {
+  it('keeps a small request in the record itself: no blob, the record in its table, a message naming the mail', async () => {
     const n = names();
     const store = new OutboxStore(table(live, n.table), queue(live, n.queue), container(live, n.container));
     const accepted = mail();
@@ -93,11 +94,27 @@ describe('the outbox store', () => {
     const record = await store.accept(accepted, PAYLOAD, now);
 
     expect(record).toMatchObject({ status: 'queued', attempts: 0, requestIds: [], createdAt: now });
+    expect(record.inlineRequest).toBe(PAYLOAD.toString());
+    expect(await blobNames(live, n.container)).toEqual([]);
     expect((await store.readPayload(accepted.id)).equals(PAYLOAD)).toBe(true);
+    expect(await store.readRequest(record)).toEqual(JSON.parse(PAYLOAD.toString()));
     const stored = await store.get(accepted.id);
     expect(stored?.record).toEqual(record);
     expect(await queued(queue(live, n.queue))).toEqual([accepted.id]);
     expect(await store.get(randomUUID())).toBeUndefined();
+  });
+
+  it('stores a request over INLINE_REQUEST_MAX_BYTES as a blob, and reads it back as it downloads', async () => {
+    const n = names();
+    const store = new OutboxStore(table(live, n.table), queue(live, n.queue), container(live, n.container));
+    const accepted = mail();
+    const big = { from: 'alerts@contoso.com', to: ['a@b.c'], html: `<p>${'x'.repeat(INLINE_REQUEST_MAX_BYTES)}</p>` };
+    const payload = Buffer.from(JSON.stringify(big));
+    const record = await store.accept(accepted, payload);
+
+    expect(record.inlineRequest).toBeUndefined();
+    expect(await store.blobsOf(accepted.id)).toEqual([`${accepted.id}.json`]);
+    expect(await store.readRequest(record)).toEqual(big);
   });
 
   it('schedules a mail with notBefore: status scheduled, and its queue message stays hidden until then', async () => {
