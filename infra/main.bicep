@@ -291,6 +291,8 @@ var storageLayout = {
     'mail-events'
     'mail-outbox'
     'mail-outbox-poison'
+    'mail-outbox-paced'
+    'mail-outbox-paced-poison'
   ]
 }
 

@@ -2,7 +2,7 @@
  * The durable outbox: each accepted mail is three things in the gateway's storage account, written in this order:
  * the request as blobs (`outbox` container: each large attachment's decoded bytes as a blob of its own, then the
  * request's JSON holding references to them, see attachmentBlob.ts), its record in the `outbox` table, and a small
- * message naming it on the `mail-outbox` queue. A mail's blobs share the name prefix `{id}.`. The queue message is the commit point: until it exists nothing will ever send the
+ * message naming it on the `mail-outbox` queue (`mail-outbox-paced` once it holds a pacer slot). A mail's blobs share the name prefix `{id}.`. The queue message is the commit point: until it exists nothing will ever send the
  * mail, and when any of the three writes fails `accept` removes what it had written and throws, so a caller told
  * "try again" (503) leaves nothing behind that could send later.
  *
@@ -25,8 +25,13 @@ import { StagedBlob } from './stagedBlob';
 
 /** Table of the outbox records. */
 export const OUTBOX_TABLE = 'outbox';
-/** Queue the outbox processor is triggered by. */
+/** Queue the outbox processor is triggered by: accepted mail, and mail waiting for anything but its pacer slot. */
 export const OUTBOX_QUEUE = 'mail-outbox';
+/**
+ * Queue of mails holding a pacer slot, each message hidden until its slot. A queue of its own, with its own trigger,
+ * so that a mail whose slot has come is never behind a burst of newly accepted mail waiting to be scheduled.
+ */
+export const OUTBOX_PACED_QUEUE = 'mail-outbox-paced';
 /** Blob container of the stored requests. */
 export const OUTBOX_CONTAINER = 'outbox';
 
@@ -138,10 +143,12 @@ interface OutboxEntity {
 export class OutboxStore implements AttachmentBlobReader {
   private containerReady?: Promise<void>;
 
+  /** `pacedQueue` takes the messages that hold a pacer slot (the main queue when not given). */
   constructor(
     private readonly table: TableClient,
     private readonly queue: QueueClient,
     private readonly container: ContainerClient,
+    private readonly pacedQueue: QueueClient = queue,
   ) {}
 
   /** The store for `config`'s storage account. */
@@ -150,6 +157,7 @@ export class OutboxStore implements AttachmentBlobReader {
       createTableClient(config, OUTBOX_TABLE),
       createQueueClient(config, OUTBOX_QUEUE),
       createBlobContainerClient(config, OUTBOX_CONTAINER),
+      createQueueClient(config, OUTBOX_PACED_QUEUE),
     );
   }
 
@@ -207,15 +215,17 @@ export class OutboxStore implements AttachmentBlobReader {
 
   /**
    * Puts the mail on the queue again, hidden for `delayMs` (capped at the queue's 7 days; the queue counts whole
-   * seconds, so it is rounded up). `slotAt` is the pacer slot the message holds (see MailboxPacer.reserve).
+   * seconds, so it is rounded up). `slotAt` is the pacer slot the message holds (see MailboxPacer.reserve); such a
+   * message goes to the paced queue.
    */
   async enqueue(id: string, delayMs: number, slotAt?: number): Promise<void> {
-    await ensureQueue(this.queue);
+    const queue = slotAt === undefined ? this.queue : this.pacedQueue;
+    await ensureQueue(queue);
     const seconds = Math.ceil(Math.min(Math.max(delayMs, 0), MAX_QUEUE_DELAY_MS) / 1000);
     const message = Buffer.from(JSON.stringify(slotAt === undefined ? { id } : { id, slotAt }), 'utf8').toString(
       'base64',
     );
-    await this.queue.sendMessage(message, seconds > 0 ? { visibilityTimeout: seconds } : {});
+    await queue.sendMessage(message, seconds > 0 ? { visibilityTimeout: seconds } : {});
   }
 
   /** The record of mail `id`, or undefined when there is none. */
