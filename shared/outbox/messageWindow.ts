@@ -1,16 +1,17 @@
 /**
- * A mailbox's messages over a sliding minute (Exchange Online's message rate limit), counted in half-second buckets
- * (slidingCount.ts; at most 123 in the row).
+ * A mailbox's messages over a sliding minute (Exchange Online's message rate limit), counted in 100 ms buckets
+ * (slidingCount.ts). Only buckets holding a message are stored, so the row keeps at most N of them whatever their
+ * width; narrow buckets cost nothing and keep the count within 100 ms of exact.
  *
  * The pacer decides when a mail goes; Exchange counts it when Graph accepts it, a varying moment later. The mail is
  * counted at the decision, then moved to its release (pacingRules.ts, `releaseLease`), which bounds that delay; the
  * count covers 61 s, not 60, as a margin for what clocks and Exchange may add. Whole buckets cost at most one: N per
- * 61.5 s in the worst case.
+ * 61.1 s in the worst case.
  */
 import { addToWindow, capacityAt, removeFromWindow, type SlidingBuckets, type SlidingWindow } from './slidingCount';
 
 /** Width of one message bucket. */
-export const MESSAGE_BUCKET_MS = 500;
+export const MESSAGE_BUCKET_MS = 100;
 
 /** The sliding window Exchange counts messages in, plus the margin for the time from decision to Graph. */
 export const MESSAGE_WINDOW_MS = 61_000;
