@@ -8,11 +8,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
-import ts from 'typescript';
 import {
   compileRoute,
   type HostLogLevel,
@@ -22,6 +21,7 @@ import {
   splitPath,
 } from '../sandbox/host';
 import { readHostSettings } from '../sandbox/host/projectConfig';
+import { buildFixtureProject } from '../support/fixtureProject';
 
 jest.setTimeout(60_000);
 
@@ -57,32 +57,21 @@ class LogCapture {
   }
 }
 
-/** Transpiles the fixtures into a throwaway project folder with its own package.json `main` glob and host.json. */
-function buildFixtureProject(): string {
-  const root = path.join(REPO_ROOT, '.test-run', `sandboxHost-${process.pid}`);
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(path.join(root, 'dist', 'functions'), { recursive: true });
-  for (const file of readdirSync(FIXTURE_SOURCES).filter((f) => f.endsWith('.ts'))) {
-    const { outputText } = ts.transpileModule(readFileSync(path.join(FIXTURE_SOURCES, file), 'utf8'), {
-      fileName: file,
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-    });
-    writeFileSync(path.join(root, 'dist', 'functions', file.replace(/\.ts$/, '.js')), outputText);
-  }
+/** The fixture project, plus a file the `main` glob does not match. */
+function buildHostFixtureProject(): string {
+  const root = buildFixtureProject('sandboxHost', FIXTURE_SOURCES, {
+    version: '2.0',
+    extensions: { http: { routePrefix: 'api' }, queues: { maxDequeueCount: 3 } },
+  });
   // A non-matching file proves the glob is honoured rather than the whole folder being loaded.
   writeFileSync(path.join(root, 'dist', 'functions', 'notes.txt'), 'not a function file');
-  writeFileSync(path.join(root, 'package.json'), JSON.stringify({ private: true, main: 'dist/functions/*.js' }));
-  writeFileSync(
-    path.join(root, 'host.json'),
-    JSON.stringify({ version: '2.0', extensions: { http: { routePrefix: 'api' }, queues: { maxDequeueCount: 3 } } }),
-  );
   return root;
 }
 
 let projectRoot: string;
 
 beforeAll(() => {
-  projectRoot = buildFixtureProject();
+  projectRoot = buildHostFixtureProject();
 });
 
 afterAll(() => {

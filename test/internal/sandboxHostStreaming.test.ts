@@ -9,9 +9,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
-import ts from 'typescript';
+import { buildFixtureProject } from '../support/fixtureProject';
 import { freePort } from '../emulators/azurite';
 
 jest.setTimeout(60_000);
@@ -27,23 +27,6 @@ let child: ChildProcess;
 let output = '';
 let port: number;
 let url: string;
-
-/** Transpiles the fixtures into a throwaway project (package.json `main` glob, host.json). */
-function buildFixtureProject(): string {
-  const root = path.join(REPO_ROOT, '.test-run', `sandboxHostStreaming-${process.pid}`);
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(path.join(root, 'dist', 'functions'), { recursive: true });
-  for (const file of readdirSync(FIXTURE_SOURCES).filter((f) => f.endsWith('.ts'))) {
-    const { outputText } = ts.transpileModule(readFileSync(path.join(FIXTURE_SOURCES, file), 'utf8'), {
-      fileName: file,
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-    });
-    writeFileSync(path.join(root, 'dist', 'functions', file.replace(/\.ts$/, '.js')), outputText);
-  }
-  writeFileSync(path.join(root, 'package.json'), JSON.stringify({ private: true, main: 'dist/functions/*.js' }));
-  writeFileSync(path.join(root, 'host.json'), JSON.stringify({ version: '2.0' }));
-  return root;
-}
 
 /** Resolves once the host printed a line matching `pattern` (after the first `from` characters of its output). */
 async function waitForOutput(pattern: RegExp, from = 0, timeoutMs = 10_000): Promise<void> {
@@ -74,7 +57,7 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  projectRoot = buildFixtureProject();
+  projectRoot = buildFixtureProject('sandboxHostStreaming', FIXTURE_SOURCES, { version: '2.0' });
   port = await freePort();
   url = `http://127.0.0.1:${port}`;
   child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist', 'test', 'sandbox', 'host', 'main.js')], {
