@@ -21,6 +21,8 @@ afterEach(() => {
 });
 
 async function host(settings: Record<string, string> = {}): Promise<FunctionsHostProcess> {
+  // One host at a time: a host left from an earlier test shares the storage and would take this test's messages.
+  await Promise.all(hosts.splice(0).map((h) => h.stop()));
   const started = await startFunctionsHost({ ...env.settings, ...settings });
   hosts.push(started);
   return started;
