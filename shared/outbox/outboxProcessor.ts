@@ -22,8 +22,8 @@ import type { MailSender } from '../mail/mailSender';
 import { SendProblem } from '../mail/sendProblems';
 import { parseSendRequest } from '../mail/sendRequest';
 import { problem, type ProblemDocument } from '../platform/problem';
-import type { MailboxPacer } from './mailboxPacer';
-import { DECISION_VALID_MS } from './messageWindow';
+import type { MailboxPacer } from '../pacing/mailboxPacer';
+import { DECISION_VALID_MS } from '../pacing/messageWindow';
 import { OutboxRecordChangedError, type OutboxRecord, type OutboxStore } from './outboxStore';
 
 /** Default of `OUTBOX_MAX_AGE_HOURS`: a mail not sent within a day fails. */

@@ -20,7 +20,7 @@ import { WatchService } from '../watch/watchService';
 import { WatchStore } from '../watch/watchStore';
 import { createQueueClient, createTableClient } from './storage';
 import { IDEMPOTENCY_TABLE } from '../mail/idempotencyStore';
-import { MailboxPacer, MAILBOX_PACING_TABLE } from '../outbox/mailboxPacer';
+import { MailboxPacer, MAILBOX_PACING_TABLE } from '../pacing/mailboxPacer';
 import type { OutboxProcessorDependencies } from '../outbox/outboxProcessor';
 import { OutboxStore } from '../outbox/outboxStore';
 import type { MailStatusDependencies } from '../outbox/mailStatusHandler';

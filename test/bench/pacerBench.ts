@@ -9,8 +9,8 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TableClient } from '@azure/data-tables';
-import { MailboxPacer, PacerContentionError } from '../../shared/outbox/mailboxPacer';
-import { decideReservation, EMPTY_PACING_STATE, type PacerLimits } from '../../shared/outbox/pacingRules';
+import { MailboxPacer, PacerContentionError } from '../../shared/pacing/mailboxPacer';
+import { decideReservation, EMPTY_PACING_STATE, type PacerLimits } from '../../shared/pacing/pacingRules';
 import { appRoot } from '../../shared/platform/packageInfo';
 import { startAzurite } from '../emulators/azurite';
 

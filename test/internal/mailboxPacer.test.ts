@@ -4,7 +4,7 @@
  * and a sender that follows the answers gets the full configured rate.
  */
 import type { TableEntityResult } from '@azure/data-tables';
-import { fromPacerEntity, toPacerEntity, type PacerEntity } from '../../shared/outbox/pacerRow';
+import { fromPacerEntity, toPacerEntity, type PacerEntity } from '../../shared/pacing/pacerRow';
 import {
   checkedLimits,
   decideRenewal,
@@ -15,9 +15,9 @@ import {
   type PacerLimits,
   type PacingDecision,
   type PacingState,
-} from '../../shared/outbox/pacingRules';
-import { DECISION_VALID_MS } from '../../shared/outbox/messageWindow';
-import { RECIPIENT_BUCKET_MS, RECIPIENT_WINDOW_MS } from '../../shared/outbox/recipientWindow';
+} from '../../shared/pacing/pacingRules';
+import { DECISION_VALID_MS } from '../../shared/pacing/messageWindow';
+import { RECIPIENT_BUCKET_MS, RECIPIENT_WINDOW_MS } from '../../shared/pacing/recipientWindow';
 
 const MINUTE = 60_000;
 /** A bucket-aligned start time, so expected deferrals are easy to state. */

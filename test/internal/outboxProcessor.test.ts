@@ -12,7 +12,7 @@ import { createGraphClient } from '../../shared/graph/graphClient';
 import { AppCredential } from '../../shared/identity/appCredential';
 import { MailSender } from '../../shared/mail/mailSender';
 import { parseSendRequest } from '../../shared/mail/sendRequest';
-import { MailboxPacer } from '../../shared/outbox/mailboxPacer';
+import { MailboxPacer } from '../../shared/pacing/mailboxPacer';
 import {
   failAfterRetries,
   processOutboxMail,

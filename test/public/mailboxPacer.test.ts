@@ -12,7 +12,7 @@ import {
   type MailboxPacerOptions,
   type PacerLease,
   type Reservation,
-} from '../../shared/outbox/mailboxPacer';
+} from '../../shared/pacing/mailboxPacer';
 import { azuriteConnectionString } from '../support/testEnv';
 
 const TABLE = 'mailboxpacerpublic';
