@@ -1,8 +1,10 @@
 /**
  * Starts Azurite, the official Azure Storage emulator, for tables, queues and blobs: in memory, telemetry off, on free
- * loopback ports, and gives the connection string the SDKs and the Functions host use.
+ * loopback ports, and gives the connection string the SDKs and the Functions host use. The queue service runs with
+ * `lokiBatchFix` loaded first (Azurite's queue store otherwise re-sorts every message on every request).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -56,12 +58,23 @@ export async function startAzurite(options: {
   const tablePort = options.tablePort ?? (await freePort());
   const blobPort = options.blobPort ?? (await freePort());
   const cli = join(options.projectRoot, 'node_modules', 'azurite', 'dist', 'src');
+  const lokiFix = join(options.projectRoot, 'dist', 'test', 'emulators', 'lokiBatchFix.js');
+  if (!existsSync(lokiFix)) throw new Error(`${lokiFix} is missing: run \`npm run build\` first`);
   const common = ['--silent', '--inMemoryPersistence', '--disableTelemetry', '--skipApiVersionCheck'];
   const children: ChildProcess[] = [
     spawn(
       process.execPath,
-      [join(cli, 'queue', 'main.js'), ...common, '--queueHost', '127.0.0.1', '--queuePort', String(queuePort)],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      [
+        '--require',
+        lokiFix,
+        join(cli, 'queue', 'main.js'),
+        ...common,
+        '--queueHost',
+        '127.0.0.1',
+        '--queuePort',
+        String(queuePort),
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOKI_BATCH_FIX: '1' } },
     ),
     spawn(
       process.execPath,
