@@ -1,7 +1,7 @@
 /**
  * The LokiJS fix loaded into Azurite's queue service: what a collection holds and finds is unchanged, and removing
- * an empty batch (Azurite does it on every request) no longer rebuilds the binary indices (a rebuild replaces the
- * index object, which is how these tests see it).
+ * an array of no document or of one (Azurite does both for every message) no longer rebuilds the binary indices (a
+ * rebuild replaces the index object, which is how these tests see it).
  */
 import { createRequire } from 'node:module';
 import { applyLokiBatchFix, type LokiCollectionMethods } from '../emulators/lokiBatchFix';
@@ -66,7 +66,18 @@ describe('LokiJS batch fix for Azurite', () => {
     expect(coll.binaryIndices.queueName).toBe(indices.queueName);
   });
 
-  it('removing a non-empty batch still removes it and finds stay right', () => {
+  it('removing an array of one document removes it and moves only its index entries', () => {
+    const coll = messages(500);
+    const indices = { ...coll.binaryIndices };
+    const doc = coll.data.find((d) => d.queueName === 'a' && d.visible > 500) as Doc;
+    coll.remove([doc]);
+    expect(coll.data).toHaveLength(499);
+    expect(coll.data).not.toContain(doc);
+    expect(coll.binaryIndices.visible).toBe(indices.visible);
+    expect(found(coll, 999)).toEqual(scan(coll, 999));
+  });
+
+  it('removing a longer array still removes it and finds stay right', () => {
     const coll = messages(500);
     coll.remove(coll.data.filter((d) => d.visible < 100));
     expect(coll.data.every((d) => d.visible >= 100)).toBe(true);
