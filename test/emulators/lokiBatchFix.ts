@@ -3,37 +3,47 @@
  * LokiJS removals that Azurite's queue service makes on every request cost what they should, without changing what
  * they do.
  *
- * LokiJS rebuilds all of a collection's binary indices (sorting every document once per index) after any removal
- * given as an array, whatever its length, while removing one document moves only its entries. Azurite's queue
- * service removes in arrays twice per message: before each receive, peek and delete it removes the queue's expired
- * messages (usually none) from the collection holding every queue's messages, and its garbage collector removes each
- * stored message body from the extents collection by itself. With the 5,000 mails of the send benchmark waiting,
+ * LokiJS rebuilds all of a collection's binary indices (sorting every document once per index) after any batch
+ * removal (`remove(array)`, `findAndRemove`, a result set's `remove`), whatever its length, while removing one
+ * document moves only its entries. Azurite's queue service removes in batches twice per message: before each
+ * receive, peek and delete it removes the queue's expired messages (usually none) from the collection holding every
+ * queue's messages, and its garbage collector removes each stored message body from the extents collection with
+ * `findAndRemove({ id })`. With the 5,000 mails of the send benchmark waiting,
  * the queue process spent 96 % of its time in those rebuilds (CPU profiles) and sends stalled for a minute at a
  * time. Azure Queue storage has no such cost, so the benchmark would measure the emulator, not the gateway.
  *
- * The fix: removing an empty array does nothing (it removed nothing before either), and an array of one document
- * is removed as that document. Longer arrays, and a receive's batch update, still rebuild the indices: Azurite
- * changes the received documents in place before `update(array)`, so only a rebuild puts them back in order.
+ * The fix, in the one method every batch removal ends in: removing no document does nothing (it removed nothing
+ * before either), and a batch of one document is removed as that document. Longer batches, and a receive's batch
+ * update, still rebuild the indices: Azurite changes the received documents in place before `update(array)`, so only
+ * a rebuild puts them back in order.
  */
 import { createRequire } from 'node:module';
 
-/** The part of LokiJS's `Collection` this module changes. */
+/** The part of LokiJS's `Collection` this module uses and changes. */
 export interface LokiCollectionMethods {
-  remove(this: unknown, doc: unknown): unknown;
+  /** Removes the documents at these positions of `data`; every batch removal ends here. */
+  removeBatchByPositions(this: LokiCollection, positions: number[]): unknown;
+  remove(this: LokiCollection, doc: unknown): unknown;
+}
+
+/** A LokiJS collection, as far as this module reads it. */
+export interface LokiCollection extends LokiCollectionMethods {
+  data: unknown[];
 }
 
 /**
- * Replaces `remove` on a LokiJS `Collection` prototype: an empty array returns at once, an array of one document is
- * removed as that document; anything else goes to LokiJS's own `remove`.
+ * Replaces `removeBatchByPositions` on a LokiJS `Collection` prototype: no position returns at once, one position is
+ * removed as that single document; anything else goes to LokiJS's own method.
  */
 export function applyLokiBatchFix(prototype: LokiCollectionMethods): void {
-  const remove = prototype.remove;
-  if (typeof remove !== 'function') {
-    throw new Error('lokiBatchFix: LokiJS Collection.prototype.remove not found; the LokiJS version changed');
+  const removeBatch = prototype.removeBatchByPositions;
+  if (typeof removeBatch !== 'function' || typeof Reflect.get(prototype, 'remove') !== 'function') {
+    throw new Error('lokiBatchFix: LokiJS Collection.prototype.removeBatchByPositions not found; LokiJS changed');
   }
-  prototype.remove = function (this: unknown, doc: unknown) {
-    if (Array.isArray(doc) && doc.length <= 1) return doc.length === 0 ? undefined : remove.call(this, doc[0]);
-    return remove.call(this, doc);
+  prototype.removeBatchByPositions = function (this: LokiCollection, positions: number[]) {
+    if (positions.length === 0) return undefined;
+    if (positions.length === 1) return this.remove(this.data[positions[0]]);
+    return removeBatch.call(this, positions);
   };
 }
 

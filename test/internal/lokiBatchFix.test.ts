@@ -1,6 +1,6 @@
 /**
- * The LokiJS fix loaded into Azurite's queue service: what a collection holds and finds is unchanged, and removing
- * an array of no document or of one (Azurite does both for every message) no longer rebuilds the binary indices (a
+ * The LokiJS fix loaded into Azurite's queue service: what a collection holds and finds is unchanged, and a batch
+ * removal of no document or of one (Azurite does both for every message) no longer rebuilds the binary indices (a
  * rebuild replaces the index object, which is how these tests see it).
  */
 import { createRequire } from 'node:module';
@@ -17,6 +17,7 @@ interface Collection {
   binaryIndices: Record<string, { values: number[] }>;
   insert(doc: Doc[]): Doc[];
   remove(doc: Doc | Doc[]): void;
+  findAndRemove(query: object): void;
   update(doc: Doc | Doc[]): void;
   chain(): { find(query: object): { simplesort(field: string): { data(): Doc[] } } };
 }
@@ -26,7 +27,9 @@ type LokiConstructor = new (name: string) => {
 };
 
 // The LokiJS Azurite loads, resolved from Azurite's own directory as the fix does.
-const Loki = createRequire(require.resolve('azurite'))('lokijs') as LokiConstructor & { Collection: { prototype: LokiCollectionMethods } };
+const Loki = createRequire(require.resolve('azurite'))('lokijs') as LokiConstructor & {
+  Collection: { prototype: LokiCollectionMethods };
+};
 applyLokiBatchFix(Loki.Collection.prototype);
 
 /** A collection shaped like Azurite's messages: indexed on the queue and on the visibility time. */
@@ -71,6 +74,17 @@ describe('LokiJS batch fix for Azurite', () => {
     const indices = { ...coll.binaryIndices };
     const doc = coll.data.find((d) => d.queueName === 'a' && d.visible > 500) as Doc;
     coll.remove([doc]);
+    expect(coll.data).toHaveLength(499);
+    expect(coll.data).not.toContain(doc);
+    expect(coll.binaryIndices.visible).toBe(indices.visible);
+    expect(found(coll, 999)).toEqual(scan(coll, 999));
+  });
+
+  it("finding and removing one document, as Azurite's garbage collector does, moves only its index entries", () => {
+    const coll = messages(500);
+    const indices = { ...coll.binaryIndices };
+    const doc = coll.data[10];
+    coll.findAndRemove({ $loki: doc.$loki });
     expect(coll.data).toHaveLength(499);
     expect(coll.data).not.toContain(doc);
     expect(coll.binaryIndices.visible).toBe(indices.visible);
