@@ -22,8 +22,8 @@ import { createRequire } from 'node:module';
 /** The part of LokiJS's `Collection` this module uses and changes. */
 export interface LokiCollectionMethods {
   /** Removes the documents at these positions of `data`; every batch removal ends here. */
-  removeBatchByPositions(this: LokiCollection, positions: number[]): unknown;
-  remove(this: LokiCollection, doc: unknown): unknown;
+  removeBatchByPositions: (this: LokiCollection, positions: number[]) => unknown;
+  remove: (this: LokiCollection, doc: unknown) => unknown;
 }
 
 /** A LokiJS collection, as far as this module reads it. */
@@ -37,7 +37,7 @@ export interface LokiCollection extends LokiCollectionMethods {
  */
 export function applyLokiBatchFix(prototype: LokiCollectionMethods): void {
   const removeBatch = prototype.removeBatchByPositions;
-  if (typeof removeBatch !== 'function' || typeof Reflect.get(prototype, 'remove') !== 'function') {
+  if (typeof removeBatch !== 'function' || typeof prototype.remove !== 'function') {
     throw new Error('lokiBatchFix: LokiJS Collection.prototype.removeBatchByPositions not found; LokiJS changed');
   }
   prototype.removeBatchByPositions = function (this: LokiCollection, positions: number[]) {
