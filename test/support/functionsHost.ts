@@ -26,11 +26,25 @@ export interface FunctionsHostProcess {
 /**
  * Starts `dist/test/sandbox/host/main.js` on the deployment package `npm test` staged (TEST_PACKAGE_DIR: the bundle
  * `npm run deploy` ships) with `settings` as its environment; resolves once it listens. It serves HTTPS too, and
- * `WEBHOOK_BASE_URL` defaults to that HTTPS origin, as in Azure.
+ * `WEBHOOK_BASE_URL` defaults to that HTTPS origin, as in Azure. The ports are free when picked but may be taken
+ * before the host binds them (by the library's own HTTP streaming proxy in the host, which asks the system for any
+ * port, or by another process), so a start that finds its port taken is tried again on new ports.
  */
 export async function startFunctionsHost(settings: Record<string, string>): Promise<FunctionsHostProcess> {
-  const port = await freePort();
-  const httpsPort = await freePort();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(settings, await freePort(), await freePort());
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof Error) || !err.message.includes('is already in use')) throw err;
+    }
+  }
+}
+
+async function startOnce(
+  settings: Record<string, string>,
+  port: number,
+  httpsPort: number,
+): Promise<FunctionsHostProcess> {
   const caDir = process.env.TEST_CA_DIR;
   if (!caDir) throw new Error('TEST_CA_DIR is not set: run the tests with `npm test`.');
   const packageDir = process.env.TEST_PACKAGE_DIR;
