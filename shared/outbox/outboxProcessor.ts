@@ -49,6 +49,13 @@ export interface OutboxProcessorDependencies {
 /** What one message led to. */
 export type ProcessOutcome = 'sent' | 'failed' | 'requeued' | 'deferred' | 'ignored';
 
+/** What one message led to, and the mail's record as the processing left it (what the trigger logs). */
+export interface ProcessResult {
+  outcome: ProcessOutcome;
+  /** Absent when the message was ignored without a record to show (none, or another invocation changed it). */
+  record?: OutboxRecord;
+}
+
 /** A mail whose pacer slot is at least this far off shows it in its status (`notBefore`, reason `rate`). */
 const PACED_STATUS_MIN_MS = 2_000;
 
@@ -60,11 +67,13 @@ export async function processOutboxMail(
   id: string,
   deps: OutboxProcessorDependencies,
   slotAt?: number,
-): Promise<ProcessOutcome> {
+): Promise<ProcessResult> {
   const now = deps.now ?? Date.now;
   const stored = await deps.store.get(id);
   // No record: the accept that wrote this message was rolled back. Final: a redelivered message.
-  if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed') return 'ignored';
+  if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed') {
+    return { outcome: 'ignored', record: stored?.record };
+  }
   let { record, etag } = stored;
 
   if (now() - record.createdAt > deps.maxAgeMs) {
@@ -83,11 +92,11 @@ export async function processOutboxMail(
   // A message holding a pacer slot comes back at it; its record's notBefore is that slot, only for the status.
   if (record.notBefore !== undefined && record.notBefore > now() && slotAt === undefined) {
     await deps.store.enqueue(id, record.notBefore - now());
-    return 'requeued';
+    return { outcome: 'requeued', record };
   }
   if (record.attemptStartedAt !== undefined) {
     const settled = await settleInterruptedAttempt(record, etag, deps);
-    if (settled.outcome) return settled.outcome;
+    if (settled.result) return settled.result;
     ({ record, etag } = settled);
   }
 
@@ -108,13 +117,17 @@ export async function processOutboxMail(
         updatedAt: now(),
       };
       // Only the status page reads it; the queue message already holds the slot, so a lost write costs nothing.
-      await deps.store.update(paced, etag).catch(() => undefined);
+      const written = await deps.store.update(paced, etag).then(
+        () => true,
+        () => false,
+      );
+      if (written) return { outcome: 'requeued', record: paced };
     }
-    return 'requeued';
+    return { outcome: 'requeued', record };
   }
   if (reservation.kind === 'wait') {
     await deps.store.enqueue(id, reservation.retryAfterMs, reservation.slotAt);
-    return 'requeued';
+    return { outcome: 'requeued', record };
   }
   if (reservation.kind === 'tooManyRecipients') {
     return fail(
@@ -148,7 +161,7 @@ export async function processOutboxMail(
       ),
     );
     await deps.store.enqueue(id, reservation.notBefore - now());
-    return 'deferred';
+    return { outcome: 'deferred', record: deferred };
   }
 
   let lease = reservation.lease;
@@ -172,7 +185,7 @@ export async function processOutboxMail(
     try {
       etag = await deps.store.update(attempt, etag);
     } catch (err) {
-      if (err instanceof OutboxRecordChangedError) return 'ignored';
+      if (err instanceof OutboxRecordChangedError) return { outcome: 'ignored' };
       throw err;
     }
     record = attempt;
@@ -239,7 +252,7 @@ async function giveBackAttempt(
   etag: string,
   deps: OutboxProcessorDependencies,
   retryAfterMs: number,
-): Promise<ProcessOutcome> {
+): Promise<ProcessResult> {
   const queued: OutboxRecord = {
     ...record,
     status: 'queued',
@@ -249,7 +262,7 @@ async function giveBackAttempt(
   delete queued.attemptStartedAt;
   await deps.store.update(queued, etag);
   await deps.store.enqueue(record.id, retryAfterMs);
-  return 'requeued';
+  return { outcome: 'requeued', record: queued };
 }
 
 /**
@@ -263,9 +276,11 @@ export async function failAfterRetries(
   tries: number,
   lastError: string,
   deps: OutboxProcessorDependencies,
-): Promise<ProcessOutcome> {
+): Promise<ProcessResult> {
   const stored = await deps.store.get(id);
-  if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed') return 'ignored';
+  if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed') {
+    return { outcome: 'ignored', record: stored?.record };
+  }
   const mayHaveReachedGraph = stored.record.attemptStartedAt !== undefined;
   return fail(
     stored.record,
@@ -284,16 +299,16 @@ export async function failAfterRetries(
   );
 }
 
-/** Decides an attempt left unfinished; returns an outcome, or the record to try again with. */
+/** Decides an attempt left unfinished; returns a result, or the record to try again with. */
 async function settleInterruptedAttempt(
   record: OutboxRecord,
   etag: string,
   deps: OutboxProcessorDependencies,
-): Promise<{ outcome: ProcessOutcome } | { outcome?: undefined; record: OutboxRecord; etag: string }> {
-  if (await acceptedByExchange(deps.graph, record)) return { outcome: await succeed(record, etag, deps, undefined) };
+): Promise<{ result: ProcessResult } | { result?: undefined; record: OutboxRecord; etag: string }> {
+  if (await acceptedByExchange(deps.graph, record)) return { result: await succeed(record, etag, deps, undefined) };
   if (!record.saveToSentItems) {
     return {
-      outcome: await fail(
+      result: await fail(
         record,
         etag,
         deps,
@@ -340,7 +355,7 @@ async function handleSendFailure(
   etag: string,
   deps: OutboxProcessorDependencies,
   err: unknown,
-): Promise<ProcessOutcome> {
+): Promise<ProcessResult> {
   if (!(err instanceof SendProblem)) throw err;
   const graph = err.doc.graph as { status?: number; requestId?: string } | undefined;
   const requestIds = graph?.requestId ? [...record.requestIds, graph.requestId] : record.requestIds;
@@ -360,7 +375,7 @@ async function handleSendFailure(
     delete retry.attemptStartedAt;
     await deps.store.update(retry, etag);
     await deps.store.enqueue(record.id, waitMs);
-    return 'requeued';
+    return { outcome: 'requeued', record: retry };
   }
   if (status !== undefined && status >= 400 && status < 500)
     return fail({ ...record, requestIds }, etag, deps, err.doc, true);
@@ -379,7 +394,7 @@ async function handleSendFailure(
     delete retry.attemptStartedAt;
     await deps.store.update(retry, etag);
     await deps.store.enqueue(record.id, waitMs);
-    return 'requeued';
+    return { outcome: 'requeued', record: retry };
   }
   // No answer, or a 5xx: Graph may have accepted the mail. Keep the marker; the next try checks Outbox and Sent Items.
   const ambiguous: OutboxRecord = {
@@ -391,7 +406,7 @@ async function handleSendFailure(
   };
   await deps.store.update(ambiguous, etag);
   await deps.store.enqueue(record.id, DEFAULT_RETRY_MS);
-  return 'requeued';
+  return { outcome: 'requeued', record: ambiguous };
 }
 
 async function succeed(
@@ -399,7 +414,7 @@ async function succeed(
   etag: string,
   deps: OutboxProcessorDependencies,
   requestId: string | undefined,
-): Promise<ProcessOutcome> {
+): Promise<ProcessResult> {
   const now = (deps.now ?? Date.now)();
   const sent: OutboxRecord = {
     ...record,
@@ -417,7 +432,7 @@ async function succeed(
     internetMessageId: record.internetMessageId,
     requestId: requestId ?? null,
   });
-  return 'sent';
+  return { outcome: 'sent', record: sent };
 }
 
 async function fail(
@@ -426,13 +441,13 @@ async function fail(
   deps: OutboxProcessorDependencies,
   doc: ProblemDocument,
   clearMarker = false,
-): Promise<ProcessOutcome> {
+): Promise<ProcessResult> {
   const now = (deps.now ?? Date.now)();
   const failed: OutboxRecord = { ...record, status: 'failed', problem: doc, updatedAt: now };
   if (clearMarker) delete failed.attemptStartedAt;
   delete failed.notBefore;
   await finish(failed, etag, deps, now, 'mail.failed', { id: record.id, status: 'failed', problem: doc });
-  return 'failed';
+  return { outcome: 'failed', record: failed };
 }
 
 /** Records a final outcome, drops the stored request and its attachment blobs, and publishes the outcome's event. */

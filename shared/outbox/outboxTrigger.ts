@@ -34,9 +34,8 @@ export async function handleOutboxMessage(
   }
   const { id, slotAt } = parsed.data;
   try {
-    const outcome = await processOutboxMail(id, deps, slotAt);
-    // Read back for the log line: the record says what the outcome left behind (status, ids, problem).
-    const record = (await deps.store.get(id))?.record;
+    // The record as the processing left it says what the outcome was (status, ids, problem); no read-back.
+    const { outcome, record } = await processOutboxMail(id, deps, slotAt);
     if (outcome === 'failed' && record?.problem) {
       const line = `${failureLogLine(record.problem, record.mailbox)} (outbox mail ${id})`;
       if (record.problem.status >= 500) context.error(line);

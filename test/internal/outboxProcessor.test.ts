@@ -114,8 +114,8 @@ describe('the outbox processor', () => {
     const { id, internetMessageId } = await accept(r);
     const before = env.cloud.graph.sendsAccepted(SENDER);
 
-    expect(await processOutboxMail(id, r.deps)).toBe('sent');
-    expect(await processOutboxMail(id, r.deps)).toBe('ignored');
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('ignored');
 
     expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
     const { record } = (await r.store.get(id))!;
@@ -142,7 +142,7 @@ describe('the outbox processor', () => {
     });
     const calls = env.cloud.graph.requests.length;
 
-    expect(await processOutboxMail(id, r.deps)).toBe('sent');
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
     const sent = env.cloud.graph.requests.slice(calls);
     expect(sent.filter((c) => c.method === 'PUT').map((c) => c.status)).toEqual([200, 201]);
     const [received] = env.cloud.graph
@@ -186,7 +186,7 @@ describe('the outbox processor', () => {
     );
     expect(await r.store.blobsOf(id)).toHaveLength(3);
 
-    expect(await processOutboxMail(id, r.deps)).toBe('sent');
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
     const [received] = env.cloud.graph
       .inbox('someone@contoso.com')
       .filter((m) => m.internetMessageId === internetMessageId);
@@ -201,7 +201,7 @@ describe('the outbox processor', () => {
     const r = rig();
     const { id } = await accept(r, { from: 'nobody@contoso.com' });
 
-    expect(await processOutboxMail(id, r.deps)).toBe('failed');
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('failed');
     const { record } = (await r.store.get(id))!;
     expect(record.status).toBe('failed');
     expect(record.problem?.type).toMatch(/mailbox-not-found$/);
@@ -228,7 +228,7 @@ describe('the outbox processor', () => {
     await r.deps.sender.send({ ...parsed.request, internetMessageId });
     const before = env.cloud.graph.sendsAccepted(SENDER);
 
-    expect(await processOutboxMail(id, r.deps)).toBe('sent');
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
     expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
     expect((await r.store.get(id))!.record).toMatchObject({ status: 'sent', attempts: 1 });
   });
@@ -278,7 +278,7 @@ describe('the outbox processor', () => {
       const { id, internetMessageId } = await interruptedAfterGraphAccepted(r, true);
       const before = env.cloud.graph.sendsAccepted(HELD_SENDER);
 
-      expect(await processOutboxMail(id, r.deps)).toBe('sent');
+      expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
       expect(env.cloud.graph.sendsAccepted(HELD_SENDER)).toBe(before);
       expect((await r.store.get(id))!.record).toMatchObject({ status: 'sent', attempts: 1 });
       expect((await eventsOf(r.events)).map((e) => [e.type, e.data.id])).toEqual([['mail.sent', id]]);
@@ -291,7 +291,7 @@ describe('the outbox processor', () => {
       const { id, internetMessageId } = await interruptedAfterGraphAccepted(r, false);
       const before = env.cloud.graph.sendsAccepted(HELD_SENDER);
 
-      expect(await processOutboxMail(id, r.deps)).toBe('sent');
+      expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
       expect(env.cloud.graph.sendsAccepted(HELD_SENDER)).toBe(before);
       expect((await r.store.get(id))!.record.status).toBe('sent');
       expect(await deliveredCopies(internetMessageId)).toHaveLength(1);
@@ -308,7 +308,7 @@ describe('the outbox processor', () => {
     );
     const before = env.cloud.graph.sendsAccepted(SENDER);
 
-    expect(await processOutboxMail(id, r.deps)).toBe('sent');
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
     expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
     expect((await r.store.get(id))!.record).toMatchObject({ status: 'sent', attempts: 2 });
   });
@@ -323,7 +323,7 @@ describe('the outbox processor', () => {
     );
     const before = env.cloud.graph.sendsAccepted(SENDER);
 
-    expect(await processOutboxMail(id, r.deps)).toBe('failed');
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('failed');
     expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
     expect((await r.store.get(id))!.record.problem?.type).toMatch(/outcome-unknown$/);
   });
@@ -365,7 +365,7 @@ describe('the outbox processor', () => {
         { ...stored.record, status: 'sending', attempts: 1, attemptStartedAt: Date.now() },
         stored.etag,
       );
-      expect(await failAfterRetries(id, 5, 'the outcome could not be stored', r.deps)).toBe('failed');
+      expect((await failAfterRetries(id, 5, 'the outcome could not be stored', r.deps)).outcome).toBe('failed');
       const { record } = (await r.store.get(id))!;
       expect(record.problem?.type).toMatch(/outcome-unknown$/);
       expect(record.problem?.detail).toContain('not sent again');
@@ -377,7 +377,7 @@ describe('the outbox processor', () => {
     const { id } = await accept(r, {}, Date.now() - 120_000);
     const before = env.cloud.graph.sendsAccepted(SENDER);
 
-    expect(await processOutboxMail(id, r.deps)).toBe('failed');
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('failed');
     expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
     expect((await r.store.get(id))!.record.problem?.type).toMatch(/outbox-expired$/);
     expect((await eventsOf(r.events)).map((e) => e.type)).toEqual(['mail.failed']);
@@ -389,8 +389,8 @@ describe('the outbox processor', () => {
     const second = await accept(r);
     const before = env.cloud.graph.sendsAccepted(SENDER);
 
-    expect(await processOutboxMail(first.id, r.deps)).toBe('sent');
-    expect(await processOutboxMail(second.id, r.deps)).toBe('requeued');
+    expect((await processOutboxMail(first.id, r.deps)).outcome).toBe('sent');
+    expect((await processOutboxMail(second.id, r.deps)).outcome).toBe('requeued');
     expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
     const { record } = (await r.store.get(second.id))!;
     // Its status says when its slot is (61.5 s after the first at 1 per minute) and why it waits.
@@ -418,7 +418,7 @@ describe('the outbox processor', () => {
       slowPayload(r, (ms) => (clock += ms), 40_000);
       const before = env.cloud.graph.sendsAccepted(SENDER);
 
-      expect(await processOutboxMail(id, r.deps)).toBe('sent');
+      expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
       expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
       // Counted at t0 the minute would free at t0 + 61.5 s; counted at t0 + 40 s it frees 40 s later.
       const next = await r.deps.pacer.reserve(SENDER, 1, t0 + 61_600, t0 + 61_600);
@@ -445,7 +445,7 @@ describe('the outbox processor', () => {
       );
       const before = env.cloud.graph.sendsAccepted(SENDER);
 
-      expect(await processOutboxMail(id, r.deps)).toBe('requeued');
+      expect((await processOutboxMail(id, r.deps)).outcome).toBe('requeued');
       expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(0);
       const { record } = (await r.store.get(id))!;
       expect(record).toMatchObject({ status: 'queued', attempts: 0 });
@@ -463,9 +463,9 @@ describe('the outbox processor', () => {
     const before = env.cloud.graph.sendsAccepted(SENDER);
     const ndrs = env.cloud.graph.ndrs.length;
 
-    expect(await processOutboxMail(first.id, r.deps)).toBe('sent');
+    expect((await processOutboxMail(first.id, r.deps)).outcome).toBe('sent');
     clock += 3000; // past the first mail's message slot: the recipients are what holds the second back
-    expect(await processOutboxMail(second.id, r.deps)).toBe('deferred');
+    expect((await processOutboxMail(second.id, r.deps)).outcome).toBe('deferred');
     const deferred = (await r.store.get(second.id))!.record;
     expect(deferred).toMatchObject({ status: 'deferred', reason: 'dailyRecipients', attempts: 0 });
     // The first mail's two recipients leave the 24 h window a day after it went.
@@ -479,11 +479,67 @@ describe('the outbox processor', () => {
     expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
 
     // Too early: put back on the queue, not sent.
-    expect(await processOutboxMail(second.id, r.deps)).toBe('requeued');
+    expect((await processOutboxMail(second.id, r.deps)).outcome).toBe('requeued');
     clock = deferred.notBefore! + 1;
-    expect(await processOutboxMail(second.id, r.deps)).toBe('sent');
+    expect((await processOutboxMail(second.id, r.deps)).outcome).toBe('sent');
     expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(2);
     expect(env.cloud.graph.ndrs.length).toBe(ndrs);
     expect((await r.store.get(second.id))!.record).toMatchObject({ status: 'sent', attempts: 1 });
+  });
+});
+
+describe('the outbox trigger', () => {
+  /** Runs the trigger's handler for mail `id`, counting the store reads and collecting the log lines. */
+  async function trigger(r: Rig, id: string): Promise<{ lines: string[]; reads: number }> {
+    const lines: string[] = [];
+    let reads = 0;
+    const store = Object.create(r.store) as OutboxStore;
+    store.get = (...args) => {
+      reads += 1;
+      return r.store.get(...args);
+    };
+    const context = new InvocationContext({
+      logHandler: (level, ...args) => lines.push(`${level}: ${args.map(String).join(' ')}`),
+    });
+    await handleOutboxMessage({ id }, context, { ...r.deps, store });
+    return { lines, reads };
+  }
+
+  it('logs the outcome from the record the processing left, reading the record once', async () => {
+    const r = rig();
+    const { id } = await accept(r);
+    const { lines, reads } = await trigger(r, id);
+    const { record } = (await r.store.get(id))!;
+    expect(reads).toBe(1);
+    expect(lines).toEqual([
+      `information: outbox mail ${id} for ${SENDER}: sent; status sent, attempts 1, 1 recipient(s), request-id ${record.requestIds[0]}`,
+    ]);
+  });
+
+  it('logs a requeue with what the mail waits for', async () => {
+    const r = rig({ messagesPerMinute: 1 });
+    await trigger(r, (await accept(r)).id);
+    const { id } = await accept(r);
+    const { lines, reads } = await trigger(r, id);
+    expect(reads).toBe(1);
+    expect(lines).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^information: outbox mail ${id} for ${SENDER}: requeued; status queued, attempts 0, .*; waiting: rate$`,
+        ),
+      ),
+    ]);
+  });
+
+  it('logs a failure with its problem, as a warning for a 4xx', async () => {
+    const r = rig();
+    const { id } = await accept(r, { from: 'nobody@contoso.com' });
+    const { lines, reads } = await trigger(r, id);
+    expect(reads).toBe(1);
+    expect(lines).toEqual([
+      expect.stringMatching(
+        new RegExp(`^warning: send failed for nobody@contoso.com: 422 mailbox-not-found; .* \\(outbox mail ${id}\\)$`),
+      ),
+    ]);
   });
 });
