@@ -69,22 +69,17 @@ describe('LokiJS batch fix for Azurite', () => {
     expect(coll.binaryIndices.queueName).toBe(indices.queueName);
   });
 
-  it('removing an array of one document removes it and moves only its index entries', () => {
+  it.each<[string, (coll: Collection, doc: Doc) => void]>([
+    ['removing an array of one document', (coll, doc) => coll.remove([doc])],
+    [
+      "finding and removing one document (as Azurite's garbage collector does)",
+      (coll, doc) => coll.findAndRemove({ $loki: doc.$loki }),
+    ],
+  ])('%s removes it and moves only its index entries', (_, removeOne) => {
     const coll = messages(500);
     const indices = { ...coll.binaryIndices };
     const doc = coll.data.find((d) => d.queueName === 'a' && d.visible > 500) as Doc;
-    coll.remove([doc]);
-    expect(coll.data).toHaveLength(499);
-    expect(coll.data).not.toContain(doc);
-    expect(coll.binaryIndices.visible).toBe(indices.visible);
-    expect(found(coll, 999)).toEqual(scan(coll, 999));
-  });
-
-  it("finding and removing one document, as Azurite's garbage collector does, moves only its index entries", () => {
-    const coll = messages(500);
-    const indices = { ...coll.binaryIndices };
-    const doc = coll.data[10];
-    coll.findAndRemove({ $loki: doc.$loki });
+    removeOne(coll, doc);
     expect(coll.data).toHaveLength(499);
     expect(coll.data).not.toContain(doc);
     expect(coll.binaryIndices.visible).toBe(indices.visible);
