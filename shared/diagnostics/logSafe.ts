@@ -25,3 +25,35 @@ export function describeForLog(err: unknown): string {
   // The stack starts with "name: message"; repeat the message only when the stack lacks it.
   return redactSecrets(stack.includes(err.message) ? stack : `${err.name}: ${err.message}\n${stack}`);
 }
+
+/** How many characters of one request value a log line quotes before cutting it. */
+export const LOG_VALUE_MAX_CHARS = 120;
+
+/**
+ * A value taken from a request (an id, a header name, a mailbox) as it may stand in a log line: control characters
+ * (line breaks above all, which would start a forged line) and other invisible separators are written as escapes
+ * (`\n`, `\u0000`, `\u2028`), and the result is cut to `max` characters with the original length said, so a request
+ * can neither forge a line nor make one huge. Secrets are redacted too.
+ */
+export function logValue(value: unknown, max: number = LOG_VALUE_MAX_CHARS): string {
+  const text = typeof value === 'string' ? value : String(value);
+  const cut = text.length > max ? text.slice(0, max) : text;
+  const escaped = redactSecrets(cut).replace(
+    // C0 and C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides.
+    // eslint-disable-next-line no-control-regex -- matching control characters is the point
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (ch) => {
+      switch (ch) {
+        case '\n':
+          return '\\n';
+        case '\r':
+          return '\\r';
+        case '\t':
+          return '\\t';
+        default:
+          return `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`;
+      }
+    },
+  );
+  return text.length > max ? `${escaped}… (${text.length} chars)` : escaped;
+}
