@@ -37,8 +37,11 @@ export const LOG_VALUE_MAX_CHARS = 120;
  */
 export function logValue(value: unknown, max: number = LOG_VALUE_MAX_CHARS): string {
   const text = typeof value === 'string' ? value : String(value);
-  const cut = text.length > max ? text.slice(0, max) : text;
-  const escaped = redactSecrets(cut).replace(
+  // Redact before cutting, so that a token the cut would split is still recognised whole (a token is far shorter
+  // than the margin); redacting only a bounded prefix keeps a huge value cheap.
+  const redacted = redactSecrets(text.length > max + 8192 ? text.slice(0, max + 8192) : text);
+  const cut = redacted.length > max ? redacted.slice(0, max) : redacted;
+  const escaped = cut.replace(
     // C0 and C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides.
     // eslint-disable-next-line no-control-regex -- matching control characters is the point
     /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,

@@ -21,4 +21,11 @@ describe('logValue', () => {
     expect(logValue('it@contoso.com')).toBe('it@contoso.com');
     expect(logValue('Bearer abc.def')).toBe('Bearer [token]');
   });
+
+  it('redacts a token that the cut would split', () => {
+    const token = `eyJ${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}`;
+    const out = logValue(`${'x'.repeat(100)} ${token}`);
+    expect(out).not.toContain('eyJ');
+    expect(out.startsWith(`${'x'.repeat(100)} [token]`)).toBe(true);
+  });
 });
