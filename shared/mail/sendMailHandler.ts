@@ -29,12 +29,19 @@ import {
   notJsonProblem,
   SendProblem,
   senderNotAllowedProblem,
+  tooDeepProblem,
   tooLargeProblem,
   unsupportedMediaProblem,
   validationProblem,
 } from './sendProblems';
 import { BodyStreamError, readSendBody } from './sendBodyReader';
-import { isAttachmentContentPath, parseSendRequest, STREAMED_CONTENT_THRESHOLD, type SendRequest } from './sendRequest';
+import {
+  isAttachmentContentPath,
+  MAX_SEND_JSON_DEPTH,
+  parseSendRequest,
+  STREAMED_CONTENT_THRESHOLD,
+  type SendRequest,
+} from './sendRequest';
 
 /** What the handler needs; the function file passes the process-wide instances. */
 export interface SendMailDependencies {
@@ -230,6 +237,7 @@ async function readJson(
 ): Promise<{ json: unknown; hash?: string }> {
   const read = await readSendBody(req.body, {
     limit,
+    maxDepth: MAX_SEND_JSON_DEPTH,
     hash: wantHash,
     streamedStrings: {
       select: isAttachmentContentPath,
@@ -242,6 +250,7 @@ async function readJson(
   });
   if (read.kind === 'tooLarge') throw tooLargeProblem(limit);
   if (read.kind === 'malformed') throw notJsonProblem('The body is not valid JSON.');
+  if (read.kind === 'tooDeep') throw tooDeepProblem(read.maxDepth);
   return { json: read.json, hash: read.hash };
 }
 

@@ -60,6 +60,20 @@ export function notJsonProblem(reason: string): SendProblem {
   );
 }
 
+/** 400 for a body nested deeper than the gateway reads (refused at the first bracket past the cap). */
+export function tooDeepProblem(maxDepth: number): SendProblem {
+  return new SendProblem(
+    problem(
+      400,
+      'too-deep',
+      'The JSON nests too deep',
+      `The body nests arrays and objects more than ${maxDepth} levels deep, the gateway's limit; a send request ` +
+        'nests 3 (attachments[0].name). Nothing was read past that point.',
+      { maxDepth },
+    ),
+  );
+}
+
 /** 415 for a body that is not declared as JSON. */
 export function unsupportedMediaProblem(contentType: string | null): SendProblem {
   return new SendProblem(
