@@ -31,6 +31,7 @@ import {
   senderNotAllowedProblem,
   tooDeepProblem,
   tooLargeProblem,
+  unsupportedEncodingProblem,
   unsupportedMediaProblem,
   validationProblem,
 } from './sendProblems';
@@ -122,6 +123,8 @@ async function send(
   const { config } = deps;
   const contentType = req.headers.get('content-type');
   if (!contentType || !/^application\/(.+\+)?json\b/i.test(contentType)) throw unsupportedMediaProblem(contentType);
+  const contentEncoding = req.headers.get('content-encoding');
+  if (contentEncoding !== null && !isIdentityOnly(contentEncoding)) throw unsupportedEncodingProblem(contentEncoding);
   const declared = Number(req.headers.get('content-length') ?? NaN);
   if (declared > config.maxSendRequestBytes) throw tooLargeProblem(config.maxSendRequestBytes);
   const key = req.headers.get('idempotency-key');
@@ -209,6 +212,11 @@ async function acceptOnce(
     await deps.idempotency.release(key).catch(() => undefined);
     throw err;
   }
+}
+
+/** Whether a `Content-Encoding` list names no coding but `identity` (RFC 9110 lists: empty elements are ignored). */
+function isIdentityOnly(contentEncoding: string): boolean {
+  return contentEncoding.split(',').every((coding) => /^\s*(identity)?\s*$/i.test(coding));
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { GraphError } from '@microsoft/microsoft-graph-client';
 import { retryAfterSeconds } from '../graph/graphClient';
+import { logValue } from '../diagnostics/logSafe';
 import { problem, type ProblemDocument } from '../platform/problem';
 import type { AdminConsentMissingError } from '../identity/tokenClaims';
 import type { FieldProblem } from './sendRequest';
@@ -83,6 +84,24 @@ export function unsupportedMediaProblem(contentType: string | null): SendProblem
       'The body must be JSON',
       `Content-Type is '${contentType ?? '(none)'}'; send application/json.`,
     ),
+  );
+}
+
+/**
+ * 415 for a body sent with a content coding (gzip, br, ...): the gateway decodes none, so it would read compressed
+ * bytes as JSON, or take a body labelled compressed as plain. `Accept-Encoding` says what it takes (RFC 9110 15.5.16).
+ */
+export function unsupportedEncodingProblem(contentEncoding: string): SendProblem {
+  return new SendProblem(
+    problem(
+      415,
+      'unsupported-content-encoding',
+      'The body must not be compressed',
+      `Content-Encoding is '${logValue(contentEncoding)}'; the gateway takes identity only: send the JSON ` +
+        'uncompressed, without Content-Encoding.',
+      { acceptedEncodings: ['identity'] },
+    ),
+    { 'accept-encoding': 'identity' },
   );
 }
 

@@ -143,7 +143,11 @@ export const OPERATIONS: readonly OperationSpec[] = [
           'running (`idempotency-key-in-progress`, with Retry-After).',
       ),
       413: problemResponse('The body exceeds MAX_SEND_REQUEST_MB, or Graph refused the message as too large.'),
-      415: problemResponse('The body is not declared as JSON.'),
+      415: problemResponse(
+        'The body is not declared as JSON (`unsupported-media-type`), or carries a Content-Encoding other than ' +
+          '`identity` (`unsupported-content-encoding`, answered with `Accept-Encoding: identity`): the gateway ' +
+          'decodes none.',
+      ),
       422: problemResponse(
         'Exchange cannot use the mailbox (`mailbox-not-enabled`, `mailbox-not-found`) or refused a recipient or ' +
           'header (`invalid-recipient`, `invalid-header`).',

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
 import { OUTBOX_QUEUE, OUTBOX_TABLE } from '../../shared/outbox/outboxStore';
@@ -261,5 +262,62 @@ describe('deeply nested JSON', () => {
   it('accepts a body nested exactly to the limit as JSON (then names the invalid header value)', async () => {
     // The object is level 1, "headers" 2, so a header value of 30 nested arrays reaches the limit.
     await expect400(underHeaders(deep(MAX_SEND_JSON_DEPTH - 2)), 'headers.X-A', /must be strings/);
+  });
+});
+
+describe('Content-Encoding', () => {
+  const json = (subject: string) => JSON.stringify({ ...base, subject });
+
+  it.each([
+    ['a gzip body labelled gzip', 'gzip', (text: string) => gzipSync(text)],
+    ['a plain body labelled gzip', 'gzip', (text: string) => Buffer.from(text)],
+    ['a plain body labelled br', 'br', (text: string) => Buffer.from(text)],
+    ['a plain body labelled "identity, deflate"', 'identity, deflate', (text: string) => Buffer.from(text)],
+  ])(
+    'refuses %s with a 415 naming the encoding and identity, stores and sends nothing',
+    async (_what, coding, encode) => {
+      const subject = `encoded-${randomUUID()}`;
+      const before = await storedMails();
+      const graphBefore = env.cloud.graph.requests.length;
+      const res = await fetch(`${host.url}/api/mail/send`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-encoding': coding,
+          prefer: 'wait=30',
+          'x-functions-key': host.functionKey,
+        },
+        body: encode(json(subject)),
+      });
+      const answer = (await res.json()) as { type?: string; detail?: string };
+
+      expect([res.status, res.headers.get('content-type'), answer.type]).toEqual([
+        415,
+        'application/problem+json',
+        `${PROBLEMS}unsupported-content-encoding`,
+      ]);
+      expect(answer.detail).toContain(`Content-Encoding is '${coding}'`);
+      expect(answer.detail).toMatch(/takes identity only/);
+      expect(res.headers.get('accept-encoding')).toBe('identity');
+      expect(await storedMails()).toEqual(before);
+      expect(env.cloud.graph.requests.length).toBe(graphBefore);
+    },
+  );
+
+  it('sends a body labelled identity', async () => {
+    const subject = `identity-${randomUUID()}`;
+    const res = await fetch(`${host.url}/api/mail/send`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'content-encoding': 'Identity',
+        prefer: 'wait=30',
+        'x-functions-key': host.functionKey,
+      },
+      body: json(subject),
+    });
+
+    expect([res.status, ((await res.json()) as { status?: string }).status]).toEqual([200, 'sent']);
+    expect(env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject)).toHaveLength(1);
   });
 });
