@@ -11,7 +11,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { problem, problemResponse } from '../platform/problem';
-import { describeForLog } from '../diagnostics/logSafe';
+import { describeForLog, logValue } from '../diagnostics/logSafe';
 import { failureLogLine } from './failureLog';
 import { AdminConsentMissingError } from '../identity/tokenClaims';
 import { requiredGraphRoles } from './composeMessage';
@@ -93,14 +93,14 @@ export async function handleSendMail(
     }
     const err = credentialDependencyProblem(caught) ?? caught;
     if (err instanceof SendProblem) {
-      const line = failureLogLine(err.doc, facts.mailbox);
+      const line = failureLogLine(err.doc, facts.mailbox, err.logDetail);
       if (err.doc.status >= 500) context.error(line);
       else context.warn(line);
       return problemResponse(err.doc, err.headers);
     }
     const incident = randomUUID();
     context.error(
-      `send failed unexpectedly (incident ${incident}) for ${facts.mailbox ?? '-'}: ${describeForLog(err)}`,
+      `send failed unexpectedly (incident ${incident}) for ${logValue(facts.mailbox ?? '-')}: ${describeForLog(err)}`,
     );
     return problemResponse(
       problem(
@@ -203,7 +203,7 @@ async function acceptOnce(
       .catch((err: unknown) => {
         // The mail is in the outbox: the caller gets its 202; only a repeat with this key cannot be answered.
         context.warn(
-          `queued as ${request.from}, but its Idempotency-Key could not be recorded: ${storageDependencyProblem(err, IDEMPOTENCY_TABLE, config).doc.detail}`,
+          `queued as ${logValue(request.from)}, but its Idempotency-Key could not be recorded: ${storageDependencyProblem(err, IDEMPOTENCY_TABLE, config).doc.detail}`,
         );
       });
     return response;
@@ -304,7 +304,7 @@ async function enqueue(
       if (err instanceof RestError) throw storageDependencyProblem(err, OUTBOX_TABLE, deps.config);
       throw err;
     });
-  context.info(`queued as ${request.from} to ${recipients} recipient(s); id ${id}, status ${record.status}`);
+  context.info(`queued as ${logValue(request.from)} to ${recipients} recipient(s); id ${id}, status ${record.status}`);
   return queuedResponse(id, record.status);
 }
 
