@@ -5,9 +5,8 @@
  * outbox decodes it into a blob), and `afterChunk` lets the sink store what the chunk gave it before the next is read.
  *
  * Reading stops at the first chunk past the cap, the first byte that cannot be JSON, or the first bracket nested
- * deeper than `maxDepth`. The stream is released, not
- * cancelled: with HTTP streaming, cancelling would tear down the exchange the answer (413, 400) is written on, and the
- * host stops forwarding what the handler no longer reads.
+ * deeper than `maxDepth`. The stream is released, not cancelled: with HTTP streaming, cancelling would tear down the
+ * exchange the answer (413, 400) is written on, and the host stops forwarding what the handler no longer reads.
  */
 import { createHash } from 'node:crypto';
 import { JsonDocumentParser, JsonTooDeepError, MalformedJsonError } from '../platform/jsonStream';
