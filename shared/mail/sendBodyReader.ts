@@ -4,22 +4,27 @@
  * values stay, and a large attachment's base64 not even that: the parser hands it to a sink (`streamedStrings`: the
  * outbox decodes it into a blob), and `afterChunk` lets the sink store what the chunk gave it before the next is read.
  *
- * Reading stops at the first chunk past the cap or the first byte that cannot be JSON. The stream is released, not
- * cancelled: with HTTP streaming, cancelling would tear down the exchange the answer (413, 400) is written on, and the
- * host stops forwarding what the handler no longer reads.
+ * Reading stops at the first chunk past the cap, the first byte that cannot be JSON, or the first bracket nested
+ * deeper than `maxDepth`. The stream is released, not cancelled: with HTTP streaming, cancelling would tear down the
+ * exchange the answer (413, 400) is written on, and the host stops forwarding what the handler no longer reads.
  */
 import { createHash } from 'node:crypto';
-import { JsonDocumentParser, MalformedJsonError } from '../platform/jsonStream';
+import { JsonDocumentParser, JsonTooDeepError, MalformedJsonError } from '../platform/jsonStream';
 import type { StreamedStrings } from '../platform/streamedStrings';
 
 /** What reading the body found. */
 export type SendBodyRead =
-  { kind: 'parsed'; json: unknown; hash?: string } | { kind: 'tooLarge' } | { kind: 'malformed' };
+  | { kind: 'parsed'; json: unknown; hash?: string }
+  | { kind: 'tooLarge' }
+  | { kind: 'malformed' }
+  | { kind: 'tooDeep'; maxDepth: number };
 
 /** How to read it. */
 export interface SendBodyOptions {
   /** Largest body accepted, in bytes. */
   limit: number;
+  /** Deepest nesting of arrays and objects accepted (the root is level 1). */
+  maxDepth: number;
   /** Whether to hash the bytes (an `Idempotency-Key` compares requests by it). */
   hash: boolean;
   /** The string values the parser hands to sinks instead of building them (see streamedStrings.ts). */
@@ -41,7 +46,7 @@ export async function readSendBody(
   body: ReadableStream<Uint8Array> | null,
   options: SendBodyOptions,
 ): Promise<SendBodyRead> {
-  const parser = new JsonDocumentParser(options.streamedStrings);
+  const parser = new JsonDocumentParser(options.streamedStrings, options.maxDepth);
   const hash = options.hash ? createHash('sha256') : undefined;
   if (body !== null) {
     const reader = body.getReader();
@@ -59,6 +64,7 @@ export async function readSendBody(
           parser.write(value);
         } catch (err) {
           if (err instanceof MalformedJsonError) return { kind: 'malformed' };
+          if (err instanceof JsonTooDeepError) return { kind: 'tooDeep', maxDepth: err.maxDepth };
           throw err;
         }
         await options.afterChunk?.();

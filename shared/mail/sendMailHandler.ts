@@ -11,7 +11,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { problem, problemResponse } from '../platform/problem';
-import { describeForLog } from '../diagnostics/logSafe';
+import { describeForLog, logValue } from '../diagnostics/logSafe';
 import { failureLogLine } from './failureLog';
 import { AdminConsentMissingError } from '../identity/tokenClaims';
 import { requiredGraphRoles } from './composeMessage';
@@ -29,12 +29,20 @@ import {
   notJsonProblem,
   SendProblem,
   senderNotAllowedProblem,
+  tooDeepProblem,
   tooLargeProblem,
+  unsupportedEncodingProblem,
   unsupportedMediaProblem,
   validationProblem,
 } from './sendProblems';
 import { BodyStreamError, readSendBody } from './sendBodyReader';
-import { isAttachmentContentPath, parseSendRequest, STREAMED_CONTENT_THRESHOLD, type SendRequest } from './sendRequest';
+import {
+  isAttachmentContentPath,
+  MAX_SEND_JSON_DEPTH,
+  parseSendRequest,
+  STREAMED_CONTENT_THRESHOLD,
+  type SendRequest,
+} from './sendRequest';
 
 /** What the handler needs; the function file passes the process-wide instances. */
 export interface SendMailDependencies {
@@ -85,14 +93,14 @@ export async function handleSendMail(
     }
     const err = credentialDependencyProblem(caught) ?? caught;
     if (err instanceof SendProblem) {
-      const line = failureLogLine(err.doc, facts.mailbox);
+      const line = failureLogLine(err.doc, facts.mailbox, err.logDetail);
       if (err.doc.status >= 500) context.error(line);
       else context.warn(line);
       return problemResponse(err.doc, err.headers);
     }
     const incident = randomUUID();
     context.error(
-      `send failed unexpectedly (incident ${incident}) for ${facts.mailbox ?? '-'}: ${describeForLog(err)}`,
+      `send failed unexpectedly (incident ${incident}) for ${logValue(facts.mailbox ?? '-')}: ${describeForLog(err)}`,
     );
     return problemResponse(
       problem(
@@ -115,6 +123,8 @@ async function send(
   const { config } = deps;
   const contentType = req.headers.get('content-type');
   if (!contentType || !/^application\/(.+\+)?json\b/i.test(contentType)) throw unsupportedMediaProblem(contentType);
+  const contentEncoding = req.headers.get('content-encoding');
+  if (contentEncoding !== null && !isIdentityOnly(contentEncoding)) throw unsupportedEncodingProblem(contentEncoding);
   const declared = Number(req.headers.get('content-length') ?? NaN);
   if (declared > config.maxSendRequestBytes) throw tooLargeProblem(config.maxSendRequestBytes);
   const key = req.headers.get('idempotency-key');
@@ -193,7 +203,7 @@ async function acceptOnce(
       .catch((err: unknown) => {
         // The mail is in the outbox: the caller gets its 202; only a repeat with this key cannot be answered.
         context.warn(
-          `queued as ${request.from}, but its Idempotency-Key could not be recorded: ${storageDependencyProblem(err, IDEMPOTENCY_TABLE, config).doc.detail}`,
+          `queued as ${logValue(request.from)}, but its Idempotency-Key could not be recorded: ${storageDependencyProblem(err, IDEMPOTENCY_TABLE, config).doc.detail}`,
         );
       });
     return response;
@@ -202,6 +212,11 @@ async function acceptOnce(
     await deps.idempotency.release(key).catch(() => undefined);
     throw err;
   }
+}
+
+/** Whether a `Content-Encoding` list names no coding but `identity` (RFC 9110 lists: empty elements are ignored). */
+function isIdentityOnly(contentEncoding: string): boolean {
+  return contentEncoding.split(',').every((coding) => /^\s*(identity)?\s*$/i.test(coding));
 }
 
 /**
@@ -230,6 +245,7 @@ async function readJson(
 ): Promise<{ json: unknown; hash?: string }> {
   const read = await readSendBody(req.body, {
     limit,
+    maxDepth: MAX_SEND_JSON_DEPTH,
     hash: wantHash,
     streamedStrings: {
       select: isAttachmentContentPath,
@@ -242,6 +258,7 @@ async function readJson(
   });
   if (read.kind === 'tooLarge') throw tooLargeProblem(limit);
   if (read.kind === 'malformed') throw notJsonProblem('The body is not valid JSON.');
+  if (read.kind === 'tooDeep') throw tooDeepProblem(read.maxDepth);
   return { json: read.json, hash: read.hash };
 }
 
@@ -287,7 +304,7 @@ async function enqueue(
       if (err instanceof RestError) throw storageDependencyProblem(err, OUTBOX_TABLE, deps.config);
       throw err;
     });
-  context.info(`queued as ${request.from} to ${recipients} recipient(s); id ${id}, status ${record.status}`);
+  context.info(`queued as ${logValue(request.from)} to ${recipients} recipient(s); id ${id}, status ${record.status}`);
   return queuedResponse(id, record.status);
 }
 

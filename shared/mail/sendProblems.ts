@@ -5,15 +5,20 @@
  */
 import { GraphError } from '@microsoft/microsoft-graph-client';
 import { retryAfterSeconds } from '../graph/graphClient';
+import { logValue } from '../diagnostics/logSafe';
 import { problem, type ProblemDocument } from '../platform/problem';
 import type { AdminConsentMissingError } from '../identity/tokenClaims';
 import type { FieldProblem } from './sendRequest';
 
-/** A failure of the send pipeline: the problem document and the headers to answer with. */
+/**
+ * A failure of the send pipeline: the problem document and the headers to answer with, and, when the detail quotes
+ * the caller's values at length (field names, keys), a detail for the log with each value cut.
+ */
 export class SendProblem extends Error {
   constructor(
     readonly doc: ProblemDocument,
     readonly headers: Record<string, string> = {},
+    readonly logDetail?: string,
   ) {
     super(doc.detail);
     this.name = 'SendProblem';
@@ -26,24 +31,35 @@ export const MAX_LISTED_PROBLEMS = 50;
 /** At most this many are spelled out in `detail`. */
 const MAX_PROBLEMS_IN_DETAIL = 10;
 
+/** How much of one field problem's message the log quotes: all of the gateway's own, a bounded part of zod's. */
+const LOGGED_MESSAGE_MAX_CHARS = 240;
+
 /**
  * 400 listing the invalid fields: the first {@link MAX_LISTED_PROBLEMS} in `errors` and the total in `errorCount`,
  * so 10,000 bad recipients give a small answer rather than a megabyte.
  */
 export function validationProblem(problems: FieldProblem[]): SendProblem {
-  const text = (p: FieldProblem) => (p.field ? `${p.field}: ${p.message}` : p.message);
   const rest = problems.length - MAX_PROBLEMS_IN_DETAIL;
+  const detail = (text: (p: FieldProblem) => string) =>
+    problems.slice(0, MAX_PROBLEMS_IN_DETAIL).map(text).join('; ') +
+    (rest > 0 ? `; and ${rest} more (${problems.length} in all)` : '');
   return new SendProblem(
     problem(
       400,
       'validation',
       'The send request is invalid',
-      problems.slice(0, MAX_PROBLEMS_IN_DETAIL).map(text).join('; ') +
-        (rest > 0 ? `; and ${rest} more (${problems.length} in all)` : ''),
+      detail((p) => (p.field ? `${p.field}: ${p.message}` : p.message)),
       {
         errors: problems.slice(0, MAX_LISTED_PROBLEMS),
         errorCount: problems.length,
       },
+    ),
+    {},
+    // Field paths hold the caller's keys, and zod's messages quote unknown ones: each is cut for the log.
+    detail((p) =>
+      p.field
+        ? `${logValue(p.field)}: ${logValue(p.message, LOGGED_MESSAGE_MAX_CHARS)}`
+        : logValue(p.message, LOGGED_MESSAGE_MAX_CHARS),
     ),
   );
 }
@@ -60,6 +76,20 @@ export function notJsonProblem(reason: string): SendProblem {
   );
 }
 
+/** 400 for a body nested deeper than the gateway reads (refused at the first bracket past the cap). */
+export function tooDeepProblem(maxDepth: number): SendProblem {
+  return new SendProblem(
+    problem(
+      400,
+      'too-deep',
+      'The JSON nests too deep',
+      `The body nests arrays and objects more than ${maxDepth} levels deep, the gateway's limit; a send request ` +
+        'nests 3 (attachments[0].name). Nothing was read past that point.',
+      { maxDepth },
+    ),
+  );
+}
+
 /** 415 for a body that is not declared as JSON. */
 export function unsupportedMediaProblem(contentType: string | null): SendProblem {
   return new SendProblem(
@@ -67,8 +97,26 @@ export function unsupportedMediaProblem(contentType: string | null): SendProblem
       415,
       'unsupported-media-type',
       'The body must be JSON',
-      `Content-Type is '${contentType ?? '(none)'}'; send application/json.`,
+      `Content-Type is '${contentType === null ? '(none)' : logValue(contentType)}'; send application/json.`,
     ),
+  );
+}
+
+/**
+ * 415 for a body sent with a content coding (gzip, br, ...): the gateway decodes none, so it would read compressed
+ * bytes as JSON, or take a body labelled compressed as plain. `Accept-Encoding` says what it takes (RFC 9110 15.5.16).
+ */
+export function unsupportedEncodingProblem(contentEncoding: string): SendProblem {
+  return new SendProblem(
+    problem(
+      415,
+      'unsupported-content-encoding',
+      'The body must not be compressed',
+      `Content-Encoding is '${logValue(contentEncoding)}'; the gateway takes identity only: send the JSON ` +
+        'uncompressed, without Content-Encoding.',
+      { acceptedEncodings: ['identity'] },
+    ),
+    { 'accept-encoding': 'identity' },
   );
 }
 

@@ -25,6 +25,13 @@ export const MAX_ATTACHMENT_BYTES = 150 * 1024 * 1024;
  */
 export const STREAMED_CONTENT_THRESHOLD = 64 * 1024;
 
+/**
+ * Deepest nesting of arrays and objects a send body may have (the body's object is level 1). A valid request nests 3
+ * levels (`attachments[0].name`); the reader refuses a deeper body at the first bracket past this, unread beyond it,
+ * so that no walk over the parsed value (validation, the `__proto__` check) ever sees a deep one.
+ */
+export const MAX_SEND_JSON_DEPTH = 32;
+
 /** Whether `path` (keys and indices from the document's root) is an attachment's `contentBase64`. */
 export function isAttachmentContentPath(path: readonly (string | number)[]): boolean {
   return path.length === 3 && path[0] === 'attachments' && typeof path[1] === 'number' && path[2] === 'contentBase64';

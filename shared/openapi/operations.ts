@@ -4,7 +4,7 @@
  * functions the host registers and this table disagree.
  */
 import { z } from 'zod';
-import { sendRequestSchema } from '../mail/sendRequest';
+import { MAX_SEND_JSON_DEPTH, sendRequestSchema } from '../mail/sendRequest';
 import { jsonResponse, problemResponse, type OperationSpec } from './operationSpec';
 import { notificationCollectionSchema } from '../watch/notificationReceiver';
 import {
@@ -131,7 +131,8 @@ export const OPERATIONS: readonly OperationSpec[] = [
         },
       }),
       400: problemResponse(
-        'The body is not a JSON object (`not-json`), or fields are invalid (`validation`, every one listed in `errors`).',
+        `The body is not a JSON object (\`not-json\`), nests arrays and objects more than ${MAX_SEND_JSON_DEPTH} levels ` +
+          'deep (`too-deep`, with `maxDepth`), or fields are invalid (`validation`, every one listed in `errors`).',
       ),
       403: problemResponse(
         'The sender is not allowed (`sender-not-allowed`), Exchange refused Send-As (`send-as-denied`), or the ' +
@@ -142,7 +143,11 @@ export const OPERATIONS: readonly OperationSpec[] = [
           'running (`idempotency-key-in-progress`, with Retry-After).',
       ),
       413: problemResponse('The body exceeds MAX_SEND_REQUEST_MB, or Graph refused the message as too large.'),
-      415: problemResponse('The body is not declared as JSON.'),
+      415: problemResponse(
+        'The body is not declared as JSON (`unsupported-media-type`), or carries a Content-Encoding other than ' +
+          '`identity` (`unsupported-content-encoding`, answered with `Accept-Encoding: identity`): the gateway ' +
+          'decodes none.',
+      ),
       422: problemResponse(
         'Exchange cannot use the mailbox (`mailbox-not-enabled`, `mailbox-not-found`) or refused a recipient or ' +
           'header (`invalid-recipient`, `invalid-header`).',

@@ -4,6 +4,7 @@
  * `request-id`s, and the problem on failure. Never the subject, body or recipients.
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { logValue } from '../diagnostics/logSafe';
 import { storageDependencyProblem } from '../mail/dependencyProblems';
 import type { GatewayConfig } from '../platform/config';
 import { problem, problemResponse } from '../platform/problem';
@@ -66,7 +67,7 @@ export async function handleMailStatus(
     };
   } catch (err) {
     const failure = storageDependencyProblem(err, OUTBOX_TABLE, deps.config);
-    context.error(`mail status for ${id} failed: ${failure.doc.detail}`);
+    context.error(`mail status for ${logValue(id)} failed: ${failure.doc.detail}`);
     return problemResponse(failure.doc, failure.headers);
   }
 }

@@ -2,7 +2,9 @@
  * JSON parsed as it arrives, chunk by chunk, with `@streamparser/json`: a large document (a send request with a 25 MB
  * attachment) is never held as bytes and as text besides its parsed values. Same values as `JSON.parse` of the UTF-8
  * text (duplicate keys: the last wins; `"__proto__"` stays an own key), except that invalid UTF-8 is refused rather
- * than replaced. Chosen long string values can go to sinks instead of into the document (streamedStrings.ts).
+ * than replaced. Chosen long string values can go to sinks instead of into the document (streamedStrings.ts), and
+ * a nesting depth can be capped: the parser refuses a document at the first bracket past the cap, so a caller's
+ * hundred thousand nested arrays cost a few microseconds and never reach code that walks the parsed value.
  */
 import { Tokenizer, TokenParser, TokenType, type ParsedTokenInfo } from '@streamparser/json';
 import { installStringSink, TokenPath, type StreamedStrings } from './streamedStrings';
@@ -15,6 +17,19 @@ export class MalformedJsonError extends Error {
   }
 }
 
+/** The document nests arrays and objects deeper than the parser's cap. */
+export class JsonTooDeepError extends Error {
+  constructor(
+    /** The cap: arrays and objects may nest this many levels (the root object or array is level 1). */
+    readonly maxDepth: number,
+    /** Byte offset of the bracket that went past the cap. */
+    readonly offset: number,
+  ) {
+    super(`the JSON nests arrays and objects deeper than ${maxDepth} levels (at byte ${offset})`);
+    this.name = 'JsonTooDeepError';
+  }
+}
+
 /** One JSON document, fed in chunks; `end` returns its value. */
 export class JsonDocumentParser {
   readonly #tokenizer = new Tokenizer();
@@ -22,12 +37,22 @@ export class JsonDocumentParser {
   #value: unknown;
   #complete = false;
 
-  /** `streamed` picks the string values that go to sinks (see streamedStrings.ts); none when absent. */
-  constructor(streamed?: StreamedStrings) {
+  /**
+   * `streamed` picks the string values that go to sinks (see streamedStrings.ts); none when absent. `maxDepth` caps
+   * how deep arrays and objects nest (the root is level 1); unlimited when absent.
+   */
+  constructor(streamed?: StreamedStrings, maxDepth = Infinity) {
     const path = new TokenPath();
     const takeStreamed = streamed ? installStringSink(this.#tokenizer, streamed, path) : () => undefined;
+    let depth = 0;
     // Wired as the library's JSONParser wires the two, with the path followed and streamed strings swapped in.
     this.#tokenizer.onToken = (token) => {
+      if (token.token === TokenType.LEFT_BRACE || token.token === TokenType.LEFT_BRACKET) {
+        // Thrown here, the error ends the tokenizer and leaves write(): nothing after this bracket is read.
+        if (++depth > maxDepth) throw new JsonTooDeepError(maxDepth, token.offset);
+      } else if (token.token === TokenType.RIGHT_BRACE || token.token === TokenType.RIGHT_BRACKET) {
+        depth--;
+      }
       path.update(token);
       const streamedValue = token.token === TokenType.STRING ? takeStreamed() : undefined;
       this.#parser.write(
@@ -49,11 +74,15 @@ export class JsonDocumentParser {
     };
   }
 
-  /** Parses `chunk`; throws {@link MalformedJsonError} as soon as the document cannot be JSON. */
+  /**
+   * Parses `chunk`; throws {@link MalformedJsonError} as soon as the document cannot be JSON, and
+   * {@link JsonTooDeepError} as soon as it nests past the cap.
+   */
   write(chunk: Uint8Array): void {
     try {
       this.#tokenizer.write(chunk);
     } catch (err) {
+      if (err instanceof JsonTooDeepError) throw err;
       throw new MalformedJsonError(err);
     }
   }

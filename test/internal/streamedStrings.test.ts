@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Base64StreamDecoder } from '../../shared/mail/base64Stream';
 import { isAttachmentContentPath } from '../../shared/mail/sendRequest';
-import { JsonDocumentParser, MalformedJsonError } from '../../shared/platform/jsonStream';
+import { JsonDocumentParser, JsonTooDeepError, MalformedJsonError } from '../../shared/platform/jsonStream';
 import type { JsonPath, StreamedStrings } from '../../shared/platform/streamedStrings';
 
 /** What a sink received: the path it was opened for and the text, joined. */
@@ -119,6 +119,37 @@ describe('the streaming JSON parser with streamed strings', () => {
     const { options } = collecting(10);
     expect(() => parse(`{"attachments":[{"contentBase64":"${long}"}]]`, options)).toThrow(MalformedJsonError);
     expect(() => parse(`{"attachments":[{"contentBase64":"${long}`, options)).toThrow(MalformedJsonError);
+  });
+});
+
+describe('the streaming JSON parser with a depth cap', () => {
+  it('parses a document nested exactly to the cap, objects and arrays counted alike', () => {
+    const text = `{"a":${'['.repeat(3)}{"b":1}${']'.repeat(3)}}`; // 5 levels
+    const parser = new JsonDocumentParser(undefined, 5);
+    parser.write(Buffer.from(text));
+    expect(parser.end()).toEqual(JSON.parse(text));
+  });
+
+  it('stops at the first bracket past the cap, naming its offset, and reads nothing after it', () => {
+    const parser = new JsonDocumentParser(undefined, 5);
+    const head = `{"a":[[[{"b":`; // the sixth level opens at the last byte but one
+    let thrown: unknown;
+    try {
+      parser.write(Buffer.from(`${head}[1, "never read: \\uZZ`));
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(JsonTooDeepError);
+    expect([(thrown as JsonTooDeepError).maxDepth, (thrown as JsonTooDeepError).offset]).toEqual([5, head.length]);
+    // The broken escape after the bracket was never tokenized: it would have been a MalformedJsonError.
+    expect(thrown).not.toBeInstanceOf(MalformedJsonError);
+  });
+
+  it('counts depth back down as arrays and objects close', () => {
+    const text = `[${'[[]],'.repeat(1000)}[[]]]`; // never more than 3 levels, 3,000 brackets
+    const parser = new JsonDocumentParser(undefined, 3);
+    parser.write(Buffer.from(text));
+    expect(parser.end()).toEqual(JSON.parse(text));
   });
 });
 

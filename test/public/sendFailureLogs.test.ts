@@ -65,3 +65,45 @@ describe('failed sends in the log', () => {
     );
   });
 });
+
+describe("a caller's values in the log", () => {
+  const forged = '00:00:00.000 [sendOutbox] outbox mail 1234 sent as ceo@contoso.com';
+  const base = { from: 'alerts@contoso.com', to: ['someone@contoso.com'], text: 'x' };
+
+  /** The lines the host logged since `start` for the send that was refused. */
+  async function refusalLines(start: number): Promise<string[]> {
+    const log = await logSince(start, /Executed 'Functions\.sendMail'/);
+    return log.split('\n');
+  }
+
+  it.each([
+    ['a header name', { ...base, headers: { [`X-A\n${forged}`]: '1' } }],
+    ['an unknown top-level key', { ...base, [`x\n${forged}`]: 1 }],
+    ['an unknown key in a recipient', { ...base, to: [{ address: 'someone@contoso.com', [`n\r\n${forged}`]: 'x' }] }],
+  ])('show a newline in %s as \\n, never as a line of its own', async (_where, body) => {
+    const start = host.output().length;
+    expect(await send(body)).toBe(400);
+    const lines = await refusalLines(start);
+
+    const quoting = lines.filter((line) => line.includes(forged));
+    expect(quoting.length).toBeGreaterThan(0);
+    // Every line that quotes the forged text is the refusal's own line, with the newline escaped before it.
+    for (const line of quoting) expect(line).toMatch(/send failed for alerts@contoso\.com: 400 validation; .*\\n/);
+    expect(quoting.filter((line) => line.includes(`\\n${forged}`) || line.includes(`\\r\\n${forged}`))).toEqual(
+      quoting,
+    );
+  });
+
+  it('cut a 255 KB key to a bounded line that still names the problem', async () => {
+    const start = host.output().length;
+    const name = `X-${'a'.repeat(255 * 1024)}\u0000`;
+    expect(await send({ ...base, headers: { [name]: '1' } })).toBe(400);
+    const lines = await refusalLines(start);
+
+    const refusal = lines.filter((line) => line.includes('send failed for alerts@contoso.com: 400 validation'));
+    expect(refusal).toHaveLength(1);
+    expect(refusal[0].length).toBeLessThan(1024);
+    expect(refusal[0]).toContain(`(${name.length + 'headers.'.length} chars): header names must start with X-`);
+    expect(Math.max(...lines.map((line) => line.length))).toBeLessThan(2048);
+  });
+});

@@ -3,6 +3,13 @@
  * the size trick) the right path, never Graph's 4xx/5xx passed through or a silent drop.
  */
 import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { TableClient } from '@azure/data-tables';
+import { QueueClient } from '@azure/storage-queue';
+import { OUTBOX_QUEUE, OUTBOX_TABLE } from '../../shared/outbox/outboxStore';
+import { MAX_SEND_JSON_DEPTH } from '../../shared/mail/sendRequest';
+import { PROBLEM_TYPE_BASE as PROBLEMS } from '../../shared/platform/problem';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
@@ -157,5 +164,160 @@ describe('the size of a validation answer', () => {
     const answer = await expect400({ ...base, to: ['bad-1', 'bad-2'] }, 'to[1]');
     expect(answer.body.errors).toHaveLength(2);
     expect(answer.body.errorCount).toBe(2);
+  });
+});
+
+/** Outbox records and queue messages: what an accepted send leaves. */
+async function storedMails(): Promise<{ records: number; messages: number }> {
+  const connection = env.settings.AzureWebJobsStorage;
+  const table = TableClient.fromConnectionString(connection, OUTBOX_TABLE, { allowInsecureConnection: true });
+  let records = 0;
+  try {
+    for await (const entity of table.listEntities()) if (entity) records++;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+  }
+  const queue = new QueueClient(connection, OUTBOX_QUEUE);
+  const messages = (await queue.exists()) ? ((await queue.getProperties()).approximateMessagesCount ?? 0) : 0;
+  return { records, messages };
+}
+
+/**
+ * Sends the request head declaring `declaredLength` body bytes and then only `partialBody`, keeping the connection
+ * open; resolves with the status and problem document once the host has answered in full.
+ */
+function answerToPartialBody(
+  declaredLength: number,
+  partialBody: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const socket = connect(Number(new URL(host.url).port), '127.0.0.1');
+  let received = '';
+  return new Promise((resolve, reject) => {
+    socket.on('data', (d: Buffer) => {
+      received += d.toString('utf8');
+      const split = received.indexOf('\r\n\r\n');
+      if (split < 0) return;
+      const head = received.slice(0, split);
+      let text = received.slice(split + 4);
+      if (/transfer-encoding: chunked/i.test(head)) {
+        // Chunked: the answer is whole once the last (empty) chunk came.
+        if (!/(^|\r\n)0\r\n\r\n$/.test(text)) return;
+        let rest = text;
+        text = '';
+        for (let size = parseInt(rest, 16); size > 0; size = parseInt(rest, 16)) {
+          const start = rest.indexOf('\r\n') + 2;
+          text += rest.slice(start, start + size);
+          rest = rest.slice(start + size + 2);
+        }
+      } else if (Buffer.byteLength(text) < Number(/content-length: (\d+)/i.exec(head)?.[1] ?? Infinity)) {
+        return;
+      }
+      socket.destroy();
+      resolve({
+        status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]),
+        body: JSON.parse(text) as Record<string, unknown>,
+      });
+    });
+    socket.once('error', reject);
+    socket.write(
+      `POST /api/mail/send HTTP/1.1\r\nHost: 127.0.0.1\r\nx-functions-key: ${host.functionKey}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${declaredLength}\r\n\r\n${partialBody}`,
+    );
+  });
+}
+
+describe('deeply nested JSON', () => {
+  const deep = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+  const underHeaders = (inner: string) =>
+    `{"from":"alerts@contoso.com","to":["someone@contoso.com"],"text":"x","headers":{"X-A":${inner}}}`;
+
+  it.each([
+    ['under headers', underHeaders(deep(100_000))],
+    ['at the top level', deep(100_000)],
+  ])('refuses 100,000 nested arrays %s with a 400 naming the depth limit, stores nothing', async (_where, body) => {
+    const before = await storedMails();
+    const graphBefore = env.cloud.graph.requests.length;
+    const answer = await post(body);
+
+    expect(answer.status).toBe(400);
+    expect(answer.headers.get('content-type')).toBe('application/problem+json');
+    expect([answer.body.type, answer.body.maxDepth]).toEqual([`${PROBLEMS}too-deep`, MAX_SEND_JSON_DEPTH]);
+    expect(answer.body.detail).toMatch(new RegExp(`more than ${MAX_SEND_JSON_DEPTH} levels deep`));
+    expect(await storedMails()).toEqual(before);
+    expect(env.cloud.graph.requests.length).toBe(graphBefore);
+    // The worker is free again: health answers.
+    expect((await fetch(`${host.url}/api/health`)).status).toBe(200);
+  });
+
+  it('answers at the first bracket past the limit, without waiting for the rest of the body', async () => {
+    const whole = underHeaders(deep(100_000));
+    // The head of the body only, one bracket past the limit: the rest is declared but never sent.
+    const head = underHeaders('').slice(0, -2) + '['.repeat(MAX_SEND_JSON_DEPTH - 1);
+    const answer = await answerToPartialBody(Buffer.byteLength(whole), head);
+
+    expect(answer.status).toBe(400);
+    expect([answer.body.type, answer.body.maxDepth]).toEqual([`${PROBLEMS}too-deep`, MAX_SEND_JSON_DEPTH]);
+  });
+
+  it('accepts a body nested exactly to the limit as JSON (then names the invalid header value)', async () => {
+    // The object is level 1, "headers" 2, so a header value of 30 nested arrays reaches the limit.
+    await expect400(underHeaders(deep(MAX_SEND_JSON_DEPTH - 2)), 'headers.X-A', /must be strings/);
+  });
+});
+
+describe('Content-Encoding', () => {
+  const json = (subject: string) => JSON.stringify({ ...base, subject });
+
+  it.each([
+    ['a gzip body labelled gzip', 'gzip', (text: string) => gzipSync(text)],
+    ['a plain body labelled gzip', 'gzip', (text: string) => Buffer.from(text)],
+    ['a plain body labelled br', 'br', (text: string) => Buffer.from(text)],
+    ['a plain body labelled "identity, deflate"', 'identity, deflate', (text: string) => Buffer.from(text)],
+  ])(
+    'refuses %s with a 415 naming the encoding and identity, stores and sends nothing',
+    async (_what, coding, encode) => {
+      const subject = `encoded-${randomUUID()}`;
+      const before = await storedMails();
+      const graphBefore = env.cloud.graph.requests.length;
+      const res = await fetch(`${host.url}/api/mail/send`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-encoding': coding,
+          prefer: 'wait=30',
+          'x-functions-key': host.functionKey,
+        },
+        body: encode(json(subject)),
+      });
+      const answer = (await res.json()) as { type?: string; detail?: string };
+
+      expect([res.status, res.headers.get('content-type'), answer.type]).toEqual([
+        415,
+        'application/problem+json',
+        `${PROBLEMS}unsupported-content-encoding`,
+      ]);
+      expect(answer.detail).toContain(`Content-Encoding is '${coding}'`);
+      expect(answer.detail).toMatch(/takes identity only/);
+      expect(res.headers.get('accept-encoding')).toBe('identity');
+      expect(await storedMails()).toEqual(before);
+      expect(env.cloud.graph.requests.length).toBe(graphBefore);
+    },
+  );
+
+  it('sends a body labelled identity', async () => {
+    const subject = `identity-${randomUUID()}`;
+    const res = await fetch(`${host.url}/api/mail/send`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'content-encoding': 'Identity',
+        prefer: 'wait=30',
+        'x-functions-key': host.functionKey,
+      },
+      body: json(subject),
+    });
+
+    expect([res.status, ((await res.json()) as { status?: string }).status]).toEqual([200, 'sent']);
+    expect(env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject)).toHaveLength(1);
   });
 });
