@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +33,29 @@ function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 45_000)
   });
 }
 
-/** The environment of a sandbox started by a test: its own folder and ports, never the developer's `.sandbox`. */
+/** Stops a sandbox as Ctrl+C does and resolves its exit code. */
+async function interrupt(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGINT');
+  return exited;
+}
+
+/** GET over HTTPS trusting only `ca`: what `curl --cacert <ca>` does. */
+function getWithCa(url: string, ca: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { ca }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+}
+
+/**
+ * The environment of a sandbox started by a test: its ports, and a folder of the test's own in place of the
+ * developer's `.sandbox` (the sandbox works in its `<PORT>` folder under it).
+ */
 function sandboxEnv(dir: string, port: number, httpsPort: number): NodeJS.ProcessEnv {
   return {
     ...process.env,
@@ -51,10 +74,11 @@ describe('npm start (the sandbox, built by npm test)', () => {
   let base: string;
   let banner: string;
   let dir: string;
+  let port: number;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sandbox-test-'));
-    const port = await freePort();
+    port = await freePort();
     base = `http://127.0.0.1:${port}`;
     sandbox = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], {
       cwd: ROOT,
@@ -79,8 +103,9 @@ describe('npm start (the sandbox, built by npm test)', () => {
   });
 
   it("keeps its CA in its own folder and runs the staged bundle, not the repository's build", () => {
-    expect(banner).toContain(`Test CA       ${join(dir, 'ca', 'ca.pem')}`);
-    expect(existsSync(join(dir, 'ca', 'ca.pem'))).toBe(true);
+    expect(banner).toContain(`Test CA       ${join(dir, String(port), 'ca', 'ca.pem')}`);
+    expect(existsSync(join(dir, String(port), 'ca', 'ca.pem'))).toBe(true);
+    expect(readFileSync(join(dir, String(port), 'sandbox.pid'), 'utf8').trim()).toBe(String(sandbox.pid));
     const packageDir = process.env.TEST_PACKAGE_DIR!;
     expect(banner).toContain(`Local Functions host for ${packageDir} is listening`);
     expect(banner).toContain(`Package       ${packageDir}`);
@@ -116,11 +141,41 @@ describe('npm start (the sandbox, built by npm test)', () => {
     expect(report.checks[2].roles).toEqual(expect.arrayContaining(['Mail.Send', 'Mail.ReadWrite']));
   });
 
+  it("lets a second sandbox on other ports run beside it, which leaves this one's CA and emulators alone", async () => {
+    const caPath = join(dir, String(port), 'ca', 'ca.pem');
+    const ca = readFileSync(caPath);
+    const graph = /Graph\s+(https:\/\/127\.0\.0\.1:\d+)/.exec(banner)![1];
+    const inbox = `${graph}/_emulator/mailboxes/someone@contoso.com/inbox`;
+    expect((await getWithCa(inbox, ca)).status).toBe(200);
+
+    const secondPort = await freePort();
+    const second = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], {
+      cwd: ROOT,
+      env: sandboxEnv(dir, secondPort, await freePort()),
+    });
+    try {
+      const secondBanner = await waitForOutput(second, /Ctrl\+C stops everything/);
+      expect(secondBanner).toContain(`Test CA       ${join(dir, String(secondPort), 'ca', 'ca.pem')}`);
+      expect(readFileSync(caPath).equals(ca)).toBe(true);
+      expect((await getWithCa(inbox, ca)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${secondPort}/api/health`)).status).toBe(200);
+    } finally {
+      expect(await interrupt(second)).toBe(0);
+    }
+    // Its Ctrl+C released its own folder's lock, not this one's.
+    expect(existsSync(join(dir, String(secondPort), 'sandbox.pid'))).toBe(false);
+    expect(readFileSync(join(dir, String(port), 'sandbox.pid'), 'utf8').trim()).toBe(String(sandbox.pid));
+    expect(readFileSync(caPath).equals(ca)).toBe(true);
+    expect((await getWithCa(inbox, ca)).status).toBe(200);
+    expect((await fetch(`${base}/api/health`)).status).toBe(200);
+  }, 90_000);
+
   it('stops cleanly on Ctrl+C', async () => {
     const exited = new Promise<number | null>((r) => sandbox.once('exit', (code) => r(code)));
     sandbox.kill('SIGINT');
     expect(await exited).toBe(0);
     await expect(fetch(`${base}/api/health`)).rejects.toThrow();
+    expect(existsSync(join(dir, String(port), 'sandbox.pid'))).toBe(false);
   });
 });
 
@@ -142,11 +197,12 @@ describe('npm start on a busy port', () => {
     'stops at once naming the %s it cannot have, prints no banner and leaves the running CA alone',
     async (busy) => {
       const taken = (blocker.address() as { port: number }).port;
-      // What a running sandbox keeps in its folder: this start must not replace it.
-      mkdirSync(join(dir, 'ca'), { recursive: true });
-      writeFileSync(join(dir, 'ca', 'ca.pem'), 'the running sandbox CA');
       const free = await freePort();
-      const env = sandboxEnv(dir, busy === 'PORT' ? taken : free, busy === 'PORT' ? free : taken);
+      const port = busy === 'PORT' ? taken : free;
+      // What a running sandbox keeps in its folder: this start must not replace it.
+      mkdirSync(join(dir, String(port), 'ca'), { recursive: true });
+      writeFileSync(join(dir, String(port), 'ca', 'ca.pem'), 'the running sandbox CA');
+      const env = sandboxEnv(dir, port, busy === 'PORT' ? free : taken);
       const second = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], { cwd: ROOT, env });
       let output = '';
       second.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -156,10 +212,38 @@ describe('npm start on a busy port', () => {
       expect(output).toContain(`port ${taken} on 127.0.0.1 (${busy}) is already in use`);
       expect(output).not.toContain('Sandbox ready');
       expect(output).not.toMatch(/Function key|Master key/);
-      expect(readFileSync(join(dir, 'ca', 'ca.pem'), 'utf8')).toBe('the running sandbox CA');
-      expect(readdirSync(dir)).toEqual(['ca']);
+      expect(readFileSync(join(dir, String(port), 'ca', 'ca.pem'), 'utf8')).toBe('the running sandbox CA');
+      expect(readdirSync(join(dir, String(port)))).toEqual(['ca']);
     },
   );
+
+  it('stops at once when its folder belongs to a sandbox still starting (its lock names a live pid)', async () => {
+    // A sandbox stages its package before its host binds PORT, so the port check alone cannot see it yet.
+    const port = await freePort();
+    const folder = join(dir, String(port));
+    mkdirSync(join(folder, 'ca'), { recursive: true });
+    writeFileSync(join(folder, 'ca', 'ca.pem'), 'the starting sandbox CA');
+    writeFileSync(join(folder, 'sandbox.pid'), `${process.pid}\n`);
+    const second = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], {
+      cwd: ROOT,
+      env: sandboxEnv(dir, port, await freePort()),
+    });
+    let output = '';
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      // Had it taken the folder, stop it rather than leave a sandbox running after the test.
+      if (output.includes('Ctrl+C stops everything')) second.kill('SIGINT');
+    };
+    second.stdout.on('data', onData);
+    second.stderr.on('data', onData);
+    const code = await new Promise<number | null>((r) => second.once('exit', r));
+    expect(code).toBe(1);
+    expect(output).toContain(`${folder} belongs to a running sandbox (pid ${process.pid})`);
+    expect(output).not.toContain('Sandbox ready');
+    expect(readFileSync(join(folder, 'ca', 'ca.pem'), 'utf8')).toBe('the starting sandbox CA');
+    expect(readFileSync(join(folder, 'sandbox.pid'), 'utf8')).toBe(`${process.pid}\n`);
+    expect(readdirSync(folder).sort()).toEqual(['ca', 'sandbox.pid']);
+  });
 });
 
 describe('the functions host with a bad configuration', () => {

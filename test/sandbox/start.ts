@@ -4,16 +4,17 @@
  * in the local Functions host as a child process that trusts the CA (NODE_EXTRA_CA_CERTS is read only at start).
  *
  * The functions run from the deployment package `npm run deploy` ships (tools/functionPackage.ts), staged in
- * `.sandbox/package`. When PORT or HTTPS_PORT is taken (another sandbox?) it stops at once and touches nothing.
+ * `.sandbox/<PORT>/package`. Each sandbox works in its own folder `.sandbox/<PORT>/`, locked with its pid
+ * (sandboxDir.ts), so a second sandbox on other ports leaves the first's CA and package alone. When PORT or
+ * HTTPS_PORT is taken, or the folder belongs to a running sandbox, it stops at once and touches nothing.
  *
  * Environment: PORT (default 7071), HTTPS_PORT (default 7443: the same functions over HTTPS, which Graph's webhooks
  * call), SANDBOX_FUNCTION_KEY / SANDBOX_MASTER_KEY (default random), SANDBOX_GRAPH_LATENCY_MS (e.g. `50-150`, default
- * `20-80`), SANDBOX_DOMAIN (default contoso.com), SANDBOX_DIR (its working folder, default `.sandbox`: the CA and the
- * package), SANDBOX_PACKAGE_DIR (run an already staged package instead of staging one, as the tests do).
+ * `20-80`), SANDBOX_DOMAIN (default contoso.com), SANDBOX_DIR (the folder holding each sandbox's `<PORT>` folder, default
+ * `.sandbox`), SANDBOX_PACKAGE_DIR (run an already staged package instead of staging one, as the tests do).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { appRoot } from '../../shared/platform/packageInfo';
 import { stageFunctionPackage } from '../../tools/functionPackage';
@@ -22,6 +23,7 @@ import { LocalCloud } from '../emulators/localCloud';
 import { createTestCa, writeTestCa } from '../emulators/testCa';
 import { startEventsReceiver, type EventsReceiver } from './eventsReceiver';
 import { isPortFree } from './portCheck';
+import { claimSandboxDir, SandboxDirInUseError, type SandboxDirClaim } from './sandboxDir';
 
 function latency(spec: string | undefined): { min: number; max: number } {
   const match = /^(\d+)(?:-(\d+))?$/.exec(spec ?? '20-80');
@@ -81,8 +83,16 @@ async function main(): Promise<void> {
       process.exit(1);
     }
   }
-  const sandboxDir = resolve(process.env.SANDBOX_DIR || join(root, '.sandbox'));
-  rmSync(sandboxDir, { recursive: true, force: true });
+  // Its own folder per PORT, so the default sandbox's paths are predictable and a second one never shares them.
+  let claim: SandboxDirClaim;
+  try {
+    claim = claimSandboxDir(join(resolve(process.env.SANDBOX_DIR || join(root, '.sandbox')), String(port)));
+  } catch (err) {
+    if (!(err instanceof SandboxDirInUseError)) throw err;
+    console.error(`The sandbox cannot start: ${err.message} Nothing was changed.`);
+    process.exit(1);
+  }
+  const sandboxDir = claim.dir;
   const ca = createTestCa();
   const caPath = writeTestCa(ca, join(sandboxDir, 'ca'));
 
@@ -102,6 +112,7 @@ async function main(): Promise<void> {
     await cloud?.close();
     await receiver?.close();
     await azurite?.stop();
+    claim.release();
     process.exit(code);
   };
   process.on('SIGINT', () => void stop(0));
