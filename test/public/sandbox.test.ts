@@ -96,11 +96,74 @@ describe('npm start (the sandbox, built by npm test)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('prints the URLs, the keys and a first curl', () => {
-    expect(banner).toContain(`curl ${base}/api/health`);
-    expect(banner).toContain(FUNCTION_KEY);
-    expect(banner).toMatch(/Graph\s+https:\/\/127\.0\.0\.1:\d+\/v1\.0/);
+  it('prints the URLs, the keys, an export line for the shell and a first curl', () => {
+    const ca = join(dir, String(port), 'ca', 'ca.pem');
+    expect(banner).toMatch(
+      new RegExp(
+        `^  export GW=${base} KEY=${FUNCTION_KEY} MASTER_KEY=${MASTER_KEY} ` +
+          `GRAPH=https://127\\.0\\.0\\.1:\\d+ CA=${ca} EVENTS=https://127\\.0\\.0\\.1:\\d+/events$`,
+        'm',
+      ),
+    );
+    expect(banner).toContain('curl "$GW/api/health"');
+    expect(banner).toMatch(/Graph\s+https:\/\/127\.0\.0\.1:\d+ {2}\(API under \/v1\.0/);
   });
+
+  it("runs every sandbox command of the README as printed, with the banner's export line", async () => {
+    const exportLine = /^ {2}(export .+)$/m.exec(banner)![1];
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/<!-- sandbox-command -->\n\n```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
+    expect(blocks).toHaveLength(6);
+    for (const block of blocks) {
+      const commands = block.split('\n').filter((line) => !line.trimStart().startsWith('#'));
+      // Only the exported variables: a literal address would reach whatever listens on 7071, not this sandbox.
+      expect(commands.join('\n')).not.toMatch(/127\.0\.0\.1|<[a-z -]+>|\.sandbox\//);
+    }
+    // Unset variables are errors (set -u), and an HTTP error fails the command (--fail-with-body); each answer's
+    // status is recorded on stderr, so the test sees every command's outcome, in order.
+    const script = [
+      'set -euo pipefail',
+      `curl() { command curl -sS --fail-with-body -w '%{stderr}::status %{http_code}\\n' "$@"; }`,
+      exportLine,
+      ...blocks.flatMap((block, i) => [`echo "::block ${i + 1}" >&2`, block]),
+      'echo "::done" >&2',
+    ].join('\n');
+    const bash = spawn('bash', ['-c', script], { cwd: tmpdir(), env: { PATH: process.env.PATH } });
+    let stdout = '';
+    let stderr = '';
+    bash.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    bash.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => bash.once('exit', r));
+    expect({ code, stderr, stdout }).toMatchObject({ code: 0, stderr: expect.stringContaining('::done') as unknown });
+    const statuses = stderr
+      .split('\n')
+      .filter((line) => line.startsWith('::'))
+      .map((line) => line.replace('::status ', ''));
+    expect(statuses).toEqual([
+      '::block 1',
+      '200', // health
+      '200', // diagnostics
+      '::block 2',
+      '200', // alerts@'s inbox
+      '::block 3',
+      '202', // send
+      '200', // its status
+      '::block 4',
+      '202', // send with an attachment
+      '200', // someone@'s inbox
+      '::block 5',
+      '201', // watch support@
+      '202', // mail it
+      '200', // the events received
+      '::block 6',
+      '200', // drop notifications
+      '200', // stop dropping
+      '200', // missed lifecycle event
+      '::done',
+    ]);
+    // The mail status command answered with the id the send gave ID, and SUB reached Graph's emulator.
+    expect(stdout).toMatch(/"status":"(queued|sending|sent)"/);
+  }, 60_000);
 
   it("keeps its CA in its own folder and runs the staged bundle, not the repository's build", () => {
     expect(banner).toContain(`Test CA       ${join(dir, String(port), 'ca', 'ca.pem')}`);

@@ -47,6 +47,17 @@ async function waitForHealth(url: string, host: ChildProcess, timeoutMs = 30_000
   throw new Error(`${url} did not answer 200 within ${timeoutMs / 1000} s`);
 }
 
+/** A node one-liner that prints one field of the JSON on its stdin (no jq needed). */
+const JSON_FIELD = (field: string) => `node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).${field}'`;
+
+/** One `export` line setting each variable, each value single-quoted for POSIX shells (paths may hold spaces). */
+function shellExports(vars: Record<string, string>): string {
+  const quote = (v: string) => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+  return `export ${Object.entries(vars)
+    .map(([name, value]) => `${name}=${quote(value)}`)
+    .join(' ')}`;
+}
+
 /** The first mail the banner suggests: text plus a small attachment. */
 function firstMail(domain: string): string {
   return JSON.stringify({
@@ -131,25 +142,26 @@ async function main(): Promise<void> {
     const signingSecret = `whsec_${randomBytes(32).toString('base64')}`;
     receiver = await startEventsReceiver(ca, signingSecret);
     const domain = cloud.tenant.domain;
+    const hostEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...cloud.settings(),
+      AzureWebJobsStorage: azurite.connectionString,
+      NODE_EXTRA_CA_CERTS: caPath,
+      WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}`,
+      ALLOWED_WATCH_MAILBOXES: `*@${domain}`,
+      EVENTS_WEBHOOK_URL: receiver.url,
+      EVENTS_SIGNING_SECRET: signingSecret,
+      PORT: String(port),
+      HTTPS_PORT: String(httpsPort),
+      SANDBOX_CA_DIR: join(sandboxDir, 'ca'),
+      SANDBOX_PROJECT_ROOT: packageDir,
+      SANDBOX_FUNCTION_KEY: functionKey,
+      SANDBOX_MASTER_KEY: masterKey,
+    };
     host = spawn(process.execPath, [join(root, 'dist', 'test', 'sandbox', 'host', 'main.js')], {
       cwd: root,
       stdio: ['ignore', 'inherit', 'inherit'],
-      env: {
-        ...process.env,
-        ...cloud.settings(),
-        AzureWebJobsStorage: azurite.connectionString,
-        NODE_EXTRA_CA_CERTS: caPath,
-        WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}`,
-        ALLOWED_WATCH_MAILBOXES: `*@${domain}`,
-        EVENTS_WEBHOOK_URL: receiver.url,
-        EVENTS_SIGNING_SECRET: signingSecret,
-        PORT: String(port),
-        HTTPS_PORT: String(httpsPort),
-        SANDBOX_CA_DIR: join(sandboxDir, 'ca'),
-        SANDBOX_PROJECT_ROOT: packageDir,
-        SANDBOX_FUNCTION_KEY: functionKey,
-        SANDBOX_MASTER_KEY: masterKey,
-      },
+      env: hostEnv,
     });
     host.on('exit', (code) => {
       if (!stopping) {
@@ -161,6 +173,15 @@ async function main(): Promise<void> {
     await waitForHealth(`${base}/api/health`, host);
 
     const users = [...cloud.tenant.users.values()].map((u) => u.mail);
+    const senders = (hostEnv.ALLOWED_SENDERS ?? '').split(',').map((s) => s.trim());
+    const exports = shellExports({
+      GW: base,
+      KEY: functionKey,
+      MASTER_KEY: masterKey,
+      GRAPH: cloud.graph.url,
+      CA: caPath,
+      EVENTS: receiver.url,
+    });
     console.log(
       [
         '',
@@ -171,38 +192,43 @@ async function main(): Promise<void> {
         `  Master key    ${masterKey}   (admin functions; set SANDBOX_MASTER_KEY to choose)`,
         `  Entra ID      ${cloud.entra.url}  tenant ${cloud.tenant.tenantId}, app ${cloud.app.clientId}`,
         `  Key Vault     ${cloud.keyVault.url}  credential '${cloud.credentialName}' (certificate)`,
-        `  Graph         ${cloud.graph.url}/v1.0  mailboxes: ${users.join(', ')}`,
+        `  Graph         ${cloud.graph.url}  (API under /v1.0, inspection under /_emulator) mailboxes: ${users.join(', ')}`,
         `  Storage       Azurite ${azurite.queueUrl} (queues), ${azurite.tableUrl} (tables)`,
         `  Events        queue 'mail-events', and the signed webhook ${receiver.url} (this console prints each one)`,
         `  Test CA       ${caPath}`,
         `  Package       ${packageDir}  (the bundle \`npm run deploy\` publishes)`,
+        `  Senders       ALLOWED_SENDERS=${senders.join(',')}`,
+        '',
+        "Paste this into your shell first; the commands below and the README's sandbox commands use it:",
+        '',
+        `  ${exports}`,
         '',
         'Try:',
-        `  curl ${base}/api/health`,
+        '  curl "$GW/api/health"',
         '',
-        '  # send a mail with an attachment as alerts@ (ALLOWED_SENDERS: alerts@, billing@, support@)',
-        `  curl -i -X POST ${base}/api/mail/send -H "x-functions-key: ${functionKey}" -H "content-type: application/json" \\`,
-        `    -d '${firstMail(cloud.tenant.domain)}'`,
+        `  # send a mail with an attachment as alerts@ (if ALLOWED_SENDERS allows it)`,
+        '  curl -i -X POST "$GW/api/mail/send" -H "x-functions-key: $KEY" -H "content-type: application/json" \\',
+        `    -d '${firstMail(domain)}'`,
         '',
         "  # see it arrive in the recipient's emulated Inbox",
-        `  curl --cacert ${caPath} ${cloud.graph.url}/_emulator/mailboxes/someone@${cloud.tenant.domain}/inbox`,
+        `  curl --cacert "$CA" "$GRAPH/_emulator/mailboxes/someone@${domain}/inbox"`,
         '',
-        `  # watch support@ (ALLOWED_WATCH_MAILBOXES: *@${domain}); the answer has its subscriptionId`,
-        `  curl -X PUT -H "x-functions-key: ${functionKey}" ${base}/api/mailboxes/support@${domain}`,
+        `  # watch support@ (ALLOWED_WATCH_MAILBOXES: *@${domain}); SUB = its subscription id`,
+        `  SUB=$(curl -sS -X PUT -H "x-functions-key: $KEY" "$GW/api/mailboxes/support@${domain}" | ${JSON_FIELD('subscriptionId')})`,
         '',
         '  # mail it: a mail.received event appears in this console and in the list of received events',
-        `  curl -X POST ${base}/api/mail/send -H "x-functions-key: ${functionKey}" -H "content-type: application/json" \\`,
+        '  curl -X POST "$GW/api/mail/send" -H "x-functions-key: $KEY" -H "content-type: application/json" \\',
         `    -d '{"from":"alerts@${domain}","to":["support@${domain}"],"subject":"Watch me","text":"hi"}'`,
-        `  curl --cacert ${caPath} ${receiver.url}`,
+        '  curl --cacert "$CA" "$EVENTS"',
         '',
-        '  # lose notifications, then have Graph say so: the gateway catches up with delta (SUB = the subscriptionId)',
-        `  curl --cacert ${caPath} -X POST "${cloud.graph.url}/_emulator/subscriptions/$SUB/drop-notifications?on=true"`,
+        '  # lose notifications, then have Graph say so: the gateway catches up with delta',
+        '  curl --cacert "$CA" -X POST "$GRAPH/_emulator/subscriptions/$SUB/drop-notifications?on=true"',
         '  #   ... send support@ a mail or two (as above): no event ...',
-        `  curl --cacert ${caPath} -X POST "${cloud.graph.url}/_emulator/subscriptions/$SUB/drop-notifications?on=false"`,
-        `  curl --cacert ${caPath} -X POST "${cloud.graph.url}/_emulator/subscriptions/$SUB/lifecycle?event=missed"`,
+        '  curl --cacert "$CA" -X POST "$GRAPH/_emulator/subscriptions/$SUB/drop-notifications?on=false"',
+        '  curl --cacert "$CA" -X POST "$GRAPH/_emulator/subscriptions/$SUB/lifecycle?event=missed"',
         '',
         `  # is everything wired right? (admin)`,
-        `  curl -H "x-functions-key: ${masterKey}" ${base}/api/diagnostics`,
+        '  curl -H "x-functions-key: $MASTER_KEY" "$GW/api/diagnostics"',
         '',
         'Ctrl+C stops everything.',
         '',
