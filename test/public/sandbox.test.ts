@@ -66,6 +66,8 @@ function sandboxEnv(dir: string, port: number, httpsPort: number): NodeJS.Proces
     SANDBOX_PACKAGE_DIR: process.env.TEST_PACKAGE_DIR,
     SANDBOX_FUNCTION_KEY: FUNCTION_KEY,
     SANDBOX_MASTER_KEY: MASTER_KEY,
+    // A policy of the developer's own, which the sandbox must honour (its default also allows billing@ and support@).
+    ALLOWED_SENDERS: 'alerts@contoso.com',
   };
 }
 
@@ -172,6 +174,17 @@ describe('npm start (the sandbox, built by npm test)', () => {
     const packageDir = process.env.TEST_PACKAGE_DIR!;
     expect(banner).toContain(`Local Functions host for ${packageDir} is listening`);
     expect(banner).toContain(`Package       ${packageDir}`);
+  });
+
+  it('honours ALLOWED_SENDERS from the environment, and says so in the banner', async () => {
+    expect(banner).toContain('Senders       ALLOWED_SENDERS=alerts@contoso.com\n');
+    const res = await fetch(`${base}/api/mail/send`, {
+      method: 'POST',
+      headers: { 'x-functions-key': FUNCTION_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ from: 'billing@contoso.com', to: ['someone@contoso.com'], subject: 'x', text: 'x' }),
+    });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ type: expect.stringMatching(/sender-not-allowed$/) as unknown });
   });
 
   it('serves /api/health anonymously', async () => {
@@ -309,35 +322,33 @@ describe('npm start on a busy port', () => {
   });
 });
 
-describe('the functions host with a bad configuration', () => {
-  it('stops at start-up naming the missing setting', async () => {
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      PORT: String(await freePort()),
-      SANDBOX_FUNCTION_KEY: FUNCTION_KEY,
-      SANDBOX_MASTER_KEY: MASTER_KEY,
-    };
-    for (const name of [
-      'ENTRA_TENANT_ID',
-      'ENTRA_CLIENT_ID',
-      'KEY_VAULT_URL',
-      'APP_CREDENTIAL_NAME',
-      'AzureWebJobsStorage',
-    ])
-      delete env[name];
-    env.ENTRA_TENANT_ID = 'contoso.onmicrosoft.com';
-    env.KEY_VAULT_URL = 'https://kv.vault.azure.net';
-    env.APP_CREDENTIAL_NAME = 'cred';
-    env.AzureWebJobsStorage = 'UseDevelopmentStorage=true';
-    const host = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'host', 'main.js')], {
-      cwd: ROOT,
-      env,
-    });
-    let output = '';
-    host.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    host.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const code = await new Promise<number | null>((r) => host.once('exit', r));
-    expect(code).not.toBe(0);
-    expect(output).toContain('ENTRA_CLIENT_ID is missing');
+describe('npm start with a setting the sandbox wires itself', () => {
+  it('refuses to start, naming each such setting, and writes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sandbox-wired-'));
+    try {
+      const port = await freePort();
+      const env = {
+        ...sandboxEnv(dir, port, await freePort()),
+        ENTRA_CLIENT_ID: '11111111-2222-3333-4444-555555555555',
+        AzureWebJobsStorage__accountName: 'stmail',
+      };
+      const child = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], { cwd: ROOT, env });
+      let output = '';
+      const onData = (d: Buffer) => {
+        output += d.toString();
+        if (output.includes('Ctrl+C stops everything')) child.kill('SIGINT');
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      expect(code).toBe(1);
+      expect(output).toContain(
+        'The sandbox cannot start: AzureWebJobsStorage__accountName, ENTRA_CLIENT_ID are set in the environment',
+      );
+      expect(output).not.toContain('Sandbox ready');
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -15,7 +15,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { appRoot } from '../../shared/platform/packageInfo';
 import { stageFunctionPackage } from '../../tools/functionPackage';
 import { startAzurite, type RunningAzurite } from '../emulators/azurite';
@@ -24,6 +25,37 @@ import { createTestCa, writeTestCa } from '../emulators/testCa';
 import { startEventsReceiver, type EventsReceiver } from './eventsReceiver';
 import { isPortFree } from './portCheck';
 import { claimSandboxDir, SandboxDirInUseError, type SandboxDirClaim } from './sandboxDir';
+
+/**
+ * Settings that wire the gateway to the sandbox's local cloud and storage. Set in the environment they could not be
+ * honoured (the emulators decide them), so the sandbox refuses to start, naming them, rather than ignore them.
+ * Every other gateway setting in the environment (ALLOWED_SENDERS, ALLOWED_WATCH_MAILBOXES, MAX_SEND_REQUEST_MB,
+ * ...) is passed to the functions as set.
+ */
+const SANDBOX_WIRED_SETTINGS = [
+  'AZURE_CLOUD',
+  'ENTRA_TENANT_ID',
+  'ENTRA_CLIENT_ID',
+  'ENTRA_AUTHORITY_HOST',
+  'GRAPH_BASE_URL',
+  'KEY_VAULT_URL',
+  'APP_CREDENTIAL_NAME',
+  'MANAGED_IDENTITY_CLIENT_ID',
+  'IDENTITY_ENDPOINT',
+  'IDENTITY_HEADER',
+  'AzureWebJobsStorage',
+  'WEBHOOK_BASE_URL',
+  'EVENTS_WEBHOOK_URL',
+  'EVENTS_SIGNING_SECRET',
+] as const;
+
+/** The wired settings `env` sets (non-blank), including any `AzureWebJobsStorage__*` property. */
+function wiredSettingsIn(env: NodeJS.ProcessEnv): string[] {
+  return Object.keys(env)
+    .filter((name) => (SANDBOX_WIRED_SETTINGS as readonly string[]).includes(name.split('__')[0]))
+    .filter((name) => (env[name] ?? '').trim() !== '')
+    .sort();
+}
 
 function latency(spec: string | undefined): { min: number; max: number } {
   const match = /^(\d+)(?:-(\d+))?$/.exec(spec ?? '20-80');
@@ -45,6 +77,17 @@ async function waitForHealth(url: string, host: ChildProcess, timeoutMs = 30_000
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs / 1000} s`);
+}
+
+/**
+ * The CA file the functions trust: the sandbox's CA, plus the CAs of a NODE_EXTRA_CA_CERTS set in the environment
+ * (e.g. a corporate proxy's), so that setting is honoured rather than replaced.
+ */
+function trustBundle(caPath: string, extra: string | undefined): string {
+  if (!extra?.trim() || !existsSync(extra)) return caPath;
+  const bundle = join(dirname(caPath), 'trusted.pem');
+  writeFileSync(bundle, `${readFileSync(caPath, 'utf8')}\n${readFileSync(extra, 'utf8')}`);
+  return bundle;
 }
 
 /** A node one-liner that prints one field of the JSON on its stdin (no jq needed). */
@@ -82,6 +125,15 @@ async function main(): Promise<void> {
   const functionKey = process.env.SANDBOX_FUNCTION_KEY || randomBytes(24).toString('base64url');
   const masterKey = process.env.SANDBOX_MASTER_KEY || randomBytes(24).toString('base64url');
   // Before anything is written: a second sandbox must not replace the running one's CA, package or banner.
+  const wired = wiredSettingsIn(process.env);
+  if (wired.length > 0) {
+    console.error(
+      `The sandbox cannot start: ${wired.join(', ')} ${wired.length === 1 ? 'is' : 'are'} set in the environment, ` +
+        `but the sandbox sets ${wired.length === 1 ? 'it' : 'them'} to its local cloud and Azurite. Unset ` +
+        `${wired.length === 1 ? 'it' : 'them'} (e.g. env -u ${wired[0]} npm start). Nothing was changed.`,
+    );
+    process.exit(1);
+  }
   for (const [name, value] of [
     ['PORT', port],
     ['HTTPS_PORT', httpsPort],
@@ -142,13 +194,16 @@ async function main(): Promise<void> {
     const signingSecret = `whsec_${randomBytes(32).toString('base64')}`;
     receiver = await startEventsReceiver(ca, signingSecret);
     const domain = cloud.tenant.domain;
+    const cloudSettings = cloud.settings();
     const hostEnv: NodeJS.ProcessEnv = {
       ...process.env,
-      ...cloud.settings(),
+      ...cloudSettings,
+      // Policies are the developer's to try: a value from the environment wins over the sandbox's default.
+      ALLOWED_SENDERS: process.env.ALLOWED_SENDERS?.trim() || cloudSettings.ALLOWED_SENDERS,
+      ALLOWED_WATCH_MAILBOXES: process.env.ALLOWED_WATCH_MAILBOXES?.trim() || `*@${domain}`,
       AzureWebJobsStorage: azurite.connectionString,
-      NODE_EXTRA_CA_CERTS: caPath,
+      NODE_EXTRA_CA_CERTS: trustBundle(caPath, process.env.NODE_EXTRA_CA_CERTS),
       WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}`,
-      ALLOWED_WATCH_MAILBOXES: `*@${domain}`,
       EVENTS_WEBHOOK_URL: receiver.url,
       EVENTS_SIGNING_SECRET: signingSecret,
       PORT: String(port),
@@ -213,7 +268,7 @@ async function main(): Promise<void> {
         "  # see it arrive in the recipient's emulated Inbox",
         `  curl --cacert "$CA" "$GRAPH/_emulator/mailboxes/someone@${domain}/inbox"`,
         '',
-        `  # watch support@ (ALLOWED_WATCH_MAILBOXES: *@${domain}); SUB = its subscription id`,
+        `  # watch support@ (ALLOWED_WATCH_MAILBOXES=${hostEnv.ALLOWED_WATCH_MAILBOXES}); SUB = its subscription id`,
         `  SUB=$(curl -sS -X PUT -H "x-functions-key: $KEY" "$GW/api/mailboxes/support@${domain}" | ${JSON_FIELD('subscriptionId')})`,
         '',
         '  # mail it: a mail.received event appears in this console and in the list of received events',
