@@ -322,6 +322,26 @@ describe('npm start on a busy port', () => {
   });
 });
 
+describe('npm start with a malformed setting of its own in the environment', () => {
+  it('stops at once, naming the setting, without its value', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sandbox-bad-setting-'));
+    try {
+      const env = { ...sandboxEnv(dir, await freePort(), await freePort()), ALLOWED_SENDERS: 'everyone-here' };
+      const child = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], { cwd: ROOT, env });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      expect(code).toBe(1);
+      expect(output).toMatch(/The sandbox could not start: Fix these app settings[^\n]*: ALLOWED_SENDERS must be/);
+      expect(output).not.toContain('Sandbox ready');
+      expect(output).not.toMatch(/did not answer 200/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describe('npm start with a setting the sandbox wires itself', () => {
   it('refuses to start, naming each such setting, and writes nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sandbox-wired-'));

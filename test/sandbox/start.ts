@@ -68,12 +68,16 @@ async function waitForHealth(url: string, host: ChildProcess, timeoutMs = 30_000
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (host.exitCode !== null) throw new Error(`the functions host exited with code ${host.exitCode}`);
+    let invalid: { type?: string; detail?: string } | undefined;
     try {
       const res = await fetch(url);
       if (res.status === 200) return;
+      if (res.status === 503) invalid = (await res.json()) as { type?: string; detail?: string };
     } catch {
       // not listening yet
     }
+    // A setting from the environment (e.g. ALLOWED_SENDERS) is malformed: waiting will not fix it.
+    if (invalid?.type?.endsWith('/configuration-invalid')) throw new Error(invalid.detail);
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs / 1000} s`);
