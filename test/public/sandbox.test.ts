@@ -336,6 +336,7 @@ describe('npm start with a malformed setting of its own in the environment', () 
       expect(output).toMatch(/The sandbox could not start: Fix these app settings[^\n]*: ALLOWED_SENDERS must be/);
       expect(output).not.toContain('Sandbox ready');
       expect(output).not.toMatch(/did not answer 200/);
+      expect(output).not.toContain('everyone-here');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
