@@ -1,9 +1,10 @@
 import { app } from '@azure/functions';
+import { whenConfigured } from '../shared/platform/configGate';
 import { diagnosticsResponse } from '../shared/diagnostics/diagnosticsResponse';
 
 app.http('diagnostics', {
   methods: ['GET'],
   authLevel: 'admin',
   route: 'diagnostics',
-  handler: () => diagnosticsResponse(),
+  handler: whenConfigured(() => diagnosticsResponse()),
 });

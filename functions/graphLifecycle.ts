@@ -1,4 +1,5 @@
 import { app } from '@azure/functions';
+import { whenConfigured } from '../shared/platform/configGate';
 import { getReceiverDependencies } from '../shared/platform/runtime';
 import { receiveGraphNotifications } from '../shared/watch/notificationReceiver';
 
@@ -7,5 +8,5 @@ app.http('graphLifecycle', {
   methods: ['POST'],
   authLevel: 'anonymous',
   route: 'graph/lifecycle',
-  handler: (request, context) => receiveGraphNotifications(request, context, getReceiverDependencies()),
+  handler: whenConfigured((request, context) => receiveGraphNotifications(request, context, getReceiverDependencies())),
 });

@@ -1,4 +1,5 @@
 import { app } from '@azure/functions';
+import { whenConfigured } from '../shared/platform/configGate';
 import { getReceiverDependencies } from '../shared/platform/runtime';
 import { receiveGraphNotifications } from '../shared/watch/notificationReceiver';
 
@@ -7,5 +8,5 @@ app.http('graphNotifications', {
   methods: ['POST'],
   authLevel: 'anonymous',
   route: 'graph/notifications',
-  handler: (request, context) => receiveGraphNotifications(request, context, getReceiverDependencies()),
+  handler: whenConfigured((request, context) => receiveGraphNotifications(request, context, getReceiverDependencies())),
 });

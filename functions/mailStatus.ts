@@ -1,4 +1,5 @@
 import { app } from '@azure/functions';
+import { whenConfigured } from '../shared/platform/configGate';
 import { handleMailStatus } from '../shared/outbox/mailStatusHandler';
 import { getMailStatusDependencies } from '../shared/platform/runtime';
 
@@ -6,5 +7,5 @@ app.http('mailStatus', {
   methods: ['GET'],
   authLevel: 'function',
   route: 'mail/{id}',
-  handler: (request, context) => handleMailStatus(request, context, getMailStatusDependencies()),
+  handler: whenConfigured((request, context) => handleMailStatus(request, context, getMailStatusDependencies())),
 });

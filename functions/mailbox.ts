@@ -1,4 +1,5 @@
 import { app } from '@azure/functions';
+import { whenConfigured } from '../shared/platform/configGate';
 import { getMailboxApiDependencies } from '../shared/platform/runtime';
 import { handleMailboxes } from '../shared/watch/mailboxApi';
 
@@ -6,5 +7,5 @@ app.http('mailbox', {
   methods: ['GET', 'PUT', 'DELETE'],
   authLevel: 'function',
   route: 'mailboxes/{mailbox}',
-  handler: (request, context) => handleMailboxes(request, context, getMailboxApiDependencies()),
+  handler: whenConfigured((request, context) => handleMailboxes(request, context, getMailboxApiDependencies())),
 });

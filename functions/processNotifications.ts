@@ -1,10 +1,15 @@
 import { app } from '@azure/functions';
+import { isConfigured } from '../shared/platform/configGate';
 import { getProcessorDependencies } from '../shared/platform/runtime';
 import { processNotification } from '../shared/watch/notificationProcessor';
 import { NOTIFICATIONS_QUEUE } from '../shared/watch/notificationReceiver';
 
-app.storageQueue('processNotifications', {
-  queueName: NOTIFICATIONS_QUEUE,
-  connection: 'AzureWebJobsStorage',
-  handler: (message, context) => processNotification(message, context, getProcessorDependencies()),
-});
+// Registered only with valid settings (configGate.ts): until then its messages wait in the queue untouched,
+// instead of failing their retries into the poison queue.
+if (isConfigured()) {
+  app.storageQueue('processNotifications', {
+    queueName: NOTIFICATIONS_QUEUE,
+    connection: 'AzureWebJobsStorage',
+    handler: (message, context) => processNotification(message, context, getProcessorDependencies()),
+  });
+}

@@ -1,11 +1,16 @@
 import { app } from '@azure/functions';
+import { isConfigured } from '../shared/platform/configGate';
 import { renewalScheduleSetting } from '../shared/platform/config';
 import { getRenewalDependencies } from '../shared/platform/runtime';
 import { runRenewal } from '../shared/watch/renewalTimer';
 
-app.timer('renewSubscriptions', {
-  schedule: renewalScheduleSetting(),
-  handler: async (_timer, context) => {
-    await runRenewal(context, getRenewalDependencies());
-  },
-});
+// Registered only with valid settings (configGate.ts): unregistered, the timer never fires into a failure, and a
+// malformed RENEWAL_SCHEDULE is reported by /api/health instead of stopping the host.
+if (isConfigured()) {
+  app.timer('renewSubscriptions', {
+    schedule: renewalScheduleSetting(),
+    handler: async (_timer, context) => {
+      await runRenewal(context, getRenewalDependencies());
+    },
+  });
+}

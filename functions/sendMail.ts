@@ -1,4 +1,5 @@
 import { app } from '@azure/functions';
+import { whenConfigured } from '../shared/platform/configGate';
 import { handleSendMail } from '../shared/mail/sendMailHandler';
 import { getSendMailDependencies } from '../shared/platform/runtime';
 
@@ -6,5 +7,5 @@ app.http('sendMail', {
   methods: ['POST'],
   authLevel: 'function',
   route: 'mail/send',
-  handler: (request, context) => handleSendMail(request, context, getSendMailDependencies()),
+  handler: whenConfigured((request, context) => handleSendMail(request, context, getSendMailDependencies())),
 });

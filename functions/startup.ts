@@ -1,12 +1,19 @@
 import { app } from '@azure/functions';
-import { getConfig } from '../shared/platform/config';
+import { configurationProblems } from '../shared/platform/config';
 import { enableHttpStreaming } from '../shared/platform/httpStreaming';
 
 // Request bodies reach the handlers as streams (see httpStreaming.ts); set before the worker asks for capabilities.
 enableHttpStreaming();
 
-// Not a function: validates every setting when the worker starts, so a missing or malformed one stops start-up
-// with a message naming it instead of failing the first request.
+// Not a function: validates every setting when the worker starts and logs each bad one by name. It does not stop
+// start-up: a host that never starts shows an operator nothing, while a running one answers /api/health and every
+// function with 503 configuration-invalid naming the settings, and leaves the queues alone (configGate.ts).
 app.hook.appStart(() => {
-  getConfig();
+  const problems = configurationProblems();
+  if (problems.length > 0) {
+    console.error(
+      `Invalid configuration: every function answers 503 configuration-invalid, and the queue and timer functions ` +
+        `are not registered (queued messages wait) until these app settings are fixed:\n  - ${problems.join('\n  - ')}`,
+    );
+  }
 });

@@ -4,7 +4,8 @@
  * Key Vault call.
  */
 import type { HttpResponseInit } from '@azure/functions';
-import { ConfigError, getConfig } from '../platform/config';
+import { getConfig } from '../platform/config';
+import { configurationProblem } from '../platform/configGate';
 import { APP_VERSION } from '../platform/packageInfo';
 import { problem, problemResponse } from '../platform/problem';
 import { CachedStorageProbe, probeStorage } from './storageProbe';
@@ -21,17 +22,9 @@ let storageProbe: CachedStorageProbe | undefined;
  * settings or the storage service that fails.
  */
 export async function healthResponse(): Promise<HttpResponseInit> {
-  let config;
-  try {
-    config = getConfig();
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    return problemResponse(
-      problem(503, 'configuration-invalid', 'The gateway is not configured', err.problems.join('; '), {
-        settings: err.problems,
-      }),
-    );
-  }
+  const invalid = configurationProblem();
+  if (invalid) return problemResponse(invalid);
+  const config = getConfig();
   const probeConfig = config;
   storageProbe ??= new CachedStorageProbe(() => probeStorage(probeConfig), HEALTH_STORAGE_CACHE_MS);
   const storage = await storageProbe.check();

@@ -1,7 +1,8 @@
 /**
  * The gateway's configuration: every app setting it reads, read once, typed and validated.
  *
- * A missing or malformed setting stops start-up with a {@link ConfigError} naming each bad setting. The same
+ * A missing or malformed setting is a {@link ConfigError} naming each bad setting (see configGate.ts for what the
+ * app then does: health and every function answer 503, queue and timer triggers stay unregistered). The same
  * list ({@link SETTINGS}) is what `local.settings.sample.json`, `infra/` and the README document; a test holds
  * them equal.
  */
@@ -531,6 +532,26 @@ let cached: GatewayConfig | undefined;
 export function getConfig(): GatewayConfig {
   cached ??= loadConfig(process.env);
   return cached;
+}
+
+/**
+ * What is wrong with the process's settings: `[]` when {@link getConfig} succeeds, else one line per bad setting
+ * (each starting with its name, never quoting its value). Invalid settings are read again on each call: fixing one
+ * in Azure restarts the app anyway, and the check is cheap.
+ */
+export function configurationProblems(): readonly string[] {
+  try {
+    getConfig();
+    return [];
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+}
+
+/** The setting names a list of problems names (each problem starts with one), in order, each once. */
+export function problemSettingNames(problems: readonly string[]): string[] {
+  return [...new Set(problems.map((p) => p.split(' ')[0]))];
 }
 
 function parseMailboxPolicy(value: string): MailboxPolicy {

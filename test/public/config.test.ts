@@ -1,8 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { OUTBOX_QUEUE, OutboxStore } from '../../shared/outbox/outboxStore';
 import { CLOUD_NAMES, CLOUDS } from '../../shared/platform/clouds';
 import { ConfigError, loadConfig, SETTINGS } from '../../shared/platform/config';
+import { createQueueClient } from '../../shared/platform/storage';
 import { MAX_DEQUEUE_COUNT } from '../../shared/watch/notificationProcessor';
+import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -280,4 +285,108 @@ describe('the settings list is documented everywhere', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     for (const setting of SETTINGS) expect(readme).toContain(`\`${setting.name}\``);
   });
+});
+
+describe('the functions host with bad settings (a deployment an operator must be able to diagnose)', () => {
+  let env: TestCloud;
+  let host: FunctionsHostProcess | undefined;
+  // Values that must never be shown: a malformed client id and a sender policy that is not one.
+  const BAD_CLIENT_ID = 'mail-gateway-client-7f3a';
+  const BAD_SENDERS = 'everyone-at-contoso';
+
+  beforeAll(async () => {
+    // Storage of its own: no other test file's host may consume this file's outbox message.
+    env = await startTestCloud({ privateStorage: true });
+  });
+  afterAll(async () => {
+    await host?.stop();
+    await env?.close();
+  });
+
+  it('runs; health and every HTTP function answer 503 naming the settings; queued mail waits untouched until they are fixed', async () => {
+    // A mail accepted before the bad deployment, waiting on the outbox queue.
+    const outbox = OutboxStore.fromConfig(env.config);
+    const id = randomUUID();
+    const subject = `Waits for its settings ${id}`;
+    await outbox.accept(
+      {
+        id,
+        mailbox: 'alerts@contoso.com',
+        recipients: 1,
+        internetMessageId: `<${id.replace(/-/g, '')}.outbox@contoso.com>`,
+        saveToSentItems: true,
+      },
+      Buffer.from(
+        JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'hi' }),
+        'utf8',
+      ),
+    );
+
+    host = await startFunctionsHost({ ...env.settings, ENTRA_CLIENT_ID: BAD_CLIENT_ID, ALLOWED_SENDERS: BAD_SENDERS });
+    const expectInvalid = async (res: Response, what: string) => {
+      const text = await res.text();
+      expect({ what, status: res.status, type: res.headers.get('content-type') }).toEqual({
+        what,
+        status: 503,
+        type: 'application/problem+json',
+      });
+      const body = JSON.parse(text) as { type: string; settings: string[]; detail: string };
+      expect(body.type).toMatch(/\/configuration-invalid$/);
+      expect(body.settings).toEqual(['ENTRA_CLIENT_ID', 'ALLOWED_SENDERS']);
+      expect(body.detail).toMatch(/ENTRA_CLIENT_ID must be a GUID/);
+      expect(text).not.toContain(BAD_CLIENT_ID);
+      expect(text).not.toContain(BAD_SENDERS);
+    };
+    await expectInvalid(await fetch(`${host.url}/api/health`), 'health');
+    const key = { 'x-functions-key': host.functionKey };
+    const json = { ...key, 'content-type': 'application/json' };
+    const calls: [string, string, RequestInit][] = [
+      [
+        'send',
+        '/api/mail/send',
+        {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 'x', text: 'x' }),
+        },
+      ],
+      ['status', `/api/mail/${id}`, { headers: key }],
+      ['list', '/api/mailboxes', { headers: key }],
+      ['watch', '/api/mailboxes/support@contoso.com', { method: 'PUT', headers: key }],
+      ['notifications', '/api/graph/notifications', { method: 'POST', headers: json, body: '{"value":[]}' }],
+      ['lifecycle', '/api/graph/lifecycle', { method: 'POST', headers: json, body: '{"value":[]}' }],
+      ['diagnostics', '/api/diagnostics', { headers: { 'x-functions-key': host.masterKey } }],
+    ];
+    for (const [what, path, init] of calls) await expectInvalid(await fetch(`${host.url}${path}`, init), what);
+    // Keys are still enforced first, as the host does it.
+    expect((await fetch(`${host.url}/api/mail/${id}`)).status).toBe(401);
+
+    // The operator's log names the settings, not their values; the queue and timer functions are not registered.
+    const output = host.output();
+    expect(output).toMatch(/Invalid configuration[^\n]*\n\s+- ENTRA_CLIENT_ID must be a GUID/);
+    expect(output).not.toContain(BAD_CLIENT_ID);
+    expect(output).not.toContain(BAD_SENDERS);
+    expect(output).toMatch(/\/api\/mail\/send \[function\]/);
+    expect(output).not.toMatch(/queueTrigger|timerTrigger/);
+
+    // Several of the host's poll intervals (at most 2 s) later, nobody has read the mail's message: not retried,
+    // not poisoned, not sent.
+    await new Promise((r) => setTimeout(r, 6_000));
+    const queue = createQueueClient(env.config, OUTBOX_QUEUE);
+    const peeked = await queue.peekMessages({ numberOfMessages: 32 });
+    expect(peeked.peekedMessageItems.map((m) => m.dequeueCount)).toEqual([0]);
+    expect(await createQueueClient(env.config, `${OUTBOX_QUEUE}-poison`).exists()).toBe(false);
+    expect((await outbox.get(id))?.record.status).toBe('queued');
+    expect(env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject)).toHaveLength(0);
+
+    // Settings fixed (Azure restarts the app): the mail is sent, once.
+    await host.stop();
+    host = await startFunctionsHost(env.settings);
+    for (let i = 0; i < 150 && (await outbox.get(id))?.record.status !== 'sent'; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect((await outbox.get(id))?.record.status).toBe('sent');
+    expect(env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject)).toHaveLength(1);
+    expect((await fetch(`${host.url}/api/health`)).status).toBe(200);
+  }, 120_000);
 });

@@ -4,17 +4,19 @@
  * in the local Functions host as a child process that trusts the CA (NODE_EXTRA_CA_CERTS is read only at start).
  *
  * The functions run from the deployment package `npm run deploy` ships (tools/functionPackage.ts), staged in
- * `.sandbox/package`. When PORT or HTTPS_PORT is taken (another sandbox?) it stops at once and touches nothing.
+ * `.sandbox/<PORT>/package`. Each sandbox works in its own folder `.sandbox/<PORT>/`, locked with its pid
+ * (sandboxDir.ts), so a second sandbox on other ports leaves the first's CA and package alone. When PORT or
+ * HTTPS_PORT is taken, or the folder belongs to a running sandbox, it stops at once and touches nothing.
  *
  * Environment: PORT (default 7071), HTTPS_PORT (default 7443: the same functions over HTTPS, which Graph's webhooks
  * call), SANDBOX_FUNCTION_KEY / SANDBOX_MASTER_KEY (default random), SANDBOX_GRAPH_LATENCY_MS (e.g. `50-150`, default
- * `20-80`), SANDBOX_DOMAIN (default contoso.com), SANDBOX_DIR (its working folder, default `.sandbox`: the CA and the
- * package), SANDBOX_PACKAGE_DIR (run an already staged package instead of staging one, as the tests do).
+ * `20-80`), SANDBOX_DOMAIN (default contoso.com), SANDBOX_DIR (the folder holding each sandbox's `<PORT>` folder, default
+ * `.sandbox`), SANDBOX_PACKAGE_DIR (run an already staged package instead of staging one, as the tests do).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { appRoot } from '../../shared/platform/packageInfo';
 import { stageFunctionPackage } from '../../tools/functionPackage';
 import { startAzurite, type RunningAzurite } from '../emulators/azurite';
@@ -22,6 +24,38 @@ import { LocalCloud } from '../emulators/localCloud';
 import { createTestCa, writeTestCa } from '../emulators/testCa';
 import { startEventsReceiver, type EventsReceiver } from './eventsReceiver';
 import { isPortFree } from './portCheck';
+import { claimSandboxDir, SandboxDirInUseError, type SandboxDirClaim } from './sandboxDir';
+
+/**
+ * Settings that wire the gateway to the sandbox's local cloud and storage. Set in the environment they could not be
+ * honoured (the emulators decide them), so the sandbox refuses to start, naming them, rather than ignore them.
+ * Every other gateway setting in the environment (ALLOWED_SENDERS, ALLOWED_WATCH_MAILBOXES, MAX_SEND_REQUEST_MB,
+ * ...) is passed to the functions as set.
+ */
+const SANDBOX_WIRED_SETTINGS = [
+  'AZURE_CLOUD',
+  'ENTRA_TENANT_ID',
+  'ENTRA_CLIENT_ID',
+  'ENTRA_AUTHORITY_HOST',
+  'GRAPH_BASE_URL',
+  'KEY_VAULT_URL',
+  'APP_CREDENTIAL_NAME',
+  'MANAGED_IDENTITY_CLIENT_ID',
+  'IDENTITY_ENDPOINT',
+  'IDENTITY_HEADER',
+  'AzureWebJobsStorage',
+  'WEBHOOK_BASE_URL',
+  'EVENTS_WEBHOOK_URL',
+  'EVENTS_SIGNING_SECRET',
+] as const;
+
+/** The wired settings `env` sets (non-blank), including any `AzureWebJobsStorage__*` property. */
+function wiredSettingsIn(env: NodeJS.ProcessEnv): string[] {
+  return Object.keys(env)
+    .filter((name) => (SANDBOX_WIRED_SETTINGS as readonly string[]).includes(name.split('__')[0]))
+    .filter((name) => (env[name] ?? '').trim() !== '')
+    .sort();
+}
 
 function latency(spec: string | undefined): { min: number; max: number } {
   const match = /^(\d+)(?:-(\d+))?$/.exec(spec ?? '20-80');
@@ -34,15 +68,41 @@ async function waitForHealth(url: string, host: ChildProcess, timeoutMs = 30_000
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (host.exitCode !== null) throw new Error(`the functions host exited with code ${host.exitCode}`);
+    let invalid: { type?: string; detail?: string } | undefined;
     try {
       const res = await fetch(url);
       if (res.status === 200) return;
+      if (res.status === 503) invalid = (await res.json()) as { type?: string; detail?: string };
     } catch {
       // not listening yet
     }
+    // A setting from the environment (e.g. ALLOWED_SENDERS) is malformed: waiting will not fix it.
+    if (invalid?.type?.endsWith('/configuration-invalid')) throw new Error(invalid.detail);
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs / 1000} s`);
+}
+
+/**
+ * The CA file the functions trust: the sandbox's CA, plus the CAs of a NODE_EXTRA_CA_CERTS set in the environment
+ * (e.g. a corporate proxy's), so that setting is honoured rather than replaced.
+ */
+function trustBundle(caPath: string, extra: string | undefined): string {
+  if (!extra?.trim() || !existsSync(extra)) return caPath;
+  const bundle = join(dirname(caPath), 'trusted.pem');
+  writeFileSync(bundle, `${readFileSync(caPath, 'utf8')}\n${readFileSync(extra, 'utf8')}`);
+  return bundle;
+}
+
+/** A node one-liner that prints one field of the JSON on its stdin (no jq needed). */
+const JSON_FIELD = (field: string) => `node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).${field}'`;
+
+/** One `export` line setting each variable, each value single-quoted for POSIX shells (paths may hold spaces). */
+function shellExports(vars: Record<string, string>): string {
+  const quote = (v: string) => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+  return `export ${Object.entries(vars)
+    .map(([name, value]) => `${name}=${quote(value)}`)
+    .join(' ')}`;
 }
 
 /** The first mail the banner suggests: text plus a small attachment. */
@@ -69,6 +129,15 @@ async function main(): Promise<void> {
   const functionKey = process.env.SANDBOX_FUNCTION_KEY || randomBytes(24).toString('base64url');
   const masterKey = process.env.SANDBOX_MASTER_KEY || randomBytes(24).toString('base64url');
   // Before anything is written: a second sandbox must not replace the running one's CA, package or banner.
+  const wired = wiredSettingsIn(process.env);
+  if (wired.length > 0) {
+    console.error(
+      `The sandbox cannot start: ${wired.join(', ')} ${wired.length === 1 ? 'is' : 'are'} set in the environment, ` +
+        `but the sandbox sets ${wired.length === 1 ? 'it' : 'them'} to its local cloud and Azurite. Unset ` +
+        `${wired.length === 1 ? 'it' : 'them'} (e.g. env -u ${wired[0]} npm start). Nothing was changed.`,
+    );
+    process.exit(1);
+  }
   for (const [name, value] of [
     ['PORT', port],
     ['HTTPS_PORT', httpsPort],
@@ -81,8 +150,16 @@ async function main(): Promise<void> {
       process.exit(1);
     }
   }
-  const sandboxDir = resolve(process.env.SANDBOX_DIR || join(root, '.sandbox'));
-  rmSync(sandboxDir, { recursive: true, force: true });
+  // Its own folder per PORT, so the default sandbox's paths are predictable and a second one never shares them.
+  let claim: SandboxDirClaim;
+  try {
+    claim = claimSandboxDir(join(resolve(process.env.SANDBOX_DIR || join(root, '.sandbox')), String(port)));
+  } catch (err) {
+    if (!(err instanceof SandboxDirInUseError)) throw err;
+    console.error(`The sandbox cannot start: ${err.message} Nothing was changed.`);
+    process.exit(1);
+  }
+  const sandboxDir = claim.dir;
   const ca = createTestCa();
   const caPath = writeTestCa(ca, join(sandboxDir, 'ca'));
 
@@ -102,6 +179,7 @@ async function main(): Promise<void> {
     await cloud?.close();
     await receiver?.close();
     await azurite?.stop();
+    claim.release();
     process.exit(code);
   };
   process.on('SIGINT', () => void stop(0));
@@ -120,25 +198,29 @@ async function main(): Promise<void> {
     const signingSecret = `whsec_${randomBytes(32).toString('base64')}`;
     receiver = await startEventsReceiver(ca, signingSecret);
     const domain = cloud.tenant.domain;
+    const cloudSettings = cloud.settings();
+    const hostEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...cloudSettings,
+      // Policies are the developer's to try: a value from the environment wins over the sandbox's default.
+      ALLOWED_SENDERS: process.env.ALLOWED_SENDERS?.trim() || cloudSettings.ALLOWED_SENDERS,
+      ALLOWED_WATCH_MAILBOXES: process.env.ALLOWED_WATCH_MAILBOXES?.trim() || `*@${domain}`,
+      AzureWebJobsStorage: azurite.connectionString,
+      NODE_EXTRA_CA_CERTS: trustBundle(caPath, process.env.NODE_EXTRA_CA_CERTS),
+      WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}`,
+      EVENTS_WEBHOOK_URL: receiver.url,
+      EVENTS_SIGNING_SECRET: signingSecret,
+      PORT: String(port),
+      HTTPS_PORT: String(httpsPort),
+      SANDBOX_CA_DIR: join(sandboxDir, 'ca'),
+      SANDBOX_PROJECT_ROOT: packageDir,
+      SANDBOX_FUNCTION_KEY: functionKey,
+      SANDBOX_MASTER_KEY: masterKey,
+    };
     host = spawn(process.execPath, [join(root, 'dist', 'test', 'sandbox', 'host', 'main.js')], {
       cwd: root,
       stdio: ['ignore', 'inherit', 'inherit'],
-      env: {
-        ...process.env,
-        ...cloud.settings(),
-        AzureWebJobsStorage: azurite.connectionString,
-        NODE_EXTRA_CA_CERTS: caPath,
-        WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}`,
-        ALLOWED_WATCH_MAILBOXES: `*@${domain}`,
-        EVENTS_WEBHOOK_URL: receiver.url,
-        EVENTS_SIGNING_SECRET: signingSecret,
-        PORT: String(port),
-        HTTPS_PORT: String(httpsPort),
-        SANDBOX_CA_DIR: join(sandboxDir, 'ca'),
-        SANDBOX_PROJECT_ROOT: packageDir,
-        SANDBOX_FUNCTION_KEY: functionKey,
-        SANDBOX_MASTER_KEY: masterKey,
-      },
+      env: hostEnv,
     });
     host.on('exit', (code) => {
       if (!stopping) {
@@ -150,6 +232,15 @@ async function main(): Promise<void> {
     await waitForHealth(`${base}/api/health`, host);
 
     const users = [...cloud.tenant.users.values()].map((u) => u.mail);
+    const senders = (hostEnv.ALLOWED_SENDERS ?? '').split(',').map((s) => s.trim());
+    const exports = shellExports({
+      GW: base,
+      KEY: functionKey,
+      MASTER_KEY: masterKey,
+      GRAPH: cloud.graph.url,
+      CA: caPath,
+      EVENTS: receiver.url,
+    });
     console.log(
       [
         '',
@@ -160,38 +251,43 @@ async function main(): Promise<void> {
         `  Master key    ${masterKey}   (admin functions; set SANDBOX_MASTER_KEY to choose)`,
         `  Entra ID      ${cloud.entra.url}  tenant ${cloud.tenant.tenantId}, app ${cloud.app.clientId}`,
         `  Key Vault     ${cloud.keyVault.url}  credential '${cloud.credentialName}' (certificate)`,
-        `  Graph         ${cloud.graph.url}/v1.0  mailboxes: ${users.join(', ')}`,
+        `  Graph         ${cloud.graph.url}  (API under /v1.0, inspection under /_emulator) mailboxes: ${users.join(', ')}`,
         `  Storage       Azurite ${azurite.queueUrl} (queues), ${azurite.tableUrl} (tables)`,
         `  Events        queue 'mail-events', and the signed webhook ${receiver.url} (this console prints each one)`,
         `  Test CA       ${caPath}`,
         `  Package       ${packageDir}  (the bundle \`npm run deploy\` publishes)`,
+        `  Senders       ALLOWED_SENDERS=${senders.join(',')}`,
+        '',
+        "Paste this into your shell first; the commands below and the README's sandbox commands use it:",
+        '',
+        `  ${exports}`,
         '',
         'Try:',
-        `  curl ${base}/api/health`,
+        '  curl "$GW/api/health"',
         '',
-        '  # send a mail with an attachment as alerts@ (ALLOWED_SENDERS: alerts@, billing@, support@)',
-        `  curl -i -X POST ${base}/api/mail/send -H "x-functions-key: ${functionKey}" -H "content-type: application/json" \\`,
-        `    -d '${firstMail(cloud.tenant.domain)}'`,
+        `  # send a mail with an attachment as alerts@ (if ALLOWED_SENDERS allows it)`,
+        '  curl -i -X POST "$GW/api/mail/send" -H "x-functions-key: $KEY" -H "content-type: application/json" \\',
+        `    -d '${firstMail(domain)}'`,
         '',
         "  # see it arrive in the recipient's emulated Inbox",
-        `  curl --cacert ${caPath} ${cloud.graph.url}/_emulator/mailboxes/someone@${cloud.tenant.domain}/inbox`,
+        `  curl --cacert "$CA" "$GRAPH/_emulator/mailboxes/someone@${domain}/inbox"`,
         '',
-        `  # watch support@ (ALLOWED_WATCH_MAILBOXES: *@${domain}); the answer has its subscriptionId`,
-        `  curl -X PUT -H "x-functions-key: ${functionKey}" ${base}/api/mailboxes/support@${domain}`,
+        `  # watch support@ (ALLOWED_WATCH_MAILBOXES=${hostEnv.ALLOWED_WATCH_MAILBOXES}); SUB = its subscription id`,
+        `  SUB=$(curl -sS -X PUT -H "x-functions-key: $KEY" "$GW/api/mailboxes/support@${domain}" | ${JSON_FIELD('subscriptionId')})`,
         '',
         '  # mail it: a mail.received event appears in this console and in the list of received events',
-        `  curl -X POST ${base}/api/mail/send -H "x-functions-key: ${functionKey}" -H "content-type: application/json" \\`,
+        '  curl -X POST "$GW/api/mail/send" -H "x-functions-key: $KEY" -H "content-type: application/json" \\',
         `    -d '{"from":"alerts@${domain}","to":["support@${domain}"],"subject":"Watch me","text":"hi"}'`,
-        `  curl --cacert ${caPath} ${receiver.url}`,
+        '  curl --cacert "$CA" "$EVENTS"',
         '',
-        '  # lose notifications, then have Graph say so: the gateway catches up with delta (SUB = the subscriptionId)',
-        `  curl --cacert ${caPath} -X POST "${cloud.graph.url}/_emulator/subscriptions/$SUB/drop-notifications?on=true"`,
+        '  # lose notifications, then have Graph say so: the gateway catches up with delta',
+        '  curl --cacert "$CA" -X POST "$GRAPH/_emulator/subscriptions/$SUB/drop-notifications?on=true"',
         '  #   ... send support@ a mail or two (as above): no event ...',
-        `  curl --cacert ${caPath} -X POST "${cloud.graph.url}/_emulator/subscriptions/$SUB/drop-notifications?on=false"`,
-        `  curl --cacert ${caPath} -X POST "${cloud.graph.url}/_emulator/subscriptions/$SUB/lifecycle?event=missed"`,
+        '  curl --cacert "$CA" -X POST "$GRAPH/_emulator/subscriptions/$SUB/drop-notifications?on=false"',
+        '  curl --cacert "$CA" -X POST "$GRAPH/_emulator/subscriptions/$SUB/lifecycle?event=missed"',
         '',
         `  # is everything wired right? (admin)`,
-        `  curl -H "x-functions-key: ${masterKey}" ${base}/api/diagnostics`,
+        '  curl -H "x-functions-key: $MASTER_KEY" "$GW/api/diagnostics"',
         '',
         'Ctrl+C stops everything.',
         '',
