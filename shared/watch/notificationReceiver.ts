@@ -57,8 +57,13 @@ export async function receiveGraphNotifications(
 ): Promise<HttpResponseInit> {
   const validationToken = request.query.get('validationToken');
   if (validationToken !== null) {
-    // URLSearchParams has already URL-decoded it, as Graph requires.
-    return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: validationToken };
+    // URLSearchParams has already URL-decoded it, as Graph requires. Anyone can make this endpoint reflect any text,
+    // so a browser must not sniff it into HTML: text/plain and nosniff, the token itself unchanged (it is Graph's).
+    return {
+      status: 200,
+      headers: { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' },
+      body: validationToken,
+    };
   }
   const parsed = await readCollection(request);
   if (!parsed.ok) return problemResponse(parsed.problem);
