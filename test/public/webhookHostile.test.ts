@@ -5,16 +5,11 @@
  * through a counting proxy in front of this file's own Azurite, so the storage lookups a POST causes are counted
  * where they happen.
  */
-import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
-import { QueueClient } from '@azure/storage-queue';
 import { startHttpServer, type RunningServer } from '../emulators/httpServer';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
-import { eventually } from '../support/watchSupport';
 
-const MiB = 1024 * 1024;
 const ROUTES = ['/api/graph/notifications', '/api/graph/lifecycle'];
 
 let env: TestCloud;
@@ -62,14 +57,17 @@ afterAll(async () => {
 });
 
 describe('the validation handshake', () => {
-  it.each(ROUTES)('%s reflects the token unchanged as text/plain with nosniff, so no browser sniffs it', async (path) => {
-    const token = '<html><script>alert(1)</script></html> a+b/c=d ü';
-    const res = await fetch(`${host.httpsUrl}${path}?validationToken=${encodeURIComponent(token)}`, {
-      method: 'POST',
-    });
-    expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
-    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
-    expect(await res.text()).toBe(token);
-  });
+  it.each(ROUTES)(
+    '%s reflects the token unchanged as text/plain with nosniff, so no browser sniffs it',
+    async (path) => {
+      const token = '<html><script>alert(1)</script></html> a+b/c=d ü';
+      const res = await fetch(`${host.httpsUrl}${path}?validationToken=${encodeURIComponent(token)}`, {
+        method: 'POST',
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(await res.text()).toBe(token);
+    },
+  );
 });
