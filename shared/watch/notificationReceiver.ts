@@ -11,6 +11,7 @@ import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
 import { problem, problemResponse } from '../platform/problem';
 import { ensureQueue } from '../platform/tables';
+import { readWebhookBody } from './webhookBody';
 import type { SubscriptionIndexEntry, WatchStore } from './watchStore';
 
 /** The queue between the webhook and `processNotifications`. */
@@ -121,8 +122,11 @@ async function readCollection(
 ): Promise<{ ok: true; items: NotificationItem[] } | { ok: false; problem: ReturnType<typeof problem> }> {
   const declared = Number(request.headers.get('content-length') ?? NaN);
   if (declared > MAX_BODY_BYTES) return { ok: false, problem: tooLarge() };
-  const raw = Buffer.from(await request.arrayBuffer());
-  if (raw.length > MAX_BODY_BYTES) return { ok: false, problem: tooLarge() };
+  // Read as it streams in: a body without Content-Length is refused at the first chunk past the cap.
+  const body = await readWebhookBody(request.body, MAX_BODY_BYTES);
+  if (body.kind === 'tooLarge') return { ok: false, problem: tooLarge() };
+  if (body.kind === 'clientGone') throw body.cause;
+  const raw = body.bytes;
   let json: unknown;
   try {
     json = JSON.parse(raw.toString('utf8'));

@@ -5,11 +5,15 @@
  * through a counting proxy in front of this file's own Azurite, so the storage lookups a POST causes are counted
  * where they happen.
  */
+import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { startHttpServer, type RunningServer } from '../emulators/httpServer';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
+import { eventually } from '../support/watchSupport';
 
+const MiB = 1024 * 1024;
 const ROUTES = ['/api/graph/notifications', '/api/graph/lifecycle'];
 
 let env: TestCloud;
@@ -70,4 +74,85 @@ describe('the validation handshake', () => {
       expect(await res.text()).toBe(token);
     },
   );
+});
+
+/** Subscription-index lookups the host made since `from` (table GETs of the `subscription` partition). */
+function lookupsSince(from: number): string[] {
+  return tableRequests.slice(from).filter((path) => /subscriptions\(PartitionKey='subscription'/.test(path));
+}
+
+/** The host's log since `from` (an offset into its output). */
+function logSince(from: number): string {
+  return host.output().slice(from);
+}
+
+async function waitForLog(from: number, pattern: RegExp, what: string): Promise<string> {
+  const deadline = Date.now() + 20_000;
+  while (!pattern.test(logSince(from))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${logSince(from)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return logSince(from);
+}
+
+/**
+ * POSTs a chunked body (no Content-Length) over a raw socket, writing `chunk` again and again until the answer arrives,
+ * the connection closes, or `limit` bytes are written (then the body ends); resolves with the bytes the kernel took
+ * before that and the raw answer.
+ */
+async function postEndless(path: string, head: string, chunk: string, limit: number) {
+  const socket = connect(Number(new URL(host.url).port), '127.0.0.1');
+  let answer = '';
+  let closed = false;
+  socket.on('data', (d: Buffer) => (answer += d.toString('utf8')));
+  socket.on('error', () => (closed = true));
+  socket.on('close', () => (closed = true));
+  const write = (data: string) =>
+    new Promise<void>((resolve) =>
+      socket.write(data, (err) => {
+        if (err) closed = true;
+        resolve();
+      }),
+    );
+  await write(
+    `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n',
+  );
+  const frame = (data: string) => `${Buffer.byteLength(data).toString(16)}\r\n${data}\r\n`;
+  await write(frame(head));
+  let written = Buffer.byteLength(head);
+  while (!closed && answer === '' && written < limit) {
+    await write(frame(chunk));
+    written += Buffer.byteLength(chunk);
+  }
+  // Not answered yet: end the body, so that a gateway that reads to the end answers too (and fails the test).
+  if (!closed && answer === '') await write('0\r\n\r\n');
+  const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(await eventually(() => answer || false, 'an answer'))?.[1]);
+  socket.destroy();
+  return { written, status, answer };
+}
+
+describe('a body far larger than the 4 MB cap, without Content-Length', () => {
+  it.each(ROUTES)('%s answers 413 after reading little past the cap, and looks nothing up', async (path) => {
+    const lookupsBefore = tableRequests.length;
+    const logBefore = host.output().length;
+    const item = JSON.stringify({
+      subscriptionId: randomUUID(),
+      clientState: 'x',
+      changeType: 'created',
+      resource: 'Users/x/Messages/AAMkAD',
+      resourceData: { id: 'AAMkAD' },
+    });
+    const chunk = `${`${item},`.repeat(Math.ceil((64 * 1024) / (item.length + 1)))}`;
+
+    const { written, status, answer } = await postEndless(path, '{"value":[', chunk, 96 * MiB);
+
+    expect(status).toBe(413);
+    expect(answer).toMatch(/application\/problem\+json/);
+    // The cap is 4 MB; what lies in socket buffers between this test and the handler is a few MB more.
+    expect(written).toBeLessThan(24 * MiB);
+    await waitForLog(logBefore, /Executed 'Functions\.graph(Notifications|Lifecycle)'/, 'the invocation to end');
+    expect(lookupsSince(lookupsBefore)).toEqual([]);
+    expect(logSince(logBefore)).not.toMatch(/accepted \d+ notification|dropped \d+/);
+  });
 });
