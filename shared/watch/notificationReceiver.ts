@@ -67,7 +67,15 @@ export async function receiveGraphNotifications(
     };
   }
   const parsed = await readCollection(request);
-  if (!parsed.ok) return problemResponse(parsed.problem);
+  if (!parsed.ok) {
+    // Nobody reads the answer; a slow client that gave up is not a failure of the gateway (nor worth a stack).
+    if (parsed.clientGone) {
+      context.info(
+        'notifications abandoned: the client disconnected before the request body arrived; nothing was accepted',
+      );
+    }
+    return problemResponse(parsed.problem);
+  }
 
   const entries = new Map<string, Promise<SubscriptionIndexEntry | undefined>>();
   for (const item of parsed.items) {
@@ -119,13 +127,17 @@ export function sameSecret(presented: string | null | undefined, stored: string)
 
 async function readCollection(
   request: HttpRequest,
-): Promise<{ ok: true; items: NotificationItem[] } | { ok: false; problem: ReturnType<typeof problem> }> {
+): Promise<
+  { ok: true; items: NotificationItem[] } | { ok: false; problem: ReturnType<typeof problem>; clientGone?: true }
+> {
   const declared = Number(request.headers.get('content-length') ?? NaN);
   if (declared > MAX_BODY_BYTES) return { ok: false, problem: tooLarge() };
   // Read as it streams in: a body without Content-Length is refused at the first chunk past the cap.
   const body = await readWebhookBody(request.body, MAX_BODY_BYTES);
   if (body.kind === 'tooLarge') return { ok: false, problem: tooLarge() };
-  if (body.kind === 'clientGone') throw body.cause;
+  if (body.kind === 'clientGone') {
+    return { ok: false, problem: notGraphShape('The request body was cut off.'), clientGone: true };
+  }
   const raw = body.bytes;
   let json: unknown;
   try {
