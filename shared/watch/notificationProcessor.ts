@@ -10,6 +10,7 @@ import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
 import type { Message } from '@microsoft/microsoft-graph-types';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
+import { logValue } from '../diagnostics/logSafe';
 import { PublishInProgressError, type EventPublisher } from '../events/eventPublisher';
 import { ensureQueue } from '../platform/tables';
 import { mailReceivedEvent, mailReceivedIdentity, MESSAGE_SELECT } from './mailReceived';
@@ -60,7 +61,9 @@ export async function processNotification(
   try {
     const outcome =
       work.kind === 'change' ? await publishChange(work, deps, context) : await handleLifecycle(work, deps);
-    context.info(`${work.kind === 'change' ? 'notification' : work.lifecycleEvent} for ${work.mailbox}: ${outcome}`);
+    context.info(
+      `${work.kind === 'change' ? 'notification' : logValue(work.lifecycleEvent)} for ${work.mailbox}: ${outcome}`,
+    );
   } catch (err) {
     const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1);
     const reason = describe(err);
@@ -128,7 +131,8 @@ async function handleLifecycle(
       return `caught up: ${result.published} published, ${result.duplicates} already published${result.resynced ? ', resynced' : ''}`;
     }
     default:
-      return `ignored (unknown lifecycle event '${work.lifecycleEvent}')`;
+      // The event name is the caller's text (checked against the subscription's clientState, but still not ours).
+      return `ignored (unknown lifecycle event '${logValue(work.lifecycleEvent)}')`;
   }
 }
 

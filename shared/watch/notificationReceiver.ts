@@ -9,6 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
+import { logValue } from '../diagnostics/logSafe';
 import { problem, problemResponse } from '../platform/problem';
 import { ensureQueue } from '../platform/tables';
 import { readWebhookBody } from './webhookBody';
@@ -98,9 +99,10 @@ export async function receiveGraphNotifications(
     else accepted.push(toQueued(item, entry.mailbox));
   }
   if (dropped.unknownSubscription.length + dropped.clientStateMismatch.length > 0) {
+    // One line per POST, bounded whatever the POST holds: counts, and a few ids escaped and cut (they are the caller's).
     context.warn(
       `dropped ${dropped.unknownSubscription.length + dropped.clientStateMismatch.length} of ${parsed.items.length} notification(s): ` +
-        `unknown subscription ${list(dropped.unknownSubscription)}; clientState mismatch ${list(dropped.clientStateMismatch)}`,
+        `unknown subscription ${sample(dropped.unknownSubscription)}; clientState mismatch ${sample(dropped.clientStateMismatch)}`,
     );
   }
   try {
@@ -218,6 +220,15 @@ function unavailable(context: InvocationContext, what: string, err: unknown): Ht
   );
 }
 
-function list(ids: string[]): string {
-  return ids.length === 0 ? '-' : [...new Set(ids)].join(', ');
+/** How many ids of each kind a dropped line quotes, and how much of each. */
+const SAMPLE_IDS = 3;
+const SAMPLE_ID_CHARS = 64;
+
+/** `ids` as a bounded log fragment: how many, and the first few distinct ones through `logValue`. */
+function sample(ids: string[]): string {
+  if (ids.length === 0) return '-';
+  const distinct = [...new Set(ids)];
+  const shown = distinct.slice(0, SAMPLE_IDS).map((id) => `'${logValue(id, SAMPLE_ID_CHARS)}'`);
+  const more = distinct.length > SAMPLE_IDS ? ` and ${distinct.length - SAMPLE_IDS} more` : '';
+  return `${ids.length} (${shown.join(', ')}${more})`;
 }

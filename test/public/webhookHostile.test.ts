@@ -185,3 +185,66 @@ describe('a client that hangs up mid-body', () => {
     expect(log).not.toMatch(/Error: aborted/);
   });
 });
+
+/** POSTs `body` as Graph does (no key). */
+function postAsGraph(path: string, body: unknown): Promise<Response> {
+  return fetch(`${host.httpsUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Watches hooked@ (once) and returns its subscription as Graph holds it, with Graph's own deliveries held back. */
+async function watchedSubscription(): Promise<Record<string, string>> {
+  const res = await fetch(`${host.url}/api/mailboxes/hooked@contoso.com`, {
+    method: 'PUT',
+    headers: { 'x-functions-key': host.functionKey },
+  });
+  expect([200, 201]).toContain(res.status);
+  const sub = env.cloud.graph.activeSubscriptions()[0] as Record<string, string>;
+  env.cloud.graph.dropNotifications(sub.id, true);
+  return sub;
+}
+
+const FORGED_LINE = '00:00:00.000 [sendOutbox] outbox mail 1234 sent as ceo@contoso.com';
+const SHORT_FORGED_LINE = '00:00:00.000 [sendOutbox] mail sent as ceo@contoso.com';
+
+describe('request values in the log', () => {
+  it('1,000 forged subscription ids with line breaks: no forged line, one bounded line counting them', async () => {
+    const logBefore = host.output().length;
+    const ids = Array.from({ length: 1000 }, (_, i) => `x\n${FORGED_LINE} ${i} `.padEnd(256, 'y'));
+    const res = await postAsGraph('/api/graph/notifications', {
+      value: ids.map((subscriptionId) => ({
+        subscriptionId,
+        clientState: 'guess',
+        changeType: 'created',
+        resource: 'Users/x/Messages/AAMkAD',
+        resourceData: { id: 'AAMkAD' },
+      })),
+    });
+
+    expect(res.status).toBe(202);
+    const log = await waitForLog(logBefore, /Executed 'Functions\.graphNotifications'/, 'the invocation to end');
+    expect(log).not.toMatch(/^\S*\s*00:00:00\.000 \[sendOutbox\]/m);
+    const dropped = log.split('\n').filter((line) => /dropped/.test(line));
+    expect(dropped).toHaveLength(1);
+    expect(dropped[0]).toMatch(/dropped 1000 of 1000 notification\(s\)/);
+    expect(dropped[0]).toContain('x\\n00:00:00.000 [sendOutbox]');
+    expect(dropped[0].length).toBeLessThan(1000);
+  });
+
+  it('a lifecycle event name with a line break reaches the processor log escaped', async () => {
+    const sub = await watchedSubscription();
+    const logBefore = host.output().length;
+    const res = await postAsGraph('/api/graph/lifecycle', {
+      // The receiver takes at most 64 characters here.
+      value: [{ subscriptionId: sub.id, clientState: sub.clientState, lifecycleEvent: `odd\n${SHORT_FORGED_LINE}` }],
+    });
+
+    expect(res.status).toBe(202);
+    const log = await waitForLog(logBefore, /unknown lifecycle event/, 'the processor to log the event');
+    expect(log).not.toMatch(/^\S*\s*00:00:00\.000 \[sendOutbox\]/m);
+    expect(log).toContain(`odd\\n${SHORT_FORGED_LINE}`);
+  });
+});
