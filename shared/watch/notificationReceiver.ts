@@ -1,6 +1,7 @@
 /**
  * Graph's webhook endpoints (`/api/graph/notifications` and `/api/graph/lifecycle`, anonymous as Graph calls them).
- * They answer the validation handshake, check every item's subscription and clientState (in constant time), and
+ * They answer the validation handshake, check every item's subscription (a bounded number of storage reads per POST,
+ * known ids remembered briefly: see subscriptionLookup.ts) and clientState (in constant time), and
  * write what passes to the `graph-notifications` queue before answering 202, so the answer is fast and nothing
  * accepted is lost: if the queue write fails the answer is 503 and Graph retries. The clientState itself never
  * leaves this module: queue messages and logs carry only subscription ids.
@@ -13,7 +14,7 @@ import { logValue } from '../diagnostics/logSafe';
 import { problem, problemResponse } from '../platform/problem';
 import { ensureQueue } from '../platform/tables';
 import { readWebhookBody } from './webhookBody';
-import type { SubscriptionIndexEntry, WatchStore } from './watchStore';
+import { MAX_UNKNOWN_PER_POST, type ResolvedSubscriptions, type SubscriptionLookup } from './subscriptionLookup';
 
 /** The queue between the webhook and `processNotifications`. */
 export const NOTIFICATIONS_QUEUE = 'graph-notifications';
@@ -41,13 +42,16 @@ type NotificationItem = z.infer<typeof itemSchema>;
 
 /** What the receiver needs. */
 export interface ReceiverDependencies {
-  store: WatchStore;
+  /** The subscription index as the webhook reads it (bounded, remembering known ids): one per process. */
+  subscriptions: SubscriptionLookup;
   queue: QueueClient;
 }
 
 /** Why items were dropped, by reason. */
 interface Dropped {
   unknownSubscription: string[];
+  /** Past the POST's bound of unknown ids, dropped unread. */
+  notLookedUp: string[];
   clientStateMismatch: string[];
 }
 
@@ -78,31 +82,32 @@ export async function receiveGraphNotifications(
     return problemResponse(parsed.problem);
   }
 
-  const entries = new Map<string, Promise<SubscriptionIndexEntry | undefined>>();
-  for (const item of parsed.items) {
-    if (!entries.has(item.subscriptionId))
-      entries.set(item.subscriptionId, deps.store.lookupSubscription(item.subscriptionId));
-  }
-  let known: Map<string, SubscriptionIndexEntry | undefined>;
+  let resolved: ResolvedSubscriptions;
   try {
-    known = new Map(await Promise.all([...entries].map(async ([id, entry]) => [id, await entry] as const)));
+    resolved = await deps.subscriptions.resolve(parsed.items.map((item) => item.subscriptionId));
   } catch (err) {
     return unavailable(context, 'reading the subscriptions table', err);
   }
 
-  const dropped: Dropped = { unknownSubscription: [], clientStateMismatch: [] };
+  const dropped: Dropped = { unknownSubscription: [], notLookedUp: [], clientStateMismatch: [] };
   const accepted: QueuedNotification[] = [];
   for (const item of parsed.items) {
-    const entry = known.get(item.subscriptionId);
-    if (!entry) dropped.unknownSubscription.push(item.subscriptionId);
-    else if (!sameSecret(item.clientState, entry.clientState)) dropped.clientStateMismatch.push(item.subscriptionId);
+    const entry = resolved.known.get(item.subscriptionId);
+    if (!entry) {
+      if (resolved.notLookedUp.has(item.subscriptionId)) dropped.notLookedUp.push(item.subscriptionId);
+      else dropped.unknownSubscription.push(item.subscriptionId);
+    } else if (!sameSecret(item.clientState, entry.clientState)) dropped.clientStateMismatch.push(item.subscriptionId);
     else accepted.push(toQueued(item, entry.mailbox));
   }
-  if (dropped.unknownSubscription.length + dropped.clientStateMismatch.length > 0) {
+  const droppedCount =
+    dropped.unknownSubscription.length + dropped.notLookedUp.length + dropped.clientStateMismatch.length;
+  if (droppedCount > 0) {
     // One line per POST, bounded whatever the POST holds: counts, and a few ids escaped and cut (they are the caller's).
     context.warn(
-      `dropped ${dropped.unknownSubscription.length + dropped.clientStateMismatch.length} of ${parsed.items.length} notification(s): ` +
-        `unknown subscription ${sample(dropped.unknownSubscription)}; clientState mismatch ${sample(dropped.clientStateMismatch)}`,
+      `dropped ${droppedCount} of ${parsed.items.length} notification(s): ` +
+        `unknown subscription ${sample(dropped.unknownSubscription)}; ` +
+        `not looked up ${sample(dropped.notLookedUp)}${dropped.notLookedUp.length > 0 ? ` (past ${MAX_UNKNOWN_PER_POST} unknown subscriptions in one POST: forged)` : ''}; ` +
+        `clientState mismatch ${sample(dropped.clientStateMismatch)}`,
     );
   }
   try {

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
+import { QueueClient } from '@azure/storage-queue';
 import { startHttpServer, type RunningServer } from '../emulators/httpServer';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
@@ -246,5 +247,65 @@ describe('request values in the log', () => {
     const log = await waitForLog(logBefore, /unknown lifecycle event/, 'the processor to log the event');
     expect(log).not.toMatch(/^\S*\s*00:00:00\.000 \[sendOutbox\]/m);
     expect(log).toContain(`odd\\n${SHORT_FORGED_LINE}`);
+  });
+});
+
+describe("a POST of 999 made-up subscription ids (Graph's collection holds 1,000 at most)", () => {
+  /** A change notification for a subscription id nobody has. */
+  const forged = () => ({
+    subscriptionId: randomUUID(),
+    clientState: 'guess',
+    changeType: 'created',
+    resource: 'Users/x/Messages/AAMkAD',
+    resourceData: { id: 'AAMkAD' },
+  });
+
+  it('costs at most 8 unknown lookups, and the genuine notification among them is enqueued once', async () => {
+    const sub = await watchedSubscription();
+    const message = env.cloud.graph.mailbox('hooked@contoso.com').addMessage('inbox', {
+      subject: `among-forged-${randomUUID()}`,
+      from: { emailAddress: { address: 'sender@example.org' } },
+      toRecipients: [{ emailAddress: { address: 'hooked@contoso.com' } }],
+      body: { contentType: 'text', content: 'x' },
+    });
+    const genuine = {
+      subscriptionId: sub.id,
+      clientState: sub.clientState,
+      changeType: 'created',
+      resource: `Users/x/Messages/${message.id}`,
+      resourceData: { id: message.id },
+    };
+    const events = new QueueClient(env.settings.AzureWebJobsStorage, 'mail-events');
+
+    // First: the genuine item leads (its id may not be remembered yet, so it costs one lookup too).
+    let lookupsBefore = tableRequests.length;
+    let logBefore = host.output().length;
+    let res = await postAsGraph('/api/graph/notifications', {
+      value: [genuine, ...Array.from({ length: 999 }, forged)],
+    });
+    expect(res.status).toBe(202);
+    let log = await waitForLog(logBefore, /Executed 'Functions\.graphNotifications'/, 'the invocation to end');
+    expect(lookupsSince(lookupsBefore).length).toBeLessThanOrEqual(8 + 1);
+    expect(log).toMatch(/accepted 1 notification\(s\) for 1 mailbox\(es\)/);
+    expect(log).toMatch(/dropped 999 of 1000 notification\(s\): unknown subscription 8 \(.*; not looked up 991 /);
+    await waitForLog(logBefore, /notification for hooked@contoso\.com: published/, 'the event to be published');
+
+    // Again, the genuine item in the middle: its id is remembered now, and the forged ones cost 8 lookups at most.
+    lookupsBefore = tableRequests.length;
+    logBefore = host.output().length;
+    res = await postAsGraph('/api/graph/notifications', {
+      value: [...Array.from({ length: 500 }, forged), genuine, ...Array.from({ length: 499 }, forged)],
+    });
+    expect(res.status).toBe(202);
+    log = await waitForLog(logBefore, /Executed 'Functions\.graphNotifications'/, 'the invocation to end');
+    expect(lookupsSince(lookupsBefore).length).toBeLessThanOrEqual(8);
+    expect(log).toMatch(/accepted 1 notification\(s\) for 1 mailbox\(es\)/);
+    await waitForLog(logBefore, /notification for hooked@contoso\.com: duplicate/, 'the redelivery to be judged');
+
+    const { receivedMessageItems } = await events.receiveMessages({ numberOfMessages: 32 });
+    const published = receivedMessageItems
+      .map((m) => JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')) as { data: { messageId: string } })
+      .filter((e) => e.data.messageId === message.id);
+    expect(published).toHaveLength(1);
   });
 });
