@@ -2,8 +2,8 @@
  * `processNotifications`: turns a queued notification into work. A change notification becomes a `mail.received`
  * event (metadata read with `$select`, deduplicated through the event ledger, since Graph redelivers); a lifecycle
  * notification reauthorizes, recreates or catches up. Transient failures are thrown so the queue retries; on the
- * last try, and for messages that can never succeed, the message goes to the poison queue with its reason instead
- * of looping.
+ * last try, and at once for messages that can never succeed (not a queued notification, or a Graph refusal no retry
+ * changes, such as a malformed message id), the message goes to the poison queue with its reason instead of looping.
  */
 import type { InvocationContext } from '@azure/functions';
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
@@ -67,6 +67,10 @@ export async function processNotification(
   } catch (err) {
     const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1);
     const reason = describe(err);
+    if (isPermanentRefusal(err)) {
+      await poison(deps, context, message, `Graph refuses it for good (try ${dequeueCount}): ${reason}`);
+      return;
+    }
     if (dequeueCount >= MAX_DEQUEUE_COUNT) {
       await poison(deps, context, message, `failed ${dequeueCount} times, last: ${reason}`);
       return;
@@ -141,6 +145,21 @@ async function poison(deps: ProcessorDependencies, context: InvocationContext, m
   await ensureQueue(deps.poisonQueue);
   const body = JSON.stringify({ reason, failedAt: new Date().toISOString(), message });
   await deps.poisonQueue.sendMessage(Buffer.from(body, 'utf8').toString('base64'));
+}
+
+/**
+ * Graph statuses no retry can change (learn.microsoft.com/graph/errors): the request itself is wrong (400, e.g.
+ * `ErrorInvalidIdMalformed` for a message id that is no Exchange id), access is denied (403: permission, application
+ * access policy, conditional access), or the request can never be served as made (405, 406, 410, 411, 413, 414, 415,
+ * 422). Not among them: 401 (an expired token; the next try gets a new one), 404 (a deleted message is handled where
+ * it is read, and a mailbox may be back), 409, 412, 423 (state that changes), 429 and 5xx (throttling and outages).
+ */
+const PERMANENT_STATUSES = new Set([400, 403, 405, 406, 410, 411, 413, 414, 415, 422]);
+
+/** True for a Graph answer that retrying cannot change (a 403 that says it throttles is not one). */
+export function isPermanentRefusal(err: unknown): boolean {
+  if (!(err instanceof GraphError) || !PERMANENT_STATUSES.has(err.statusCode)) return false;
+  return !(err.statusCode === 403 && /throttl|too ?many|quota/i.test(`${err.code ?? ''} ${err.message}`));
 }
 
 function describe(err: unknown): string {

@@ -1,10 +1,12 @@
 /** Internals of watching and events: event ids, expiry parsing, secret comparison, event shape, webhook retries. */
+import { GraphError } from '@microsoft/microsoft-graph-client';
 import { Webhook } from 'standardwebhooks';
 import { mailboxEvent, stableEventId } from '../../shared/events/cloudEvent';
 import { WebhookDeliveryError, WebhookSender } from '../../shared/events/webhookSender';
 import { tableKey } from '../../shared/platform/tables';
 import { parseMaxMinutes } from '../../shared/watch/graphSubscriptions';
 import { mailReceivedEvent } from '../../shared/watch/mailReceived';
+import { isPermanentRefusal } from '../../shared/watch/notificationProcessor';
 import { sameSecret } from '../../shared/watch/notificationReceiver';
 import {
   KNOWN_SUBSCRIPTION_TTL_MS,
@@ -121,6 +123,33 @@ describe("the webhook's subscription lookup", () => {
     const broken = new SubscriptionLookup(failing);
     await expect(broken.resolve(['real'])).rejects.toThrow('storage down');
     await expect(broken.resolve(['real'])).rejects.toThrow('storage down');
+  });
+});
+
+describe('Graph refusals the notification processor does not retry', () => {
+  const graphError = (status: number, code: string, message = 'x') => {
+    const err = new GraphError(status, message);
+    err.code = code;
+    return err;
+  };
+
+  it.each([
+    [400, 'ErrorInvalidIdMalformed', true],
+    [403, 'ErrorAccessDenied', true],
+    [403, 'ApplicationThrottled', false],
+    [410, 'Gone', true],
+    [401, 'InvalidAuthenticationToken', false],
+    [404, 'ErrorItemNotFound', false],
+    [409, 'Conflict', false],
+    [429, 'TooManyRequests', false],
+    [500, 'InternalServerError', false],
+    [503, 'ServiceUnavailable', false],
+  ])('%d %s → permanent: %s', (status, code, permanent) => {
+    expect(isPermanentRefusal(graphError(status, code))).toBe(permanent);
+  });
+
+  it('takes no other error for a permanent refusal', () => {
+    expect(isPermanentRefusal(new Error('400 Bad Request'))).toBe(false);
   });
 });
 

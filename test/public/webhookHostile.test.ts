@@ -309,3 +309,41 @@ describe("a POST of 999 made-up subscription ids (Graph's collection holds 1,000
     expect(published).toHaveLength(1);
   });
 });
+
+describe('a notification Graph can never serve', () => {
+  it("a malformed message id goes to the poison queue after one try, with Graph's reason", async () => {
+    const sub = await watchedSubscription();
+    const logBefore = host.output().length;
+    const messageId = `malformed-${randomUUID()}`;
+    const res = await postAsGraph('/api/graph/notifications', {
+      value: [
+        {
+          subscriptionId: sub.id,
+          clientState: sub.clientState,
+          changeType: 'created',
+          resource: `Users/x/Messages/${messageId}`,
+          resourceData: { id: messageId },
+        },
+      ],
+    });
+    expect(res.status).toBe(202);
+
+    const poison = new QueueClient(env.settings.AzureWebJobsStorage, 'graph-notifications-poison');
+    await poison.createIfNotExists();
+    const entry = await eventually(
+      async () => {
+        const { receivedMessageItems } = await poison.receiveMessages({ numberOfMessages: 32 });
+        return receivedMessageItems
+          .map((m) => JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')) as Record<string, unknown>)
+          .find((p) => JSON.stringify(p.message).includes(messageId));
+      },
+      'the poison message',
+      // Five tries, ten seconds apart (host.json's visibility timeout), would take about 40 s.
+      60_000,
+    );
+    const tries = env.cloud.graph.requests.filter((r) => r.method === 'GET' && r.path.includes(messageId));
+    expect(tries.map((r) => [r.status, r.errorCode])).toEqual([[400, 'ErrorInvalidIdMalformed']]);
+    expect(entry.reason).toMatch(/Graph 400 ErrorInvalidIdMalformed: Id is malformed\./);
+    expect(logSince(logBefore)).not.toMatch(/failed \(try \d of/);
+  }, 90_000);
+});
