@@ -162,7 +162,15 @@ export function isPermanentRefusal(err: unknown): boolean {
   return !(err.statusCode === 403 && /throttl|too ?many|quota/i.test(`${err.code ?? ''} ${err.message}`));
 }
 
+/** How much of an error message a log line or poison reason quotes. */
+const REASON_MAX_CHARS = 300;
+
+/** An error as a one-line reason: Graph's answers can quote the request (a message id from the webhook's caller). */
 function describe(err: unknown): string {
-  if (err instanceof GraphError) return `Graph ${err.statusCode} ${err.code ?? ''}: ${err.message}`;
-  return err instanceof Error ? `${err.name}: ${err.message.split('\n')[0]}` : String(err);
+  if (err instanceof GraphError) {
+    return `Graph ${err.statusCode} ${logValue(err.code ?? '')}: ${logValue(err.message, REASON_MAX_CHARS)}`;
+  }
+  return err instanceof Error
+    ? `${err.name}: ${logValue(err.message.split('\n')[0], REASON_MAX_CHARS)}`
+    : logValue(String(err), REASON_MAX_CHARS);
 }

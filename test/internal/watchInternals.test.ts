@@ -1,4 +1,5 @@
 /** Internals of watching and events: event ids, expiry parsing, secret comparison, event shape, webhook retries. */
+import { InvocationContext } from '@azure/functions';
 import { GraphError } from '@microsoft/microsoft-graph-client';
 import { Webhook } from 'standardwebhooks';
 import { mailboxEvent, stableEventId } from '../../shared/events/cloudEvent';
@@ -6,7 +7,11 @@ import { WebhookDeliveryError, WebhookSender } from '../../shared/events/webhook
 import { tableKey } from '../../shared/platform/tables';
 import { parseMaxMinutes } from '../../shared/watch/graphSubscriptions';
 import { mailReceivedEvent } from '../../shared/watch/mailReceived';
-import { isPermanentRefusal } from '../../shared/watch/notificationProcessor';
+import {
+  isPermanentRefusal,
+  processNotification,
+  type ProcessorDependencies,
+} from '../../shared/watch/notificationProcessor';
 import { sameSecret } from '../../shared/watch/notificationReceiver';
 import {
   KNOWN_SUBSCRIPTION_TTL_MS,
@@ -146,6 +151,49 @@ describe('Graph refusals the notification processor does not retry', () => {
     [503, 'ServiceUnavailable', false],
   ])('%d %s → permanent: %s', (status, code, permanent) => {
     expect(isPermanentRefusal(graphError(status, code))).toBe(permanent);
+  });
+
+  it("poisons at once with a one-line reason, Graph's message escaped even when it quotes the caller's id", async () => {
+    const refusal = graphError(
+      400,
+      'ErrorInvalidIdMalformed',
+      "Id 'x\n00:00:00.000 [sendOutbox] forged' is malformed.",
+    );
+    const poisoned: string[] = [];
+    const lines: string[] = [];
+    const deps = {
+      graph: { api: () => ({ select: () => ({ get: () => Promise.reject(refusal) }) }) },
+      store: { get: () => Promise.resolve({ mailbox: 'a@contoso.com' }) },
+      publisher: { wasPublished: () => Promise.resolve(false) },
+      poisonQueue: {
+        name: 'graph-notifications-poison',
+        createIfNotExists: () => Promise.resolve(),
+        sendMessage: (text: string) => {
+          poisoned.push(Buffer.from(text, 'base64').toString('utf8'));
+          return Promise.resolve();
+        },
+      },
+    } as unknown as ProcessorDependencies;
+    const context = new InvocationContext({
+      triggerMetadata: { dequeueCount: 1 },
+      logHandler: (_level, ...args) => lines.push(args.join(' ')),
+    });
+    const work = {
+      kind: 'change',
+      subscriptionId: 's',
+      mailbox: 'a@contoso.com',
+      messageId: 'x',
+      changeType: 'created',
+    };
+
+    await processNotification(work, context, deps);
+
+    expect(poisoned).toHaveLength(1);
+    const { reason } = JSON.parse(poisoned[0]) as { reason: string };
+    expect(reason).toBe(
+      "Graph refuses it for good (try 1): Graph 400 ErrorInvalidIdMalformed: Id 'x\\n00:00:00.000 [sendOutbox] forged' is malformed.",
+    );
+    expect(lines.join('\n').split('\n')).toHaveLength(lines.length);
   });
 
   it('takes no other error for a permanent refusal', () => {
