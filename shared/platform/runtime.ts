@@ -17,6 +17,7 @@ import { NOTIFICATIONS_QUEUE, type ReceiverDependencies } from '../watch/notific
 import type { ProcessorDependencies } from '../watch/notificationProcessor';
 import type { RenewalDependencies } from '../watch/renewalTimer';
 import { WatchService } from '../watch/watchService';
+import { SubscriptionLookup } from '../watch/subscriptionLookup';
 import { WatchStore } from '../watch/watchStore';
 import { createQueueClient, createTableClient } from './storage';
 import { IDEMPOTENCY_TABLE } from '../mail/idempotencyStore';
@@ -92,7 +93,7 @@ let receiver: ReceiverDependencies | undefined;
 /** What Graph's webhook endpoints need (no Graph client or token: they must answer fast). */
 export function getReceiverDependencies(): ReceiverDependencies {
   receiver ??= {
-    store: WatchStore.fromConfig(getConfig()),
+    subscriptions: new SubscriptionLookup(WatchStore.fromConfig(getConfig())),
     queue: createQueueClient(getConfig(), NOTIFICATIONS_QUEUE),
   };
   return receiver;

@@ -2,14 +2,15 @@
  * `processNotifications`: turns a queued notification into work. A change notification becomes a `mail.received`
  * event (metadata read with `$select`, deduplicated through the event ledger, since Graph redelivers); a lifecycle
  * notification reauthorizes, recreates or catches up. Transient failures are thrown so the queue retries; on the
- * last try, and for messages that can never succeed, the message goes to the poison queue with its reason instead
- * of looping.
+ * last try, and at once for messages that can never succeed (not a queued notification, or a Graph refusal no retry
+ * changes, such as a malformed message id), the message goes to the poison queue with its reason instead of looping.
  */
 import type { InvocationContext } from '@azure/functions';
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
 import type { Message } from '@microsoft/microsoft-graph-types';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
+import { logValue } from '../diagnostics/logSafe';
 import { PublishInProgressError, type EventPublisher } from '../events/eventPublisher';
 import { ensureQueue } from '../platform/tables';
 import { mailReceivedEvent, mailReceivedIdentity, MESSAGE_SELECT } from './mailReceived';
@@ -60,10 +61,16 @@ export async function processNotification(
   try {
     const outcome =
       work.kind === 'change' ? await publishChange(work, deps, context) : await handleLifecycle(work, deps);
-    context.info(`${work.kind === 'change' ? 'notification' : work.lifecycleEvent} for ${work.mailbox}: ${outcome}`);
+    context.info(
+      `${work.kind === 'change' ? 'notification' : logValue(work.lifecycleEvent)} for ${work.mailbox}: ${outcome}`,
+    );
   } catch (err) {
     const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1);
     const reason = describe(err);
+    if (isPermanentRefusal(err)) {
+      await poison(deps, context, message, `Graph refuses it for good (try ${dequeueCount}): ${reason}`);
+      return;
+    }
     if (dequeueCount >= MAX_DEQUEUE_COUNT) {
       await poison(deps, context, message, `failed ${dequeueCount} times, last: ${reason}`);
       return;
@@ -128,7 +135,8 @@ async function handleLifecycle(
       return `caught up: ${result.published} published, ${result.duplicates} already published${result.resynced ? ', resynced' : ''}`;
     }
     default:
-      return `ignored (unknown lifecycle event '${work.lifecycleEvent}')`;
+      // The event name is the caller's text (checked against the subscription's clientState, but still not ours).
+      return `ignored (unknown lifecycle event '${logValue(work.lifecycleEvent)}')`;
   }
 }
 
@@ -139,7 +147,30 @@ async function poison(deps: ProcessorDependencies, context: InvocationContext, m
   await deps.poisonQueue.sendMessage(Buffer.from(body, 'utf8').toString('base64'));
 }
 
+/**
+ * Graph statuses no retry can change (learn.microsoft.com/graph/errors): the request itself is wrong (400, e.g.
+ * `ErrorInvalidIdMalformed` for a message id that is no Exchange id), access is denied (403: permission, application
+ * access policy, conditional access), or the request can never be served as made (405, 406, 410, 411, 413, 414, 415,
+ * 422). Not among them: 401 (an expired token; the next try gets a new one), 404 (a deleted message is handled where
+ * it is read, and a mailbox may be back), 409, 412, 423 (state that changes), 429 and 5xx (throttling and outages).
+ */
+const PERMANENT_STATUSES = new Set([400, 403, 405, 406, 410, 411, 413, 414, 415, 422]);
+
+/** True for a Graph answer that retrying cannot change (a 403 that says it throttles is not one). */
+export function isPermanentRefusal(err: unknown): boolean {
+  if (!(err instanceof GraphError) || !PERMANENT_STATUSES.has(err.statusCode)) return false;
+  return !(err.statusCode === 403 && /throttl|too ?many|quota/i.test(`${err.code ?? ''} ${err.message}`));
+}
+
+/** How much of an error message a log line or poison reason quotes. */
+const REASON_MAX_CHARS = 300;
+
+/** An error as a one-line reason: Graph's answers can quote the request (a message id from the webhook's caller). */
 function describe(err: unknown): string {
-  if (err instanceof GraphError) return `Graph ${err.statusCode} ${err.code ?? ''}: ${err.message}`;
-  return err instanceof Error ? `${err.name}: ${err.message.split('\n')[0]}` : String(err);
+  if (err instanceof GraphError) {
+    return `Graph ${err.statusCode} ${logValue(err.code ?? '')}: ${logValue(err.message, REASON_MAX_CHARS)}`;
+  }
+  return err instanceof Error
+    ? `${err.name}: ${logValue(err.message.split('\n')[0], REASON_MAX_CHARS)}`
+    : logValue(String(err), REASON_MAX_CHARS);
 }

@@ -1,6 +1,7 @@
 /**
  * Graph's webhook endpoints (`/api/graph/notifications` and `/api/graph/lifecycle`, anonymous as Graph calls them).
- * They answer the validation handshake, check every item's subscription and clientState (in constant time), and
+ * They answer the validation handshake, check every item's subscription (a bounded number of storage reads per POST,
+ * known ids remembered briefly: see subscriptionLookup.ts) and clientState (in constant time), and
  * write what passes to the `graph-notifications` queue before answering 202, so the answer is fast and nothing
  * accepted is lost: if the queue write fails the answer is 503 and Graph retries. The clientState itself never
  * leaves this module: queue messages and logs carry only subscription ids.
@@ -9,9 +10,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
+import { logValue } from '../diagnostics/logSafe';
 import { problem, problemResponse } from '../platform/problem';
 import { ensureQueue } from '../platform/tables';
-import type { SubscriptionIndexEntry, WatchStore } from './watchStore';
+import { readWebhookBody } from './webhookBody';
+import { MAX_UNKNOWN_PER_POST, type ResolvedSubscriptions, type SubscriptionLookup } from './subscriptionLookup';
 
 /** The queue between the webhook and `processNotifications`. */
 export const NOTIFICATIONS_QUEUE = 'graph-notifications';
@@ -39,13 +42,16 @@ type NotificationItem = z.infer<typeof itemSchema>;
 
 /** What the receiver needs. */
 export interface ReceiverDependencies {
-  store: WatchStore;
+  /** The subscription index as the webhook reads it (bounded, remembering known ids): one per process. */
+  subscriptions: SubscriptionLookup;
   queue: QueueClient;
 }
 
 /** Why items were dropped, by reason. */
 interface Dropped {
   unknownSubscription: string[];
+  /** Past the POST's bound of unknown ids, dropped unread. */
+  notLookedUp: string[];
   clientStateMismatch: string[];
 }
 
@@ -57,36 +63,51 @@ export async function receiveGraphNotifications(
 ): Promise<HttpResponseInit> {
   const validationToken = request.query.get('validationToken');
   if (validationToken !== null) {
-    // URLSearchParams has already URL-decoded it, as Graph requires.
-    return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: validationToken };
+    // URLSearchParams has already URL-decoded it, as Graph requires. Anyone can make this endpoint reflect any text,
+    // so a browser must not sniff it into HTML: text/plain and nosniff, the token itself unchanged (it is Graph's).
+    return {
+      status: 200,
+      headers: { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' },
+      body: validationToken,
+    };
   }
   const parsed = await readCollection(request);
-  if (!parsed.ok) return problemResponse(parsed.problem);
-
-  const entries = new Map<string, Promise<SubscriptionIndexEntry | undefined>>();
-  for (const item of parsed.items) {
-    if (!entries.has(item.subscriptionId))
-      entries.set(item.subscriptionId, deps.store.lookupSubscription(item.subscriptionId));
+  if (!parsed.ok) {
+    // Nobody reads the answer; a slow client that gave up is not a failure of the gateway (nor worth a stack).
+    if (parsed.clientGone) {
+      context.info(
+        'notifications abandoned: the client disconnected before the request body arrived; nothing was accepted',
+      );
+    }
+    return problemResponse(parsed.problem);
   }
-  let known: Map<string, SubscriptionIndexEntry | undefined>;
+
+  let resolved: ResolvedSubscriptions;
   try {
-    known = new Map(await Promise.all([...entries].map(async ([id, entry]) => [id, await entry] as const)));
+    resolved = await deps.subscriptions.resolve(parsed.items.map((item) => item.subscriptionId));
   } catch (err) {
     return unavailable(context, 'reading the subscriptions table', err);
   }
 
-  const dropped: Dropped = { unknownSubscription: [], clientStateMismatch: [] };
+  const dropped: Dropped = { unknownSubscription: [], notLookedUp: [], clientStateMismatch: [] };
   const accepted: QueuedNotification[] = [];
   for (const item of parsed.items) {
-    const entry = known.get(item.subscriptionId);
-    if (!entry) dropped.unknownSubscription.push(item.subscriptionId);
-    else if (!sameSecret(item.clientState, entry.clientState)) dropped.clientStateMismatch.push(item.subscriptionId);
+    const entry = resolved.known.get(item.subscriptionId);
+    if (!entry) {
+      if (resolved.notLookedUp.has(item.subscriptionId)) dropped.notLookedUp.push(item.subscriptionId);
+      else dropped.unknownSubscription.push(item.subscriptionId);
+    } else if (!sameSecret(item.clientState, entry.clientState)) dropped.clientStateMismatch.push(item.subscriptionId);
     else accepted.push(toQueued(item, entry.mailbox));
   }
-  if (dropped.unknownSubscription.length + dropped.clientStateMismatch.length > 0) {
+  const droppedCount =
+    dropped.unknownSubscription.length + dropped.notLookedUp.length + dropped.clientStateMismatch.length;
+  if (droppedCount > 0) {
+    // One line per POST, bounded whatever the POST holds: counts, and a few ids escaped and cut (they are the caller's).
     context.warn(
-      `dropped ${dropped.unknownSubscription.length + dropped.clientStateMismatch.length} of ${parsed.items.length} notification(s): ` +
-        `unknown subscription ${list(dropped.unknownSubscription)}; clientState mismatch ${list(dropped.clientStateMismatch)}`,
+      `dropped ${droppedCount} of ${parsed.items.length} notification(s): ` +
+        `unknown subscription ${sample(dropped.unknownSubscription)}; ` +
+        `not looked up ${sample(dropped.notLookedUp)}${dropped.notLookedUp.length > 0 ? ` (past ${MAX_UNKNOWN_PER_POST} unknown subscriptions in one POST: forged)` : ''}; ` +
+        `clientState mismatch ${sample(dropped.clientStateMismatch)}`,
     );
   }
   try {
@@ -113,11 +134,18 @@ export function sameSecret(presented: string | null | undefined, stored: string)
 
 async function readCollection(
   request: HttpRequest,
-): Promise<{ ok: true; items: NotificationItem[] } | { ok: false; problem: ReturnType<typeof problem> }> {
+): Promise<
+  { ok: true; items: NotificationItem[] } | { ok: false; problem: ReturnType<typeof problem>; clientGone?: true }
+> {
   const declared = Number(request.headers.get('content-length') ?? NaN);
   if (declared > MAX_BODY_BYTES) return { ok: false, problem: tooLarge() };
-  const raw = Buffer.from(await request.arrayBuffer());
-  if (raw.length > MAX_BODY_BYTES) return { ok: false, problem: tooLarge() };
+  // Read as it streams in: a body without Content-Length is refused at the first chunk past the cap.
+  const body = await readWebhookBody(request.body, MAX_BODY_BYTES);
+  if (body.kind === 'tooLarge') return { ok: false, problem: tooLarge() };
+  if (body.kind === 'clientGone') {
+    return { ok: false, problem: notGraphShape('The request body was cut off.'), clientGone: true };
+  }
+  const raw = body.bytes;
   let json: unknown;
   try {
     json = JSON.parse(raw.toString('utf8'));
@@ -197,6 +225,15 @@ function unavailable(context: InvocationContext, what: string, err: unknown): Ht
   );
 }
 
-function list(ids: string[]): string {
-  return ids.length === 0 ? '-' : [...new Set(ids)].join(', ');
+/** How many ids of each kind a dropped line quotes, and how much of each. */
+const SAMPLE_IDS = 3;
+const SAMPLE_ID_CHARS = 64;
+
+/** `ids` as a bounded log fragment: how many, and the first few distinct ones through `logValue`. */
+function sample(ids: string[]): string {
+  if (ids.length === 0) return '-';
+  const distinct = [...new Set(ids)];
+  const shown = distinct.slice(0, SAMPLE_IDS).map((id) => `'${logValue(id, SAMPLE_ID_CHARS)}'`);
+  const more = distinct.length > SAMPLE_IDS ? ` and ${distinct.length - SAMPLE_IDS} more` : '';
+  return `${ids.length} (${shown.join(', ')}${more})`;
 }

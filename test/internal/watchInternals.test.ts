@@ -1,11 +1,25 @@
 /** Internals of watching and events: event ids, expiry parsing, secret comparison, event shape, webhook retries. */
+import { InvocationContext } from '@azure/functions';
+import { GraphError } from '@microsoft/microsoft-graph-client';
 import { Webhook } from 'standardwebhooks';
 import { mailboxEvent, stableEventId } from '../../shared/events/cloudEvent';
 import { WebhookDeliveryError, WebhookSender } from '../../shared/events/webhookSender';
 import { tableKey } from '../../shared/platform/tables';
 import { parseMaxMinutes } from '../../shared/watch/graphSubscriptions';
 import { mailReceivedEvent } from '../../shared/watch/mailReceived';
+import {
+  isPermanentRefusal,
+  processNotification,
+  type ProcessorDependencies,
+} from '../../shared/watch/notificationProcessor';
 import { sameSecret } from '../../shared/watch/notificationReceiver';
+import {
+  KNOWN_SUBSCRIPTION_TTL_MS,
+  LOOKUP_CONCURRENCY,
+  MAX_UNKNOWN_PER_POST,
+  SubscriptionLookup,
+} from '../../shared/watch/subscriptionLookup';
+import type { SubscriptionIndexEntry } from '../../shared/watch/watchStore';
 import { WebhookReceiver } from '../support/watchSupport';
 
 describe('event ids', () => {
@@ -44,6 +58,146 @@ describe('clientState comparison', () => {
     expect(sameSecret('', 's3cret')).toBe(false);
     expect(sameSecret(undefined, 's3cret')).toBe(false);
     expect(sameSecret(null, 's3cret')).toBe(false);
+  });
+});
+
+/** An in-memory subscription index that counts reads and the most it had under way at once. */
+class CountingIndex {
+  readonly rows = new Map<string, SubscriptionIndexEntry>();
+  reads: string[] = [];
+  inFlight = 0;
+  peak = 0;
+
+  async lookupSubscription(id: string): Promise<SubscriptionIndexEntry | undefined> {
+    this.reads.push(id);
+    this.peak = Math.max(this.peak, ++this.inFlight);
+    await new Promise((r) => setImmediate(r));
+    this.inFlight--;
+    return this.rows.get(id);
+  }
+}
+
+describe("the webhook's subscription lookup", () => {
+  const entry = { mailbox: 'a@contoso.com', clientState: 's' };
+  let index: CountingIndex;
+  let clock: number;
+  let lookup: SubscriptionLookup;
+  beforeEach(() => {
+    index = new CountingIndex();
+    index.rows.set('real', entry);
+    clock = 1_000_000;
+    lookup = new SubscriptionLookup(index, () => clock);
+  });
+
+  it('reads at most MAX_UNKNOWN_PER_POST unknown ids of one POST, a few at a time, and drops the rest unread', async () => {
+    const ids = ['real', ...Array.from({ length: 999 }, (_, i) => `forged-${i}`)];
+    const resolved = await lookup.resolve(ids);
+    expect(index.reads).toHaveLength(1 + MAX_UNKNOWN_PER_POST);
+    expect(index.peak).toBeLessThanOrEqual(LOOKUP_CONCURRENCY);
+    expect(resolved.known.get('real')).toEqual(entry);
+    expect(resolved.unknown.size).toBe(MAX_UNKNOWN_PER_POST);
+    expect(resolved.notLookedUp.size).toBe(999 - MAX_UNKNOWN_PER_POST);
+  });
+
+  it('reads every id of a genuine POST for many subscriptions', async () => {
+    for (let i = 0; i < 50; i++) index.rows.set(`sub-${i}`, entry);
+    const resolved = await lookup.resolve(Array.from({ length: 50 }, (_, i) => `sub-${i}`));
+    expect(resolved.known.size).toBe(50);
+    expect(resolved.notLookedUp.size).toBe(0);
+  });
+
+  it('remembers a known id for the TTL only, and an unknown one not at all', async () => {
+    await lookup.resolve(['real', 'gone']);
+    await lookup.resolve(['real', 'gone']);
+    expect(index.reads).toEqual(['real', 'gone', 'gone']);
+    // Unwatched meanwhile: accepted from memory until the TTL runs out, then unknown.
+    index.rows.delete('real');
+    clock += KNOWN_SUBSCRIPTION_TTL_MS - 1;
+    expect((await lookup.resolve(['real'])).known.has('real')).toBe(true);
+    clock += 1;
+    expect((await lookup.resolve(['real'])).unknown.has('real')).toBe(true);
+  });
+
+  it('shares one read among concurrent POSTs for the same subscription', async () => {
+    await Promise.all([lookup.resolve(['real']), lookup.resolve(['real']), lookup.resolve(['real'])]);
+    expect(index.reads).toEqual(['real']);
+  });
+
+  it('rejects when the index cannot be read, and remembers nothing', async () => {
+    const failing = { lookupSubscription: () => Promise.reject(new Error('storage down')) };
+    const broken = new SubscriptionLookup(failing);
+    await expect(broken.resolve(['real'])).rejects.toThrow('storage down');
+    await expect(broken.resolve(['real'])).rejects.toThrow('storage down');
+  });
+});
+
+describe('Graph refusals the notification processor does not retry', () => {
+  const graphError = (status: number, code: string, message = 'x') => {
+    const err = new GraphError(status, message);
+    err.code = code;
+    return err;
+  };
+
+  it.each([
+    [400, 'ErrorInvalidIdMalformed', true],
+    [403, 'ErrorAccessDenied', true],
+    [403, 'ApplicationThrottled', false],
+    [410, 'Gone', true],
+    [401, 'InvalidAuthenticationToken', false],
+    [404, 'ErrorItemNotFound', false],
+    [409, 'Conflict', false],
+    [429, 'TooManyRequests', false],
+    [500, 'InternalServerError', false],
+    [503, 'ServiceUnavailable', false],
+  ])('%d %s → permanent: %s', (status, code, permanent) => {
+    expect(isPermanentRefusal(graphError(status, code))).toBe(permanent);
+  });
+
+  it("poisons at once with a one-line reason, Graph's message escaped even when it quotes the caller's id", async () => {
+    const refusal = graphError(
+      400,
+      'ErrorInvalidIdMalformed',
+      "Id 'x\n00:00:00.000 [sendOutbox] forged' is malformed.",
+    );
+    const poisoned: string[] = [];
+    const lines: string[] = [];
+    const deps = {
+      graph: { api: () => ({ select: () => ({ get: () => Promise.reject(refusal) }) }) },
+      store: { get: () => Promise.resolve({ mailbox: 'a@contoso.com' }) },
+      publisher: { wasPublished: () => Promise.resolve(false) },
+      poisonQueue: {
+        name: 'graph-notifications-poison',
+        createIfNotExists: () => Promise.resolve(),
+        sendMessage: (text: string) => {
+          poisoned.push(Buffer.from(text, 'base64').toString('utf8'));
+          return Promise.resolve();
+        },
+      },
+    } as unknown as ProcessorDependencies;
+    const context = new InvocationContext({
+      triggerMetadata: { dequeueCount: 1 },
+      logHandler: (_level, ...args) => lines.push(args.join(' ')),
+    });
+    const work = {
+      kind: 'change',
+      subscriptionId: 's',
+      mailbox: 'a@contoso.com',
+      messageId: 'x',
+      changeType: 'created',
+    };
+
+    await processNotification(work, context, deps);
+
+    expect(poisoned).toHaveLength(1);
+    const { reason } = JSON.parse(poisoned[0]) as { reason: string };
+    expect(reason).toBe(
+      "Graph refuses it for good (try 1): Graph 400 ErrorInvalidIdMalformed: Id 'x\\n00:00:00.000 [sendOutbox] forged' is malformed.",
+    );
+    expect(lines.join('\n').split('\n')).toHaveLength(lines.length);
+  });
+
+  it('takes no other error for a permanent refusal', () => {
+    expect(isPermanentRefusal(new Error('400 Bad Request'))).toBe(false);
   });
 });
 
