@@ -91,9 +91,36 @@ describe('runtime and publishing', () => {
     }
   });
 
-  it('turns FTP off and basic-auth publishing credentials off for ftp and scm', () => {
+  it('sets no site property Flex Consumption refuses (ftpsState, alwaysOn, runtime versions, ...)', () => {
+    // Microsoft's list of site properties deprecated on Flex Consumption (flex-consumption-plan "Deprecated
+    // properties and settings"): ARM rejects them on an FC1 site, so the first deployment would fail.
+    const refusedOnFlex = [
+      'ftpsState',
+      'use32BitWorkerProcess',
+      'isReserved',
+      'isXenon',
+      'windowsFxVersion',
+      'alwaysOn',
+      'preWarmedInstanceCount',
+      'functionAppScaleLimit',
+      'containerSize',
+      'javaVersion',
+      'powerShellVersion',
+      'netFrameworkVersion',
+      'linuxFxVersion',
+    ];
     const site = only(resourcesOf('modules/functionApp.bicep', 'Microsoft.Web/sites'));
-    expect(textAt(site, 'properties.siteConfig.ftpsState')).toBe("'Disabled'");
+    const siteConfig = propertyPath(site.body, 'properties.siteConfig');
+    const properties = propertyPath(site.body, 'properties');
+    const set = [...(siteConfig ? propertyNames(siteConfig) : []), ...propertyNames(properties!)].map((n) =>
+      n.toLowerCase(),
+    );
+    expect(set.filter((name) => refusedOnFlex.some((refused) => refused.toLowerCase() === name))).toEqual([]);
+    expect(propertyPath(site.body, 'properties.functionAppConfig.runtime.name')?.text).toBe("'node'");
+  });
+
+  it('turns basic-auth publishing credentials off for ftp and scm', () => {
+    const site = only(resourcesOf('modules/functionApp.bicep', 'Microsoft.Web/sites'));
     const policies = only(
       resourcesOf('modules/functionApp.bicep', 'Microsoft.Web/sites/basicPublishingCredentialsPolicies'),
     );
