@@ -23,7 +23,7 @@ param identityId string
 param deploymentContainerUrl string
 
 @description('Upper bound of instances the app scales out to.')
-@minValue(40)
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 100
 

@@ -83,6 +83,13 @@ describe('module wiring (what `bicep build` would reject)', () => {
 });
 
 describe('runtime and publishing', () => {
+  it('lets maximumInstanceCount go as low as Flex Consumption allows (1) and no higher than 1000', () => {
+    for (const file of ['main.bicep', 'modules/functionApp.bicep']) {
+      const param = model(file).params.get('maximumInstanceCount');
+      expect([file, param?.minValue, param?.maxValue]).toEqual([file, '1', '1000']);
+    }
+  });
+
   it('offers only supported Node.js versions (22, 24), 22 by default, in main.bicep and the module', () => {
     for (const file of ['main.bicep', 'modules/functionApp.bicep']) {
       const param = model(file).params.get('nodeVersion');
@@ -190,12 +197,18 @@ describe('the tenant-wide grant and the permission check', () => {
     expect(app.vars.get('mailRoleIds')?.text).toMatch(/^\[\s*mailSendRoleId\s+mailReadWriteRoleId\s*\]$/);
   });
 
-  it('sets start and end dates on the key credentials', () => {
+  it('sets start and end dates on the key credentials when given, and leaves the keys out (never null) when not', () => {
     const app = model('modules/appRegistration.bicep');
     const application = only(app.resources.filter((r) => r.target.startsWith('Microsoft.Graph/applications@')));
     const keyCredentials = textAt(application, 'keyCredentials') ?? '';
-    expect(keyCredentials).toMatch(/startDateTime: empty\(cert\.startDateTime\) \? null : cert\.startDateTime/);
-    expect(keyCredentials).toMatch(/endDateTime: empty\(cert\.endDateTime\) \? null : cert\.endDateTime/);
+    expect(keyCredentials).not.toMatch(/\bnull\b/);
+    expect(keyCredentials).toMatch(/^map\(certificates, cert => union\(\{/);
+    expect(keyCredentials).toMatch(
+      /empty\(cert\.startDateTime\) \? \{\} : \{\s*startDateTime: cert\.startDateTime\s*\}/,
+    );
+    expect(keyCredentials).toMatch(/empty\(cert\.endDateTime\) \? \{\} : \{\s*endDateTime: cert\.endDateTime\s*\}/);
+    // The always-present keys sit in the first object of the union; no date among them.
+    expect(keyCredentials.slice(0, keyCredentials.indexOf('}'))).not.toMatch(/DateTime/);
     const call = only(model('main.bicep').modules.filter((m) => m.symbol === 'appRegistration'));
     expect(textAt(call, 'params.certificateStartDateTime')).toBe('appCertificateStartDateTime');
     expect(textAt(call, 'params.certificateEndDateTime')).toBe('appCertificateEndDateTime');
