@@ -280,3 +280,30 @@ describe('storage layout', () => {
     expect(textAt(storage, 'params.queueNames')).toBe('storageLayout.queues');
   });
 });
+
+describe('first deployments and redeployments (infra/README.md)', () => {
+  const readme = () => readFileSync(path.join(INFRA, 'README.md'), 'utf8');
+  const section = (heading: string): string => {
+    const text = readme();
+    const start = text.indexOf(`\n${heading}\n`);
+    expect([heading, start >= 0]).toEqual([heading, true]);
+    const rest = text.slice(start + heading.length + 2);
+    const next = /^#{2,3} /m.exec(rest);
+    return next ? rest.slice(0, next.index) : rest;
+  };
+
+  it('tells to register Microsoft.App (the subnet delegation needs it) in the prerequisites and network isolation', () => {
+    expect(only(resourcesOf('modules/network.bicep', 'Microsoft.Network/virtualNetworks')).body.text).toContain(
+      "'Microsoft.App/environments'",
+    );
+    // The template deploys no Microsoft.App resource, so ARM would not register the provider by itself.
+    const deployed = [...models.values()].flatMap((m) => m.resources.map((r) => r.target));
+    expect(deployed.filter((t) => t.startsWith('Microsoft.App/'))).toEqual([]);
+    for (const heading of ['## Prerequisites', '### Network isolation (optional)']) {
+      expect([heading, section(heading)]).toEqual([
+        heading,
+        expect.stringContaining('az provider register -n Microsoft.App --wait'),
+      ]);
+    }
+  });
+});
