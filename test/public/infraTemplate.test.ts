@@ -306,4 +306,18 @@ describe('first deployments and redeployments (infra/README.md)', () => {
       ]);
     }
   });
+
+  it('offers a way out when the soft-deleted Key Vault still holds its derived name: recover it, or keyVaultName', () => {
+    const main = model('main.bicep');
+    expect(main.params.get('keyVaultName')?.defaultText).toBe("''");
+    expect(propertyPath(main.vars.get('names')!, 'keyVault')?.text).toMatch(
+      /^empty\(keyVaultName\) \? .+ : keyVaultName$/,
+    );
+    const call = only(main.modules.filter((m) => m.symbol === 'keyVault'));
+    expect(textAt(call, 'params.name')).toBe('names.keyVault');
+    const redeploy = section('### Redeploying after deleting the resource group');
+    expect(redeploy).toContain('az keyvault recover --name <vault name>');
+    expect(redeploy).toContain('-p keyVaultName=');
+    expect(redeploy).toMatch(/purge protection/);
+  });
 });
