@@ -212,7 +212,7 @@ describe('GET /api/openapi.json', () => {
     const problemType = await expectDocumented(
       'get',
       '/api/problems/{slug}',
-      await fetch(`${host.url}${invalid.type}`),
+      await fetch(`${host.url}${String(invalid.type)}`),
     );
     expect(problemType.type).toBe(invalid.type);
     await expectDocumented('get', '/api/problems/{slug}', await fetch(`${host.url}/api/problems/no-such-type`));
