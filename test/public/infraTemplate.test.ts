@@ -265,6 +265,45 @@ describe('network isolation', () => {
   });
 });
 
+describe("infra/README.md's lists", () => {
+  const readme = () => readFileSync(path.join(INFRA, 'README.md'), 'utf8');
+  const backticked = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]);
+
+  it('"What gets deployed" names exactly the containers, tables and queues of storageLayout', () => {
+    const layout = model('main.bicep').vars.get('storageLayout')!;
+    const paragraph = /^- \*\*Storage account\*\*:([\s\S]*?)^- \*\*/m.exec(readme())?.[1] ?? '';
+    const part = (from: string, to: string) => {
+      const match = new RegExp(`${from}([\\s\\S]*?)${to}`).exec(paragraph);
+      expect([from, match !== null]).toEqual([from, true]);
+      // Names only: drop the parenthesised explanations, which hold backticked names of their own.
+      return backticked(match![1].replace(/\([^)]*\)/g, ''));
+    };
+    expect(part('Blob containers', '; tables')).toEqual([
+      stringText(propertyPath(layout, 'deploymentContainer')!),
+      ...stringElements(propertyPath(layout, 'containers')!),
+    ]);
+    expect(part('; tables', '; queues')).toEqual(stringElements(propertyPath(layout, 'tables')!));
+    expect(part('; queues', 'all named')).toEqual(stringElements(propertyPath(layout, 'queues')!));
+  });
+
+  it('the app settings table names every setting main.bicep gives the app', () => {
+    const section = /^## App settings\n([\s\S]*?)^## /m.exec(readme())?.[1] ?? '';
+    const documented = new Set<string>();
+    for (const row of section.split('\n').filter((line) => line.startsWith('| `'))) {
+      let prefix = '';
+      for (const name of backticked(row.split('|')[1])) {
+        // `AzureWebJobsStorage__accountName`, `__credential`: the short form keeps the previous name's prefix.
+        const full = name.startsWith('__') ? `${prefix}${name}` : name.replace(/ \(.*$/, '');
+        if (full.includes('__')) prefix = full.slice(0, full.indexOf('__'));
+        documented.add(full);
+      }
+    }
+    const settings = propertyNames(model('main.bicep').vars.get('appSettings')!);
+    expect(settings.length).toBeGreaterThan(20);
+    expect(settings.filter((name) => !documented.has(name))).toEqual([]);
+  });
+});
+
 describe('storage layout', () => {
   it('is one list in main.bicep that the storage module creates', () => {
     const layout = model('main.bicep').vars.get('storageLayout');
