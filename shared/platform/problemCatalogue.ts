@@ -46,14 +46,14 @@ const entries = {
   'sender-not-allowed': {
     title: 'This mailbox may not be sent from',
     statuses: [403],
-    meaning: '`from` is not in the gateway allow-list (ALLOWED_SENDERS).',
+    meaning: "`from` is not in the gateway's allow-list (ALLOWED_SENDERS).",
     fix: 'Send from a permitted mailbox, or ask the operator to add this one to ALLOWED_SENDERS.',
   },
   'idempotency-key-reused': {
     title: 'Idempotency-Key reused with a different request',
     statuses: [409],
     meaning: 'A request with this Idempotency-Key was accepted before, with a different body.',
-    fix: 'Use a new Idempotency-Key for a new mail; repeat the original body to learn the first request outcome.',
+    fix: "Use a new Idempotency-Key for a new mail; repeat the original body to learn the first request's outcome.",
   },
   'idempotency-key-in-progress': {
     title: 'A request with this Idempotency-Key is still being processed',
@@ -66,13 +66,13 @@ const entries = {
     statuses: [403, 502],
     meaning:
       'The gateway token does not carry a Microsoft Graph application permission it needs (`missingPermissions`), or Graph says the token carries none.',
-    fix: 'In Entra ID, grant admin consent for the app registration Microsoft Graph application permissions (Mail.Send, Mail.ReadWrite, User.Read.All), then check `/api/diagnostics`.',
+    fix: "In Entra ID, grant admin consent for the app registration's Microsoft Graph application permissions (Mail.Send, Mail.ReadWrite, User.Read.All), then check `/api/diagnostics`.",
   },
   'graph-access-denied': {
     title: 'Microsoft Graph denied access',
     statuses: [403],
     meaning: 'Graph refused the call with Access Denied for this mailbox.',
-    fix: 'Check the app permissions and its Exchange application access scope (infra/Set-MailboxScope.ps1); `/api/diagnostics` names what is missing.',
+    fix: "Check the app's permissions and its Exchange application access scope (infra/Set-MailboxScope.ps1); `/api/diagnostics` names what is missing.",
   },
   'send-as-denied': {
     title: 'Send-As denied',
@@ -119,16 +119,16 @@ const entries = {
     fix: 'Retry after the time in `Retry-After`; send less often from the same mailbox.',
   },
   'graph-auth-failed': {
-    title: 'Microsoft Graph refused the gateway token',
+    title: "Microsoft Graph refused the gateway's token",
     statuses: [502],
-    meaning: 'Graph answered 401 to the gateway token.',
+    meaning: "Graph answered 401 to the gateway's token.",
     fix: 'Run `/api/diagnostics`: it checks the credential, the token and its roles and says what to fix.',
   },
   'graph-forbidden': {
     title: 'Microsoft Graph refused',
     statuses: [403],
     meaning: 'Graph answered 403 for a reason other than the mailbox scope; `graph` has its code and request id.',
-    fix: 'Check the app permissions with `/api/diagnostics`; quote `graph.requestId` to Microsoft support if it persists.',
+    fix: "Check the app's permissions with `/api/diagnostics`; quote `graph.requestId` to Microsoft support if it persists.",
   },
   'graph-error': {
     title: 'Microsoft Graph refused the request',
@@ -141,7 +141,7 @@ const entries = {
     title: 'Microsoft Graph could not be reached',
     statuses: [502],
     meaning: 'The gateway got no answer from Graph (network, DNS, TLS or timeout).',
-    fix: 'Retry later; if it persists, check the app outbound network (VNet, NAT, firewall) to Graph.',
+    fix: "Retry later; if it persists, check the app's outbound network (VNet, NAT, firewall) to Graph.",
   },
   'key-vault-unavailable': {
     title: 'The gateway cannot read its credential from Key Vault',
@@ -173,7 +173,7 @@ const entries = {
     title: 'The gateway is not configured',
     statuses: [503],
     meaning: 'App settings are missing or malformed; `settings` names them.',
-    fix: 'Set the named app settings on the Function App (see the README settings table) and restart it.',
+    fix: "Set the named app settings on the Function App (see the README's settings table) and restart it.",
   },
   internal: {
     title: 'The gateway failed',
@@ -204,7 +204,7 @@ const entries = {
     statuses: [502, 503],
     meaning:
       'An attempt may have reached Graph, and the gateway could not confirm whether Exchange accepted it, so it was not sent again (to avoid a duplicate).',
-    fix: 'Check the recipients or the mailbox Sent Items before sending again.',
+    fix: "Check the recipients or the mailbox's Sent Items before sending again.",
   },
   'outbox-payload-invalid': {
     title: 'The stored request is no longer valid',
@@ -235,7 +235,7 @@ const entries = {
     title: 'Not a mailbox address',
     statuses: [400],
     meaning: 'The mailbox in the path is not a valid email address.',
-    fix: 'Use the mailbox SMTP address, URL-encoded.',
+    fix: "Use the mailbox's SMTP address, URL-encoded.",
   },
   'mailbox-not-allowed': {
     title: 'This mailbox may not be watched',
@@ -256,15 +256,15 @@ const entries = {
     fix: 'Set them on the Function App and restart it.',
   },
   'webhook-validation-failed': {
-    title: 'Graph could not validate the gateway webhook',
+    title: "Graph could not validate the gateway's webhook",
     statuses: [502],
     meaning: 'Graph refused to create the subscription because its validation request to WEBHOOK_BASE_URL failed.',
-    fix: 'Make WEBHOOK_BASE_URL the app public https origin, reachable from the internet, and try again.',
+    fix: "Make WEBHOOK_BASE_URL the app's public https origin, reachable from the internet, and try again.",
   },
   'not-a-graph-notification': {
     title: 'Not a Microsoft Graph notification',
     statuses: [400],
-    meaning: 'The body sent to a Graph webhook route is not Graph notification collection.',
+    meaning: "The body sent to a Graph webhook route is not Graph's notification collection.",
     fix: 'Nothing, if you are not Microsoft Graph: these routes are for Graph only.',
   },
   'problem-type-unknown': {
