@@ -74,9 +74,18 @@ describe('GET /api/problems/{slug}', () => {
     expect(res.headers.get('vary')).toBe('Accept');
     const html = await res.text();
     const entry = PROBLEM_CATALOGUE['sender-not-allowed'];
-    expect(html).toContain(`<h1>${entry.title}</h1>`);
-    expect(html).toContain(entry.meaning);
-    expect(html).toContain(entry.fix);
+    const escaped = (text: string) =>
+      text
+        .replace(/&/g, '&amp;')
+        .replace(/</g, '&lt;')
+        .replace(/>/g, '&gt;')
+        .replace(/"/g, '&quot;')
+        .replace(/'/g, '&#39;');
+    expect(entry.meaning).toContain("'"); // so the escaping is seen
+    expect(html).toContain(`<h1>${escaped(entry.title)}</h1>`);
+    expect(html).toContain(escaped(entry.meaning));
+    expect(html).toContain(escaped(entry.fix));
+    expect(html).not.toContain(entry.meaning);
     // JSON stays the answer for API clients, and when JSON ranks above HTML.
     const json = await fetch(`${host.url}/api/problems/sender-not-allowed`, {
       headers: { accept: 'application/json, text/html;q=0.5' },
