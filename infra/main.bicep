@@ -42,8 +42,8 @@ param keyVaultName string = ''
 // Function App (Flex Consumption)
 // ------------------------------------------------------------------------------------------------------------
 
-@description('Upper bound of instances the app scales out to (Flex Consumption: 40-1000). Each instance keeps at most 4 Graph requests in flight per mailbox, so this also bounds the load on a mailbox.')
-@minValue(40)
+@description('Upper bound of instances the app scales out to (Flex Consumption: 1-1000). Each instance keeps at most 4 Graph requests in flight per mailbox, so this also bounds the load on a mailbox.')
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 100
 

@@ -1,5 +1,6 @@
 /**
- * `npm run deploy -- <app> [func options]`: stages the bundled package (tools/functionPackage.ts) in dist/publish
+ * `npm run deploy -- <app> [func options]` runs tools/runDeploy.mjs, which checks Core Tools, builds, then runs
+ * this: it stages the bundled package (tools/functionPackage.ts) in dist/publish
  * and runs `func azure functionapp publish <app>` from there, so a clean checkout publishes without a
  * local.settings.json of its own and without devDependencies or sources in the upload.
  *
@@ -14,7 +15,7 @@ import { LOCAL_SETTINGS, stageFunctionPackage, zipFunctionPackage } from './func
 /** Printed when `func` is not on PATH: Core Tools is the user's to install (its installer downloads binaries). */
 export const CORE_TOOLS_MISSING =
   'Azure Functions Core Tools (the `func` command) is not installed or not on PATH; `npm run deploy` needs it to ' +
-  'publish. Install version 4: `npm i -g azure-functions-core-tools@4 --unsafe-perm true`, or the OS packages at ' +
+  'publish. Install version 4.0.5611 or later: `npm i -g azure-functions-core-tools@4 --unsafe-perm true`, or the OS packages at ' +
   'https://learn.microsoft.com/azure/azure-functions/functions-run-local#install-the-azure-functions-core-tools';
 
 const USAGE = 'Usage: npm run deploy -- <function-app-name> [more `func azure functionapp publish` options]';
@@ -25,7 +26,7 @@ async function main(args: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  // Looked up before building so a missing tool costs nothing and says so first.
+  // tools/runDeploy.mjs checked this before building; run directly, this still says so before staging.
   const func = findExecutable('func');
   if (!func) {
     console.error(CORE_TOOLS_MISSING);

@@ -56,7 +56,8 @@ var grantedRoleIds = concat(grantMailPermissionsTenantWide ? mailRoleIds : [], [
   userReadAllRoleId
 ])
 
-// Explicit validity dates keep the key credential's lifetime visible in the template and in Entra.
+// Explicit validity dates keep the key credential's lifetime visible in the template and in Entra. A date left
+// empty is left out of the key credential altogether (not sent as null): Entra then reads it from the certificate.
 var certificateCandidates = [
   {
     key: certificateBase64
@@ -76,15 +77,17 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
   displayName: displayName
   description: 'Microsoft 365 mail gateway (Azure Functions): sends as permitted mailboxes and watches mailboxes through Microsoft Graph with application permissions.'
   signInAudience: 'AzureADMyOrg'
-  keyCredentials: map(certificates, cert => {
+  keyCredentials: map(certificates, cert => union({
     keyId: guid(uniqueName, cert.key)
     displayName: 'mail-gateway certificate'
     type: 'AsymmetricX509Cert'
     usage: 'Verify'
     key: cert.key
-    startDateTime: empty(cert.startDateTime) ? null : cert.startDateTime
-    endDateTime: empty(cert.endDateTime) ? null : cert.endDateTime
-  })
+  }, empty(cert.startDateTime) ? {} : {
+    startDateTime: cert.startDateTime
+  }, empty(cert.endDateTime) ? {} : {
+    endDateTime: cert.endDateTime
+  }))
   requiredResourceAccess: [
     {
       resourceAppId: graphAppId

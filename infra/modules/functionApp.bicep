@@ -23,7 +23,7 @@ param identityId string
 param deploymentContainerUrl string
 
 @description('Upper bound of instances the app scales out to.')
-@minValue(40)
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
@@ -103,10 +103,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         version: nodeVersion
       }
     }
+    // Flex Consumption refuses the site properties it does not support (ftpsState: "FTPS not supported",
+    // alwaysOn, use32BitWorkerProcess, linuxFxVersion, ...: see "Deprecated properties" in Microsoft's Flex
+    // Consumption docs). FTP does not exist on Flex; basic-auth publishing is off through the policies below.
     siteConfig: {
       minTlsVersion: '1.2'
-      // Deployment goes through the Flex deployment container with the managed identity: no FTP at all.
-      ftpsState: 'Disabled'
     }
   }
 }

@@ -9,6 +9,7 @@ import { explainStorageError } from '../diagnostics/storageProbe';
 import { entraReason, explainEntraError } from '../identity/entraErrors';
 import type { GatewayConfig } from '../platform/config';
 import { problem } from '../platform/problem';
+import type { ProblemSlug } from '../platform/problemCatalogue';
 import { SendProblem } from './sendProblems';
 
 /** Seconds a caller should wait before retrying a send that failed on a dependency. */
@@ -25,7 +26,7 @@ function localFailure(err: unknown): { name: string; message: string } | undefin
   return err instanceof Error ? { name: err.name, message: err.message } : undefined;
 }
 
-function dependencyFailure(dependency: string, slug: string, title: string, detail: string): SendProblem {
+function dependencyFailure(dependency: string, slug: ProblemSlug, title: string, detail: string): SendProblem {
   return new SendProblem(problem(503, slug, title, `${detail} Nothing was sent.`, { dependency }), {
     'retry-after': DEPENDENCY_RETRY_AFTER_SECONDS,
   });

@@ -7,6 +7,7 @@ import { GraphError } from '@microsoft/microsoft-graph-client';
 import { retryAfterSeconds } from '../graph/graphClient';
 import { logValue } from '../diagnostics/logSafe';
 import { problem, type ProblemDocument } from '../platform/problem';
+import type { ProblemSlug } from '../platform/problemCatalogue';
 import type { AdminConsentMissingError } from '../identity/tokenClaims';
 import type { FieldProblem } from './sendRequest';
 
@@ -228,8 +229,13 @@ export function graphProblem(err: unknown, call: GraphCallInfo, mailbox: string)
     diagnostics: err.headers?.get('x-ms-diagnostics') ?? undefined,
     status: err.statusCode,
   };
-  const make = (status: number, slug: string, title: string, detail: string, headers: Record<string, string> = {}) =>
-    new SendProblem(problem(status, slug, title, detail, { graph }), headers);
+  const make = (
+    status: number,
+    slug: ProblemSlug,
+    title: string,
+    detail: string,
+    headers: Record<string, string> = {},
+  ) => new SendProblem(problem(status, slug, title, detail, { graph }), headers);
 
   switch (err.code) {
     case 'NoPermissionsInAccessToken':

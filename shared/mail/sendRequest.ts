@@ -173,21 +173,31 @@ export const sendRequestSchema = z
       )
       .optional(),
   })
-  .superRefine((req, ctx) => {
-    if ((req.text === undefined) === (req.html === undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['text'], message: 'give exactly one of text or html' });
-    }
-    const count = (req.to?.length ?? 0) + (req.cc?.length ?? 0) + (req.bcc?.length ?? 0);
-    if (count === 0)
-      ctx.addIssue({ code: 'custom', path: ['to'], message: 'at least one recipient is required in to, cc or bcc' });
-    if (count > MAX_RECIPIENTS) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['to'],
-        message: `at most ${MAX_RECIPIENTS} recipients in to, cc and bcc together (got ${count})`,
-      });
-    }
-  });
+  .superRefine(
+    (req, ctx) => {
+      // Also runs when other fields failed (see `when`), so a field here may still hold what the caller sent.
+      const given: Record<string, unknown> = req;
+      if ((given.text === undefined) === (given.html === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['text'], message: 'give exactly one of text or html' });
+      }
+      const lists = [given.to, given.cc, given.bcc];
+      // A list that is not an array already has its own problem; counting it as empty would add a wrong one.
+      if (lists.some((list) => list !== undefined && !Array.isArray(list))) return;
+      const count = lists.reduce<number>((sum, list) => sum + (Array.isArray(list) ? list.length : 0), 0);
+      if (count === 0)
+        ctx.addIssue({ code: 'custom', path: ['to'], message: 'at least one recipient is required in to, cc or bcc' });
+      if (count > MAX_RECIPIENTS) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['to'],
+          message: `at most ${MAX_RECIPIENTS} recipients in to, cc and bcc together (got ${count})`,
+        });
+      }
+    },
+    // zod skips an object's refinements once a field has failed; these rules are the caller's to know in the same
+    // 400 as the others, so they run whenever the body is an object at all.
+    { when: (payload) => typeof payload.value === 'object' && payload.value !== null && !Array.isArray(payload.value) },
+  );
 
 /** A recipient after validation. */
 export interface Recipient {

@@ -14,6 +14,7 @@ import {
   mailboxViewSchema,
   mailboxWatchedSchema,
   mailStatusSchema,
+  problemTypeDocumentSchema,
   sendMailQueuedSchema,
   sendMailSentSchema,
 } from './responseSchemas';
@@ -285,6 +286,29 @@ export const OPERATIONS: readonly OperationSpec[] = [
         'DiagnosticsReport',
         diagnosticsReportSchema,
       ),
+    },
+  },
+  {
+    operationId: 'problems',
+    method: 'get',
+    path: '/api/problems/{slug}',
+    auth: 'anonymous',
+    tags: ['operations'],
+    summary: "Documentation of a problem type: what a problem document's `type` points to",
+    description:
+      'JSON by default; an HTML page when `Accept` prefers `text/html` (a browser). Every `type` the gateway answers ' +
+      'with is `/api/problems/{slug}`, relative to the answer.',
+    parameters: [
+      {
+        name: 'slug',
+        in: 'path',
+        description: 'The problem type, e.g. `validation`: the last segment of a `type`.',
+        schema: z.string().max(64),
+      },
+    ],
+    responses: {
+      200: jsonResponse('What the problem means and what to do about it.', 'ProblemType', problemTypeDocumentSchema),
+      404: problemResponse('No such problem type (`problem-type-unknown`).'),
     },
   },
   {

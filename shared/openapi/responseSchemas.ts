@@ -35,7 +35,12 @@ export const graphFailureSchema = z
  */
 export const problemDocumentSchema = z
   .looseObject({
-    type: z.url().meta({ description: `\`${PROBLEM_TYPE_BASE}{slug}\`, e.g. \`${PROBLEM_TYPE_BASE}validation\`.` }),
+    type: z.string().meta({
+      format: 'uri-reference',
+      description:
+        `\`${PROBLEM_TYPE_BASE}{slug}\`, e.g. \`${PROBLEM_TYPE_BASE}validation\`: relative to the answer's URL, it is ` +
+        '`GET /api/problems/{slug}` on this gateway, which documents the problem type.',
+    }),
     title: z.string(),
     status: z.int().min(400).max(599),
     detail: z.string().meta({ description: 'What went wrong and what to do about it.' }),
@@ -191,3 +196,14 @@ export const mailboxWatchedSchema = mailboxViewSchema.extend({
 
 /** `GET /api/mailboxes`. */
 export const mailboxListSchema = z.strictObject({ value: z.array(mailboxViewSchema) });
+
+/** What `GET /api/problems/{slug}` answers in JSON: the documentation of one problem type. */
+export const problemTypeDocumentSchema = z
+  .strictObject({
+    type: z.string().meta({ format: 'uri-reference', description: 'The type URI, as problem documents carry it.' }),
+    title: z.string(),
+    statuses: z.array(z.int().min(400).max(599)).meta({ description: 'HTTP statuses this type comes with.' }),
+    meaning: z.string().meta({ description: 'What happened.' }),
+    fix: z.string().meta({ description: 'What to do about it.' }),
+  })
+  .meta({ description: 'Documentation of one problem type.' });

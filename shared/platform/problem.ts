@@ -3,9 +3,15 @@
  * `title`, `status`, `detail` and extension members; never a stack trace, a token or a mail body.
  */
 import type { HttpResponseInit } from '@azure/functions';
+import type { ProblemSlug } from './problemCatalogue';
 
-/** Base URI of the gateway's problem types. */
-export const PROBLEM_TYPE_BASE = 'https://mail-gateway.dev/problems/';
+/**
+ * Base of the gateway's problem type URIs: a relative reference with the full path, which resolves against the
+ * answer's own URL to `GET /api/problems/{slug}` on the gateway that answered (it documents the type there). RFC 9457
+ * §3.1.1 allows relative type URIs and asks that they carry the full path; an absolute one would need the public
+ * host name, which problems built away from a request (the outbox) do not know.
+ */
+export const PROBLEM_TYPE_BASE = '/api/problems/';
 
 /** A problem document. */
 export interface ProblemDocument {
@@ -16,10 +22,10 @@ export interface ProblemDocument {
   [extension: string]: unknown;
 }
 
-/** Builds a problem document whose `type` is `{PROBLEM_TYPE_BASE}{slug}`. */
+/** Builds a problem document whose `type` is `{PROBLEM_TYPE_BASE}{slug}`; `slug` must be in the catalogue. */
 export function problem(
   status: number,
-  slug: string,
+  slug: ProblemSlug,
   title: string,
   detail: string,
   extensions: Record<string, unknown> = {},

@@ -11,6 +11,7 @@ import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { isMailboxAllowed } from '../platform/mailboxPolicy';
 import { problem, problemResponse, type ProblemDocument } from '../platform/problem';
+import type { ProblemSlug } from '../platform/problemCatalogue';
 import { WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from './mailReceived';
 import type { WatchService } from './watchService';
 import type { WatchedMailbox, WatchStore } from './watchStore';
@@ -225,8 +226,13 @@ function graphProblem(err: unknown): ApiProblem | undefined {
     requestId: err.requestId ?? err.headers?.get('request-id') ?? undefined,
     clientRequestId: err.headers?.get('client-request-id') ?? undefined,
   };
-  const make = (status: number, slug: string, title: string, detail: string, headers: Record<string, string> = {}) =>
-    new ApiProblem(problem(status, slug, title, detail, { graph }), headers);
+  const make = (
+    status: number,
+    slug: ProblemSlug,
+    title: string,
+    detail: string,
+    headers: Record<string, string> = {},
+  ) => new ApiProblem(problem(status, slug, title, detail, { graph }), headers);
   if (err.statusCode === 400 && /validation/i.test(err.message)) {
     return make(
       502,

@@ -102,6 +102,22 @@ describe('send request validation', () => {
     expect(`${match!.field} ${match!.message}`).toMatch(message);
   });
 
+  it.each([
+    ['a non-string from', { from: 5, to: ['a@example.com'] }, ['from', 'text']],
+    ['a non-string subject', { from: 'alerts@contoso.com', to: ['a@example.com'], subject: 7 }, ['subject', 'text']],
+    ['an unknown field', { from: 'alerts@contoso.com', to: ['a@example.com'], extra: 1 }, ['', 'text']],
+    ['a broken attachment', { ...BASE, text: undefined, attachments: [{}] }, ['attachments[0].contentBase64', 'text']],
+    ['no recipients and a bad from', { from: 5, text: 'x' }, ['from', 'to']],
+  ])('lists the text/html and recipient rules with the other problems (%s)', (_what, body, fields) => {
+    const found = problems(body).map((p) => p.field);
+    for (const field of fields) expect(found).toContain(field);
+  });
+
+  it('does not call a recipient list that is not an array "no recipients"', () => {
+    const found = problems({ from: 'alerts@contoso.com', to: 'a@example.com', text: 'x' });
+    expect(found).toEqual([{ field: 'to', message: 'must be an array of recipients' }]);
+  });
+
   it('reports several problems at once', () => {
     const found = problems({ from: 'x', to: ['y'], text: 'a', html: 'b' });
     expect(found.map((p) => p.field).sort()).toEqual(['from', 'text', 'to[0]']);

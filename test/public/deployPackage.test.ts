@@ -4,12 +4,22 @@
  * staged bundle registers every function the repository's build does and sends mail end to end.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LocalFunctionsHost, nodeModuleLoader, type RegisteredFunction } from '../sandbox/host';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
+import { findExecutable } from '../../tools/findExecutable';
 import { listFiles, zipFunctionPackage } from '../../tools/functionPackage';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -157,6 +167,81 @@ describe('npm run deploy -- <app>', () => {
     expect(result.stderr).toContain('npm i -g azure-functions-core-tools@4');
     expect(result.stderr).not.toMatch(/\n\s+at /);
     expect(existsSync(staging)).toBe(false);
+  });
+
+  /**
+   * Runs `npm run deploy -- ...args` as a user would, with a PATH holding only node, npm, sh and (when given) a
+   * fake `func` that prints `funcVersion` for `func --version`.
+   */
+  async function npmRunDeploy(
+    args: string[],
+    funcVersion: string | undefined,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const bin = mkdtempSync(path.join(work, 'bin-'));
+    const npm = findExecutable('npm');
+    if (!npm) throw new Error('npm is not on PATH');
+    symlinkSync(process.execPath, path.join(bin, 'node'));
+    symlinkSync(npm, path.join(bin, 'npm'));
+    symlinkSync('/bin/sh', path.join(bin, 'sh'));
+    if (funcVersion !== undefined) {
+      writeFileSync(
+        path.join(bin, 'func'),
+        `#!${process.execPath}\nconsole.log(${JSON.stringify(funcVersion)});\nprocess.exit(0);\n`,
+      );
+      chmodSync(path.join(bin, 'func'), 0o755);
+    }
+    return new Promise((resolve) => {
+      const child = spawn(path.join(bin, 'npm'), ['run', 'deploy', '--', ...args], {
+        cwd: ROOT,
+        env: { HOME: process.env.HOME, PATH: bin, DEPLOY_STAGING_DIR: path.join(work, 'never-staged') },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+  }
+
+  // npm echoes each script it runs ("> tsc -p tsconfig.build.json"): its absence proves nothing was built.
+  const BUILD_ECHO = /^> tsc\b/m;
+
+  it('`npm run deploy` without `func` on PATH stops before building, naming the minimum Core Tools version', async () => {
+    const result = await npmRunDeploy(['func-mail-gateway'], undefined);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('Azure Functions Core Tools (the `func` command) is not installed or not on PATH');
+    expect(result.stderr).toContain('version 4.0.5611 or later');
+    expect(result.stdout).not.toMatch(BUILD_ECHO);
+    expect(existsSync(path.join(work, 'never-staged'))).toBe(false);
+  });
+
+  it('`npm run deploy` with a Core Tools too old for Flex Consumption stops before building and says so', async () => {
+    const result = await npmRunDeploy(['func-mail-gateway'], '4.0.5455');
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('Azure Functions Core Tools 4.0.5455');
+    expect(result.stderr).toContain('too old to publish to a Flex Consumption app');
+    expect(result.stderr).toContain('version 4.0.5611 or later');
+    expect(result.stdout).not.toMatch(BUILD_ECHO);
+  });
+
+  it('`npm run deploy` without an app name stops before building, with the usage', async () => {
+    const result = await npmRunDeploy([], '4.0.7030');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('Usage: npm run deploy -- <function-app-name>');
+    expect(result.stdout).not.toMatch(BUILD_ECHO);
+  });
+
+  it('the READMEs name the Core Tools version the deploy requires wherever they ask to install Core Tools', () => {
+    const required = /MIN_CORE_TOOLS_VERSION = '([\d.]+)'/.exec(
+      readFileSync(path.join(ROOT, 'tools', 'runDeploy.mjs'), 'utf8'),
+    )?.[1];
+    expect(required).toBe('4.0.5611');
+    for (const doc of ['README.md', 'infra/README.md']) {
+      const paragraphs = readFileSync(path.join(ROOT, doc), 'utf8').split(/\n\s*\n/);
+      const asking = paragraphs.filter((p) => /azure-functions-core-tools@4|Core Tools \*\*|Core Tools 4/.test(p));
+      expect([doc, asking.length > 0]).toEqual([doc, true]);
+      for (const paragraph of asking) expect(paragraph).toContain(`${required!} or later`);
+    }
   });
 
   it('names the missing app argument', async () => {

@@ -83,6 +83,13 @@ describe('module wiring (what `bicep build` would reject)', () => {
 });
 
 describe('runtime and publishing', () => {
+  it('lets maximumInstanceCount go as low as Flex Consumption allows (1) and no higher than 1000', () => {
+    for (const file of ['main.bicep', 'modules/functionApp.bicep']) {
+      const param = model(file).params.get('maximumInstanceCount');
+      expect([file, param?.minValue, param?.maxValue]).toEqual([file, '1', '1000']);
+    }
+  });
+
   it('offers only supported Node.js versions (22, 24), 22 by default, in main.bicep and the module', () => {
     for (const file of ['main.bicep', 'modules/functionApp.bicep']) {
       const param = model(file).params.get('nodeVersion');
@@ -91,9 +98,36 @@ describe('runtime and publishing', () => {
     }
   });
 
-  it('turns FTP off and basic-auth publishing credentials off for ftp and scm', () => {
+  it('sets no site property Flex Consumption refuses (ftpsState, alwaysOn, runtime versions, ...)', () => {
+    // Microsoft's list of site properties deprecated on Flex Consumption (flex-consumption-plan "Deprecated
+    // properties and settings"): ARM rejects them on an FC1 site, so the first deployment would fail.
+    const refusedOnFlex = [
+      'ftpsState',
+      'use32BitWorkerProcess',
+      'isReserved',
+      'isXenon',
+      'windowsFxVersion',
+      'alwaysOn',
+      'preWarmedInstanceCount',
+      'functionAppScaleLimit',
+      'containerSize',
+      'javaVersion',
+      'powerShellVersion',
+      'netFrameworkVersion',
+      'linuxFxVersion',
+    ];
     const site = only(resourcesOf('modules/functionApp.bicep', 'Microsoft.Web/sites'));
-    expect(textAt(site, 'properties.siteConfig.ftpsState')).toBe("'Disabled'");
+    const siteConfig = propertyPath(site.body, 'properties.siteConfig');
+    const properties = propertyPath(site.body, 'properties');
+    const set = [...(siteConfig ? propertyNames(siteConfig) : []), ...propertyNames(properties!)].map((n) =>
+      n.toLowerCase(),
+    );
+    expect(set.filter((name) => refusedOnFlex.some((refused) => refused.toLowerCase() === name))).toEqual([]);
+    expect(propertyPath(site.body, 'properties.functionAppConfig.runtime.name')?.text).toBe("'node'");
+  });
+
+  it('turns basic-auth publishing credentials off for ftp and scm', () => {
+    const site = only(resourcesOf('modules/functionApp.bicep', 'Microsoft.Web/sites'));
     const policies = only(
       resourcesOf('modules/functionApp.bicep', 'Microsoft.Web/sites/basicPublishingCredentialsPolicies'),
     );
@@ -163,12 +197,18 @@ describe('the tenant-wide grant and the permission check', () => {
     expect(app.vars.get('mailRoleIds')?.text).toMatch(/^\[\s*mailSendRoleId\s+mailReadWriteRoleId\s*\]$/);
   });
 
-  it('sets start and end dates on the key credentials', () => {
+  it('sets start and end dates on the key credentials when given, and leaves the keys out (never null) when not', () => {
     const app = model('modules/appRegistration.bicep');
     const application = only(app.resources.filter((r) => r.target.startsWith('Microsoft.Graph/applications@')));
     const keyCredentials = textAt(application, 'keyCredentials') ?? '';
-    expect(keyCredentials).toMatch(/startDateTime: empty\(cert\.startDateTime\) \? null : cert\.startDateTime/);
-    expect(keyCredentials).toMatch(/endDateTime: empty\(cert\.endDateTime\) \? null : cert\.endDateTime/);
+    expect(keyCredentials).not.toMatch(/\bnull\b/);
+    expect(keyCredentials).toMatch(/^map\(certificates, cert => union\(\{/);
+    expect(keyCredentials).toMatch(
+      /empty\(cert\.startDateTime\) \? \{\} : \{\s*startDateTime: cert\.startDateTime\s*\}/,
+    );
+    expect(keyCredentials).toMatch(/empty\(cert\.endDateTime\) \? \{\} : \{\s*endDateTime: cert\.endDateTime\s*\}/);
+    // The always-present keys sit in the first object of the union; no date among them.
+    expect(keyCredentials.slice(0, keyCredentials.indexOf('}'))).not.toMatch(/DateTime/);
     const call = only(model('main.bicep').modules.filter((m) => m.symbol === 'appRegistration'));
     expect(textAt(call, 'params.certificateStartDateTime')).toBe('appCertificateStartDateTime');
     expect(textAt(call, 'params.certificateEndDateTime')).toBe('appCertificateEndDateTime');
@@ -225,6 +265,45 @@ describe('network isolation', () => {
   });
 });
 
+describe("infra/README.md's lists", () => {
+  const readme = () => readFileSync(path.join(INFRA, 'README.md'), 'utf8');
+  const backticked = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]);
+
+  it('"What gets deployed" names exactly the containers, tables and queues of storageLayout', () => {
+    const layout = model('main.bicep').vars.get('storageLayout')!;
+    const paragraph = /^- \*\*Storage account\*\*:([\s\S]*?)^- \*\*/m.exec(readme())?.[1] ?? '';
+    const part = (from: string, to: string) => {
+      const match = new RegExp(`${from}([\\s\\S]*?)${to}`).exec(paragraph);
+      expect([from, match !== null]).toEqual([from, true]);
+      // Names only: drop the parenthesised explanations, which hold backticked names of their own.
+      return backticked(match![1].replace(/\([^)]*\)/g, ''));
+    };
+    expect(part('Blob containers', '; tables')).toEqual([
+      stringText(propertyPath(layout, 'deploymentContainer')!),
+      ...stringElements(propertyPath(layout, 'containers')!),
+    ]);
+    expect(part('; tables', '; queues')).toEqual(stringElements(propertyPath(layout, 'tables')!));
+    expect(part('; queues', 'all named')).toEqual(stringElements(propertyPath(layout, 'queues')!));
+  });
+
+  it('the app settings table names every setting main.bicep gives the app', () => {
+    const section = /^## App settings\n([\s\S]*?)^## /m.exec(readme())?.[1] ?? '';
+    const documented = new Set<string>();
+    for (const row of section.split('\n').filter((line) => line.startsWith('| `'))) {
+      let prefix = '';
+      for (const name of backticked(row.split('|')[1])) {
+        // `AzureWebJobsStorage__accountName`, `__credential`: the short form keeps the previous name's prefix.
+        const full = name.startsWith('__') ? `${prefix}${name}` : name.replace(/ \(.*$/, '');
+        if (full.includes('__')) prefix = full.slice(0, full.indexOf('__'));
+        documented.add(full);
+      }
+    }
+    const settings = propertyNames(model('main.bicep').vars.get('appSettings')!);
+    expect(settings.length).toBeGreaterThan(20);
+    expect(settings.filter((name) => !documented.has(name))).toEqual([]);
+  });
+});
+
 describe('storage layout', () => {
   it('is one list in main.bicep that the storage module creates', () => {
     const layout = model('main.bicep').vars.get('storageLayout');
@@ -238,5 +317,46 @@ describe('storage layout', () => {
     const storage = only(model('main.bicep').modules.filter((m) => m.symbol === 'storage'));
     expect(textAt(storage, 'params.tableNames')).toBe('storageLayout.tables');
     expect(textAt(storage, 'params.queueNames')).toBe('storageLayout.queues');
+  });
+});
+
+describe('first deployments and redeployments (infra/README.md)', () => {
+  const readme = () => readFileSync(path.join(INFRA, 'README.md'), 'utf8');
+  const section = (heading: string): string => {
+    const text = readme();
+    const start = text.indexOf(`\n${heading}\n`);
+    expect([heading, start >= 0]).toEqual([heading, true]);
+    const rest = text.slice(start + heading.length + 2);
+    const next = /^#{2,3} /m.exec(rest);
+    return next ? rest.slice(0, next.index) : rest;
+  };
+
+  it('tells to register Microsoft.App (the subnet delegation needs it) in the prerequisites and network isolation', () => {
+    expect(only(resourcesOf('modules/network.bicep', 'Microsoft.Network/virtualNetworks')).body.text).toContain(
+      "'Microsoft.App/environments'",
+    );
+    // The template deploys no Microsoft.App resource, so ARM would not register the provider by itself.
+    const deployed = [...models.values()].flatMap((m) => m.resources.map((r) => r.target));
+    expect(deployed.filter((t) => t.startsWith('Microsoft.App/'))).toEqual([]);
+    for (const heading of ['## Prerequisites', '### Network isolation (optional)']) {
+      expect([heading, section(heading)]).toEqual([
+        heading,
+        expect.stringContaining('az provider register -n Microsoft.App --wait'),
+      ]);
+    }
+  });
+
+  it('offers a way out when the soft-deleted Key Vault still holds its derived name: recover it, or keyVaultName', () => {
+    const main = model('main.bicep');
+    expect(main.params.get('keyVaultName')?.defaultText).toBe("''");
+    expect(propertyPath(main.vars.get('names')!, 'keyVault')?.text).toMatch(
+      /^empty\(keyVaultName\) \? .+ : keyVaultName$/,
+    );
+    const call = only(main.modules.filter((m) => m.symbol === 'keyVault'));
+    expect(textAt(call, 'params.name')).toBe('names.keyVault');
+    const redeploy = section('### Redeploying after deleting the resource group');
+    expect(redeploy).toContain('az keyvault recover --name <vault name>');
+    expect(redeploy).toContain('-p keyVaultName=');
+    expect(redeploy).toMatch(/purge protection/);
   });
 });

@@ -209,6 +209,13 @@ describe('GET /api/openapi.json', () => {
     const diagnostics = await fetch(`${host.url}/api/diagnostics`, { headers: { 'x-functions-key': host.masterKey } });
     expect((await expectDocumented('get', '/api/diagnostics', diagnostics)).status).toBe('ok');
     await expectDocumented('get', '/api/openapi.json', await fetch(`${host.url}/api/openapi.json`));
+    const problemType = await expectDocumented(
+      'get',
+      '/api/problems/{slug}',
+      await fetch(`${host.url}${String(invalid.type)}`),
+    );
+    expect(problemType.type).toBe(invalid.type);
+    await expectDocumented('get', '/api/problems/{slug}', await fetch(`${host.url}/api/problems/no-such-type`));
 
     // Keys are enforced by the host, which answers 401 with an empty body: documented, without content.
     const noKey = await fetch(`${host.url}/api/mail/send`, { method: 'POST', body: '{}' });

@@ -101,6 +101,10 @@ export interface BicepParam {
   readonly defaultText: string | undefined;
   /** Values of `@allowed([...])`, as source text; undefined without the decorator. */
   readonly allowed: string[] | undefined;
+  /** Argument of `@minValue(...)`, as source text; undefined without the decorator. */
+  readonly minValue: string | undefined;
+  /** Argument of `@maxValue(...)`, as source text; undefined without the decorator. */
+  readonly maxValue: string | undefined;
 }
 
 /** A `resource` or `module` declaration. */
@@ -155,6 +159,8 @@ export async function readBicepModel(file: string): Promise<BicepModel> {
           type: type.text,
           defaultText: value?.text,
           allowed: allowedValues(decorators),
+          minValue: decoratorArgument(decorators, 'minValue'),
+          maxValue: decoratorArgument(decorators, 'maxValue'),
         });
         break;
       }
@@ -187,6 +193,15 @@ function allowedValues(decorators: readonly Node[]): string[] | undefined {
     if (call?.type !== 'call_expression' || call.childForFieldName('function')?.text !== 'allowed') continue;
     const array = call.childForFieldName('arguments')?.namedChildren[0];
     return array?.namedChildren.filter((n): n is Node => n !== null).map((n) => n.text) ?? [];
+  }
+  return undefined;
+}
+
+function decoratorArgument(decorators: readonly Node[], name: string): string | undefined {
+  for (const decorator of decorators) {
+    const call = decorator.namedChildren[0];
+    if (call?.type !== 'call_expression' || call.childForFieldName('function')?.text !== name) continue;
+    return call.childForFieldName('arguments')?.namedChildren[0]?.text;
   }
   return undefined;
 }
