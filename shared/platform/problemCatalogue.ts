@@ -36,6 +36,20 @@ const entries = {
     meaning: 'The request has a Content-Type other than `application/json`.',
     fix: 'Send the body as `application/json`.',
   },
+  'too-deep': {
+    title: 'The JSON nests too deep',
+    statuses: [400],
+    meaning:
+      'The body nests arrays and objects deeper than the gateway reads (`maxDepth`, 32 levels; a send request nests 3). It was refused at the first bracket past the limit, unread beyond it.',
+    fix: 'Send the request as the OpenAPI document describes it; no field of a mail nests deeper than a few levels.',
+  },
+  'unsupported-content-encoding': {
+    title: 'The body must not be compressed',
+    statuses: [415],
+    meaning:
+      'The request has a Content-Encoding (gzip, br, deflate, ...) the gateway does not decode; it takes identity only (`Accept-Encoding: identity`).',
+    fix: 'Send the JSON uncompressed, without a Content-Encoding header.',
+  },
   'too-large': {
     title: 'Too large',
     statuses: [413],
