@@ -26,7 +26,7 @@ import type { MailboxPacer } from '../pacing/mailboxPacer';
 import { DECISION_VALID_MS } from '../pacing/messageWindow';
 import { OutboxRecordChangedError, type OutboxRecord, type OutboxStore } from './outboxStore';
 
-/** Default of `OUTBOX_MAX_AGE_HOURS`: a mail not sent within a day fails. */
+/** Default of `OUTBOX_MAX_AGE_HOURS`: a mail not sent within a day of being due fails. */
 export const DEFAULT_OUTBOX_MAX_AGE_MS = 24 * 3_600_000;
 
 /** What the processor needs. */
@@ -40,7 +40,7 @@ export interface OutboxProcessorDependencies {
   publisher: EventPublisher;
   /** Explains an access denial by the token's missing roles. */
   credential: Pick<AppCredential, 'requireGraphPermissions'>;
-  /** A mail older than this fails instead of being tried again. */
+  /** A mail due (its `sendAt`, else its acceptance) longer ago than this fails instead of being tried again. */
   maxAgeMs: number;
   /** The clock (tests pass the pacer's simulated time). */
   now?: () => number;
@@ -76,7 +76,7 @@ export async function processOutboxMail(
   }
   let { record, etag } = stored;
 
-  if (now() - record.createdAt > deps.maxAgeMs) {
+  if (now() - dueAt(record) > deps.maxAgeMs) {
     return fail(
       record,
       etag,
@@ -85,7 +85,7 @@ export async function processOutboxMail(
         504,
         'outbox-expired',
         'The mail was not sent in time',
-        `The mail could not be sent within ${Math.round(deps.maxAgeMs / 3_600_000)} h of being accepted (OUTBOX_MAX_AGE_HOURS); the last reason was: ${record.reason ?? record.status}.`,
+        `The mail could not be sent within ${Math.round(deps.maxAgeMs / 3_600_000)} h of being due (OUTBOX_MAX_AGE_HOURS, counted from its sendAt, else from its acceptance); the last reason was: ${record.reason ?? record.status}.`,
       ),
     );
   }
@@ -233,6 +233,15 @@ export async function processOutboxMail(
   } finally {
     await release();
   }
+}
+
+/**
+ * When the mail became due: its `sendAt`, else its acceptance. A mail scheduled days ahead is not old at its send
+ * time. A record written before `sendAt` was kept holds it as `notBefore` while it still waits for it.
+ */
+function dueAt(record: OutboxRecord): number {
+  const sendAt = record.sendAt ?? (record.reason === 'sendAt' ? record.notBefore : undefined);
+  return Math.max(record.createdAt, sendAt ?? record.createdAt);
 }
 
 /** The pacer took back a grant that went stale before the mail was submitted; the mail waits `retryAfterMs`. */

@@ -77,6 +77,7 @@ async function accept(
   { store }: Rig,
   body: Record<string, unknown> = {},
   createdAt = Date.now(),
+  notBefore?: number,
 ): Promise<{ id: string; internetMessageId: string }> {
   const request = { from: SENDER, to: ['someone@contoso.com'], subject: 'Disk almost full', text: 'plain', ...body };
   const recipients = (['to', 'cc', 'bcc'] as const).reduce(
@@ -92,6 +93,7 @@ async function accept(
       recipients,
       internetMessageId,
       saveToSentItems: (request as { saveToSentItems?: boolean }).saveToSentItems !== false,
+      ...(notBefore !== undefined ? { notBefore } : {}),
     },
     Buffer.from(JSON.stringify(request)),
     createdAt,
@@ -381,6 +383,45 @@ describe('the outbox processor', () => {
     expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
     expect((await r.store.get(id))!.record.problem?.type).toMatch(/outbox-expired$/);
     expect((await eventsOf(r.events)).map((e) => e.type)).toEqual(['mail.failed']);
+  });
+
+  it.each([2, 7])(
+    'sends a mail scheduled %i days ahead at its sendAt, counting its max age from then, not from its acceptance',
+    async (days) => {
+      const t0 = Date.now();
+      let clock = t0;
+      const r = rig({ now: () => clock }); // OUTBOX_MAX_AGE_HOURS' default, 24 h
+      const sendAt = t0 + days * 86_400_000;
+      const { id } = await accept(r, {}, t0, sendAt);
+      expect((await r.store.get(id))!.record).toMatchObject({ status: 'scheduled', sendAt });
+      const before = env.cloud.graph.sendsAccepted(SENDER);
+
+      // Early (a message seen before its time): back on the queue, not failed.
+      clock = sendAt - 60_000;
+      expect((await processOutboxMail(id, r.deps)).outcome).toBe('requeued');
+      // At its time, days after its acceptance: sent.
+      clock = sendAt + 1000;
+      const { outcome, record } = await processOutboxMail(id, r.deps);
+      expect(record?.problem).toBeUndefined();
+      expect(outcome).toBe('sent');
+      expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
+    },
+  );
+
+  it('fails a scheduled mail once its max age has passed since its sendAt', async () => {
+    const t0 = Date.now();
+    let clock = t0;
+    const r = rig({ now: () => clock, maxAgeMs: 3_600_000 });
+    const sendAt = t0 + 2 * 86_400_000;
+    const { id } = await accept(r, {}, t0, sendAt);
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+
+    clock = sendAt + 3_600_000 + 1000;
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('failed');
+    expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
+    const { problem } = (await r.store.get(id))!.record;
+    expect(problem?.type).toMatch(/outbox-expired$/);
+    expect(problem?.detail).toContain('of being due');
   });
 
   it('puts a mail the pacer holds back on the queue again instead of sending it', async () => {
