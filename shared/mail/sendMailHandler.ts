@@ -34,7 +34,14 @@ import {
   validationProblem,
 } from './sendProblems';
 import { BodyStreamError, readSendBody } from './sendBodyReader';
-import { isAttachmentContentPath, parseSendRequest, STREAMED_CONTENT_THRESHOLD, type SendRequest } from './sendRequest';
+import {
+  exampleSendAt,
+  isAttachmentContentPath,
+  MAX_SEND_AT_AHEAD_MS,
+  parseSendRequest,
+  STREAMED_CONTENT_THRESHOLD,
+  type SendRequest,
+} from './sendRequest';
 
 /** What the handler needs; the function file passes the process-wide instances. */
 export interface SendMailDependencies {
@@ -49,9 +56,6 @@ const DUPLICATE_WAIT_MS = 15_000;
 
 /** Longest `Prefer: wait` honoured, in seconds. */
 export const MAX_PREFER_WAIT_SECONDS = 60;
-
-/** How far ahead `sendAt` may be (a queue message stays hidden at most 7 days). */
-const MAX_SEND_AT_AHEAD_MS = 7 * 86_400_000;
 
 /** How often `Prefer: wait` looks at the outbox record. */
 const WAIT_POLL_MS = 250;
@@ -136,7 +140,13 @@ async function send(
     if (!isAllowedSender(config.allowedSenders, request.from)) throw senderNotAllowedProblem(request.from);
 
     if (request.sendAt !== undefined && request.sendAt > Date.now() + MAX_SEND_AT_AHEAD_MS) {
-      throw validationProblem([{ field: 'sendAt', message: 'must be at most 7 days ahead' }]);
+      const latest = new Date(Date.now() + MAX_SEND_AT_AHEAD_MS).toISOString();
+      throw validationProblem([
+        {
+          field: 'sendAt',
+          message: `must be at most 7 days ahead (now: no later than ${latest}), e.g. ${exampleSendAt()}`,
+        },
+      ]);
     }
     const wait = preferredWaitSeconds(req.headers.get('prefer'));
 
