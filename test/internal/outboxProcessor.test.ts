@@ -34,6 +34,8 @@ afterAll(async () => {
 const SENDER = 'alerts@contoso.com';
 
 interface Rig {
+  /** The names' suffix of the rig's tables, queue and container (`outbox-{suffix}` is the queue). */
+  suffix: string;
   deps: OutboxProcessorDependencies;
   store: OutboxStore;
   events: QueueClient;
@@ -54,6 +56,7 @@ function rig(
   const events = new QueueClient(cs, `events-${suffix}`);
   const graph = createGraphClient(env.config, new AppCredential(env.config), { maxTotalWaitSeconds: 0 });
   return {
+    suffix,
     store,
     events,
     deps: {
@@ -530,21 +533,90 @@ describe('the outbox processor', () => {
 });
 
 describe('the outbox trigger', () => {
-  /** Runs the trigger's handler for mail `id`, counting the store reads and collecting the log lines. */
-  async function trigger(r: Rig, id: string): Promise<{ lines: string[]; reads: number }> {
+  /**
+   * Runs the trigger's handler for mail `id`, counting the store reads, collecting the log lines and the visibility
+   * delays of the messages it put back on the queue.
+   */
+  async function trigger(
+    r: Rig,
+    id: string,
+    deps: Partial<OutboxProcessorDependencies> = {},
+  ): Promise<{ lines: string[]; reads: number; delays: number[] }> {
     const lines: string[] = [];
+    const delays: number[] = [];
     let reads = 0;
     const store = Object.create(r.store) as OutboxStore;
     store.get = (...args) => {
       reads += 1;
       return r.store.get(...args);
     };
+    store.enqueue = (mailId, delayMs, slotAt) => {
+      delays.push(delayMs);
+      return r.store.enqueue(mailId, delayMs, slotAt);
+    };
     const context = new InvocationContext({
       logHandler: (level, ...args) => lines.push(`${level}: ${args.map(String).join(' ')}`),
     });
-    await handleOutboxMessage({ id }, context, { ...r.deps, store });
-    return { lines, reads };
+    await handleOutboxMessage({ id }, context, { ...r.deps, ...deps, store });
+    return { lines, reads, delays };
   }
+
+  /** A pacer whose row another instance changes after every read: every If-Match write fails with a real 412. */
+  function contendedPacer(): MailboxPacer {
+    const cs = env.settings.AzureWebJobsStorage;
+    const name = `pacing${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    const client = () => TableClient.fromConnectionString(cs, name, { allowInsecureConnection: true });
+    const meddler = client();
+    const meddled = new Proxy(client(), {
+      get(target, prop, receiver) {
+        if (prop === 'getEntity') {
+          return async (partitionKey: string, rowKey: string) => {
+            const entity = await target.getEntity(partitionKey, rowKey);
+            await meddler.updateEntity({ partitionKey, rowKey }, 'Merge');
+            return entity;
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    return new MailboxPacer(meddled, { messagesPerMinute: 30, recipientsPerDay: 10_000, maxAttempts: 2 });
+  }
+
+  it('requeues a mail whose pacer row other instances keep changing, with jitter and one info line: no failure, no error', async () => {
+    const r = rig();
+    const pacer = contendedPacer();
+    // The row must exist for a read to be meddled with; the first reservation creates it.
+    expect((await pacer.reserve(SENDER, 1)).kind).toBe('granted');
+    const { id } = await accept(r);
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+
+    const low = await trigger(r, id, { pacer, random: () => 0 });
+    const high = await trigger(r, id, { pacer, random: () => 0.999 });
+
+    for (const { lines } of [low, high]) {
+      expect(lines).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^information: outbox mail ${id} for ${SENDER}: requeued; status queued, attempts 0, 1 recipient\\(s\\); waiting: pacer row busy .*$`,
+          ),
+        ),
+      ]);
+      expect(lines[0].length).toBeLessThan(300);
+    }
+    // Put back with a visibility delay of 1 s plus jitter, different for the two.
+    expect(low.delays).toEqual([1000]);
+    expect(high.delays).toHaveLength(1);
+    expect(high.delays[0]).toBeGreaterThan(4000);
+    expect(high.delays[0]).toBeLessThan(5000);
+    const queue = new QueueClient(env.settings.AzureWebJobsStorage, `outbox-${r.suffix}`);
+    // The accept's message and the two requeued ones; the requeued ones are hidden.
+    expect((await queue.getProperties()).approximateMessagesCount).toBe(3);
+    expect((await queue.peekMessages({ numberOfMessages: 32 })).peekedMessageItems).toHaveLength(1);
+    // Nothing about the mail changed, and nothing was sent.
+    expect((await r.store.get(id))!.record).toMatchObject({ status: 'queued', attempts: 0 });
+    expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
+  });
 
   it('logs the outcome from the record the processing left, reading the record once', async () => {
     const r = rig();
