@@ -225,6 +225,13 @@ export function graphProblem(err: unknown, call: GraphCallInfo, mailbox: string)
       );
     case 'InvalidInternetMessageHeader':
       return make(422, 'invalid-header', 'Exchange refused a header', err.message);
+    case 'ErrorMessageSizeExceeded':
+      return make(
+        413,
+        'too-large',
+        'The message is larger than the mailbox may send',
+        `Exchange refused the message as larger than '${mailbox}' may send ("${err.message}"). The limit is the mailbox's maximum send size: 35 MB by default in Exchange Online, at most 150 MB. An Exchange admin raises it with Exchange Online PowerShell, e.g. Set-Mailbox -Identity ${mailbox} -MaxSendSize 150MB; then send the mail again, or send smaller attachments (a link instead of the file).`,
+      );
   }
   if (err.statusCode === 413) {
     return make(

@@ -531,6 +531,36 @@ describe('Graph failures mapped to actions', () => {
   });
 });
 
+describe("the mailbox's maximum message size", () => {
+  it("maps Exchange's ErrorMessageSizeExceeded to 413 too-large naming the limit and Set-Mailbox -MaxSendSize; nothing is sent", async () => {
+    // A mailbox whose MaxSendSize is 64 KiB, so that a 100 KB attachment stands for a 36 MB one against 35 MB.
+    const billing = [...env.cloud.tenant.users.values()].find((u) => u.mail === 'billing@contoso.com')!;
+    const limit = billing.maxSendSizeBytes;
+    billing.maxSendSizeBytes = 64 * 1024;
+    try {
+      const subject = marker();
+      const before = env.cloud.graph.sendsAccepted('billing@contoso.com');
+      const answer = await post({
+        from: 'billing@contoso.com',
+        to: ['someone@contoso.com'],
+        subject,
+        text: 'x',
+        attachments: [{ name: 'big.pdf', contentType: 'application/pdf', contentBase64: pdf(100 * 1024) }],
+      });
+      expectProblem(answer, 413);
+      expect(answer.body.type).toMatch(/\/too-large$/);
+      expect(answer.body.detail).toMatch(/35 MB by default/);
+      expect(answer.body.detail).toMatch(/Set-Mailbox -Identity billing@contoso\.com -MaxSendSize 150MB/);
+      expect(answer.body.graph).toMatchObject({ code: 'ErrorMessageSizeExceeded', status: 413 });
+      expect(await getStatus(String(answer.body.id))).toMatchObject({ status: 'failed' });
+      expect(env.cloud.graph.sendsAccepted('billing@contoso.com')).toBe(before);
+      expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(0);
+    } finally {
+      billing.maxSendSizeBytes = limit;
+    }
+  });
+});
+
 describe('logs', () => {
   it('contain no token, secret or message text over a whole send', async () => {
     const secretText = `body-${randomUUID()}`;
