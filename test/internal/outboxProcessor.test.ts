@@ -12,7 +12,7 @@ import { createGraphClient } from '../../shared/graph/graphClient';
 import { AppCredential } from '../../shared/identity/appCredential';
 import { MailSender } from '../../shared/mail/mailSender';
 import { parseSendRequest } from '../../shared/mail/sendRequest';
-import { MailboxPacer } from '../../shared/pacing/mailboxPacer';
+import { MailboxPacer, PacerContentionError } from '../../shared/pacing/mailboxPacer';
 import {
   failAfterRetries,
   processOutboxMail,
@@ -469,6 +469,25 @@ describe('the outbox processor', () => {
       expect(next).toMatchObject({ kind: 'wait', reason: 'rate' });
       if (next.kind === 'wait') expect(t0 + 61_600 + next.retryAfterMs).toBeGreaterThanOrEqual(t0 + 40_000 + 61_000);
       expect((await r.deps.pacer.reserve(SENDER, 1, t0 + 102_000, t0 + 102_000)).kind).toBe('granted');
+    });
+
+    it('gives the attempt back, unsent, when renewing the stale decision loses to other instances every time', async () => {
+      const t0 = Date.now();
+      let clock = t0;
+      const r = rig({ now: () => clock });
+      // The renewal's read-decide-write rounds all lose (what a burst from the mailbox on other hosts does).
+      const pacer = Object.create(r.deps.pacer) as MailboxPacer;
+      pacer.renew = () => Promise.reject(new PacerContentionError(SENDER, 10));
+      const deps = { ...r.deps, pacer, random: () => 0.5 };
+      const { id } = await accept(r, {}, clock);
+      slowPayload(r, (ms) => (clock += ms), 40_000);
+      const before = env.cloud.graph.sendsAccepted(SENDER);
+
+      expect((await processOutboxMail(id, deps)).outcome).toBe('requeued');
+      expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(0);
+      const { record } = (await r.store.get(id))!;
+      expect(record).toMatchObject({ status: 'queued', attempts: 0 });
+      expect(record.attemptStartedAt).toBeUndefined();
     });
 
     it('gives the attempt back, unsent, when the minute filled up meanwhile', async () => {
