@@ -101,14 +101,14 @@ export function senderNotAllowedProblem(from: string): SendProblem {
   );
 }
 
-/** 409 for an Idempotency-Key reused with another body. */
+/** 409 for an Idempotency-Key reused with another request (compared as parsed JSON, see requestHash.ts). */
 export function idempotencyConflictProblem(): SendProblem {
   return new SendProblem(
     problem(
       409,
       'idempotency-key-reused',
       'Idempotency-Key reused with a different request',
-      'This Idempotency-Key was first used with a different body; use a new key for a new message.',
+      'This Idempotency-Key was first used with a different request (compared as parsed JSON: whitespace and key order do not matter); use a new key for a new message.',
     ),
   );
 }
