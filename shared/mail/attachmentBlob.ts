@@ -15,11 +15,14 @@ export class AttachmentBlob {
    * @param blobName The blob's name in the outbox container.
    * @param size Bytes the base64 decoded to (0 when it was not base64).
    * @param isBase64 Whether the text was base64 under the schema's rule; when not, the request is refused.
+   * @param digest SHA-256 (hex) of the base64 text, taken as it streamed: what an `Idempotency-Key` compares the
+   *   content by (see requestHash.ts). Absent for a reference revived from a stored request.
    */
   constructor(
     readonly blobName: string,
     readonly size: number,
     readonly isBase64: boolean = true,
+    readonly digest?: string,
   ) {}
 
   /** The stored form in the outbox's copy of the request. */

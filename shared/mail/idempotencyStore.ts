@@ -1,7 +1,7 @@
 /**
- * Idempotency-Key records in Table storage: the first request with a key claims it (an insert, which Table
- * storage makes atomic), later ones get the stored result, a different body gets a conflict. Records expire after
- * `IDEMPOTENCY_TTL_HOURS`; an expired record is replaced, guarded by its ETag.
+ * Idempotency-Key records in Table storage: the first request with a key claims it (an insert, which Table storage
+ * makes atomic), later ones get the stored result, a different request (another canonical hash, see requestHash.ts)
+ * gets a conflict. Records expire after `IDEMPOTENCY_TTL_HOURS`; an expired record is replaced, guarded by its ETag.
  */
 import { createHash } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
@@ -47,7 +47,7 @@ export class IdempotencyStore {
     return new IdempotencyStore(createTableClient(config, IDEMPOTENCY_TABLE), config.idempotencyTtlMs);
   }
 
-  /** Claims `key` for a request whose body hashes to `requestHash`, or reports why not. */
+  /** Claims `key` for a request whose canonical hash (requestHash.ts) is `requestHash`, or reports why not. */
   async claim(key: string, requestHash: string, now = Date.now()): Promise<Claim> {
     await ensureTable(this.table);
     const partitionKey = keyHash(key);

@@ -1,6 +1,6 @@
 /**
- * Reads a send request's body as it arrives: each chunk is counted against the size cap, hashed for `Idempotency-Key`
- * when asked (the hash is over the raw bytes), parsed by the streaming JSON parser, then dropped. Only the parsed
+ * Reads a send request's body as it arrives: each chunk is counted against the size cap, parsed by the streaming JSON
+ * parser, then dropped (an `Idempotency-Key` compares the parsed request, see requestHash.ts). Only the parsed
  * values stay, and a large attachment's base64 not even that: the parser hands it to a sink (`streamedStrings`: the
  * outbox decodes it into a blob), and `afterChunk` lets the sink store what the chunk gave it before the next is read.
  *
@@ -8,13 +8,12 @@
  * deeper than `maxDepth`. The stream is released, not cancelled: with HTTP streaming, cancelling would tear down the
  * exchange the answer (413, 400) is written on, and the host stops forwarding what the handler no longer reads.
  */
-import { createHash } from 'node:crypto';
 import { JsonDocumentParser, JsonTooDeepError, MalformedJsonError } from '../platform/jsonStream';
 import type { StreamedStrings } from '../platform/streamedStrings';
 
 /** What reading the body found. */
 export type SendBodyRead =
-  | { kind: 'parsed'; json: unknown; hash?: string }
+  | { kind: 'parsed'; json: unknown }
   | { kind: 'tooLarge' }
   | { kind: 'malformed' }
   | { kind: 'tooDeep'; maxDepth: number };
@@ -25,8 +24,6 @@ export interface SendBodyOptions {
   limit: number;
   /** Deepest nesting of arrays and objects accepted (the root is level 1). */
   maxDepth: number;
-  /** Whether to hash the bytes (an `Idempotency-Key` compares requests by it). */
-  hash: boolean;
   /** The string values the parser hands to sinks instead of building them (see streamedStrings.ts). */
   streamedStrings?: StreamedStrings;
   /** Runs once each chunk is counted and parsed; reading waits for it (backpressure). */
@@ -47,7 +44,6 @@ export async function readSendBody(
   options: SendBodyOptions,
 ): Promise<SendBodyRead> {
   const parser = new JsonDocumentParser(options.streamedStrings, options.maxDepth);
-  const hash = options.hash ? createHash('sha256') : undefined;
   if (body !== null) {
     const reader = body.getReader();
     let size = 0;
@@ -59,7 +55,6 @@ export async function readSendBody(
         if (done) break;
         size += value.byteLength;
         if (size > options.limit) return { kind: 'tooLarge' };
-        hash?.update(value);
         try {
           parser.write(value);
         } catch (err) {
@@ -74,7 +69,7 @@ export async function readSendBody(
     }
   }
   try {
-    return { kind: 'parsed', json: parser.end(), ...(hash ? { hash: hash.digest('hex') } : {}) };
+    return { kind: 'parsed', json: parser.end() };
   } catch (err) {
     if (err instanceof MalformedJsonError) return { kind: 'malformed' };
     throw err;

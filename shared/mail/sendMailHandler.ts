@@ -1,9 +1,9 @@
 /**
- * `POST /api/mail/send`: reads and validates the JSON, applies the sender policy, honours `Idempotency-Key`,
- * checks the app's Graph permissions from its token, stores the mail in the outbox, and answers
- * `202 { id, status: "queued" }` with `Location: /api/mail/{id}` (or a problem document). The outbox processor sends
- * it. `Prefer: wait=N` (RFC 7240, N ≤ 60) waits up to N s for the outcome: 200 sent, the failure's problem, or still
- * 202. Logs say who sent how, never the token, the body or the subject.
+ * `POST /api/mail/send`: reads and validates the JSON, applies the sender policy, honours `Idempotency-Key` (a repeat
+ * answers with the first request's mail as it is now), checks the app's Graph permissions from its token, stores the
+ * mail in the outbox, and answers `202 { id, status: "queued" }` with `Location: /api/mail/{id}` (or a problem
+ * document). The outbox processor sends it. `Prefer: wait=N` (RFC 7240, N ≤ 60) waits up to N s for the outcome: 200
+ * sent, the failure's problem, or still 202. Logs say who sent how, never the token, the body or the subject.
  */
 import { randomUUID } from 'node:crypto';
 import { RestError } from '@azure/core-rest-pipeline';
@@ -16,8 +16,9 @@ import { failureLogLine } from './failureLog';
 import { AdminConsentMissingError } from '../identity/tokenClaims';
 import { requiredGraphRoles } from './composeMessage';
 import { credentialDependencyProblem, storageDependencyProblem } from './dependencyProblems';
-import { IDEMPOTENCY_TABLE, type IdempotencyStore } from './idempotencyStore';
-import { OUTBOX_TABLE, type OutboxStore } from '../outbox/outboxStore';
+import { IDEMPOTENCY_TABLE, type IdempotencyStore, type StoredResult } from './idempotencyStore';
+import { OUTBOX_TABLE, type OutboxRecord, type OutboxStore } from '../outbox/outboxStore';
+import { canonicalRequestHash } from './requestHash';
 import type { StagedAttachments } from '../outbox/stagedAttachments';
 import { isAllowedSender } from './senderPolicy';
 import { hasControlCharacter } from './textRules';
@@ -37,7 +38,9 @@ import {
 } from './sendProblems';
 import { BodyStreamError, readSendBody } from './sendBodyReader';
 import {
+  exampleSendAt,
   isAttachmentContentPath,
+  MAX_SEND_AT_AHEAD_MS,
   MAX_SEND_JSON_DEPTH,
   parseSendRequest,
   STREAMED_CONTENT_THRESHOLD,
@@ -57,9 +60,6 @@ const DUPLICATE_WAIT_MS = 15_000;
 
 /** Longest `Prefer: wait` honoured, in seconds. */
 export const MAX_PREFER_WAIT_SECONDS = 60;
-
-/** How far ahead `sendAt` may be (a queue message stays hidden at most 7 days). */
-const MAX_SEND_AT_AHEAD_MS = 7 * 86_400_000;
 
 /** How often `Prefer: wait` looks at the outbox record. */
 const WAIT_POLL_MS = 250;
@@ -132,7 +132,7 @@ async function send(
   const id = randomUUID();
   const attachments = deps.outbox.stageAttachments(id);
   try {
-    const { json, hash } = await readJson(req, config.maxSendRequestBytes, key !== null, attachments);
+    const json = await readJson(req, config.maxSendRequestBytes, attachments);
     if (!json || typeof json !== 'object' || Array.isArray(json))
       throw notJsonProblem('The body is JSON but not an object.');
     // Name the mailbox in the log even when validation fails, when `from` is at least a plain, printable address.
@@ -146,34 +146,44 @@ async function send(
     if (!isAllowedSender(config.allowedSenders, request.from)) throw senderNotAllowedProblem(request.from);
 
     if (request.sendAt !== undefined && request.sendAt > Date.now() + MAX_SEND_AT_AHEAD_MS) {
-      throw validationProblem([{ field: 'sendAt', message: 'must be at most 7 days ahead' }]);
+      const latest = new Date(Date.now() + MAX_SEND_AT_AHEAD_MS).toISOString();
+      throw validationProblem([
+        {
+          field: 'sendAt',
+          message: `must be at most 7 days ahead (now: no later than ${latest}), e.g. ${exampleSendAt()}`,
+        },
+      ]);
     }
     const wait = preferredWaitSeconds(req.headers.get('prefer'));
 
-    const accepted = await acceptOnce(id, request, { json, attachments }, key, hash, context, deps);
+    const accepted = await acceptOnce(id, request, { json, attachments }, key, wait, context, deps);
     if (wait === undefined || accepted.status !== 202 || typeof accepted.body !== 'string') return accepted;
-    const replayed = (accepted.headers as Record<string, string> | undefined)?.['idempotent-replayed'];
     const { id: acceptedId } = JSON.parse(accepted.body) as { id: string };
-    return await waitForOutcome(acceptedId, wait, deps, replayed ? { 'idempotent-replayed': replayed } : {});
+    return await waitForOutcome(acceptedId, wait, deps);
   } finally {
     // Refused, replayed or failed: the staged blocks go (a stored mail's attachments are committed and stay).
     await attachments.discard();
   }
 }
 
-/** Stores the mail in the outbox, once per `Idempotency-Key`: a repeat answers the first request's 202. */
+/**
+ * Stores the mail in the outbox, once per `Idempotency-Key`: a repeat of the same request (compared by its canonical
+ * hash: whitespace, key order and escapes do not matter) answers with the first one's mail as it is now.
+ */
 async function acceptOnce(
   id: string,
   request: SendRequest,
   payload: ParsedBody,
   key: string | null,
-  hash: string | undefined,
+  wait: number | undefined,
   context: InvocationContext,
   deps: SendMailDependencies,
 ): Promise<HttpResponseInit> {
   const { config } = deps;
-  if (key === null || hash === undefined) return enqueue(id, request, payload, context, deps);
+  if (key === null) return enqueue(id, request, payload, context, deps);
   if (!/^[\x21-\x7e]{1,255}$/.test(key)) throw badIdempotencyKeyProblem();
+  // After validation: a valid request nests only a few levels, and its attachments' blobs carry their digests.
+  const hash = canonicalRequestHash(payload.json);
   const deadline = Date.now() + DUPLICATE_WAIT_MS;
   for (;;) {
     const claim = await deps.idempotency.claim(key, hash).catch((err: unknown) => {
@@ -182,12 +192,7 @@ async function acceptOnce(
     if (claim.kind === 'conflict') throw idempotencyConflictProblem();
     if (claim.kind === 'completed') {
       context.info('send replayed from its Idempotency-Key');
-      const { id } = JSON.parse(claim.result.body) as { id: string };
-      return {
-        status: claim.result.status,
-        headers: { 'content-type': 'application/json', location: `/api/mail/${id}`, 'idempotent-replayed': 'true' },
-        body: claim.result.body,
-      };
+      return await replay(claim.result, wait, deps);
     }
     if (claim.kind === 'claimed') break;
     if (Date.now() > deadline) throw idempotencyInProgressProblem();
@@ -233,20 +238,13 @@ export function preferredWaitSeconds(prefer: string | null): number | undefined 
 }
 
 /**
- * Reads and parses the JSON body as it arrives, hashing it when an `Idempotency-Key` needs it (see
- * sendBodyReader.ts): the body is held once, as its parsed values, and each large attachment's base64 is decoded into
+ * Reads and parses the JSON body as it arrives (see sendBodyReader.ts): the body is held once, as its parsed values, and each large attachment's base64 is decoded into
  * a staged blob of `attachments` instead (the document holds an AttachmentBlob in its place).
  */
-async function readJson(
-  req: HttpRequest,
-  limit: number,
-  wantHash: boolean,
-  attachments: StagedAttachments,
-): Promise<{ json: unknown; hash?: string }> {
+async function readJson(req: HttpRequest, limit: number, attachments: StagedAttachments): Promise<unknown> {
   const read = await readSendBody(req.body, {
     limit,
     maxDepth: MAX_SEND_JSON_DEPTH,
-    hash: wantHash,
     streamedStrings: {
       select: isAttachmentContentPath,
       thresholdBytes: STREAMED_CONTENT_THRESHOLD,
@@ -259,7 +257,7 @@ async function readJson(
   if (read.kind === 'tooLarge') throw tooLargeProblem(limit);
   if (read.kind === 'malformed') throw notJsonProblem('The body is not valid JSON.');
   if (read.kind === 'tooDeep') throw tooDeepProblem(read.maxDepth);
-  return { json: read.json, hash: read.hash };
+  return read.json;
 }
 
 /** A request as read: its JSON document (large attachments as AttachmentBlobs) and those attachments, staged. */
@@ -325,28 +323,62 @@ function queuedResponse(id: string, status: string, headers: Record<string, stri
   };
 }
 
+/**
+ * A repeat of a request whose key has a result: the first request's mail as it is now, as `GET /api/mail/{id}` shows
+ * it (200 sent, the failure's problem, or 202 with its status), not the answer it had when it was accepted; with
+ * `Prefer: wait`, after waiting for its outcome. The stored answer only when the mail's record is gone (purged).
+ */
+async function replay(
+  first: StoredResult,
+  wait: number | undefined,
+  deps: SendMailDependencies,
+): Promise<HttpResponseInit> {
+  const { id } = JSON.parse(first.body) as { id: string };
+  const replayed = { 'idempotent-replayed': 'true' };
+  if (wait !== undefined) return waitForOutcome(id, wait, deps, replayed);
+  const stored = await deps.outbox.get(id).catch((err: unknown) => {
+    throw storageDependencyProblem(err, OUTBOX_TABLE, deps.config);
+  });
+  if (!stored) {
+    return {
+      status: first.status,
+      headers: { 'content-type': 'application/json', location: `/api/mail/${id}`, ...replayed },
+      body: first.body,
+    };
+  }
+  return outcomeResponse(stored.record, replayed) ?? queuedResponse(id, stored.record.status, replayed);
+}
+
+/** The answer for a mail whose outcome is final (200 sent, or its problem); undefined while it is on its way. */
+function outcomeResponse(record: OutboxRecord, headers: Record<string, string>): HttpResponseInit | undefined {
+  const id = record.id;
+  if (record.status === 'sent') {
+    return {
+      status: 200,
+      headers: { 'content-type': 'application/json', location: `/api/mail/${id}`, ...headers },
+      body: JSON.stringify({ id, status: 'sent', requestId: record.requestIds.at(-1) ?? null }),
+    };
+  }
+  if (record.status === 'failed' && record.problem) {
+    return problemResponse({ ...record.problem, id }, { location: `/api/mail/${id}`, ...headers });
+  }
+  return undefined;
+}
+
 /** Polls the outbox record until the mail is sent or failed, or `seconds` pass; answers accordingly. */
 async function waitForOutcome(
   id: string,
   seconds: number,
   deps: SendMailDependencies,
-  extraHeaders: Record<string, string>,
+  extraHeaders: Record<string, string> = {},
 ): Promise<HttpResponseInit> {
   const applied = { 'preference-applied': `wait=${seconds}`, ...extraHeaders };
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
     const stored = await deps.outbox.get(id).catch(() => undefined);
     const record = stored?.record;
-    if (record?.status === 'sent') {
-      return {
-        status: 200,
-        headers: { 'content-type': 'application/json', location: `/api/mail/${id}`, ...applied },
-        body: JSON.stringify({ id, status: 'sent', requestId: record.requestIds.at(-1) ?? null }),
-      };
-    }
-    if (record?.status === 'failed' && record.problem) {
-      return problemResponse({ ...record.problem, id }, { location: `/api/mail/${id}`, ...applied });
-    }
+    const outcome = record && outcomeResponse(record, applied);
+    if (outcome) return outcome;
     if (Date.now() >= deadline) return queuedResponse(id, record?.status ?? 'queued', applied);
     await new Promise((r) => setTimeout(r, Math.min(WAIT_POLL_MS, Math.max(0, deadline - Date.now()))));
   }

@@ -150,14 +150,14 @@ export function senderNotAllowedProblem(from: string): SendProblem {
   );
 }
 
-/** 409 for an Idempotency-Key reused with another body. */
+/** 409 for an Idempotency-Key reused with another request (compared as parsed JSON, see requestHash.ts). */
 export function idempotencyConflictProblem(): SendProblem {
   return new SendProblem(
     problem(
       409,
       'idempotency-key-reused',
       'Idempotency-Key reused with a different request',
-      'This Idempotency-Key was first used with a different body; use a new key for a new message.',
+      'This Idempotency-Key was first used with a different request (compared as parsed JSON: whitespace and key order do not matter); use a new key for a new message.',
     ),
   );
 }
@@ -279,6 +279,13 @@ export function graphProblem(err: unknown, call: GraphCallInfo, mailbox: string)
       );
     case 'InvalidInternetMessageHeader':
       return make(422, 'invalid-header', 'Exchange refused a header', err.message);
+    case 'ErrorMessageSizeExceeded':
+      return make(
+        413,
+        'too-large',
+        'The message is larger than the mailbox may send',
+        `Exchange refused the message as larger than '${mailbox}' may send ("${err.message}"). The limit is the mailbox's maximum send size: 35 MB by default in Exchange Online, at most 150 MB. An Exchange admin raises it with Exchange Online PowerShell, e.g. Set-Mailbox -Identity ${mailbox} -MaxSendSize 150MB; then send the mail again, or send smaller attachments (a link instead of the file).`,
+      );
   }
   if (err.statusCode === 413) {
     return make(

@@ -32,6 +32,18 @@ export const STREAMED_CONTENT_THRESHOLD = 64 * 1024;
  */
 export const MAX_SEND_JSON_DEPTH = 32;
 
+/** How far ahead `sendAt` may be: an outbox queue message stays hidden at most 7 days. */
+export const MAX_SEND_AT_AHEAD_MS = 7 * 86_400_000;
+
+/**
+ * A `sendAt` the endpoint accepts at `now`, for messages: the next full hour at least an hour ahead, in UTC
+ * (e.g. `2026-12-07T05:00:00Z`).
+ */
+export function exampleSendAt(now: number = Date.now()): string {
+  const hour = 3_600_000;
+  return new Date(Math.ceil((now + hour) / hour) * hour).toISOString().replace('.000Z', 'Z');
+}
+
 /** Whether `path` (keys and indices from the document's root) is an attachment's `contentBase64`. */
 export function isAttachmentContentPath(path: readonly (string | number)[]): boolean {
   return path.length === 3 && path[0] === 'attachments' && typeof path[1] === 'number' && path[2] === 'contentBase64';
@@ -163,14 +175,20 @@ export const sendRequestSchema = z
       .max(250, { message: 'at most 250 attachments' })
       .optional(),
     saveToSentItems: z.boolean({ error: 'must be true or false' }).default(true),
-    sendAt: z
-      .string({ error: 'must be an ISO 8601 date-time' })
-      .pipe(
-        z.iso.datetime({
-          offset: true,
-          error: 'must be an ISO 8601 date-time with a time zone, e.g. 2030-01-31T08:00:00Z',
-        }),
-      )
+    sendAt: z.iso
+      .datetime({
+        offset: true,
+        // The example is computed when the answer is given, so that it is always one the endpoint accepts.
+        error: (issue) =>
+          issue.code === 'invalid_type'
+            ? 'must be an ISO 8601 date-time'
+            : `must be an ISO 8601 date-time with a time zone, e.g. ${exampleSendAt()}`,
+      })
+      .meta({
+        description:
+          'When to send: an ISO 8601 date-time with a time zone (`Z` or an offset such as `+01:00`), at most 7 days ' +
+          'ahead (a later one is refused with 400). Absent or past: as soon as possible.',
+      })
       .optional(),
   })
   .superRefine(

@@ -97,8 +97,9 @@ export const OPERATIONS: readonly OperationSpec[] = [
         name: 'Idempotency-Key',
         in: 'header',
         description:
-          'A repeat with the same key and body gets the first answer without sending again; the same key with ' +
-          'another body is 409.',
+          'A repeat of the same request with the same key (compared as parsed JSON: whitespace, key order and ' +
+          'escapes do not matter) sends nothing again and answers with the first mail as it is now: 200 once ' +
+          'sent, its problem once failed, else 202 with its status. The same key with another request is 409.',
         // The handler's rule (shared/mail/sendMailHandler.ts): 1 to 255 visible ASCII characters.
         schema: z.string().regex(/^[\x21-\x7e]{1,255}$/),
       },
@@ -113,17 +114,22 @@ export const OPERATIONS: readonly OperationSpec[] = [
     },
     responses: {
       200: jsonResponse(
-        'With `Prefer: wait`: Exchange accepted the message in time.',
+        'With `Prefer: wait`: Exchange accepted the message in time; or a repeat with an Idempotency-Key whose mail ' +
+          'was sent.',
         'SendMailSent',
         sendMailSentSchema,
         {
           Location: { description: 'The status URL, `/api/mail/{id}`.', required: true, schema: z.string() },
+          'idempotent-replayed': {
+            description: '`true` when this answers a repeat of an earlier request with the same Idempotency-Key.',
+            schema: z.literal('true'),
+          },
         },
       ),
       202: jsonResponse('The mail is in the outbox.', 'SendMailQueued', sendMailQueuedSchema, {
         Location: { description: 'The status URL, `/api/mail/{id}`.', required: true, schema: z.string() },
         'idempotent-replayed': {
-          description: '`true` when this is the stored answer of an earlier request with the same Idempotency-Key.',
+          description: '`true` when this answers a repeat of an earlier request with the same Idempotency-Key.',
           schema: z.literal('true'),
         },
         'preference-applied': {
@@ -140,10 +146,13 @@ export const OPERATIONS: readonly OperationSpec[] = [
           "mailbox is outside the app's Exchange scope (`mailbox-out-of-scope`, `graph-access-denied`).",
       ),
       409: problemResponse(
-        'The Idempotency-Key was used with another body (`idempotency-key-reused`), or its first request is still ' +
+        'The Idempotency-Key was used with another request (`idempotency-key-reused`), or its first request is still ' +
           'running (`idempotency-key-in-progress`, with Retry-After).',
       ),
-      413: problemResponse('The body exceeds MAX_SEND_REQUEST_MB, or Graph refused the message as too large.'),
+      413: problemResponse(
+        'The body exceeds MAX_SEND_REQUEST_MB, or Exchange refused the message as larger than the mailbox may send ' +
+          '(`too-large`, naming the limit and `Set-Mailbox -MaxSendSize`).',
+      ),
       415: problemResponse(
         'The body is not declared as JSON (`unsupported-media-type`), or carries a Content-Encoding other than ' +
           '`identity` (`unsupported-content-encoding`, answered with `Accept-Encoding: identity`): the gateway ' +

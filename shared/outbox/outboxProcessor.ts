@@ -22,11 +22,11 @@ import type { MailSender } from '../mail/mailSender';
 import { SendProblem } from '../mail/sendProblems';
 import { parseSendRequest } from '../mail/sendRequest';
 import { problem, type ProblemDocument } from '../platform/problem';
-import type { MailboxPacer } from '../pacing/mailboxPacer';
+import { PacerContentionError, type MailboxPacer, type Reservation } from '../pacing/mailboxPacer';
 import { DECISION_VALID_MS } from '../pacing/messageWindow';
 import { OutboxRecordChangedError, type OutboxRecord, type OutboxStore } from './outboxStore';
 
-/** Default of `OUTBOX_MAX_AGE_HOURS`: a mail not sent within a day fails. */
+/** Default of `OUTBOX_MAX_AGE_HOURS`: a mail not sent within a day of being due fails. */
 export const DEFAULT_OUTBOX_MAX_AGE_MS = 24 * 3_600_000;
 
 /** What the processor needs. */
@@ -40,10 +40,12 @@ export interface OutboxProcessorDependencies {
   publisher: EventPublisher;
   /** Explains an access denial by the token's missing roles. */
   credential: Pick<AppCredential, 'requireGraphPermissions'>;
-  /** A mail older than this fails instead of being tried again. */
+  /** A mail due (its `sendAt`, else its acceptance) longer ago than this fails instead of being tried again. */
   maxAgeMs: number;
   /** The clock (tests pass the pacer's simulated time). */
   now?: () => number;
+  /** Uniform in [0, 1): the jitter of a requeue after pacer contention (tests pass a fixed one). */
+  random?: () => number;
 }
 
 /** What one message led to. */
@@ -54,6 +56,8 @@ export interface ProcessResult {
   outcome: ProcessOutcome;
   /** Absent when the message was ignored without a record to show (none, or another invocation changed it). */
   record?: OutboxRecord;
+  /** Why a requeued mail waits when its record does not say (nothing was written), for the log line. */
+  waiting?: string;
 }
 
 /** A mail whose pacer slot is at least this far off shows it in its status (`notBefore`, reason `rate`). */
@@ -61,6 +65,12 @@ const PACED_STATUS_MIN_MS = 2_000;
 
 /** Backoff when Graph gave no Retry-After, or the answer was lost. */
 const DEFAULT_RETRY_MS = 30_000;
+
+/**
+ * A mail whose pacer row other instances kept changing (a burst from one mailbox) comes back after 1 s plus up to
+ * this much jitter, so that the invocations that collided spread out instead of colliding again.
+ */
+export const CONTENTION_RETRY_MS = { min: 1_000, jitter: 4_000 };
 
 /** Processes the queue message for mail `id`; `slotAt` is the pacer slot the message holds, if any. */
 export async function processOutboxMail(
@@ -76,7 +86,7 @@ export async function processOutboxMail(
   }
   let { record, etag } = stored;
 
-  if (now() - record.createdAt > deps.maxAgeMs) {
+  if (now() - dueAt(record) > deps.maxAgeMs) {
     return fail(
       record,
       etag,
@@ -85,7 +95,7 @@ export async function processOutboxMail(
         504,
         'outbox-expired',
         'The mail was not sent in time',
-        `The mail could not be sent within ${Math.round(deps.maxAgeMs / 3_600_000)} h of being accepted (OUTBOX_MAX_AGE_HOURS); the last reason was: ${record.reason ?? record.status}.`,
+        `The mail could not be sent within ${Math.round(deps.maxAgeMs / 3_600_000)} h of being due (OUTBOX_MAX_AGE_HOURS, counted from its sendAt, else from its acceptance); the last reason was: ${record.reason ?? record.status}.`,
       ),
     );
   }
@@ -104,7 +114,16 @@ export async function processOutboxMail(
   // grant (a lease, a count) for less time.
   const prefetched = slotAt !== undefined && slotAt <= now() + 1000 ? deps.store.readRequest(record) : undefined;
   prefetched?.catch(() => undefined);
-  const reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now, slotAt);
+  let reservation: Reservation;
+  try {
+    reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now, slotAt);
+  } catch (err) {
+    // Contention on the pacer row is normal under load, not a failure: the message comes back a little later,
+    // still holding its slot if it had one; nothing about the mail changed.
+    if (!(err instanceof PacerContentionError)) throw err;
+    await deps.store.enqueue(id, contentionDelayMs(deps), slotAt);
+    return { outcome: 'requeued', record, waiting: 'pacer row busy (other instances sending from the mailbox)' };
+  }
   if (reservation.kind === 'scheduled') {
     // The mail has its own slot: it comes back at it, holding it, and nothing else can take it meanwhile.
     await deps.store.enqueue(id, reservation.slotAt - now(), reservation.slotAt);
@@ -229,10 +248,27 @@ export async function processOutboxMail(
     await release();
     if (sent) return await succeed(record, etag, deps, sent.requestId);
     if (failure instanceof DecisionLapsedError) return await giveBackAttempt(record, etag, deps, failure.retryAfterMs);
+    // The renewal before submitting lost to other instances every time: nothing was submitted either.
+    if (failure instanceof PacerContentionError)
+      return await giveBackAttempt(record, etag, deps, contentionDelayMs(deps));
     return await handleSendFailure(record, etag, deps, failure);
   } finally {
     await release();
   }
+}
+
+/** How long a mail waits after pacer contention: {@link CONTENTION_RETRY_MS}, jittered. */
+function contentionDelayMs(deps: OutboxProcessorDependencies): number {
+  return CONTENTION_RETRY_MS.min + Math.floor((deps.random ?? Math.random)() * CONTENTION_RETRY_MS.jitter);
+}
+
+/**
+ * When the mail became due: its `sendAt`, else its acceptance. A mail scheduled days ahead is not old at its send
+ * time. A record written before `sendAt` was kept holds it as `notBefore` while it still waits for it.
+ */
+function dueAt(record: OutboxRecord): number {
+  const sendAt = record.sendAt ?? (record.reason === 'sendAt' ? record.notBefore : undefined);
+  return Math.max(record.createdAt, sendAt ?? record.createdAt);
 }
 
 /** The pacer took back a grant that went stale before the mail was submitted; the mail waits `retryAfterMs`. */

@@ -68,6 +68,11 @@ export interface OutboxRecord {
   updatedAt: number;
   /** Epoch ms before which the mail is not sent (`sendAt`, a deferral, a Retry-After). */
   notBefore?: number;
+  /**
+   * The caller's `sendAt` (epoch ms), when it was later than the accept: the mail is due from then, so its
+   * `OUTBOX_MAX_AGE_HOURS` count from then. Kept apart from `notBefore`, which pacing and retries move.
+   */
+  sendAt?: number;
   /** Why the mail waits, for `scheduled` and `deferred`. */
   reason?: string;
   /** Submissions to Graph started (at most one reaches Graph; see the processor). */
@@ -126,6 +131,7 @@ interface OutboxEntity {
   createdAt: number;
   updatedAt: number;
   notBefore?: number;
+  sendAt?: number;
   reason?: string;
   attempts: number;
   requestIds: string;
@@ -188,7 +194,7 @@ export class OutboxStore implements AttachmentBlobReader {
     const record: OutboxRecord = {
       ...mail,
       status: mail.notBefore !== undefined && mail.notBefore > now ? 'scheduled' : 'queued',
-      ...(mail.notBefore !== undefined && mail.notBefore > now ? { reason: 'sendAt' } : {}),
+      ...(mail.notBefore !== undefined && mail.notBefore > now ? { reason: 'sendAt', sendAt: mail.notBefore } : {}),
       createdAt: now,
       updatedAt: now,
       attempts: 0,
@@ -384,6 +390,7 @@ function fromEntity(id: string, entity: OutboxEntity): OutboxRecord {
     saveToSentItems: entity.saveToSentItems,
   };
   if (entity.notBefore !== undefined) record.notBefore = entity.notBefore;
+  if (entity.sendAt !== undefined) record.sendAt = entity.sendAt;
   if (entity.reason !== undefined) record.reason = entity.reason;
   if (entity.problem !== undefined) record.problem = JSON.parse(entity.problem) as ProblemDocument;
   if (entity.attemptStartedAt !== undefined) record.attemptStartedAt = entity.attemptStartedAt;

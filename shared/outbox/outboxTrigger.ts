@@ -35,7 +35,7 @@ export async function handleOutboxMessage(
   const { id, slotAt } = parsed.data;
   try {
     // The record as the processing left it says what the outcome was (status, ids, problem); no read-back.
-    const { outcome, record } = await processOutboxMail(id, deps, slotAt);
+    const { outcome, record, waiting } = await processOutboxMail(id, deps, slotAt);
     if (outcome === 'failed' && record?.problem) {
       const line = `${failureLogLine(record.problem, record.mailbox)} (outbox mail ${id})`;
       if (record.problem.status >= 500) context.error(line);
@@ -46,7 +46,9 @@ export async function handleOutboxMessage(
       `outbox mail ${id} for ${record?.mailbox ?? '-'}: ${outcome}` +
         (record ? `; status ${record.status}, attempts ${record.attempts}, ${record.recipients} recipient(s)` : '') +
         (record?.requestIds.length ? `, request-id ${record.requestIds[record.requestIds.length - 1]}` : '') +
-        (outcome === 'requeued' && record?.reason ? `; waiting: ${redactSecrets(record.reason)}` : ''),
+        (outcome === 'requeued' && (waiting ?? record?.reason)
+          ? `; waiting: ${redactSecrets(waiting ?? record?.reason ?? '')}`
+          : ''),
     );
   } catch (err) {
     const tries = Number(context.triggerMetadata?.dequeueCount ?? 1);

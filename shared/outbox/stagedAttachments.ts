@@ -6,6 +6,7 @@
  * one body chunk of decoded bytes and two blocks per attachment, never the attachment. Nothing exists as a blob until
  * `commit`; `discard` drops the staged blocks.
  */
+import { createHash } from 'node:crypto';
 import type { StringValueSink } from '../platform/streamedStrings';
 import { AttachmentBlob } from '../mail/attachmentBlob';
 import { Base64StreamDecoder } from '../mail/base64Stream';
@@ -45,15 +46,18 @@ export class StagedAttachments {
     const staged: StagedAttachment = { blobName, blob, pending: [] };
     this.#attachments.push(staged);
     const decoder = new Base64StreamDecoder();
+    // The text's digest stands for the content when an Idempotency-Key compares two requests (requestHash.ts).
+    const digest = createHash('sha256');
     return {
       write: (text) => {
+        digest.update(text);
         const bytes = decoder.write(text);
         if (bytes.length > 0) staged.pending.push(bytes);
       },
       end: () => {
         const { valid, size } = decoder.end();
         if (!valid) staged.pending = [];
-        return new AttachmentBlob(blobName, size, valid);
+        return new AttachmentBlob(blobName, size, valid, digest.digest('hex'));
       },
     };
   }

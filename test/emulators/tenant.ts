@@ -60,7 +60,15 @@ export interface TenantUser {
   displayName: string;
   /** False for a mailbox on-premises or unlicensed (Graph answers MailboxNotEnabledForRESTAPI). */
   restEnabled: boolean;
+  /**
+   * The mailbox's MaxSendSize in bytes (`Set-Mailbox -MaxSendSize`): Exchange refuses to send a larger message with
+   * ErrorMessageSizeExceeded. Exchange Online's default is 35 MB; tests set a small one instead of sending 36 MB.
+   */
+  maxSendSizeBytes: number;
 }
+
+/** Exchange Online's default MaxSendSize: 35 MB. */
+export const DEFAULT_MAX_SEND_SIZE_BYTES = 35 * 1024 * 1024;
 
 /** The emulated tenant. */
 export class EmulatedTenant {
@@ -119,7 +127,10 @@ export class EmulatedTenant {
   }
 
   /** Adds a user with a mailbox; `localPart` becomes `{localPart}@{domain}`. */
-  addUser(localPart: string, options: { displayName?: string; restEnabled?: boolean } = {}): TenantUser {
+  addUser(
+    localPart: string,
+    options: { displayName?: string; restEnabled?: boolean; maxSendSizeBytes?: number } = {},
+  ): TenantUser {
     const address = localPart.includes('@') ? localPart : `${localPart}@${this.domain}`;
     const user: TenantUser = {
       id: randomUUID(),
@@ -127,6 +138,7 @@ export class EmulatedTenant {
       mail: address,
       displayName: options.displayName ?? address.split('@')[0],
       restEnabled: options.restEnabled ?? true,
+      maxSendSizeBytes: options.maxSendSizeBytes ?? DEFAULT_MAX_SEND_SIZE_BYTES,
     };
     this.users.set(user.id, user);
     return user;

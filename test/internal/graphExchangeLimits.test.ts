@@ -72,6 +72,8 @@ describe('Graph emulator: Exchange submission limits', () => {
   const alerts = tenant.addUser('alerts', { displayName: 'Alerts' });
   const ops = tenant.addUser('ops', { displayName: 'Operations' });
   const billing = tenant.addUser('billing');
+  // MaxSendSize 64 KiB instead of Exchange Online's 35 MB default, so that a test need not send 36 MB.
+  const small = tenant.addUser('small', { maxSendSizeBytes: 64 * 1024 });
   const running: GraphEmulator[] = [];
 
   async function start(limits?: GraphLimits): Promise<{ graph: GraphEmulator; api: Client }> {
@@ -417,6 +419,76 @@ describe('Graph emulator: Exchange submission limits', () => {
         expect(reply.status).toBe(501);
         expect(errorCode(reply)).toBe('NotImplemented');
       }
+    });
+  });
+  describe("the mailbox's maximum message size (MaxSendSize)", () => {
+    const attachment = (bytes: number) => ({
+      '@odata.type': '#microsoft.graph.fileAttachment',
+      name: 'data.bin',
+      contentType: 'application/octet-stream',
+      contentBytes: Buffer.alloc(bytes, 7).toString('base64'),
+    });
+
+    it('refuses a sendMail over it with 413 ErrorMessageSizeExceeded and sends nothing; one under it goes', async () => {
+      const { graph, api } = await start();
+      const over = await api.sendMail(small.mail, {
+        subject: 'too big',
+        toRecipients: to(ops.mail),
+        attachments: [attachment(65 * 1024)],
+      });
+      expect(over.status).toBe(413);
+      expect(over.body).toMatchObject({
+        error: { code: 'ErrorMessageSizeExceeded', message: 'The message exceeds the maximum supported size.' },
+      });
+      expect(graph.sendsAccepted(small.mail)).toBe(0);
+
+      const under = await api.sendMail(small.mail, {
+        subject: 'fits',
+        toRecipients: to(ops.mail),
+        attachments: [attachment(60 * 1024)],
+      });
+      expect(under.status).toBe(202);
+      expect(graph.inbox(ops.mail).map((m) => m.subject)).toContain('fits');
+      expect(graph.inbox(ops.mail).map((m) => m.subject)).not.toContain('too big');
+      // Another mailbox has Exchange Online's default, 35 MB.
+      expect(
+        (
+          await api.sendMail(alerts.mail, {
+            subject: 'ok',
+            toRecipients: to(ops.mail),
+            attachments: [attachment(65 * 1024)],
+          })
+        ).status,
+      ).toBe(202);
+      await graph.idleSubmissions();
+    });
+
+    it("refuses a draft's send over it the same way and leaves the draft in Drafts", async () => {
+      const { graph, api } = await start();
+      const draft = await api.call('POST', `/v1.0/users/${small.mail}/messages`, {
+        subject: 'draft too big',
+        toRecipients: to(ops.mail),
+      });
+      expect(draft.status).toBe(201);
+      const id = String(draft.body.id);
+      for (let i = 0; i < 2; i++) {
+        const added = await api.call(
+          'POST',
+          `/v1.0/users/${small.mail}/messages/${id}/attachments`,
+          attachment(40 * 1024),
+        );
+        expect(added.status).toBe(201);
+      }
+      const sent = await api.call('POST', `/v1.0/users/${small.mail}/messages/${id}/send`);
+      expect(sent.status).toBe(413);
+      expect(errorCode(sent)).toBe('ErrorMessageSizeExceeded');
+      expect(graph.sendsAccepted(small.mail)).toBe(0);
+      expect(
+        graph
+          .mailbox(small.mail)
+          .listMessages('drafts')
+          .map((m) => m.id),
+      ).toContain(id);
     });
   });
 });

@@ -12,7 +12,7 @@ import { createGraphClient } from '../../shared/graph/graphClient';
 import { AppCredential } from '../../shared/identity/appCredential';
 import { MailSender } from '../../shared/mail/mailSender';
 import { parseSendRequest } from '../../shared/mail/sendRequest';
-import { MailboxPacer } from '../../shared/pacing/mailboxPacer';
+import { MailboxPacer, PacerContentionError } from '../../shared/pacing/mailboxPacer';
 import {
   failAfterRetries,
   processOutboxMail,
@@ -34,6 +34,8 @@ afterAll(async () => {
 const SENDER = 'alerts@contoso.com';
 
 interface Rig {
+  /** The names' suffix of the rig's tables, queue and container (`outbox-{suffix}` is the queue). */
+  suffix: string;
   deps: OutboxProcessorDependencies;
   store: OutboxStore;
   events: QueueClient;
@@ -54,6 +56,7 @@ function rig(
   const events = new QueueClient(cs, `events-${suffix}`);
   const graph = createGraphClient(env.config, new AppCredential(env.config), { maxTotalWaitSeconds: 0 });
   return {
+    suffix,
     store,
     events,
     deps: {
@@ -77,6 +80,7 @@ async function accept(
   { store }: Rig,
   body: Record<string, unknown> = {},
   createdAt = Date.now(),
+  notBefore?: number,
 ): Promise<{ id: string; internetMessageId: string }> {
   const request = { from: SENDER, to: ['someone@contoso.com'], subject: 'Disk almost full', text: 'plain', ...body };
   const recipients = (['to', 'cc', 'bcc'] as const).reduce(
@@ -92,6 +96,7 @@ async function accept(
       recipients,
       internetMessageId,
       saveToSentItems: (request as { saveToSentItems?: boolean }).saveToSentItems !== false,
+      ...(notBefore !== undefined ? { notBefore } : {}),
     },
     Buffer.from(JSON.stringify(request)),
     createdAt,
@@ -383,6 +388,45 @@ describe('the outbox processor', () => {
     expect((await eventsOf(r.events)).map((e) => e.type)).toEqual(['mail.failed']);
   });
 
+  it.each([2, 7])(
+    'sends a mail scheduled %i days ahead at its sendAt, counting its max age from then, not from its acceptance',
+    async (days) => {
+      const t0 = Date.now();
+      let clock = t0;
+      const r = rig({ now: () => clock }); // OUTBOX_MAX_AGE_HOURS' default, 24 h
+      const sendAt = t0 + days * 86_400_000;
+      const { id } = await accept(r, {}, t0, sendAt);
+      expect((await r.store.get(id))!.record).toMatchObject({ status: 'scheduled', sendAt });
+      const before = env.cloud.graph.sendsAccepted(SENDER);
+
+      // Early (a message seen before its time): back on the queue, not failed.
+      clock = sendAt - 60_000;
+      expect((await processOutboxMail(id, r.deps)).outcome).toBe('requeued');
+      // At its time, days after its acceptance: sent.
+      clock = sendAt + 1000;
+      const { outcome, record } = await processOutboxMail(id, r.deps);
+      expect(record?.problem).toBeUndefined();
+      expect(outcome).toBe('sent');
+      expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(1);
+    },
+  );
+
+  it('fails a scheduled mail once its max age has passed since its sendAt', async () => {
+    const t0 = Date.now();
+    let clock = t0;
+    const r = rig({ now: () => clock, maxAgeMs: 3_600_000 });
+    const sendAt = t0 + 2 * 86_400_000;
+    const { id } = await accept(r, {}, t0, sendAt);
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+
+    clock = sendAt + 3_600_000 + 1000;
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('failed');
+    expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
+    const { problem } = (await r.store.get(id))!.record;
+    expect(problem?.type).toMatch(/outbox-expired$/);
+    expect(problem?.detail).toContain('of being due');
+  });
+
   it('puts a mail the pacer holds back on the queue again instead of sending it', async () => {
     const r = rig({ messagesPerMinute: 1 });
     const first = await accept(r);
@@ -425,6 +469,25 @@ describe('the outbox processor', () => {
       expect(next).toMatchObject({ kind: 'wait', reason: 'rate' });
       if (next.kind === 'wait') expect(t0 + 61_600 + next.retryAfterMs).toBeGreaterThanOrEqual(t0 + 40_000 + 61_000);
       expect((await r.deps.pacer.reserve(SENDER, 1, t0 + 102_000, t0 + 102_000)).kind).toBe('granted');
+    });
+
+    it('gives the attempt back, unsent, when renewing the stale decision loses to other instances every time', async () => {
+      const t0 = Date.now();
+      let clock = t0;
+      const r = rig({ now: () => clock });
+      // The renewal's read-decide-write rounds all lose (what a burst from the mailbox on other hosts does).
+      const pacer = Object.create(r.deps.pacer) as MailboxPacer;
+      pacer.renew = () => Promise.reject(new PacerContentionError(SENDER, 10));
+      const deps = { ...r.deps, pacer, random: () => 0.5 };
+      const { id } = await accept(r, {}, clock);
+      slowPayload(r, (ms) => (clock += ms), 40_000);
+      const before = env.cloud.graph.sendsAccepted(SENDER);
+
+      expect((await processOutboxMail(id, deps)).outcome).toBe('requeued');
+      expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(0);
+      const { record } = (await r.store.get(id))!;
+      expect(record).toMatchObject({ status: 'queued', attempts: 0 });
+      expect(record.attemptStartedAt).toBeUndefined();
     });
 
     it('gives the attempt back, unsent, when the minute filled up meanwhile', async () => {
@@ -489,21 +552,90 @@ describe('the outbox processor', () => {
 });
 
 describe('the outbox trigger', () => {
-  /** Runs the trigger's handler for mail `id`, counting the store reads and collecting the log lines. */
-  async function trigger(r: Rig, id: string): Promise<{ lines: string[]; reads: number }> {
+  /**
+   * Runs the trigger's handler for mail `id`, counting the store reads, collecting the log lines and the visibility
+   * delays of the messages it put back on the queue.
+   */
+  async function trigger(
+    r: Rig,
+    id: string,
+    deps: Partial<OutboxProcessorDependencies> = {},
+  ): Promise<{ lines: string[]; reads: number; delays: number[] }> {
     const lines: string[] = [];
+    const delays: number[] = [];
     let reads = 0;
     const store = Object.create(r.store) as OutboxStore;
     store.get = (...args) => {
       reads += 1;
       return r.store.get(...args);
     };
+    store.enqueue = (mailId, delayMs, slotAt) => {
+      delays.push(delayMs);
+      return r.store.enqueue(mailId, delayMs, slotAt);
+    };
     const context = new InvocationContext({
       logHandler: (level, ...args) => lines.push(`${level}: ${args.map(String).join(' ')}`),
     });
-    await handleOutboxMessage({ id }, context, { ...r.deps, store });
-    return { lines, reads };
+    await handleOutboxMessage({ id }, context, { ...r.deps, ...deps, store });
+    return { lines, reads, delays };
   }
+
+  /** A pacer whose row another instance changes after every read: every If-Match write fails with a real 412. */
+  function contendedPacer(): MailboxPacer {
+    const cs = env.settings.AzureWebJobsStorage;
+    const name = `pacing${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    const client = () => TableClient.fromConnectionString(cs, name, { allowInsecureConnection: true });
+    const meddler = client();
+    const meddled = new Proxy(client(), {
+      get(target, prop, receiver) {
+        if (prop === 'getEntity') {
+          return async (partitionKey: string, rowKey: string) => {
+            const entity = await target.getEntity(partitionKey, rowKey);
+            await meddler.updateEntity({ partitionKey, rowKey }, 'Merge');
+            return entity;
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    return new MailboxPacer(meddled, { messagesPerMinute: 30, recipientsPerDay: 10_000, maxAttempts: 2 });
+  }
+
+  it('requeues a mail whose pacer row other instances keep changing, with jitter and one info line: no failure, no error', async () => {
+    const r = rig();
+    const pacer = contendedPacer();
+    // The row must exist for a read to be meddled with; the first reservation creates it.
+    expect((await pacer.reserve(SENDER, 1)).kind).toBe('granted');
+    const { id } = await accept(r);
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+
+    const low = await trigger(r, id, { pacer, random: () => 0 });
+    const high = await trigger(r, id, { pacer, random: () => 0.999 });
+
+    for (const { lines } of [low, high]) {
+      expect(lines).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^information: outbox mail ${id} for ${SENDER}: requeued; status queued, attempts 0, 1 recipient\\(s\\); waiting: pacer row busy .*$`,
+          ),
+        ),
+      ]);
+      expect(lines[0].length).toBeLessThan(300);
+    }
+    // Put back with a visibility delay of 1 s plus jitter, different for the two.
+    expect(low.delays).toEqual([1000]);
+    expect(high.delays).toHaveLength(1);
+    expect(high.delays[0]).toBeGreaterThan(4000);
+    expect(high.delays[0]).toBeLessThan(5000);
+    const queue = new QueueClient(env.settings.AzureWebJobsStorage, `outbox-${r.suffix}`);
+    // The accept's message and the two requeued ones; the requeued ones are hidden.
+    expect((await queue.getProperties()).approximateMessagesCount).toBe(3);
+    expect((await queue.peekMessages({ numberOfMessages: 32 })).peekedMessageItems).toHaveLength(1);
+    // Nothing about the mail changed, and nothing was sent.
+    expect((await r.store.get(id))!.record).toMatchObject({ status: 'queued', attempts: 0 });
+    expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
+  });
 
   it('logs the outcome from the record the processing left, reading the record once', async () => {
     const r = rig();

@@ -173,6 +173,33 @@ describe('GET /api/openapi.json', () => {
     }
   });
 
+  it('publishes sendAt as a date-time at most 7 days ahead, and each sendAt 400 gives an example the endpoint accepts', async () => {
+    const requestSchema = operation('post', '/api/mail/send').requestBody?.content?.['application/json']?.schema;
+    const sendAtSchema = (requestSchema as Json).properties as Record<string, Json>;
+    expect(sendAtSchema.sendAt).toMatchObject({ type: 'string', format: 'date-time' });
+    expect(sendAtSchema.sendAt.description).toMatch(/at most 7 days ahead/);
+    const validateRequest = schemaOf('post', '/api/mail/send', 'request', 'application/json');
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 19);
+
+    const refused = {
+      'no time zone': tomorrow,
+      'more than 7 days ahead': new Date(Date.now() + 8 * 86_400_000).toISOString(),
+    };
+    for (const [what, sendAt] of Object.entries(refused)) {
+      const answer = await send({ ...validSend, sendAt });
+      expect({ what, status: answer.status }).toEqual({ what, status: 400 });
+      const [error] = ((await answer.json()) as { errors: { field: string; message: string }[] }).errors;
+      expect({ what, field: error.field }).toEqual({ what, field: 'sendAt' });
+      const example = /e\.g\. (\S+)$/.exec(error.message)?.[1];
+      expect({ what, example: /^\d{4}-\d\d-\d\dT\d\d:00:00Z$/.test(example ?? '') }).toEqual({ what, example: true });
+      const scheduled = await send({ ...validSend, subject: `openapi-example-${Date.now()}`, sendAt: example });
+      expect({ what, status: scheduled.status }).toEqual({ what, status: 202 });
+      expect(((await scheduled.json()) as { status: string }).status).toBe('scheduled');
+    }
+    expect(validateRequest({ ...validSend, sendAt: tomorrow })).toBe(false);
+    expect(validateRequest({ ...validSend, sendAt: `${tomorrow}Z` })).toBe(true);
+  });
+
   it('describes the answers the endpoints really give', async () => {
     const accepted = await expectDocumented('post', '/api/mail/send', await send({ ...validSend, subject: 'o' }));
     expect(accepted.status).toBe('queued');

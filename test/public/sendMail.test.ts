@@ -372,6 +372,79 @@ describe('idempotency', () => {
     expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(0);
   });
 
+  /** `value` as JSON with its object keys in reverse order, indented, and every `m` written as `\u006d`. */
+  const reformatted = (value: unknown): string => {
+    const reorder = (v: unknown): unknown =>
+      Array.isArray(v)
+        ? v.map(reorder)
+        : v && typeof v === 'object'
+          ? Object.fromEntries(
+              Object.entries(v)
+                .reverse()
+                .map(([k, x]) => [k, reorder(x)]),
+            )
+          : v;
+    return JSON.stringify(reorder(value), null, 3).replace(/m/g, '\\u006d');
+  };
+
+  it('compares requests, not bytes: the same JSON with other whitespace, key order and escapes is a repeat', async () => {
+    const subject = marker();
+    const key = randomUUID();
+    const first = await post(JSON.stringify(body(subject)), { 'idempotency-key': key });
+    expect(first.status).toBe(200);
+    const again = reformatted(body(subject));
+    expect(again).not.toBe(JSON.stringify(body(subject)));
+    expect(JSON.parse(again)).toEqual(body(subject));
+
+    const second = await post(again, { 'idempotency-key': key });
+    expect(second.status).toBe(200);
+    expect(second.body.id).toBe(first.body.id);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expectProblem(await post({ ...body(subject), text: 'twice' }, { 'idempotency-key': key }), 409);
+    expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(1);
+  });
+
+  it('compares a large attachment (streamed into a blob) by its content: reformatted is a repeat, other bytes are 409', async () => {
+    const subject = marker();
+    const key = randomUUID();
+    const content = randomBytes(96 * 1024); // 128 KiB of base64: past the 64 KiB the reader streams into a blob
+    const withAttachment = (bytes: Buffer) => ({
+      ...body(subject),
+      attachments: [
+        { name: 'data.bin', contentType: 'application/octet-stream', contentBase64: bytes.toString('base64') },
+      ],
+    });
+    const first = await post(withAttachment(content), { 'idempotency-key': key });
+    expect(first.status).toBe(200);
+
+    const second = await post(reformatted(withAttachment(content)), { 'idempotency-key': key });
+    expect(second.status).toBe(200);
+    expect(second.body.id).toBe(first.body.id);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    const other = Buffer.from(content);
+    other[other.length - 1] ^= 0xff; // same size, one byte different
+    expectProblem(await post(withAttachment(other), { 'idempotency-key': key }), 409);
+    expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(1);
+  });
+
+  it("answers a repeat after the mail was sent with the mail's status now (sent), not the first answer's queued", async () => {
+    const subject = marker();
+    const key = randomUUID();
+    const first = await post(body(subject), { 'idempotency-key': key, prefer: '' });
+    expect(first.status).toBe(202);
+    expect(first.body).toMatchObject({ status: 'queued' });
+    const id = String(first.body.id);
+    await eventually(async () => (await getStatus(id)).status === 'sent', 'the mail to be sent', 30_000);
+    const { requestIds } = (await getStatus(id)) as { requestIds: string[] };
+
+    const second = await post(body(subject), { 'idempotency-key': key, prefer: '' });
+    expect(second.status).toBe(200);
+    expect(second.body).toEqual({ id, status: 'sent', requestId: requestIds.at(-1) });
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expect(second.headers.get('location')).toBe(`/api/mail/${id}`);
+    expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(1);
+  });
+
   it('leaves the key free when the request was refused before it was stored', async () => {
     const key = randomUUID();
     const subject = marker();
@@ -455,6 +528,37 @@ describe('Graph failures mapped to actions', () => {
       requestId: seen?.requestId,
       clientRequestId: seen?.clientRequestId,
     });
+  });
+});
+
+describe("the mailbox's maximum message size", () => {
+  it("maps Exchange's ErrorMessageSizeExceeded to 413 too-large naming the limit and Set-Mailbox -MaxSendSize; nothing is sent", async () => {
+    // A mailbox whose MaxSendSize is 64 KiB, so that a 100 KB attachment stands for a 36 MB one against 35 MB.
+    const billing = [...env.cloud.tenant.users.values()].find((u) => u.mail === 'billing@contoso.com')!;
+    const limit = billing.maxSendSizeBytes;
+    billing.maxSendSizeBytes = 64 * 1024;
+    try {
+      const subject = marker();
+      const answer = await post({
+        from: 'billing@contoso.com',
+        to: ['someone@contoso.com'],
+        subject,
+        text: 'x',
+        attachments: [{ name: 'big.pdf', contentType: 'application/pdf', contentBase64: pdf(100 * 1024) }],
+      });
+      expectProblem(answer, 413);
+      expect(answer.body.type).toMatch(/\/too-large$/);
+      expect(answer.body.detail).toMatch(/35 MB by default/);
+      expect(answer.body.detail).toMatch(/Set-Mailbox -Identity billing@contoso\.com -MaxSendSize 150MB/);
+      expect(answer.body.graph).toMatchObject({ code: 'ErrorMessageSizeExceeded', status: 413 });
+      expect(await getStatus(String(answer.body.id))).toMatchObject({ status: 'failed' });
+      // Exchange accepted nothing with this subject (other tests' mail from the mailbox may still be leaving).
+      const accepted = env.cloud.graph.submissions('billing@contoso.com').messages.map((m) => m.subject);
+      expect(accepted).not.toContain(subject);
+      expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(0);
+    } finally {
+      billing.maxSendSizeBytes = limit;
+    }
   });
 });
 

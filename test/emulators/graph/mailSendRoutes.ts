@@ -1,7 +1,7 @@
 /**
  * Sending: `POST /users/{user}/sendMail` (one call, attachments under 3 MB inline) and
  * `POST /users/{user}/messages/{id}/send` (a draft built up first, large attachments through upload sessions). Both
- * need Mail.Send, apply Exchange's submission rules (recipients, Send As) and answer 202 with no body; the message then
+ * need Mail.Send, apply Exchange's submission rules (recipients, Send As, the mailbox's MaxSendSize) and answer 202 with no body; the message then
  * waits in the mailbox's Outbox until Exchange's sending limits let it leave (see submissionQueue.ts), and its Sent
  * Items copy appears when it does.
  */
@@ -27,6 +27,33 @@ export interface MailSendDeps {
 /** Text Exchange answers a `from` the mailbox has no Send As right on. */
 export const SEND_AS_DENIED_MESSAGE =
   'The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account., Cannot submit message.';
+
+/** What Exchange answers a message larger than the sending mailbox's MaxSendSize (sendMail, or a draft's send). */
+export const MESSAGE_SIZE_EXCEEDED_MESSAGE = 'The message exceeds the maximum supported size.';
+
+/**
+ * The message's size as the emulator counts it against MaxSendSize: the body, the subject and each attachment's
+ * bytes. A lower bound of what Exchange counts (it adds headers and MIME encoding), so that the emulator never
+ * refuses what Exchange would accept.
+ */
+export function messageSizeBytes(message: {
+  subject?: string | null;
+  body?: { content?: string | null } | null;
+  attachments?: readonly { size?: number | null; contentBytes?: string | null }[] | null;
+}): number {
+  let size = Buffer.byteLength(message.subject ?? '', 'utf8') + Buffer.byteLength(message.body?.content ?? '', 'utf8');
+  for (const attachment of message.attachments ?? []) {
+    size += attachment.size ?? (attachment.contentBytes ? Buffer.from(attachment.contentBytes, 'base64').length : 0);
+  }
+  return size;
+}
+
+/** Refuses a message larger than `mailbox` may send (its MaxSendSize) with Exchange's 413 ErrorMessageSizeExceeded. */
+export function assertWithinSendSize(mailbox: TenantUser, message: Parameters<typeof messageSizeBytes>[0]): void {
+  if (messageSizeBytes(message) > mailbox.maxSendSizeBytes) {
+    throw new GraphError(413, 'ErrorMessageSizeExceeded', MESSAGE_SIZE_EXCEEDED_MESSAGE);
+  }
+}
 
 /**
  * Refuses a `from` that is neither the mailbox's own address nor one it holds Send As on (tenant.sendAs).
@@ -72,6 +99,7 @@ function sendMail(ctx: GraphRequestContext, deps: MailSendDeps) {
   const message = readMessage(params.message);
   assertSubmittable(message);
   assertMaySendAs(deps.tenant, ctx.user, message.from);
+  assertWithinSendSize(ctx.user, message);
   deps.submissions.submit(ctx.user, message, saveToSentItems && !deletesAfterSubmit(message));
   return ctx.empty(202);
 }
@@ -85,6 +113,8 @@ function sendDraft(ctx: GraphRequestContext, deps: MailSendDeps) {
   }
   assertSubmittable(draft);
   assertMaySendAs(deps.tenant, ctx.user, draft.from);
+  // Refused, the draft stays in Drafts, as Exchange leaves it.
+  assertWithinSendSize(ctx.user, draft);
   // Sending takes the draft out of Drafts; its copy reaches Sent Items (new id) when it leaves the Outbox, unless the
   // client set PidTagDeleteAfterSubmit.
   ctx.mailbox.deleteMessage(draft.id);
