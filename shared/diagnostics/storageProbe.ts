@@ -6,7 +6,7 @@
 import type { GatewayConfig } from '../platform/config';
 import { problem, type ProblemDocument } from '../platform/problem';
 import { createQueueClient, createTableClient } from '../platform/storage';
-import { storageFailureOf, StorageTimeoutError, type StorageService } from '../platform/storageDeadline';
+import { isStorageTimeout, storageFailureOf, type StorageService } from '../platform/storageDeadline';
 import { IDEMPOTENCY_TABLE } from '../mail/idempotencyStore';
 
 /** The queue probed: the one Graph notifications go to (provisioned by infra/main.bicep). */
@@ -42,7 +42,7 @@ export function explainStorageError(
   config: GatewayConfig,
 ): string {
   const kind = KINDS[service];
-  if (err instanceof StorageTimeoutError) {
+  if (isStorageTimeout(err)) {
     return `${kind} storage did not answer within ${err.budgetMs / 1000} s for '${resource}': check the storage account's health and network rules (AzureWebJobsStorage, the ${service} endpoint).`;
   }
   const who =

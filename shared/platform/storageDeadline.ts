@@ -36,7 +36,10 @@ export interface StorageFailure {
   resource: string;
 }
 
-/** A storage call cut off by its deadline; a RestError without status, like the SDKs' network failures. */
+/**
+ * A storage call cut off by its deadline; a RestError without status, like the SDKs' network failures (so code that
+ * maps those maps this too). Recognise it with {@link isStorageTimeout}.
+ */
 export class StorageTimeoutError extends RestError {
   constructor(
     readonly service: StorageService,
@@ -50,6 +53,14 @@ export class StorageTimeoutError extends RestError {
 
 /** The abort signal the SDKs take. */
 type AbortSignalLike = NonNullable<PipelineRequest['abortSignal']>;
+
+/**
+ * True for a call cut off by its deadline. (Not `instanceof`: RestError's constructor resets the prototype to its
+ * own, so an instance is a RestError but not a StorageTimeoutError.)
+ */
+export function isStorageTimeout(err: unknown): err is StorageTimeoutError {
+  return err instanceof Error && err.name === 'StorageTimeoutError' && 'budgetMs' in err;
+}
 
 const requestDeadlines = new AsyncLocalStorage<{ at: number; budgetMs: number }>();
 const failures = new WeakMap<object, StorageFailure>();
