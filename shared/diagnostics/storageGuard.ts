@@ -1,18 +1,18 @@
 /**
- * Storage on request paths: every HTTP invocation runs under one storage deadline (storageDeadline.ts), and a
+ * Storage on request paths: every storage call of an HTTP invocation has a time limit (storageDeadline.ts), and a
  * storage failure that escapes its handler becomes `503 storage-unavailable` with `Retry-After` instead of a 500 or
  * a hang. Handlers that map storage failures themselves (send, mail status, mailboxes, webhooks) answer first.
  */
 import type { FunctionHandler, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { getConfig } from '../platform/config';
 import { problemResponse } from '../platform/problem';
-import { withStorageDeadline } from '../platform/storageDeadline';
+import { withStorageCallLimit } from '../platform/storageDeadline';
 import { storageUnavailableProblem } from './storageProbe';
 
-/** `handler` with its storage calls bounded by `budgetMs` and storage failures answered 503. */
-export function guardStorage(handler: FunctionHandler, budgetMs: number): FunctionHandler {
+/** `handler` with its storage calls limited to `callMs` each and storage failures answered 503. */
+export function guardStorage(handler: FunctionHandler, callMs: number): FunctionHandler {
   return (request: unknown, context: InvocationContext) =>
-    withStorageDeadline(budgetMs, async (): Promise<unknown> => {
+    withStorageCallLimit(callMs, async (): Promise<unknown> => {
       try {
         return await handler(request, context);
       } catch (err) {

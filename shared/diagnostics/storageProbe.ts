@@ -42,9 +42,6 @@ export function explainStorageError(
   config: GatewayConfig,
 ): string {
   const kind = KINDS[service];
-  if (isStorageTimeout(err)) {
-    return `${kind} storage did not answer within ${err.budgetMs / 1000} s for '${resource}': check the storage account's health and network rules (AzureWebJobsStorage, the ${service} endpoint).`;
-  }
   const who =
     config.storage.kind === 'identity'
       ? config.storage.managedIdentityClientId
@@ -57,6 +54,9 @@ export function explainStorageError(
   }
   if (status === 401) {
     return `${kind} storage did not accept ${who} for '${resource}' (${code ?? 'Unauthorized'}): check AzureWebJobsStorage (__credential, __clientId) or the account key.`;
+  }
+  if (isStorageTimeout(err)) {
+    return `${kind} storage unreachable (no answer within ${err.budgetMs / 1000} s) for '${resource}': check AzureWebJobsStorage (the ${service} endpoint) and the storage account's health and network rules.`;
   }
   if (status === undefined) {
     const reason = (err as { code?: string } | undefined)?.code ?? (err instanceof Error ? err.message : String(err));

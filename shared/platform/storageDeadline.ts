@@ -5,8 +5,11 @@
  * far longer than one try. A pipeline policy in every storage client (storage.ts) runs before the SDK's retry
  * policy and aborts the whole call, retries and back-off included, when its deadline passes:
  *
- * - On a request path (an HTTP invocation, see {@link withStorageDeadline}), the deadline is the invocation's:
- *   every storage call of the request shares one budget, so the request answers 503 within it.
+ * - On a request path (an HTTP invocation, see {@link withStorageCallLimit}), each call gets
+ *   {@link REQUEST_STORAGE_CALL_MS}: the first call that storage leaves unanswered ends the request with a 503. Per
+ *   call, not per request: a request's Graph and Key Vault work must not eat its storage time.
+ * - Graph's webhook must answer within 3 s however many calls it makes: all its storage calls share one deadline
+ *   ({@link withStorageDeadline}, {@link WEBHOOK_STORAGE_DEADLINE_MS}).
  * - Anywhere else (queue and timer triggers: no caller is waiting, the message stays in its queue), each call gets
  *   {@link BACKGROUND_STORAGE_CALL_MS}: long enough for the SDK's retries to ride out a short storage hiccup instead
  *   of failing the invocation (which costs the message a dequeue), short enough not to pin an instance until the
@@ -19,9 +22,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { RestError, type PipelinePolicy, type PipelineRequest } from '@azure/core-rest-pipeline';
 import type { RequestPolicyFactory, WebResource } from '@azure/storage-queue';
 
-/** Budget of all storage calls of one HTTP request (Functions' own request timeout is far longer). */
-export const REQUEST_STORAGE_DEADLINE_MS = 5_000;
-/** Budget of the webhook's storage calls: Graph drops a notification POST not answered within 3 s. */
+/** Limit of one storage call (all its tries) in an HTTP request (Functions' own request timeout is far longer). */
+export const REQUEST_STORAGE_CALL_MS = 5_000;
+/** Budget of all the webhook's storage calls together: Graph drops a notification POST not answered within 3 s. */
 export const WEBHOOK_STORAGE_DEADLINE_MS = 2_000;
 /** Limit of one storage call (all its tries) outside a request: queue and timer triggers. */
 export const BACKGROUND_STORAGE_CALL_MS = 60_000;
@@ -62,8 +65,24 @@ export function isStorageTimeout(err: unknown): err is StorageTimeoutError {
   return err instanceof Error && err.name === 'StorageTimeoutError' && 'budgetMs' in err;
 }
 
-const requestDeadlines = new AsyncLocalStorage<{ at: number; budgetMs: number }>();
+/** The limits in force: per call, and optionally a deadline shared by every call. */
+interface Limits {
+  callMs: number;
+  shared?: { at: number; budgetMs: number };
+}
+
+const limits = new AsyncLocalStorage<Limits>();
 const failures = new WeakMap<object, StorageFailure>();
+
+/**
+ * Runs `fn` with every storage call it makes (awaited or not) limited to `callMs` each; a lower limit already in
+ * force stays.
+ */
+export function withStorageCallLimit<T>(callMs: number, fn: () => T): T {
+  const current = limits.getStore();
+  if (current && current.callMs <= callMs) return fn();
+  return limits.run({ ...current, callMs }, fn);
+}
 
 /**
  * Runs `fn` with every storage call it makes (awaited or not) sharing a deadline `budgetMs` from now; an enclosing
@@ -71,9 +90,9 @@ const failures = new WeakMap<object, StorageFailure>();
  */
 export function withStorageDeadline<T>(budgetMs: number, fn: () => T): T {
   const at = Date.now() + budgetMs;
-  const current = requestDeadlines.getStore();
-  if (current && current.at <= at) return fn();
-  return requestDeadlines.run({ at, budgetMs }, fn);
+  const current = limits.getStore();
+  if (current?.shared && current.shared.at <= at) return fn();
+  return limits.run({ callMs: current?.callMs ?? BACKGROUND_STORAGE_CALL_MS, shared: { at, budgetMs } }, fn);
 }
 
 /** The storage call that `err` ended, or undefined when `err` did not come from a storage client. */
@@ -87,9 +106,10 @@ async function underDeadline<T>(
   callerSignal: AbortSignalLike | undefined,
   send: (signal: AbortSignalLike) => Promise<T>,
 ): Promise<T> {
-  const request = requestDeadlines.getStore();
-  const budgetMs = request ? request.budgetMs : BACKGROUND_STORAGE_CALL_MS;
-  const remaining = request ? Math.max(0, request.at - Date.now()) : BACKGROUND_STORAGE_CALL_MS;
+  const { callMs, shared } = limits.getStore() ?? { callMs: BACKGROUND_STORAGE_CALL_MS };
+  const sharedLeft = shared ? Math.max(0, shared.at - Date.now()) : Infinity;
+  // The limit that ends the call names itself in the error: the call's own, or the shared budget.
+  const [remaining, budgetMs] = sharedLeft < callMs ? [sharedLeft, shared!.budgetMs] : [callMs, callMs];
   const controller = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
