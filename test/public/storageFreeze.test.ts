@@ -89,13 +89,20 @@ describe('storage that stops answering', () => {
         body: { contentType: 'text', content: 'body' },
       });
 
-      const [health, send, status, list, show, put, del, diagnostics, webhook] = await Promise.all([
+      const [health, send, large, status, list, show, put, del, diagnostics, webhook] = await Promise.all([
         fetch(`${host.url}/api/health`).then(async (r) => ({
           status: r.status,
           headers: r.headers,
           body: (await r.json()) as Record<string, unknown>,
         })),
         call('POST', '/api/mail/send', mail(`during-freeze-${randomUUID()}`)),
+        // An attachment past the streaming threshold is staged in blob storage while the body is read.
+        call('POST', '/api/mail/send', {
+          ...mail(`large-during-freeze-${randomUUID()}`),
+          attachments: [
+            { name: 'big.bin', contentType: 'application/octet-stream', contentBase64: 'A'.repeat(400 * 1024) },
+          ],
+        }),
         call('GET', `/api/mail/${mailId}`),
         call('GET', '/api/mailboxes'),
         call('GET', '/api/mailboxes/support@contoso.com'),
@@ -118,6 +125,7 @@ describe('storage that stops answering', () => {
       expectStorageProblem(send, 'send');
       // Within the request's storage deadline, not the 60 s a background call may take.
       expect(send.body.detail).toMatch(/^\w+ storage unreachable \(no answer within 5 s\) .*Nothing was sent\.$/);
+      expectStorageProblem(large, 'send with a large attachment');
       expectStorageProblem(status, 'mail status');
       expectStorageProblem(list, 'mailbox list');
       expectStorageProblem(show, 'mailbox');
