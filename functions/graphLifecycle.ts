@@ -1,12 +1,18 @@
 import { app } from '@azure/functions';
 import { whenConfigured } from '../shared/platform/configGate';
 import { getReceiverDependencies } from '../shared/platform/runtime';
+import { withStorageDeadline, WEBHOOK_STORAGE_DEADLINE_MS } from '../shared/platform/storageDeadline';
 import { receiveGraphNotifications } from '../shared/watch/notificationReceiver';
 
 // Anonymous because Graph calls it without a key; every item is checked against its subscription's clientState.
+// Its storage calls end early enough for the 503 to reach Graph inside its 3 s (Graph then retries).
 app.http('graphLifecycle', {
   methods: ['POST'],
   authLevel: 'anonymous',
   route: 'graph/lifecycle',
-  handler: whenConfigured((request, context) => receiveGraphNotifications(request, context, getReceiverDependencies())),
+  handler: whenConfigured((request, context) =>
+    withStorageDeadline(WEBHOOK_STORAGE_DEADLINE_MS, () =>
+      receiveGraphNotifications(request, context, getReceiverDependencies()),
+    ),
+  ),
 });

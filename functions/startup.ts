@@ -1,6 +1,8 @@
 import { app } from '@azure/functions';
+import { guardStorage } from '../shared/diagnostics/storageGuard';
 import { configurationProblems } from '../shared/platform/config';
 import { enableHttpStreaming } from '../shared/platform/httpStreaming';
+import { REQUEST_STORAGE_CALL_MS } from '../shared/platform/storageDeadline';
 
 // Request bodies reach the handlers as streams (see httpStreaming.ts); set before the worker asks for capabilities.
 enableHttpStreaming();
@@ -16,4 +18,11 @@ app.hook.appStart(() => {
         `are not registered (queued messages wait) until these app settings are fixed:\n  - ${problems.join('\n  - ')}`,
     );
   }
+});
+
+// Every storage call of an HTTP function has a short time limit: 503 storage-unavailable instead of hanging while
+// storage does not answer. Queue and timer triggers keep the longer per-call limit (storageDeadline.ts says why).
+app.hook.preInvocation((context) => {
+  if (context.invocationContext.options.trigger.type !== 'httpTrigger') return;
+  context.functionHandler = guardStorage(context.functionHandler, REQUEST_STORAGE_CALL_MS);
 });

@@ -1,11 +1,23 @@
-/** The HTTP answer of `GET /api/diagnostics`: the report as JSON, 200 when nothing failed, 503 otherwise. */
+/**
+ * The HTTP answer of `GET /api/diagnostics`: the report as JSON, 200 when nothing failed, 503 otherwise (with
+ * `Retry-After` when storage failed: that is an outage to wait out, not a setting to fix).
+ */
 import type { HttpResponseInit } from '@azure/functions';
 import { getConfig } from '../platform/config';
 import { runDiagnostics } from './diagnostics';
 import { getAppCredential } from '../platform/runtime';
+import { STORAGE_RETRY_AFTER_SECONDS } from './storageProbe';
 
 /** Runs the diagnostics with the process's configuration and token helper. */
 export async function diagnosticsResponse(): Promise<HttpResponseInit> {
   const report = await runDiagnostics(getConfig(), getAppCredential());
-  return { status: report.status === 'failed' ? 503 : 200, headers: { 'cache-control': 'no-store' }, jsonBody: report };
+  const storageFailed = report.checks.some((c) => c.name.endsWith('Storage') && c.status === 'failed');
+  return {
+    status: report.status === 'failed' ? 503 : 200,
+    headers: {
+      'cache-control': 'no-store',
+      ...(storageFailed ? { 'retry-after': String(STORAGE_RETRY_AFTER_SECONDS) } : {}),
+    },
+    jsonBody: report,
+  };
 }

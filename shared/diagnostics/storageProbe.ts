@@ -4,7 +4,9 @@
  * service, whether it is unreachable or forbidden, and the role to assign.
  */
 import type { GatewayConfig } from '../platform/config';
+import { problem, type ProblemDocument } from '../platform/problem';
 import { createQueueClient, createTableClient } from '../platform/storage';
+import { isStorageTimeout, storageFailureOf, type StorageService } from '../platform/storageDeadline';
 import { IDEMPOTENCY_TABLE } from '../mail/idempotencyStore';
 
 /** The queue probed: the one Graph notifications go to (provisioned by infra/main.bicep). */
@@ -20,20 +22,26 @@ export interface StorageServiceCheck {
 }
 
 /** Roles the gateway's identity needs, per service. */
-const ROLES: Record<StorageServiceCheck['service'], string> = {
+const ROLES: Record<StorageService, string> = {
   table: "'Storage Table Data Contributor'",
   queue:
     "'Storage Queue Data Contributor' (and 'Storage Queue Data Message Processor' for the Functions host's queue triggers)",
+  blob: "'Storage Blob Data Contributor'",
 };
+
+const KINDS: Record<StorageService, string> = { table: 'Table', queue: 'Queue', blob: 'Blob' };
+
+/** Seconds a caller should wait before retrying a request that failed on storage. */
+export const STORAGE_RETRY_AFTER_SECONDS = 30;
 
 /** Says what a storage failure means and what to fix; never a key or a connection string. */
 export function explainStorageError(
   err: unknown,
-  service: StorageServiceCheck['service'],
+  service: StorageService,
   resource: string,
   config: GatewayConfig,
 ): string {
-  const kind = service === 'table' ? 'Table' : 'Queue';
+  const kind = KINDS[service];
   const who =
     config.storage.kind === 'identity'
       ? config.storage.managedIdentityClientId
@@ -47,11 +55,38 @@ export function explainStorageError(
   if (status === 401) {
     return `${kind} storage did not accept ${who} for '${resource}' (${code ?? 'Unauthorized'}): check AzureWebJobsStorage (__credential, __clientId) or the account key.`;
   }
+  if (isStorageTimeout(err)) {
+    return `${kind} storage unreachable (no answer within ${err.budgetMs / 1000} s) for '${resource}': check AzureWebJobsStorage (the ${service} endpoint) and the storage account's health and network rules.`;
+  }
   if (status === undefined) {
     const reason = (err as { code?: string } | undefined)?.code ?? (err instanceof Error ? err.message : String(err));
     return `${kind} storage unreachable (${reason}): check AzureWebJobsStorage (the ${service} endpoint) and the storage account's network rules.`;
   }
   return `${kind} storage answered ${status} ${code ?? ''} for '${resource}'.`;
+}
+
+/**
+ * The `503 storage-unavailable` problem for an error a storage call ended with (storage.ts tags them with their
+ * service and resource), naming what to fix, with its `Retry-After`; undefined when `err` is not a storage failure.
+ * `consequence` tells the caller what did not happen (e.g. "Nothing was sent.").
+ */
+export function storageUnavailableProblem(
+  err: unknown,
+  config: GatewayConfig,
+  consequence: string,
+): { doc: ProblemDocument; headers: Record<string, string> } | undefined {
+  const failure = storageFailureOf(err);
+  if (!failure) return undefined;
+  return {
+    doc: problem(
+      503,
+      'storage-unavailable',
+      'The gateway cannot use its storage account',
+      `${explainStorageError(err, failure.service, failure.resource, config)} ${consequence}`,
+      { dependency: 'storage' },
+    ),
+    headers: { 'retry-after': String(STORAGE_RETRY_AFTER_SECONDS) },
+  };
 }
 
 /** Probes the table and queue services in parallel. */

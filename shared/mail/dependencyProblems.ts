@@ -5,7 +5,7 @@
  * both shapes are recognised.
  */
 import { GraphError } from '@microsoft/microsoft-graph-client';
-import { explainStorageError } from '../diagnostics/storageProbe';
+import { explainStorageError, storageUnavailableProblem } from '../diagnostics/storageProbe';
 import { entraReason, explainEntraError } from '../identity/entraErrors';
 import type { GatewayConfig } from '../platform/config';
 import { problem } from '../platform/problem';
@@ -67,8 +67,13 @@ export function credentialDependencyProblem(err: unknown): SendProblem | undefin
   return undefined;
 }
 
-/** The 503 for a storage failure (the idempotency table), naming the role or "storage unreachable". */
+/**
+ * The 503 for a storage failure, naming the role, "storage unreachable" or the deadline it missed; `resource` is the
+ * table named when the error does not say which call failed.
+ */
 export function storageDependencyProblem(err: unknown, resource: string, config: GatewayConfig): SendProblem {
+  const tagged = storageUnavailableProblem(err, config, 'Nothing was sent.');
+  if (tagged) return new SendProblem(tagged.doc, tagged.headers);
   return dependencyFailure(
     'storage',
     'storage-unavailable',

@@ -25,6 +25,19 @@ const retryAfter = {
   schema: z.int().min(1),
 };
 
+/** `Retry-After` on an answer that carries it only for some of its problem types. */
+const retryAfterWhenStorage = {
+  description: 'Seconds to wait before retrying; sent when storage failed (`storage-unavailable`).',
+  required: false,
+  schema: z.int().min(1),
+};
+
+/** The 503 every storage-backed route answers when storage fails or does not answer in time. */
+const storageUnavailable = problemResponse(
+  'Storage failed or did not answer within 5 s (`storage-unavailable`); `detail` says what to check.',
+  { 'Retry-After': retryAfter },
+);
+
 const mailboxParameter = {
   name: 'mailbox',
   in: 'path' as const,
@@ -209,6 +222,7 @@ export const OPERATIONS: readonly OperationSpec[] = [
     summary: 'List watched mailboxes',
     responses: {
       200: jsonResponse('Every watched mailbox.', 'MailboxList', mailboxListSchema),
+      503: storageUnavailable,
     },
   },
   {
@@ -223,6 +237,7 @@ export const OPERATIONS: readonly OperationSpec[] = [
       200: jsonResponse('The watched mailbox.', 'MailboxView', mailboxViewSchema),
       400: problemResponse('Not a mailbox address (`invalid-mailbox`).'),
       404: problemResponse('The mailbox is not watched (`mailbox-not-watched`).'),
+      503: storageUnavailable,
     },
   },
   {
@@ -249,7 +264,11 @@ export const OPERATIONS: readonly OperationSpec[] = [
       502: problemResponse(
         "Graph could not validate the gateway's webhook (`webhook-validation-failed`) or refused (`graph-error`).",
       ),
-      503: problemResponse('WEBHOOK_BASE_URL is unset (`watch-not-configured`), or Graph is busy (`graph-throttled`).'),
+      503: problemResponse(
+        'WEBHOOK_BASE_URL is unset (`watch-not-configured`), Graph is busy (`graph-throttled`), or storage failed ' +
+          'or did not answer within 5 s (`storage-unavailable`).',
+        { 'Retry-After': retryAfterWhenStorage },
+      ),
     },
   },
   {
@@ -264,6 +283,7 @@ export const OPERATIONS: readonly OperationSpec[] = [
       204: { description: 'The subscription is deleted in Graph and in storage.' },
       400: problemResponse('Not a mailbox address (`invalid-mailbox`).'),
       404: problemResponse('The mailbox is not watched (`mailbox-not-watched`).'),
+      503: storageUnavailable,
     },
   },
   graphWebhook('graphNotifications', '/api/graph/notifications', 'change'),
@@ -275,10 +295,14 @@ export const OPERATIONS: readonly OperationSpec[] = [
     auth: 'anonymous',
     tags: ['operations'],
     summary: 'Liveness: is the configuration valid?',
-    description: 'Calls no Graph, Key Vault or storage.',
+    description: 'Calls no Graph or Key Vault; probes table and queue storage (the answer is reused for 5 s).',
     responses: {
       200: jsonResponse('Running and configured.', 'Health', healthSchema),
-      503: problemResponse('Settings are missing or malformed (`configuration-invalid`); `settings` names them.'),
+      503: problemResponse(
+        'Settings are missing or malformed (`configuration-invalid`; `settings` names them), or storage failed or ' +
+          'did not answer within 5 s (`storage-unavailable`; `storage` names the service).',
+        { 'Retry-After': retryAfterWhenStorage },
+      ),
     },
   },
   {
@@ -294,6 +318,7 @@ export const OPERATIONS: readonly OperationSpec[] = [
         'At least one check failed; its `detail` says what to fix.',
         'DiagnosticsReport',
         diagnosticsReportSchema,
+        { 'Retry-After': retryAfterWhenStorage },
       ),
     },
   },

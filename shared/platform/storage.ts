@@ -1,12 +1,15 @@
 /**
  * Table, queue and blob container clients for the gateway's storage account, from the `AzureWebJobsStorage` setting family: a
- * connection string (Azurite, or keys where allowed) or identity-based URLs with the managed identity.
+ * connection string (Azurite, or keys where allowed) or identity-based URLs with the managed identity. Every client
+ * bounds each call's time (storageDeadline.ts), so a storage account that stops answering makes a request answer
+ * 503 instead of hanging.
  */
 import { TableClient } from '@azure/data-tables';
-import { QueueClient } from '@azure/storage-queue';
-import { ContainerClient } from '@azure/storage-blob';
+import { newPipeline as newQueuePipeline, QueueClient, type StoragePipelineOptions } from '@azure/storage-queue';
+import { ContainerClient, newPipeline as newBlobPipeline } from '@azure/storage-blob';
 import { azureIdentityCredential } from '../identity/azureIdentity';
 import type { GatewayConfig } from './config';
+import { storageDeadlineFactory, storageDeadlinePolicy } from './storageDeadline';
 
 /** Client options; `probe` makes one quick attempt (no retries) so a health check answers while storage is down. */
 export interface StorageClientOptions {
@@ -23,20 +26,32 @@ export function createTableClient(
   options: StorageClientOptions = {},
 ): TableClient {
   const storage = config.storage;
-  const retryOptions = options.probe ? { retryOptions: { maxRetries: 0 } } : {};
+  const clientOptions = {
+    ...(options.probe ? { retryOptions: { maxRetries: 0 } } : {}),
+    additionalPolicies: [
+      { policy: storageDeadlinePolicy({ service: 'table', resource: name }), position: 'perCall' as const },
+    ],
+  };
   if (storage.kind === 'connectionString') {
     // Azurite speaks plain HTTP on loopback; production connection strings use https and ignore this.
     return TableClient.fromConnectionString(storage.connectionString, name, {
       allowInsecureConnection: true,
-      ...retryOptions,
+      ...clientOptions,
     });
   }
   return new TableClient(
     storage.tableUrl,
     name,
     azureIdentityCredential(storage.managedIdentityClientId),
-    retryOptions,
+    clientOptions,
   );
+}
+
+/** A queue client built only to read what the SDK parsed from a connection string (its `credential` is protected). */
+class ParsedQueueConnection extends QueueClient {
+  parsed() {
+    return { url: this.url, credential: this.credential };
+  }
 }
 
 /** A client for queue `name`. */
@@ -46,21 +61,33 @@ export function createQueueClient(
   options: StorageClientOptions = {},
 ): QueueClient {
   const storage = config.storage;
-  const pipeline = options.probe ? { retryOptions: { maxTries: 1, tryTimeoutInMs: PROBE_TIMEOUT_MS } } : {};
-  if (storage.kind === 'connectionString') return new QueueClient(storage.connectionString, name, pipeline);
-  return new QueueClient(
-    `${storage.queueUrl.replace(/\/$/, '')}/${name}`,
-    azureIdentityCredential(storage.managedIdentityClientId),
-    pipeline,
-  );
+  const pipelineOptions: StoragePipelineOptions = options.probe
+    ? { retryOptions: { maxTries: 1, tryTimeoutInMs: PROBE_TIMEOUT_MS } }
+    : {};
+  // The connection string is parsed by the SDK itself (a throwaway client gives its URL and key).
+  const { url, credential } =
+    storage.kind === 'connectionString'
+      ? new ParsedQueueConnection(storage.connectionString, name).parsed()
+      : {
+          url: `${storage.queueUrl.replace(/\/$/, '')}/${name}`,
+          credential: azureIdentityCredential(storage.managedIdentityClientId),
+        };
+  const pipeline = newQueuePipeline(credential, pipelineOptions);
+  pipeline.factories.push(storageDeadlineFactory({ service: 'queue', resource: name }));
+  return new QueueClient(url, pipeline);
 }
 
 /** A client for blob container `name`. */
 export function createBlobContainerClient(config: GatewayConfig, name: string): ContainerClient {
   const storage = config.storage;
-  if (storage.kind === 'connectionString') return new ContainerClient(storage.connectionString, name);
-  return new ContainerClient(
-    `${storage.blobUrl.replace(/\/$/, '')}/${name}`,
-    azureIdentityCredential(storage.managedIdentityClientId),
-  );
+  const { url, credential } =
+    storage.kind === 'connectionString'
+      ? new ContainerClient(storage.connectionString, name)
+      : {
+          url: `${storage.blobUrl.replace(/\/$/, '')}/${name}`,
+          credential: azureIdentityCredential(storage.managedIdentityClientId),
+        };
+  const pipeline = newBlobPipeline(credential);
+  pipeline.factories.push(storageDeadlineFactory({ service: 'blob', resource: name }));
+  return new ContainerClient(url, pipeline);
 }

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { GraphError } from '@microsoft/microsoft-graph-client';
 import { describeForLog } from '../diagnostics/logSafe';
+import { storageUnavailableProblem } from '../diagnostics/storageProbe';
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { isMailboxAllowed } from '../platform/mailboxPolicy';
@@ -72,6 +73,11 @@ export async function handleMailboxes(
     }
   } catch (err) {
     if (err instanceof ApiProblem) return problemResponse(err.doc, err.headers);
+    const storage = storageUnavailableProblem(err, deps.config, 'Repeat the request once storage answers.');
+    if (storage) {
+      context.error(`mailbox API: ${storage.doc.detail}`);
+      return problemResponse(storage.doc, storage.headers);
+    }
     const mapped = graphProblem(err);
     if (mapped) {
       context.warn(

@@ -19,6 +19,13 @@ export interface RunningAzurite {
   blobUrl: string;
   /** Connection string with explicit endpoints (the value of `AzureWebJobsStorage`). */
   connectionString: string;
+  /**
+   * Freezes every Azurite process (SIGSTOP): connections are still accepted by the kernel, but nothing answers, as
+   * with a storage account that hangs. Only for an Azurite a test started for itself.
+   */
+  freeze(): void;
+  /** Lets frozen processes run again (SIGCONT); they answer what arrived meanwhile. */
+  thaw(): void;
   stop(): Promise<void>;
 }
 
@@ -89,7 +96,12 @@ export async function startAzurite(options: {
   ];
   const stderr: string[] = [];
   for (const child of children) child.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
+  const signal = (name: NodeJS.Signals) => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill(name);
+  };
   const stop = async () => {
+    // A stopped process only acts on SIGTERM once it runs again.
+    signal('SIGCONT');
     await Promise.all(
       children.map(
         (child) =>
@@ -116,6 +128,8 @@ export async function startAzurite(options: {
     tableUrl: `http://127.0.0.1:${tablePort}/${ACCOUNT}`,
     blobUrl: `http://127.0.0.1:${blobPort}/${ACCOUNT}`,
     connectionString: azuriteConnectionString(queuePort, tablePort, blobPort),
+    freeze: () => signal('SIGSTOP'),
+    thaw: () => signal('SIGCONT'),
     stop,
   };
 }

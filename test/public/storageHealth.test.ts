@@ -74,13 +74,14 @@ describe('storage in health and diagnostics', () => {
     expect(JSON.stringify(problem)).not.toMatch(/AccountKey|Eby8vdM02/);
   }, 30_000);
 
-  it('names the table service alone when only it is down', async () => {
+  it('names the table service alone when only it is down; the mailbox API answers 503 storage-unavailable, not 500', async () => {
     const queueUrl = new URL(
       /QueueEndpoint=([^;]+)/.exec(env.settings.AzureWebJobsStorage)?.[1] ?? 'http://127.0.0.1:1/devstoreaccount1',
     );
     const host = await startFunctionsHost({
       ...env.settings,
       AzureWebJobsStorage: azuriteConnectionString(Number(queueUrl.port), await freePort()),
+      ALLOWED_WATCH_MAILBOXES: 'support@contoso.com',
     });
     hosts.push(host);
     const health = await get(host, '/api/health');
@@ -89,5 +90,24 @@ describe('storage in health and diagnostics', () => {
     expect(health.body.detail).toMatch(/^Table storage unreachable/);
     const report = await get(host, '/api/diagnostics');
     expect(storageChecks(report.body).map((c) => c.status)).toEqual(['failed', 'ok']);
-  });
+
+    for (const [method, path] of [
+      ['GET', '/api/mailboxes'],
+      ['GET', '/api/mailboxes/support@contoso.com'],
+      ['PUT', '/api/mailboxes/support@contoso.com'],
+      ['DELETE', '/api/mailboxes/support@contoso.com'],
+    ]) {
+      const res = await fetch(`${host.url}${path}`, { method, headers: { 'x-functions-key': host.functionKey } });
+      const body = (await res.json()) as Record<string, unknown>;
+      expect({ method, path, status: res.status, type: body.type }).toEqual({
+        method,
+        path,
+        status: 503,
+        type: expect.stringMatching(/\/problems\/storage-unavailable$/) as unknown,
+      });
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(body.detail).toMatch(/^Table storage unreachable /);
+    }
+  }, 30_000);
 });

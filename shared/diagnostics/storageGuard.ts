@@ -1,0 +1,25 @@
+/**
+ * Storage on request paths: every storage call of an HTTP invocation has a time limit (storageDeadline.ts), and a
+ * storage failure that escapes its handler becomes `503 storage-unavailable` with `Retry-After` instead of a 500 or
+ * a hang. Handlers that map storage failures themselves (send, mail status, mailboxes, webhooks) answer first.
+ */
+import type { FunctionHandler, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { getConfig } from '../platform/config';
+import { problemResponse } from '../platform/problem';
+import { withStorageCallLimit } from '../platform/storageDeadline';
+import { storageUnavailableProblem } from './storageProbe';
+
+/** `handler` with its storage calls limited to `callMs` each and storage failures answered 503. */
+export function guardStorage(handler: FunctionHandler, callMs: number): FunctionHandler {
+  return (request: unknown, context: InvocationContext) =>
+    withStorageCallLimit(callMs, async (): Promise<unknown> => {
+      try {
+        return await handler(request, context);
+      } catch (err) {
+        const failure = storageUnavailableProblem(err, getConfig(), 'Repeat the request once storage answers.');
+        if (!failure) throw err;
+        context.error(`${context.functionName}: ${failure.doc.detail}`);
+        return problemResponse(failure.doc, failure.headers) satisfies HttpResponseInit;
+      }
+    });
+}
