@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../emulators/azurite';
+import { wiredSettingsIn } from '../sandbox/wiredSettings';
 
 const ROOT = join(__dirname, '..', '..');
 const FUNCTION_KEY = 'sandbox-function-key-for-tests';
@@ -57,8 +58,12 @@ function getWithCa(url: string, ca: Buffer): Promise<{ status: number; body: str
  * developer's `.sandbox` (the sandbox works in its `<PORT>` folder under it).
  */
 function sandboxEnv(dir: string, port: number, httpsPort: number): NodeJS.ProcessEnv {
+  // Without the settings the sandbox wires itself, which it refuses from the environment: another test file run
+  // earlier in this jest worker may have left its local cloud's settings in process.env.
+  const inherited = { ...process.env };
+  for (const name of wiredSettingsIn(inherited)) delete inherited[name];
   return {
-    ...process.env,
+    ...inherited,
     PORT: String(port),
     HTTPS_PORT: String(httpsPort),
     SANDBOX_DIR: dir,
