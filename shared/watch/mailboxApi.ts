@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { GraphError } from '@microsoft/microsoft-graph-client';
 import { describeForLog } from '../diagnostics/logSafe';
+import { addressProblems } from '../mail/textRules';
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { isMailboxAllowed } from '../platform/mailboxPolicy';
@@ -36,8 +37,9 @@ export interface MailboxView {
   lastCaughtUpAt: string | null;
 }
 
-const ADDRESS =
-  /^[^\s@"(),:;<>[\\\]]{1,64}@[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/i;
+// On top of the send API's address rules: the address goes into a Graph resource path, so its domain must be plain
+// DNS labels.
+const MAILBOX_DOMAIN = /@[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/i;
 
 class ApiProblem extends Error {
   constructor(
@@ -188,18 +190,21 @@ function required(mailbox: string | undefined): string {
   return mailbox;
 }
 
+/** The path's mailbox, judged by the send API's address rules before any storage or Graph call. */
 function parseMailbox(value: string): string {
   const address = value.trim().toLowerCase();
-  if (address.length > 254 || !ADDRESS.test(address)) {
+  const problems = addressProblems(address);
+  if (problems.length === 0 && !MAILBOX_DOMAIN.test(address)) {
+    problems.push('must end in a domain of letters, digits and hyphens, such as @contoso.com');
+  }
+  if (problems.length > 0) {
     throw new ApiProblem(
       problem(
         400,
         'invalid-mailbox',
         'Not a mailbox address',
-        'The path must name a mailbox address such as support@contoso.com.',
-        {
-          errors: [{ field: 'mailbox', message: 'must be an email address (at most 254 characters)' }],
-        },
+        `The path must name a mailbox address such as support@contoso.com; the mailbox ${problems.join('; ')}.`,
+        { errors: problems.map((message) => ({ field: 'mailbox', message })) },
       ),
     );
   }

@@ -31,9 +31,11 @@ beforeAll(async () => {
   host = await startFunctionsHost({
     ...env.settings,
     // billing@ stays outside the policy.
-    ALLOWED_WATCH_MAILBOXES: ['support', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9']
-      .map((u) => `${u}@${DOMAIN}`)
-      .join(','),
+    // *@fabrikam.com lets a malformed address past the policy, so only the address rules can stop it.
+    ALLOWED_WATCH_MAILBOXES: [
+      ...['support', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9'].map((u) => `${u}@${DOMAIN}`),
+      '*@fabrikam.com',
+    ].join(','),
     EVENTS_WEBHOOK_URL: downstream.url,
     EVENTS_SIGNING_SECRET: SIGNING_SECRET,
     RENEWAL_WINDOW_HOURS: '168',
@@ -272,6 +274,34 @@ describe('the full loop', () => {
     const gone = await call('DELETE', '/api/mailboxes/w9@contoso.com');
     expect(gone.status).toBe(404);
   });
+
+  it.each([
+    ['a control character', '%01@fabrikam.com', /control characters/],
+    ['a NUL', 'it%00@fabrikam.com', /control characters/],
+    ['a line break inside', 'it%0D%0Abcc@fabrikam.com', /control characters/],
+    ['a DEL', 'it%7F@fabrikam.com', /control characters/],
+    ['a line separator', 'it%E2%80%A8x@fabrikam.com', /control characters/],
+    ['no domain dot', 'it@fabrikam', /not a valid email address/],
+    ['a local part over 64 characters', `${'a'.repeat(65)}@fabrikam.com`, /before @ must be at most 64/],
+    ['a slash in the domain', 'it@fabrikam.com%2Fx.com', /domain of letters, digits and hyphens/],
+  ])(
+    'refuses a mailbox path with %s on GET, PUT and DELETE with 400 naming it, before storage or Graph',
+    async (_what, path, named) => {
+      const before = env.cloud.graph.requests.length;
+      for (const method of ['PUT', 'GET', 'DELETE']) {
+        const answer = await call(method, `/api/mailboxes/${path}`);
+        expect({ method, status: answer.status }).toEqual({ method, status: 400 });
+        expect(answer.headers.get('content-type')).toBe('application/problem+json');
+        expect(answer.body).toMatchObject({ status: 400, title: 'Not a mailbox address' });
+        expect(String(answer.body.detail)).toMatch(named);
+        expect((answer.body.errors as Array<{ field: string; message: string }>)[0]).toMatchObject({
+          field: 'mailbox',
+          message: expect.stringMatching(named) as unknown,
+        });
+      }
+      expect(env.cloud.graph.requests.slice(before)).toEqual([]);
+    },
+  );
 
   it('DELETE removes the subscription in Graph and in storage', async () => {
     await watch('w2@contoso.com');
