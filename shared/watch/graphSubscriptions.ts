@@ -83,6 +83,24 @@ export class GraphSubscriptions {
     }
   }
 
+  /**
+   * This app's subscriptions on the mailbox's Inbox messages that notify `notificationUrl` (every page). Another
+   * deployment of the same app registration notifies another URL and is left alone.
+   */
+  async listFor(mailbox: string, notificationUrl: string): Promise<GraphSubscription[]> {
+    const resource = inboxResource(mailbox).toLowerCase();
+    const found: GraphSubscription[] = [];
+    let url: string | undefined = '/subscriptions';
+    while (url) {
+      const page = (await this.client.api(url).get()) as { value?: GraphSubscription[]; '@odata.nextLink'?: string };
+      for (const sub of page.value ?? []) {
+        if (sub.resource?.toLowerCase() === resource && sub.notificationUrl === notificationUrl) found.push(sub);
+      }
+      url = page['@odata.nextLink'];
+    }
+    return found;
+  }
+
   /** Renews one subscription to the longest expiry; undefined when Graph no longer has it. */
   async renew(id: string): Promise<GraphSubscription | undefined> {
     try {

@@ -13,7 +13,7 @@ import type { GatewayConfig } from '../platform/config';
 import { isMailboxAllowed } from '../platform/mailboxPolicy';
 import { problem, problemResponse, type ProblemDocument } from '../platform/problem';
 import { WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from './mailReceived';
-import type { WatchService } from './watchService';
+import { WatchBusyError, type WatchService } from './watchService';
 import type { WatchedMailbox, WatchStore } from './watchStore';
 
 /** What the mailbox API needs. */
@@ -73,6 +73,12 @@ export async function handleMailboxes(
     }
   } catch (err) {
     if (err instanceof ApiProblem) return problemResponse(err.doc, err.headers);
+    if (err instanceof WatchBusyError) {
+      return problemResponse(
+        problem(503, 'watch-busy', 'The mailbox is being changed', `${err.message}; retry shortly.`),
+        { 'retry-after': '30' },
+      );
+    }
     const mapped = graphProblem(err);
     if (mapped) {
       context.warn(
@@ -173,10 +179,13 @@ async function unwatch(
   context: InvocationContext,
   deps: MailboxApiDependencies,
 ): Promise<HttpResponseInit> {
-  const existing = await deps.store.get(mailbox);
-  if (!existing) throw notWatched(mailbox);
-  if (deps.service) await deps.service.unwatch(mailbox);
-  else await deps.store.remove(existing);
+  if (deps.service) {
+    if (!(await deps.service.unwatch(mailbox))) throw notWatched(mailbox);
+  } else {
+    const existing = await deps.store.get(mailbox);
+    if (!existing) throw notWatched(mailbox);
+    await deps.store.remove(existing);
+  }
   context.info(`unwatched ${mailbox}`);
   return { status: 204 };
 }

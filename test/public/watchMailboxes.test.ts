@@ -24,7 +24,23 @@ let events: QueueReader<CloudEvent<MailReceivedData>>;
 beforeAll(async () => {
   env = await startTestCloud({
     privateStorage: true,
-    users: ['alerts', 'support', 'billing', 'someone', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9'],
+    users: [
+      'alerts',
+      'support',
+      'billing',
+      'someone',
+      'it',
+      'race',
+      'w1',
+      'w2',
+      'w3',
+      'w4',
+      'w5',
+      'w6',
+      'w7',
+      'w8',
+      'w9',
+    ],
     graph: { latencyMs: { min: 2, max: 8 }, subscriptions: { retryDelaysMs: [1500, 1500, 1500, 1500] } },
   });
   downstream = await WebhookReceiver.start();
@@ -33,7 +49,7 @@ beforeAll(async () => {
     // billing@ stays outside the policy.
     // *@fabrikam.com lets a malformed address past the policy, so only the address rules can stop it.
     ALLOWED_WATCH_MAILBOXES: [
-      ...['support', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9'].map((u) => `${u}@${DOMAIN}`),
+      ...['support', 'it', 'race', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9'].map((u) => `${u}@${DOMAIN}`),
       '*@fabrikam.com',
     ].join(','),
     EVENTS_WEBHOOK_URL: downstream.url,
@@ -310,6 +326,85 @@ describe('the full loop', () => {
     expect(answer.status).toBe(204);
     expect(env.cloud.graph.activeSubscriptions().some((s) => s.id === id)).toBe(false);
     expect((await call('GET', '/api/mailboxes/w2@contoso.com')).status).toBe(404);
+  });
+});
+
+describe('concurrent requests on one mailbox', () => {
+  /** The emulator's live subscriptions on the mailbox, of every app. */
+  function liveFor(mailbox: string): Array<Record<string, string>> {
+    const user = env.cloud.tenant.findUser(mailbox)!;
+    return env.cloud.graph
+      .activeSubscriptions()
+      .filter((s) => String(s.resource).toLowerCase().includes(user.mail.toLowerCase())) as Array<
+      Record<string, string>
+    >;
+  }
+
+  /** The gateway's index rows (subscription id → mailbox) for the mailbox. */
+  async function indexRowsFor(mailbox: string): Promise<string[]> {
+    const table = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'subscriptions', {
+      allowInsecureConnection: true,
+    });
+    const ids: string[] = [];
+    for await (const row of table.listEntities<{ mailbox: string }>({
+      queryOptions: { filter: `PartitionKey eq 'subscription'` },
+    })) {
+      if (row.mailbox === mailbox) ids.push(decodeURIComponent(row.rowKey!));
+    }
+    return ids;
+  }
+
+  it('ten concurrent PUTs create one subscription that all ten answer, one mail makes one event, and a DELETE after them leaves none in Graph', async () => {
+    const mailbox = 'it@contoso.com';
+    const mark = env.cloud.graph.requests.length;
+    const answers = await Promise.all(Array.from({ length: 10 }, () => call('PUT', `/api/mailboxes/${mailbox}`)));
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 200, 201]);
+    const ids = [...new Set(answers.map((a) => a.body.subscriptionId))];
+    expect(ids).toHaveLength(1);
+    expect(liveFor(mailbox).map((s) => s.id)).toEqual(ids);
+    const created = env.cloud.graph.requests
+      .slice(mark)
+      .filter((r) => r.method === 'POST' && r.path === '/v1.0/subscriptions' && r.status === 201);
+    expect(created).toHaveLength(1);
+    expect(await indexRowsFor(mailbox)).toEqual(ids);
+
+    const mail = deliver(mailbox);
+    await eventFor(mail.id);
+    await settle();
+    expect(await eventsFor(mail.id)).toHaveLength(1);
+    const posts = env.cloud.graph.notificationDeliveries.filter(
+      (d) => d.kind === 'change' && d.subscriptionIds.some((id) => ids.includes(id)),
+    );
+    expect(posts).toHaveLength(1);
+
+    const deleted = await call('DELETE', `/api/mailboxes/${mailbox}`);
+    expect(deleted.status).toBe(204);
+    expect(liveFor(mailbox)).toEqual([]);
+    expect(await indexRowsFor(mailbox)).toEqual([]);
+    expect((await call('GET', `/api/mailboxes/${mailbox}`)).status).toBe(404);
+  });
+
+  it('PUTs racing a DELETE end with one subscription that the record names, or with none and no record', async () => {
+    const mailbox = 'race@contoso.com';
+    for (let round = 0; round < 3; round++) {
+      await watch(mailbox);
+      const put = () => call('PUT', `/api/mailboxes/${mailbox}`);
+      const answers = await Promise.all([put(), put(), call('DELETE', `/api/mailboxes/${mailbox}`), put(), put()]);
+      const [put1, put2, deleted, put3, put4] = answers.map((a) => a.status);
+      for (const status of [put1, put2, put3, put4]) expect([200, 201]).toContain(status);
+      expect([204, 404]).toContain(deleted);
+      const shown = await call('GET', `/api/mailboxes/${mailbox}`);
+      if (shown.status === 200) {
+        expect(liveFor(mailbox).map((s) => s.id)).toEqual([shown.body.subscriptionId]);
+        expect(await indexRowsFor(mailbox)).toEqual([shown.body.subscriptionId]);
+      } else {
+        expect(shown.status).toBe(404);
+        expect(liveFor(mailbox)).toEqual([]);
+      }
+      if (shown.status === 200) expect((await call('DELETE', `/api/mailboxes/${mailbox}`)).status).toBe(204);
+      expect(liveFor(mailbox)).toEqual([]);
+      expect(await indexRowsFor(mailbox)).toEqual([]);
+    }
   });
 });
 
