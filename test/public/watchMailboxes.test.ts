@@ -31,6 +31,7 @@ beforeAll(async () => {
       'someone',
       'it',
       'race',
+      'stale',
       'w1',
       'w2',
       'w3',
@@ -49,7 +50,9 @@ beforeAll(async () => {
     // billing@ stays outside the policy.
     // *@fabrikam.com lets a malformed address past the policy, so only the address rules can stop it.
     ALLOWED_WATCH_MAILBOXES: [
-      ...['support', 'it', 'race', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9'].map((u) => `${u}@${DOMAIN}`),
+      ...['support', 'it', 'race', 'stale', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9'].map(
+        (u) => `${u}@${DOMAIN}`,
+      ),
       '*@fabrikam.com',
     ].join(','),
     EVENTS_WEBHOOK_URL: downstream.url,
@@ -405,6 +408,26 @@ describe('concurrent requests on one mailbox', () => {
       expect(liveFor(mailbox)).toEqual([]);
       expect(await indexRowsFor(mailbox)).toEqual([]);
     }
+  });
+
+  it("takes over the lease of a creator that died, once it has run out, and creates the mailbox's one subscription", async () => {
+    const mailbox = 'stale@contoso.com';
+    const table = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'subscriptions', {
+      allowInsecureConnection: true,
+    });
+    // What a creator that died mid-create leaves behind: its lease row, run out a second ago.
+    await table.upsertEntity({
+      partitionKey: 'lease',
+      rowKey: encodeURIComponent(mailbox),
+      holder: 'a-dead-instance',
+      leaseUntil: Date.now() - 1000,
+    });
+    const answer = await call('PUT', `/api/mailboxes/${mailbox}`);
+    expect(answer.status).toBe(201);
+    expect(liveFor(mailbox).map((s) => s.id)).toEqual([answer.body.subscriptionId]);
+    await expect(table.getEntity('lease', encodeURIComponent(mailbox))).rejects.toMatchObject({ statusCode: 404 });
+    expect((await call('DELETE', `/api/mailboxes/${mailbox}`)).status).toBe(204);
+    expect(liveFor(mailbox)).toEqual([]);
   });
 });
 
