@@ -1,7 +1,10 @@
 /**
  * Graph subscriptions on a mailbox's Inbox messages: create, renew (one or many through `$batch`), reauthorize and
- * delete. Expiry: ask for the documented maximum for messages (10,080 minutes); when Graph answers with its own
- * ("can only be N minutes in the future"), use N from then on, a minute short to absorb clock skew.
+ * delete. Expiry: every create and renewal asks for the documented maximum for messages (10,080 minutes); when Graph
+ * answers with its own ("can only be N minutes in the future"), that call is repeated with N, a minute short to
+ * absorb clock skew. N is not remembered: it may be a passing or per-subscription limit (1,440 minutes for one with
+ * resource data), and asking for it forever would shorten every later subscription (and multiply renewals) although
+ * Graph allows the maximum again.
  */
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
 import { sendBatches, type BatchOptions, type BatchResponse } from '../graph/batch';
@@ -49,12 +52,11 @@ export function parseMaxMinutes(message: string | undefined): number | undefined
 
 /** Graph's subscriptions API for mailbox watching. */
 export class GraphSubscriptions {
-  private maxMinutes = DOCUMENTED_MAX_MINUTES;
-  private learned = false;
-
   constructor(
     private readonly client: Client,
     private readonly batchOptions: BatchOptions = {},
+    /** The clock expiries are computed from (tests pass a simulated one). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Creates a `created` subscription on the mailbox's Inbox messages with the longest expiry Graph accepts. */
@@ -125,28 +127,26 @@ export class GraphSubscriptions {
     stats: { graphRequests: number } = { graphRequests: 0 },
   ): Promise<Map<string, RenewResult>> {
     const results = new Map<string, RenewResult>();
-    let pending = [...ids];
+    const longest = this.expiry(DOCUMENTED_MAX_MINUTES, false);
+    let pending = ids.map((id) => ({ id, expirationDateTime: longest }));
     for (let round = 0; round < 2 && pending.length > 0; round++) {
-      const expirationDateTime = this.expiry();
       const answers = await sendBatches(
         this.client,
-        pending.map((id, i) => ({
+        pending.map((item, i) => ({
           id: String(i),
           method: 'PATCH' as const,
-          url: `/subscriptions/${encodeURIComponent(id)}`,
-          body: { expirationDateTime },
+          url: `/subscriptions/${encodeURIComponent(item.id)}`,
+          body: { expirationDateTime: item.expirationDateTime },
         })),
         this.batchOptions,
         stats,
       );
-      const retry: string[] = [];
-      pending.forEach((id, i) => {
+      const retry: typeof pending = [];
+      pending.forEach((item, i) => {
         const answer = answers.get(String(i));
         const max = answer?.status === 400 ? parseMaxMinutes(errorOf(answer).message) : undefined;
-        if (max !== undefined && round === 0) {
-          this.learn(max);
-          retry.push(id);
-        } else results.set(id, renewResult(answer));
+        if (max !== undefined && round === 0) retry.push({ id: item.id, expirationDateTime: this.expiry(max, true) });
+        else results.set(item.id, renewResult(answer));
       });
       pending = retry;
     }
@@ -168,27 +168,20 @@ export class GraphSubscriptions {
     }
   }
 
-  private expiry(): string {
-    const skew = this.learned ? SKEW_MS : 0;
-    return new Date(Date.now() + this.maxMinutes * 60_000 - skew).toISOString();
-  }
-
-  /** Adopts Graph's maximum (the smallest it has named, when concurrent calls learn at once). */
-  private learn(max: number): void {
-    if (!this.learned || max < this.maxMinutes) this.maxMinutes = Math.max(MIN_MINUTES, max);
-    this.learned = true;
+  /** An expiry `minutes` from now; a maximum Graph named is asked a minute short, for clock skew. */
+  private expiry(minutes: number, named: boolean): string {
+    return new Date(this.now() + Math.max(MIN_MINUTES, minutes) * 60_000 - (named ? SKEW_MS : 0)).toISOString();
   }
 
   private async withLongestExpiry(call: (expirationDateTime: string) => Promise<GraphSubscription>) {
-    const sent = this.expiry();
+    const sent = this.expiry(DOCUMENTED_MAX_MINUTES, false);
     try {
       return await call(sent);
     } catch (err) {
       const max = err instanceof GraphError && err.statusCode === 400 ? parseMaxMinutes(err.message) : undefined;
       if (max === undefined) throw err;
-      this.learn(max);
-      const shorter = this.expiry();
-      // Retry once, and only with less than was refused (another call may have learned the maximum meanwhile).
+      const shorter = this.expiry(max, true);
+      // Retry once, and only with less than was refused.
       if (Date.parse(shorter) >= Date.parse(sent)) throw err;
       return call(shorter);
     }

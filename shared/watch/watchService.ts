@@ -60,6 +60,8 @@ export class WatchService {
     private readonly subscriptions: GraphSubscriptions,
     private readonly catchUp: CatchUp,
     private readonly webhookBaseUrl: string,
+    /** The clock due dates and granted lifetimes are judged by (tests pass a simulated one). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /**
@@ -116,6 +118,7 @@ export class WatchService {
       const current = await this.store.get(previous.mailbox);
       if (!current || current.subscriptionId !== previous.subscriptionId) return current && { record: current };
       const clientState = newClientState();
+      const askedAt = this.now();
       const created = await this.subscriptions.create(this.request(current.mailbox, clientState));
       if (!(await this.stillHolding(lease, created.id))) {
         const now = await this.store.get(previous.mailbox);
@@ -126,7 +129,8 @@ export class WatchService {
         subscriptionId: created.id,
         clientState,
         expirationDateTime: created.expirationDateTime,
-        lastRenewal: { at: new Date().toISOString(), outcome: 'recreated' },
+        grantedMinutes: grantedMinutes(askedAt, created.expirationDateTime),
+        lastRenewal: { at: new Date(this.now()).toISOString(), outcome: 'recreated' },
       };
       await this.store.save(record, previous.subscriptionId);
       // The old subscription may linger in Graph (e.g. a removed-then-restored one): it must not notify twice.
@@ -157,10 +161,15 @@ export class WatchService {
     try {
       await this.subscriptions.reauthorize(subscriptionId);
     } catch {
+      const askedAt = this.now();
       const renewed = await this.subscriptions.renew(subscriptionId);
       if (!renewed) return (await this.recreate(record)) ? 'recreated' : 'stale';
       outcome = 'renewed';
-      await this.store.update(mailbox, (r) => ({ ...r, expirationDateTime: renewed.expirationDateTime }));
+      await this.store.update(mailbox, (r) => ({
+        ...r,
+        expirationDateTime: renewed.expirationDateTime,
+        grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
+      }));
     }
     await this.store.update(mailbox, (r) => ({ ...r, lastRenewal: { at: new Date().toISOString(), outcome } }));
     return outcome;
@@ -177,16 +186,20 @@ export class WatchService {
   }
 
   /**
-   * Renews every subscription expiring within `windowMs` through `$batch`, recreates (and catches up) those Graph
-   * lost or that already expired, and stores each outcome. One mailbox's failure never stops the others.
+   * Renews every subscription that is due ({@link renewalThresholdMs}: expiring within `windowMs`, and within half
+   * of the lifetime Graph granted it) through `$batch`, recreates (and catches up) those Graph lost or that already
+   * expired, and stores each outcome. One mailbox's failure never stops the others.
    */
   async renewDue(windowMs: number, stats: { graphRequests: number } = { graphRequests: 0 }): Promise<RenewalReport[]> {
-    const now = Date.now();
-    const due = (await this.store.list()).filter((r) => new Date(r.expirationDateTime).getTime() - now < windowMs);
+    const now = this.now();
+    const due = (await this.store.list()).filter(
+      (r) => new Date(r.expirationDateTime).getTime() - now < renewalThresholdMs(windowMs, r.grantedMinutes),
+    );
     const expired = due.filter((r) => new Date(r.expirationDateTime).getTime() <= now);
     const live = due.filter((r) => new Date(r.expirationDateTime).getTime() > now);
     const reports: RenewalReport[] = [];
     let renewed = new Map<string, RenewResult>();
+    const askedAt = this.now();
     try {
       renewed = await this.subscriptions.renewMany(
         live.map((r) => r.subscriptionId),
@@ -213,7 +226,12 @@ export class WatchService {
         await this.store
           .update(record.mailbox, (r) => ({
             ...r,
-            ...(result.kind === 'renewed' ? { expirationDateTime: result.expirationDateTime } : {}),
+            ...(result.kind === 'renewed'
+              ? {
+                  expirationDateTime: result.expirationDateTime,
+                  grantedMinutes: grantedMinutes(askedAt, result.expirationDateTime),
+                }
+              : {}),
             lastRenewal: { at, outcome: report.outcome, error: report.error },
           }))
           .catch((err: unknown) => {
@@ -244,6 +262,7 @@ export class WatchService {
 
   /** Renews the mailbox's subscription (recreates it when Graph lost it); undefined when it was unwatched meanwhile. */
   private async keep(existing: WatchedMailbox): Promise<{ outcome: WatchOutcome; record: WatchedMailbox } | undefined> {
+    const askedAt = this.now();
     const renewed = await this.subscriptions.renew(existing.subscriptionId);
     if (!renewed) {
       const result = await this.recreate(existing);
@@ -256,7 +275,8 @@ export class WatchService {
         : {
             ...r,
             expirationDateTime: renewed.expirationDateTime,
-            lastRenewal: { at: new Date().toISOString(), outcome: 'renewed' },
+            grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
+            lastRenewal: { at: new Date(this.now()).toISOString(), outcome: 'renewed' },
           },
     );
     return record && { outcome: 'renewed', record };
@@ -271,6 +291,7 @@ export class WatchService {
     const now = new Date();
     const deltaLink = await this.catchUp.initialLink(address, new Date(now.getTime() - INITIAL_LOOKBACK_MS));
     const clientState = newClientState();
+    const askedAt = this.now();
     const created = await this.subscriptions.create(this.request(address, clientState));
     if (!(await this.stillHolding(lease, created.id))) return undefined;
     const record: WatchedMailbox = {
@@ -278,6 +299,7 @@ export class WatchService {
       subscriptionId: created.id,
       clientState,
       expirationDateTime: created.expirationDateTime,
+      grantedMinutes: grantedMinutes(askedAt, created.expirationDateTime),
       deltaLink,
       deltaSyncedAt: now.toISOString(),
       createdAt: now.toISOString(),
@@ -357,4 +379,18 @@ function describe(err: unknown): string {
     return `${e.statusCode ?? ''} ${e.code ?? ''}: ${e.message ?? ''}`.trim();
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * How long before its expiry a subscription is renewed: within `windowMs` (RENEWAL_WINDOW_HOURS), but never before
+ * half of the lifetime Graph granted it has passed. A window as long as the lifetime (48 hours against Graph's
+ * 1,440 minutes) would otherwise renew every subscription on every run, right after its renewal.
+ */
+export function renewalThresholdMs(windowMs: number, grantedMinutes: number | undefined): number {
+  return grantedMinutes && grantedMinutes > 0 ? Math.min(windowMs, (grantedMinutes * 60_000) / 2) : windowMs;
+}
+
+/** Whole minutes from `askedAt` (just before the request) to the expiry Graph granted. */
+function grantedMinutes(askedAt: number, expirationDateTime: string): number {
+  return Math.max(0, Math.round((Date.parse(expirationDateTime) - askedAt) / 60_000));
 }

@@ -33,6 +33,11 @@ export interface WatchedMailbox {
   clientState: string;
   /** ISO time Graph will delete the subscription unless renewed. */
   expirationDateTime: string;
+  /**
+   * Minutes of lifetime Graph granted at the last create or renewal (undefined for records from before it was
+   * kept): the renewal timer renews no earlier than half of it before expiry.
+   */
+  grantedMinutes?: number;
   /** The Inbox messages delta link; catch-up resumes from it. */
   deltaLink?: string;
   /** When the delta link was last brought up to date (a resync looks back from here). */
@@ -50,6 +55,7 @@ interface MailboxEntity {
   subscriptionId: string;
   clientState: string;
   expirationDateTime: string;
+  grantedMinutes?: number;
   deltaLink?: string;
   deltaSyncedAt?: string;
   createdAt: string;
@@ -286,6 +292,7 @@ function toEntity(record: WatchedMailbox): MailboxEntity {
     subscriptionId: record.subscriptionId,
     clientState: record.clientState,
     expirationDateTime: record.expirationDateTime,
+    grantedMinutes: record.grantedMinutes,
     deltaLink: record.deltaLink,
     deltaSyncedAt: record.deltaSyncedAt,
     createdAt: record.createdAt,
@@ -303,6 +310,7 @@ function fromEntity(entity: MailboxEntity): WatchedMailbox {
     subscriptionId: entity.subscriptionId,
     clientState: entity.clientState,
     expirationDateTime: entity.expirationDateTime,
+    grantedMinutes: entity.grantedMinutes,
     deltaLink: entity.deltaLink,
     deltaSyncedAt: entity.deltaSyncedAt,
     createdAt: entity.createdAt,
