@@ -7,7 +7,7 @@
  * Graph allows the maximum again.
  */
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
-import { sendBatches, type BatchOptions, type BatchResponse } from '../graph/batch';
+import { MAX_BATCH_ITEMS, sendBatches, type BatchOptions, type BatchResponse } from '../graph/batch';
 
 /** The longest lifetime Graph documents for Outlook message subscriptions, in minutes. */
 export const DOCUMENTED_MAX_MINUTES = 10_080;
@@ -120,37 +120,57 @@ export class GraphSubscriptions {
 
   /**
    * Renews many subscriptions through `$batch` (20 per request); throttled items are retried after their
-   * `Retry-After`, and items refused for too long an expiry are retried with Graph's maximum.
+   * `Retry-After`, and items refused for too long an expiry are retried with Graph's maximum. The first batch goes
+   * alone, asking for the documented maximum: when Graph names a shorter one there, the rest of this run asks for
+   * that (one extra request per run, not one per batch); the next run asks for the documented maximum again.
    */
   async renewMany(
     ids: readonly string[],
     stats: { graphRequests: number } = { graphRequests: 0 },
   ): Promise<Map<string, RenewResult>> {
     const results = new Map<string, RenewResult>();
-    const longest = this.expiry(DOCUMENTED_MAX_MINUTES, false);
-    let pending = ids.map((id) => ({ id, expirationDateTime: longest }));
-    for (let round = 0; round < 2 && pending.length > 0; round++) {
-      const answers = await sendBatches(
-        this.client,
-        pending.map((item, i) => ({
-          id: String(i),
-          method: 'PATCH' as const,
-          url: `/subscriptions/${encodeURIComponent(item.id)}`,
-          body: { expirationDateTime: item.expirationDateTime },
-        })),
-        this.batchOptions,
+    const retry: Array<{ id: string; expirationDateTime: string }> = [];
+    let ask = this.expiry(DOCUMENTED_MAX_MINUTES, false);
+    for (const chunk of [ids.slice(0, MAX_BATCH_ITEMS), ids.slice(MAX_BATCH_ITEMS)]) {
+      const answers = await this.patchAll(
+        chunk.map((id) => ({ id, expirationDateTime: ask })),
         stats,
       );
-      const retry: typeof pending = [];
-      pending.forEach((item, i) => {
-        const answer = answers.get(String(i));
+      let named: number | undefined;
+      chunk.forEach((id, i) => {
+        const answer = answers[i];
         const max = answer?.status === 400 ? parseMaxMinutes(errorOf(answer).message) : undefined;
-        if (max !== undefined && round === 0) retry.push({ id: item.id, expirationDateTime: this.expiry(max, true) });
-        else results.set(item.id, renewResult(answer));
+        if (max === undefined) results.set(id, renewResult(answer));
+        else {
+          retry.push({ id, expirationDateTime: this.expiry(max, true) });
+          named = Math.min(named ?? max, max);
+        }
       });
-      pending = retry;
+      if (named !== undefined && Date.parse(this.expiry(named, true)) < Date.parse(ask)) ask = this.expiry(named, true);
     }
+    const answers = await this.patchAll(retry, stats);
+    retry.forEach((item, i) => results.set(item.id, renewResult(answers[i])));
     return results;
+  }
+
+  /** PATCHes each item's expiry through `$batch`; the answers in the items' order. */
+  private async patchAll(
+    items: ReadonlyArray<{ id: string; expirationDateTime: string }>,
+    stats: { graphRequests: number },
+  ): Promise<Array<BatchResponse | undefined>> {
+    if (items.length === 0) return [];
+    const answers = await sendBatches(
+      this.client,
+      items.map((item, i) => ({
+        id: String(i),
+        method: 'PATCH' as const,
+        url: `/subscriptions/${encodeURIComponent(item.id)}`,
+        body: { expirationDateTime: item.expirationDateTime },
+      })),
+      this.batchOptions,
+      stats,
+    );
+    return items.map((_, i) => answers.get(String(i)));
   }
 
   /** Answers a reauthorization challenge. */

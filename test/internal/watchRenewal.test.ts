@@ -23,6 +23,7 @@ const WINDOW_MS = 48 * HOUR_MS;
 let env: TestCloud;
 let echo: RunningServer;
 let service: WatchService;
+let subscriptions: GraphSubscriptions;
 let offsetMs = 0;
 const now = () => Date.now() + offsetMs;
 
@@ -39,12 +40,13 @@ beforeAll(async () => {
     const token = new URL(req.url ?? '/', 'https://x').searchParams.get('validationToken') ?? '';
     res.writeHead(token ? 200 : 202, { 'content-type': 'text/plain' }).end(token);
   });
-  for (const user of ['clamped', 'after', 'hourly']) env.cloud.tenant.addUser(user);
+  for (const user of ['clamped', 'after', 'hourly', 'many']) env.cloud.tenant.addUser(user);
   const client = createGraphClient(env.config, new AppCredential(env.config), { maxTotalWaitSeconds: 0 });
   const store = new WatchStore(createTableClient(env.config, `subscriptionsRenewal${Date.now()}`));
+  subscriptions = new GraphSubscriptions(client, {}, now);
   service = new WatchService(
     store,
-    new GraphSubscriptions(client, {}, now),
+    subscriptions,
     new CatchUp(client, store, EventPublisher.fromConfig(env.config)),
     echo.url,
     now,
@@ -97,6 +99,46 @@ describe("Graph's maximum expiry", () => {
     expect(statuses(mark, 'PATCH', `/subscriptions/${clamped.record.subscriptionId}`)).toEqual([200]);
     expect(minutesLeft(clamped.record.subscriptionId)).toBeGreaterThan(10_075);
     expect(renewed.record.grantedMinutes).toBe(10_080);
+  });
+});
+
+describe('renewing many through $batch', () => {
+  it('asks for the maximum in a first batch alone; when Graph names less, the rest of the run asks for that, and the next run asks for the maximum again', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 45; i++) {
+      const clientState = `state-${i}-${'x'.repeat(32)}`;
+      const url = `${echo.url}/many`;
+      const sub = await subscriptions.create({
+        mailbox: 'many@contoso.com',
+        clientState,
+        notificationUrl: url,
+        lifecycleNotificationUrl: url,
+      });
+      ids.push(sub.id);
+    }
+    const patchStatuses = (mark: number) =>
+      env.cloud.graph.requests
+        .slice(mark)
+        .filter((r) => r.method === 'PATCH' && ids.some((id) => r.path.endsWith(`/subscriptions/${id}`)))
+        .map((r) => r.status);
+    const run = async () => {
+      const mark = env.cloud.graph.requests.length;
+      const stats = { graphRequests: 0 };
+      const results = await subscriptions.renewMany(ids, stats);
+      expect([...results.values()].every((r) => r.kind === 'renewed')).toBe(true);
+      return { requests: stats.graphRequests, statuses: patchStatuses(mark) };
+    };
+
+    env.cloud.graph.setMaxExpirationMinutes(1440);
+    // The first 20 ask for 10,080 (400), the other 25 for what Graph named (two batches), then the 20 again.
+    const clampedRun = { requests: 4, statuses: [...Array(20).fill(400), ...Array(45).fill(200)] as number[] };
+    expect(await run()).toEqual(clampedRun);
+    for (const id of ids) expect(minutesLeft(id)).toBeGreaterThan(1435);
+    // Nothing was kept from that run: the next one asks for the maximum first again.
+    expect(await run()).toEqual(clampedRun);
+    env.cloud.graph.setMaxExpirationMinutes(10_080);
+    expect(await run()).toEqual({ requests: 3, statuses: Array(45).fill(200) as number[] });
+    for (const id of ids) expect(minutesLeft(id)).toBeGreaterThan(10_075);
   });
 });
 
