@@ -131,13 +131,13 @@ describe('renewing many through $batch', () => {
 
     env.cloud.graph.setMaxExpirationMinutes(1440);
     // The first 20 ask for 10,080 (400), the other 25 for what Graph named (two batches), then the 20 again.
-    const clampedRun = { requests: 4, statuses: [...Array(20).fill(400), ...Array(45).fill(200)] as number[] };
+    const clampedRun = { requests: 4, statuses: [...Array<number>(20).fill(400), ...Array<number>(45).fill(200)] };
     expect(await run()).toEqual(clampedRun);
     for (const id of ids) expect(minutesLeft(id)).toBeGreaterThan(1435);
     // Nothing was kept from that run: the next one asks for the maximum first again.
     expect(await run()).toEqual(clampedRun);
     env.cloud.graph.setMaxExpirationMinutes(10_080);
-    expect(await run()).toEqual({ requests: 3, statuses: Array(45).fill(200) as number[] });
+    expect(await run()).toEqual({ requests: 3, statuses: Array<number>(45).fill(200) });
     for (const id of ids) expect(minutesLeft(id)).toBeGreaterThan(10_075);
   });
 });
