@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { AttachmentBlob } from './attachmentBlob';
-import { addressLengthProblem, hasControlCharacter } from './textRules';
+import { addressProblems, hasControlCharacter, NO_CONTROL_CHARACTERS_MESSAGE } from './textRules';
 
 /** At most this many recipients in To + Cc + Bcc (Graph's and Exchange's per-message limit). */
 export const MAX_RECIPIENTS = 500;
@@ -49,14 +49,9 @@ export function isAttachmentContentPath(path: readonly (string | number)[]): boo
   return path.length === 3 && path[0] === 'attachments' && typeof path[1] === 'number' && path[2] === 'contentBase64';
 }
 
-// Deliberately simple: Exchange is the judge of deliverability; this catches typos and injection (spaces, commas,
-// angle brackets) before a Graph call is spent on them.
-const ADDRESS = /^[^\s@<>(),;:"[\]\\]+@[^\s@<>(),;:"[\]\\]+\.[^\s@<>(),;:"[\]\\]{2,}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-const NO_CONTROL_CHARACTERS = {
-  message: 'must not contain control characters (CR, LF, NUL, ...): it is a single line',
-};
+const NO_CONTROL_CHARACTERS = { message: NO_CONTROL_CHARACTERS_MESSAGE };
 
 /** A single-line text field: no CR, LF, NUL or other control character. */
 const singleLine = (schema: z.ZodString) => schema.refine((v) => !hasControlCharacter(v), NO_CONTROL_CHARACTERS);
@@ -64,11 +59,8 @@ const singleLine = (schema: z.ZodString) => schema.refine((v) => !hasControlChar
 const address = z
   .string({ error: 'must be an email address' })
   .trim()
-  .refine((v) => !hasControlCharacter(v), NO_CONTROL_CHARACTERS)
-  .regex(ADDRESS, { message: 'is not a valid email address' })
   .superRefine((v, ctx) => {
-    const problem = addressLengthProblem(v);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    for (const problem of addressProblems(v)) ctx.addIssue({ code: 'custom', message: problem });
   });
 
 const recipient = z.union(

@@ -29,3 +29,24 @@ export function addressLengthProblem(address: string): string | undefined {
   if (domain > MAX_DOMAIN_OCTETS) return `the domain must be at most ${MAX_DOMAIN_OCTETS} characters (RFC 5321)`;
   return undefined;
 }
+
+// Deliberately simple: Exchange is the judge of deliverability; this catches typos and injection (spaces, commas,
+// angle brackets) before a Graph call is spent on them.
+const ADDRESS = /^[^\s@<>(),;:"[\]\\]+@[^\s@<>(),;:"[\]\\]+\.[^\s@<>(),;:"[\]\\]{2,}$/;
+
+/** What a text field holding a control character is told. */
+export const NO_CONTROL_CHARACTERS_MESSAGE =
+  'must not contain control characters (CR, LF, NUL, ...): it is a single line';
+
+/**
+ * Every address rule `address` (already trimmed) breaks, in order (control characters, shape, RFC 5321 lengths);
+ * empty when it is a usable address. The send API and the mailbox API both judge addresses by these rules.
+ */
+export function addressProblems(address: string): string[] {
+  const problems: string[] = [];
+  if (hasControlCharacter(address)) problems.push(NO_CONTROL_CHARACTERS_MESSAGE);
+  if (!ADDRESS.test(address)) problems.push('is not a valid email address');
+  const length = addressLengthProblem(address);
+  if (length) problems.push(length);
+  return problems;
+}

@@ -153,7 +153,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
     required: false,
     source: 'app',
     description:
-      'Renew every subscription that expires within this many hours (default 48, at most 168: a message subscription lives at most 10,080 minutes).',
+      'Renew every subscription that expires within this many hours (default 48, at most 168: a message subscription lives at most 10,080 minutes), and never before half of the lifetime Graph granted it has passed.',
   },
   {
     name: 'EVENTS_WEBHOOK_URL',

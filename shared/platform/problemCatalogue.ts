@@ -183,6 +183,13 @@ const entries = {
       'The storage account (tables, queues, blobs) did not answer in time or refused the identity. Nothing accepted was lost.',
     fix: 'Retry after the time in `Retry-After`; if it persists, check the storage account, its roles for the identity and its network access.',
   },
+  'watch-busy': {
+    title: 'The mailbox is being changed',
+    statuses: [503],
+    meaning:
+      "Another request (on this or another instance) is creating, replacing or deleting this mailbox's subscription, and did not finish while this one waited. One mailbox has at most one subscription, so changes to it take turns.",
+    fix: "Retry after the time in `Retry-After`; the request then finds the other one's result.",
+  },
   'configuration-invalid': {
     title: 'The gateway is not configured',
     statuses: [503],

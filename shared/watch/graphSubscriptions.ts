@@ -1,10 +1,13 @@
 /**
  * Graph subscriptions on a mailbox's Inbox messages: create, renew (one or many through `$batch`), reauthorize and
- * delete. Expiry: ask for the documented maximum for messages (10,080 minutes); when Graph answers with its own
- * ("can only be N minutes in the future"), use N from then on, a minute short to absorb clock skew.
+ * delete. Expiry: every create and renewal asks for the documented maximum for messages (10,080 minutes); when Graph
+ * answers with its own ("can only be N minutes in the future"), that call is repeated with N, a minute short to
+ * absorb clock skew. N is not remembered: it may be a passing or per-subscription limit (1,440 minutes for one with
+ * resource data), and asking for it forever would shorten every later subscription (and multiply renewals) although
+ * Graph allows the maximum again.
  */
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
-import { sendBatches, type BatchOptions, type BatchResponse } from '../graph/batch';
+import { MAX_BATCH_ITEMS, sendBatches, type BatchOptions, type BatchResponse } from '../graph/batch';
 
 /** The longest lifetime Graph documents for Outlook message subscriptions, in minutes. */
 export const DOCUMENTED_MAX_MINUTES = 10_080;
@@ -49,12 +52,11 @@ export function parseMaxMinutes(message: string | undefined): number | undefined
 
 /** Graph's subscriptions API for mailbox watching. */
 export class GraphSubscriptions {
-  private maxMinutes = DOCUMENTED_MAX_MINUTES;
-  private learned = false;
-
   constructor(
     private readonly client: Client,
     private readonly batchOptions: BatchOptions = {},
+    /** The clock expiries are computed from (tests pass a simulated one). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Creates a `created` subscription on the mailbox's Inbox messages with the longest expiry Graph accepts. */
@@ -83,6 +85,24 @@ export class GraphSubscriptions {
     }
   }
 
+  /**
+   * This app's subscriptions on the mailbox's Inbox messages that notify `notificationUrl` (every page). Another
+   * deployment of the same app registration notifies another URL and is left alone.
+   */
+  async listFor(mailbox: string, notificationUrl: string): Promise<GraphSubscription[]> {
+    const resource = inboxResource(mailbox).toLowerCase();
+    const found: GraphSubscription[] = [];
+    let url: string | undefined = '/subscriptions';
+    while (url) {
+      const page = (await this.client.api(url).get()) as { value?: GraphSubscription[]; '@odata.nextLink'?: string };
+      for (const sub of page.value ?? []) {
+        if (sub.resource?.toLowerCase() === resource && sub.notificationUrl === notificationUrl) found.push(sub);
+      }
+      url = page['@odata.nextLink'];
+    }
+    return found;
+  }
+
   /** Renews one subscription to the longest expiry; undefined when Graph no longer has it. */
   async renew(id: string): Promise<GraphSubscription | undefined> {
     try {
@@ -100,39 +120,57 @@ export class GraphSubscriptions {
 
   /**
    * Renews many subscriptions through `$batch` (20 per request); throttled items are retried after their
-   * `Retry-After`, and items refused for too long an expiry are retried with Graph's maximum.
+   * `Retry-After`, and items refused for too long an expiry are retried with Graph's maximum. The first batch goes
+   * alone, asking for the documented maximum: when Graph names a shorter one there, the rest of this run asks for
+   * that (one extra request per run, not one per batch); the next run asks for the documented maximum again.
    */
   async renewMany(
     ids: readonly string[],
     stats: { graphRequests: number } = { graphRequests: 0 },
   ): Promise<Map<string, RenewResult>> {
     const results = new Map<string, RenewResult>();
-    let pending = [...ids];
-    for (let round = 0; round < 2 && pending.length > 0; round++) {
-      const expirationDateTime = this.expiry();
-      const answers = await sendBatches(
-        this.client,
-        pending.map((id, i) => ({
-          id: String(i),
-          method: 'PATCH' as const,
-          url: `/subscriptions/${encodeURIComponent(id)}`,
-          body: { expirationDateTime },
-        })),
-        this.batchOptions,
+    const retry: Array<{ id: string; expirationDateTime: string }> = [];
+    let ask = this.expiry(DOCUMENTED_MAX_MINUTES, false);
+    for (const chunk of [ids.slice(0, MAX_BATCH_ITEMS), ids.slice(MAX_BATCH_ITEMS)]) {
+      const answers = await this.patchAll(
+        chunk.map((id) => ({ id, expirationDateTime: ask })),
         stats,
       );
-      const retry: string[] = [];
-      pending.forEach((id, i) => {
-        const answer = answers.get(String(i));
+      let named: number | undefined;
+      chunk.forEach((id, i) => {
+        const answer = answers[i];
         const max = answer?.status === 400 ? parseMaxMinutes(errorOf(answer).message) : undefined;
-        if (max !== undefined && round === 0) {
-          this.learn(max);
-          retry.push(id);
-        } else results.set(id, renewResult(answer));
+        if (max === undefined) results.set(id, renewResult(answer));
+        else {
+          retry.push({ id, expirationDateTime: this.expiry(max, true) });
+          named = Math.min(named ?? max, max);
+        }
       });
-      pending = retry;
+      if (named !== undefined && Date.parse(this.expiry(named, true)) < Date.parse(ask)) ask = this.expiry(named, true);
     }
+    const answers = await this.patchAll(retry, stats);
+    retry.forEach((item, i) => results.set(item.id, renewResult(answers[i])));
     return results;
+  }
+
+  /** PATCHes each item's expiry through `$batch`; the answers in the items' order. */
+  private async patchAll(
+    items: ReadonlyArray<{ id: string; expirationDateTime: string }>,
+    stats: { graphRequests: number },
+  ): Promise<Array<BatchResponse | undefined>> {
+    if (items.length === 0) return [];
+    const answers = await sendBatches(
+      this.client,
+      items.map((item, i) => ({
+        id: String(i),
+        method: 'PATCH' as const,
+        url: `/subscriptions/${encodeURIComponent(item.id)}`,
+        body: { expirationDateTime: item.expirationDateTime },
+      })),
+      this.batchOptions,
+      stats,
+    );
+    return items.map((_, i) => answers.get(String(i)));
   }
 
   /** Answers a reauthorization challenge. */
@@ -150,27 +188,20 @@ export class GraphSubscriptions {
     }
   }
 
-  private expiry(): string {
-    const skew = this.learned ? SKEW_MS : 0;
-    return new Date(Date.now() + this.maxMinutes * 60_000 - skew).toISOString();
-  }
-
-  /** Adopts Graph's maximum (the smallest it has named, when concurrent calls learn at once). */
-  private learn(max: number): void {
-    if (!this.learned || max < this.maxMinutes) this.maxMinutes = Math.max(MIN_MINUTES, max);
-    this.learned = true;
+  /** An expiry `minutes` from now; a maximum Graph named is asked a minute short, for clock skew. */
+  private expiry(minutes: number, named: boolean): string {
+    return new Date(this.now() + Math.max(MIN_MINUTES, minutes) * 60_000 - (named ? SKEW_MS : 0)).toISOString();
   }
 
   private async withLongestExpiry(call: (expirationDateTime: string) => Promise<GraphSubscription>) {
-    const sent = this.expiry();
+    const sent = this.expiry(DOCUMENTED_MAX_MINUTES, false);
     try {
       return await call(sent);
     } catch (err) {
       const max = err instanceof GraphError && err.statusCode === 400 ? parseMaxMinutes(err.message) : undefined;
       if (max === undefined) throw err;
-      this.learn(max);
-      const shorter = this.expiry();
-      // Retry once, and only with less than was refused (another call may have learned the maximum meanwhile).
+      const shorter = this.expiry(max, true);
+      // Retry once, and only with less than was refused.
       if (Date.parse(shorter) >= Date.parse(sent)) throw err;
       return call(shorter);
     }

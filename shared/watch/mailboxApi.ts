@@ -8,13 +8,14 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import { GraphError } from '@microsoft/microsoft-graph-client';
 import { describeForLog } from '../diagnostics/logSafe';
 import { storageUnavailableProblem } from '../diagnostics/storageProbe';
+import { addressProblems } from '../mail/textRules';
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { isMailboxAllowed } from '../platform/mailboxPolicy';
 import { problem, problemResponse, type ProblemDocument } from '../platform/problem';
 import type { ProblemSlug } from '../platform/problemCatalogue';
 import { WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from './mailReceived';
-import type { WatchService } from './watchService';
+import { WatchBusyError, type WatchService } from './watchService';
 import type { WatchedMailbox, WatchStore } from './watchStore';
 
 /** What the mailbox API needs. */
@@ -38,8 +39,9 @@ export interface MailboxView {
   lastCaughtUpAt: string | null;
 }
 
-const ADDRESS =
-  /^[^\s@"(),:;<>[\\\]]{1,64}@[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/i;
+// On top of the send API's address rules: the address goes into a Graph resource path, so its domain must be plain
+// DNS labels.
+const MAILBOX_DOMAIN = /@[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/i;
 
 class ApiProblem extends Error {
   constructor(
@@ -77,6 +79,12 @@ export async function handleMailboxes(
     if (storage) {
       context.error(`mailbox API: ${storage.doc.detail}`);
       return problemResponse(storage.doc, storage.headers);
+    }
+    if (err instanceof WatchBusyError) {
+      return problemResponse(
+        problem(503, 'watch-busy', 'The mailbox is being changed', `${err.message}; retry shortly.`),
+        { 'retry-after': '30' },
+      );
     }
     const mapped = graphProblem(err);
     if (mapped) {
@@ -178,10 +186,13 @@ async function unwatch(
   context: InvocationContext,
   deps: MailboxApiDependencies,
 ): Promise<HttpResponseInit> {
-  const existing = await deps.store.get(mailbox);
-  if (!existing) throw notWatched(mailbox);
-  if (deps.service) await deps.service.unwatch(mailbox);
-  else await deps.store.remove(existing);
+  if (deps.service) {
+    if (!(await deps.service.unwatch(mailbox))) throw notWatched(mailbox);
+  } else {
+    const existing = await deps.store.get(mailbox);
+    if (!existing) throw notWatched(mailbox);
+    await deps.store.remove(existing);
+  }
   context.info(`unwatched ${mailbox}`);
   return { status: 204 };
 }
@@ -195,18 +206,21 @@ function required(mailbox: string | undefined): string {
   return mailbox;
 }
 
+/** The path's mailbox, judged by the send API's address rules before any storage or Graph call. */
 function parseMailbox(value: string): string {
   const address = value.trim().toLowerCase();
-  if (address.length > 254 || !ADDRESS.test(address)) {
+  const problems = addressProblems(address);
+  if (problems.length === 0 && !MAILBOX_DOMAIN.test(address)) {
+    problems.push('must end in a domain of letters, digits and hyphens, such as @contoso.com');
+  }
+  if (problems.length > 0) {
     throw new ApiProblem(
       problem(
         400,
         'invalid-mailbox',
         'Not a mailbox address',
-        'The path must name a mailbox address such as support@contoso.com.',
-        {
-          errors: [{ field: 'mailbox', message: 'must be an email address (at most 254 characters)' }],
-        },
+        `The path must name a mailbox address such as support@contoso.com; the mailbox ${problems.join('; ')}.`,
+        { errors: problems.map((message) => ({ field: 'mailbox', message })) },
       ),
     );
   }

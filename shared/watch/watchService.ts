@@ -3,11 +3,11 @@
  * delta link taken before the subscription exists so nothing slips between them), renew, recreate what Graph lost
  * and catch up, reauthorize, and stop watching.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { forEachLimited } from '../platform/concurrency';
 import type { CatchUp, CatchUpResult } from './catchUp';
-import type { GraphSubscriptions, RenewResult } from './graphSubscriptions';
-import type { WatchedMailbox, WatchStore } from './watchStore';
+import type { GraphSubscription, GraphSubscriptions, RenewResult } from './graphSubscriptions';
+import { LeaseLostError, type MailboxLease, type WatchedMailbox, type WatchStore } from './watchStore';
 
 /** Paths of the webhook endpoints below the app's origin. */
 export const NOTIFICATIONS_PATH = '/api/graph/notifications';
@@ -18,6 +18,24 @@ const STORE_CONCURRENCY = 16;
 
 /** How far back the first delta link looks, for mail arriving while the watch is set up. */
 const INITIAL_LOOKBACK_MS = 60_000;
+
+/**
+ * How long a mailbox's lease holder may take to create or replace its subscription (the delta link, Graph's two
+ * webhook validations of up to 10 s each, the table writes) before another instance presumes it dead and takes over.
+ */
+const LEASE_MS = 60_000;
+/** How long a request waits for another caller's lease on the same mailbox before giving up. */
+const LEASE_WAIT_MS = LEASE_MS + 30_000;
+/** Rounds of "look, then create or renew" one watch call makes while others keep changing the mailbox. */
+const MAX_WATCH_ATTEMPTS = 5;
+
+/** The mailbox's subscription is being changed by another caller for longer than a request can wait. */
+export class WatchBusyError extends Error {
+  constructor(readonly mailbox: string) {
+    super(`another request is still changing the subscription of ${mailbox}`);
+    this.name = 'WatchBusyError';
+  }
+}
 
 /** A fresh clientState: 32 random bytes, base64url (43 characters; Graph allows 128). */
 export function newClientState(): string {
@@ -42,77 +60,85 @@ export class WatchService {
     private readonly subscriptions: GraphSubscriptions,
     private readonly catchUp: CatchUp,
     private readonly webhookBaseUrl: string,
+    /** The clock due dates and granted lifetimes are judged by (tests pass a simulated one). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /**
    * Watches `mailbox` (lower-cased): creates the subscription, or renews the existing one, or recreates it when
-   * Graph no longer has it (then catches up). Idempotent.
+   * Graph no longer has it (then catches up). Idempotent, also when called concurrently on any number of instances:
+   * only the holder of the mailbox's lease creates, and the others then renew what it created.
    */
   async watch(mailbox: string): Promise<{ outcome: WatchOutcome; record: WatchedMailbox }> {
     const address = mailbox.toLowerCase();
-    const existing = await this.store.get(address);
-    if (existing) {
-      const renewed = await this.subscriptions.renew(existing.subscriptionId);
-      if (renewed) {
-        const record = await this.store.update(address, (r) => ({
-          ...r,
-          expirationDateTime: renewed.expirationDateTime,
-          lastRenewal: { at: new Date().toISOString(), outcome: 'renewed' },
-        }));
-        if (record) return { outcome: 'renewed', record };
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.store.get(address);
+      if (existing) {
+        const kept = await this.keep(existing);
+        if (kept) return kept;
       } else {
-        return { outcome: 'recreated', record: (await this.recreate(existing)).record };
+        const record = await this.leased(address, (lease) => this.createUnderLease(address, lease));
+        if (record) {
+          // Mail that arrived after the delta link was taken but before notifications flowed.
+          await this.catchUp.run(record);
+          return { outcome: 'created', record: (await this.store.get(address)) ?? record };
+        }
       }
+      // Another instance created the subscription, or a DELETE removed it, meanwhile: look again.
+      if (attempt >= MAX_WATCH_ATTEMPTS) throw new WatchBusyError(address);
     }
-    const now = new Date();
-    const deltaLink = await this.catchUp.initialLink(address, new Date(now.getTime() - INITIAL_LOOKBACK_MS));
-    const clientState = newClientState();
-    const created = await this.subscriptions.create(this.request(address, clientState));
-    const record: WatchedMailbox = {
-      mailbox: address,
-      subscriptionId: created.id,
-      clientState,
-      expirationDateTime: created.expirationDateTime,
-      deltaLink,
-      deltaSyncedAt: now.toISOString(),
-      createdAt: now.toISOString(),
-      lastRenewal: { at: new Date().toISOString(), outcome: 'created' },
-      eventsPublished: 0,
-    };
-    await this.store.save(record);
-    // Mail that arrived after the delta link was taken but before notifications flowed.
-    await this.catchUp.run(record);
-    return { outcome: 'created', record: (await this.store.get(address)) ?? record };
   }
 
-  /** Stops watching: deletes the subscription in Graph, then the records. False when the mailbox wasn't watched. */
+  /**
+   * Stops watching: deletes the subscription in Graph (and any other this deployment holds on the mailbox), then the
+   * records, under the mailbox's lease so that no create runs meanwhile. False when the mailbox wasn't watched.
+   */
   async unwatch(mailbox: string): Promise<boolean> {
-    const existing = await this.store.get(mailbox.toLowerCase());
-    if (!existing) return false;
-    await this.subscriptions.delete(existing.subscriptionId);
-    await this.store.remove(existing);
-    return true;
+    const address = mailbox.toLowerCase();
+    return this.leased(address, async () => {
+      const existing = await this.store.get(address);
+      if (!existing) return false;
+      await this.subscriptions.delete(existing.subscriptionId);
+      await this.deleteDuplicates(address);
+      await this.store.remove(existing);
+      return true;
+    });
   }
 
   /**
    * Replaces the mailbox's subscription with a new one (fresh clientState) and catches up from the stored delta
-   * link. A catch-up failure is reported, not thrown: the new subscription stands and the next run retries.
+   * link. A catch-up failure is reported, not thrown: the new subscription stands and the next run retries. Runs
+   * under the mailbox's lease: when another caller already replaced `previous`, its record is returned as is
+   * (nothing created); undefined when the mailbox is no longer watched.
    */
   async recreate(
     previous: WatchedMailbox,
-  ): Promise<{ record: WatchedMailbox; catchUp?: CatchUpResult; error?: string }> {
-    const clientState = newClientState();
-    const created = await this.subscriptions.create(this.request(previous.mailbox, clientState));
-    const record: WatchedMailbox = {
-      ...previous,
-      subscriptionId: created.id,
-      clientState,
-      expirationDateTime: created.expirationDateTime,
-      lastRenewal: { at: new Date().toISOString(), outcome: 'recreated' },
-    };
-    await this.store.save(record, previous.subscriptionId);
-    // The old subscription may linger in Graph (e.g. a removed-then-restored one): it must not notify twice.
-    await this.subscriptions.delete(previous.subscriptionId).catch(() => undefined);
+  ): Promise<{ record: WatchedMailbox; catchUp?: CatchUpResult; error?: string } | undefined> {
+    const replaced = await this.leased(previous.mailbox, async (lease) => {
+      const current = await this.store.get(previous.mailbox);
+      if (!current || current.subscriptionId !== previous.subscriptionId) return current && { record: current };
+      const clientState = newClientState();
+      const askedAt = this.now();
+      const created = await this.subscriptions.create(this.request(current.mailbox, clientState));
+      if (!(await this.stillHolding(lease, created.id))) {
+        const now = await this.store.get(previous.mailbox);
+        return now && { record: now };
+      }
+      const record: WatchedMailbox = {
+        ...current,
+        subscriptionId: created.id,
+        clientState,
+        expirationDateTime: created.expirationDateTime,
+        grantedMinutes: grantedMinutes(askedAt, created.expirationDateTime),
+        lastRenewal: { at: new Date(this.now()).toISOString(), outcome: 'recreated' },
+      };
+      await this.store.save(record, previous.subscriptionId);
+      // The old subscription may linger in Graph (e.g. a removed-then-restored one): it must not notify twice.
+      await this.subscriptions.delete(previous.subscriptionId).catch(() => undefined);
+      return { record, fresh: true };
+    });
+    if (!replaced || !('fresh' in replaced)) return replaced;
+    const { record } = replaced;
     try {
       const catchUp = await this.catchUp.run(record);
       return { record, catchUp };
@@ -135,13 +161,15 @@ export class WatchService {
     try {
       await this.subscriptions.reauthorize(subscriptionId);
     } catch {
+      const askedAt = this.now();
       const renewed = await this.subscriptions.renew(subscriptionId);
-      if (!renewed) {
-        await this.recreate(record);
-        return 'recreated';
-      }
+      if (!renewed) return (await this.recreate(record)) ? 'recreated' : 'stale';
       outcome = 'renewed';
-      await this.store.update(mailbox, (r) => ({ ...r, expirationDateTime: renewed.expirationDateTime }));
+      await this.store.update(mailbox, (r) => ({
+        ...r,
+        expirationDateTime: renewed.expirationDateTime,
+        grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
+      }));
     }
     await this.store.update(mailbox, (r) => ({ ...r, lastRenewal: { at: new Date().toISOString(), outcome } }));
     return outcome;
@@ -152,21 +180,26 @@ export class WatchService {
     const record = await this.store.get(mailbox);
     if (!record || record.subscriptionId !== subscriptionId) return 'stale';
     const result = await this.recreate(record);
+    if (!result) return 'stale';
     if (result.error) throw new Error(result.error);
     return 'recreated';
   }
 
   /**
-   * Renews every subscription expiring within `windowMs` through `$batch`, recreates (and catches up) those Graph
-   * lost or that already expired, and stores each outcome. One mailbox's failure never stops the others.
+   * Renews every subscription that is due ({@link renewalThresholdMs}: expiring within `windowMs`, and within half
+   * of the lifetime Graph granted it) through `$batch`, recreates (and catches up) those Graph lost or that already
+   * expired, and stores each outcome. One mailbox's failure never stops the others.
    */
   async renewDue(windowMs: number, stats: { graphRequests: number } = { graphRequests: 0 }): Promise<RenewalReport[]> {
-    const now = Date.now();
-    const due = (await this.store.list()).filter((r) => new Date(r.expirationDateTime).getTime() - now < windowMs);
+    const now = this.now();
+    const due = (await this.store.list()).filter(
+      (r) => new Date(r.expirationDateTime).getTime() - now < renewalThresholdMs(windowMs, r.grantedMinutes),
+    );
     const expired = due.filter((r) => new Date(r.expirationDateTime).getTime() <= now);
     const live = due.filter((r) => new Date(r.expirationDateTime).getTime() > now);
     const reports: RenewalReport[] = [];
     let renewed = new Map<string, RenewResult>();
+    const askedAt = this.now();
     try {
       renewed = await this.subscriptions.renewMany(
         live.map((r) => r.subscriptionId),
@@ -193,7 +226,12 @@ export class WatchService {
         await this.store
           .update(record.mailbox, (r) => ({
             ...r,
-            ...(result.kind === 'renewed' ? { expirationDateTime: result.expirationDateTime } : {}),
+            ...(result.kind === 'renewed'
+              ? {
+                  expirationDateTime: result.expirationDateTime,
+                  grantedMinutes: grantedMinutes(askedAt, result.expirationDateTime),
+                }
+              : {}),
             lastRenewal: { at, outcome: report.outcome, error: report.error },
           }))
           .catch((err: unknown) => {
@@ -205,6 +243,8 @@ export class WatchService {
     for (const record of toRecreate) {
       try {
         const result = await this.recreate(record);
+        // Unwatched while the run went on: nothing to report.
+        if (!result) continue;
         reports.push({ mailbox: record.mailbox, outcome: 'recreated', catchUp: result.catchUp, error: result.error });
       } catch (err) {
         const error = `recreating the subscription failed: ${describe(err)}`;
@@ -218,6 +258,109 @@ export class WatchService {
       }
     }
     return reports;
+  }
+
+  /** Renews the mailbox's subscription (recreates it when Graph lost it); undefined when it was unwatched meanwhile. */
+  private async keep(existing: WatchedMailbox): Promise<{ outcome: WatchOutcome; record: WatchedMailbox } | undefined> {
+    const askedAt = this.now();
+    const renewed = await this.subscriptions.renew(existing.subscriptionId);
+    if (!renewed) {
+      const result = await this.recreate(existing);
+      return result && { outcome: 'recreated', record: result.record };
+    }
+    const record = await this.store.update(existing.mailbox, (r) =>
+      // Replaced meanwhile by another instance: its expiry is not this one's.
+      r.subscriptionId !== existing.subscriptionId
+        ? r
+        : {
+            ...r,
+            expirationDateTime: renewed.expirationDateTime,
+            grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
+            lastRenewal: { at: new Date(this.now()).toISOString(), outcome: 'renewed' },
+          },
+    );
+    return record && { outcome: 'renewed', record };
+  }
+
+  /**
+   * Creates the mailbox's subscription and stores it, while holding its lease. Undefined when another instance
+   * created one first (the record exists) or took the lease over meanwhile (this one's subscription is deleted).
+   */
+  private async createUnderLease(address: string, lease: MailboxLease): Promise<WatchedMailbox | undefined> {
+    if (await this.store.get(address)) return undefined;
+    const now = new Date();
+    const deltaLink = await this.catchUp.initialLink(address, new Date(now.getTime() - INITIAL_LOOKBACK_MS));
+    const clientState = newClientState();
+    const askedAt = this.now();
+    const created = await this.subscriptions.create(this.request(address, clientState));
+    if (!(await this.stillHolding(lease, created.id))) return undefined;
+    const record: WatchedMailbox = {
+      mailbox: address,
+      subscriptionId: created.id,
+      clientState,
+      expirationDateTime: created.expirationDateTime,
+      grantedMinutes: grantedMinutes(askedAt, created.expirationDateTime),
+      deltaLink,
+      deltaSyncedAt: now.toISOString(),
+      createdAt: now.toISOString(),
+      lastRenewal: { at: new Date().toISOString(), outcome: 'created' },
+      eventsPublished: 0,
+    };
+    await this.store.save(record);
+    // Left behind by a creator that died between Graph's answer and its table write, or from before leases.
+    await this.deleteDuplicates(address, created.id);
+    return record;
+  }
+
+  /**
+   * True while `lease` is still this caller's (extended for the writes that follow). When another instance took it
+   * over, or the check fails, the subscription just created is deleted again so it cannot outlive its record.
+   */
+  private async stillHolding(lease: MailboxLease, createdId: string): Promise<boolean> {
+    try {
+      await this.store.confirmLease(lease, LEASE_MS);
+      return true;
+    } catch (err) {
+      await this.subscriptions.delete(createdId).catch(() => undefined);
+      if (err instanceof LeaseLostError) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Deletes, in Graph and in the index, every subscription this deployment holds on the mailbox except `keep`.
+   * Best effort: a failure leaves them to expire, and their notifications are dropped without an index row.
+   */
+  private async deleteDuplicates(address: string, keep?: string): Promise<void> {
+    const found = await this.subscriptions
+      .listFor(address, `${this.webhookBaseUrl}${NOTIFICATIONS_PATH}`)
+      .catch(() => [] as GraphSubscription[]);
+    for (const sub of found.filter((s) => s.id !== keep)) {
+      await this.subscriptions.delete(sub.id).catch(() => undefined);
+      await this.store.forgetSubscription(sub.id).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Runs `work` while holding the mailbox's lease, waiting (with jitter) while another caller holds it; a lease
+   * whose holder died is taken over once it runs out. Throws {@link WatchBusyError} after waiting too long.
+   */
+  private async leased<T>(mailbox: string, work: (lease: MailboxLease) => Promise<T>): Promise<T> {
+    const holder = randomUUID();
+    const deadline = Date.now() + LEASE_WAIT_MS;
+    for (let attempt = 0; ; attempt++) {
+      const lease = await this.store.tryLease(mailbox, holder, LEASE_MS);
+      if (lease) {
+        try {
+          return await work(lease);
+        } finally {
+          // A lease not given back runs out after LEASE_MS.
+          await this.store.releaseLease(lease).catch(() => undefined);
+        }
+      }
+      if (Date.now() > deadline) throw new WatchBusyError(mailbox);
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * Math.min(500, 50 * 2 ** attempt)));
+    }
   }
 
   private request(mailbox: string, clientState: string) {
@@ -236,4 +379,18 @@ function describe(err: unknown): string {
     return `${e.statusCode ?? ''} ${e.code ?? ''}: ${e.message ?? ''}`.trim();
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * How long before its expiry a subscription is renewed: within `windowMs` (RENEWAL_WINDOW_HOURS), but never before
+ * half of the lifetime Graph granted it has passed. A window as long as the lifetime (48 hours against Graph's
+ * 1,440 minutes) would otherwise renew every subscription on every run, right after its renewal.
+ */
+export function renewalThresholdMs(windowMs: number, grantedMinutes: number | undefined): number {
+  return grantedMinutes && grantedMinutes > 0 ? Math.min(windowMs, (grantedMinutes * 60_000) / 2) : windowMs;
+}
+
+/** Whole minutes from `askedAt` (just before the request) to the expiry Graph granted. */
+function grantedMinutes(askedAt: number, expirationDateTime: string): number {
+  return Math.max(0, Math.round((Date.parse(expirationDateTime) - askedAt) / 60_000));
 }

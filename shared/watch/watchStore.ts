@@ -1,7 +1,9 @@
 /**
  * Watched mailboxes in Table storage (`subscriptions`): one row per mailbox (its Graph subscription, clientState,
- * delta link and outcomes) and one index row per subscription id, which the webhook reads to check a notification
- * without knowing its mailbox. The clientState is a secret: it is stored here and nowhere else.
+ * delta link and outcomes), one index row per subscription id, which the webhook reads to check a notification
+ * without knowing its mailbox, and a lease row per mailbox while one instance creates, replaces or deletes its
+ * subscription (so concurrent requests on any instance never create two). The clientState is a secret: it is stored
+ * here and nowhere else.
  */
 import type { TableClient } from '@azure/data-tables';
 import type { GatewayConfig } from '../platform/config';
@@ -12,6 +14,7 @@ import { ensureTable, isStatus, tableKey } from '../platform/tables';
 export const SUBSCRIPTIONS_TABLE = 'subscriptions';
 const MAILBOX_PARTITION = 'mailbox';
 const SUBSCRIPTION_PARTITION = 'subscription';
+const LEASE_PARTITION = 'lease';
 
 /** Outcome of the last create/renew/repair of a mailbox's subscription. */
 export interface RenewalOutcome {
@@ -30,6 +33,11 @@ export interface WatchedMailbox {
   clientState: string;
   /** ISO time Graph will delete the subscription unless renewed. */
   expirationDateTime: string;
+  /**
+   * Minutes of lifetime Graph granted at the last create or renewal (undefined for records from before it was
+   * kept): the renewal timer renews no earlier than half of it before expiry.
+   */
+  grantedMinutes?: number;
   /** The Inbox messages delta link; catch-up resumes from it. */
   deltaLink?: string;
   /** When the delta link was last brought up to date (a resync looks back from here). */
@@ -47,6 +55,7 @@ interface MailboxEntity {
   subscriptionId: string;
   clientState: string;
   expirationDateTime: string;
+  grantedMinutes?: number;
   deltaLink?: string;
   deltaSyncedAt?: string;
   createdAt: string;
@@ -62,6 +71,29 @@ interface SubscriptionEntity {
   rowKey: string;
   mailbox: string;
   clientState: string;
+}
+
+interface LeaseEntity {
+  partitionKey: string;
+  rowKey: string;
+  holder: string;
+  /** Epoch ms after which another instance may take the lease over (its holder is presumed dead). */
+  leaseUntil: number;
+}
+
+/** A mailbox's lease as its holder knows it: the ETag proves it is still the holder. */
+export interface MailboxLease {
+  mailbox: string;
+  holder: string;
+  etag: string;
+}
+
+/** The lease was taken over (its holder was too slow and presumed dead): the holder must not write. */
+export class LeaseLostError extends Error {
+  constructor(mailbox: string) {
+    super(`the lease on ${mailbox} was taken over by another instance`);
+    this.name = 'LeaseLostError';
+  }
 }
 
 /** What the webhook needs to judge a notification. */
@@ -156,6 +188,8 @@ export class WatchStore {
         await this.table.updateEntity(toEntity(updated), 'Replace', { etag: entity.etag });
         return updated;
       } catch (err) {
+        // Deleted between the read and the write: the mailbox is no longer watched.
+        if (isStatus(err, 404)) return undefined;
         if (!isStatus(err, 412) || attempt >= 8) throw err;
       }
       // Writers that collided spread out before the next try instead of colliding again.
@@ -172,6 +206,73 @@ export class WatchStore {
     } catch (err) {
       if (!isStatus(err, 404)) throw err;
     }
+  }
+
+  /**
+   * Takes the mailbox's lease for `ttlMs`: creates the lease row, or takes over one whose holder let it run out (ETag
+   * guarded, so of several instances taking over at once exactly one wins). Undefined while someone else holds it.
+   */
+  async tryLease(mailbox: string, holder: string, ttlMs: number): Promise<MailboxLease | undefined> {
+    await ensureTable(this.table);
+    const rowKey = tableKey(mailbox.toLowerCase());
+    const entity: LeaseEntity = { partitionKey: LEASE_PARTITION, rowKey, holder, leaseUntil: Date.now() + ttlMs };
+    try {
+      const created = await this.table.createEntity(entity);
+      return { mailbox, holder, etag: created.etag ?? '*' };
+    } catch (err) {
+      if (!isStatus(err, 409)) throw err;
+    }
+    let current;
+    try {
+      current = await this.table.getEntity<LeaseEntity>(LEASE_PARTITION, rowKey);
+    } catch (err) {
+      // Released meanwhile: the caller's next try creates it.
+      if (isStatus(err, 404)) return undefined;
+      throw err;
+    }
+    if (current.leaseUntil > Date.now()) return undefined;
+    try {
+      const taken = await this.table.updateEntity(entity, 'Replace', { etag: current.etag });
+      return { mailbox, holder, etag: taken.etag ?? '*' };
+    } catch (err) {
+      if (isStatus(err, 412) || isStatus(err, 404)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Proves the lease is still held and extends it by `ttlMs`, just before the holder writes what it did under it.
+   * Throws {@link LeaseLostError} when another instance took it over.
+   */
+  async confirmLease(lease: MailboxLease, ttlMs: number): Promise<void> {
+    const entity: LeaseEntity = {
+      partitionKey: LEASE_PARTITION,
+      rowKey: tableKey(lease.mailbox.toLowerCase()),
+      holder: lease.holder,
+      leaseUntil: Date.now() + ttlMs,
+    };
+    try {
+      const updated = await this.table.updateEntity(entity, 'Replace', { etag: lease.etag });
+      lease.etag = updated.etag ?? lease.etag;
+    } catch (err) {
+      if (isStatus(err, 412) || isStatus(err, 404)) throw new LeaseLostError(lease.mailbox);
+      throw err;
+    }
+  }
+
+  /** Gives the lease back (a lease taken over meanwhile is left to its new holder). */
+  async releaseLease(lease: MailboxLease): Promise<void> {
+    try {
+      await this.table.deleteEntity(LEASE_PARTITION, tableKey(lease.mailbox.toLowerCase()), { etag: lease.etag });
+    } catch (err) {
+      if (!isStatus(err, 404) && !isStatus(err, 412)) throw err;
+    }
+  }
+
+  /** Forgets a subscription's index row, so its notifications are dropped as unknown. */
+  async forgetSubscription(subscriptionId: string): Promise<void> {
+    await ensureTable(this.table);
+    await this.deleteIndex(subscriptionId);
   }
 
   private async deleteIndex(subscriptionId: string): Promise<void> {
@@ -191,6 +292,7 @@ function toEntity(record: WatchedMailbox): MailboxEntity {
     subscriptionId: record.subscriptionId,
     clientState: record.clientState,
     expirationDateTime: record.expirationDateTime,
+    grantedMinutes: record.grantedMinutes,
     deltaLink: record.deltaLink,
     deltaSyncedAt: record.deltaSyncedAt,
     createdAt: record.createdAt,
@@ -208,6 +310,7 @@ function fromEntity(entity: MailboxEntity): WatchedMailbox {
     subscriptionId: entity.subscriptionId,
     clientState: entity.clientState,
     expirationDateTime: entity.expirationDateTime,
+    grantedMinutes: entity.grantedMinutes,
     deltaLink: entity.deltaLink,
     deltaSyncedAt: entity.deltaSyncedAt,
     createdAt: entity.createdAt,

@@ -314,6 +314,28 @@ describe('Graph emulator change notifications', () => {
       expect(ahead).toBeLessThanOrEqual(45 * MINUTE);
     });
 
+    it("holds a changed maximum (a tenant's own limit) for creates and renewals until it changes again", async () => {
+      emulator.setMaxExpirationMinutes(1440);
+      try {
+        const tooFar = await subscribe({ expirationDateTime: inMinutes(1441) });
+        expect(tooFar.status).toBe(400);
+        expect(errorOf(tooFar).message).toBe('Subscription expiration can only be 1440 minutes in the future.');
+        const sub = await subscribed({ expirationDateTime: inMinutes(1439) });
+        const renewal = await client.call('PATCH', `/v1.0/subscriptions/${String(sub.id)}`, {
+          json: { expirationDateTime: inMinutes(1441) },
+        });
+        expect(renewal.status).toBe(400);
+        emulator.setMaxExpirationMinutes(10_080);
+        const longer = await client.call('PATCH', `/v1.0/subscriptions/${String(sub.id)}`, {
+          json: { expirationDateTime: inMinutes(10_079) },
+        });
+        expect(longer.status).toBe(200);
+      } finally {
+        emulator.setMaxExpirationMinutes(10_070);
+      }
+      expect(() => emulator.setMaxExpirationMinutes(44)).toThrow();
+    });
+
     it('allows a clientState of 128 characters and refuses 129', async () => {
       expect((await subscribe({ clientState: 'c'.repeat(128) })).status).toBe(201);
       const long = await subscribe({ clientState: 'c'.repeat(129) });

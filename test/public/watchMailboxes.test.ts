@@ -24,16 +24,37 @@ let events: QueueReader<CloudEvent<MailReceivedData>>;
 beforeAll(async () => {
   env = await startTestCloud({
     privateStorage: true,
-    users: ['alerts', 'support', 'billing', 'someone', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9'],
+    users: [
+      'alerts',
+      'support',
+      'billing',
+      'someone',
+      'it',
+      'race',
+      'stale',
+      'w1',
+      'w2',
+      'w3',
+      'w4',
+      'w5',
+      'w6',
+      'w7',
+      'w8',
+      'w9',
+    ],
     graph: { latencyMs: { min: 2, max: 8 }, subscriptions: { retryDelaysMs: [1500, 1500, 1500, 1500] } },
   });
   downstream = await WebhookReceiver.start();
   host = await startFunctionsHost({
     ...env.settings,
     // billing@ stays outside the policy.
-    ALLOWED_WATCH_MAILBOXES: ['support', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9']
-      .map((u) => `${u}@${DOMAIN}`)
-      .join(','),
+    // *@fabrikam.com lets a malformed address past the policy, so only the address rules can stop it.
+    ALLOWED_WATCH_MAILBOXES: [
+      ...['support', 'it', 'race', 'stale', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9'].map(
+        (u) => `${u}@${DOMAIN}`,
+      ),
+      '*@fabrikam.com',
+    ].join(','),
     EVENTS_WEBHOOK_URL: downstream.url,
     EVENTS_SIGNING_SECRET: SIGNING_SECRET,
     RENEWAL_WINDOW_HOURS: '168',
@@ -151,6 +172,24 @@ async function settle(): Promise<void> {
   }, 'the notifications queue to empty');
   await new Promise((r) => setTimeout(r, 1500));
   await events.drain();
+}
+
+/**
+ * Makes every watched mailbox due for renewal as the gateway judges it (its record says the subscription expires in
+ * 30 minutes), as if days had passed for the gateway: the functions host's clock cannot move, and a subscription is
+ * renewed only once less than half of the lifetime Graph granted it is left. Graph keeps its own expiry.
+ */
+async function makeDue(): Promise<void> {
+  const table = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'subscriptions', {
+    allowInsecureConnection: true,
+  });
+  const soon = new Date(Date.now() + 30 * 60_000).toISOString();
+  for await (const row of table.listEntities({ queryOptions: { filter: `PartitionKey eq 'mailbox'` } })) {
+    await table.updateEntity(
+      { partitionKey: row.partitionKey!, rowKey: row.rowKey!, expirationDateTime: soon },
+      'Merge',
+    );
+  }
 }
 
 async function runRenewal(): Promise<string> {
@@ -273,6 +312,34 @@ describe('the full loop', () => {
     expect(gone.status).toBe(404);
   });
 
+  it.each([
+    ['a control character', '%01@fabrikam.com', /control characters/],
+    ['a NUL', 'it%00@fabrikam.com', /control characters/],
+    ['a line break inside', 'it%0D%0Abcc@fabrikam.com', /control characters/],
+    ['a DEL', 'it%7F@fabrikam.com', /control characters/],
+    ['a line separator', 'it%E2%80%A8x@fabrikam.com', /control characters/],
+    ['no domain dot', 'it@fabrikam', /not a valid email address/],
+    ['a local part over 64 characters', `${'a'.repeat(65)}@fabrikam.com`, /before @ must be at most 64/],
+    ['a slash in the domain', 'it@fabrikam.com%2Fx.com', /domain of letters, digits and hyphens/],
+  ])(
+    'refuses a mailbox path with %s on GET, PUT and DELETE with 400 naming it, before storage or Graph',
+    async (_what, path, named) => {
+      const before = env.cloud.graph.requests.length;
+      for (const method of ['PUT', 'GET', 'DELETE']) {
+        const answer = await call(method, `/api/mailboxes/${path}`);
+        expect({ method, status: answer.status }).toEqual({ method, status: 400 });
+        expect(answer.headers.get('content-type')).toBe('application/problem+json');
+        expect(answer.body).toMatchObject({ status: 400, title: 'Not a mailbox address' });
+        expect(String(answer.body.detail)).toMatch(named);
+        expect((answer.body.errors as Array<{ field: string; message: string }>)[0]).toMatchObject({
+          field: 'mailbox',
+          message: expect.stringMatching(named) as unknown,
+        });
+      }
+      expect(env.cloud.graph.requests.slice(before)).toEqual([]);
+    },
+  );
+
   it('DELETE removes the subscription in Graph and in storage', async () => {
     await watch('w2@contoso.com');
     const id = graphSubscriptionOf('w2@contoso.com')!.id;
@@ -280,6 +347,105 @@ describe('the full loop', () => {
     expect(answer.status).toBe(204);
     expect(env.cloud.graph.activeSubscriptions().some((s) => s.id === id)).toBe(false);
     expect((await call('GET', '/api/mailboxes/w2@contoso.com')).status).toBe(404);
+  });
+});
+
+describe('concurrent requests on one mailbox', () => {
+  /** The emulator's live subscriptions on the mailbox, of every app. */
+  function liveFor(mailbox: string): Array<Record<string, string>> {
+    const user = env.cloud.tenant.findUser(mailbox)!;
+    return env.cloud.graph
+      .activeSubscriptions()
+      .filter((s) => String(s.resource).toLowerCase().includes(user.mail.toLowerCase())) as Array<
+      Record<string, string>
+    >;
+  }
+
+  /** The gateway's index rows (subscription id → mailbox) for the mailbox. */
+  async function indexRowsFor(mailbox: string): Promise<string[]> {
+    const table = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'subscriptions', {
+      allowInsecureConnection: true,
+    });
+    const ids: string[] = [];
+    for await (const row of table.listEntities<{ mailbox: string }>({
+      queryOptions: { filter: `PartitionKey eq 'subscription'` },
+    })) {
+      if (row.mailbox === mailbox) ids.push(decodeURIComponent(row.rowKey!));
+    }
+    return ids;
+  }
+
+  it('ten concurrent PUTs create one subscription that all ten answer, one mail makes one event, and a DELETE after them leaves none in Graph', async () => {
+    const mailbox = 'it@contoso.com';
+    const mark = env.cloud.graph.requests.length;
+    const answers = await Promise.all(Array.from({ length: 10 }, () => call('PUT', `/api/mailboxes/${mailbox}`)));
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 200, 201]);
+    const ids = [...new Set(answers.map((a) => a.body.subscriptionId))];
+    expect(ids).toHaveLength(1);
+    expect(liveFor(mailbox).map((s) => s.id)).toEqual(ids);
+    const created = env.cloud.graph.requests
+      .slice(mark)
+      .filter((r) => r.method === 'POST' && r.path === '/v1.0/subscriptions' && r.status === 201);
+    expect(created).toHaveLength(1);
+    expect(await indexRowsFor(mailbox)).toEqual(ids);
+
+    const mail = deliver(mailbox);
+    await eventFor(mail.id);
+    await settle();
+    expect(await eventsFor(mail.id)).toHaveLength(1);
+    const posts = env.cloud.graph.notificationDeliveries.filter(
+      (d) => d.kind === 'change' && d.subscriptionIds.some((id) => ids.includes(id)),
+    );
+    expect(posts).toHaveLength(1);
+
+    const deleted = await call('DELETE', `/api/mailboxes/${mailbox}`);
+    expect(deleted.status).toBe(204);
+    expect(liveFor(mailbox)).toEqual([]);
+    expect(await indexRowsFor(mailbox)).toEqual([]);
+    expect((await call('GET', `/api/mailboxes/${mailbox}`)).status).toBe(404);
+  });
+
+  it('PUTs racing a DELETE end with one subscription that the record names, or with none and no record', async () => {
+    const mailbox = 'race@contoso.com';
+    for (let round = 0; round < 3; round++) {
+      await watch(mailbox);
+      const put = () => call('PUT', `/api/mailboxes/${mailbox}`);
+      const answers = await Promise.all([put(), put(), call('DELETE', `/api/mailboxes/${mailbox}`), put(), put()]);
+      const [put1, put2, deleted, put3, put4] = answers.map((a) => a.status);
+      for (const status of [put1, put2, put3, put4]) expect([200, 201]).toContain(status);
+      expect([204, 404]).toContain(deleted);
+      const shown = await call('GET', `/api/mailboxes/${mailbox}`);
+      if (shown.status === 200) {
+        expect(liveFor(mailbox).map((s) => s.id)).toEqual([shown.body.subscriptionId]);
+        expect(await indexRowsFor(mailbox)).toEqual([shown.body.subscriptionId]);
+      } else {
+        expect(shown.status).toBe(404);
+        expect(liveFor(mailbox)).toEqual([]);
+      }
+      if (shown.status === 200) expect((await call('DELETE', `/api/mailboxes/${mailbox}`)).status).toBe(204);
+      expect(liveFor(mailbox)).toEqual([]);
+      expect(await indexRowsFor(mailbox)).toEqual([]);
+    }
+  });
+
+  it("takes over the lease of a creator that died, once it has run out, and creates the mailbox's one subscription", async () => {
+    const mailbox = 'stale@contoso.com';
+    const table = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'subscriptions', {
+      allowInsecureConnection: true,
+    });
+    // What a creator that died mid-create leaves behind: its lease row, run out a second ago.
+    await table.upsertEntity({
+      partitionKey: 'lease',
+      rowKey: encodeURIComponent(mailbox),
+      holder: 'a-dead-instance',
+      leaseUntil: Date.now() - 1000,
+    });
+    const answer = await call('PUT', `/api/mailboxes/${mailbox}`);
+    expect(answer.status).toBe(201);
+    expect(liveFor(mailbox).map((s) => s.id)).toEqual([answer.body.subscriptionId]);
+    await expect(table.getEntity('lease', encodeURIComponent(mailbox))).rejects.toMatchObject({ statusCode: 404 });
+    expect((await call('DELETE', `/api/mailboxes/${mailbox}`)).status).toBe(204);
+    expect(liveFor(mailbox)).toEqual([]);
   });
 });
 
@@ -507,12 +673,14 @@ describe('renewal', () => {
       times: 1,
     });
     const mark = env.cloud.graph.requests.length;
+    await makeDue();
     const summary = await runRenewal();
     expect(summary).toMatch(/ 0 failed/);
     const seen = env.cloud.graph.requests.slice(mark);
     expect(seen.filter((r) => r.method === 'POST' && r.path === '/v1.0/$batch').length).toBeGreaterThanOrEqual(2);
     const patches = seen.filter((r) => r.method === 'PATCH' && r.path.endsWith(`/subscriptions/${target.id}`));
-    expect(patches.map((r) => r.status)).toEqual([429, 200]);
+    // Throttled; then the documented maximum, which this tenant clamps to 10,070 minutes; then what Graph named.
+    expect(patches.map((r) => r.status)).toEqual([429, 400, 200]);
     for (const sub of env.cloud.graph.activeSubscriptions()) {
       expect(Date.parse(String(sub.expirationDateTime))).toBeGreaterThan(Date.parse(before.get(String(sub.id)) ?? '0'));
     }
@@ -528,6 +696,7 @@ describe('renewal', () => {
       pathPattern: new RegExp(`/subscriptions/${failing.id}$`),
       times: Infinity,
     });
+    await makeDue();
     const summary = await runRenewal();
     expect(summary).toMatch(/ 1 failed/);
     const failed = await call('GET', '/api/mailboxes/w9@contoso.com');
@@ -549,6 +718,7 @@ describe('renewal', () => {
     });
     expect(res.status).toBe(204);
     const gap = deliver('w1@contoso.com');
+    await makeDue();
     await runRenewal();
     await eventFor(gap.id);
     const shown = await call('GET', '/api/mailboxes/w1@contoso.com');
@@ -596,6 +766,7 @@ describe('renewal', () => {
     const missed = deliver('support@contoso.com');
     await env.cloud.graph.idle();
     expect(await eventsFor(missed.id)).toEqual([]);
+    await makeDue();
     await runRenewal();
     await eventFor(missed.id);
     expect(graphSubscriptionOf('support@contoso.com')).toBeDefined();

@@ -40,6 +40,7 @@ import {
   DEFAULT_MAX_EXPIRATION_MINUTES,
   DEFAULT_MAX_SUBSCRIPTIONS_PER_MAILBOX,
   subscriptionRoutes,
+  type SubscriptionRouteDeps,
 } from './subscriptionRoutes';
 import {
   EXCHANGE_SUBMISSION_LIMITS,
@@ -152,6 +153,7 @@ export class GraphEmulator {
   private readonly mailboxes = new Map<string, MailboxStore>();
   private readonly pipeline: GraphPipeline;
   private readonly subscriptionStore: SubscriptionStore;
+  private readonly subscriptionDeps: SubscriptionRouteDeps;
   private readonly dispatcher: NotificationDispatcher;
   private readonly deltaTokens = new DeltaTokens();
   private readonly submissionQueue: SubmissionQueue;
@@ -212,6 +214,15 @@ export class GraphEmulator {
       this.subscriptionStore,
       options.tenant.tenantId,
     );
+    this.subscriptionDeps = {
+      tenant: options.tenant,
+      clock,
+      store: this.subscriptionStore,
+      dispatcher: this.dispatcher,
+      mailboxOf: (user) => this.mailboxOf(user),
+      maxExpirationMinutes: watch.maxExpirationMinutes ?? DEFAULT_MAX_EXPIRATION_MINUTES,
+      maxPerMailbox: watch.maxSubscriptionsPerMailbox ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_MAILBOX,
+    };
     for (const def of [
       ...userRoutes(),
       ...mailReadRoutes(),
@@ -224,15 +235,7 @@ export class GraphEmulator {
         budget: this.uploads,
         mailboxOf: (user) => this.mailboxOf(user),
       }),
-      ...subscriptionRoutes({
-        tenant: options.tenant,
-        clock,
-        store: this.subscriptionStore,
-        dispatcher: this.dispatcher,
-        mailboxOf: (user) => this.mailboxOf(user),
-        maxExpirationMinutes: watch.maxExpirationMinutes ?? DEFAULT_MAX_EXPIRATION_MINUTES,
-        maxPerMailbox: watch.maxSubscriptionsPerMailbox ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_MAILBOX,
-      }),
+      ...subscriptionRoutes(this.subscriptionDeps),
       ...deltaRoutes(this.deltaTokens),
       ...batchRoutes(),
     ]) {
@@ -299,6 +302,17 @@ export class GraphEmulator {
   /** Resolves once no notification is queued, in flight or waiting for a retry. */
   idle(): Promise<void> {
     return this.dispatcher.idle();
+  }
+
+  /**
+   * Changes the longest lifetime Graph grants a subscription from now on (a tenant's own limit; Graph also names
+   * 1,440 minutes for a subscription with resource data). Creates and renewals asking for more get Graph's 400
+   * "can only be N minutes in the future".
+   */
+  setMaxExpirationMinutes(minutes: number): void {
+    if (!Number.isInteger(minutes) || minutes < 45)
+      throw new Error('setMaxExpirationMinutes needs whole minutes, at least 45');
+    this.subscriptionDeps.maxExpirationMinutes = minutes;
   }
 
   /** Live subscriptions of every app, as Graph's resource. */

@@ -1,0 +1,183 @@
+/**
+ * Subscription lifetimes and renewal: the gateway's own GraphSubscriptions, WatchService and WatchStore (Azurite)
+ * against the Graph emulator over HTTPS, with one simulated clock for the gateway and the emulator, so that "an hour
+ * later" is an hour later for both. What the gateway asked for is read at the emulator: its request log and the
+ * expiry it granted (the emulator grants exactly what was asked, when it is within its limit).
+ */
+import { EventPublisher } from '../../shared/events/eventPublisher';
+import { createGraphClient } from '../../shared/graph/graphClient';
+import { AppCredential } from '../../shared/identity/appCredential';
+import { createTableClient } from '../../shared/platform/storage';
+import { CatchUp } from '../../shared/watch/catchUp';
+import { GraphSubscriptions } from '../../shared/watch/graphSubscriptions';
+import { renewalThresholdMs, WatchService } from '../../shared/watch/watchService';
+import { WatchStore } from '../../shared/watch/watchStore';
+import { DEFAULT_MAX_EXPIRATION_MINUTES } from '../emulators/graph/subscriptionRoutes';
+import { startHttpsServer, type RunningServer } from '../emulators/httpServer';
+import { startTestCloud, type TestCloud } from '../support/testEnv';
+
+const HOUR_MS = 3_600_000;
+/** RENEWAL_WINDOW_HOURS' default. */
+const WINDOW_MS = 48 * HOUR_MS;
+
+let env: TestCloud;
+let echo: RunningServer;
+let service: WatchService;
+let subscriptions: GraphSubscriptions;
+let offsetMs = 0;
+const now = () => Date.now() + offsetMs;
+
+/** Moves the gateway's clock and Graph's together. */
+function advance(ms: number): void {
+  offsetMs += ms;
+  env.cloud.graph.clock.advance(ms);
+}
+
+beforeAll(async () => {
+  env = await startTestCloud({ graph: { latencyMs: { min: 0, max: 0 } } });
+  // Graph validates each new subscription's URLs: a trivial echo endpoint answers the handshake.
+  echo = await startHttpsServer(env.cloud.ca, (req, res) => {
+    const token = new URL(req.url ?? '/', 'https://x').searchParams.get('validationToken') ?? '';
+    res.writeHead(token ? 200 : 202, { 'content-type': 'text/plain' }).end(token);
+  });
+  for (const user of ['clamped', 'after', 'hourly', 'many']) env.cloud.tenant.addUser(user);
+  const client = createGraphClient(env.config, new AppCredential(env.config), { maxTotalWaitSeconds: 0 });
+  const store = new WatchStore(createTableClient(env.config, `subscriptionsRenewal${Date.now()}`));
+  subscriptions = new GraphSubscriptions(client, {}, now);
+  service = new WatchService(
+    store,
+    subscriptions,
+    new CatchUp(client, store, EventPublisher.fromConfig(env.config)),
+    echo.url,
+    now,
+  );
+});
+afterAll(async () => {
+  await echo?.close();
+  await env?.close();
+});
+afterEach(() => env.cloud.graph.setMaxExpirationMinutes(DEFAULT_MAX_EXPIRATION_MINUTES));
+
+/** Statuses of the requests since `mark` with this method whose path ends with `pathEnd`. */
+function statuses(mark: number, method: string, pathEnd: string): number[] {
+  return env.cloud.graph.requests
+    .slice(mark)
+    .filter((r) => r.method === method && r.path.endsWith(pathEnd))
+    .map((r) => r.status);
+}
+
+/** Minutes from the emulator's now to the expiry it holds for the subscription. */
+function minutesLeft(id: string): number {
+  const sub = env.cloud.graph.activeSubscriptions().find((s) => s.id === id);
+  if (!sub) throw new Error(`Graph has no subscription ${id}`);
+  return (Date.parse(String(sub.expirationDateTime)) - env.cloud.graph.clock.now().getTime()) / 60_000;
+}
+
+describe("Graph's maximum expiry", () => {
+  it('is asked for again on every create and renewal after Graph clamped one to 1,440 minutes', async () => {
+    env.cloud.graph.setMaxExpirationMinutes(1440);
+    let mark = env.cloud.graph.requests.length;
+    const clamped = await service.watch('clamped@contoso.com');
+    // Asked for the maximum, was told 1,440, asked for that (a minute short).
+    expect(statuses(mark, 'POST', '/v1.0/subscriptions')).toEqual([400, 201]);
+    expect(minutesLeft(clamped.record.subscriptionId)).toBeGreaterThan(1435);
+    expect(minutesLeft(clamped.record.subscriptionId)).toBeLessThanOrEqual(1440);
+    expect(clamped.record.grantedMinutes).toBe(1439);
+
+    // Graph allows the documented maximum again: the next create asks for it and gets it at once.
+    env.cloud.graph.setMaxExpirationMinutes(10_080);
+    mark = env.cloud.graph.requests.length;
+    const after = await service.watch('after@contoso.com');
+    expect(statuses(mark, 'POST', '/v1.0/subscriptions')).toEqual([201]);
+    expect(minutesLeft(after.record.subscriptionId)).toBeGreaterThan(10_075);
+    expect(after.record.grantedMinutes).toBe(10_080);
+
+    // So does the next renewal of the clamped one.
+    mark = env.cloud.graph.requests.length;
+    const renewed = await service.watch('clamped@contoso.com');
+    expect(renewed.outcome).toBe('renewed');
+    expect(statuses(mark, 'PATCH', `/subscriptions/${clamped.record.subscriptionId}`)).toEqual([200]);
+    expect(minutesLeft(clamped.record.subscriptionId)).toBeGreaterThan(10_075);
+    expect(renewed.record.grantedMinutes).toBe(10_080);
+  });
+});
+
+describe('renewing many through $batch', () => {
+  it('asks for the maximum in a first batch alone; when Graph names less, the rest of the run asks for that, and the next run asks for the maximum again', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 45; i++) {
+      const clientState = `state-${i}-${'x'.repeat(32)}`;
+      const url = `${echo.url}/many`;
+      const sub = await subscriptions.create({
+        mailbox: 'many@contoso.com',
+        clientState,
+        notificationUrl: url,
+        lifecycleNotificationUrl: url,
+      });
+      ids.push(sub.id);
+    }
+    const patchStatuses = (mark: number) =>
+      env.cloud.graph.requests
+        .slice(mark)
+        .filter((r) => r.method === 'PATCH' && ids.some((id) => r.path.endsWith(`/subscriptions/${id}`)))
+        .map((r) => r.status);
+    const run = async () => {
+      const mark = env.cloud.graph.requests.length;
+      const stats = { graphRequests: 0 };
+      const results = await subscriptions.renewMany(ids, stats);
+      expect([...results.values()].every((r) => r.kind === 'renewed')).toBe(true);
+      return { requests: stats.graphRequests, statuses: patchStatuses(mark) };
+    };
+
+    env.cloud.graph.setMaxExpirationMinutes(1440);
+    // The first 20 ask for 10,080 (400), the other 25 for what Graph named (two batches), then the 20 again.
+    const clampedRun = { requests: 4, statuses: [...Array<number>(20).fill(400), ...Array<number>(45).fill(200)] };
+    expect(await run()).toEqual(clampedRun);
+    for (const id of ids) expect(minutesLeft(id)).toBeGreaterThan(1435);
+    // Nothing was kept from that run: the next one asks for the maximum first again.
+    expect(await run()).toEqual(clampedRun);
+    env.cloud.graph.setMaxExpirationMinutes(10_080);
+    expect(await run()).toEqual({ requests: 3, statuses: Array<number>(45).fill(200) });
+    for (const id of ids) expect(minutesLeft(id)).toBeGreaterThan(10_075);
+  });
+});
+
+describe('renewal', () => {
+  it('renews a subscription granted 1,440 minutes once half of it is left, not on every hourly run', async () => {
+    env.cloud.graph.setMaxExpirationMinutes(1440);
+    const { record } = await service.watch('hourly@contoso.com');
+    expect(record.grantedMinutes).toBe(1439);
+    const patches = (mark: number) => statuses(mark, 'PATCH', `/subscriptions/${record.subscriptionId}`);
+    const mine = (reports: Array<{ mailbox: string }>) => reports.filter((r) => r.mailbox === 'hourly@contoso.com');
+
+    // Right after the create, and an hour later: 24 hours are left, inside the 48-hour window, yet not due.
+    let mark = env.cloud.graph.requests.length;
+    expect(mine(await service.renewDue(WINDOW_MS))).toEqual([]);
+    advance(HOUR_MS);
+    expect(mine(await service.renewDue(WINDOW_MS))).toEqual([]);
+    expect(patches(mark)).toEqual([]);
+
+    // Twelve hours after the create, less than half of the lifetime is left: renewed once (asking for the maximum
+    // first, then what Graph named).
+    advance(11 * HOUR_MS + 60_000);
+    mark = env.cloud.graph.requests.length;
+    expect(mine(await service.renewDue(WINDOW_MS))).toEqual([{ mailbox: 'hourly@contoso.com', outcome: 'renewed' }]);
+    expect(patches(mark)).toEqual([400, 200]);
+    expect(minutesLeft(record.subscriptionId)).toBeGreaterThan(1435);
+
+    // And not again on the next hourly run.
+    advance(HOUR_MS);
+    mark = env.cloud.graph.requests.length;
+    expect(mine(await service.renewDue(WINDOW_MS))).toEqual([]);
+    expect(patches(mark)).toEqual([]);
+  });
+
+  it.each([
+    ['a lifetime of 1,440 minutes: half of it', 1440, 12 * HOUR_MS],
+    ['a lifetime of 10,080 minutes: the window', 10_080, WINDOW_MS],
+    ['a lifetime of 60 minutes: half of it', 60, 30 * 60_000],
+    ['no lifetime on record (an older record): the window', undefined, WINDOW_MS],
+  ])('the renewal threshold for %s', (_what, granted, expected) => {
+    expect(renewalThresholdMs(WINDOW_MS, granted)).toBe(expected);
+  });
+});
