@@ -1,16 +1,20 @@
 /**
  * Graph subscriptions on a mailbox's Inbox messages: create, renew (one or many through `$batch`), reauthorize and
- * delete. Expiry: every create and renewal asks for the documented maximum for messages (10,080 minutes); when Graph
- * answers with its own ("can only be N minutes in the future"), that call is repeated with N, a minute short to
- * absorb clock skew. N is not remembered: it may be a passing or per-subscription limit (1,440 minutes for one with
+ * delete. Expiry: every create and renewal asks for the longest lifetime Graph grants for messages: documented as 10,080
+ * minutes, but live tenants refuse that and name 10,070 (GRAPH-FACTS), so the gateway asks for 10,070 a minute short
+ * and pays no refusal on each call. When Graph answers with a shorter one ("can only be N minutes in the future"),
+ * that call is repeated with N, a minute short to absorb clock skew. N is not remembered: it may be a passing or per-subscription limit (1,440 minutes for one with
  * resource data), and asking for it forever would shorten every later subscription (and multiply renewals) although
  * Graph allows the maximum again.
  */
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
 import { MAX_BATCH_ITEMS, sendBatches, type BatchOptions, type BatchResponse } from '../graph/batch';
 
-/** The longest lifetime Graph documents for Outlook message subscriptions, in minutes. */
-export const DOCUMENTED_MAX_MINUTES = 10_080;
+/**
+ * The longest lifetime, in minutes, live tenants grant a subscription on Outlook messages (documented: 10,080) ("can only be 10070 minutes in the future"): asking for the documented
+ * maximum would cost every create and renewal a refused call first.
+ */
+export const GRANTED_MAX_MINUTES = 10_070;
 /** Graph raises shorter expirations to this many minutes. */
 export const MIN_MINUTES = 45;
 const SKEW_MS = 60_000;
@@ -121,8 +125,8 @@ export class GraphSubscriptions {
   /**
    * Renews many subscriptions through `$batch` (20 per request); throttled items are retried after their
    * `Retry-After`, and items refused for too long an expiry are retried with Graph's maximum. The first batch goes
-   * alone, asking for the documented maximum: when Graph names a shorter one there, the rest of this run asks for
-   * that (one extra request per run, not one per batch); the next run asks for the documented maximum again.
+   * alone, asking for the longest lifetime Graph grants: when Graph names a shorter one there, the rest of this run asks for
+   * that (one extra request per run, not one per batch); the next run asks for the longest again.
    */
   async renewMany(
     ids: readonly string[],
@@ -130,7 +134,7 @@ export class GraphSubscriptions {
   ): Promise<Map<string, RenewResult>> {
     const results = new Map<string, RenewResult>();
     const retry: Array<{ id: string; expirationDateTime: string }> = [];
-    let ask = this.expiry(DOCUMENTED_MAX_MINUTES, false);
+    let ask = this.expiry(GRANTED_MAX_MINUTES, true);
     for (const chunk of [ids.slice(0, MAX_BATCH_ITEMS), ids.slice(MAX_BATCH_ITEMS)]) {
       const answers = await this.patchAll(
         chunk.map((id) => ({ id, expirationDateTime: ask })),
@@ -194,7 +198,7 @@ export class GraphSubscriptions {
   }
 
   private async withLongestExpiry(call: (expirationDateTime: string) => Promise<GraphSubscription>) {
-    const sent = this.expiry(DOCUMENTED_MAX_MINUTES, false);
+    const sent = this.expiry(GRANTED_MAX_MINUTES, true);
     try {
       return await call(sent);
     } catch (err) {
