@@ -141,7 +141,7 @@ param allowedWatchMailboxes string = ''
 @description('RENEWAL_SCHEDULE: NCRONTAB schedule of the subscription renewal timer (UTC).')
 param renewalSchedule string = '0 0 * * * *'
 
-@description('RENEWAL_WINDOW_HOURS: renew subscriptions that expire within this many hours.')
+@description('RENEWAL_WINDOW_HOURS: renew subscriptions that expire within this many hours, or within half their granted lifetime if less.')
 @minValue(1)
 @maxValue(168)
 param renewalWindowHours int = 48
