@@ -25,37 +25,7 @@ import { createTestCa, writeTestCa } from '../emulators/testCa';
 import { startEventsReceiver, type EventsReceiver } from './eventsReceiver';
 import { isPortFree } from './portCheck';
 import { claimSandboxDir, SandboxDirInUseError, type SandboxDirClaim } from './sandboxDir';
-
-/**
- * Settings that wire the gateway to the sandbox's local cloud and storage. Set in the environment they could not be
- * honoured (the emulators decide them), so the sandbox refuses to start, naming them, rather than ignore them.
- * Every other gateway setting in the environment (ALLOWED_SENDERS, ALLOWED_WATCH_MAILBOXES, MAX_SEND_REQUEST_MB,
- * ...) is passed to the functions as set.
- */
-const SANDBOX_WIRED_SETTINGS = [
-  'AZURE_CLOUD',
-  'ENTRA_TENANT_ID',
-  'ENTRA_CLIENT_ID',
-  'ENTRA_AUTHORITY_HOST',
-  'GRAPH_BASE_URL',
-  'KEY_VAULT_URL',
-  'APP_CREDENTIAL_NAME',
-  'MANAGED_IDENTITY_CLIENT_ID',
-  'IDENTITY_ENDPOINT',
-  'IDENTITY_HEADER',
-  'AzureWebJobsStorage',
-  'WEBHOOK_BASE_URL',
-  'EVENTS_WEBHOOK_URL',
-  'EVENTS_SIGNING_SECRET',
-] as const;
-
-/** The wired settings `env` sets (non-blank), including any `AzureWebJobsStorage__*` property. */
-function wiredSettingsIn(env: NodeJS.ProcessEnv): string[] {
-  return Object.keys(env)
-    .filter((name) => (SANDBOX_WIRED_SETTINGS as readonly string[]).includes(name.split('__')[0]))
-    .filter((name) => (env[name] ?? '').trim() !== '')
-    .sort();
-}
+import { wiredSettingsIn } from './wiredSettings';
 
 function latency(spec: string | undefined): { min: number; max: number } {
   const match = /^(\d+)(?:-(\d+))?$/.exec(spec ?? '20-80');
