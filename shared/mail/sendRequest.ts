@@ -4,7 +4,13 @@
  */
 import { z } from 'zod';
 import { AttachmentBlob } from './attachmentBlob';
-import { addressProblems, hasControlCharacter, NO_CONTROL_CHARACTERS_MESSAGE } from './textRules';
+import {
+  ADDRESS,
+  ADDRESS_SHAPE_MESSAGE,
+  addressLengthProblem,
+  hasControlCharacter,
+  NO_CONTROL_CHARACTERS_MESSAGE,
+} from './textRules';
 
 /** At most this many recipients in To + Cc + Bcc (Graph's and Exchange's per-message limit). */
 export const MAX_RECIPIENTS = 500;
@@ -59,8 +65,13 @@ const singleLine = (schema: z.ZodString) => schema.refine((v) => !hasControlChar
 const address = z
   .string({ error: 'must be an email address' })
   .trim()
+  // The same rules as addressProblems() (textRules.ts), written as zod checks so that the published JSON Schema
+  // carries the address pattern.
+  .refine((v) => !hasControlCharacter(v), NO_CONTROL_CHARACTERS)
+  .regex(ADDRESS, { message: ADDRESS_SHAPE_MESSAGE })
   .superRefine((v, ctx) => {
-    for (const problem of addressProblems(v)) ctx.addIssue({ code: 'custom', message: problem });
+    const problem = addressLengthProblem(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
 const recipient = z.union(

@@ -30,9 +30,14 @@ export function addressLengthProblem(address: string): string | undefined {
   return undefined;
 }
 
-// Deliberately simple: Exchange is the judge of deliverability; this catches typos and injection (spaces, commas,
-// angle brackets) before a Graph call is spent on them.
-const ADDRESS = /^[^\s@<>(),;:"[\]\\]+@[^\s@<>(),;:"[\]\\]+\.[^\s@<>(),;:"[\]\\]{2,}$/;
+/**
+ * An address's shape. Deliberately simple: Exchange is the judge of deliverability; this catches typos and injection
+ * (spaces, commas, angle brackets) before a Graph call is spent on them.
+ */
+export const ADDRESS = /^[^\s@<>(),;:"[\]\\]+@[^\s@<>(),;:"[\]\\]+\.[^\s@<>(),;:"[\]\\]{2,}$/;
+
+/** What an address of another shape is told. */
+export const ADDRESS_SHAPE_MESSAGE = 'is not a valid email address';
 
 /** What a text field holding a control character is told. */
 export const NO_CONTROL_CHARACTERS_MESSAGE =
@@ -45,7 +50,7 @@ export const NO_CONTROL_CHARACTERS_MESSAGE =
 export function addressProblems(address: string): string[] {
   const problems: string[] = [];
   if (hasControlCharacter(address)) problems.push(NO_CONTROL_CHARACTERS_MESSAGE);
-  if (!ADDRESS.test(address)) problems.push('is not a valid email address');
+  if (!ADDRESS.test(address)) problems.push(ADDRESS_SHAPE_MESSAGE);
   const length = addressLengthProblem(address);
   if (length) problems.push(length);
   return problems;
