@@ -29,6 +29,26 @@ export interface RunningAzurite {
   stop(): Promise<void>;
 }
 
+/**
+ * A free TCP port on 127.0.0.1 below Linux's ephemeral range (32768-60999), for a process that binds it seconds later
+ * (a sandbox, whose PORT is picked by the test and bound after staging and starting its emulators). A port from
+ * {@link freePort} is ephemeral: meanwhile the system may hand it to any other test's `listen(0)` or outgoing
+ * connection, and the sandbox then fails with "already in use". A random port below that range is only taken by
+ * another explicit pick.
+ */
+export async function freePortBelowEphemeral(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  return freePort();
+}
+
 /** Finds a free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -4,7 +4,7 @@ import { get as httpsGet } from 'node:https';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../emulators/azurite';
+import { freePortBelowEphemeral } from '../emulators/azurite';
 import { wiredSettingsIn } from '../sandbox/wiredSettings';
 
 const ROOT = join(__dirname, '..', '..');
@@ -85,11 +85,11 @@ describe('npm start (the sandbox, built by npm test)', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sandbox-test-'));
-    port = await freePort();
+    port = await freePortBelowEphemeral();
     base = `http://127.0.0.1:${port}`;
     sandbox = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], {
       cwd: ROOT,
-      env: sandboxEnv(dir, port, await freePort()),
+      env: sandboxEnv(dir, port, await freePortBelowEphemeral()),
     });
     banner = await waitForOutput(sandbox, /Ctrl\+C stops everything/);
   });
@@ -229,10 +229,10 @@ describe('npm start (the sandbox, built by npm test)', () => {
     const inbox = `${graph}/_emulator/mailboxes/someone@contoso.com/inbox`;
     expect((await getWithCa(inbox, ca)).status).toBe(200);
 
-    const secondPort = await freePort();
+    const secondPort = await freePortBelowEphemeral();
     const second = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], {
       cwd: ROOT,
-      env: sandboxEnv(dir, secondPort, await freePort()),
+      env: sandboxEnv(dir, secondPort, await freePortBelowEphemeral()),
     });
     try {
       const secondBanner = await waitForOutput(second, /Ctrl\+C stops everything/);
@@ -278,7 +278,7 @@ describe('npm start on a busy port', () => {
     'stops at once naming the %s it cannot have, prints no banner and leaves the running CA alone',
     async (busy) => {
       const taken = (blocker.address() as { port: number }).port;
-      const free = await freePort();
+      const free = await freePortBelowEphemeral();
       const port = busy === 'PORT' ? taken : free;
       // What a running sandbox keeps in its folder: this start must not replace it.
       mkdirSync(join(dir, String(port), 'ca'), { recursive: true });
@@ -300,14 +300,14 @@ describe('npm start on a busy port', () => {
 
   it('stops at once when its folder belongs to a sandbox still starting (its lock names a live pid)', async () => {
     // A sandbox stages its package before its host binds PORT, so the port check alone cannot see it yet.
-    const port = await freePort();
+    const port = await freePortBelowEphemeral();
     const folder = join(dir, String(port));
     mkdirSync(join(folder, 'ca'), { recursive: true });
     writeFileSync(join(folder, 'ca', 'ca.pem'), 'the starting sandbox CA');
     writeFileSync(join(folder, 'sandbox.pid'), `${process.pid}\n`);
     const second = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], {
       cwd: ROOT,
-      env: sandboxEnv(dir, port, await freePort()),
+      env: sandboxEnv(dir, port, await freePortBelowEphemeral()),
     });
     let output = '';
     const onData = (d: Buffer) => {
@@ -331,7 +331,10 @@ describe('npm start with a malformed setting of its own in the environment', () 
   it('stops at once, naming the setting, without its value', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sandbox-bad-setting-'));
     try {
-      const env = { ...sandboxEnv(dir, await freePort(), await freePort()), ALLOWED_SENDERS: 'everyone-here' };
+      const env = {
+        ...sandboxEnv(dir, await freePortBelowEphemeral(), await freePortBelowEphemeral()),
+        ALLOWED_SENDERS: 'everyone-here',
+      };
       const child = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], { cwd: ROOT, env });
       let output = '';
       child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -352,9 +355,9 @@ describe('npm start with a setting the sandbox wires itself', () => {
   it('refuses to start, naming each such setting, and writes nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sandbox-wired-'));
     try {
-      const port = await freePort();
+      const port = await freePortBelowEphemeral();
       const env = {
-        ...sandboxEnv(dir, port, await freePort()),
+        ...sandboxEnv(dir, port, await freePortBelowEphemeral()),
         ENTRA_CLIENT_ID: '11111111-2222-3333-4444-555555555555',
         AzureWebJobsStorage__accountName: 'stmail',
       };
