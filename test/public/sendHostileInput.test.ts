@@ -5,12 +5,10 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { TableClient } from '@azure/data-tables';
-import { QueueClient } from '@azure/storage-queue';
-import { OUTBOX_QUEUE, OUTBOX_TABLE } from '../../shared/outbox/outboxStore';
 import { MAX_SEND_JSON_DEPTH } from '../../shared/mail/sendRequest';
 import { PROBLEM_TYPE_BASE as PROBLEMS } from '../../shared/platform/problem';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { outboxRecordsAndMessages } from '../support/outboxCounts';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 let env: TestCloud;
@@ -170,15 +168,7 @@ describe('the size of a validation answer', () => {
 /** Outbox records and queue messages: what an accepted send leaves. */
 async function storedMails(): Promise<{ records: number; messages: number }> {
   const connection = env.settings.AzureWebJobsStorage;
-  const table = TableClient.fromConnectionString(connection, OUTBOX_TABLE, { allowInsecureConnection: true });
-  let records = 0;
-  try {
-    for await (const entity of table.listEntities()) if (entity) records++;
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-  }
-  const queue = new QueueClient(connection, OUTBOX_QUEUE);
-  const messages = (await queue.exists()) ? ((await queue.getProperties()).approximateMessagesCount ?? 0) : 0;
+  const { records, messages } = await outboxRecordsAndMessages(connection);
   return { records, messages };
 }
 

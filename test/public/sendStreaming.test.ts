@@ -9,13 +9,12 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
-import { TableClient } from '@azure/data-tables';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { QueueClient } from '@azure/storage-queue';
-import { OUTBOX_CONTAINER, OUTBOX_QUEUE, OUTBOX_TABLE } from '../../shared/outbox/outboxStore';
+import { OUTBOX_CONTAINER } from '../../shared/outbox/outboxStore';
 import { STREAMED_CONTENT_THRESHOLD } from '../../shared/mail/sendRequest';
 import { STAGED_BLOCK_BYTES } from '../../shared/outbox/stagedBlob';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { outboxRecordsAndMessages } from '../support/outboxCounts';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 const MiB = 1024 * 1024;
@@ -54,15 +53,7 @@ async function outboxContents(): Promise<{ blobs: string[]; records: number; mes
   if (await container.exists()) {
     for await (const blob of container.listBlobsFlat({ includeUncommitedBlobs: true })) blobs.push(blob.name);
   }
-  const table = TableClient.fromConnectionString(connection, OUTBOX_TABLE, { allowInsecureConnection: true });
-  let records = 0;
-  try {
-    for await (const entity of table.listEntities()) if (entity) records++;
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-  }
-  const queue = new QueueClient(connection, OUTBOX_QUEUE);
-  const messages = (await queue.exists()) ? ((await queue.getProperties()).approximateMessagesCount ?? 0) : 0;
+  const { records, messages } = await outboxRecordsAndMessages(connection);
   return { blobs, records, messages };
 }
 
