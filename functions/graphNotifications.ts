@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { whenConfigured } from '../shared/platform/configGate';
-import { getReceiverDependencies } from '../shared/platform/runtime';
+import { getReceiverDependencies } from '../shared/app/services';
 import { withStorageDeadline, WEBHOOK_STORAGE_DEADLINE_MS } from '../shared/platform/storageDeadline';
 import { receiveGraphNotifications } from '../shared/watch/notificationReceiver';
 

@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
 import { whenConfigured } from '../shared/platform/configGate';
 import { handleMailStatus } from '../shared/outbox/mailStatusHandler';
-import { getMailStatusDependencies } from '../shared/platform/runtime';
+import { getMailStatusDependencies } from '../shared/app/services';
 
 app.http('mailStatus', {
   methods: ['GET'],

@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { whenConfigured } from '../shared/platform/configGate';
-import { getMailboxApiDependencies } from '../shared/platform/runtime';
+import { getMailboxApiDependencies } from '../shared/app/services';
 import { handleMailboxes } from '../shared/watch/mailboxApi';
 
 app.http('mailbox', {

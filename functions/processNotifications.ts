@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { isConfigured } from '../shared/platform/configGate';
-import { getProcessorDependencies } from '../shared/platform/runtime';
+import { getProcessorDependencies } from '../shared/app/services';
 import { processNotification } from '../shared/watch/notificationProcessor';
 import { NOTIFICATIONS_QUEUE } from '../shared/watch/notificationReceiver';
 

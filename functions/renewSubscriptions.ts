@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
 import { isConfigured } from '../shared/platform/configGate';
 import { renewalScheduleSetting } from '../shared/platform/config';
-import { getRenewalDependencies } from '../shared/platform/runtime';
+import { getRenewalDependencies } from '../shared/app/services';
 import { runRenewal } from '../shared/watch/renewalTimer';
 
 // Registered only with valid settings (configGate.ts): unregistered, the timer never fires into a failure, and a

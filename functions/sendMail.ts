@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
 import { whenConfigured } from '../shared/platform/configGate';
-import { handleSendMail } from '../shared/mail/sendMailHandler';
-import { getSendMailDependencies } from '../shared/platform/runtime';
+import { handleSendMail } from '../shared/outbox/accept/sendMailHandler';
+import { getSendMailDependencies } from '../shared/app/services';
 
 app.http('sendMail', {
   methods: ['POST'],

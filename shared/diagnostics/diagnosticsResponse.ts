@@ -5,7 +5,7 @@
 import type { HttpResponseInit } from '@azure/functions';
 import { getConfig } from '../platform/config';
 import { runDiagnostics } from './diagnostics';
-import { getAppCredential } from '../platform/runtime';
+import { getAppCredential } from '../app/services';
 import { STORAGE_RETRY_AFTER_SECONDS } from './storageProbe';
 
 /** Runs the diagnostics with the process's configuration and token helper. */

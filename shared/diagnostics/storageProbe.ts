@@ -7,7 +7,7 @@ import type { GatewayConfig } from '../platform/config';
 import { problem, type ProblemDocument } from '../platform/problem';
 import { createQueueClient, createTableClient } from '../platform/storage';
 import { isStorageTimeout, storageFailureOf, type StorageService } from '../platform/storageDeadline';
-import { IDEMPOTENCY_TABLE } from '../mail/idempotencyStore';
+import { IDEMPOTENCY_TABLE } from '../outbox/accept/idempotencyStore';
 
 /** The queue probed: the one Graph notifications go to (provisioned by infra/main.bicep). */
 export const PROBE_QUEUE = 'graph-notifications';

@@ -7,7 +7,7 @@ import type { TokenCredential } from '@azure/identity';
 import { SecretClient, type KeyVaultSecret } from '@azure/keyvault-secrets';
 import { RestError } from '@azure/core-rest-pipeline';
 import forge from 'node-forge';
-import { azureIdentityCredential } from './azureIdentity';
+import { azureIdentityCredential } from '../platform/azureIdentity';
 import type { GatewayConfig } from '../platform/config';
 
 /** The app credential as read from one Key Vault version. */

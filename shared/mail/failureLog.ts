@@ -5,7 +5,7 @@
  * and header values come from the caller, so every part goes through `logValue`: a newline in them shows as `\n`
  * instead of starting a forged line, and a 255 KB key cannot make a 255 KB line.
  */
-import { logValue, redactSecrets } from '../diagnostics/logSafe';
+import { logValue, redactSecrets } from '../platform/logSafe';
 import type { ProblemDocument } from '../platform/problem';
 
 /** How many characters of a problem's detail a failure line quotes (ten field problems, each cut, fit). */

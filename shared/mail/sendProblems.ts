@@ -5,7 +5,7 @@
  */
 import { GraphError } from '@microsoft/microsoft-graph-client';
 import { retryAfterSeconds } from '../graph/graphClient';
-import { logValue } from '../diagnostics/logSafe';
+import { logValue } from '../platform/logSafe';
 import { problem, type ProblemDocument } from '../platform/problem';
 import type { ProblemSlug } from '../platform/problemCatalogue';
 import type { AdminConsentMissingError } from '../identity/tokenClaims';

@@ -113,7 +113,7 @@ export const OPERATIONS: readonly OperationSpec[] = [
           'A repeat of the same request with the same key (compared as parsed JSON: whitespace, key order and ' +
           'escapes do not matter) sends nothing again and answers with the first mail as it is now: 200 once ' +
           'sent, its problem once failed, else 202 with its status. The same key with another request is 409.',
-        // The handler's rule (shared/mail/sendMailHandler.ts): 1 to 255 visible ASCII characters.
+        // The handler's rule (shared/outbox/accept/sendMailHandler.ts): 1 to 255 visible ASCII characters.
         schema: z.string().regex(/^[\x21-\x7e]{1,255}$/),
       },
     ],

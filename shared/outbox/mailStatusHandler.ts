@@ -4,7 +4,7 @@
  * `request-id`s, and the problem on failure. Never the subject, body or recipients.
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
-import { logValue } from '../diagnostics/logSafe';
+import { logValue } from '../platform/logSafe';
 import { storageDependencyProblem } from '../mail/dependencyProblems';
 import type { GatewayConfig } from '../platform/config';
 import { problem, problemResponse } from '../platform/problem';

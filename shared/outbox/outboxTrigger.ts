@@ -7,7 +7,7 @@
  */
 import type { InvocationContext } from '@azure/functions';
 import { z } from 'zod';
-import { describeForLog, redactSecrets } from '../diagnostics/logSafe';
+import { describeForLog, redactSecrets } from '../platform/logSafe';
 import { failureLogLine } from '../mail/failureLog';
 import { MAX_DEQUEUE_COUNT } from '../watch/notificationProcessor';
 import { failAfterRetries, processOutboxMail, type OutboxProcessorDependencies } from './outboxProcessor';

@@ -7,7 +7,7 @@
 import { TableClient } from '@azure/data-tables';
 import { newPipeline as newQueuePipeline, QueueClient, type StoragePipelineOptions } from '@azure/storage-queue';
 import { ContainerClient, newPipeline as newBlobPipeline } from '@azure/storage-blob';
-import { azureIdentityCredential } from '../identity/azureIdentity';
+import { azureIdentityCredential } from './azureIdentity';
 import type { GatewayConfig } from './config';
 import { storageDeadlineFactory, storageDeadlinePolicy } from './storageDeadline';
 

@@ -10,7 +10,7 @@ import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
 import type { Message } from '@microsoft/microsoft-graph-types';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
-import { logValue } from '../diagnostics/logSafe';
+import { logValue } from '../platform/logSafe';
 import { PublishInProgressError, type EventPublisher } from '../events/eventPublisher';
 import { ensureQueue } from '../platform/tables';
 import { mailReceivedEvent, mailReceivedIdentity, MESSAGE_SELECT } from './mailReceived';

@@ -10,7 +10,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
-import { logValue } from '../diagnostics/logSafe';
+import { logValue } from '../platform/logSafe';
 import { problem, problemResponse } from '../platform/problem';
 import { ensureQueue } from '../platform/tables';
 import { readWebhookBody } from './webhookBody';

@@ -1,4 +1,4 @@
-import { LOG_VALUE_MAX_CHARS, logValue } from '../../shared/diagnostics/logSafe';
+import { LOG_VALUE_MAX_CHARS, logValue } from '../../shared/platform/logSafe';
 
 describe('logValue', () => {
   it('writes line breaks and other controls as escapes, so a value cannot start a forged line', () => {

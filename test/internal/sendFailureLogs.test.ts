@@ -4,7 +4,7 @@
  * test/public/sendFailureLogs.test.ts checks the Graph failure lines through the real host.
  */
 import { HttpRequest, InvocationContext } from '@azure/functions';
-import { handleSendMail, type SendMailDependencies } from '../../shared/mail/sendMailHandler';
+import { handleSendMail, type SendMailDependencies } from '../../shared/outbox/accept/sendMailHandler';
 import { loadConfig } from '../../shared/platform/config';
 
 const config = loadConfig({

@@ -6,7 +6,7 @@
  * digest of its base64 text taken while it streamed (see StagedAttachments) and its size.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { AttachmentBlob } from './attachmentBlob';
+import { AttachmentBlob } from '../../mail/attachmentBlob';
 
 /**
  * The canonical hash of a parsed send request (hex). Call it on a request that passed validation: the walk recurses

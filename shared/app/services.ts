@@ -4,11 +4,11 @@
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
 import { AppCredential } from '../identity/appCredential';
-import { getConfig } from './config';
+import { getConfig } from '../platform/config';
 import { createGraphClient } from '../graph/graphClient';
-import { IdempotencyStore } from '../mail/idempotencyStore';
+import { IdempotencyStore } from '../outbox/accept/idempotencyStore';
 import { MailSender } from '../mail/mailSender';
-import type { SendMailDependencies } from '../mail/sendMailHandler';
+import type { SendMailDependencies } from '../outbox/accept/sendMailHandler';
 import { EventPublisher } from '../events/eventPublisher';
 import { CatchUp } from '../watch/catchUp';
 import { GraphSubscriptions } from '../watch/graphSubscriptions';
@@ -19,8 +19,8 @@ import type { RenewalDependencies } from '../watch/renewalTimer';
 import { WatchService } from '../watch/watchService';
 import { SubscriptionLookup } from '../watch/subscriptionLookup';
 import { WatchStore } from '../watch/watchStore';
-import { createQueueClient, createTableClient } from './storage';
-import { IDEMPOTENCY_TABLE } from '../mail/idempotencyStore';
+import { createQueueClient, createTableClient } from '../platform/storage';
+import { IDEMPOTENCY_TABLE } from '../outbox/accept/idempotencyStore';
 import { MailboxPacer, MAILBOX_PACING_TABLE } from '../pacing/mailboxPacer';
 import type { OutboxProcessorDependencies } from '../outbox/outboxProcessor';
 import { OutboxStore } from '../outbox/outboxStore';

@@ -6,9 +6,9 @@
 import { createHash } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import { RestError, type TableEntityResult } from '@azure/data-tables';
-import type { GatewayConfig } from '../platform/config';
-import { createTableClient } from '../platform/storage';
-import { ensureTable } from '../platform/tables';
+import type { GatewayConfig } from '../../platform/config';
+import { createTableClient } from '../../platform/storage';
+import { ensureTable } from '../../platform/tables';
 
 /** Table holding the records. */
 export const IDEMPOTENCY_TABLE = 'idempotency';

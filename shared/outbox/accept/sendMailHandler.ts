@@ -8,20 +8,20 @@
 import { randomUUID } from 'node:crypto';
 import { RestError } from '@azure/core-rest-pipeline';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
-import type { AppCredential } from '../identity/appCredential';
-import type { GatewayConfig } from '../platform/config';
-import { problem, problemResponse } from '../platform/problem';
-import { describeForLog, logValue } from '../diagnostics/logSafe';
-import { failureLogLine } from './failureLog';
-import { AdminConsentMissingError } from '../identity/tokenClaims';
-import { requiredGraphRoles } from './composeMessage';
-import { credentialDependencyProblem, storageDependencyProblem } from './dependencyProblems';
+import type { AppCredential } from '../../identity/appCredential';
+import type { GatewayConfig } from '../../platform/config';
+import { problem, problemResponse } from '../../platform/problem';
+import { describeForLog, logValue } from '../../platform/logSafe';
+import { failureLogLine } from '../../mail/failureLog';
+import { AdminConsentMissingError } from '../../identity/tokenClaims';
+import { requiredGraphRoles } from '../../mail/composeMessage';
+import { credentialDependencyProblem, storageDependencyProblem } from '../../mail/dependencyProblems';
 import { IDEMPOTENCY_TABLE, type IdempotencyStore, type StoredResult } from './idempotencyStore';
-import { OUTBOX_TABLE, type OutboxRecord, type OutboxStore } from '../outbox/outboxStore';
+import { OUTBOX_TABLE, type OutboxRecord, type OutboxStore } from '../outboxStore';
 import { canonicalRequestHash } from './requestHash';
-import type { StagedAttachments } from '../outbox/stagedAttachments';
-import { isAllowedSender } from './senderPolicy';
-import { hasControlCharacter } from './textRules';
+import type { StagedAttachments } from '../stagedAttachments';
+import { isAllowedSender } from '../../mail/senderPolicy';
+import { hasControlCharacter } from '../../mail/textRules';
 import {
   badIdempotencyKeyProblem,
   consentProblem,
@@ -35,7 +35,7 @@ import {
   unsupportedEncodingProblem,
   unsupportedMediaProblem,
   validationProblem,
-} from './sendProblems';
+} from '../../mail/sendProblems';
 import { BodyStreamError, readSendBody } from './sendBodyReader';
 import {
   exampleSendAt,
@@ -45,7 +45,7 @@ import {
   parseSendRequest,
   STREAMED_CONTENT_THRESHOLD,
   type SendRequest,
-} from './sendRequest';
+} from '../../mail/sendRequest';
 
 /** What the handler needs; the function file passes the process-wide instances. */
 export interface SendMailDependencies {
