@@ -6,7 +6,7 @@ import type { HttpResponseInit } from '@azure/functions';
 import { getConfig } from '../platform/config';
 import { runDiagnostics } from './diagnostics';
 import { getAppCredential } from '../app/services';
-import { STORAGE_RETRY_AFTER_SECONDS } from './storageProbe';
+import { STORAGE_RETRY_AFTER_SECONDS } from '../platform/storageErrors';
 
 /** Runs the diagnostics with the process's configuration and token helper. */
 export async function diagnosticsResponse(): Promise<HttpResponseInit> {

@@ -7,7 +7,7 @@ import type { FunctionHandler, HttpResponseInit, InvocationContext } from '@azur
 import { getConfig } from '../platform/config';
 import { problemResponse } from '../platform/problem';
 import { withStorageCallLimit } from '../platform/storageDeadline';
-import { storageUnavailableProblem } from './storageProbe';
+import { storageUnavailableProblem } from '../platform/storageErrors';
 
 /** `handler` with its storage calls limited to `callMs` each and storage failures answered 503. */
 export function guardStorage(handler: FunctionHandler, callMs: number): FunctionHandler {

@@ -5,7 +5,7 @@
  * both shapes are recognised.
  */
 import { GraphError } from '@microsoft/microsoft-graph-client';
-import { explainStorageError, storageUnavailableProblem } from '../diagnostics/storageProbe';
+import { explainStorageError, storageUnavailableProblem } from '../platform/storageErrors';
 import { entraReason, explainEntraError } from '../identity/entraErrors';
 import type { GatewayConfig } from '../platform/config';
 import { problem } from '../platform/problem';

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { GraphError } from '@microsoft/microsoft-graph-client';
 import { describeForLog } from '../platform/logSafe';
-import { storageUnavailableProblem } from '../diagnostics/storageProbe';
+import { storageUnavailableProblem } from '../platform/storageErrors';
 import { addressProblems } from '../mail/textRules';
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';

@@ -6,7 +6,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { explainStorageError } from '../../shared/diagnostics/storageProbe';
+import { explainStorageError } from '../../shared/platform/storageErrors';
 import type { GatewayConfig } from '../../shared/platform/config';
 import { createBlobContainerClient, createQueueClient, createTableClient } from '../../shared/platform/storage';
 import {
