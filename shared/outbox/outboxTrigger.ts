@@ -9,7 +9,7 @@ import type { InvocationContext } from '@azure/functions';
 import { z } from 'zod';
 import { describeForLog, redactSecrets } from '../platform/logSafe';
 import { failureLogLine } from '../mail/failureLog';
-import { MAX_DEQUEUE_COUNT } from '../watch/notificationProcessor';
+import { queueTry } from '../platform/queueTrigger';
 import { failAfterRetries, processOutboxMail, type OutboxProcessorDependencies } from './outboxProcessor';
 
 const outboxMessageSchema = z.object({
@@ -51,8 +51,8 @@ export async function handleOutboxMessage(
           : ''),
     );
   } catch (err) {
-    const tries = Number(context.triggerMetadata?.dequeueCount ?? 1);
-    if (tries >= MAX_DEQUEUE_COUNT) {
+    const { tries, last } = queueTry(context);
+    if (last) {
       const lastError = redactSecrets(err instanceof Error ? err.message.split('\n')[0] : String(err));
       // If even this fails, the host moves the message to mail-outbox-poison.
       await failAfterRetries(id, tries, lastError, deps);

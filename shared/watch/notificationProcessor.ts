@@ -11,14 +11,12 @@ import type { Message } from '@microsoft/microsoft-graph-types';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
 import { logValue } from '../platform/logSafe';
+import { MAX_DEQUEUE_COUNT, queueTry } from '../platform/queueTrigger';
 import { PublishInProgressError, type EventPublisher } from '../events/eventPublisher';
 import { ensureQueue } from '../platform/tables';
 import { mailReceivedEvent, mailReceivedIdentity, MESSAGE_SELECT } from './mailReceived';
 import type { WatchService } from './watchService';
 import type { WatchStore } from './watchStore';
-
-/** host.json's `extensions.queues.maxDequeueCount` (a test holds them equal): tries before a message is poison. */
-export const MAX_DEQUEUE_COUNT = 5;
 
 const queuedSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -65,13 +63,13 @@ export async function processNotification(
       `${work.kind === 'change' ? 'notification' : logValue(work.lifecycleEvent)} for ${work.mailbox}: ${outcome}`,
     );
   } catch (err) {
-    const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1);
+    const { tries: dequeueCount, last } = queueTry(context);
     const reason = describe(err);
     if (isPermanentRefusal(err)) {
       await poison(deps, context, message, `Graph refuses it for good (try ${dequeueCount}): ${reason}`);
       return;
     }
-    if (dequeueCount >= MAX_DEQUEUE_COUNT) {
+    if (last) {
       await poison(deps, context, message, `failed ${dequeueCount} times, last: ${reason}`);
       return;
     }

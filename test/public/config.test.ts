@@ -5,7 +5,7 @@ import { OUTBOX_QUEUE, OutboxStore } from '../../shared/outbox/outboxStore';
 import { CLOUD_NAMES, CLOUDS } from '../../shared/platform/clouds';
 import { ConfigError, loadConfig, SETTINGS } from '../../shared/platform/config';
 import { createQueueClient } from '../../shared/platform/storage';
-import { MAX_DEQUEUE_COUNT } from '../../shared/watch/notificationProcessor';
+import { MAX_DEQUEUE_COUNT } from '../../shared/platform/queueTrigger';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
