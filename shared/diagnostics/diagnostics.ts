@@ -4,17 +4,10 @@
  * dates only, never a token, secret or certificate.
  */
 import type { AppCredential } from '../identity/appCredential';
-import { WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../watch/mailReceived';
+import { REQUIRED_GRAPH_PERMISSIONS, WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../identity/graphPermissions';
 import type { GatewayConfig } from '../platform/config';
 import { missingRoles } from '../identity/tokenClaims';
 import { probeStorage, type StorageServiceCheck } from './storageProbe';
-
-/**
- * Graph application permissions the gateway uses: send; large attachments, watching and the outbox's Outbox / Sent
- * Items lookup of an interrupted attempt (Mail.ReadWrite includes the Mail.ReadBasic.All those reads need); mailbox
- * lookup.
- */
-export const REQUIRED_GRAPH_PERMISSIONS = ['Mail.Send', 'Mail.ReadWrite', 'User.Read.All'] as const;
 
 /** Days before expiry from which the credential check warns. */
 export const EXPIRY_WARNING_DAYS = 30;

@@ -4,6 +4,7 @@
  * the draft path.
  */
 import type { FileAttachment, Message, Recipient as GraphRecipient } from '@microsoft/microsoft-graph-types';
+import { MAILBOX_WRITE_PERMISSION, SEND_PERMISSION } from '../identity/graphPermissions';
 import { UPLOAD_SESSION_THRESHOLD_BYTES, type Attachment, type Recipient, type SendRequest } from './sendRequest';
 
 /** MAPI PidTagDeleteAfterSubmit: Exchange deletes the message once sent, i.e. no Sent Items copy on the draft path. */
@@ -94,5 +95,5 @@ export function needsDraftPath(request: SendRequest): boolean {
 
 /** The Graph application permissions a send needs: the draft path also writes to the mailbox. */
 export function requiredGraphRoles(request: SendRequest): string[] {
-  return needsDraftPath(request) ? ['Mail.Send', 'Mail.ReadWrite'] : ['Mail.Send'];
+  return needsDraftPath(request) ? [SEND_PERMISSION, MAILBOX_WRITE_PERMISSION] : [SEND_PERMISSION];
 }

@@ -7,10 +7,6 @@
 import type { Message, Recipient } from '@microsoft/microsoft-graph-types';
 import { mailboxEvent, type CloudEvent, type MailReceivedData } from '../events/cloudEvent';
 
-/** The application permission watching needs (Graph also accepts Mail.Read or Mail.ReadWrite, which grant more). */
-export const WATCH_PERMISSION = 'Mail.ReadBasic.All';
-/** Permissions any of which lets the gateway read message metadata and delta. */
-export const WATCH_PERMISSIONS_ACCEPTED: readonly string[] = [WATCH_PERMISSION, 'Mail.Read', 'Mail.ReadWrite'];
 /** The CloudEvents type of a new mail. */
 export const MAIL_RECEIVED = 'mail.received';
 /** The message properties the event needs (`$select`). */

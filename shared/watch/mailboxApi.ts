@@ -14,7 +14,7 @@ import type { GatewayConfig } from '../platform/config';
 import { isMailboxAllowed } from '../platform/mailboxPolicy';
 import { problem, problemResponse, type ProblemDocument } from '../platform/problem';
 import type { ProblemSlug } from '../platform/problemCatalogue';
-import { WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from './mailReceived';
+import { WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../identity/graphPermissions';
 import { WatchBusyError, type WatchService } from './watchService';
 import type { WatchedMailbox, WatchStore } from './watchStore';
 
