@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { CLOUD_NAMES, CLOUDS, isCloudName, isKnownAuthorityHost, type CloudEndpoints, type CloudName } from './clouds';
+import { parseMailboxPolicy, type MailboxPolicy } from './mailboxPolicy';
 
 /** Who provides a setting in Azure: the app's own settings (Bicep) or the platform (App Service). */
 export type SettingSource = 'app' | 'platform';
@@ -288,12 +289,6 @@ export interface GatewayConfig {
   };
 }
 
-/** Exact addresses (lower case) and domains allowed by `*@domain` patterns (lower case). */
-export interface MailboxPolicy {
-  addresses: ReadonlySet<string>;
-  domains: ReadonlySet<string>;
-}
-
 /** The renewal timer's default schedule: at minute 0 of every hour. */
 export const DEFAULT_RENEWAL_SCHEDULE = '0 0 * * * *';
 
@@ -552,17 +547,6 @@ export function configurationProblems(): readonly string[] {
 /** The setting names a list of problems names (each problem starts with one), in order, each once. */
 export function problemSettingNames(problems: readonly string[]): string[] {
   return [...new Set(problems.map((p) => p.split(' ')[0]))];
-}
-
-function parseMailboxPolicy(value: string): MailboxPolicy {
-  const addresses = new Set<string>();
-  const domains = new Set<string>();
-  for (const entry of value.split(',').map((e) => e.trim().toLowerCase())) {
-    if (entry === '') continue;
-    if (entry.startsWith('*@')) domains.add(entry.slice(2));
-    else addresses.add(entry);
-  }
-  return { addresses, domains };
 }
 
 function isSigningSecret(value: string): boolean {

@@ -1,6 +1,6 @@
 import { needsDraftPath } from '../../shared/mail/composeMessage';
 import { MailboxLimiter } from '../../shared/mail/mailboxLimiter';
-import { isAllowedSender } from '../../shared/mail/senderPolicy';
+import { isMailboxAllowed } from '../../shared/platform/mailboxPolicy';
 import { MAX_RECIPIENTS, parseSendRequest, type FieldProblem } from '../../shared/mail/sendRequest';
 
 const BASE = { from: 'alerts@contoso.com', to: ['a@example.com'], subject: 'Disk almost full', text: 'plain body' };
@@ -154,7 +154,7 @@ describe('sender policy', () => {
     ['x@billing.contoso.com', true],
     ['x@contoso.com', false],
     ['x@evil-billing.contoso.com', false],
-  ])('%s → %s', (from, allowed) => expect(isAllowedSender(policy, from)).toBe(allowed));
+  ])('%s → %s', (from, allowed) => expect(isMailboxAllowed(policy, from)).toBe(allowed));
 });
 
 describe('mailbox limiter', () => {

@@ -20,7 +20,7 @@ import { IDEMPOTENCY_TABLE, type IdempotencyStore, type StoredResult } from './i
 import { OUTBOX_TABLE, type OutboxRecord, type OutboxStore } from '../outboxStore';
 import { canonicalRequestHash } from './requestHash';
 import type { StagedAttachments } from '../stagedAttachments';
-import { isAllowedSender } from '../../mail/senderPolicy';
+import { isMailboxAllowed } from '../../platform/mailboxPolicy';
 import { hasControlCharacter } from '../../mail/textRules';
 import {
   badIdempotencyKeyProblem,
@@ -143,7 +143,7 @@ async function send(
     if (!parsed.ok) throw validationProblem(parsed.problems);
     const request = parsed.request;
     facts.mailbox = request.from;
-    if (!isAllowedSender(config.allowedSenders, request.from)) throw senderNotAllowedProblem(request.from);
+    if (!isMailboxAllowed(config.allowedSenders, request.from)) throw senderNotAllowedProblem(request.from);
 
     if (request.sendAt !== undefined && request.sendAt > Date.now() + MAX_SEND_AT_AHEAD_MS) {
       const latest = new Date(Date.now() + MAX_SEND_AT_AHEAD_MS).toISOString();
