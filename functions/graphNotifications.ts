@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { whenConfigured } from '../shared/platform/configGate';
-import { getReceiverDependencies } from '../shared/app/services';
+import { services } from '../shared/app/services';
 import { withStorageDeadline, WEBHOOK_STORAGE_DEADLINE_MS } from '../shared/platform/storageDeadline';
 import { receiveGraphNotifications } from '../shared/watch/notificationReceiver';
 
@@ -12,7 +12,7 @@ app.http('graphNotifications', {
   route: 'graph/notifications',
   handler: whenConfigured((request, context) =>
     withStorageDeadline(WEBHOOK_STORAGE_DEADLINE_MS, () =>
-      receiveGraphNotifications(request, context, getReceiverDependencies()),
+      receiveGraphNotifications(request, context, services().notificationReceiver),
     ),
   ),
 });

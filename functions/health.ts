@@ -1,9 +1,10 @@
 import { app } from '@azure/functions';
 import { healthResponse } from '../shared/diagnostics/health';
+import { services } from '../shared/app/services';
 
 app.http('health', {
   methods: ['GET'],
   authLevel: 'anonymous',
   route: 'health',
-  handler: () => healthResponse(),
+  handler: () => healthResponse(() => services().config),
 });

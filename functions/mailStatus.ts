@@ -1,11 +1,11 @@
 import { app } from '@azure/functions';
 import { whenConfigured } from '../shared/platform/configGate';
 import { handleMailStatus } from '../shared/outbox/mailStatusHandler';
-import { getMailStatusDependencies } from '../shared/app/services';
+import { services } from '../shared/app/services';
 
 app.http('mailStatus', {
   methods: ['GET'],
   authLevel: 'function',
   route: 'mail/{id}',
-  handler: whenConfigured((request, context) => handleMailStatus(request, context, getMailStatusDependencies())),
+  handler: whenConfigured((request, context) => handleMailStatus(request, context, services().mailStatus)),
 });

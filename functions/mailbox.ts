@@ -1,11 +1,11 @@
 import { app } from '@azure/functions';
 import { whenConfigured } from '../shared/platform/configGate';
-import { getMailboxApiDependencies } from '../shared/app/services';
+import { services } from '../shared/app/services';
 import { handleMailboxes } from '../shared/watch/mailboxApi';
 
 app.http('mailbox', {
   methods: ['GET', 'PUT', 'DELETE'],
   authLevel: 'function',
   route: 'mailboxes/{mailbox}',
-  handler: whenConfigured((request, context) => handleMailboxes(request, context, getMailboxApiDependencies())),
+  handler: whenConfigured((request, context) => handleMailboxes(request, context, services().mailboxApi)),
 });

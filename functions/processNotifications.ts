@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { isConfigured } from '../shared/platform/configGate';
-import { getProcessorDependencies } from '../shared/app/services';
+import { services } from '../shared/app/services';
 import { processNotification } from '../shared/watch/notificationProcessor';
 import { NOTIFICATIONS_QUEUE } from '../shared/watch/notificationReceiver';
 
@@ -10,6 +10,6 @@ if (isConfigured()) {
   app.storageQueue('processNotifications', {
     queueName: NOTIFICATIONS_QUEUE,
     connection: 'AzureWebJobsStorage',
-    handler: (message, context) => processNotification(message, context, getProcessorDependencies()),
+    handler: (message, context) => processNotification(message, context, services().notificationProcessor),
   });
 }

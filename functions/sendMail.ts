@@ -1,11 +1,11 @@
 import { app } from '@azure/functions';
 import { whenConfigured } from '../shared/platform/configGate';
 import { handleSendMail } from '../shared/outbox/accept/sendMailHandler';
-import { getSendMailDependencies } from '../shared/app/services';
+import { services } from '../shared/app/services';
 
 app.http('sendMail', {
   methods: ['POST'],
   authLevel: 'function',
   route: 'mail/send',
-  handler: whenConfigured((request, context) => handleSendMail(request, context, getSendMailDependencies())),
+  handler: whenConfigured((request, context) => handleSendMail(request, context, services().sendMail)),
 });

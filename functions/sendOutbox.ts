@@ -2,7 +2,7 @@ import { app } from '@azure/functions';
 import { isConfigured } from '../shared/platform/configGate';
 import { OUTBOX_QUEUE } from '../shared/outbox/outboxStore';
 import { handleOutboxMessage } from '../shared/outbox/outboxTrigger';
-import { getOutboxDependencies } from '../shared/app/services';
+import { services } from '../shared/app/services';
 
 // Registered only with valid settings (configGate.ts): until then its messages wait in the queue untouched,
 // instead of failing their retries into the poison queue.
@@ -10,6 +10,6 @@ if (isConfigured()) {
   app.storageQueue('sendOutbox', {
     queueName: OUTBOX_QUEUE,
     connection: 'AzureWebJobsStorage',
-    handler: (message, context) => handleOutboxMessage(message, context, getOutboxDependencies()),
+    handler: (message, context) => handleOutboxMessage(message, context, services().outboxProcessor),
   });
 }

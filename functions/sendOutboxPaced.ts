@@ -2,7 +2,7 @@ import { app } from '@azure/functions';
 import { isConfigured } from '../shared/platform/configGate';
 import { OUTBOX_PACED_QUEUE } from '../shared/outbox/outboxStore';
 import { handleOutboxMessage } from '../shared/outbox/outboxTrigger';
-import { getOutboxDependencies } from '../shared/app/services';
+import { services } from '../shared/app/services';
 
 // The same work as sendOutbox, for mails back at their pacer slot (see OUTBOX_PACED_QUEUE).
 // Registered only with valid settings (configGate.ts): until then its messages wait in the queue untouched,
@@ -11,6 +11,6 @@ if (isConfigured()) {
   app.storageQueue('sendOutboxPaced', {
     queueName: OUTBOX_PACED_QUEUE,
     connection: 'AzureWebJobsStorage',
-    handler: (message, context) => handleOutboxMessage(message, context, getOutboxDependencies()),
+    handler: (message, context) => handleOutboxMessage(message, context, services().outboxProcessor),
   });
 }

@@ -1,165 +1,199 @@
 /**
- * The process's long-lived services, created on first use from the validated configuration: one token helper (so
- * its token cache and Key Vault read are shared by every invocation) and one Graph client.
+ * The composition root: the one place that knows every concern and wires them together. Everything below `app/`
+ * receives what it needs as arguments; only the function files (through {@link services}) and the test rigs
+ * (through {@link createServices} with their own overrides) build the graph of objects.
+ *
+ * Each part is built on first use and then shared by every invocation of the process, which matters for three of
+ * them: one token helper (its token cache and Key Vault read), one outbox store (the per-mailbox accept limiter sees
+ * every request) and one subscription lookup (its cache of known ids). Parts are lazy so that a function builds only
+ * what it uses: Graph's webhook, which must answer within 3 s, never creates a Graph client or asks for a token.
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
-import { AppCredential } from '../identity/appCredential';
-import { getConfig } from '../platform/config';
-import { createGraphClient } from '../graph/graphClient';
-import { IdempotencyStore } from '../outbox/accept/idempotencyStore';
-import { MailSender } from '../mail/mailSender';
-import type { SendMailDependencies } from '../outbox/accept/sendMailHandler';
 import { EventPublisher } from '../events/eventPublisher';
+import { createGraphClient } from '../graph/graphClient';
+import { AppCredential } from '../identity/appCredential';
+import { MailSender } from '../mail/mailSender';
+import { IdempotencyStore, IDEMPOTENCY_TABLE } from '../outbox/accept/idempotencyStore';
+import type { SendMailDependencies } from '../outbox/accept/sendMailHandler';
+import type { MailStatusDependencies } from '../outbox/mailStatusHandler';
+import type { OutboxProcessorDependencies } from '../outbox/outboxProcessor';
+import { OutboxStore } from '../outbox/outboxStore';
+import { MailboxPacer, MAILBOX_PACING_TABLE } from '../pacing/mailboxPacer';
+import { getConfig, type GatewayConfig } from '../platform/config';
+import { createQueueClient, createTableClient } from '../platform/storage';
 import { CatchUp } from '../watch/catchUp';
 import { GraphSubscriptions } from '../watch/graphSubscriptions';
 import type { MailboxApiDependencies } from '../watch/mailboxApi';
-import { NOTIFICATIONS_QUEUE, type ReceiverDependencies } from '../watch/notificationReceiver';
 import type { ProcessorDependencies } from '../watch/notificationProcessor';
+import { NOTIFICATIONS_QUEUE, type ReceiverDependencies } from '../watch/notificationReceiver';
 import type { RenewalDependencies } from '../watch/renewalTimer';
-import { WatchService } from '../watch/watchService';
 import { SubscriptionLookup } from '../watch/subscriptionLookup';
+import { WatchService } from '../watch/watchService';
 import { WatchStore } from '../watch/watchStore';
-import { createQueueClient, createTableClient } from '../platform/storage';
-import { IDEMPOTENCY_TABLE } from '../outbox/accept/idempotencyStore';
-import { MailboxPacer, MAILBOX_PACING_TABLE } from '../pacing/mailboxPacer';
-import type { OutboxProcessorDependencies } from '../outbox/outboxProcessor';
-import { OutboxStore } from '../outbox/outboxStore';
-import type { MailStatusDependencies } from '../outbox/mailStatusHandler';
+import type { HousekeepingDependencies } from './housekeeping';
 
-let credential: AppCredential | undefined;
-let graph: Client | undefined;
-let sendDependencies: SendMailDependencies | undefined;
-
-/** The process-wide token helper. */
-export function getAppCredential(): AppCredential {
-  credential ??= new AppCredential(getConfig());
-  return credential;
+/** Parts a test rig or benchmark supplies itself (its own tables, a simulated clock); the rest is built. */
+export interface ServiceOverrides {
+  credential?: AppCredential;
+  /** The Graph client of the HTTP routes and watching (by default it waits out throttling within GRAPH_MAX_WAIT_SECONDS). */
+  graph?: Client;
+  outboxStore?: OutboxStore;
+  pacer?: MailboxPacer;
+  publisher?: EventPublisher;
+  watchStore?: WatchStore;
+  /** The clock of the outbox processor and of subscription lifetimes. */
+  now?: () => number;
 }
 
-/** The process-wide Graph client, authenticated by {@link getAppCredential}. */
-export function getGraphClient(): Client {
-  graph ??= createGraphClient(getConfig(), getAppCredential(), {
-    maxTotalWaitSeconds: getConfig().graphMaxWaitSeconds,
-  });
-  return graph;
-}
+/** What the function files call, each part built once. */
+export class Services {
+  private readonly built = new Map<string, unknown>();
 
-/** What `POST /api/mail/send` needs, shared by every invocation (so the per-mailbox limiter sees them all). */
-export function getSendMailDependencies(): SendMailDependencies {
-  sendDependencies ??= {
-    config: getConfig(),
-    credential: getAppCredential(),
-    outbox: getOutboxStore(),
-    idempotency: IdempotencyStore.fromConfig(getConfig()),
-  };
-  return sendDependencies;
-}
+  constructor(
+    /** The validated settings every part is built from. */
+    readonly config: GatewayConfig,
+    private readonly overrides: ServiceOverrides = {},
+  ) {}
 
-/** Everything watching needs, built once per process. */
-interface WatchParts {
-  store: WatchStore;
-  publisher: EventPublisher;
-  service: WatchService | undefined;
-}
-
-let watchParts: WatchParts | undefined;
-
-function getWatchParts(): WatchParts {
-  if (!watchParts) {
-    const config = getConfig();
-    const store = WatchStore.fromConfig(config);
-    const publisher = EventPublisher.fromConfig(config);
-    const graph = getGraphClient();
-    const base = config.watch.webhookBaseUrl;
-    watchParts = {
-      store,
-      publisher,
-      service: base
-        ? new WatchService(store, new GraphSubscriptions(graph), new CatchUp(graph, store, publisher), base)
-        : undefined,
-    };
+  /** The token helper: one per process, so its token cache and Key Vault read are shared. */
+  get credential(): AppCredential {
+    return this.once('credential', () => this.overrides.credential ?? new AppCredential(this.config));
   }
-  return watchParts;
-}
 
-/** What the mailbox API needs. */
-export function getMailboxApiDependencies(): MailboxApiDependencies {
-  const { store, service } = getWatchParts();
-  return { config: getConfig(), credential: getAppCredential(), store, service };
-}
-
-let receiver: ReceiverDependencies | undefined;
-
-/** What Graph's webhook endpoints need (no Graph client or token: they must answer fast). */
-export function getReceiverDependencies(): ReceiverDependencies {
-  receiver ??= {
-    subscriptions: new SubscriptionLookup(WatchStore.fromConfig(getConfig())),
-    queue: createQueueClient(getConfig(), NOTIFICATIONS_QUEUE),
-  };
-  return receiver;
-}
-
-/** What `processNotifications` needs; throws when WEBHOOK_BASE_URL is unset (lifecycle work needs it). */
-export function getProcessorDependencies(): ProcessorDependencies {
-  const { store, publisher, service } = getWatchParts();
-  if (!service) throw new Error('WEBHOOK_BASE_URL is not set: notifications cannot be processed');
-  return {
-    graph: getGraphClient(),
-    store,
-    service,
-    publisher,
-    poisonQueue: createQueueClient(getConfig(), `${NOTIFICATIONS_QUEUE}-poison`),
-  };
-}
-
-/** What `renewSubscriptions` needs. */
-export function getRenewalDependencies(): RenewalDependencies {
-  const { publisher, service } = getWatchParts();
-  return {
-    service,
-    publisher,
-    idempotencyTable: createTableClient(getConfig(), IDEMPOTENCY_TABLE),
-    outbox: getOutboxStore(),
-    renewalWindowMs: getConfig().watch.renewalWindowMs,
-  };
-}
-
-let outbox: OutboxProcessorDependencies | undefined;
-
-/**
- * What the outbox processor needs. Its Graph client never waits out a 429 or 503 itself (budget 0): the processor
- * re-enqueues the mail after Retry-After instead of holding an instance.
- */
-export function getOutboxDependencies(): OutboxProcessorDependencies {
-  if (!outbox) {
-    const config = getConfig();
-    const graph = createGraphClient(config, getAppCredential(), { maxTotalWaitSeconds: 0 });
-    const store = getOutboxStore();
-    outbox = {
-      store,
-      pacer: new MailboxPacer(createTableClient(config, MAILBOX_PACING_TABLE), {
-        messagesPerMinute: config.outbox.messagesPerMinute,
-        recipientsPerDay: config.outbox.recipientsPerDay,
-      }),
-      sender: new MailSender(graph, { attachmentBlobs: store }),
-      graph,
-      publisher: getWatchParts().publisher,
-      credential: getAppCredential(),
-      maxAgeMs: config.outbox.maxAgeMs,
-    };
+  /** The Graph client of the HTTP routes and watching; it waits out throttling up to GRAPH_MAX_WAIT_SECONDS. */
+  get graph(): Client {
+    return this.once(
+      'graph',
+      () =>
+        this.overrides.graph ??
+        createGraphClient(this.config, this.credential, { maxTotalWaitSeconds: this.config.graphMaxWaitSeconds }),
+    );
   }
-  return outbox;
+
+  /** The outbox's records, queues and staged attachments. */
+  get outboxStore(): OutboxStore {
+    return this.once('outboxStore', () => this.overrides.outboxStore ?? OutboxStore.fromConfig(this.config));
+  }
+
+  /** The event ledger, the events queue and the optional signed webhook. */
+  get publisher(): EventPublisher {
+    return this.once('publisher', () => this.overrides.publisher ?? EventPublisher.fromConfig(this.config));
+  }
+
+  /** Watched mailboxes and their subscriptions' index. */
+  get watchStore(): WatchStore {
+    return this.once('watchStore', () => this.overrides.watchStore ?? WatchStore.fromConfig(this.config));
+  }
+
+  /** Graph subscriptions (create, renew, delete), batched. */
+  get subscriptions(): GraphSubscriptions {
+    return this.once('subscriptions', () => new GraphSubscriptions(this.graph, {}, this.overrides.now));
+  }
+
+  /** Watching's service; undefined when WEBHOOK_BASE_URL is unset (Graph would have nowhere to call). */
+  get watchService(): WatchService | undefined {
+    return this.once('watchService', () => {
+      const base = this.config.watch.webhookBaseUrl;
+      if (!base) return undefined;
+      const catchUp = new CatchUp(this.graph, this.watchStore, this.publisher);
+      return new WatchService(this.watchStore, this.subscriptions, catchUp, base, this.overrides.now);
+    });
+  }
+
+  /** What `POST /api/mail/send` needs. */
+  get sendMail(): SendMailDependencies {
+    return this.once('sendMail', () => ({
+      config: this.config,
+      credential: this.credential,
+      outbox: this.outboxStore,
+      idempotency: IdempotencyStore.fromConfig(this.config),
+    }));
+  }
+
+  /** What `GET /api/mail/{id}` needs. */
+  get mailStatus(): MailStatusDependencies {
+    return { config: this.config, outbox: this.outboxStore };
+  }
+
+  /**
+   * What the outbox processor needs. Its Graph client never waits out a 429 or 503 itself (budget 0): the processor
+   * re-enqueues the mail after Retry-After instead of holding an instance.
+   */
+  get outboxProcessor(): OutboxProcessorDependencies {
+    return this.once('outboxProcessor', () => {
+      const graph = createGraphClient(this.config, this.credential, { maxTotalWaitSeconds: 0 });
+      const outbox = this.config.outbox;
+      return {
+        store: this.outboxStore,
+        pacer:
+          this.overrides.pacer ??
+          new MailboxPacer(createTableClient(this.config, MAILBOX_PACING_TABLE), {
+            messagesPerMinute: outbox.messagesPerMinute,
+            recipientsPerDay: outbox.recipientsPerDay,
+          }),
+        sender: new MailSender(graph, { attachmentBlobs: this.outboxStore }),
+        graph,
+        publisher: this.publisher,
+        credential: this.credential,
+        maxAgeMs: outbox.maxAgeMs,
+        ...(this.overrides.now ? { now: this.overrides.now } : {}),
+      };
+    });
+  }
+
+  /** What the mailbox API needs. */
+  get mailboxApi(): MailboxApiDependencies {
+    return { config: this.config, credential: this.credential, store: this.watchStore, service: this.watchService };
+  }
+
+  /** What Graph's webhook endpoints need: no Graph client or token, they must answer fast. */
+  get notificationReceiver(): ReceiverDependencies {
+    return this.once('notificationReceiver', () => ({
+      subscriptions: new SubscriptionLookup(this.watchStore),
+      queue: createQueueClient(this.config, NOTIFICATIONS_QUEUE),
+    }));
+  }
+
+  /** What `processNotifications` needs; throws when WEBHOOK_BASE_URL is unset (lifecycle work needs it). */
+  get notificationProcessor(): ProcessorDependencies {
+    const service = this.watchService;
+    if (!service) throw new Error('WEBHOOK_BASE_URL is not set: notifications cannot be processed');
+    return this.once('notificationProcessor', () => ({
+      graph: this.graph,
+      store: this.watchStore,
+      service,
+      publisher: this.publisher,
+      poisonQueue: createQueueClient(this.config, `${NOTIFICATIONS_QUEUE}-poison`),
+    }));
+  }
+
+  /** What the `renewSubscriptions` timer needs: the renewal, then the housekeeping. */
+  get maintenance(): { renewal: RenewalDependencies; housekeeping: HousekeepingDependencies } {
+    return this.once('maintenance', () => ({
+      renewal: { service: this.watchService, renewalWindowMs: this.config.watch.renewalWindowMs },
+      housekeeping: {
+        publisher: this.publisher,
+        idempotencyTable: createTableClient(this.config, IDEMPOTENCY_TABLE),
+        outbox: this.outboxStore,
+      },
+    }));
+  }
+
+  private once<T>(name: string, build: () => T): T {
+    if (!this.built.has(name)) this.built.set(name, build());
+    return this.built.get(name) as T;
+  }
 }
 
-let outboxStore: OutboxStore | undefined;
-
-/** The process-wide outbox store. */
-export function getOutboxStore(): OutboxStore {
-  outboxStore ??= OutboxStore.fromConfig(getConfig());
-  return outboxStore;
+/** The services for `config`, with a rig's own parts in `overrides`. */
+export function createServices(config: GatewayConfig, overrides: ServiceOverrides = {}): Services {
+  return new Services(config, overrides);
 }
 
-/** What `GET /api/mail/{id}` needs. */
-export function getMailStatusDependencies(): MailStatusDependencies {
-  return { config: getConfig(), outbox: getOutboxStore() };
+let processServices: Services | undefined;
+
+/** The process's services, from its validated settings (throws a `ConfigError` while they are invalid). */
+export function services(): Services {
+  processServices ??= createServices(getConfig());
+  return processServices;
 }

@@ -3,14 +3,14 @@
  * `Retry-After` when storage failed: that is an outage to wait out, not a setting to fix).
  */
 import type { HttpResponseInit } from '@azure/functions';
-import { getConfig } from '../platform/config';
+import type { AppCredential } from '../identity/appCredential';
+import type { GatewayConfig } from '../platform/config';
 import { runDiagnostics } from './diagnostics';
-import { getAppCredential } from '../app/services';
 import { STORAGE_RETRY_AFTER_SECONDS } from '../platform/storageErrors';
 
 /** Runs the diagnostics with the process's configuration and token helper. */
-export async function diagnosticsResponse(): Promise<HttpResponseInit> {
-  const report = await runDiagnostics(getConfig(), getAppCredential());
+export async function diagnosticsResponse(config: GatewayConfig, credential: AppCredential): Promise<HttpResponseInit> {
+  const report = await runDiagnostics(config, credential);
   const storageFailed = report.checks.some((c) => c.name.endsWith('Storage') && c.status === 'failed');
   return {
     status: report.status === 'failed' ? 503 : 200,

@@ -4,7 +4,7 @@
  * Key Vault call.
  */
 import type { HttpResponseInit } from '@azure/functions';
-import { getConfig } from '../platform/config';
+import type { GatewayConfig } from '../platform/config';
 import { configurationProblem } from '../platform/configGate';
 import { APP_VERSION } from '../platform/packageInfo';
 import { problem, problemResponse } from '../platform/problem';
@@ -19,12 +19,12 @@ let storageProbe: CachedStorageProbe | undefined;
 
 /**
  * Answers 200 with status, version, uptime and storage state, or 503 with a problem document listing invalid
- * settings or the storage service that fails.
+ * settings or the storage service that fails. `configure` is called only once the settings are valid.
  */
-export async function healthResponse(): Promise<HttpResponseInit> {
+export async function healthResponse(configure: () => GatewayConfig): Promise<HttpResponseInit> {
   const invalid = configurationProblem();
   if (invalid) return problemResponse(invalid);
-  const config = getConfig();
+  const config = configure();
   const probeConfig = config;
   storageProbe ??= new CachedStorageProbe(() => probeStorage(probeConfig), HEALTH_STORAGE_CACHE_MS);
   const storage = await storageProbe.check();

@@ -9,13 +9,11 @@
 import { QueueClient } from '@azure/storage-queue';
 import { AppCredential } from '../../shared/identity/appCredential';
 import { createGraphClient } from '../../shared/graph/graphClient';
-import { EventPublisher } from '../../shared/events/eventPublisher';
+import { createServices } from '../../shared/app/services';
 import type { GatewayConfig } from '../../shared/platform/config';
 import { appRoot } from '../../shared/platform/packageInfo';
 import { createTableClient } from '../../shared/platform/storage';
-import { CatchUp } from '../../shared/watch/catchUp';
-import { GraphSubscriptions } from '../../shared/watch/graphSubscriptions';
-import { WatchService, newClientState } from '../../shared/watch/watchService';
+import { newClientState } from '../../shared/watch/watchService';
 import { SUBSCRIPTIONS_TABLE, WatchStore } from '../../shared/watch/watchStore';
 import { freePort } from '../emulators/azurite';
 import { startHttpsServer } from '../emulators/httpServer';
@@ -221,10 +219,15 @@ async function renewalCost(ctx: BenchContext, config: GatewayConfig) {
     const token = new URL(req.url ?? '/', 'https://x').searchParams.get('validationToken') ?? '';
     res.writeHead(token ? 200 : 202, { 'content-type': 'text/plain' }).end(token);
   });
-  const credential = new AppCredential(config);
-  const client = createGraphClient(config, credential, { maxTotalWaitSeconds: 30 });
-  const store = new WatchStore(createTableClient(config, `${SUBSCRIPTIONS_TABLE}Bench${Date.now()}`));
-  const subscriptions = new GraphSubscriptions(client);
+  const services = createServices(
+    { ...config, watch: { ...config.watch, webhookBaseUrl: echo.url } },
+    {
+      graph: createGraphClient(config, new AppCredential(config), { maxTotalWaitSeconds: 30 }),
+      watchStore: new WatchStore(createTableClient(config, `${SUBSCRIPTIONS_TABLE}Bench${Date.now()}`)),
+    },
+  );
+  const store = services.watchStore;
+  const subscriptions = services.subscriptions;
   const results = [];
   try {
     const created: string[] = [];
@@ -267,12 +270,7 @@ async function renewalCost(ctx: BenchContext, config: GatewayConfig) {
     });
 
     // The gateway's renewal timer logic: $batch of 20.
-    const service = new WatchService(
-      store,
-      subscriptions,
-      new CatchUp(client, store, EventPublisher.fromConfig(config)),
-      echo.url,
-    );
+    const service = services.watchService!;
     mark = patches();
     started = performance.now();
     const stats = { graphRequests: 0 };

@@ -8,9 +8,7 @@ import { TableClient } from '@azure/data-tables';
 import { ContainerClient } from '@azure/storage-blob';
 import { QueueClient } from '@azure/storage-queue';
 import { EventPublisher } from '../../shared/events/eventPublisher';
-import { createGraphClient } from '../../shared/graph/graphClient';
-import { AppCredential } from '../../shared/identity/appCredential';
-import { MailSender } from '../../shared/mail/mailSender';
+import { createServices } from '../../shared/app/services';
 import { parseSendRequest } from '../../shared/mail/sendRequest';
 import { MailboxPacer, PacerContentionError } from '../../shared/pacing/mailboxPacer';
 import {
@@ -54,25 +52,17 @@ function rig(
     new ContainerClient(cs, `outbox-${suffix}`),
   );
   const events = new QueueClient(cs, `events-${suffix}`);
-  const graph = createGraphClient(env.config, new AppCredential(env.config), { maxTotalWaitSeconds: 0 });
-  return {
-    suffix,
-    store,
-    events,
-    deps: {
-      store,
-      pacer: new MailboxPacer(table(`pacing${suffix}`), {
-        messagesPerMinute: options.messagesPerMinute ?? 30,
-        recipientsPerDay: options.recipientsPerDay ?? 10_000,
-      }),
-      sender: new MailSender(graph, { attachmentBlobs: store }),
-      graph,
-      publisher: new EventPublisher(table(`ledger${suffix}`), events, undefined),
-      credential: new AppCredential(env.config),
-      maxAgeMs: options.maxAgeMs ?? 24 * 3_600_000,
-      ...(options.now ? { now: options.now } : {}),
-    },
-  };
+  const config = { ...env.config, outbox: { ...env.config.outbox, maxAgeMs: options.maxAgeMs ?? 24 * 3_600_000 } };
+  const services = createServices(config, {
+    outboxStore: store,
+    pacer: new MailboxPacer(table(`pacing${suffix}`), {
+      messagesPerMinute: options.messagesPerMinute ?? 30,
+      recipientsPerDay: options.recipientsPerDay ?? 10_000,
+    }),
+    publisher: new EventPublisher(table(`ledger${suffix}`), events, undefined),
+    ...(options.now ? { now: options.now } : {}),
+  });
+  return { suffix, store, events, deps: services.outboxProcessor };
 }
 
 /** Accepts a mail into the rig's outbox as the HTTP handler would; returns its id. */

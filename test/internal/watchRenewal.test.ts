@@ -4,13 +4,12 @@
  * later" is an hour later for both. What the gateway asked for is read at the emulator: its request log and the
  * expiry it granted (the emulator grants exactly what was asked, when it is within its limit).
  */
-import { EventPublisher } from '../../shared/events/eventPublisher';
+import { createServices } from '../../shared/app/services';
 import { createGraphClient } from '../../shared/graph/graphClient';
 import { AppCredential } from '../../shared/identity/appCredential';
 import { createTableClient } from '../../shared/platform/storage';
-import { CatchUp } from '../../shared/watch/catchUp';
-import { GraphSubscriptions } from '../../shared/watch/graphSubscriptions';
-import { renewalThresholdMs, WatchService } from '../../shared/watch/watchService';
+import type { GraphSubscriptions } from '../../shared/watch/graphSubscriptions';
+import { renewalThresholdMs, type WatchService } from '../../shared/watch/watchService';
 import { WatchStore } from '../../shared/watch/watchStore';
 import { DEFAULT_MAX_EXPIRATION_MINUTES } from '../emulators/graph/subscriptionRoutes';
 import { startHttpsServer, type RunningServer } from '../emulators/httpServer';
@@ -41,16 +40,16 @@ beforeAll(async () => {
     res.writeHead(token ? 200 : 202, { 'content-type': 'text/plain' }).end(token);
   });
   for (const user of ['clamped', 'after', 'hourly', 'many']) env.cloud.tenant.addUser(user);
-  const client = createGraphClient(env.config, new AppCredential(env.config), { maxTotalWaitSeconds: 0 });
-  const store = new WatchStore(createTableClient(env.config, `subscriptionsRenewal${Date.now()}`));
-  subscriptions = new GraphSubscriptions(client, {}, now);
-  service = new WatchService(
-    store,
-    subscriptions,
-    new CatchUp(client, store, EventPublisher.fromConfig(env.config)),
-    echo.url,
-    now,
+  const services = createServices(
+    { ...env.config, watch: { ...env.config.watch, webhookBaseUrl: echo.url } },
+    {
+      graph: createGraphClient(env.config, new AppCredential(env.config), { maxTotalWaitSeconds: 0 }),
+      watchStore: new WatchStore(createTableClient(env.config, `subscriptionsRenewal${Date.now()}`)),
+      now,
+    },
   );
+  subscriptions = services.subscriptions;
+  service = services.watchService!;
 });
 afterAll(async () => {
   await echo?.close();
