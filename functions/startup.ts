@@ -1,4 +1,5 @@
 import { app } from '@azure/functions';
+import { services } from '../shared/app/services';
 import { guardStorage } from '../shared/diagnostics/storageGuard';
 import { configurationProblems } from '../shared/platform/config';
 import { enableHttpStreaming } from '../shared/platform/httpStreaming';
@@ -24,5 +25,5 @@ app.hook.appStart(() => {
 // storage does not answer. Queue and timer triggers keep the longer per-call limit (storageDeadline.ts says why).
 app.hook.preInvocation((context) => {
   if (context.invocationContext.options.trigger.type !== 'httpTrigger') return;
-  context.functionHandler = guardStorage(context.functionHandler, REQUEST_STORAGE_CALL_MS);
+  context.functionHandler = guardStorage(context.functionHandler, REQUEST_STORAGE_CALL_MS, () => services().config);
 });

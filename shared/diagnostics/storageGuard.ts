@@ -4,19 +4,26 @@
  * a hang. Handlers that map storage failures themselves (send, mail status, mailboxes, webhooks) answer first.
  */
 import type { FunctionHandler, HttpResponseInit, InvocationContext } from '@azure/functions';
-import { getConfig } from '../platform/config';
+import type { GatewayConfig } from '../platform/config';
 import { problemResponse } from '../platform/problem';
 import { withStorageCallLimit } from '../platform/storageDeadline';
 import { storageUnavailableProblem } from '../platform/storageErrors';
 
-/** `handler` with its storage calls limited to `callMs` each and storage failures answered 503. */
-export function guardStorage(handler: FunctionHandler, callMs: number): FunctionHandler {
+/**
+ * `handler` with its storage calls limited to `callMs` each and storage failures answered 503; `configure` gives
+ * the settings the answer names (what to fix), read only when a failure needs them.
+ */
+export function guardStorage(
+  handler: FunctionHandler,
+  callMs: number,
+  configure: () => GatewayConfig,
+): FunctionHandler {
   return (request: unknown, context: InvocationContext) =>
     withStorageCallLimit(callMs, async (): Promise<unknown> => {
       try {
         return await handler(request, context);
       } catch (err) {
-        const failure = storageUnavailableProblem(err, getConfig(), 'Repeat the request once storage answers.');
+        const failure = storageUnavailableProblem(err, configure(), 'Repeat the request once storage answers.');
         if (!failure) throw err;
         context.error(`${context.functionName}: ${failure.doc.detail}`);
         return problemResponse(failure.doc, failure.headers) satisfies HttpResponseInit;
