@@ -46,7 +46,7 @@ export function stableEventId(...parts: string[]): string {
 }
 
 /** The CloudEvents `source` of a mailbox's events. */
-export function mailboxSource(mailbox: string): string {
+function mailboxSource(mailbox: string): string {
   return `/mailboxes/${mailbox.toLowerCase()}`;
 }
 

@@ -15,7 +15,7 @@ import { cloudEventSchema, type CloudEvent } from './cloudEvent';
 import { WebhookSender } from './webhookSender';
 
 /** Table of the ledger. */
-export const PUBLISHED_EVENTS_TABLE = 'publishedEvents';
+const PUBLISHED_EVENTS_TABLE = 'publishedEvents';
 /** Queue other services read mail events from. */
 export const MAIL_EVENTS_QUEUE = 'mail-events';
 /** A `mail-events` message: the event itself, as the README documents it for consumers. */

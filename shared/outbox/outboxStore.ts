@@ -50,7 +50,7 @@ export const OUTBOX_RECORD_RETENTION_MS = 7 * 86_400_000;
 export const INLINE_REQUEST_MAX_BYTES = 30_000;
 
 /** Longest visibility delay Azure Queue storage accepts (7 days). */
-export const MAX_QUEUE_DELAY_MS = 7 * 86_400_000;
+const MAX_QUEUE_DELAY_MS = 7 * 86_400_000;
 
 /** Where a mail is in its life. */
 export type OutboxStatus = 'queued' | 'scheduled' | 'deferred' | 'sending' | 'sent' | 'failed';

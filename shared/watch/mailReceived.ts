@@ -12,7 +12,7 @@ export const WATCH_PERMISSION = 'Mail.ReadBasic.All';
 /** Permissions any of which lets the gateway read message metadata and delta. */
 export const WATCH_PERMISSIONS_ACCEPTED: readonly string[] = [WATCH_PERMISSION, 'Mail.Read', 'Mail.ReadWrite'];
 /** The CloudEvents type of a new mail. */
-export const MAIL_RECEIVED = 'mail.received';
+const MAIL_RECEIVED = 'mail.received';
 /** The message properties the event needs (`$select`). */
 export const MESSAGE_SELECT = 'id,internetMessageId,subject,from,toRecipients,receivedDateTime,hasAttachments';
 /** Recipients listed in an event at most; `toCount` gives the real number (a queue message holds 64 KiB). */

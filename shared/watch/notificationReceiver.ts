@@ -21,8 +21,6 @@ import { MAX_UNKNOWN_PER_POST, type ResolvedSubscriptions, type SubscriptionLook
 export const NOTIFICATIONS_QUEUE = 'graph-notifications';
 /** Largest notification POST accepted; Graph batches notifications, but never near this. */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
-/** Lifecycle events Graph documents. */
-export const LIFECYCLE_EVENTS = ['reauthorizationRequired', 'subscriptionRemoved', 'missed'] as const;
 
 const itemSchema = z.looseObject({
   subscriptionId: z.string().min(1).max(256),
