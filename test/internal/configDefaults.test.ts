@@ -22,8 +22,10 @@ function tableRow(markdown: string, first: string): string | undefined {
 it.each(defaults)('the README states the default of $name', ({ name, value }) => {
   const row = tableRow(read('README.md'), name);
   expect(row).toBeDefined();
-  const stated = [`default ${value}`, `default \`${value}\``, `\`${value}\` (default)`];
-  expect([name, stated.some((text) => row!.includes(text))]).toEqual([name, true]);
+  const literal = value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // "(default 48", "default `0 0 * * * *`" or "`global` (default)"; a longer number is another value.
+  const stated = new RegExp(`default ${literal}(?!\\d|[.,]\\d)|default \`${literal}\`|\`${literal}\` \\(default\\)`);
+  expect([name, row]).toEqual([name, expect.stringMatching(stated)]);
 });
 
 it('local.settings.sample.json sets each setting that has a default to it', () => {
