@@ -4,23 +4,27 @@
  * it (delivery is at least once).
  */
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 
-/** A CloudEvents 1.0 event in JSON form. */
-export interface CloudEvent<T = unknown> {
-  specversion: '1.0';
+/** A CloudEvents 1.0 event in JSON form, as it goes on the `mail-events` queue and to the events webhook. */
+export const cloudEventSchema = z.object({
+  specversion: z.literal('1.0'),
   /** Unique per source; stable for the same fact. */
-  id: string;
+  id: z.string().min(1),
   /** e.g. `/mailboxes/support@contoso.com`. */
-  source: string;
+  source: z.string().min(1),
   /** e.g. `mail.received`. */
-  type: string;
+  type: z.string().min(1),
   /** What the event is about within the source, e.g. the Graph message id. */
-  subject?: string;
+  subject: z.string().optional(),
   /** RFC 3339 time of the occurrence. */
-  time: string;
-  datacontenttype: 'application/json';
-  data: T;
-}
+  time: z.string(),
+  datacontenttype: z.literal('application/json'),
+  data: z.unknown(),
+});
+
+/** A CloudEvents 1.0 event in JSON form, its `data` typed. */
+export type CloudEvent<T = unknown> = Omit<z.infer<typeof cloudEventSchema>, 'data'> & { data: T };
 
 /** The data of a `mail.received` event. */
 export interface MailReceivedData {
@@ -42,7 +46,7 @@ export function stableEventId(...parts: string[]): string {
 }
 
 /** The CloudEvents `source` of a mailbox's events. */
-export function mailboxSource(mailbox: string): string {
+function mailboxSource(mailbox: string): string {
   return `/mailboxes/${mailbox.toLowerCase()}`;
 }
 

@@ -9,14 +9,17 @@ import type { TableClient } from '@azure/data-tables';
 import type { QueueClient } from '@azure/storage-queue';
 import type { GatewayConfig } from '../platform/config';
 import { createQueueClient, createTableClient } from '../platform/storage';
+import { queueMessageContract } from '../platform/queueMessages';
 import { ensureQueue, ensureTable, isStatus, purgeExpired, tableKey } from '../platform/tables';
-import type { CloudEvent } from './cloudEvent';
+import { cloudEventSchema, type CloudEvent } from './cloudEvent';
 import { WebhookSender } from './webhookSender';
 
 /** Table of the ledger. */
-export const PUBLISHED_EVENTS_TABLE = 'publishedEvents';
+const PUBLISHED_EVENTS_TABLE = 'publishedEvents';
 /** Queue other services read mail events from. */
 export const MAIL_EVENTS_QUEUE = 'mail-events';
+/** A `mail-events` message: the event itself, as the README documents it for consumers. */
+const mailEventMessage = queueMessageContract(cloudEventSchema);
 /** How long a published event is remembered for deduplication (Graph retries for 4 hours; catch-up looks back 6 days). */
 export const EVENT_RETENTION_MS = 7 * 86_400_000;
 /** How long a publisher holds an event before another may take it over (its process may have died). */
@@ -110,7 +113,7 @@ export class EventPublisher {
       etag = (await this.ledger.updateEntity(entity, 'Replace', { etag })).etag;
     };
     if (!entity.queued) {
-      await this.queue.sendMessage(Buffer.from(JSON.stringify(event), 'utf8').toString('base64'));
+      await this.queue.sendMessage(mailEventMessage.encode(event));
       entity.queued = true;
       await save();
     }

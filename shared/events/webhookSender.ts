@@ -19,7 +19,7 @@ export interface WebhookRetryPolicy {
 }
 
 /** The default retry policy: 4 tries over about 7 s. */
-export const DEFAULT_WEBHOOK_RETRY: WebhookRetryPolicy = {
+const DEFAULT_WEBHOOK_RETRY: WebhookRetryPolicy = {
   attempts: 4,
   baseDelayMs: 1_000,
   maxDelayMs: 30_000,

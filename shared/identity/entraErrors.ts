@@ -50,7 +50,7 @@ const FIXES: Readonly<Record<number, Omit<EntraRejection, 'code'>>> = {
 };
 
 /** The first AADSTS code in an error (MSAL puts it in the message and in `errorResponse`), if any. */
-export function aadstsCode(err: unknown): number | undefined {
+function aadstsCode(err: unknown): number | undefined {
   const match = /AADSTS(\d{5,7})\b/.exec(errorText(err));
   return match ? Number(match[1]) : undefined;
 }

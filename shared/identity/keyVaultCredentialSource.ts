@@ -43,12 +43,12 @@ export class CredentialFormatError extends Error {
  * The credential the Function App uses to read Key Vault: its user-assigned managed identity when
  * `MANAGED_IDENTITY_CLIENT_ID` is set, otherwise `DefaultAzureCredential` (a developer's sign-in).
  */
-export function createKeyVaultReaderCredential(config: GatewayConfig): TokenCredential {
+function createKeyVaultReaderCredential(config: GatewayConfig): TokenCredential {
   return azureIdentityCredential(config.managedIdentityClientId);
 }
 
 /** Turns a Key Vault secret value into credential material, by its content type. */
-export function parseCredentialSecret(
+function parseCredentialSecret(
   value: string,
   contentType: string | undefined,
   version: string,

@@ -23,7 +23,7 @@ export interface TokenExplanation {
 }
 
 /** Thrown when a token cannot be decoded at all. */
-export class TokenDecodeError extends Error {
+class TokenDecodeError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'TokenDecodeError';

@@ -29,7 +29,7 @@ export function fileAttachment(attachment: Attachment, contentBytes: string): Fi
 }
 
 /** Characters of the padded base64 of `bytes` bytes. */
-export function base64Length(bytes: number): number {
+function base64Length(bytes: number): number {
   return Math.ceil(bytes / 3) * 4;
 }
 

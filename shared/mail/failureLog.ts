@@ -9,7 +9,7 @@ import { logValue, redactSecrets } from '../platform/logSafe';
 import type { ProblemDocument } from '../platform/problem';
 
 /** How many characters of a problem's detail a failure line quotes (ten field problems, each cut, fit). */
-export const LOGGED_DETAIL_MAX_CHARS = 4000;
+const LOGGED_DETAIL_MAX_CHARS = 4000;
 
 /**
  * `send failed for <mailbox>: <status> <type>; graph code …, request-id …, client-request-id …; cause: <detail>`.

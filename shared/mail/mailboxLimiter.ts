@@ -4,7 +4,7 @@
  */
 
 /** Graph's per app+mailbox concurrency limit. */
-export const GRAPH_CONCURRENCY_PER_MAILBOX = 4;
+const GRAPH_CONCURRENCY_PER_MAILBOX = 4;
 
 interface Gate {
   active: number;

@@ -19,10 +19,10 @@ export const MAX_RECIPIENTS = 500;
 export const UPLOAD_SESSION_THRESHOLD_BYTES = 3 * 1024 * 1024;
 
 /** At most this many custom headers: Exchange answers more with 400 InvalidInternetMessageHeaderCollection. */
-export const MAX_CUSTOM_HEADERS = 5;
+const MAX_CUSTOM_HEADERS = 5;
 
 /** Largest attachment Graph accepts through an upload session. */
-export const MAX_ATTACHMENT_BYTES = 150 * 1024 * 1024;
+const MAX_ATTACHMENT_BYTES = 150 * 1024 * 1024;
 
 /**
  * A `contentBase64` longer than this (characters) is decoded into a blob while the request is read, and the parsed

@@ -13,9 +13,9 @@ export function hasControlCharacter(text: string): boolean {
 }
 
 /** RFC 5321 section 4.5.3.1: local part at most 64 octets, domain at most 255, a path at most 256 (address 254). */
-export const MAX_LOCAL_PART_OCTETS = 64;
-export const MAX_DOMAIN_OCTETS = 255;
-export const MAX_ADDRESS_OCTETS = 254;
+const MAX_LOCAL_PART_OCTETS = 64;
+const MAX_DOMAIN_OCTETS = 255;
+const MAX_ADDRESS_OCTETS = 254;
 
 /** The RFC 5321 length rule an address breaks, or undefined when its lengths are fine. */
 export function addressLengthProblem(address: string): string | undefined {

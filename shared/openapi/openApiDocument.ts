@@ -30,7 +30,7 @@ export interface ApiInfo {
 }
 
 /** The OpenAPI version the document declares. */
-export const OPENAPI_VERSION = '3.1.1';
+const OPENAPI_VERSION = '3.1.1';
 
 // Azure Functions keys: the host accepts either key in the `x-functions-key` header or the `code` query parameter.
 const SECURITY_SCHEMES: Record<string, Json> = {

@@ -4,14 +4,15 @@
  */
 import type { HttpResponseInit } from '@azure/functions';
 import { APP_VERSION } from '../platform/packageInfo';
-import { buildOpenApiDocument, type OpenApiDocument } from './openApiDocument';
+import { buildOpenApiDocument } from './openApiDocument';
 import { OPERATIONS } from './operations';
 
-let cache: { document: OpenApiDocument; json: string } | undefined;
+let cache: string | undefined;
 
-function built(): { document: OpenApiDocument; json: string } {
-  if (!cache) {
-    const document = buildOpenApiDocument(OPERATIONS, {
+/** The document's JSON (built on first use). */
+function built(): string {
+  cache ??= JSON.stringify(
+    buildOpenApiDocument(OPERATIONS, {
       title: 'Mail gateway for Microsoft 365',
       version: APP_VERSION,
       description:
@@ -21,18 +22,12 @@ function built(): { document: OpenApiDocument; json: string } {
         { name: 'mail', description: 'Sending mail.' },
         { name: 'operations', description: 'Health, diagnostics and this document.' },
       ],
-    });
-    cache = { document, json: JSON.stringify(document) };
-  }
+    }),
+  );
   return cache;
-}
-
-/** The gateway's OpenAPI document (built on first use). */
-export function getOpenApiDocument(): OpenApiDocument {
-  return built().document;
 }
 
 /** Answers 200 with the document. */
 export function openApiResponse(): HttpResponseInit {
-  return { status: 200, headers: { 'content-type': 'application/json' }, body: built().json };
+  return { status: 200, headers: { 'content-type': 'application/json' }, body: built() };
 }

@@ -19,7 +19,7 @@ export interface MailStatusDependencies {
 const MAIL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The status document of `record`. */
-export function statusDocument(record: OutboxRecord): Record<string, unknown> {
+function statusDocument(record: OutboxRecord): Record<string, unknown> {
   const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
   return {
     id: record.id,

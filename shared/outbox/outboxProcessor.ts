@@ -26,9 +26,6 @@ import { PacerContentionError, type MailboxPacer, type Reservation } from '../pa
 import { DECISION_VALID_MS } from '../pacing/messageWindow';
 import { OutboxRecordChangedError, type OutboxRecord, type OutboxStore } from './outboxStore';
 
-/** Default of `OUTBOX_MAX_AGE_HOURS`: a mail not sent within a day of being due fails. */
-export const DEFAULT_OUTBOX_MAX_AGE_MS = 24 * 3_600_000;
-
 /** What the processor needs. */
 export interface OutboxProcessorDependencies {
   store: OutboxStore;

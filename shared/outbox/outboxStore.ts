@@ -20,6 +20,7 @@ import { createBlobContainerClient, createQueueClient, createTableClient } from 
 import { parseJsonStream } from '../platform/jsonStream';
 import { ensureQueue, ensureTable, isStatus, purgeExpired, tableKey } from '../platform/tables';
 import type { AttachmentBlobReader } from '../mail/attachmentBlob';
+import { outboxMessage } from './outboxMessages';
 import { StagedAttachments } from './stagedAttachments';
 import { StagedBlob } from './stagedBlob';
 
@@ -49,7 +50,7 @@ export const OUTBOX_RECORD_RETENTION_MS = 7 * 86_400_000;
 export const INLINE_REQUEST_MAX_BYTES = 30_000;
 
 /** Longest visibility delay Azure Queue storage accepts (7 days). */
-export const MAX_QUEUE_DELAY_MS = 7 * 86_400_000;
+const MAX_QUEUE_DELAY_MS = 7 * 86_400_000;
 
 /** Where a mail is in its life. */
 export type OutboxStatus = 'queued' | 'scheduled' | 'deferred' | 'sending' | 'sent' | 'failed';
@@ -228,9 +229,7 @@ export class OutboxStore implements AttachmentBlobReader {
     const queue = slotAt === undefined ? this.queue : this.pacedQueue;
     await ensureQueue(queue);
     const seconds = Math.ceil(Math.min(Math.max(delayMs, 0), MAX_QUEUE_DELAY_MS) / 1000);
-    const message = Buffer.from(JSON.stringify(slotAt === undefined ? { id } : { id, slotAt }), 'utf8').toString(
-      'base64',
-    );
+    const message = outboxMessage.encode(slotAt === undefined ? { id } : { id, slotAt });
     await queue.sendMessage(message, seconds > 0 ? { visibilityTimeout: seconds } : {});
   }
 

@@ -6,17 +6,11 @@
  * sending twice.
  */
 import type { InvocationContext } from '@azure/functions';
-import { z } from 'zod';
 import { describeForLog, redactSecrets } from '../platform/logSafe';
 import { failureLogLine } from '../mail/failureLog';
 import { queueTry } from '../platform/queueTrigger';
+import { outboxMessage } from './outboxMessages';
 import { failAfterRetries, processOutboxMail, type OutboxProcessorDependencies } from './outboxProcessor';
-
-const outboxMessageSchema = z.object({
-  id: z.string().min(1).max(100),
-  /** The pacer slot the message holds, epoch ms. */
-  slotAt: z.number().int().positive().optional(),
-});
 
 /** Handles one `mail-outbox` message (the host has decoded its base64 JSON). */
 export async function handleOutboxMessage(
@@ -24,7 +18,7 @@ export async function handleOutboxMessage(
   context: InvocationContext,
   deps: OutboxProcessorDependencies,
 ): Promise<void> {
-  const parsed = outboxMessageSchema.safeParse(message);
+  const parsed = outboxMessage.schema.safeParse(message);
   if (!parsed.success) {
     // Not ours to retry: nothing can make it valid. Dropped with a line an operator can find.
     context.warn(

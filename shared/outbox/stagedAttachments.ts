@@ -24,7 +24,7 @@ interface StagedAttachment {
 export type AttachmentBlobOpener = (index: number) => { blobName: string; blob: StagedBlob };
 
 /** Content type of an attachment blob: its bytes, whatever the attachment's own type. */
-export const ATTACHMENT_BLOB_CONTENT_TYPE = 'application/octet-stream';
+const ATTACHMENT_BLOB_CONTENT_TYPE = 'application/octet-stream';
 
 /** The staged attachment blobs of one request. */
 export class StagedAttachments {

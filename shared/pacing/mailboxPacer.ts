@@ -35,13 +35,13 @@ import {
 export const MAILBOX_PACING_TABLE = 'mailboxpacing';
 
 /** Graph's concurrent requests per app and mailbox. */
-export const DEFAULT_MAX_CONCURRENT = 4;
+const DEFAULT_MAX_CONCURRENT = 4;
 
 /** Lease lifetime when none is given: long enough for a large upload, short enough to recover from a crash. */
-export const DEFAULT_LEASE_MS = 5 * 60_000;
+const DEFAULT_LEASE_MS = 5 * 60_000;
 
 /** Read-decide-write rounds per call before giving up on a row other instances keep changing. */
-export const DEFAULT_MAX_ATTEMPTS = 10;
+const DEFAULT_MAX_ATTEMPTS = 10;
 
 /** Pacer settings; `maxConcurrent` and `leaseMs` have defaults. */
 export type MailboxPacerOptions = Pick<PacerLimits, 'messagesPerMinute' | 'recipientsPerDay'> &

@@ -18,7 +18,7 @@ import { MESSAGE_BUCKET_MS, MESSAGE_WINDOW_MS } from './messageWindow';
 export const US_PER_MS = 1000;
 
 /** How much less late a holder may be than the holder N slots before it and still find room (see above). */
-export const SLOT_SLACK_MS = 1000;
+const SLOT_SLACK_MS = 1000;
 
 /**
  * The interval T between slots in microseconds for `messagesPerMinute` (N): (61 s + one count bucket + the slack) / N,

@@ -25,7 +25,7 @@ function bucketOf(window: SlidingWindow, nowMs: number): number {
 }
 
 /** The buckets a check at `nowMs` still counts (the others can be dropped from the row). */
-export function countedBuckets(window: SlidingWindow, buckets: SlidingBuckets, nowMs: number): SlidingBuckets {
+function countedBuckets(window: SlidingWindow, buckets: SlidingBuckets, nowMs: number): SlidingBuckets {
   const oldest = bucketOf(window, nowMs) - window.windowMs / window.bucketMs;
   return buckets.filter(([bucket]) => bucket >= oldest);
 }

@@ -26,6 +26,37 @@ export interface SettingDefinition {
   description: string;
 }
 
+/** The range and unit of a setting that is a whole number: validation messages name the unit. */
+interface WholeNumberRule {
+  /** The value when the setting is unset. */
+  value: number;
+  min: number;
+  max: number;
+  /** Plural, as in "must be a whole number of hours". */
+  unit: string;
+}
+
+/**
+ * Each optional setting's default, written once: {@link loadConfig} falls back to it, and the descriptions in
+ * {@link SETTINGS} quote it. Whole-number settings carry their range too (what the validation messages name). The
+ * README, `local.settings.sample.json` and `infra/` state the same values; a test holds them equal.
+ */
+export const DEFAULTS = {
+  AZURE_CLOUD: { value: 'global' },
+  CREDENTIAL_REFRESH_MINUTES: { value: 60, min: 1, max: 1440, unit: 'minutes' },
+  MAX_SEND_REQUEST_MB: { value: 50, min: 1, max: 100, unit: 'MB' },
+  IDEMPOTENCY_TTL_HOURS: { value: 24, min: 1, max: 24 * 30, unit: 'hours' },
+  GRAPH_MAX_WAIT_SECONDS: { value: 30, min: 0, max: 600, unit: 'seconds' },
+  GRAPH_PERMISSION_CHECK: { value: 'token' },
+  /** At minute 0 of every hour. */
+  RENEWAL_SCHEDULE: { value: '0 0 * * * *' },
+  RENEWAL_WINDOW_HOURS: { value: 48, min: 1, max: 168, unit: 'hours' },
+  MAILBOX_MESSAGES_PER_MINUTE: { value: 30, min: 1, max: 10_000, unit: 'messages' },
+  MAILBOX_RECIPIENTS_PER_DAY: { value: 10_000, min: 1, max: 1_000_000, unit: 'recipients' },
+  /** A mail not sent within a day of being due fails. */
+  OUTBOX_MAX_AGE_HOURS: { value: 24, min: 1, max: 168, unit: 'hours' },
+} as const satisfies Record<string, { value: string } | WholeNumberRule>;
+
 /**
  * Every setting the config module reads. Storage is the `AzureWebJobsStorage` family: a connection string, or
  * the identity-based `AzureWebJobsStorage__*` properties the Functions host also understands.
@@ -35,7 +66,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
     name: 'AZURE_CLOUD',
     required: false,
     source: 'app',
-    description: `Microsoft cloud: ${CLOUD_NAMES.join(', ')} (default global).`,
+    description: `Microsoft cloud: ${CLOUD_NAMES.join(', ')} (default ${DEFAULTS.AZURE_CLOUD.value}).`,
   },
   {
     name: 'ENTRA_TENANT_ID',
@@ -74,7 +105,8 @@ export const SETTINGS: readonly SettingDefinition[] = [
     required: false,
     source: 'app',
     description:
-      'How often to check Key Vault for a new credential version (default 60). A rejected credential is re-read at once.',
+      `How often to check Key Vault for a new credential version (default ${DEFAULTS.CREDENTIAL_REFRESH_MINUTES.value}). ` +
+      'A rejected credential is re-read at once.',
   },
   {
     name: 'ENTRA_AUTHORITY_HOST',
@@ -106,27 +138,30 @@ export const SETTINGS: readonly SettingDefinition[] = [
     required: false,
     source: 'app',
     description:
-      'Largest POST /api/mail/send body accepted, in MB (default 50, at most 100); larger bodies get 413 naming the cap.',
+      `Largest POST /api/mail/send body accepted, in MB (default ${DEFAULTS.MAX_SEND_REQUEST_MB.value}, at most ${DEFAULTS.MAX_SEND_REQUEST_MB.max}); ` +
+      'larger bodies get 413 naming the cap.',
   },
   {
     name: 'IDEMPOTENCY_TTL_HOURS',
     required: false,
     source: 'app',
-    description: 'How long an Idempotency-Key and its result are kept (default 24 hours).',
+    description: `How long an Idempotency-Key and its result are kept (default ${DEFAULTS.IDEMPOTENCY_TTL_HOURS.value} hours).`,
   },
   {
     name: 'GRAPH_MAX_WAIT_SECONDS',
     required: false,
     source: 'app',
     description:
-      'Longest total time one Graph call may spend waiting out 429/503 Retry-After answers (default 30); past it the caller gets 503 with Retry-After.',
+      `Longest total time one Graph call may spend waiting out 429/503 Retry-After answers (default ${DEFAULTS.GRAPH_MAX_WAIT_SECONDS.value}); ` +
+      'past it the caller gets 503 with Retry-After.',
   },
   {
     name: 'GRAPH_PERMISSION_CHECK',
     required: false,
     source: 'app',
     description:
-      "token (default): refuse a send whose token lacks Mail.Send, naming the missing admin consent, before Graph is called. off: leave the decision to Graph, for Exchange RBAC for Applications, whose grants never appear in the token's roles.",
+      `${DEFAULTS.GRAPH_PERMISSION_CHECK.value} (default): ` +
+      "refuse a send whose token lacks Mail.Send, naming the missing admin consent, before Graph is called. off: leave the decision to Graph, for Exchange RBAC for Applications, whose grants never appear in the token's roles.",
   },
   {
     name: 'WEBHOOK_BASE_URL',
@@ -147,14 +182,16 @@ export const SETTINGS: readonly SettingDefinition[] = [
     required: false,
     source: 'app',
     description:
-      'NCRONTAB schedule (six fields, UTC) of the subscription renewal timer, which also purges expired records (default 0 0 * * * *, hourly).',
+      'NCRONTAB schedule (six fields, UTC) of the subscription renewal timer, which also purges expired records ' +
+      `(default ${DEFAULTS.RENEWAL_SCHEDULE.value}, hourly).`,
   },
   {
     name: 'RENEWAL_WINDOW_HOURS',
     required: false,
     source: 'app',
     description:
-      'Renew every subscription that expires within this many hours (default 48, at most 168: a message subscription lives at most 10,080 minutes), and never before half of the lifetime Graph granted it has passed.',
+      `Renew every subscription that expires within this many hours (default ${DEFAULTS.RENEWAL_WINDOW_HOURS.value}, at most ${DEFAULTS.RENEWAL_WINDOW_HOURS.max}: ` +
+      'a message subscription lives at most 10,080 minutes), and never before half of the lifetime Graph granted it has passed.',
   },
   {
     name: 'EVENTS_WEBHOOK_URL',
@@ -175,21 +212,24 @@ export const SETTINGS: readonly SettingDefinition[] = [
     required: false,
     source: 'app',
     description:
-      "Messages the outbox processor sends per minute per mailbox, across all instances (default 30, Exchange Online's message rate limit).",
+      'Messages the outbox processor sends per minute per mailbox, across all instances ' +
+      `(default ${DEFAULTS.MAILBOX_MESSAGES_PER_MINUTE.value}, Exchange Online's message rate limit).`,
   },
   {
     name: 'MAILBOX_RECIPIENTS_PER_DAY',
     required: false,
     source: 'app',
     description:
-      "Recipients (To + Cc + Bcc) the outbox processor sends to per mailbox in any 24 h, counted before the send (default 10000, Exchange Online's recipient rate limit); a mail over it is deferred, never sent into an NDR.",
+      'Recipients (To + Cc + Bcc) the outbox processor sends to per mailbox in any 24 h, counted before the send ' +
+      `(default ${DEFAULTS.MAILBOX_RECIPIENTS_PER_DAY.value}, Exchange Online's recipient rate limit); a mail over it is deferred, never sent into an NDR.`,
   },
   {
     name: 'OUTBOX_MAX_AGE_HOURS',
     required: false,
     source: 'app',
     description:
-      'How long the outbox processor keeps trying a mail (waits, Retry-After, interrupted attempts) before marking it failed (default 24, at most 168).',
+      'How long the outbox processor keeps trying a mail (waits, Retry-After, interrupted attempts) before marking it failed ' +
+      `(default ${DEFAULTS.OUTBOX_MAX_AGE_HOURS.value}, at most ${DEFAULTS.OUTBOX_MAX_AGE_HOURS.max}).`,
   },
   {
     name: 'AzureWebJobsStorage',
@@ -289,15 +329,12 @@ export interface GatewayConfig {
   };
 }
 
-/** The renewal timer's default schedule: at minute 0 of every hour. */
-export const DEFAULT_RENEWAL_SCHEDULE = '0 0 * * * *';
-
 /**
  * The renewal timer's schedule, read straight from the environment: the timer is registered while the worker loads,
  * before the appStart hook validates the whole configuration (which reports a malformed value by name).
  */
 export function renewalScheduleSetting(env: NodeJS.ProcessEnv = process.env): string {
-  return env.RENEWAL_SCHEDULE?.trim() || DEFAULT_RENEWAL_SCHEDULE;
+  return env.RENEWAL_SCHEDULE?.trim() || DEFAULTS.RENEWAL_SCHEDULE.value;
 }
 
 /** Thrown when settings are missing or malformed; `problems` names each setting. */
@@ -333,7 +370,7 @@ const httpsUrl = (what: string) =>
   );
 const guid = (what: string) => z.string().regex(GUID, { message: `must be a GUID (${what})` });
 
-const wholeNumber = (min: number, max: number, unit: string) =>
+const wholeNumber = ({ min, max, unit }: WholeNumberRule) =>
   optional()
     .refine((v) => v === undefined || /^\d+$/.test(v), { message: `must be a whole number of ${unit}` })
     .transform((v) => (v === undefined ? undefined : Number(v)))
@@ -370,7 +407,7 @@ const settingsSchema = z.object({
     z.string().regex(/^[0-9a-zA-Z-]{1,127}$/, { message: 'must be a Key Vault object name (letters, digits, dashes)' }),
   ),
   MANAGED_IDENTITY_CLIENT_ID: optional().pipe(guid('the managed identity client id').optional()),
-  CREDENTIAL_REFRESH_MINUTES: wholeNumber(1, 1440, 'minutes'),
+  CREDENTIAL_REFRESH_MINUTES: wholeNumber(DEFAULTS.CREDENTIAL_REFRESH_MINUTES),
   ALLOWED_SENDERS: present('is missing: name the mailboxes callers may send as').pipe(mailboxList()),
   WEBHOOK_BASE_URL: optional().pipe(
     httpsUrl('Graph calls only https notification URLs')
@@ -383,7 +420,7 @@ const settingsSchema = z.object({
   RENEWAL_SCHEDULE: optional().refine((v) => v === undefined || NCRONTAB.test(v), {
     message: 'must be a six-field NCRONTAB expression such as 0 0 * * * * (or a TimeSpan such as 01:00:00)',
   }),
-  RENEWAL_WINDOW_HOURS: wholeNumber(1, 168, 'hours'),
+  RENEWAL_WINDOW_HOURS: wholeNumber(DEFAULTS.RENEWAL_WINDOW_HOURS),
   EVENTS_WEBHOOK_URL: optional().pipe(httpsUrl('events are signed, and only sent over https').optional()),
   EVENTS_SIGNING_SECRET: optional()
     .refine((v) => v === undefined || !KEY_VAULT_REFERENCE.test(v), {
@@ -393,12 +430,12 @@ const settingsSchema = z.object({
     .refine((v) => v === undefined || KEY_VAULT_REFERENCE.test(v) || isSigningSecret(v), {
       message: 'must be a Standard Webhooks secret: whsec_ followed by the base64 of 24 to 64 random bytes',
     }),
-  MAX_SEND_REQUEST_MB: wholeNumber(1, 100, 'MB'),
-  MAILBOX_MESSAGES_PER_MINUTE: wholeNumber(1, 10_000, 'messages'),
-  MAILBOX_RECIPIENTS_PER_DAY: wholeNumber(1, 1_000_000, 'recipients'),
-  OUTBOX_MAX_AGE_HOURS: wholeNumber(1, 168, 'hours'),
-  IDEMPOTENCY_TTL_HOURS: wholeNumber(1, 24 * 30, 'hours'),
-  GRAPH_MAX_WAIT_SECONDS: wholeNumber(0, 600, 'seconds'),
+  MAX_SEND_REQUEST_MB: wholeNumber(DEFAULTS.MAX_SEND_REQUEST_MB),
+  MAILBOX_MESSAGES_PER_MINUTE: wholeNumber(DEFAULTS.MAILBOX_MESSAGES_PER_MINUTE),
+  MAILBOX_RECIPIENTS_PER_DAY: wholeNumber(DEFAULTS.MAILBOX_RECIPIENTS_PER_DAY),
+  OUTBOX_MAX_AGE_HOURS: wholeNumber(DEFAULTS.OUTBOX_MAX_AGE_HOURS),
+  IDEMPOTENCY_TTL_HOURS: wholeNumber(DEFAULTS.IDEMPOTENCY_TTL_HOURS),
+  GRAPH_MAX_WAIT_SECONDS: wholeNumber(DEFAULTS.GRAPH_MAX_WAIT_SECONDS),
   GRAPH_PERMISSION_CHECK: optional().pipe(z.enum(['token', 'off'], { error: 'must be token or off' }).optional()),
   ENTRA_AUTHORITY_HOST: optional().pipe(httpsUrl('MSAL refuses a non-https authority').optional()),
   GRAPH_BASE_URL: optional().pipe(httpsUrl('Graph is only served over https').optional()),
@@ -472,7 +509,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   }
 
   const cloudName: CloudName =
-    settings.AZURE_CLOUD && isCloudName(settings.AZURE_CLOUD) ? settings.AZURE_CLOUD : 'global';
+    settings.AZURE_CLOUD && isCloudName(settings.AZURE_CLOUD) ? settings.AZURE_CLOUD : DEFAULTS.AZURE_CLOUD.value;
   const cloud = CLOUDS[cloudName];
   const graphBaseUrl = trimSlash(settings.GRAPH_BASE_URL ?? cloud.graphBaseUrl);
   const endpoints: CloudEndpoints = {
@@ -494,23 +531,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
       verifyChallengeResource: new URL(keyVaultUrl).hostname.endsWith(`.${cloud.keyVaultDnsSuffix}`),
     },
     managedIdentityClientId: settings.MANAGED_IDENTITY_CLIENT_ID,
-    credentialRefreshMs: (settings.CREDENTIAL_REFRESH_MINUTES ?? 60) * 60_000,
+    credentialRefreshMs: (settings.CREDENTIAL_REFRESH_MINUTES ?? DEFAULTS.CREDENTIAL_REFRESH_MINUTES.value) * 60_000,
     storage,
     allowedSenders: parseMailboxPolicy(settings.ALLOWED_SENDERS),
-    maxSendRequestBytes: (settings.MAX_SEND_REQUEST_MB ?? 50) * 1024 * 1024,
-    idempotencyTtlMs: (settings.IDEMPOTENCY_TTL_HOURS ?? 24) * 3_600_000,
-    graphMaxWaitSeconds: settings.GRAPH_MAX_WAIT_SECONDS ?? 30,
-    graphPermissionCheck: settings.GRAPH_PERMISSION_CHECK ?? 'token',
+    maxSendRequestBytes: (settings.MAX_SEND_REQUEST_MB ?? DEFAULTS.MAX_SEND_REQUEST_MB.value) * 1024 * 1024,
+    idempotencyTtlMs: (settings.IDEMPOTENCY_TTL_HOURS ?? DEFAULTS.IDEMPOTENCY_TTL_HOURS.value) * 3_600_000,
+    graphMaxWaitSeconds: settings.GRAPH_MAX_WAIT_SECONDS ?? DEFAULTS.GRAPH_MAX_WAIT_SECONDS.value,
+    graphPermissionCheck: settings.GRAPH_PERMISSION_CHECK ?? DEFAULTS.GRAPH_PERMISSION_CHECK.value,
     watch: {
       webhookBaseUrl: settings.WEBHOOK_BASE_URL && trimSlash(settings.WEBHOOK_BASE_URL),
       allowedMailboxes: parseMailboxPolicy(settings.ALLOWED_WATCH_MAILBOXES ?? ''),
-      renewalSchedule: settings.RENEWAL_SCHEDULE ?? DEFAULT_RENEWAL_SCHEDULE,
-      renewalWindowMs: (settings.RENEWAL_WINDOW_HOURS ?? 48) * 3_600_000,
+      renewalSchedule: settings.RENEWAL_SCHEDULE ?? DEFAULTS.RENEWAL_SCHEDULE.value,
+      renewalWindowMs: (settings.RENEWAL_WINDOW_HOURS ?? DEFAULTS.RENEWAL_WINDOW_HOURS.value) * 3_600_000,
     },
     outbox: {
-      messagesPerMinute: settings.MAILBOX_MESSAGES_PER_MINUTE ?? 30,
-      recipientsPerDay: settings.MAILBOX_RECIPIENTS_PER_DAY ?? 10_000,
-      maxAgeMs: (settings.OUTBOX_MAX_AGE_HOURS ?? 24) * 3_600_000,
+      messagesPerMinute: settings.MAILBOX_MESSAGES_PER_MINUTE ?? DEFAULTS.MAILBOX_MESSAGES_PER_MINUTE.value,
+      recipientsPerDay: settings.MAILBOX_RECIPIENTS_PER_DAY ?? DEFAULTS.MAILBOX_RECIPIENTS_PER_DAY.value,
+      maxAgeMs: (settings.OUTBOX_MAX_AGE_HOURS ?? DEFAULTS.OUTBOX_MAX_AGE_HOURS.value) * 3_600_000,
     },
     events: {
       webhook:

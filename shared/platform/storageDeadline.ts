@@ -27,7 +27,7 @@ export const REQUEST_STORAGE_CALL_MS = 5_000;
 /** Budget of all the webhook's storage calls together: Graph drops a notification POST not answered within 3 s. */
 export const WEBHOOK_STORAGE_DEADLINE_MS = 2_000;
 /** Limit of one storage call (all its tries) outside a request: queue and timer triggers. */
-export const BACKGROUND_STORAGE_CALL_MS = 60_000;
+const BACKGROUND_STORAGE_CALL_MS = 60_000;
 
 /** A storage service. */
 export type StorageService = 'table' | 'queue' | 'blob';

@@ -33,7 +33,7 @@ export interface CatchUpResult {
 }
 
 /** True when Graph says the delta token can't be used any more. */
-export function isSyncStateLost(err: unknown): boolean {
+function isSyncStateLost(err: unknown): boolean {
   if (!(err instanceof GraphError)) return false;
   return err.statusCode === 410 || /syncstatenotfound|resyncrequired|syncstateinvalid/i.test(err.code ?? '');
 }

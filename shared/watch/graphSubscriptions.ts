@@ -14,9 +14,9 @@ import { MAX_BATCH_ITEMS, sendBatches, type BatchOptions, type BatchResponse } f
  * The longest lifetime, in minutes, live tenants grant a subscription on Outlook messages (documented: 10,080) ("can only be 10070 minutes in the future"): asking for the documented
  * maximum would cost every create and renewal a refused call first.
  */
-export const GRANTED_MAX_MINUTES = 10_070;
+const GRANTED_MAX_MINUTES = 10_070;
 /** Graph raises shorter expirations to this many minutes. */
-export const MIN_MINUTES = 45;
+const MIN_MINUTES = 45;
 const SKEW_MS = 60_000;
 const MAX_EXPIRY = /can only be (\d+) minutes in the future/i;
 
@@ -44,7 +44,7 @@ export type RenewResult =
   | { kind: 'failed'; status: number; error: string };
 
 /** The Inbox messages resource of `mailbox`, as a subscription names it. */
-export function inboxResource(mailbox: string): string {
+function inboxResource(mailbox: string): string {
   return `users/${mailbox}/mailFolders('inbox')/messages`;
 }
 

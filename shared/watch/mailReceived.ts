@@ -8,7 +8,7 @@ import type { Message, Recipient } from '@microsoft/microsoft-graph-types';
 import { mailboxEvent, type CloudEvent, type MailReceivedData } from '../events/cloudEvent';
 
 /** The CloudEvents type of a new mail. */
-export const MAIL_RECEIVED = 'mail.received';
+const MAIL_RECEIVED = 'mail.received';
 /** The message properties the event needs (`$select`). */
 export const MESSAGE_SELECT = 'id,internetMessageId,subject,from,toRecipients,receivedDateTime,hasAttachments';
 /** Recipients listed in an event at most; `toCount` gives the real number (a queue message holds 64 KiB). */

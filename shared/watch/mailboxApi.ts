@@ -110,7 +110,7 @@ export async function handleMailboxes(
 }
 
 /** The view of a stored record. */
-export function mailboxView(record: WatchedMailbox): MailboxView {
+function mailboxView(record: WatchedMailbox): MailboxView {
   return {
     mailbox: record.mailbox,
     subscriptionId: record.subscriptionId,

@@ -9,30 +9,14 @@ import type { InvocationContext } from '@azure/functions';
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
 import type { Message } from '@microsoft/microsoft-graph-types';
 import type { QueueClient } from '@azure/storage-queue';
-import { z } from 'zod';
 import { logValue } from '../platform/logSafe';
 import { MAX_DEQUEUE_COUNT, queueTry } from '../platform/queueTrigger';
 import { PublishInProgressError, type EventPublisher } from '../events/eventPublisher';
 import { ensureQueue } from '../platform/tables';
 import { mailReceivedEvent, mailReceivedIdentity, MESSAGE_SELECT } from './mailReceived';
+import { poisonedNotification, queuedNotification } from './notificationMessages';
 import type { WatchService } from './watchService';
 import type { WatchStore } from './watchStore';
-
-const queuedSchema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('change'),
-    subscriptionId: z.string().min(1),
-    mailbox: z.string().min(3),
-    messageId: z.string().min(1),
-    changeType: z.string(),
-  }),
-  z.object({
-    kind: z.literal('lifecycle'),
-    subscriptionId: z.string().min(1),
-    mailbox: z.string().min(3),
-    lifecycleEvent: z.string(),
-  }),
-]);
 
 /** What the processor needs. */
 export interface ProcessorDependencies {
@@ -50,7 +34,7 @@ export async function processNotification(
   context: InvocationContext,
   deps: ProcessorDependencies,
 ): Promise<void> {
-  const parsed = queuedSchema.safeParse(message);
+  const parsed = queuedNotification.schema.safeParse(message);
   if (!parsed.success) {
     await poison(deps, context, message, `not a queued notification: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     return;
@@ -141,8 +125,9 @@ async function handleLifecycle(
 async function poison(deps: ProcessorDependencies, context: InvocationContext, message: unknown, reason: string) {
   context.error(`moving a notification to ${deps.poisonQueue.name}: ${reason}`);
   await ensureQueue(deps.poisonQueue);
-  const body = JSON.stringify({ reason, failedAt: new Date().toISOString(), message });
-  await deps.poisonQueue.sendMessage(Buffer.from(body, 'utf8').toString('base64'));
+  await deps.poisonQueue.sendMessage(
+    poisonedNotification.encode({ reason, failedAt: new Date().toISOString(), message }),
+  );
 }
 
 /**

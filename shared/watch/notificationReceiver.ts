@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { logValue } from '../platform/logSafe';
 import { problem, problemResponse } from '../platform/problem';
 import { ensureQueue } from '../platform/tables';
+import { queuedNotification, type QueuedNotification } from './notificationMessages';
 import { readWebhookBody } from './webhookBody';
 import { MAX_UNKNOWN_PER_POST, type ResolvedSubscriptions, type SubscriptionLookup } from './subscriptionLookup';
 
@@ -20,13 +21,6 @@ import { MAX_UNKNOWN_PER_POST, type ResolvedSubscriptions, type SubscriptionLook
 export const NOTIFICATIONS_QUEUE = 'graph-notifications';
 /** Largest notification POST accepted; Graph batches notifications, but never near this. */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
-/** Lifecycle events Graph documents. */
-export const LIFECYCLE_EVENTS = ['reauthorizationRequired', 'subscriptionRemoved', 'missed'] as const;
-
-/** A notification as queued for `processNotifications`. */
-export type QueuedNotification =
-  | { kind: 'change'; subscriptionId: string; mailbox: string; messageId: string; changeType: string }
-  | { kind: 'lifecycle'; subscriptionId: string; mailbox: string; lifecycleEvent: string };
 
 const itemSchema = z.looseObject({
   subscriptionId: z.string().min(1).max(256),
@@ -112,9 +106,7 @@ export async function receiveGraphNotifications(
   }
   try {
     await ensureQueue(deps.queue);
-    await Promise.all(
-      accepted.map((n) => deps.queue.sendMessage(Buffer.from(JSON.stringify(n), 'utf8').toString('base64'))),
-    );
+    await Promise.all(accepted.map((n) => deps.queue.sendMessage(queuedNotification.encode(n))));
   } catch (err) {
     return unavailable(context, 'writing to the notifications queue', err);
   }

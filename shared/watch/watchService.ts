@@ -10,8 +10,8 @@ import type { GraphSubscription, GraphSubscriptions, RenewResult } from './graph
 import { LeaseLostError, type MailboxLease, type WatchedMailbox, type WatchStore } from './watchStore';
 
 /** Paths of the webhook endpoints below the app's origin. */
-export const NOTIFICATIONS_PATH = '/api/graph/notifications';
-export const LIFECYCLE_PATH = '/api/graph/lifecycle';
+const NOTIFICATIONS_PATH = '/api/graph/notifications';
+const LIFECYCLE_PATH = '/api/graph/lifecycle';
 
 /** Table writes in flight at once while storing renewal outcomes. */
 const STORE_CONCURRENCY = 16;
