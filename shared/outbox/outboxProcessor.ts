@@ -19,7 +19,7 @@ import type { AppCredential } from '../identity/appCredential';
 import { explainAccessDenied } from '../mail/accessDenied';
 import { reviveAttachmentBlobs } from '../mail/attachmentBlob';
 import type { MailSender } from '../mail/mailSender';
-import { SendProblem } from '../mail/sendProblems';
+import { HttpProblem } from '../platform/httpProblem';
 import { parseSendRequest } from '../mail/sendRequest';
 import { problem, type ProblemDocument } from '../platform/problem';
 import { PacerContentionError, type MailboxPacer, type Reservation } from '../pacing/mailboxPacer';
@@ -392,7 +392,7 @@ async function handleSendFailure(
   deps: OutboxProcessorDependencies,
   err: unknown,
 ): Promise<ProcessResult> {
-  if (!(err instanceof SendProblem)) throw err;
+  if (!(err instanceof HttpProblem)) throw err;
   const graph = err.doc.graph as { status?: number; requestId?: string } | undefined;
   const requestIds = graph?.requestId ? [...record.requestIds, graph.requestId] : record.requestIds;
   const now = (deps.now ?? Date.now)();

@@ -10,8 +10,10 @@ import { RestError } from '@azure/core-rest-pipeline';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { AppCredential } from '../../identity/appCredential';
 import type { GatewayConfig } from '../../platform/config';
-import { problem, problemResponse } from '../../platform/problem';
-import { describeForLog, logValue } from '../../platform/logSafe';
+import { HttpProblem } from '../../platform/httpProblem';
+import { internalProblem } from '../../platform/internalProblem';
+import { problemResponse } from '../../platform/problem';
+import { logValue } from '../../platform/logSafe';
 import { failureLogLine } from '../../mail/failureLog';
 import { AdminConsentMissingError } from '../../identity/tokenClaims';
 import { requiredGraphRoles } from '../../mail/composeMessage';
@@ -28,7 +30,6 @@ import {
   idempotencyConflictProblem,
   idempotencyInProgressProblem,
   notJsonProblem,
-  SendProblem,
   senderNotAllowedProblem,
   tooDeepProblem,
   tooLargeProblem,
@@ -89,28 +90,20 @@ export async function handleSendMail(
   } catch (caught) {
     if (caught instanceof ClientDisconnected) {
       context.info(`send abandoned: ${caught.message}; nothing was sent`);
-      return problemResponse(notJsonProblem('The request body was cut off.').doc);
+      return notJsonProblem('The request body was cut off.').toResponse();
     }
     const err = credentialDependencyProblem(caught) ?? caught;
-    if (err instanceof SendProblem) {
+    if (err instanceof HttpProblem) {
       const line = failureLogLine(err.doc, facts.mailbox, err.logDetail);
       if (err.doc.status >= 500) context.error(line);
       else context.warn(line);
-      return problemResponse(err.doc, err.headers);
+      return err.toResponse();
     }
-    const incident = randomUUID();
-    context.error(
-      `send failed unexpectedly (incident ${incident}) for ${logValue(facts.mailbox ?? '-')}: ${describeForLog(err)}`,
-    );
-    return problemResponse(
-      problem(
-        500,
-        'internal',
-        'The gateway failed',
-        `An unexpected error occurred; incident ${incident} is in the gateway's logs. Nothing was sent.`,
-        { incident },
-      ),
-    );
+    return internalProblem(context, err, {
+      operation: 'send',
+      about: logValue(facts.mailbox ?? '-'),
+      consequence: 'Nothing was sent.',
+    }).toResponse();
   }
 }
 
