@@ -53,19 +53,22 @@ export function graphFailureProblem(failure: GraphFailure, cases: GraphProblemCa
   };
   const make: GraphProblemMaker = (status, slug, title, detail, retryAfterSeconds) =>
     new HttpProblem(problem(status, slug, title, detail, { graph }), { retryAfterSeconds, cause: failure });
-  const worded = (status: number, slug: ProblemSlug, words: ProblemWords) =>
-    make(status, slug, words.title, words.detail);
-
   const own = cases.before?.(failure, make);
   if (own) return own;
   switch (failure.code) {
-    case 'ErrorAccessDenied':
-      return worded(403, 'mailbox-out-of-scope', cases.accessDenied(failure));
-    case 'MailboxNotEnabledForRESTAPI':
-      return worded(422, 'mailbox-not-enabled', cases.mailboxNotEnabled(failure));
+    case 'ErrorAccessDenied': {
+      const { title, detail } = cases.accessDenied(failure);
+      return make(403, 'mailbox-out-of-scope', title, detail);
+    }
+    case 'MailboxNotEnabledForRESTAPI': {
+      const { title, detail } = cases.mailboxNotEnabled(failure);
+      return make(422, 'mailbox-not-enabled', title, detail);
+    }
     case 'ErrorInvalidUser':
-    case 'Request_ResourceNotFound':
-      return worded(422, 'mailbox-not-found', cases.mailboxNotFound(failure));
+    case 'Request_ResourceNotFound': {
+      const { title, detail } = cases.mailboxNotFound(failure);
+      return make(422, 'mailbox-not-found', title, detail);
+    }
   }
   const byStatus = cases.after?.(failure, make);
   if (byStatus) return byStatus;
