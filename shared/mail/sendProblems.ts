@@ -198,7 +198,7 @@ export interface GraphCallInfo {
  * Seconds a caller should wait after Graph throttled a send: Graph's `Retry-After` rounded up (at least 1 s), else
  * {@link THROTTLED_RETRY_AFTER_SECONDS}. The answer's `Retry-After`, and the outbox's wait before trying again.
  */
-export function throttledWaitSeconds(failure: GraphFailure): number {
+function throttledWaitSeconds(failure: GraphFailure): number {
   return Math.max(1, Math.ceil(failure.retryAfterSeconds ?? THROTTLED_RETRY_AFTER_SECONDS));
 }
 
