@@ -4,9 +4,10 @@
  */
 import type { AppCredential } from '../identity/appCredential';
 import { AdminConsentMissingError } from '../identity/tokenClaims';
+import { graphFailureOf } from '../graph/graphFailure';
+import { HttpProblem } from '../platform/httpProblem';
 import { problem } from '../platform/problem';
 import { requiredGraphRoles } from './composeMessage';
-import { SendProblem } from './sendProblems';
 import type { SendRequest } from './sendRequest';
 
 /** Rethrows `err`, made specific when it is an access denial that the token's missing roles explain. */
@@ -15,15 +16,14 @@ export async function explainAccessDenied(
   request: SendRequest,
   credential: Pick<AppCredential, 'requireGraphPermissions'>,
 ): Promise<never> {
-  const graph = err instanceof SendProblem ? (err.doc.graph as { code?: string } | undefined) : undefined;
-  if (!(err instanceof SendProblem) || graph?.code !== 'ErrorAccessDenied') throw err;
+  if (!(err instanceof HttpProblem) || graphFailureOf(err)?.code !== 'ErrorAccessDenied') throw err;
   const roles = requiredGraphRoles(request);
   const missing = await credential
     .requireGraphPermissions(roles)
     .then(() => [])
     .catch((e: unknown) => (e instanceof AdminConsentMissingError ? [...e.missing] : []));
   if (missing.length === 0) throw err;
-  throw new SendProblem(
+  throw new HttpProblem(
     problem(
       403,
       'graph-access-denied',
@@ -31,6 +31,6 @@ export async function explainAccessDenied(
       `admin consent not granted for ${missing.join(', ')} (the token lacks ${missing.length > 1 ? 'them' : 'it'}), unless Exchange RBAC for Applications grants ${missing.length > 1 ? 'them' : 'it'} and '${request.from}' is outside that scope. Grant admin consent in Entra ID, or add the mailbox to the scope (infra/Set-MailboxScope.ps1).`,
       { graph: err.doc.graph, missingPermissions: missing },
     ),
-    err.headers,
+    { headers: err.headers, retryAfterSeconds: err.retryAfterSeconds, cause: err.cause },
   );
 }

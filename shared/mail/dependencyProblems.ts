@@ -8,12 +8,12 @@ import { GraphError } from '@microsoft/microsoft-graph-client';
 import { explainStorageError, storageUnavailableProblem } from '../platform/storageErrors';
 import { entraReason, explainEntraError } from '../identity/entraErrors';
 import type { GatewayConfig } from '../platform/config';
+import { HttpProblem } from '../platform/httpProblem';
 import { problem } from '../platform/problem';
 import type { ProblemSlug } from '../platform/problemCatalogue';
-import { SendProblem } from './sendProblems';
 
 /** Seconds a caller should wait before retrying a send that failed on a dependency. */
-const DEPENDENCY_RETRY_AFTER_SECONDS = '30';
+const DEPENDENCY_RETRY_AFTER_SECONDS = 30;
 
 /** Error names `@azure/identity` gives a failed token request. */
 const ENTRA_ERRORS = new Set(['AuthenticationError', 'CredentialUnavailableError', 'AggregateAuthenticationError']);
@@ -26,14 +26,14 @@ function localFailure(err: unknown): { name: string; message: string } | undefin
   return err instanceof Error ? { name: err.name, message: err.message } : undefined;
 }
 
-function dependencyFailure(dependency: string, slug: ProblemSlug, title: string, detail: string): SendProblem {
-  return new SendProblem(problem(503, slug, title, `${detail} Nothing was sent.`, { dependency }), {
-    'retry-after': DEPENDENCY_RETRY_AFTER_SECONDS,
+function dependencyFailure(dependency: string, slug: ProblemSlug, title: string, detail: string): HttpProblem {
+  return new HttpProblem(problem(503, slug, title, `${detail} Nothing was sent.`, { dependency }), {
+    retryAfterSeconds: DEPENDENCY_RETRY_AFTER_SECONDS,
   });
 }
 
 /** The 503 for a Key Vault or Entra ID failure while getting the app's token, or undefined for anything else. */
-export function credentialDependencyProblem(err: unknown): SendProblem | undefined {
+export function credentialDependencyProblem(err: unknown): HttpProblem | undefined {
   const failure = localFailure(err);
   if (!failure) return undefined;
   if (failure.name === 'KeyVaultAccessError') {
@@ -71,9 +71,9 @@ export function credentialDependencyProblem(err: unknown): SendProblem | undefin
  * The 503 for a storage failure, naming the role, "storage unreachable" or the deadline it missed; `resource` is the
  * table named when the error does not say which call failed.
  */
-export function storageDependencyProblem(err: unknown, resource: string, config: GatewayConfig): SendProblem {
+export function storageDependencyProblem(err: unknown, resource: string, config: GatewayConfig): HttpProblem {
   const tagged = storageUnavailableProblem(err, config, 'Nothing was sent.');
-  if (tagged) return new SendProblem(tagged.doc, tagged.headers);
+  if (tagged) return new HttpProblem(tagged.doc, { headers: tagged.headers });
   return dependencyFailure(
     'storage',
     'storage-unavailable',

@@ -87,7 +87,7 @@ export class MailSender {
     this.attachmentBlobs = options.attachmentBlobs;
   }
 
-  /** Sends `request`; throws `SendProblem` with the caller's problem document on failure. */
+  /** Sends `request`; throws an `HttpProblem` with the caller's problem document on failure. */
   async send(request: SendRequest, options: SendOptions = {}): Promise<SendOutcome> {
     return needsDraftPath(request) ? this.sendViaDraft(request, options) : this.sendDirect(request, options);
   }
@@ -242,7 +242,7 @@ export class MailSender {
     return puts;
   }
 
-  /** One Graph call through the limiter; a non-2xx answer becomes a `SendProblem`. */
+  /** One Graph call through the limiter; a non-2xx answer becomes an `HttpProblem`. */
   private async call(mailbox: string, method: 'post' | 'delete', path: string, body: unknown): Promise<CallResult> {
     const clientRequestId = randomUUID();
     const response = await this.limiter

@@ -4,27 +4,13 @@
  * any `x-ms-diagnostics` travel along; the token and the message never do.
  */
 import { GraphError } from '@microsoft/microsoft-graph-client';
-import { retryAfterSeconds } from '../graph/graphClient';
+import { GraphFailure } from '../graph/graphFailure';
+import { graphFailureProblem, type GraphProblemCases } from '../graph/graphProblems';
+import { HttpProblem } from '../platform/httpProblem';
 import { logValue } from '../platform/logSafe';
-import { problem, type ProblemDocument } from '../platform/problem';
-import type { ProblemSlug } from '../platform/problemCatalogue';
+import { problem } from '../platform/problem';
 import type { AdminConsentMissingError } from '../identity/tokenClaims';
 import type { FieldProblem } from './sendRequest';
-
-/**
- * A failure of the send pipeline: the problem document and the headers to answer with, and, when the detail quotes
- * the caller's values at length (field names, keys), a detail for the log with each value cut.
- */
-export class SendProblem extends Error {
-  constructor(
-    readonly doc: ProblemDocument,
-    readonly headers: Record<string, string> = {},
-    readonly logDetail?: string,
-  ) {
-    super(doc.detail);
-    this.name = 'SendProblem';
-  }
-}
 
 /** At most this many field problems are listed in `errors`; `errorCount` gives the total. */
 export const MAX_LISTED_PROBLEMS = 50;
@@ -39,12 +25,12 @@ const LOGGED_MESSAGE_MAX_CHARS = 240;
  * 400 listing the invalid fields: the first {@link MAX_LISTED_PROBLEMS} in `errors` and the total in `errorCount`,
  * so 10,000 bad recipients give a small answer rather than a megabyte.
  */
-export function validationProblem(problems: FieldProblem[]): SendProblem {
+export function validationProblem(problems: FieldProblem[]): HttpProblem {
   const rest = problems.length - MAX_PROBLEMS_IN_DETAIL;
   const detail = (text: (p: FieldProblem) => string) =>
     problems.slice(0, MAX_PROBLEMS_IN_DETAIL).map(text).join('; ') +
     (rest > 0 ? `; and ${rest} more (${problems.length} in all)` : '');
-  return new SendProblem(
+  return new HttpProblem(
     problem(
       400,
       'validation',
@@ -55,19 +41,20 @@ export function validationProblem(problems: FieldProblem[]): SendProblem {
         errorCount: problems.length,
       },
     ),
-    {},
-    // Field paths hold the caller's keys, and zod's messages quote unknown ones: each is cut for the log.
-    detail((p) =>
-      p.field
-        ? `${logValue(p.field)}: ${logValue(p.message, LOGGED_MESSAGE_MAX_CHARS)}`
-        : logValue(p.message, LOGGED_MESSAGE_MAX_CHARS),
-    ),
+    {
+      // Field paths hold the caller's keys, and zod's messages quote unknown ones: each is cut for the log.
+      logDetail: detail((p) =>
+        p.field
+          ? `${logValue(p.field)}: ${logValue(p.message, LOGGED_MESSAGE_MAX_CHARS)}`
+          : logValue(p.message, LOGGED_MESSAGE_MAX_CHARS),
+      ),
+    },
   );
 }
 
 /** 400 for a body that is not JSON (or not an object). */
-export function notJsonProblem(reason: string): SendProblem {
-  return new SendProblem(
+export function notJsonProblem(reason: string): HttpProblem {
+  return new HttpProblem(
     problem(
       400,
       'not-json',
@@ -78,8 +65,8 @@ export function notJsonProblem(reason: string): SendProblem {
 }
 
 /** 400 for a body nested deeper than the gateway reads (refused at the first bracket past the cap). */
-export function tooDeepProblem(maxDepth: number): SendProblem {
-  return new SendProblem(
+export function tooDeepProblem(maxDepth: number): HttpProblem {
+  return new HttpProblem(
     problem(
       400,
       'too-deep',
@@ -92,8 +79,8 @@ export function tooDeepProblem(maxDepth: number): SendProblem {
 }
 
 /** 415 for a body that is not declared as JSON. */
-export function unsupportedMediaProblem(contentType: string | null): SendProblem {
-  return new SendProblem(
+export function unsupportedMediaProblem(contentType: string | null): HttpProblem {
+  return new HttpProblem(
     problem(
       415,
       'unsupported-media-type',
@@ -107,8 +94,8 @@ export function unsupportedMediaProblem(contentType: string | null): SendProblem
  * 415 for a body sent with a content coding (gzip, br, ...): the gateway decodes none, so it would read compressed
  * bytes as JSON, or take a body labelled compressed as plain. `Accept-Encoding` says what it takes (RFC 9110 15.5.16).
  */
-export function unsupportedEncodingProblem(contentEncoding: string): SendProblem {
-  return new SendProblem(
+export function unsupportedEncodingProblem(contentEncoding: string): HttpProblem {
+  return new HttpProblem(
     problem(
       415,
       'unsupported-content-encoding',
@@ -117,14 +104,14 @@ export function unsupportedEncodingProblem(contentEncoding: string): SendProblem
         'uncompressed, without Content-Encoding.',
       { acceptedEncodings: ['identity'] },
     ),
-    { 'accept-encoding': 'identity' },
+    { headers: { 'accept-encoding': 'identity' } },
   );
 }
 
 /** 413 naming the cap. */
-export function tooLargeProblem(limitBytes: number): SendProblem {
+export function tooLargeProblem(limitBytes: number): HttpProblem {
   const mb = limitBytes / 1024 / 1024;
-  return new SendProblem(
+  return new HttpProblem(
     problem(
       413,
       'too-large',
@@ -136,8 +123,8 @@ export function tooLargeProblem(limitBytes: number): SendProblem {
 }
 
 /** 403 for a `from` outside ALLOWED_SENDERS. */
-export function senderNotAllowedProblem(from: string): SendProblem {
-  return new SendProblem(
+export function senderNotAllowedProblem(from: string): HttpProblem {
+  return new HttpProblem(
     problem(
       403,
       'sender-not-allowed',
@@ -151,8 +138,8 @@ export function senderNotAllowedProblem(from: string): SendProblem {
 }
 
 /** 409 for an Idempotency-Key reused with another request (compared as parsed JSON, see requestHash.ts). */
-export function idempotencyConflictProblem(): SendProblem {
-  return new SendProblem(
+export function idempotencyConflictProblem(): HttpProblem {
+  return new HttpProblem(
     problem(
       409,
       'idempotency-key-reused',
@@ -163,21 +150,21 @@ export function idempotencyConflictProblem(): SendProblem {
 }
 
 /** 409 while the first request with the same key is still running. */
-export function idempotencyInProgressProblem(): SendProblem {
-  return new SendProblem(
+export function idempotencyInProgressProblem(): HttpProblem {
+  return new HttpProblem(
     problem(
       409,
       'idempotency-key-in-progress',
       'A request with this Idempotency-Key is still being processed',
       'Retry after a few seconds to get its result.',
     ),
-    { 'retry-after': '2' },
+    { retryAfterSeconds: 2 },
   );
 }
 
 /** 400 for an Idempotency-Key that cannot be one. */
-export function badIdempotencyKeyProblem(): SendProblem {
-  return new SendProblem(
+export function badIdempotencyKeyProblem(): HttpProblem {
+  return new HttpProblem(
     problem(
       400,
       'validation',
@@ -190,133 +177,127 @@ export function badIdempotencyKeyProblem(): SendProblem {
   );
 }
 
-/** What the gateway knows about one Graph call, for the problem document and logs. */
-export interface GraphCallInfo {
-  clientRequestId: string;
-}
-
 /** 502: the app lacks admin consent (found from the token, before Graph was called). */
-export function consentProblem(err: AdminConsentMissingError): SendProblem {
-  return new SendProblem(
+export function consentProblem(err: AdminConsentMissingError): HttpProblem {
+  return new HttpProblem(
     problem(502, 'admin-consent-missing', 'The gateway lacks a Microsoft Graph permission', err.message, {
       missingPermissions: err.missing,
     }),
   );
 }
 
-/** Maps a failed Graph call to the caller's problem document. */
-export function graphProblem(err: unknown, call: GraphCallInfo, mailbox: string): SendProblem {
+/** Seconds a caller is told to wait when Graph throttled the send without saying how long. */
+const THROTTLED_RETRY_AFTER_SECONDS = 30;
+
+/** What the gateway knows about one Graph call, for the problem document and logs. */
+export interface GraphCallInfo {
+  clientRequestId: string;
+}
+
+/**
+ * Seconds a caller should wait after Graph throttled a send: Graph's `Retry-After` rounded up (at least 1 s), else
+ * {@link THROTTLED_RETRY_AFTER_SECONDS}. The answer's `Retry-After`, and the outbox's wait before trying again.
+ */
+function throttledWaitSeconds(failure: GraphFailure): number {
+  return Math.max(1, Math.ceil(failure.retryAfterSeconds ?? THROTTLED_RETRY_AFTER_SECONDS));
+}
+
+/** Maps a failed Graph call to the caller's problem document; the {@link GraphFailure} is its `cause`. */
+export function graphProblem(err: unknown, call: GraphCallInfo, mailbox: string): HttpProblem {
+  const failure = GraphFailure.of(err, call.clientRequestId);
   // Status -1: the SDK wrapped an error thrown before Graph answered (network, TLS, DNS).
-  if (!(err instanceof GraphError) || err.statusCode === -1) {
-    const reason = err instanceof Error ? err.message : String(err);
-    return new SendProblem(
+  if (!(err instanceof GraphError) || !failure.answered) {
+    return new HttpProblem(
       problem(
         502,
         'graph-unreachable',
         'Microsoft Graph could not be reached',
-        `The call to Graph failed before an answer: ${reason}`,
+        `The call to Graph failed before an answer: ${failure.message}`,
         {
           clientRequestId: call.clientRequestId,
         },
       ),
-      { 'retry-after': '30' },
+      { retryAfterSeconds: 30, cause: failure },
     );
   }
-  const graph = {
-    code: err.code ?? undefined,
-    requestId: err.requestId ?? err.headers?.get('request-id') ?? undefined,
-    clientRequestId: err.headers?.get('client-request-id') ?? call.clientRequestId,
-    diagnostics: err.headers?.get('x-ms-diagnostics') ?? undefined,
-    status: err.statusCode,
-  };
-  const make = (
-    status: number,
-    slug: ProblemSlug,
-    title: string,
-    detail: string,
-    headers: Record<string, string> = {},
-  ) => new SendProblem(problem(status, slug, title, detail, { graph }), headers);
+  return graphFailureProblem(failure, sendCases(mailbox));
+}
 
-  switch (err.code) {
-    case 'NoPermissionsInAccessToken':
-      return make(
-        502,
-        'admin-consent-missing',
-        'The gateway lacks a Microsoft Graph permission',
-        "admin consent not granted for Mail.Send: the token carries no application permissions. Grant admin consent for the app registration's Microsoft Graph application permissions in Entra ID.",
-      );
-    case 'ErrorSendAsDenied':
-      return make(
-        403,
-        'send-as-denied',
-        'Send-As denied',
-        `Exchange refused to send as '${mailbox}': grant the app's mailbox Send-As (or Send on behalf) on it, or send from the mailbox itself.`,
-      );
-    case 'ErrorAccessDenied':
-      return make(
-        403,
-        'mailbox-out-of-scope',
-        'The app may not use this mailbox',
-        `Graph denied access to '${mailbox}' ("${err.message}"). The mailbox is outside the app's Exchange application access scope (RBAC for Applications / application access policy): add it to the scope (infra/Set-MailboxScope.ps1) or send from a mailbox inside it.`,
-      );
-    case 'MailboxNotEnabledForRESTAPI':
-      return make(
-        422,
-        'mailbox-not-enabled',
-        'The mailbox cannot be used through Graph',
-        `'${mailbox}' is inactive, soft-deleted, on-premises or unlicensed for Exchange Online; use a cloud mailbox with an Exchange Online licence.`,
-      );
-    case 'ErrorInvalidUser':
-    case 'Request_ResourceNotFound':
-      return make(422, 'mailbox-not-found', 'No such mailbox', `The tenant has no mailbox '${mailbox}'.`);
-    case 'ErrorInvalidRecipients':
-    case 'ErrorInvalidRecipientsFormat':
-      return make(
-        422,
-        'invalid-recipient',
-        'Exchange refused a recipient',
-        `Exchange refused the recipients: ${err.message}`,
-      );
-    case 'InvalidInternetMessageHeader':
-      return make(422, 'invalid-header', 'Exchange refused a header', err.message);
-    case 'ErrorMessageSizeExceeded':
-      return make(
-        413,
-        'too-large',
-        'The message is larger than the mailbox may send',
-        `Exchange refused the message as larger than '${mailbox}' may send ("${err.message}"). The limit is the mailbox's maximum send size: 35 MB by default in Exchange Online, at most 150 MB. An Exchange admin raises it with Exchange Online PowerShell, e.g. Set-Mailbox -Identity ${mailbox} -MaxSendSize 150MB; then send the mail again, or send smaller attachments (a link instead of the file).`,
-      );
-  }
-  if (err.statusCode === 413) {
-    return make(
-      413,
-      'too-large',
-      'The message is too large for Microsoft Graph',
-      `Graph refused the message as too large (${err.message}). Exchange's limit is 35 MB by default (up to 150 MB if an admin raises it).`,
-    );
-  }
-  if (err.statusCode === 429 || err.statusCode === 503 || err.statusCode === 504) {
-    const wait = Math.max(1, Math.ceil(retryAfterSeconds(err.headers) ?? 30));
-    return make(
-      503,
-      'graph-throttled',
-      'Microsoft Graph is throttling this mailbox',
-      `Graph kept answering ${err.statusCode} for '${mailbox}' past the gateway's wait budget (GRAPH_MAX_WAIT_SECONDS). Nothing was sent; retry after ${wait} s.`,
-      { 'retry-after': String(wait) },
-    );
-  }
-  if (err.statusCode === 401) {
-    return make(
-      502,
-      'graph-auth-failed',
-      "Microsoft Graph refused the gateway's token",
-      `Graph answered 401 ${err.code ?? ''}: ${err.message}. Check /api/diagnostics.`,
-    );
-  }
-  return make(
-    502,
-    'graph-error',
-    'Microsoft Graph refused the request',
-    `Graph answered ${err.statusCode} ${err.code ?? ''}: ${err.message}`,
-  );
+/** How a send words Graph's refusals, and the refusals only a send meets. */
+function sendCases(mailbox: string): GraphProblemCases {
+  return {
+    quoteDiagnostics: true,
+    before: (failure, make) => {
+      switch (failure.code) {
+        case 'NoPermissionsInAccessToken':
+          return make(
+            502,
+            'admin-consent-missing',
+            'The gateway lacks a Microsoft Graph permission',
+            "admin consent not granted for Mail.Send: the token carries no application permissions. Grant admin consent for the app registration's Microsoft Graph application permissions in Entra ID.",
+          );
+        case 'ErrorSendAsDenied':
+          return make(
+            403,
+            'send-as-denied',
+            'Send-As denied',
+            `Exchange refused to send as '${mailbox}': grant the app's mailbox Send-As (or Send on behalf) on it, or send from the mailbox itself.`,
+          );
+        case 'ErrorInvalidRecipients':
+        case 'ErrorInvalidRecipientsFormat':
+          return make(
+            422,
+            'invalid-recipient',
+            'Exchange refused a recipient',
+            `Exchange refused the recipients: ${failure.message}`,
+          );
+        case 'InvalidInternetMessageHeader':
+          return make(422, 'invalid-header', 'Exchange refused a header', failure.message);
+        case 'ErrorMessageSizeExceeded':
+          return make(
+            413,
+            'too-large',
+            'The message is larger than the mailbox may send',
+            `Exchange refused the message as larger than '${mailbox}' may send ("${failure.message}"). The limit is the mailbox's maximum send size: 35 MB by default in Exchange Online, at most 150 MB. An Exchange admin raises it with Exchange Online PowerShell, e.g. Set-Mailbox -Identity ${mailbox} -MaxSendSize 150MB; then send the mail again, or send smaller attachments (a link instead of the file).`,
+          );
+      }
+      return undefined;
+    },
+    accessDenied: (failure) => ({
+      title: 'The app may not use this mailbox',
+      detail: `Graph denied access to '${mailbox}' ("${failure.message}"). The mailbox is outside the app's Exchange application access scope (RBAC for Applications / application access policy): add it to the scope (infra/Set-MailboxScope.ps1) or send from a mailbox inside it.`,
+    }),
+    mailboxNotEnabled: () => ({
+      title: 'The mailbox cannot be used through Graph',
+      detail: `'${mailbox}' is inactive, soft-deleted, on-premises or unlicensed for Exchange Online; use a cloud mailbox with an Exchange Online licence.`,
+    }),
+    mailboxNotFound: () => ({ title: 'No such mailbox', detail: `The tenant has no mailbox '${mailbox}'.` }),
+    after: (failure, make) => {
+      if (failure.status === 413) {
+        return make(
+          413,
+          'too-large',
+          'The message is too large for Microsoft Graph',
+          `Graph refused the message as too large (${failure.message}). Exchange's limit is 35 MB by default (up to 150 MB if an admin raises it).`,
+        );
+      }
+      if (failure.status === 401) {
+        return make(
+          502,
+          'graph-auth-failed',
+          "Microsoft Graph refused the gateway's token",
+          `Graph answered 401 ${failure.code ?? ''}: ${failure.message}. Check /api/diagnostics.`,
+        );
+      }
+      return undefined;
+    },
+    throttled: (failure) => {
+      const wait = throttledWaitSeconds(failure);
+      return {
+        title: 'Microsoft Graph is throttling this mailbox',
+        detail: `Graph kept answering ${failure.status} for '${mailbox}' past the gateway's wait budget (GRAPH_MAX_WAIT_SECONDS). Nothing was sent; retry after ${wait} s.`,
+        retryAfterSeconds: wait,
+      };
+    },
+  };
 }

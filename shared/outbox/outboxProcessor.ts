@@ -3,6 +3,9 @@
  * sends it through today's MailSender, records the outcome and publishes `mail.sent` / `mail.failed` /
  * `mail.deferred`. It never sleeps: anything that must wait is put back on the queue with a visibility delay.
  *
+ * The record's moves are the pure transitions of outboxTransitions.ts, and a failed send is classified once
+ * (sendFailure.ts); this module reads, decides which move to make, and writes it with the ETag it read.
+ *
  * At most once to Graph: before the first Graph call the record gets an attempt marker (`attemptStartedAt`), written
  * with the ETag so that only one invocation can start an attempt. The marker is cleared only when Graph's answer
  * proves the mail was not accepted (a 4xx, 429 or 503). A message that finds a marker left behind (a crash, a lost
@@ -19,12 +22,26 @@ import type { AppCredential } from '../identity/appCredential';
 import { explainAccessDenied } from '../mail/accessDenied';
 import { reviveAttachmentBlobs } from '../mail/attachmentBlob';
 import type { MailSender } from '../mail/mailSender';
-import { SendProblem } from '../mail/sendProblems';
 import { parseSendRequest } from '../mail/sendRequest';
+import { HttpProblem } from '../platform/httpProblem';
 import { problem, type ProblemDocument } from '../platform/problem';
-import { PacerContentionError, type MailboxPacer, type Reservation } from '../pacing/mailboxPacer';
+import { PacerContentionError, type MailboxPacer, type PacerLease, type Reservation } from '../pacing/mailboxPacer';
 import { DECISION_VALID_MS } from '../pacing/messageWindow';
 import { OutboxRecordChangedError, type OutboxRecord, type OutboxStore } from './outboxStore';
+import {
+  clearAttempt,
+  dueAt,
+  isFinal,
+  toDeferred,
+  toFailed,
+  toQueued,
+  toSending,
+  toSent,
+  toUnconfirmed,
+  undoAttempt,
+  withRequestId,
+} from './outboxTransitions';
+import { classifySendFailure, DEFAULT_RETRY_MS } from './sendFailure';
 
 /** What the processor needs. */
 export interface OutboxProcessorDependencies {
@@ -60,14 +77,17 @@ export interface ProcessResult {
 /** A mail whose pacer slot is at least this far off shows it in its status (`notBefore`, reason `rate`). */
 const PACED_STATUS_MIN_MS = 2_000;
 
-/** Backoff when Graph gave no Retry-After, or the answer was lost. */
-const DEFAULT_RETRY_MS = 30_000;
-
 /**
  * A mail whose pacer row other instances kept changing (a burst from one mailbox) comes back after 1 s plus up to
  * this much jitter, so that the invocations that collided spread out instead of colliding again.
  */
 export const CONTENTION_RETRY_MS = { min: 1_000, jitter: 4_000 };
+
+/** A record and the ETag it was read (or last written) with. */
+interface Current {
+  record: OutboxRecord;
+  etag: string;
+}
 
 /** Processes the queue message for mail `id`; `slotAt` is the pacer slot the message holds, if any. */
 export async function processOutboxMail(
@@ -78,15 +98,13 @@ export async function processOutboxMail(
   const now = deps.now ?? Date.now;
   const stored = await deps.store.get(id);
   // No record: the accept that wrote this message was rolled back. Final: a redelivered message.
-  if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed') {
-    return { outcome: 'ignored', record: stored?.record };
-  }
-  let { record, etag } = stored;
+  if (!stored || isFinal(stored.record)) return { outcome: 'ignored', record: stored?.record };
+  let current: Current = stored;
+  const { record } = current;
 
   if (now() - dueAt(record) > deps.maxAgeMs) {
     return fail(
-      record,
-      etag,
+      current,
       deps,
       problem(
         504,
@@ -94,6 +112,7 @@ export async function processOutboxMail(
         'The mail was not sent in time',
         `The mail could not be sent within ${Math.round(deps.maxAgeMs / 3_600_000)} h of being due (OUTBOX_MAX_AGE_HOURS, counted from its sendAt, else from its acceptance); the last reason was: ${record.reason ?? record.status}.`,
       ),
+      false,
     );
   }
   // A message holding a pacer slot comes back at it; its record's notBefore is that slot, only for the status.
@@ -102,15 +121,33 @@ export async function processOutboxMail(
     return { outcome: 'requeued', record };
   }
   if (record.attemptStartedAt !== undefined) {
-    const settled = await settleInterruptedAttempt(record, etag, deps);
-    if (settled.result) return settled.result;
-    ({ record, etag } = settled);
+    const settled = await settleInterruptedAttempt(current, deps);
+    if ('outcome' in settled) return settled;
+    current = settled;
   }
 
   // A mail back at its slot is nearly always let go: its request is fetched meanwhile, so that the mail holds its
   // grant (a lease, a count) for less time.
-  const prefetched = slotAt !== undefined && slotAt <= now() + 1000 ? deps.store.readRequest(record) : undefined;
+  const prefetched =
+    slotAt !== undefined && slotAt <= now() + 1000 ? deps.store.readRequest(current.record) : undefined;
   prefetched?.catch(() => undefined);
+  const granted = await reserve(current, deps, slotAt);
+  if ('outcome' in granted) return granted;
+  return attempt(current, granted.lease, prefetched, deps);
+}
+
+/**
+ * Asks the pacer whether the mail may go now: the lease to send with, or what the mail does instead (comes back at
+ * its slot or after a wait, is deferred to a later day, or fails as too large for any day).
+ */
+async function reserve(
+  current: Current,
+  deps: OutboxProcessorDependencies,
+  slotAt: number | undefined,
+): Promise<{ lease: PacerLease } | ProcessResult> {
+  const now = deps.now ?? Date.now;
+  const { record } = current;
+  const id = record.id;
   let reservation: Reservation;
   try {
     reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now, slotAt);
@@ -121,66 +158,71 @@ export async function processOutboxMail(
     await deps.store.enqueue(id, contentionDelayMs(deps), slotAt);
     return { outcome: 'requeued', record, waiting: 'pacer row busy (other instances sending from the mailbox)' };
   }
-  if (reservation.kind === 'scheduled') {
-    // The mail has its own slot: it comes back at it, holding it, and nothing else can take it meanwhile.
-    await deps.store.enqueue(id, reservation.slotAt - now(), reservation.slotAt);
-    if (reservation.slotAt - now() >= PACED_STATUS_MIN_MS) {
-      const paced: OutboxRecord = {
-        ...record,
-        status: 'queued',
-        notBefore: reservation.slotAt,
-        reason: 'rate',
-        updatedAt: now(),
-      };
+  switch (reservation.kind) {
+    case 'granted':
+      return { lease: reservation.lease };
+    case 'scheduled': {
+      // The mail has its own slot: it comes back at it, holding it, and nothing else can take it meanwhile.
+      await deps.store.enqueue(id, reservation.slotAt - now(), reservation.slotAt);
+      if (reservation.slotAt - now() < PACED_STATUS_MIN_MS) return { outcome: 'requeued', record };
+      const paced = toQueued(record, { notBefore: reservation.slotAt, reason: 'rate' }, now());
       // Only the status page reads it; the queue message already holds the slot, so a lost write costs nothing.
-      const written = await deps.store.update(paced, etag).then(
+      const written = await deps.store.update(paced, current.etag).then(
         () => true,
         () => false,
       );
-      if (written) return { outcome: 'requeued', record: paced };
+      return { outcome: 'requeued', record: written ? paced : record };
     }
-    return { outcome: 'requeued', record };
+    case 'wait':
+      await deps.store.enqueue(id, reservation.retryAfterMs, reservation.slotAt);
+      return { outcome: 'requeued', record };
+    case 'tooManyRecipients':
+      return fail(
+        current,
+        deps,
+        problem(
+          422,
+          'too-many-recipients-per-day',
+          'More recipients than the mailbox may send to in a day',
+          `The mail has ${record.recipients} recipients; Exchange allows ${reservation.recipientsPerDay} per mailbox in 24 h.`,
+        ),
+        false,
+      );
+    case 'deferred': {
+      const deferred = toDeferred(record, { notBefore: reservation.notBefore }, now());
+      await deps.store.update(deferred, current.etag);
+      await deps.publisher.publish(
+        mailboxEvent(
+          'mail.deferred',
+          record.mailbox,
+          `${id}/${reservation.notBefore}`,
+          {
+            id,
+            status: 'deferred',
+            notBefore: new Date(reservation.notBefore).toISOString(),
+            reason: 'dailyRecipients',
+          },
+          new Date(now()),
+        ),
+      );
+      await deps.store.enqueue(id, reservation.notBefore - now());
+      return { outcome: 'deferred', record: deferred };
+    }
   }
-  if (reservation.kind === 'wait') {
-    await deps.store.enqueue(id, reservation.retryAfterMs, reservation.slotAt);
-    return { outcome: 'requeued', record };
-  }
-  if (reservation.kind === 'tooManyRecipients') {
-    return fail(
-      record,
-      etag,
-      deps,
-      problem(
-        422,
-        'too-many-recipients-per-day',
-        'More recipients than the mailbox may send to in a day',
-        `The mail has ${record.recipients} recipients; Exchange allows ${reservation.recipientsPerDay} per mailbox in 24 h.`,
-      ),
-    );
-  }
-  if (reservation.kind === 'deferred') {
-    const deferred: OutboxRecord = {
-      ...record,
-      status: 'deferred',
-      notBefore: reservation.notBefore,
-      reason: 'dailyRecipients',
-      updatedAt: now(),
-    };
-    await deps.store.update(deferred, etag);
-    await deps.publisher.publish(
-      mailboxEvent(
-        'mail.deferred',
-        record.mailbox,
-        `${id}/${reservation.notBefore}`,
-        { id, status: 'deferred', notBefore: new Date(reservation.notBefore).toISOString(), reason: 'dailyRecipients' },
-        new Date(now()),
-      ),
-    );
-    await deps.store.enqueue(id, reservation.notBefore - now());
-    return { outcome: 'deferred', record: deferred };
-  }
+}
 
-  let lease = reservation.lease;
+/**
+ * One attempt with the pacer's grant: the marker, the send, and the outcome recorded. The lease is released as soon
+ * as Graph has answered (or never will for this attempt), and in any case before returning.
+ */
+async function attempt(
+  current: Current,
+  granted: PacerLease,
+  prefetched: Promise<unknown> | undefined,
+  deps: OutboxProcessorDependencies,
+): Promise<ProcessResult> {
+  const now = deps.now ?? Date.now;
+  let lease = granted;
   let released = false;
   const release = async (): Promise<void> => {
     if (released) return;
@@ -189,29 +231,21 @@ export async function processOutboxMail(
   };
   try {
     // The marker goes in before Graph is called; losing this race means another invocation owns the attempt.
-    const attempt: OutboxRecord = {
-      ...record,
-      status: 'sending',
-      attempts: record.attempts + 1,
-      attemptStartedAt: now(),
-      updatedAt: now(),
-    };
-    delete attempt.notBefore;
-    delete attempt.reason;
+    const sending = toSending(current.record, now());
+    let etag: string;
     try {
-      etag = await deps.store.update(attempt, etag);
+      etag = await deps.store.update(sending, current.etag);
     } catch (err) {
       if (err instanceof OutboxRecordChangedError) return { outcome: 'ignored' };
       throw err;
     }
-    record = attempt;
+    const started: Current = { record: sending, etag };
     // Parsed as it downloads: the stored request is held once, as its parsed values, never as bytes and text too.
     // Large attachments are references to their blobs (a request stored before those existed has base64 inline).
-    const parsed = parseSendRequest(reviveAttachmentBlobs(await (prefetched ?? deps.store.readRequest(record))));
+    const parsed = parseSendRequest(reviveAttachmentBlobs(await (prefetched ?? deps.store.readRequest(sending))));
     if (!parsed.ok) {
       return fail(
-        record,
-        etag,
+        started,
         deps,
         problem(
           500,
@@ -222,7 +256,7 @@ export async function processOutboxMail(
         true,
       );
     }
-    const request = { ...parsed.request, internetMessageId: record.internetMessageId };
+    const request = { ...parsed.request, internetMessageId: sending.internetMessageId };
     // The pacer counts the mail at its decision until the release; a decision grown stale (the uploads of a large
     // draft, a stalled instance) is renewed before submitting, or the mail waits and nothing is submitted.
     const beforeSubmit = async (): Promise<void> => {
@@ -243,12 +277,12 @@ export async function processOutboxMail(
     // Graph has answered (or never will for this attempt): the lease goes and the count moves to now at once, before
     // the outcome is written, so that the count lies as close after Exchange's acceptance as it can.
     await release();
-    if (sent) return await succeed(record, etag, deps, sent.requestId);
-    if (failure instanceof DecisionLapsedError) return await giveBackAttempt(record, etag, deps, failure.retryAfterMs);
+    if (sent) return await succeed(started, deps, sent.requestId);
+    if (failure instanceof DecisionLapsedError) return await giveBackAttempt(started, deps, failure.retryAfterMs);
     // The renewal before submitting lost to other instances every time: nothing was submitted either.
-    if (failure instanceof PacerContentionError)
-      return await giveBackAttempt(record, etag, deps, contentionDelayMs(deps));
-    return await handleSendFailure(record, etag, deps, failure);
+    if (failure instanceof PacerContentionError) return await giveBackAttempt(started, deps, contentionDelayMs(deps));
+    if (failure instanceof HttpProblem) return await settleSendFailure(started, deps, failure);
+    throw failure;
   } finally {
     await release();
   }
@@ -257,15 +291,6 @@ export async function processOutboxMail(
 /** How long a mail waits after pacer contention: {@link CONTENTION_RETRY_MS}, jittered. */
 function contentionDelayMs(deps: OutboxProcessorDependencies): number {
   return CONTENTION_RETRY_MS.min + Math.floor((deps.random ?? Math.random)() * CONTENTION_RETRY_MS.jitter);
-}
-
-/**
- * When the mail became due: its `sendAt`, else its acceptance. A mail scheduled days ahead is not old at its send
- * time. A record written before `sendAt` was kept holds it as `notBefore` while it still waits for it.
- */
-function dueAt(record: OutboxRecord): number {
-  const sendAt = record.sendAt ?? (record.reason === 'sendAt' ? record.notBefore : undefined);
-  return Math.max(record.createdAt, sendAt ?? record.createdAt);
 }
 
 /** The pacer took back a grant that went stale before the mail was submitted; the mail waits `retryAfterMs`. */
@@ -281,18 +306,11 @@ class DecisionLapsedError extends Error {
  * counted, and the mail asks the pacer again after `retryAfterMs`, for a new slot.
  */
 async function giveBackAttempt(
-  record: OutboxRecord,
-  etag: string,
+  { record, etag }: Current,
   deps: OutboxProcessorDependencies,
   retryAfterMs: number,
 ): Promise<ProcessResult> {
-  const queued: OutboxRecord = {
-    ...record,
-    status: 'queued',
-    attempts: Math.max(0, record.attempts - 1),
-    updatedAt: (deps.now ?? Date.now)(),
-  };
-  delete queued.attemptStartedAt;
+  const queued = undoAttempt(record, (deps.now ?? Date.now)());
   await deps.store.update(queued, etag);
   await deps.store.enqueue(record.id, retryAfterMs);
   return { outcome: 'requeued', record: queued };
@@ -311,13 +329,10 @@ export async function failAfterRetries(
   deps: OutboxProcessorDependencies,
 ): Promise<ProcessResult> {
   const stored = await deps.store.get(id);
-  if (!stored || stored.record.status === 'sent' || stored.record.status === 'failed') {
-    return { outcome: 'ignored', record: stored?.record };
-  }
+  if (!stored || isFinal(stored.record)) return { outcome: 'ignored', record: stored?.record };
   const mayHaveReachedGraph = stored.record.attemptStartedAt !== undefined;
   return fail(
-    stored.record,
-    stored.etag,
+    stored,
     deps,
     problem(
       503,
@@ -329,34 +344,31 @@ export async function failAfterRetries(
           : 'The mail was not sent; fix the cause named above and send it again.'
       }`,
     ),
+    false,
   );
 }
 
 /** Decides an attempt left unfinished; returns a result, or the record to try again with. */
 async function settleInterruptedAttempt(
-  record: OutboxRecord,
-  etag: string,
+  current: Current,
   deps: OutboxProcessorDependencies,
-): Promise<{ result: ProcessResult } | { result?: undefined; record: OutboxRecord; etag: string }> {
-  if (await acceptedByExchange(deps.graph, record)) return { result: await succeed(record, etag, deps, undefined) };
+): Promise<ProcessResult | Current> {
+  const { record, etag } = current;
+  if (await acceptedByExchange(deps.graph, record)) return succeed(current, deps, undefined);
   if (!record.saveToSentItems) {
-    return {
-      result: await fail(
-        record,
-        etag,
-        deps,
-        problem(
-          502,
-          'outcome-unknown',
-          'Outcome unknown',
-          'An attempt to send the mail may have reached Microsoft Graph. It is not waiting in the Outbox, and with saveToSentItems false there is no copy in Sent Items to check. The mail was not sent again, to avoid a duplicate; check with the recipients before sending it again.',
-        ),
-        true,
+    return fail(
+      current,
+      deps,
+      problem(
+        502,
+        'outcome-unknown',
+        'Outcome unknown',
+        'An attempt to send the mail may have reached Microsoft Graph. It is not waiting in the Outbox, and with saveToSentItems false there is no copy in Sent Items to check. The mail was not sent again, to avoid a duplicate; check with the recipients before sending it again.',
       ),
-    };
+      true,
+    );
   }
-  const cleared: OutboxRecord = { ...record, status: 'queued', updatedAt: (deps.now ?? Date.now)() };
-  delete cleared.attemptStartedAt;
+  const cleared = clearAttempt(record, (deps.now ?? Date.now)());
   return { record: cleared, etag: await deps.store.update(cleared, etag) };
 }
 
@@ -383,83 +395,51 @@ async function inFolder(graph: Client, record: OutboxRecord, folder: 'outbox' | 
   return (page.value?.length ?? 0) > 0;
 }
 
-async function handleSendFailure(
-  record: OutboxRecord,
-  etag: string,
+/** Records what a failed send means for the mail (sendFailure.ts): it waits, fails, or is looked for next time. */
+async function settleSendFailure(
+  { record, etag }: Current,
   deps: OutboxProcessorDependencies,
-  err: unknown,
+  err: HttpProblem,
 ): Promise<ProcessResult> {
-  if (!(err instanceof SendProblem)) throw err;
-  const graph = err.doc.graph as { status?: number; requestId?: string } | undefined;
-  const requestIds = graph?.requestId ? [...record.requestIds, graph.requestId] : record.requestIds;
   const now = (deps.now ?? Date.now)();
-  const status = graph?.status;
-  if (status === 429 || status === 503) {
-    // Graph refused the call: nothing was accepted, so the marker goes and the mail waits out Retry-After.
-    const waitMs = Number(err.headers['retry-after'] ?? NaN) * 1000 || DEFAULT_RETRY_MS;
-    const retry: OutboxRecord = {
-      ...record,
-      status: 'queued',
-      requestIds,
-      notBefore: now + waitMs,
-      reason: `graph ${status}`,
-      updatedAt: now,
-    };
-    delete retry.attemptStartedAt;
-    await deps.store.update(retry, etag);
-    await deps.store.enqueue(record.id, waitMs);
-    return { outcome: 'requeued', record: retry };
-  }
-  if (status !== undefined && status >= 400 && status < 500)
-    return fail({ ...record, requestIds }, etag, deps, err.doc, true);
-  const slug = err.doc.type.split('/').pop() ?? '';
-  if (status === undefined && slug !== 'graph-unreachable') {
-    // The gateway's own dependency failed (Key Vault, Entra ID) before the call went out: nothing reached Graph.
-    const waitMs = Number(err.headers['retry-after'] ?? NaN) * 1000 || DEFAULT_RETRY_MS;
-    const retry: OutboxRecord = {
-      ...record,
-      status: 'queued',
-      requestIds,
-      notBefore: now + waitMs,
-      reason: `${slug}: ${err.doc.detail}`,
-      updatedAt: now,
-    };
-    delete retry.attemptStartedAt;
-    await deps.store.update(retry, etag);
-    await deps.store.enqueue(record.id, waitMs);
-    return { outcome: 'requeued', record: retry };
-  }
-  // No answer, or a 5xx: Graph may have accepted the mail. Keep the marker; the next try checks Outbox and Sent Items.
-  const ambiguous: OutboxRecord = {
-    ...record,
-    requestIds,
-    notBefore: now + DEFAULT_RETRY_MS,
-    reason: 'previous attempt interrupted',
-    updatedAt: now,
+  const failure = classifySendFailure(err);
+  const requeue = async (next: OutboxRecord, delayMs: number): Promise<ProcessResult> => {
+    await deps.store.update(next, etag);
+    await deps.store.enqueue(record.id, delayMs);
+    return { outcome: 'requeued', record: next };
   };
-  await deps.store.update(ambiguous, etag);
-  await deps.store.enqueue(record.id, DEFAULT_RETRY_MS);
-  return { outcome: 'requeued', record: ambiguous };
+  switch (failure.kind) {
+    case 'throttled': {
+      // Graph refused the call: nothing was accepted, so the marker goes and the mail waits out Retry-After.
+      const tried = withRequestId(record, failure.requestId);
+      const wait = { notBefore: now + failure.retryAfterMs, reason: failure.reason };
+      return requeue(toQueued(tried, wait, now), failure.retryAfterMs);
+    }
+    case 'dependency':
+      // Nothing reached Graph: the marker goes and the mail waits as the failure asks.
+      return requeue(
+        toQueued(record, { notBefore: now + failure.retryAfterMs, reason: failure.reason }, now),
+        failure.retryAfterMs,
+      );
+    case 'rejected':
+      return fail({ record: withRequestId(record, failure.requestId), etag }, deps, failure.problem, true);
+    case 'ambiguous': {
+      // Graph may have accepted the mail. The marker stays; the next try checks Outbox and Sent Items.
+      const tried = withRequestId(record, failure.requestId);
+      return requeue(toUnconfirmed(tried, { notBefore: now + DEFAULT_RETRY_MS }, now), DEFAULT_RETRY_MS);
+    }
+  }
 }
 
+/** Records the mail as sent (with Graph's `request-id` of the submission, when known) and publishes `mail.sent`. */
 async function succeed(
-  record: OutboxRecord,
-  etag: string,
+  { record, etag }: Current,
   deps: OutboxProcessorDependencies,
   requestId: string | undefined,
 ): Promise<ProcessResult> {
   const now = (deps.now ?? Date.now)();
-  const sent: OutboxRecord = {
-    ...record,
-    status: 'sent',
-    sentAt: now,
-    updatedAt: now,
-    requestIds: requestId ? [...record.requestIds, requestId] : record.requestIds,
-  };
-  delete sent.attemptStartedAt;
-  delete sent.notBefore;
-  delete sent.reason;
-  await finish(sent, etag, deps, now, 'mail.sent', {
+  const sent = toSent(record, { requestId }, now);
+  await finish(record, sent, etag, deps, now, 'mail.sent', {
     id: record.id,
     status: 'sent',
     internetMessageId: record.internetMessageId,
@@ -468,23 +448,22 @@ async function succeed(
   return { outcome: 'sent', record: sent };
 }
 
+/** Records the mail as failed with `doc` and publishes `mail.failed`; `attemptSettled`: see `toFailed`. */
 async function fail(
-  record: OutboxRecord,
-  etag: string,
+  { record, etag }: Current,
   deps: OutboxProcessorDependencies,
   doc: ProblemDocument,
-  clearMarker = false,
+  attemptSettled: boolean,
 ): Promise<ProcessResult> {
   const now = (deps.now ?? Date.now)();
-  const failed: OutboxRecord = { ...record, status: 'failed', problem: doc, updatedAt: now };
-  if (clearMarker) delete failed.attemptStartedAt;
-  delete failed.notBefore;
-  await finish(failed, etag, deps, now, 'mail.failed', { id: record.id, status: 'failed', problem: doc });
+  const failed = toFailed(record, { problem: doc, attemptSettled }, now);
+  await finish(record, failed, etag, deps, now, 'mail.failed', { id: record.id, status: 'failed', problem: doc });
   return { outcome: 'failed', record: failed };
 }
 
 /** Records a final outcome, drops the stored request and its attachment blobs, and publishes the outcome's event. */
 async function finish(
+  before: OutboxRecord,
   final: OutboxRecord,
   etag: string,
   deps: OutboxProcessorDependencies,
@@ -492,10 +471,8 @@ async function finish(
   type: 'mail.sent' | 'mail.failed',
   data: Record<string, unknown>,
 ): Promise<void> {
-  // The request's content is not kept once the outcome is final; a failed blob delete only costs storage.
-  const inRecord = final.inlineRequest !== undefined;
-  delete final.inlineRequest;
   await deps.store.update(final, etag);
-  if (!inRecord) await deps.store.deletePayload(final.id).catch(() => undefined);
+  // A request kept in the record went with it; a failed blob delete only costs storage.
+  if (before.inlineRequest === undefined) await deps.store.deletePayload(final.id).catch(() => undefined);
   await deps.publisher.publish(mailboxEvent(type, final.mailbox, final.id, data, new Date(now)));
 }

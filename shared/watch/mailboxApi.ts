@@ -3,17 +3,18 @@
  * watch policy (`ALLOWED_WATCH_MAILBOXES`) and the token's permissions are checked before Graph is called. Views
  * never show the clientState or the delta link.
  */
-import { randomUUID } from 'node:crypto';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { GraphError } from '@microsoft/microsoft-graph-client';
-import { describeForLog } from '../platform/logSafe';
 import { storageUnavailableProblem } from '../platform/storageErrors';
+import { GraphFailure } from '../graph/graphFailure';
+import { graphFailureProblem, type GraphProblemCases } from '../graph/graphProblems';
 import { addressProblems } from '../mail/textRules';
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { isMailboxAllowed } from '../platform/mailboxPolicy';
-import { problem, problemResponse, type ProblemDocument } from '../platform/problem';
-import type { ProblemSlug } from '../platform/problemCatalogue';
+import { HttpProblem } from '../platform/httpProblem';
+import { internalProblem } from '../platform/internalProblem';
+import { problem, problemResponse } from '../platform/problem';
 import { WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../identity/graphPermissions';
 import { WatchBusyError, type WatchService } from './watchService';
 import type { WatchedMailbox, WatchStore } from './watchStore';
@@ -43,15 +44,6 @@ export interface MailboxView {
 // DNS labels.
 const MAILBOX_DOMAIN = /@[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/i;
 
-class ApiProblem extends Error {
-  constructor(
-    readonly doc: ProblemDocument,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(doc.title);
-  }
-}
-
 /** Handles one request to the mailbox API. */
 export async function handleMailboxes(
   request: HttpRequest,
@@ -69,43 +61,30 @@ export async function handleMailboxes(
       case 'DELETE':
         return await unwatch(parseMailbox(required(mailbox)), context, deps);
       default:
-        throw new ApiProblem(
+        throw new HttpProblem(
           problem(405, 'method-not-allowed', 'Method not allowed', `${request.method} is not supported.`),
         );
     }
   } catch (err) {
-    if (err instanceof ApiProblem) return problemResponse(err.doc, err.headers);
+    if (err instanceof HttpProblem) return err.toResponse();
     const storage = storageUnavailableProblem(err, deps.config, 'Repeat the request once storage answers.');
     if (storage) {
       context.error(`mailbox API: ${storage.doc.detail}`);
       return problemResponse(storage.doc, storage.headers);
     }
     if (err instanceof WatchBusyError) {
-      return problemResponse(
+      return new HttpProblem(
         problem(503, 'watch-busy', 'The mailbox is being changed', `${err.message}; retry shortly.`),
-        { 'retry-after': '30' },
-      );
+        { retryAfterSeconds: 30 },
+      ).toResponse();
     }
-    const mapped = graphProblem(err);
-    if (mapped) {
-      context.warn(
-        `mailbox API: Graph answered ${mapped.doc.status} ${String((mapped.doc.graph as { code?: string })?.code ?? '')}`,
-      );
-      return problemResponse(mapped.doc, mapped.headers);
+    if (err instanceof GraphError) {
+      const failure = GraphFailure.of(err);
+      const mapped = graphFailureProblem(failure, WATCH_GRAPH_CASES);
+      context.warn(`mailbox API: Graph answered ${mapped.doc.status} ${failure.code ?? ''}`);
+      return mapped.toResponse();
     }
-    const incident = randomUUID();
-    context.error(`mailbox API failed unexpectedly (incident ${incident}): ${describeForLog(err)}`);
-    return problemResponse(
-      problem(
-        500,
-        'internal',
-        'The gateway failed',
-        `An unexpected error occurred; incident ${incident} is in the gateway's logs.`,
-        {
-          incident,
-        },
-      ),
-    );
+    return internalProblem(context, err, { operation: 'mailbox API' }).toResponse();
   }
 }
 
@@ -140,7 +119,7 @@ async function watch(
   deps: MailboxApiDependencies,
 ): Promise<HttpResponseInit> {
   if (!isMailboxAllowed(deps.config.watch.allowedMailboxes, mailbox)) {
-    throw new ApiProblem(
+    throw new HttpProblem(
       problem(
         403,
         'mailbox-not-allowed',
@@ -151,7 +130,7 @@ async function watch(
     );
   }
   if (!deps.service) {
-    throw new ApiProblem(
+    throw new HttpProblem(
       problem(
         503,
         'watch-not-configured',
@@ -163,7 +142,7 @@ async function watch(
   if (deps.config.graphPermissionCheck === 'token') {
     const token = await deps.credential.explainGraphToken();
     if (!WATCH_PERMISSIONS_ACCEPTED.some((role) => token.roles.includes(role))) {
-      throw new ApiProblem(
+      throw new HttpProblem(
         problem(
           403,
           'admin-consent-missing',
@@ -199,7 +178,7 @@ async function unwatch(
 
 function required(mailbox: string | undefined): string {
   if (mailbox === undefined) {
-    throw new ApiProblem(
+    throw new HttpProblem(
       problem(400, 'mailbox-missing', 'Mailbox missing', 'Name the mailbox: /api/mailboxes/{address}.'),
     );
   }
@@ -214,7 +193,7 @@ function parseMailbox(value: string): string {
     problems.push('must end in a domain of letters, digits and hyphens, such as @contoso.com');
   }
   if (problems.length > 0) {
-    throw new ApiProblem(
+    throw new HttpProblem(
       problem(
         400,
         'invalid-mailbox',
@@ -227,8 +206,8 @@ function parseMailbox(value: string): string {
   return address;
 }
 
-function notWatched(mailbox: string): ApiProblem {
-  return new ApiProblem(
+function notWatched(mailbox: string): HttpProblem {
+  return new HttpProblem(
     problem(404, 'mailbox-not-watched', 'Mailbox not watched', `'${mailbox}' is not watched.`, { mailbox }),
   );
 }
@@ -237,61 +216,38 @@ function json(status: number, body: unknown): HttpResponseInit {
   return { status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
 }
 
-/** Graph's refusals, in words an operator can act on. */
-function graphProblem(err: unknown): ApiProblem | undefined {
-  if (!(err instanceof GraphError)) return undefined;
-  const graph = {
-    code: err.code ?? undefined,
-    status: err.statusCode,
-    requestId: err.requestId ?? err.headers?.get('request-id') ?? undefined,
-    clientRequestId: err.headers?.get('client-request-id') ?? undefined,
-  };
-  const make = (
-    status: number,
-    slug: ProblemSlug,
-    title: string,
-    detail: string,
-    headers: Record<string, string> = {},
-  ) => new ApiProblem(problem(status, slug, title, detail, { graph }), headers);
-  if (err.statusCode === 400 && /validation/i.test(err.message)) {
-    return make(
-      502,
-      'webhook-validation-failed',
-      "Graph could not validate the gateway's webhook",
-      `Graph refused the subscription because its validation request to WEBHOOK_BASE_URL failed ("${err.message}"). Check that WEBHOOK_BASE_URL is this app's public https origin and reachable from the internet.`,
-    );
-  }
-  switch (err.code) {
-    case 'ErrorAccessDenied':
-      return make(
-        403,
-        'mailbox-out-of-scope',
-        'The app may not read this mailbox',
-        `Graph denied access ("${err.message}"): the mailbox is outside the app's Exchange application access scope, or ${WATCH_PERMISSION} lacks consent.`,
-      );
-    case 'MailboxNotEnabledForRESTAPI':
-      return make(422, 'mailbox-not-enabled', 'The mailbox cannot be used through Graph', err.message);
-    case 'ErrorInvalidUser':
-    case 'Request_ResourceNotFound':
-      return make(422, 'mailbox-not-found', 'No such mailbox', `The tenant has no such mailbox ("${err.message}").`);
-  }
-  if (err.statusCode === 429 || err.statusCode === 503 || err.statusCode === 504) {
-    return make(503, 'graph-throttled', 'Microsoft Graph is busy', `Graph answered ${err.statusCode}; retry later.`, {
-      'retry-after': '30',
-    });
-  }
-  if (err.statusCode === 403) {
-    return make(
-      403,
-      'graph-forbidden',
-      'Microsoft Graph refused',
-      `Graph answered 403 ${err.code ?? ''}: ${err.message}`,
-    );
-  }
-  return make(
-    502,
-    'graph-error',
-    'Microsoft Graph refused the request',
-    `Graph answered ${err.statusCode} ${err.code ?? ''}: ${err.message}`,
-  );
-}
+/** How the mailbox API words Graph's refusals, and the refusals only watching meets. */
+const WATCH_GRAPH_CASES: GraphProblemCases = {
+  before: (failure, make) =>
+    failure.status === 400 && /validation/i.test(failure.message)
+      ? make(
+          502,
+          'webhook-validation-failed',
+          "Graph could not validate the gateway's webhook",
+          `Graph refused the subscription because its validation request to WEBHOOK_BASE_URL failed ("${failure.message}"). Check that WEBHOOK_BASE_URL is this app's public https origin and reachable from the internet.`,
+        )
+      : undefined,
+  accessDenied: (failure) => ({
+    title: 'The app may not read this mailbox',
+    detail: `Graph denied access ("${failure.message}"): the mailbox is outside the app's Exchange application access scope, or ${WATCH_PERMISSION} lacks consent.`,
+  }),
+  mailboxNotEnabled: (failure) => ({ title: 'The mailbox cannot be used through Graph', detail: failure.message }),
+  mailboxNotFound: (failure) => ({
+    title: 'No such mailbox',
+    detail: `The tenant has no such mailbox ("${failure.message}").`,
+  }),
+  after: (failure, make) =>
+    failure.status === 403
+      ? make(
+          403,
+          'graph-forbidden',
+          'Microsoft Graph refused',
+          `Graph answered 403 ${failure.code ?? ''}: ${failure.message}`,
+        )
+      : undefined,
+  throttled: (failure) => ({
+    title: 'Microsoft Graph is busy',
+    detail: `Graph answered ${failure.status}; retry later.`,
+    retryAfterSeconds: 30,
+  }),
+};

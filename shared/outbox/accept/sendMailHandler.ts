@@ -10,14 +10,16 @@ import { RestError } from '@azure/core-rest-pipeline';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { AppCredential } from '../../identity/appCredential';
 import type { GatewayConfig } from '../../platform/config';
-import { problem, problemResponse } from '../../platform/problem';
-import { describeForLog, logValue } from '../../platform/logSafe';
+import { HttpProblem } from '../../platform/httpProblem';
+import { internalProblem } from '../../platform/internalProblem';
+import { problemResponse } from '../../platform/problem';
+import { logValue } from '../../platform/logSafe';
 import { failureLogLine } from '../../mail/failureLog';
 import { AdminConsentMissingError } from '../../identity/tokenClaims';
 import { requiredGraphRoles } from '../../mail/composeMessage';
 import { credentialDependencyProblem, storageDependencyProblem } from '../../mail/dependencyProblems';
 import { IDEMPOTENCY_TABLE, type IdempotencyStore, type StoredResult } from './idempotencyStore';
-import { OUTBOX_TABLE, type OutboxRecord, type OutboxStore } from '../outboxStore';
+import { OUTBOX_TABLE, type OutboxRecord, type OutboxStatus, type OutboxStore } from '../outboxStore';
 import { canonicalRequestHash } from './requestHash';
 import type { StagedAttachments } from '../stagedAttachments';
 import { isMailboxAllowed } from '../../platform/mailboxPolicy';
@@ -28,7 +30,6 @@ import {
   idempotencyConflictProblem,
   idempotencyInProgressProblem,
   notJsonProblem,
-  SendProblem,
   senderNotAllowedProblem,
   tooDeepProblem,
   tooLargeProblem,
@@ -89,28 +90,20 @@ export async function handleSendMail(
   } catch (caught) {
     if (caught instanceof ClientDisconnected) {
       context.info(`send abandoned: ${caught.message}; nothing was sent`);
-      return problemResponse(notJsonProblem('The request body was cut off.').doc);
+      return notJsonProblem('The request body was cut off.').toResponse();
     }
     const err = credentialDependencyProblem(caught) ?? caught;
-    if (err instanceof SendProblem) {
+    if (err instanceof HttpProblem) {
       const line = failureLogLine(err.doc, facts.mailbox, err.logDetail);
       if (err.doc.status >= 500) context.error(line);
       else context.warn(line);
-      return problemResponse(err.doc, err.headers);
+      return err.toResponse();
     }
-    const incident = randomUUID();
-    context.error(
-      `send failed unexpectedly (incident ${incident}) for ${logValue(facts.mailbox ?? '-')}: ${describeForLog(err)}`,
-    );
-    return problemResponse(
-      problem(
-        500,
-        'internal',
-        'The gateway failed',
-        `An unexpected error occurred; incident ${incident} is in the gateway's logs. Nothing was sent.`,
-        { incident },
-      ),
-    );
+    return internalProblem(context, err, {
+      operation: 'send',
+      about: logValue(facts.mailbox ?? '-'),
+      consequence: 'Nothing was sent.',
+    }).toResponse();
   }
 }
 
@@ -157,14 +150,27 @@ async function send(
     const wait = preferredWaitSeconds(req.headers.get('prefer'));
 
     const accepted = await acceptOnce(id, request, { json, attachments }, key, wait, context, deps);
-    if (wait === undefined || accepted.status !== 202 || typeof accepted.body !== 'string') return accepted;
-    const { id: acceptedId } = JSON.parse(accepted.body) as { id: string };
-    return await waitForOutcome(acceptedId, wait, deps);
+    if (accepted.kind === 'stored') {
+      return wait === undefined
+        ? queuedResponse(accepted.id, accepted.status)
+        : await waitForOutcome(accepted.id, wait, deps);
+    }
+    // As before: a replay still on its way after its own wait waits a second time (answering without
+    // Idempotent-Replayed then).
+    if (wait !== undefined && accepted.answer.status === 202) return await waitForOutcome(accepted.id, wait, deps);
+    return accepted.answer;
   } finally {
     // Refused, replayed or failed: the staged blocks go (a stored mail's attachments are committed and stay).
     await attachments.discard();
   }
 }
+
+/** What accepting a request led to. */
+type Acceptance =
+  /** This request stored mail `id` in the outbox, with its first status. */
+  | { kind: 'stored'; id: string; status: OutboxStatus }
+  /** A repeat of an `Idempotency-Key`'s request, answered from the first request's mail `id`. */
+  | { kind: 'replayed'; id: string; answer: HttpResponseInit };
 
 /**
  * Stores the mail in the outbox, once per `Idempotency-Key`: a repeat of the same request (compared by its canonical
@@ -178,9 +184,9 @@ async function acceptOnce(
   wait: number | undefined,
   context: InvocationContext,
   deps: SendMailDependencies,
-): Promise<HttpResponseInit> {
+): Promise<Acceptance> {
   const { config } = deps;
-  if (key === null) return enqueue(id, request, payload, context, deps);
+  if (key === null) return await enqueue(id, request, payload, context, deps);
   if (!/^[\x21-\x7e]{1,255}$/.test(key)) throw badIdempotencyKeyProblem();
   // After validation: a valid request nests only a few levels, and its attachments' blobs carry their digests.
   const hash = canonicalRequestHash(payload.json);
@@ -199,19 +205,16 @@ async function acceptOnce(
     await new Promise((r) => setTimeout(r, 200));
   }
   try {
-    const response = await enqueue(id, request, payload, context, deps);
+    const stored = await enqueue(id, request, payload, context, deps);
     await deps.idempotency
-      .complete(key, hash, {
-        status: response.status ?? 202,
-        body: typeof response.body === 'string' ? response.body : '',
-      })
+      .complete(key, hash, { status: 202, body: queuedBody(stored.id, stored.status) })
       .catch((err: unknown) => {
         // The mail is in the outbox: the caller gets its 202; only a repeat with this key cannot be answered.
         context.warn(
           `queued as ${logValue(request.from)}, but its Idempotency-Key could not be recorded: ${storageDependencyProblem(err, IDEMPOTENCY_TABLE, config).doc.detail}`,
         );
       });
-    return response;
+    return stored;
   } catch (err) {
     // Nothing was stored: free the key so the caller's retry with it can send.
     await deps.idempotency.release(key).catch(() => undefined);
@@ -266,14 +269,14 @@ interface ParsedBody {
   attachments: StagedAttachments;
 }
 
-/** Checks the token's permissions, then stores the mail in the outbox; answers the 202 for it. */
+/** Checks the token's permissions, then stores the mail in the outbox. */
 async function enqueue(
   id: string,
   request: SendRequest,
   payload: ParsedBody,
   context: InvocationContext,
   deps: SendMailDependencies,
-): Promise<HttpResponseInit> {
+): Promise<Acceptance & { kind: 'stored' }> {
   if (deps.config.graphPermissionCheck === 'token') {
     const roles = requiredGraphRoles(request);
     try {
@@ -303,7 +306,7 @@ async function enqueue(
       throw err;
     });
   context.info(`queued as ${logValue(request.from)} to ${recipients} recipient(s); id ${id}, status ${record.status}`);
-  return queuedResponse(id, record.status);
+  return { kind: 'stored', id, status: record.status };
 }
 
 /**
@@ -319,8 +322,13 @@ function queuedResponse(id: string, status: string, headers: Record<string, stri
   return {
     status: 202,
     headers: { 'content-type': 'application/json', location: `/api/mail/${id}`, ...headers },
-    body: JSON.stringify({ id, status }),
+    body: queuedBody(id, status),
   };
+}
+
+/** The body of the 202 for a mail on its way, and what an `Idempotency-Key` records for a repeat. */
+function queuedBody(id: string, status: string): string {
+  return JSON.stringify({ id, status });
 }
 
 /**
@@ -332,8 +340,18 @@ async function replay(
   first: StoredResult,
   wait: number | undefined,
   deps: SendMailDependencies,
-): Promise<HttpResponseInit> {
+): Promise<Acceptance & { kind: 'replayed' }> {
   const { id } = JSON.parse(first.body) as { id: string };
+  return { kind: 'replayed', id, answer: await replayAnswer(id, first, wait, deps) };
+}
+
+/** The answer to a repeat of the request that stored mail `id` (see {@link replay}). */
+async function replayAnswer(
+  id: string,
+  first: StoredResult,
+  wait: number | undefined,
+  deps: SendMailDependencies,
+): Promise<HttpResponseInit> {
   const replayed = { 'idempotent-replayed': 'true' };
   if (wait !== undefined) return waitForOutcome(id, wait, deps, replayed);
   const stored = await deps.outbox.get(id).catch((err: unknown) => {
