@@ -5,7 +5,6 @@
  */
 import type { FunctionHandler, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { GatewayConfig } from '../platform/config';
-import { problemResponse } from '../platform/problem';
 import { withStorageCallLimit } from '../platform/storageDeadline';
 import { storageUnavailableProblem } from '../platform/storageErrors';
 
@@ -26,7 +25,7 @@ export function guardStorage(
         const failure = storageUnavailableProblem(err, configure(), 'Repeat the request once storage answers.');
         if (!failure) throw err;
         context.error(`${context.functionName}: ${failure.doc.detail}`);
-        return problemResponse(failure.doc, failure.headers) satisfies HttpResponseInit;
+        return failure.toResponse() satisfies HttpResponseInit;
       }
     });
 }

@@ -73,7 +73,7 @@ export function credentialDependencyProblem(err: unknown): HttpProblem | undefin
  */
 export function storageDependencyProblem(err: unknown, resource: string, config: GatewayConfig): HttpProblem {
   const tagged = storageUnavailableProblem(err, config, 'Nothing was sent.');
-  if (tagged) return new HttpProblem(tagged.doc, { headers: tagged.headers });
+  if (tagged) return tagged;
   return dependencyFailure(
     'storage',
     'storage-unavailable',

@@ -4,7 +4,8 @@
  * connection string.
  */
 import type { GatewayConfig } from './config';
-import { problem, type ProblemDocument } from './problem';
+import { HttpProblem } from './httpProblem';
+import { problem } from './problem';
 import { isStorageTimeout, storageFailureOf, type StorageService } from './storageDeadline';
 
 /** Roles the gateway's identity needs, per service. */
@@ -60,19 +61,19 @@ export function storageUnavailableProblem(
   err: unknown,
   config: GatewayConfig,
   consequence: string,
-): { doc: ProblemDocument; headers: Record<string, string> } | undefined {
+): HttpProblem | undefined {
   const failure = storageFailureOf(err);
   if (!failure) return undefined;
-  return {
-    doc: problem(
+  return new HttpProblem(
+    problem(
       503,
       'storage-unavailable',
       'The gateway cannot use its storage account',
       `${explainStorageError(err, failure.service, failure.resource, config)} ${consequence}`,
       { dependency: 'storage' },
     ),
-    headers: { 'retry-after': String(STORAGE_RETRY_AFTER_SECONDS) },
-  };
+    { retryAfterSeconds: STORAGE_RETRY_AFTER_SECONDS },
+  );
 }
 
 /**

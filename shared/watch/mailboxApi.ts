@@ -14,7 +14,7 @@ import type { GatewayConfig } from '../platform/config';
 import { isMailboxAllowed } from '../platform/mailboxPolicy';
 import { HttpProblem } from '../platform/httpProblem';
 import { internalProblem } from '../platform/internalProblem';
-import { problem, problemResponse } from '../platform/problem';
+import { problem } from '../platform/problem';
 import { WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../identity/graphPermissions';
 import { WatchBusyError, type WatchService } from './watchService';
 import type { WatchedMailbox, WatchStore } from './watchStore';
@@ -70,7 +70,7 @@ export async function handleMailboxes(
     const storage = storageUnavailableProblem(err, deps.config, 'Repeat the request once storage answers.');
     if (storage) {
       context.error(`mailbox API: ${storage.doc.detail}`);
-      return problemResponse(storage.doc, storage.headers);
+      return storage.toResponse();
     }
     if (err instanceof WatchBusyError) {
       return new HttpProblem(
