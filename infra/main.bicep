@@ -138,6 +138,9 @@ param webhookBaseUrl string = ''
 @description('ALLOWED_WATCH_MAILBOXES: mailboxes that may be watched (comma-separated addresses and *@domain patterns); empty = none.')
 param allowedWatchMailboxes string = ''
 
+@description('ALLOWED_READ_MAILBOXES: mailboxes whose mail callers may read, answer and file through the message API (comma-separated addresses and *@domain patterns); empty = none.')
+param allowedReadMailboxes string = ''
+
 @description('RENEWAL_SCHEDULE: NCRONTAB schedule of the subscription renewal timer (UTC).')
 param renewalSchedule string = '0 0 * * * *'
 
@@ -412,6 +415,7 @@ var appSettings = {
   'GRAPH_PERMISSION_CHECK': graphPermissionCheck
   'WEBHOOK_BASE_URL': webhookBaseUrl
   'ALLOWED_WATCH_MAILBOXES': allowedWatchMailboxes
+  'ALLOWED_READ_MAILBOXES': allowedReadMailboxes
   'RENEWAL_SCHEDULE': renewalSchedule
   'RENEWAL_WINDOW_HOURS': string(renewalWindowHours)
   'MAILBOX_MESSAGES_PER_MINUTE': string(mailboxMessagesPerMinute)

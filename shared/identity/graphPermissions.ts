@@ -15,6 +15,11 @@ export const WATCH_PERMISSION = 'Mail.ReadBasic.All';
 /** Permissions any of which lets the gateway read message metadata and delta. */
 export const WATCH_PERMISSIONS_ACCEPTED: readonly string[] = [WATCH_PERMISSION, 'Mail.Read', MAILBOX_WRITE_PERMISSION];
 
+/** Reading message bodies, attachments and MIME (the message API): Mail.ReadBasic.All excludes them. */
+export const READ_PERMISSION = 'Mail.Read';
+/** Permissions any of which lets the gateway read whole messages. */
+export const READ_PERMISSIONS_ACCEPTED: readonly string[] = [READ_PERMISSION, MAILBOX_WRITE_PERMISSION];
+
 /**
  * Graph application permissions the gateway uses: send; large attachments, watching and the outbox's Outbox / Sent
  * Items lookup of an interrupted attempt (Mail.ReadWrite includes the Mail.ReadBasic.All those reads need); mailbox

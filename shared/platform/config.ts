@@ -178,6 +178,13 @@ export const SETTINGS: readonly SettingDefinition[] = [
       'Mailboxes that may be watched, in the syntax of ALLOWED_SENDERS (addresses and *@domain patterns). Unset: none; anything else is refused with 403 before Graph is called.',
   },
   {
+    name: 'ALLOWED_READ_MAILBOXES',
+    required: false,
+    source: 'app',
+    description:
+      'Mailboxes whose mail callers may read, answer and file through /api/mailboxes/{mailbox}/messages, in the syntax of ALLOWED_SENDERS. Unset: none; anything else is refused with 403 before Graph is called.',
+  },
+  {
     name: 'RENEWAL_SCHEDULE',
     required: false,
     source: 'app',
@@ -313,6 +320,11 @@ export interface GatewayConfig {
     /** Subscriptions expiring within this many milliseconds are renewed. */
     renewalWindowMs: number;
   };
+  /** Reading, answering and filing received mail. */
+  messages: {
+    /** Mailboxes whose mail may be read and acted on, in the sender-policy shape. */
+    allowedMailboxes: MailboxPolicy;
+  };
   /** The outbox processor's pacing and give-up time. */
   outbox: {
     /** Messages per minute per mailbox. */
@@ -417,6 +429,7 @@ const settingsSchema = z.object({
       .optional(),
   ),
   ALLOWED_WATCH_MAILBOXES: optional().pipe(mailboxList().optional()),
+  ALLOWED_READ_MAILBOXES: optional().pipe(mailboxList().optional()),
   RENEWAL_SCHEDULE: optional().refine((v) => v === undefined || NCRONTAB.test(v), {
     message: 'must be a six-field NCRONTAB expression such as 0 0 * * * * (or a TimeSpan such as 01:00:00)',
   }),
@@ -543,6 +556,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
       allowedMailboxes: parseMailboxPolicy(settings.ALLOWED_WATCH_MAILBOXES ?? ''),
       renewalSchedule: settings.RENEWAL_SCHEDULE ?? DEFAULTS.RENEWAL_SCHEDULE.value,
       renewalWindowMs: (settings.RENEWAL_WINDOW_HOURS ?? DEFAULTS.RENEWAL_WINDOW_HOURS.value) * 3_600_000,
+    },
+    messages: {
+      allowedMailboxes: parseMailboxPolicy(settings.ALLOWED_READ_MAILBOXES ?? ''),
     },
     outbox: {
       messagesPerMinute: settings.MAILBOX_MESSAGES_PER_MINUTE ?? DEFAULTS.MAILBOX_MESSAGES_PER_MINUTE.value,

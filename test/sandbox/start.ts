@@ -175,6 +175,7 @@ async function main(): Promise<void> {
       // Policies are the developer's to try: a value from the environment wins over the sandbox's default.
       ALLOWED_SENDERS: process.env.ALLOWED_SENDERS?.trim() || cloudSettings.ALLOWED_SENDERS,
       ALLOWED_WATCH_MAILBOXES: process.env.ALLOWED_WATCH_MAILBOXES?.trim() || `*@${domain}`,
+      ALLOWED_READ_MAILBOXES: process.env.ALLOWED_READ_MAILBOXES?.trim() || `*@${domain}`,
       AzureWebJobsStorage: azurite.connectionString,
       NODE_EXTRA_CA_CERTS: trustBundle(caPath, process.env.NODE_EXTRA_CA_CERTS),
       WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}`,

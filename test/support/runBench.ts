@@ -103,6 +103,7 @@ async function benchmarks(caDir: string): Promise<void> {
   Object.assign(process.env, cloud.settings(), {
     AzureWebJobsStorage: azurite.connectionString,
     ALLOWED_WATCH_MAILBOXES: `*@${cloud.tenant.domain}`,
+    ALLOWED_READ_MAILBOXES: `*@${cloud.tenant.domain}`,
     WEBHOOK_BASE_URL: `https://127.0.0.1:${webhookPort}`,
   });
   const config = loadConfig(process.env);
