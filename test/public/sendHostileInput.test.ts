@@ -235,7 +235,7 @@ describe('deeply nested JSON', () => {
     expect(await storedMails()).toEqual(before);
     expect(env.cloud.graph.requests.length).toBe(graphBefore);
     // The worker is free again: health answers.
-    expect((await fetch(`${host.url}/api/health`)).status).toBe(200);
+    expect((await gateway.health()).status).toBe(200);
   });
 
   it('answers at the first bracket past the limit, without waiting for the rest of the body', async () => {

@@ -51,7 +51,14 @@ export interface GatewayClient {
   status<B = Record<string, unknown>>(id: string, options?: RequestOptions): Promise<GatewayAnswer<B>>;
   /** GET /api/mail/{id}, expecting 200: the mail's status document. */
   mailStatus<B = Record<string, unknown>>(id: string): Promise<B>;
-  /** PUT /api/mailboxes/{mailbox}: watch it (`body` as the API takes it, none by default). */
+  /** GET /api/health, anonymous as a load balancer's probe is. */
+  health<B = Record<string, unknown>>(): Promise<GatewayAnswer<B>>;
+  /** GET /api/diagnostics, with the host's master key (an admin's call). */
+  diagnostics<B = Record<string, unknown>>(): Promise<GatewayAnswer<B>>;
+  /**
+   * PUT /api/mailboxes/{mailbox}: watch it (`body` as the API takes it, none by default). The mailbox methods put
+   * `mailbox` into the path as given: a test that means to send an odd address encodes it itself.
+   */
   watch<B = Record<string, unknown>>(mailbox: string, body?: GatewayBody): Promise<GatewayAnswer<B>>;
   /** GET /api/mailboxes/{mailbox}. */
   mailbox<B = Record<string, unknown>>(mailbox: string): Promise<GatewayAnswer<B>>;
@@ -102,6 +109,8 @@ export function gatewayClient(host: FunctionsHostProcess, defaults: ClientDefaul
       expect(answer.status).toBe(200);
       return answer.body;
     },
+    health: () => request('GET', '/api/health', undefined, { key: null }),
+    diagnostics: () => request('GET', '/api/diagnostics', undefined, { key: host.masterKey }),
     watch: (mailbox, body) => request('PUT', `/api/mailboxes/${mailbox}`, body),
     mailbox: (mailbox) => request('GET', `/api/mailboxes/${mailbox}`),
     mailboxes: () => request('GET', '/api/mailboxes'),
