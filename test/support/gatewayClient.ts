@@ -9,8 +9,11 @@ import type { FunctionsHostProcess } from './functionsHost';
 
 /** An answer of the gateway: the status, the headers, and the body parsed as JSON (or `{ text }` when it is not). */
 export interface GatewayAnswer<B = Record<string, unknown>> {
+  /** The HTTP status. */
   status: number;
+  /** The answer's headers. */
   headers: Headers;
+  /** The body parsed as JSON, or `{ text }` when it is not JSON (an empty body too). */
   body: B;
   /** The body as it came. */
   text: string;
@@ -31,6 +34,7 @@ export interface RequestOptions {
 
 /** How a send is made: `wait` asks the gateway to wait up to that many seconds for the outcome (`Prefer: wait=N`). */
 export interface SendOptions extends RequestOptions {
+  /** Seconds the gateway may wait for the outcome before answering 202 (default: the client's `wait`, else none). */
   wait?: number;
 }
 
@@ -38,7 +42,10 @@ export interface SendOptions extends RequestOptions {
 export interface GatewayClient {
   /** The host this client calls. */
   readonly host: FunctionsHostProcess;
-  /** Any call: `path` from the origin (e.g. `/api/mailboxes`), with the function key and `content-type: application/json`. */
+  /**
+   * Any call: `path` from the origin (e.g. `/api/mailboxes`), with the function key and
+   * `content-type: application/json` unless `options` say otherwise.
+   */
   request<B = Record<string, unknown>>(
     method: string,
     path: string,
