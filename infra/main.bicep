@@ -275,7 +275,7 @@ var names = {
 }
 
 // The blob container, tables and queues the app uses: the single place these names are defined. A test
-// (test/public/infraLayout.test.ts) holds it against the functions' registered queues and the tables the code opens.
+// (test/tooling/infraLayout.test.ts) holds it against the functions' registered queues and the tables the code opens.
 var storageLayout = {
   deploymentContainer: 'app-package'
   containers: [

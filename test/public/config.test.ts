@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, SETTINGS } from '../../shared/platform/config'
 import { createQueueClient } from '../../shared/platform/storage';
 import { MAX_DEQUEUE_COUNT } from '../../shared/platform/queueTrigger';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient, type GatewayAnswer } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 const ROOT = join(__dirname, '..', '..');
@@ -323,8 +324,9 @@ describe('the functions host with bad settings (a deployment an operator must be
     );
 
     host = await startFunctionsHost({ ...env.settings, ENTRA_CLIENT_ID: BAD_CLIENT_ID, ALLOWED_SENDERS: BAD_SENDERS });
-    const expectInvalid = async (res: Response, what: string) => {
-      const text = await res.text();
+    const gateway = gatewayClient(host);
+    const expectInvalid = (res: GatewayAnswer, what: string) => {
+      const text = res.text;
       expect({ what, status: res.status, type: res.headers.get('content-type') }).toEqual({
         what,
         status: 503,
@@ -337,29 +339,22 @@ describe('the functions host with bad settings (a deployment an operator must be
       expect(text).not.toContain(BAD_CLIENT_ID);
       expect(text).not.toContain(BAD_SENDERS);
     };
-    await expectInvalid(await fetch(`${host.url}/api/health`), 'health');
-    const key = { 'x-functions-key': host.functionKey };
-    const json = { ...key, 'content-type': 'application/json' };
-    const calls: [string, string, RequestInit][] = [
+    expectInvalid(await gateway.health(), 'health');
+    const calls: [string, () => Promise<GatewayAnswer>][] = [
       [
         'send',
-        '/api/mail/send',
-        {
-          method: 'POST',
-          headers: json,
-          body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 'x', text: 'x' }),
-        },
+        () => gateway.send({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 'x', text: 'x' }),
       ],
-      ['status', `/api/mail/${id}`, { headers: key }],
-      ['list', '/api/mailboxes', { headers: key }],
-      ['watch', '/api/mailboxes/support@contoso.com', { method: 'PUT', headers: key }],
-      ['notifications', '/api/graph/notifications', { method: 'POST', headers: json, body: '{"value":[]}' }],
-      ['lifecycle', '/api/graph/lifecycle', { method: 'POST', headers: json, body: '{"value":[]}' }],
-      ['diagnostics', '/api/diagnostics', { headers: { 'x-functions-key': host.masterKey } }],
+      ['status', () => gateway.status(id)],
+      ['list', () => gateway.mailboxes()],
+      ['watch', () => gateway.watch('support@contoso.com')],
+      ['notifications', () => gateway.request('POST', '/api/graph/notifications', '{"value":[]}')],
+      ['lifecycle', () => gateway.request('POST', '/api/graph/lifecycle', '{"value":[]}')],
+      ['diagnostics', () => gateway.diagnostics()],
     ];
-    for (const [what, path, init] of calls) await expectInvalid(await fetch(`${host.url}${path}`, init), what);
+    for (const [what, call] of calls) expectInvalid(await call(), what);
     // Keys are still enforced first, as the host does it.
-    expect((await fetch(`${host.url}/api/mail/${id}`)).status).toBe(401);
+    expect((await gateway.status(id, { key: null })).status).toBe(401);
 
     // The operator's log names the settings, not their values; the queue and timer functions are not registered.
     const output = host.output();
@@ -387,6 +382,6 @@ describe('the functions host with bad settings (a deployment an operator must be
     }
     expect((await outbox.get(id))?.record.status).toBe('sent');
     expect(env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject)).toHaveLength(1);
-    expect((await fetch(`${host.url}/api/health`)).status).toBe(200);
+    expect((await gatewayClient(host).health()).status).toBe(200);
   }, 120_000);
 });

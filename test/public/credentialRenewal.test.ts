@@ -8,6 +8,7 @@ import { AppCredential } from '../../shared/identity/appCredential';
 import { KeyVaultCredentialSource } from '../../shared/identity/keyVaultCredentialSource';
 import { createCertificate } from '../emulators/testCa';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 const GRAPH_SCOPE = 'https://graph.microsoft.com/.default';
@@ -39,11 +40,11 @@ describe('a Key Vault version the app registration does not know', () => {
     const tokensBefore = env.cloud.entra.tokenRequests.length;
 
     const subject = `renewal-${randomUUID()}`;
-    const res = await fetch(`${host.url}/api/mail/send`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', prefer: 'wait=30', 'x-functions-key': host.functionKey },
-      body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'x' }),
-    });
+    const gateway = gatewayClient(host);
+    const res = await gateway.send(
+      { from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'x' },
+      { wait: 30 },
+    );
     expect(res.status).toBe(200);
     expect(env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject)).toHaveLength(1);
     const attempts = env.cloud.entra.tokenRequests.slice(tokensBefore);
@@ -52,8 +53,8 @@ describe('a Key Vault version the app registration does not know', () => {
       [200, undefined],
     ]);
 
-    const diagnostics = await fetch(`${host.url}/api/diagnostics`, { headers: { 'x-functions-key': host.masterKey } });
-    const report = (await diagnostics.json()) as { checks: { name: string; status: string; detail: string }[] };
+    const diagnostics = await gateway.diagnostics<{ checks: { name: string; status: string; detail: string }[] }>();
+    const report = diagnostics.body;
     const keyVault = report.checks.find((c) => c.name === 'keyVault');
     expect(keyVault).toMatchObject({
       status: 'warning',

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { azuriteConnectionString, freePort } from '../emulators/azurite';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient, type GatewayAnswer } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 let env: TestCloud;
@@ -28,29 +29,12 @@ async function host(settings: Record<string, string> = {}): Promise<FunctionsHos
   return started;
 }
 
-interface Answer {
-  status: number;
-  headers: Headers;
-  body: Record<string, unknown>;
-  text: string;
-}
+const MAIL = { from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' };
 
-async function send(target: FunctionsHostProcess, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await fetch(`${target.url}/api/mail/send`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      prefer: 'wait=30',
-      'x-functions-key': target.functionKey,
-      ...headers,
-    },
-    body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' }),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: JSON.parse(text) as Record<string, unknown>, text };
-}
+/** A client of `target` whose sends wait up to 30 s, so that the answer is the outcome. */
+const clientOf = (target: FunctionsHostProcess) => gatewayClient(target, { wait: 30 });
 
-function expectDependencyProblem(answer: Answer, dependency: string, slug: string): void {
+function expectDependencyProblem(answer: GatewayAnswer, dependency: string, slug: string): void {
   expect(answer.status).toBe(503);
   expect(answer.headers.get('content-type')).toBe('application/problem+json');
   expect(answer.headers.get('retry-after')).toBe('30');
@@ -67,7 +51,7 @@ describe('dependency failures', () => {
   it('Key Vault 403 (RBAC) at the token check: 503 naming the role, nothing stored', async () => {
     env.cloud.identity.keyVaultSecretsUser = false;
     const target = await host({ GRAPH_PERMISSION_CHECK: 'token' });
-    const answer = await send(target);
+    const answer = await clientOf(target).send(MAIL);
     expectDependencyProblem(answer, 'Key Vault', 'key-vault-unavailable');
     expect(answer.body.detail).toMatch(
       /managed identity \(client id [0-9a-f-]+\) may not read secrets .*assign it the role 'Key Vault Secrets User'/,
@@ -79,12 +63,9 @@ describe('dependency failures', () => {
   it('Key Vault 403 (RBAC) when only the outbox processor asks: the mail stays queued, its status names the role', async () => {
     env.cloud.identity.keyVaultSecretsUser = false;
     const target = await host({ GRAPH_PERMISSION_CHECK: 'off' });
-    const answer = await send(target, { prefer: 'wait=5' });
+    const answer = await clientOf(target).send(MAIL, { wait: 5 });
     expect(answer.status).toBe(202);
-    const res = await fetch(`${target.url}/api/mail/${String(answer.body.id)}`, {
-      headers: { 'x-functions-key': target.functionKey },
-    });
-    const status = (await res.json()) as { status: string; reason?: string };
+    const status = (await clientOf(target).status<{ status: string; reason?: string }>(String(answer.body.id))).body;
     expect(status.status).toBe('queued');
     expect(status.reason).toMatch(/^key-vault-unavailable: .*'Key Vault Secrets User'/);
     expect(target.output()).toMatch(/requeued.*Key Vault Secrets User/);
@@ -94,7 +75,7 @@ describe('dependency failures', () => {
     const target = await host();
     env.cloud.revokeAllBut({});
     try {
-      const answer = await send(target);
+      const answer = await clientOf(target).send(MAIL);
       expectDependencyProblem(answer, 'Entra ID', 'entra-token-failed');
       expect(answer.body.detail).toMatch(
         /AADSTS700027.*Fix: the certificate is not registered on the app registration/,
@@ -103,13 +84,13 @@ describe('dependency failures', () => {
     } finally {
       env.cloud.rotateCredential('certificate-pem');
     }
-    expect((await send(target)).status).toBe(200);
+    expect((await clientOf(target).send(MAIL)).status).toBe(200);
   });
 
   it('storage down: 503 "storage unreachable" for a send with an Idempotency-Key', async () => {
     const closed = await freePort();
     const target = await host({ AzureWebJobsStorage: azuriteConnectionString(closed, closed, closed) });
-    const answer = await send(target, { 'idempotency-key': randomUUID() });
+    const answer = await clientOf(target).send(MAIL, { headers: { 'idempotency-key': randomUUID() } });
     expectDependencyProblem(answer, 'storage', 'storage-unavailable');
     expect(answer.body.detail).toMatch(/^Table storage unreachable .*AzureWebJobsStorage/);
   });
@@ -117,7 +98,7 @@ describe('dependency failures', () => {
   it('storage down at accept, without an Idempotency-Key: 503 with Retry-After naming storage', async () => {
     const closed = await freePort();
     const target = await host({ AzureWebJobsStorage: azuriteConnectionString(closed, closed, closed) });
-    const answer = await send(target, { prefer: '' });
+    const answer = await clientOf(target).send(MAIL, { headers: { prefer: '' } });
     expectDependencyProblem(answer, 'storage', 'storage-unavailable');
     expect(answer.body.detail).toMatch(/storage unreachable .*AzureWebJobsStorage/i);
     // That nothing half-stored survives a failure at any of the three writes: test/internal/outboxStore.test.ts.

@@ -4,13 +4,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient, type GatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 let env: TestCloud;
 let host: FunctionsHostProcess;
+let gateway: GatewayClient;
 beforeAll(async () => {
   env = await startTestCloud({ privateStorage: true });
   host = await startFunctionsHost(env.settings);
+  // Every send waits up to 30 s, so that the answer is the outcome.
+  gateway = gatewayClient(host, { wait: 30 });
 });
 afterAll(async () => {
   await host?.stop();
@@ -18,21 +22,14 @@ afterAll(async () => {
 });
 afterEach(() => env.cloud.graph.clearFaults());
 
-async function send(subject: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${host.url}/api/mail/send`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', prefer: 'wait=30', 'x-functions-key': host.functionKey },
-    body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'x' }),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const mail = (subject: string) => ({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'x' });
 
 const graphTokenRequests = () =>
   env.cloud.entra.tokenRequests.filter((r) => r.scope.startsWith('https://graph.microsoft.com') && r.status === 200);
 
 describe('a token Graph calls invalid', () => {
   it('is replaced by a new one and the send goes through', async () => {
-    expect((await send(`warm-${randomUUID()}`)).status).toBe(200); // a token is cached now
+    expect((await gateway.send(mail(`warm-${randomUUID()}`))).status).toBe(200); // a token is cached now
     const tokensBefore = graphTokenRequests().length;
     env.cloud.graph.injectFaults({
       status: 401,
@@ -43,7 +40,7 @@ describe('a token Graph calls invalid', () => {
     const before = env.cloud.graph.requests.length;
     const subject = `renewed-${randomUUID()}`;
 
-    const answer = await send(subject);
+    const answer = await gateway.send(mail(subject));
 
     expect(answer.status).toBe(200);
     const sends = env.cloud.graph.requests.slice(before).filter((r) => r.path.endsWith('/sendMail'));
@@ -60,7 +57,7 @@ describe('a token Graph calls invalid', () => {
       mailbox: 'alerts@contoso.com',
     });
     const before = env.cloud.graph.requests.length;
-    const answer = await send(`refused-${randomUUID()}`);
+    const answer = await gateway.send(mail(`refused-${randomUUID()}`));
     expect(answer.status).toBe(502);
     expect(answer.body).toMatchObject({ graph: { code: 'InvalidAuthenticationToken', status: 401 } });
     expect(env.cloud.graph.requests.slice(before).filter((r) => r.path.endsWith('/sendMail'))).toHaveLength(2);

@@ -8,6 +8,7 @@ import { dereference, validate, compileErrors } from '@readme/openapi-parser';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient, type GatewayAnswer, type GatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 type Json = Record<string, unknown>;
@@ -28,6 +29,7 @@ interface Document {
 
 let env: TestCloud;
 let host: FunctionsHostProcess;
+let gateway: GatewayClient;
 let served: Response;
 let document: Document;
 /** The document with every `$ref` replaced by its target, so a schema can be compiled on its own. */
@@ -41,6 +43,7 @@ const ajv = addFormats(new Ajv2020({ allErrors: true, strict: true }));
 beforeAll(async () => {
   env = await startTestCloud({ privateStorage: true, graph: { latencyMs: { min: 1, max: 5 } } });
   host = await startFunctionsHost(env.settings);
+  gateway = gatewayClient(host);
   served = await fetch(`${host.url}/api/openapi.json`);
   document = (await served.clone().json()) as Document;
   resolved = (await dereference(asParserInput(document))) as unknown as Document;
@@ -91,9 +94,9 @@ function schemaOf(method: string, path: string, where: 'request' | number, conte
 }
 
 /** Checks an answer against the document: its status is documented, with this content type and a fitting body. */
-async function expectDocumented(method: string, path: string, res: Response): Promise<Json> {
+function expectDocumented(method: string, path: string, res: GatewayAnswer): Json {
   const contentType = (res.headers.get('content-type') ?? '').split(';')[0];
-  const body = (await res.json()) as Json;
+  const body = res.body;
   const validateBody = schemaOf(method, path, res.status, contentType);
   const answer = `${method.toUpperCase()} ${path} ${res.status}`;
   expect({ answer, valid: validateBody(body), errors: validateBody.errors ?? null }).toEqual({
@@ -104,12 +107,8 @@ async function expectDocumented(method: string, path: string, res: Response): Pr
   return body;
 }
 
-const send = (body: unknown, headers: Record<string, string> = {}) =>
-  fetch(`${host.url}/api/mail/send`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey, ...headers },
-    body: JSON.stringify(body),
-  });
+/** A GET of `path` without a key, as a browser or a client generator makes it. */
+const anonymousGet = (path: string) => gateway.request('GET', path, undefined, { key: null });
 
 const validSend = {
   from: 'alerts@contoso.com',
@@ -154,7 +153,7 @@ describe('GET /api/openapi.json', () => {
   it('publishes the request schema the send endpoint enforces', async () => {
     const validateRequest = schemaOf('post', '/api/mail/send', 'request', 'application/json');
     expect(validateRequest(validSend)).toBe(true);
-    const accepted = await send({ ...validSend, subject: `openapi-${Date.now()}` });
+    const accepted = await gateway.send({ ...validSend, subject: `openapi-${Date.now()}` });
     expect(accepted.status).toBe(202);
 
     // Each refused by the endpoint and by the published schema; refinements (one of text/html) are not JSON Schema.
@@ -167,7 +166,7 @@ describe('GET /api/openapi.json', () => {
       'no from': { ...validSend, from: undefined },
     };
     for (const [what, body] of Object.entries(invalid)) {
-      const answer = await send(body);
+      const answer = await gateway.send(body);
       expect({ what, status: answer.status }).toEqual({ what, status: 400 });
       expect({ what, valid: validateRequest(JSON.parse(JSON.stringify(body))) }).toEqual({ what, valid: false });
     }
@@ -186,66 +185,50 @@ describe('GET /api/openapi.json', () => {
       'more than 7 days ahead': new Date(Date.now() + 8 * 86_400_000).toISOString(),
     };
     for (const [what, sendAt] of Object.entries(refused)) {
-      const answer = await send({ ...validSend, sendAt });
+      const answer = await gateway.send<{ errors: { field: string; message: string }[] }>({ ...validSend, sendAt });
       expect({ what, status: answer.status }).toEqual({ what, status: 400 });
-      const [error] = ((await answer.json()) as { errors: { field: string; message: string }[] }).errors;
+      const [error] = answer.body.errors;
       expect({ what, field: error.field }).toEqual({ what, field: 'sendAt' });
       const example = /e\.g\. (\S+)$/.exec(error.message)?.[1];
       expect({ what, example: /^\d{4}-\d\d-\d\dT\d\d:00:00Z$/.test(example ?? '') }).toEqual({ what, example: true });
-      const scheduled = await send({ ...validSend, subject: `openapi-example-${Date.now()}`, sendAt: example });
+      const scheduled = await gateway.send({ ...validSend, subject: `openapi-example-${Date.now()}`, sendAt: example });
       expect({ what, status: scheduled.status }).toEqual({ what, status: 202 });
-      expect(((await scheduled.json()) as { status: string }).status).toBe('scheduled');
+      expect(scheduled.body.status).toBe('scheduled');
     }
     expect(validateRequest({ ...validSend, sendAt: tomorrow })).toBe(false);
     expect(validateRequest({ ...validSend, sendAt: `${tomorrow}Z` })).toBe(true);
   });
 
   it('describes the answers the endpoints really give', async () => {
-    const accepted = await expectDocumented('post', '/api/mail/send', await send({ ...validSend, subject: 'o' }));
+    const accepted = expectDocumented('post', '/api/mail/send', await gateway.send({ ...validSend, subject: 'o' }));
     expect(accepted.status).toBe('queued');
-    const sent = await expectDocumented(
+    const sent = expectDocumented(
       'post',
       '/api/mail/send',
-      await send({ ...validSend, subject: 'o' }, { prefer: 'wait=30' }),
+      await gateway.send({ ...validSend, subject: 'o' }, { wait: 30 }),
     );
     expect(sent.status).toBe('sent');
-    const status = await expectDocumented(
-      'get',
-      '/api/mail/{id}',
-      await fetch(`${host.url}/api/mail/${String(sent.id)}`, { headers: { 'x-functions-key': host.functionKey } }),
-    );
+    const status = expectDocumented('get', '/api/mail/{id}', await gateway.status(String(sent.id)));
     expect(status.status).toBe('sent');
-    await expectDocumented(
-      'get',
-      '/api/mail/{id}',
-      await fetch(`${host.url}/api/mail/${randomUUID()}`, { headers: { 'x-functions-key': host.functionKey } }),
-    );
-    const invalid = await expectDocumented('post', '/api/mail/send', await send({ ...validSend, to: ['x'] }));
+    expectDocumented('get', '/api/mail/{id}', await gateway.status(randomUUID()));
+    const invalid = expectDocumented('post', '/api/mail/send', await gateway.send({ ...validSend, to: ['x'] }));
     expect(invalid.errors).toEqual([{ field: 'to[0]', message: 'is not a valid email address' }]);
-    await expectDocumented('post', '/api/mail/send', await send({ ...validSend, from: 'ceo@contoso.com' }));
-    await expectDocumented(
+    expectDocumented('post', '/api/mail/send', await gateway.send({ ...validSend, from: 'ceo@contoso.com' }));
+    expectDocumented(
       'post',
       '/api/mail/send',
-      await fetch(`${host.url}/api/mail/send`, {
-        method: 'POST',
-        headers: { 'content-type': 'text/plain', 'x-functions-key': host.functionKey },
-        body: 'hello',
-      }),
+      await gateway.send('hello', { headers: { 'content-type': 'text/plain' } }),
     );
-    await expectDocumented('get', '/api/health', await fetch(`${host.url}/api/health`));
-    const diagnostics = await fetch(`${host.url}/api/diagnostics`, { headers: { 'x-functions-key': host.masterKey } });
-    expect((await expectDocumented('get', '/api/diagnostics', diagnostics)).status).toBe('ok');
-    await expectDocumented('get', '/api/openapi.json', await fetch(`${host.url}/api/openapi.json`));
-    const problemType = await expectDocumented(
-      'get',
-      '/api/problems/{slug}',
-      await fetch(`${host.url}${String(invalid.type)}`),
-    );
+    expectDocumented('get', '/api/health', await gateway.health());
+    const diagnostics = await gateway.diagnostics();
+    expect(expectDocumented('get', '/api/diagnostics', diagnostics).status).toBe('ok');
+    expectDocumented('get', '/api/openapi.json', await anonymousGet('/api/openapi.json'));
+    const problemType = expectDocumented('get', '/api/problems/{slug}', await anonymousGet(String(invalid.type)));
     expect(problemType.type).toBe(invalid.type);
-    await expectDocumented('get', '/api/problems/{slug}', await fetch(`${host.url}/api/problems/no-such-type`));
+    expectDocumented('get', '/api/problems/{slug}', await anonymousGet('/api/problems/no-such-type'));
 
     // Keys are enforced by the host, which answers 401 with an empty body: documented, without content.
-    const noKey = await fetch(`${host.url}/api/mail/send`, { method: 'POST', body: '{}' });
+    const noKey = await gateway.send('{}', { key: null });
     expect(noKey.status).toBe(401);
     expect(operation('post', '/api/mail/send').responses['401']).toBeDefined();
     expect(operation('get', '/api/diagnostics').security).toEqual([{ masterKey: [] }, { masterKeyQuery: [] }]);

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { TableClient } from '@azure/data-tables';
 import type { CloudEvent } from '../../shared/events/cloudEvent';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient, type GatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 import { eventually, QueueReader } from '../support/watchSupport';
 
@@ -18,32 +19,17 @@ const INTERVAL_MS = 60_000 / PER_MINUTE;
 
 let env: TestCloud;
 let hosts: FunctionsHostProcess[] = [];
+let gateways: GatewayClient[] = [];
 beforeAll(async () => {
   env = await startTestCloud({ privateStorage: true, graph: { latencyMs: { min: 1, max: 5 } } });
   const settings = { ...env.settings, MAILBOX_MESSAGES_PER_MINUTE: String(PER_MINUTE) };
   hosts = await Promise.all([startFunctionsHost(settings), startFunctionsHost(settings)]);
+  gateways = hosts.map((host) => gatewayClient(host));
 });
 afterAll(async () => {
   await Promise.all(hosts.map((h) => h.stop()));
   await env?.close();
 });
-
-async function post(
-  host: FunctionsHostProcess,
-  body: Record<string, unknown>,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${host.url}/api/mail/send`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
-async function status(host: FunctionsHostProcess, id: string): Promise<Record<string, unknown>> {
-  const res = await fetch(`${host.url}/api/mail/${id}`, { headers: { 'x-functions-key': host.functionKey } });
-  return (await res.json()) as Record<string, unknown>;
-}
 
 describe('the outbox on two hosts', () => {
   it('paces one mailbox at its rate across both hosts: no 429, at most 4 in flight, each mail once, each a mail.sent event', async () => {
@@ -51,7 +37,7 @@ describe('the outbox on two hosts', () => {
     const events = new QueueReader<CloudEvent<{ id: string }>>(env.settings.AzureWebJobsStorage, 'mail-events');
     const answers = await Promise.all(
       Array.from({ length: 5 }, (_, i) =>
-        post(hosts[i % 2], {
+        gateways[i % 2].send({
           from: 'alerts@contoso.com',
           to: ['someone@contoso.com'],
           subject: `${subject}-${i}`,
@@ -75,7 +61,7 @@ describe('the outbox on two hosts', () => {
     expect(env.cloud.graph.requests.filter((r) => r.status === 429)).toEqual([]);
     expect(env.cloud.graph.peakConcurrency('alerts@contoso.com')).toBeLessThanOrEqual(4);
     expect(new Set(arrived().map((m) => m.subject)).size).toBe(5);
-    for (const id of ids) expect(await status(hosts[0], id)).toMatchObject({ status: 'sent', attempts: 1 });
+    for (const id of ids) expect((await gateways[0].status(id)).body).toMatchObject({ status: 'sent', attempts: 1 });
 
     const sent = await eventually(async () => {
       const seen = (await events.drain()).filter((e) => e.type === 'mail.sent');
@@ -88,7 +74,7 @@ describe('the outbox on two hosts', () => {
   it('honours sendAt: scheduled until then, sent after', async () => {
     const subject = `scheduled-${randomUUID()}`;
     const sendAt = Date.now() + 4_000;
-    const answer = await post(hosts[0], {
+    const answer = await gateways[0].send({
       from: 'support@contoso.com',
       to: ['someone@contoso.com'],
       subject,
@@ -97,7 +83,7 @@ describe('the outbox on two hosts', () => {
     });
     expect(answer).toMatchObject({ status: 202, body: { status: 'scheduled' } });
     const id = String(answer.body.id);
-    expect(await status(hosts[1], id)).toMatchObject({ status: 'scheduled', reason: 'sendAt' });
+    expect((await gateways[1].status(id)).body).toMatchObject({ status: 'scheduled', reason: 'sendAt' });
 
     await eventually(
       () => env.cloud.graph.inbox('someone@contoso.com').some((m) => m.subject === subject),
@@ -106,13 +92,13 @@ describe('the outbox on two hosts', () => {
     );
     const [call] = env.cloud.graph.requests.filter((r) => r.path.endsWith('/sendMail') && r.path.includes('support'));
     expect(call.startedAt.getTime()).toBeGreaterThanOrEqual(sendAt - 1000);
-    expect(await status(hosts[1], id)).toMatchObject({ status: 'sent' });
+    expect((await gateways[1].status(id)).body).toMatchObject({ status: 'sent' });
   });
 
   it('refuses sendAt more than 7 days ahead, and one that is not an ISO 8601 date-time, naming the field', async () => {
     const base = { from: 'support@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' };
     for (const sendAt of [new Date(Date.now() + 8 * 86_400_000).toISOString(), 'tomorrow']) {
-      const answer = await post(hosts[0], { ...base, sendAt });
+      const answer = await gateways[0].send({ ...base, sendAt });
       expect(answer.status).toBe(400);
       expect((answer.body.errors as { field: string }[]).map((e) => e.field)).toEqual(['sendAt']);
     }
@@ -134,35 +120,35 @@ describe('outbox record retention', () => {
   }
 
   it("the renewal timer purges a sent mail's record a week after it finished, then its status is 404; a mail on its way stays", async () => {
-    const host = hosts[0];
+    const [host, gateway] = [hosts[0], gateways[0]];
     const base = { from: 'billing@contoso.com', to: ['someone@contoso.com'], text: 'x' };
-    const sent = await post(host, { ...base, subject: `retained-${randomUUID()}` });
-    const scheduled = await post(host, {
+    const sent = await gateway.send({ ...base, subject: `retained-${randomUUID()}` });
+    const scheduled = await gateway.send({
       ...base,
       subject: `later-${randomUUID()}`,
       sendAt: new Date(Date.now() + 6 * 86_400_000).toISOString(),
     });
     const [sentId, scheduledId] = [String(sent.body.id), String(scheduled.body.id)];
-    await eventually(async () => (await status(host, sentId)).status === 'sent', 'the mail to be sent', 30_000);
+    await eventually(async () => (await gateway.status(sentId)).body.status === 'sent', 'the mail to be sent', 30_000);
 
     const records = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'outbox', {
       allowInsecureConnection: true,
     });
     const { expiresAt } = await records.getEntity<{ expiresAt: Date }>(sentId, '');
-    const finished = Date.parse(String((await status(host, sentId)).updatedAt));
+    const finished = Date.parse(String((await gateway.status(sentId)).body.updatedAt));
     expect(expiresAt.getTime() - finished).toBe(7 * 86_400_000);
     // Not yet due: the timer keeps it.
     expect(await runRenewalTimer(host)).toMatch(/, 0 finished outbox record/);
-    expect((await status(host, sentId)).status).toBe('sent');
+    expect((await gateway.status(sentId)).body.status).toBe('sent');
 
     // A week on (the gateway's clock cannot be moved, so the record's expiry is moved back instead).
     await records.updateEntity({ partitionKey: sentId, rowKey: '', expiresAt: new Date(Date.now() - 1000) }, 'Merge');
     expect(await runRenewalTimer(host)).toMatch(/, 1 finished outbox record/);
 
-    const gone = await fetch(`${host.url}/api/mail/${sentId}`, { headers: { 'x-functions-key': host.functionKey } });
+    const gone = await gateway.status(sentId);
     expect(gone.status).toBe(404);
     expect(gone.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect(await gone.json()).toMatchObject({ status: 404, type: expect.stringMatching(/mail-not-found$/) as unknown });
-    expect(await status(host, scheduledId)).toMatchObject({ status: 'scheduled' });
+    expect(gone.body).toMatchObject({ status: 404, type: expect.stringMatching(/mail-not-found$/) as unknown });
+    expect((await gateway.status(scheduledId)).body).toMatchObject({ status: 'scheduled' });
   });
 });

@@ -4,15 +4,18 @@
  * type in JSON or, for a browser, HTML; an unknown type is a 404 problem.
  */
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient, type GatewayAnswer, type GatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 import { PROBLEM_CATALOGUE, type ProblemSlug } from '../../shared/platform/problemCatalogue';
 
 let env: TestCloud;
 let host: FunctionsHostProcess;
+let gateway: GatewayClient;
 
 beforeAll(async () => {
   env = await startTestCloud({ privateStorage: true, graph: { latencyMs: { min: 0, max: 0 } } });
   host = await startFunctionsHost(env.settings);
+  gateway = gatewayClient(host);
 });
 afterAll(async () => {
   await host?.stop();
@@ -22,29 +25,18 @@ afterAll(async () => {
 const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
 /** A real problem answer: its URL and body. */
-async function problemAnswer(path: string, init: RequestInit): Promise<{ url: string; type: string; status: number }> {
-  const res = await fetch(`${host.url}${path}`, init);
+function problemAnswer(res: GatewayAnswer): { url: string; type: string; status: number } {
   expect(res.headers.get('content-type')).toBe('application/problem+json');
-  const body = (await res.json()) as { type: string; status: number };
+  const body = res.body as { type: string; status: number };
   return { url: res.url, type: body.type, status: body.status };
 }
 
 describe('GET /api/problems/{slug}', () => {
   it('documents the type of real answers: their type, resolved against the answer URL, is served without a key', async () => {
     const answers = [
-      await problemAnswer('/api/mail/send', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
-        body: JSON.stringify({ from: 5, to: ['a@example.com'] }),
-      }),
-      await problemAnswer('/api/mail/send', {
-        method: 'POST',
-        headers: { 'content-type': 'text/plain', 'x-functions-key': host.functionKey },
-        body: 'hello',
-      }),
-      await problemAnswer('/api/mail/00000000-0000-4000-8000-000000000000', {
-        headers: { 'x-functions-key': host.functionKey },
-      }),
+      problemAnswer(await gateway.send({ from: 5, to: ['a@example.com'] })),
+      problemAnswer(await gateway.send('hello', { headers: { 'content-type': 'text/plain' } })),
+      problemAnswer(await gateway.status('00000000-0000-4000-8000-000000000000')),
     ];
     expect(answers.map((a) => [a.status, a.type])).toEqual([
       [400, '/api/problems/validation'],

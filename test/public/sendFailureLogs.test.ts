@@ -1,27 +1,21 @@
 /** Every failed send logs what an operator needs: mailbox, problem type, Graph's code and ids, and the cause. */
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient, type GatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 let env: TestCloud;
 let host: FunctionsHostProcess;
+let gateway: GatewayClient;
 beforeAll(async () => {
   env = await startTestCloud({ privateStorage: true });
   host = await startFunctionsHost(env.settings);
+  // Every send waits up to 30 s, so that the answer is the outcome.
+  gateway = gatewayClient(host, { wait: 30 });
 });
 afterAll(async () => {
   await host?.stop();
   await env?.close();
 });
-
-async function send(body: unknown): Promise<number> {
-  const res = await fetch(`${host.url}/api/mail/send`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', prefer: 'wait=30', 'x-functions-key': host.functionKey },
-    body: JSON.stringify(body),
-  });
-  await res.arrayBuffer();
-  return res.status;
-}
 
 async function logSince(start: number, finished?: RegExp): Promise<string> {
   // The outbox processor logs once its invocation ends, which can be after `Prefer: wait` saw the outcome.
@@ -38,14 +32,13 @@ describe('failed sends in the log', () => {
     env.cloud.graph.injectFaults({ status: 403, code: 'ErrorSendAsDenied', times: 1, mailbox: 'billing@contoso.com' });
     const start = host.output().length;
     const graphBefore = env.cloud.graph.requests.length;
-    expect(
-      await send({
-        from: 'billing@contoso.com',
-        to: ['someone@contoso.com'],
-        subject: 'quarterly figures',
-        text: 'the body',
-      }),
-    ).toBe(403);
+    const answer = await gateway.send({
+      from: 'billing@contoso.com',
+      to: ['someone@contoso.com'],
+      subject: 'quarterly figures',
+      text: 'the body',
+    });
+    expect(answer.status).toBe(403);
     const seen = env.cloud.graph.requests.slice(graphBefore).find((r) => r.errorCode === 'ErrorSendAsDenied');
     expect(seen?.requestId).toBeTruthy();
 
@@ -59,7 +52,7 @@ describe('failed sends in the log', () => {
 
   it('name the field for a refused request, before any mailbox is known', async () => {
     const start = host.output().length;
-    expect(await send({ from: 'alerts@contoso.com', to: ['nobody'], text: 'x' })).toBe(400);
+    expect((await gateway.send({ from: 'alerts@contoso.com', to: ['nobody'], text: 'x' })).status).toBe(400);
     expect(await logSince(start)).toMatch(
       /send failed for alerts@contoso\.com: 400 validation; graph code -, .*cause: to\[0\]: is not a valid email address/,
     );
@@ -82,7 +75,7 @@ describe("a caller's values in the log", () => {
     ['an unknown key in a recipient', { ...base, to: [{ address: 'someone@contoso.com', [`n\r\n${forged}`]: 'x' }] }],
   ])('show a newline in %s as \\n, never as a line of its own', async (_where, body) => {
     const start = host.output().length;
-    expect(await send(body)).toBe(400);
+    expect((await gateway.send(body)).status).toBe(400);
     const lines = await refusalLines(start);
 
     const quoting = lines.filter((line) => line.includes(forged));
@@ -97,7 +90,7 @@ describe("a caller's values in the log", () => {
   it('cut a 255 KB key to a bounded line that still names the problem', async () => {
     const start = host.output().length;
     const name = `X-${'a'.repeat(255 * 1024)}\u0000`;
-    expect(await send({ ...base, headers: { [name]: '1' } })).toBe(400);
+    expect((await gateway.send({ ...base, headers: { [name]: '1' } })).status).toBe(400);
     const lines = await refusalLines(start);
 
     const refusal = lines.filter((line) => line.includes('send failed for alerts@contoso.com: 400 validation'));

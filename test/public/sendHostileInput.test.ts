@@ -8,43 +8,39 @@ import { gzipSync } from 'node:zlib';
 import { MAX_SEND_JSON_DEPTH } from '../../shared/mail/sendRequest';
 import { PROBLEM_TYPE_BASE as PROBLEMS } from '../../shared/platform/problem';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient, type GatewayAnswer, type GatewayClient } from '../support/gatewayClient';
 import { outboxRecordsAndMessages } from '../support/outboxCounts';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 let env: TestCloud;
 let host: FunctionsHostProcess;
+let gateway: GatewayClient;
 beforeAll(async () => {
   env = await startTestCloud({ privateStorage: true, graph: { latencyMs: { min: 1, max: 3 } } });
   host = await startFunctionsHost(env.settings);
+  // Every send waits up to 30 s for the outcome.
+  gateway = gatewayClient(host, { wait: 30 });
 });
 afterAll(async () => {
   await host?.stop();
   await env?.close();
 });
 
-interface Answer {
-  status: number;
-  headers: Headers;
-  text: string;
-  body: { errors?: { field: string; message: string }[]; errorCount?: number; detail?: string; [k: string]: unknown };
+/** The fields of a send's answer these tests read. */
+interface AnswerBody {
+  errors?: { field: string; message: string }[];
+  errorCount?: number;
+  detail?: string;
+  [k: string]: unknown;
 }
-
-async function post(body: unknown): Promise<Answer> {
-  const res = await fetch(`${host.url}/api/mail/send`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', prefer: 'wait=30', 'x-functions-key': host.functionKey },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, text, body: JSON.parse(text) as Answer['body'] };
-}
+type Answer = GatewayAnswer<AnswerBody>;
 
 const base = { from: 'alerts@contoso.com', to: ['someone@contoso.com'], text: 'x' };
 const fields = (answer: Answer) => (answer.body.errors ?? []).map((e) => e.field);
 
 async function expect400(body: unknown, field: string, message?: RegExp): Promise<Answer> {
   const before = env.cloud.graph.requests.length;
-  const answer = await post(body);
+  const answer = await gateway.send<AnswerBody>(body);
   expect(answer.status).toBe(400);
   expect(answer.headers.get('content-type')).toBe('application/problem+json');
   expect(fields(answer)).toContain(field);
@@ -62,7 +58,7 @@ describe('custom headers', () => {
 
   it('sends five, and all five arrive', async () => {
     const subject = `h-${randomUUID()}`;
-    expect((await post({ ...base, subject, headers: headers(5) })).status).toBe(200);
+    expect((await gateway.send({ ...base, subject, headers: headers(5) })).status).toBe(200);
     const [received] = env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject);
     expect(received.internetMessageHeaders?.filter((h) => h.name?.startsWith('X-Custom-'))).toHaveLength(5);
   });
@@ -93,9 +89,12 @@ describe('control characters in single-line fields', () => {
 
   it('accepts a tab and non-ASCII text', async () => {
     const subject = `Grüße\tÜbersicht ${randomUUID()}`;
-    expect((await post({ ...base, subject, to: [{ address: 'someone@contoso.com', name: 'Zoë Ωmega' }] })).status).toBe(
-      200,
-    );
+    const answer = await gateway.send({
+      ...base,
+      subject,
+      to: [{ address: 'someone@contoso.com', name: 'Zoë Ωmega' }],
+    });
+    expect(answer.status).toBe(200);
   });
 });
 
@@ -108,7 +107,7 @@ describe('RFC 5321 lengths', () => {
   });
 
   it('accepts a 64-character local part', async () => {
-    expect((await post({ ...base, to: [`${'a'.repeat(64)}@example.com`] })).status).toBe(200);
+    expect((await gateway.send({ ...base, to: [`${'a'.repeat(64)}@example.com`] })).status).toBe(200);
   });
 });
 
@@ -122,7 +121,7 @@ describe('the path choice measures the real Graph request', () => {
       ...Array.from({ length: 499 }, (_, i) => ({ address: `r${i}@example.com`, name: longName(i + 1) })),
     ];
     const before = env.cloud.graph.requests.length;
-    const answer = await post({
+    const answer = await gateway.send<AnswerBody>({
       ...base,
       to,
       subject,
@@ -227,7 +226,7 @@ describe('deeply nested JSON', () => {
   ])('refuses 100,000 nested arrays %s with a 400 naming the depth limit, stores nothing', async (_where, body) => {
     const before = await storedMails();
     const graphBefore = env.cloud.graph.requests.length;
-    const answer = await post(body);
+    const answer = await gateway.send<AnswerBody>(body);
 
     expect(answer.status).toBe(400);
     expect(answer.headers.get('content-type')).toBe('application/problem+json');
@@ -236,7 +235,7 @@ describe('deeply nested JSON', () => {
     expect(await storedMails()).toEqual(before);
     expect(env.cloud.graph.requests.length).toBe(graphBefore);
     // The worker is free again: health answers.
-    expect((await fetch(`${host.url}/api/health`)).status).toBe(200);
+    expect((await gateway.health()).status).toBe(200);
   });
 
   it('answers at the first bracket past the limit, without waiting for the rest of the body', async () => {
@@ -269,17 +268,10 @@ describe('Content-Encoding', () => {
       const subject = `encoded-${randomUUID()}`;
       const before = await storedMails();
       const graphBefore = env.cloud.graph.requests.length;
-      const res = await fetch(`${host.url}/api/mail/send`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'content-encoding': coding,
-          prefer: 'wait=30',
-          'x-functions-key': host.functionKey,
-        },
-        body: encode(json(subject)),
+      const res = await gateway.send<{ type?: string; detail?: string }>(encode(json(subject)), {
+        headers: { 'content-encoding': coding },
       });
-      const answer = (await res.json()) as { type?: string; detail?: string };
+      const answer = res.body;
 
       expect([res.status, res.headers.get('content-type'), answer.type]).toEqual([
         415,
@@ -296,18 +288,9 @@ describe('Content-Encoding', () => {
 
   it('sends a body labelled identity', async () => {
     const subject = `identity-${randomUUID()}`;
-    const res = await fetch(`${host.url}/api/mail/send`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'content-encoding': 'Identity',
-        prefer: 'wait=30',
-        'x-functions-key': host.functionKey,
-      },
-      body: json(subject),
-    });
+    const res = await gateway.send(json(subject), { headers: { 'content-encoding': 'Identity' } });
 
-    expect([res.status, ((await res.json()) as { status?: string }).status]).toEqual([200, 'sent']);
+    expect([res.status, res.body.status]).toEqual([200, 'sent']);
     expect(env.cloud.graph.inbox('someone@contoso.com').filter((m) => m.subject === subject)).toHaveLength(1);
   });
 });

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { GRAPH_APP_ROLES } from '../emulators/tenant';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { expectProblem, gatewayClient, type GatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 import { eventually } from '../support/watchSupport';
 
@@ -9,7 +10,7 @@ const BURST_MESSAGES_PER_MINUTE = 10_000;
 
 let env: TestCloud;
 let host: FunctionsHostProcess;
-let KEY = '';
+let gateway: GatewayClient;
 
 beforeAll(async () => {
   // Private storage: this file's host must be the only one working its outbox queue.
@@ -21,7 +22,8 @@ beforeAll(async () => {
     graph: { latencyMs: { min: 5, max: 15 }, limits: { messagesPerMinute: BURST_MESSAGES_PER_MINUTE } },
   });
   host = await startFunctionsHost({ ...env.settings, MAILBOX_MESSAGES_PER_MINUTE: String(BURST_MESSAGES_PER_MINUTE) });
-  KEY = host.functionKey;
+  // Every send waits up to 30 s, so that the answer is the outcome, as a synchronous send's was.
+  gateway = gatewayClient(host, { wait: 30 });
 });
 afterAll(async () => {
   await host?.stop();
@@ -32,58 +34,19 @@ afterEach(() => {
   env.cloud.app.graphRoles = new Set(GRAPH_APP_ROLES);
 });
 
-interface Answer {
-  status: number;
-  headers: Headers;
-  body: Record<string, unknown>;
-}
-
-/** Posts a send; by default with `Prefer: wait=30`, so that the answer is the outcome, as a synchronous send's was. */
-async function post(body: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await fetch(`${host.url}/api/mail/send`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-functions-key': KEY, prefer: 'wait=30', ...headers },
-    body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let parsed: Record<string, unknown> = {};
-  try {
-    parsed = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    parsed = { text };
-  }
-  return { status: res.status, headers: res.headers, body: parsed };
-}
-
 const marker = () => `m-${randomUUID()}`;
 
-async function getStatus(id: string): Promise<Record<string, unknown>> {
-  const res = await fetch(`${host.url}/api/mail/${id}`, { headers: { 'x-functions-key': KEY } });
-  expect(res.status).toBe(200);
-  return (await res.json()) as Record<string, unknown>;
-}
 const inboxBySubject = (address: string, subject: string) =>
   env.cloud.graph.inbox(address).filter((m) => m.subject === subject);
 const sentItems = (address: string) => env.cloud.graph.mailbox(address).listMessages('sentitems');
 const graphRequestsSince = (n: number) => env.cloud.graph.requests.slice(n);
 const pdf = (bytes: number) => randomBytes(bytes).toString('base64');
 
-function expectProblem(answer: Answer, status: number): void {
-  expect(answer.status).toBe(status);
-  expect(answer.headers.get('content-type')).toBe('application/problem+json');
-  expect(answer.body).toMatchObject({
-    status,
-    type: expect.stringContaining('/problems/') as unknown,
-    title: expect.any(String) as unknown,
-  });
-  expect(JSON.stringify(answer.body)).not.toMatch(/\bat .+\.(js|ts):\d+/); // no stack trace
-}
-
 describe('sending: what arrives', () => {
   it('delivers a text mail with cc, bcc, replyTo, importance, custom headers and an inline image, field by field', async () => {
     const subject = marker();
     const logo = randomBytes(2048).toString('base64');
-    const answer = await post({
+    const answer = await gateway.send({
       from: 'alerts@contoso.com',
       to: ['someone@contoso.com', { address: 'external@example.org', name: 'External' }],
       cc: [{ address: 'it@contoso.com', name: 'IT' }],
@@ -139,7 +102,8 @@ describe('sending: what arrives', () => {
   it('delivers a plain text body', async () => {
     const subject = marker();
     expect(
-      (await post({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'plain body' })).status,
+      (await gateway.send({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'plain body' }))
+        .status,
     ).toBe(200);
     expect(inboxBySubject('someone@contoso.com', subject)[0].body).toMatchObject({
       contentType: 'text',
@@ -151,7 +115,7 @@ describe('sending: what arrives', () => {
     const subject = marker();
     const content = pdf(Math.floor(2.9 * 1024 * 1024));
     const before = env.cloud.graph.requests.length;
-    const answer = await post({
+    const answer = await gateway.send({
       from: 'alerts@contoso.com',
       to: ['someone@contoso.com'],
       subject,
@@ -173,7 +137,7 @@ describe('sending: what arrives', () => {
       const subject = marker();
       const content = pdf(size);
       const before = env.cloud.graph.requests.length;
-      const answer = await post({
+      const answer = await gateway.send({
         from: 'alerts@contoso.com',
         to: ['someone@contoso.com'],
         subject,
@@ -204,7 +168,7 @@ describe('sending: what arrives', () => {
     const logo = randomBytes(4096).toString('base64');
     env.cloud.graph.injectFaults({ status: 503, times: 1, method: 'PUT', pathPattern: /AttachmentSessions/ });
     const before = env.cloud.graph.requests.length;
-    const answer = await post({
+    const answer = await gateway.send({
       from: 'alerts@contoso.com',
       to: ['someone@contoso.com'],
       subject,
@@ -233,7 +197,7 @@ describe('sending: what arrives', () => {
   ])('honours saveToSentItems on the %s path', async (_path, size) => {
     for (const save of [true, false]) {
       const subject = marker();
-      const answer = await post({
+      const answer = await gateway.send({
         from: 'support@contoso.com',
         to: ['someone@contoso.com'],
         subject,
@@ -280,41 +244,39 @@ describe('sending: bad input', () => {
     ],
   ])('answers 400 naming the field for %s, and calls no Graph', async (_what, body, field) => {
     const before = env.cloud.graph.requests.length;
-    const answer = await post(body);
+    const answer = await gateway.send(body);
     expectProblem(answer, 400);
     expect((answer.body.errors as { field: string }[]).map((e) => e.field)).toContain(field);
     expect(env.cloud.graph.requests.length).toBe(before);
   });
 
   it('answers 400 to a 2 MB garbage body and to a body that is not JSON', async () => {
-    expectProblem(await post(randomBytes(2 * 1024 * 1024)), 400);
-    expectProblem(await post('{"from": "alerts@contoso.com", '), 400);
-    expectProblem(await post('[1,2,3]'), 400);
+    expectProblem(await gateway.send(randomBytes(2 * 1024 * 1024)), 400);
+    expectProblem(await gateway.send('{"from": "alerts@contoso.com", '), 400);
+    expectProblem(await gateway.send('[1,2,3]'), 400);
   });
 
   it('answers 415 when the body is not declared JSON', async () => {
-    expectProblem(await post('from=x', { 'content-type': 'application/x-www-form-urlencoded' }), 415);
+    expectProblem(
+      await gateway.send('from=x', { headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      415,
+    );
   });
 
   it('answers 413 with the cap in the message past MAX_SEND_REQUEST_MB', async () => {
-    const answer = await post(Buffer.alloc(51 * 1024 * 1024, 0x20));
+    const answer = await gateway.send(Buffer.alloc(51 * 1024 * 1024, 0x20));
     expectProblem(answer, 413);
     expect(answer.body.detail).toMatch(/50 MB \(MAX_SEND_REQUEST_MB\)/);
   });
 
   it('answers 401 without the function key', async () => {
-    const res = await fetch(`${host.url}/api/mail/send`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{}',
-    });
-    expect(res.status).toBe(401);
+    expect((await gateway.send('{}', { key: null })).status).toBe(401);
   });
 
   it('refuses a sender outside the policy with 403 before any Graph call', async () => {
     const before = env.cloud.graph.requests.length;
     const tokens = env.cloud.entra.tokenRequests.length;
-    const answer = await post({ from: 'someone@contoso.com', to: ['a@example.com'], text: 'x' });
+    const answer = await gateway.send({ from: 'someone@contoso.com', to: ['a@example.com'], text: 'x' });
     expectProblem(answer, 403);
     expect(answer.body.detail).toMatch(/ALLOWED_SENDERS/);
     expect(env.cloud.graph.requests.length).toBe(before);
@@ -333,8 +295,8 @@ describe('idempotency', () => {
   it('returns the first result for a repeat without sending again', async () => {
     const subject = marker();
     const key = randomUUID();
-    const first = await post(body(subject), { 'idempotency-key': key });
-    const second = await post(body(subject), { 'idempotency-key': key });
+    const first = await gateway.send(body(subject), { headers: { 'idempotency-key': key } });
+    const second = await gateway.send(body(subject), { headers: { 'idempotency-key': key } });
     expect(first.status).toBe(200);
     expect(second.status).toBe(200);
     expect(second.body).toEqual(first.body);
@@ -344,14 +306,16 @@ describe('idempotency', () => {
 
   it('answers 409 to the same key with another body', async () => {
     const key = randomUUID();
-    expect((await post(body(marker()), { 'idempotency-key': key })).status).toBe(200);
-    expectProblem(await post(body(marker()), { 'idempotency-key': key }), 409);
+    expect((await gateway.send(body(marker()), { headers: { 'idempotency-key': key } })).status).toBe(200);
+    expectProblem(await gateway.send(body(marker()), { headers: { 'idempotency-key': key } }), 409);
   });
 
   it('sends exactly once for concurrent duplicates', async () => {
     const subject = marker();
     const key = randomUUID();
-    const answers = await Promise.all(Array.from({ length: 8 }, () => post(body(subject), { 'idempotency-key': key })));
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => gateway.send(body(subject), { headers: { 'idempotency-key': key } })),
+    );
     expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200));
     expect(new Set(answers.map((a) => a.body.id)).size).toBe(1);
     expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(1);
@@ -361,10 +325,10 @@ describe('idempotency', () => {
     const subject = marker();
     const key = randomUUID();
     env.cloud.graph.injectFaults({ status: 403, code: 'ErrorSendAsDenied', times: 1, mailbox: 'alerts@contoso.com' });
-    const first = await post(body(subject), { 'idempotency-key': key });
+    const first = await gateway.send(body(subject), { headers: { 'idempotency-key': key } });
     expectProblem(first, 403);
     const before = env.cloud.graph.requests.length;
-    const second = await post(body(subject), { 'idempotency-key': key });
+    const second = await gateway.send(body(subject), { headers: { 'idempotency-key': key } });
     expectProblem(second, 403);
     expect(second.body.id).toBe(first.body.id);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
@@ -390,17 +354,20 @@ describe('idempotency', () => {
   it('compares requests, not bytes: the same JSON with other whitespace, key order and escapes is a repeat', async () => {
     const subject = marker();
     const key = randomUUID();
-    const first = await post(JSON.stringify(body(subject)), { 'idempotency-key': key });
+    const first = await gateway.send(JSON.stringify(body(subject)), { headers: { 'idempotency-key': key } });
     expect(first.status).toBe(200);
     const again = reformatted(body(subject));
     expect(again).not.toBe(JSON.stringify(body(subject)));
     expect(JSON.parse(again)).toEqual(body(subject));
 
-    const second = await post(again, { 'idempotency-key': key });
+    const second = await gateway.send(again, { headers: { 'idempotency-key': key } });
     expect(second.status).toBe(200);
     expect(second.body.id).toBe(first.body.id);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
-    expectProblem(await post({ ...body(subject), text: 'twice' }, { 'idempotency-key': key }), 409);
+    expectProblem(
+      await gateway.send({ ...body(subject), text: 'twice' }, { headers: { 'idempotency-key': key } }),
+      409,
+    );
     expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(1);
   });
 
@@ -414,30 +381,30 @@ describe('idempotency', () => {
         { name: 'data.bin', contentType: 'application/octet-stream', contentBase64: bytes.toString('base64') },
       ],
     });
-    const first = await post(withAttachment(content), { 'idempotency-key': key });
+    const first = await gateway.send(withAttachment(content), { headers: { 'idempotency-key': key } });
     expect(first.status).toBe(200);
 
-    const second = await post(reformatted(withAttachment(content)), { 'idempotency-key': key });
+    const second = await gateway.send(reformatted(withAttachment(content)), { headers: { 'idempotency-key': key } });
     expect(second.status).toBe(200);
     expect(second.body.id).toBe(first.body.id);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
     const other = Buffer.from(content);
     other[other.length - 1] ^= 0xff; // same size, one byte different
-    expectProblem(await post(withAttachment(other), { 'idempotency-key': key }), 409);
+    expectProblem(await gateway.send(withAttachment(other), { headers: { 'idempotency-key': key } }), 409);
     expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(1);
   });
 
   it("answers a repeat after the mail was sent with the mail's status now (sent), not the first answer's queued", async () => {
     const subject = marker();
     const key = randomUUID();
-    const first = await post(body(subject), { 'idempotency-key': key, prefer: '' });
+    const first = await gateway.send(body(subject), { headers: { 'idempotency-key': key, prefer: '' } });
     expect(first.status).toBe(202);
     expect(first.body).toMatchObject({ status: 'queued' });
     const id = String(first.body.id);
-    await eventually(async () => (await getStatus(id)).status === 'sent', 'the mail to be sent', 30_000);
-    const { requestIds } = (await getStatus(id)) as { requestIds: string[] };
+    await eventually(async () => (await gateway.mailStatus(id)).status === 'sent', 'the mail to be sent', 30_000);
+    const { requestIds } = await gateway.mailStatus<{ requestIds: string[] }>(id);
 
-    const second = await post(body(subject), { 'idempotency-key': key, prefer: '' });
+    const second = await gateway.send(body(subject), { headers: { 'idempotency-key': key, prefer: '' } });
     expect(second.status).toBe(200);
     expect(second.body).toEqual({ id, status: 'sent', requestId: requestIds.at(-1) });
     expect(second.headers.get('idempotent-replayed')).toBe('true');
@@ -448,8 +415,11 @@ describe('idempotency', () => {
   it('leaves the key free when the request was refused before it was stored', async () => {
     const key = randomUUID();
     const subject = marker();
-    expectProblem(await post({ ...body(subject), from: 'ceo@contoso.com' }, { 'idempotency-key': key }), 403);
-    expect((await post(body(subject), { 'idempotency-key': key })).status).toBe(200);
+    expectProblem(
+      await gateway.send({ ...body(subject), from: 'ceo@contoso.com' }, { headers: { 'idempotency-key': key } }),
+      403,
+    );
+    expect((await gateway.send(body(subject), { headers: { 'idempotency-key': key } })).status).toBe(200);
     expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(1);
   });
 });
@@ -459,9 +429,9 @@ describe('throttling', () => {
     const subject = marker();
     const answers = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
-        post(
+        gateway.send(
           { from: 'billing@contoso.com', to: ['someone@contoso.com'], subject: `${subject}-${i}`, text: 'x' },
-          { prefer: '' },
+          { headers: { prefer: '' } },
         ),
       ),
     );
@@ -478,13 +448,13 @@ describe('throttling', () => {
     const subject = marker();
     env.cloud.graph.injectFaults({ status: 429, retryAfter: '1.5', times: 1, mailbox: 'alerts@contoso.com' });
     const before = env.cloud.graph.requests.length;
-    const answer = await post({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'x' });
+    const answer = await gateway.send({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'x' });
     expect(answer.status).toBe(200);
     const seen = graphRequestsSince(before).filter((r) => r.path.endsWith('/sendMail'));
     expect(seen.map((r) => r.status)).toEqual([429, 202]);
     expect(seen[1].startedAt.getTime() - seen[0].startedAt.getTime()).toBeGreaterThanOrEqual(1500);
     expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(1);
-    const status = await getStatus(String(answer.body.id));
+    const status = await gateway.mailStatus(String(answer.body.id));
     expect(status).toMatchObject({ status: 'sent', attempts: 2 });
     // Re-enqueued, not waited out: the host logged the mail going back on the queue between the two attempts.
     expect(host.output()).toMatch(new RegExp(`outbox mail ${String(answer.body.id)} for alerts@contoso.com: requeued`));
@@ -495,13 +465,13 @@ describe('throttling', () => {
     // faults later tests inject for alerts.
     const subject = marker();
     env.cloud.graph.injectFaults({ status: 503, retryAfter: '2', times: Infinity, mailbox: 'billing@contoso.com' });
-    const answer = await post(
+    const answer = await gateway.send(
       { from: 'billing@contoso.com', to: ['someone@contoso.com'], subject, text: 'x' },
-      { prefer: 'wait=3' },
+      { wait: 3 },
     );
     expect(answer.status).toBe(202);
     expect(answer.headers.get('preference-applied')).toBe('wait=3');
-    const status = await getStatus(String(answer.body.id));
+    const status = await gateway.mailStatus(String(answer.body.id));
     expect(status).toMatchObject({ status: 'queued', reason: 'graph 503' });
     expect(Number(status.attempts)).toBeGreaterThanOrEqual(1);
     expect(inboxBySubject('someone@contoso.com', subject)).toHaveLength(0);
@@ -518,7 +488,7 @@ describe('Graph failures mapped to actions', () => {
   ])("maps %s to %s with Graph's ids and an operator hint", async (code, graphStatus, status, slug, detail) => {
     env.cloud.graph.injectFaults({ status: graphStatus, code, times: 1, mailbox: 'alerts@contoso.com' });
     const before = env.cloud.graph.requests.length;
-    const answer = await post({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], text: 'x' });
+    const answer = await gateway.send({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], text: 'x' });
     expectProblem(answer, status);
     expect(answer.body.type).toMatch(new RegExp(`/${slug}$`));
     expect(answer.body.detail).toMatch(detail);
@@ -539,7 +509,7 @@ describe("the mailbox's maximum message size", () => {
     billing.maxSendSizeBytes = 64 * 1024;
     try {
       const subject = marker();
-      const answer = await post({
+      const answer = await gateway.send({
         from: 'billing@contoso.com',
         to: ['someone@contoso.com'],
         subject,
@@ -551,7 +521,7 @@ describe("the mailbox's maximum message size", () => {
       expect(answer.body.detail).toMatch(/35 MB by default/);
       expect(answer.body.detail).toMatch(/Set-Mailbox -Identity billing@contoso\.com -MaxSendSize 150MB/);
       expect(answer.body.graph).toMatchObject({ code: 'ErrorMessageSizeExceeded', status: 413 });
-      expect(await getStatus(String(answer.body.id))).toMatchObject({ status: 'failed' });
+      expect(await gateway.mailStatus(String(answer.body.id))).toMatchObject({ status: 'failed' });
       // Exchange accepted nothing with this subject (other tests' mail from the mailbox may still be leaving).
       const accepted = env.cloud.graph.submissions('billing@contoso.com').messages.map((m) => m.subject);
       expect(accepted).not.toContain(subject);
@@ -567,9 +537,9 @@ describe('logs', () => {
     const secretText = `body-${randomUUID()}`;
     const subject = `subject-${randomUUID()}`;
     const logStart = host.output().length;
-    const answer = await post(
+    const answer = await gateway.send(
       { from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: secretText },
-      { 'idempotency-key': randomUUID() },
+      { headers: { 'idempotency-key': randomUUID() } },
     );
     expect(answer.status).toBe(200);
     await new Promise((r) => setTimeout(r, 200)); // let the host's last lines arrive
@@ -579,7 +549,7 @@ describe('logs', () => {
     expect(all).not.toContain(secretText);
     expect(all).not.toContain(subject);
     expect(all).not.toMatch(/eyJ[\w-]{10,}\.[\w-]{10,}\./);
-    expect(all).not.toContain(KEY);
+    expect(all).not.toContain(host.functionKey);
     expect(all).not.toContain('PRIVATE KEY');
   });
 });

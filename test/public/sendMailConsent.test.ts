@@ -1,4 +1,5 @@
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 // The app's token is cached for its lifetime, so withheld consent is set up before the gateway's first token.
@@ -13,14 +14,12 @@ afterAll(async () => {
   await env?.close();
 });
 
+const MAIL = { from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' };
+
 describe('sending without admin consent', () => {
   it('answers a problem naming Mail.Send and admin consent, before Graph is called', async () => {
-    const res = await fetch(`${host.url}/api/mail/send`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', prefer: 'wait=30', 'x-functions-key': host.functionKey },
-      body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' }),
-    });
-    const body = (await res.json()) as Record<string, unknown>;
+    const res = await gatewayClient(host).send(MAIL, { wait: 30 });
+    const body = res.body;
 
     expect(res.status).toBe(502);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
@@ -37,16 +36,8 @@ describe('sending without admin consent', () => {
     const graphDecides = await startFunctionsHost({ ...env.settings, GRAPH_PERMISSION_CHECK: 'off' });
     try {
       const before = env.cloud.graph.requests.length;
-      const res = await fetch(`${graphDecides.url}/api/mail/send`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          prefer: 'wait=30',
-          'x-functions-key': graphDecides.functionKey,
-        },
-        body: JSON.stringify({ from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject: 's', text: 'x' }),
-      });
-      const body = (await res.json()) as Record<string, unknown>;
+      const res = await gatewayClient(graphDecides).send(MAIL, { wait: 30 });
+      const body = res.body;
 
       const calls = env.cloud.graph.requests.slice(before).filter((r) => r.path.endsWith('/sendMail'));
       expect(calls.map((r) => [r.status, r.errorCode])).toEqual([[403, 'ErrorAccessDenied']]);

@@ -14,6 +14,7 @@ import { OUTBOX_CONTAINER } from '../../shared/outbox/outboxStore';
 import { STREAMED_CONTENT_THRESHOLD } from '../../shared/mail/sendRequest';
 import { STAGED_BLOCK_BYTES } from '../../shared/outbox/stagedBlob';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient, type GatewayClient } from '../support/gatewayClient';
 import { outboxRecordsAndMessages } from '../support/outboxCounts';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
@@ -22,10 +23,12 @@ const CAP_MB = 8;
 
 let env: TestCloud;
 let host: FunctionsHostProcess;
+let gateway: GatewayClient;
 
 beforeAll(async () => {
   env = await startTestCloud({ privateStorage: true, graph: { latencyMs: { min: 0, max: 0 } } });
   host = await startFunctionsHost({ ...env.settings, MAX_SEND_REQUEST_MB: String(CAP_MB) });
+  gateway = gatewayClient(host);
 });
 afterAll(async () => {
   await host?.stop();
@@ -60,21 +63,6 @@ async function outboxContents(): Promise<{ blobs: string[]; records: number; mes
 /** The outbox container (tests read what a mail left there). */
 function outboxContainer() {
   return BlobServiceClient.fromConnectionString(env.settings.AzureWebJobsStorage).getContainerClient(OUTBOX_CONTAINER);
-}
-
-/** POSTs `body` (JSON text) to the send function and waits up to 30 s for the outcome. */
-async function post(body: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Answer }> {
-  const res = await fetch(`${host.url}/api/mail/send`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      prefer: 'wait=30',
-      'x-functions-key': host.functionKey,
-      ...headers,
-    },
-    body,
-  });
-  return { status: res.status, body: (await res.json()) as Answer };
 }
 
 /** The fields of a send's answer the tests read. */
@@ -175,21 +163,16 @@ describe('sending with a streamed body', () => {
     let sent = 0;
     const total = (CAP_MB + 4) * MiB;
     // No Content-Length: the cap can only be found while reading.
-    const init: RequestInit & { duplex: 'half' } = {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
-      body: new ReadableStream<Uint8Array>({
-        pull(controller) {
-          if (sent >= total) return controller.close();
-          const chunk = Buffer.from(sent === 0 ? head : randomBytes(48 * 1024).toString('base64'));
-          sent += chunk.length;
-          controller.enqueue(chunk);
-        },
-      }),
-      duplex: 'half',
-    };
-    const res = await fetch(`${host.url}/api/mail/send`, init);
-    const answer = (await res.json()) as { detail?: string; limitBytes?: number };
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= total) return controller.close();
+        const chunk = Buffer.from(sent === 0 ? head : randomBytes(48 * 1024).toString('base64'));
+        sent += chunk.length;
+        controller.enqueue(chunk);
+      },
+    });
+    const res = await gateway.send<{ detail?: string; limitBytes?: number }>(body);
+    const answer = res.body;
 
     expect(res.status).toBe(413);
     expect(answer.detail).toMatch(new RegExp(`${CAP_MB} MB \\(MAX_SEND_REQUEST_MB\\)`));
@@ -202,12 +185,8 @@ describe('sending with a streamed body', () => {
     const { head } = sendJson(`malformed-${randomUUID()}`, randomBytes(3 * MiB).toString('base64'));
     // Well past one staged block before the JSON breaks.
     expect(Buffer.byteLength(head)).toBeGreaterThan(STAGED_BLOCK_BYTES * 1.5);
-    const res = await fetch(`${host.url}/api/mail/send`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-functions-key': host.functionKey },
-      body: `${head}"}]]]`,
-    });
-    const answer = (await res.json()) as { type?: string; detail?: string };
+    const res = await gateway.send<{ type?: string; detail?: string }>(`${head}"}]]]`);
+    const answer = res.body;
 
     expect(res.status).toBe(400);
     expect(answer.detail).toMatch(/not valid JSON/);
@@ -250,9 +229,10 @@ describe('sending with a streamed body', () => {
     const { head, tail } = sendJson(`held-${randomUUID()}`, data.toString('base64'));
     // Scheduled an hour ahead: the outbox keeps it, so what it holds can be read.
     const json = JSON.parse(head + tail) as Record<string, unknown>;
-    const answer = await post(JSON.stringify({ ...json, sendAt: new Date(Date.now() + 3_600_000).toISOString() }), {
-      prefer: 'wait=0',
-    });
+    const answer = await gateway.send<Answer>(
+      JSON.stringify({ ...json, sendAt: new Date(Date.now() + 3_600_000).toISOString() }),
+      { wait: 0 },
+    );
 
     expect([answer.status, answer.body.status]).toEqual([202, 'scheduled']);
     const id = String(answer.body.id);
@@ -277,7 +257,7 @@ describe('sending with a streamed body', () => {
     const subject = `blob-upload-${randomUUID()}`;
     const data = randomBytes(5 * MiB + 2);
     const { head, tail } = sendJson(subject, data.toString('base64'));
-    const answer = await post(head + tail);
+    const answer = await gateway.send<Answer>(head + tail, { wait: 30 });
 
     expect([answer.status, answer.body.status]).toEqual([200, 'sent']);
     const received = delivered(subject, 'big.bin');
@@ -296,7 +276,7 @@ describe('sending with a streamed body', () => {
     const data = randomBytes(STREAMED_CONTENT_THRESHOLD * 2);
     const { head, tail } = sendJson(subject, data.toString('base64'));
     const from = env.cloud.graph.requests.length;
-    const answer = await post(head + tail);
+    const answer = await gateway.send<Answer>(head + tail, { wait: 30 });
 
     expect([answer.status, answer.body.status]).toEqual([200, 'sent']);
     expect(delivered(subject, 'big.bin').equals(data)).toBe(true);
@@ -312,7 +292,7 @@ describe('sending with a streamed body', () => {
     const escaped = base64.replace(/\//g, '\\/').replace(/A/g, '\\u0041');
     const { head, tail } = sendJson(subject, escaped);
     expect(JSON.parse(head + tail)).toMatchObject({ attachments: [{ contentBase64: base64 }] });
-    const answer = await post(head + tail);
+    const answer = await gateway.send<Answer>(head + tail, { wait: 30 });
 
     expect([answer.status, answer.body.status]).toEqual([200, 'sent']);
     const received = delivered(subject, 'big.bin');
@@ -328,11 +308,13 @@ describe('sending with a streamed body', () => {
   ])(
     'refuses a large attachment with %s with the same 400 as a small one, and stores nothing',
     async (_what, spoil) => {
-      const small = await post(sendJson('small-bad', '%%%').head + sendJson('small-bad').tail);
+      const small = await gateway.send<Answer>(sendJson('small-bad', '%%%').head + sendJson('small-bad').tail, {
+        wait: 30,
+      });
       expect(small.status).toBe(400);
       const before = await outboxContents();
       const { head, tail } = sendJson(`bad-base64-${randomUUID()}`, spoil(randomBytes(3 * MiB).toString('base64')));
-      const answer = await post(head + tail);
+      const answer = await gateway.send<Answer>(head + tail, { wait: 30 });
 
       expect(answer.status).toBe(400);
       expect(answer.body.errors).toEqual(small.body.errors);
@@ -347,7 +329,7 @@ describe('sending with a streamed body', () => {
     const before = await outboxContents();
     const { head, tail } = sendJson(`refused-${randomUUID()}`, randomBytes(3 * MiB).toString('base64'));
     const json = JSON.parse(head + tail) as Record<string, unknown>;
-    const answer = await post(JSON.stringify({ ...json, from: 'nobody@fabrikam.com' }));
+    const answer = await gateway.send<Answer>(JSON.stringify({ ...json, from: 'nobody@fabrikam.com' }), { wait: 30 });
 
     expect(answer.status).toBe(403);
     expect(await outboxContents()).toEqual(before);

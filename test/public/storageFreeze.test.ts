@@ -9,12 +9,14 @@ import type { CloudEvent, MailReceivedData } from '../../shared/events/cloudEven
 import { appRoot } from '../../shared/platform/packageInfo';
 import { startAzurite, type RunningAzurite } from '../emulators/azurite';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient, type GatewayAnswer, type GatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 import { eventually, QueueReader } from '../support/watchSupport';
 
 let env: TestCloud;
 let azurite: RunningAzurite;
 let host: FunctionsHostProcess;
+let gateway: GatewayClient;
 
 beforeAll(async () => {
   env = await startTestCloud({ users: ['alerts', 'support', 'someone', 'w1'] });
@@ -25,6 +27,7 @@ beforeAll(async () => {
     AzureWebJobsStorage: azurite.connectionString,
     ALLOWED_WATCH_MAILBOXES: 'support@contoso.com,w1@contoso.com',
   });
+  gateway = gatewayClient(host);
 });
 afterAll(async () => {
   azurite?.thaw();
@@ -33,27 +36,11 @@ afterAll(async () => {
   await env?.close();
 });
 
-interface Answer {
-  status: number;
-  headers: Headers;
-  body: Record<string, unknown>;
-}
-
-async function call(method: string, path: string, body?: unknown, key = host.functionKey): Promise<Answer> {
-  const res = await fetch(`${host.url}${path}`, {
-    method,
-    headers: { 'x-functions-key': key, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-}
-
 function mail(subject: string, sendAt?: string) {
   return { from: 'alerts@contoso.com', to: ['someone@contoso.com'], subject, text: 'x', ...(sendAt ? { sendAt } : {}) };
 }
 
-function expectStorageProblem(answer: Answer, what: string): void {
+function expectStorageProblem(answer: Pick<GatewayAnswer, 'status' | 'headers' | 'body'>, what: string): void {
   expect({ what, status: answer.status }).toEqual({ what, status: 503 });
   expect(answer.headers.get('content-type')).toBe('application/problem+json');
   expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -68,13 +55,13 @@ const sentCount = (subject: string) =>
 
 describe('storage that stops answering', () => {
   it('answers 503 with Retry-After on every route instead of hanging, and loses nothing accepted', async () => {
-    const watched = await call('PUT', '/api/mailboxes/support@contoso.com');
+    const watched = await gateway.watch('support@contoso.com');
     expect({ status: watched.status, body: watched.body }).toMatchObject({ status: 201 });
     const subscriptionId = String(watched.body.subscriptionId);
 
     // Accepted just before the freeze, due a moment later: it is sent only once storage answers again.
     const subject = `before-freeze-${randomUUID()}`;
-    const accepted = await call('POST', '/api/mail/send', mail(subject, new Date(Date.now() + 1_000).toISOString()));
+    const accepted = await gateway.send(mail(subject, new Date(Date.now() + 1_000).toISOString()));
     expect(accepted.status).toBe(202);
     const mailId = String(accepted.body.id);
 
@@ -90,25 +77,21 @@ describe('storage that stops answering', () => {
       });
 
       const [health, send, large, status, list, show, put, del, diagnostics, webhook] = await Promise.all([
-        fetch(`${host.url}/api/health`).then(async (r) => ({
-          status: r.status,
-          headers: r.headers,
-          body: (await r.json()) as Record<string, unknown>,
-        })),
-        call('POST', '/api/mail/send', mail(`during-freeze-${randomUUID()}`)),
+        gateway.health(),
+        gateway.send(mail(`during-freeze-${randomUUID()}`)),
         // An attachment past the streaming threshold is staged in blob storage while the body is read.
-        call('POST', '/api/mail/send', {
+        gateway.send({
           ...mail(`large-during-freeze-${randomUUID()}`),
           attachments: [
             { name: 'big.bin', contentType: 'application/octet-stream', contentBase64: 'A'.repeat(400 * 1024) },
           ],
         }),
-        call('GET', `/api/mail/${mailId}`),
-        call('GET', '/api/mailboxes'),
-        call('GET', '/api/mailboxes/support@contoso.com'),
-        call('PUT', '/api/mailboxes/w1@contoso.com'),
-        call('DELETE', '/api/mailboxes/w1@contoso.com'),
-        call('GET', '/api/diagnostics', undefined, host.masterKey),
+        gateway.status(mailId),
+        gateway.mailboxes(),
+        gateway.mailbox('support@contoso.com'),
+        gateway.watch('w1@contoso.com'),
+        gateway.unwatch('w1@contoso.com'),
+        gateway.diagnostics(),
         fetch(`${host.httpsUrl}/api/graph/lifecycle`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
@@ -171,8 +154,8 @@ describe('storage that stops answering', () => {
         (d) => d.kind === 'change' && d.subscriptionIds.includes(subscriptionId),
       );
       expect(deliveries.filter((d) => d.status === 202)).toHaveLength(1);
-      expect((await call('GET', `/api/mail/${mailId}`)).body).toMatchObject({ status: 'sent' });
-      expect((await call('GET', '/api/mailboxes/support@contoso.com')).status).toBe(200);
+      expect((await gateway.status(mailId)).body).toMatchObject({ status: 'sent' });
+      expect((await gateway.mailbox('support@contoso.com')).status).toBe(200);
     } finally {
       azurite.thaw();
     }

@@ -5,6 +5,7 @@
 import { appRoot } from '../../shared/platform/packageInfo';
 import { azuriteConnectionString, freePort, startAzurite, type RunningAzurite } from '../emulators/azurite';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 
 let env: TestCloud;
@@ -26,11 +27,6 @@ interface Report {
   detail?: string;
 }
 
-async function get(host: FunctionsHostProcess, path: string): Promise<{ status: number; body: Report }> {
-  const res = await fetch(`${host.url}${path}`, { headers: { 'x-functions-key': host.masterKey } });
-  return { status: res.status, body: (await res.json()) as Report };
-}
-
 const storageChecks = (report: Report) => (report.checks ?? []).filter((c) => c.name.endsWith('Storage'));
 
 describe('storage in health and diagnostics', () => {
@@ -38,11 +34,12 @@ describe('storage in health and diagnostics', () => {
     azurite = await startAzurite({ projectRoot: appRoot() });
     const host = await startFunctionsHost({ ...env.settings, AzureWebJobsStorage: azurite.connectionString });
     hosts.push(host);
+    const gateway = gatewayClient(host);
 
-    const healthy = await get(host, '/api/health');
+    const healthy = await gateway.health<Report>();
     expect(healthy.status).toBe(200);
     expect(healthy.body).toMatchObject({ status: 'ok', storage: { table: 'ok', queue: 'ok' } });
-    const report = await get(host, '/api/diagnostics');
+    const report = await gateway.diagnostics<Report>();
     expect(storageChecks(report.body).map((c) => [c.name, c.status])).toEqual([
       ['tableStorage', 'ok'],
       ['queueStorage', 'ok'],
@@ -50,7 +47,7 @@ describe('storage in health and diagnostics', () => {
 
     await azurite.stop();
     azurite = undefined;
-    const down = await get(host, '/api/diagnostics');
+    const down = await gateway.diagnostics<Report>();
     expect(down.status).toBe(503);
     expect(storageChecks(down.body).map((c) => [c.name, c.status])).toEqual([
       ['tableStorage', 'failed'],
@@ -61,10 +58,10 @@ describe('storage in health and diagnostics', () => {
 
     // Health reuses its probe for a few seconds (it stays cheap), then sees the outage.
     await new Promise((r) => setTimeout(r, 5_500));
-    const health = await fetch(`${host.url}/api/health`);
+    const health = await gateway.health();
     expect(health.status).toBe(503);
     expect(health.headers.get('content-type')).toBe('application/problem+json');
-    const problem = (await health.json()) as Record<string, unknown>;
+    const problem = health.body;
     expect(problem).toMatchObject({
       status: 503,
       type: expect.stringMatching(/\/problems\/storage-unavailable$/) as unknown,
@@ -84,11 +81,12 @@ describe('storage in health and diagnostics', () => {
       ALLOWED_WATCH_MAILBOXES: 'support@contoso.com',
     });
     hosts.push(host);
-    const health = await get(host, '/api/health');
+    const gateway = gatewayClient(host);
+    const health = await gateway.health<Report>();
     expect(health.status).toBe(503);
     expect(health.body.storage).toEqual({ table: 'failed', queue: 'ok' });
     expect(health.body.detail).toMatch(/^Table storage unreachable/);
-    const report = await get(host, '/api/diagnostics');
+    const report = await gateway.diagnostics<Report>();
     expect(storageChecks(report.body).map((c) => c.status)).toEqual(['failed', 'ok']);
 
     for (const [method, path] of [
@@ -97,8 +95,8 @@ describe('storage in health and diagnostics', () => {
       ['PUT', '/api/mailboxes/support@contoso.com'],
       ['DELETE', '/api/mailboxes/support@contoso.com'],
     ]) {
-      const res = await fetch(`${host.url}${path}`, { method, headers: { 'x-functions-key': host.functionKey } });
-      const body = (await res.json()) as Record<string, unknown>;
+      const res = await gateway.request(method, path);
+      const body = res.body;
       expect({ method, path, status: res.status, type: body.type }).toEqual({
         method,
         path,

@@ -10,6 +10,7 @@ import { Webhook } from 'standardwebhooks';
 import type { CloudEvent, MailReceivedData } from '../../shared/events/cloudEvent';
 import { appToken } from '../support/appToken';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient, type GatewayAnswer, type GatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 import { eventually, QueueReader, WebhookReceiver } from '../support/watchSupport';
 
@@ -18,6 +19,7 @@ const SIGNING_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
 let env: TestCloud;
 let host: FunctionsHostProcess;
+let gateway: GatewayClient;
 let downstream: WebhookReceiver;
 let events: QueueReader<CloudEvent<MailReceivedData>>;
 
@@ -59,6 +61,7 @@ beforeAll(async () => {
     EVENTS_SIGNING_SECRET: SIGNING_SECRET,
     RENEWAL_WINDOW_HOURS: '168',
   });
+  gateway = gatewayClient(host);
   events = new QueueReader(env.settings.AzureWebJobsStorage, 'mail-events');
 });
 afterAll(async () => {
@@ -69,34 +72,6 @@ afterAll(async () => {
 afterEach(() => {
   env.cloud.graph.clearFaults();
 });
-
-interface Answer {
-  status: number;
-  headers: Headers;
-  body: Record<string, unknown>;
-  text: string;
-}
-
-async function call(
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<Answer> {
-  const res = await fetch(`${host.url}${path}`, {
-    method,
-    headers: { 'x-functions-key': host.functionKey, 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let parsed: Record<string, unknown> = {};
-  try {
-    parsed = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    parsed = {};
-  }
-  return { status: res.status, headers: res.headers, body: parsed, text };
-}
 
 /** POSTs to a webhook endpoint as Graph does (no key). */
 function postAsGraph(path: string, body: unknown, query = ''): Promise<Response> {
@@ -133,8 +108,9 @@ function changeItem(sub: Record<string, string>, messageId: string, clientState 
   };
 }
 
-async function watch(mailbox: string): Promise<Answer> {
-  const answer = await call('PUT', `/api/mailboxes/${mailbox}`);
+/** Watches `mailbox` through the API, expecting it watched (201, or 200 when it already was). */
+async function watch(mailbox: string): Promise<GatewayAnswer> {
+  const answer = await gateway.watch(mailbox);
   expect([200, 201]).toContain(answer.status);
   return answer;
 }
@@ -224,16 +200,14 @@ describe('the full loop', () => {
     expect(minutesAhead).toBeLessThanOrEqual(10_070);
 
     const subject = `watched-${randomUUID()}`;
-    const sent = await call(
-      'POST',
-      '/api/mail/send',
+    const sent = await gateway.send(
       {
         from: 'alerts@contoso.com',
         to: [{ address: 'support@contoso.com', name: 'Support' }],
         subject,
         text: 'the body never leaves Graph',
       },
-      { prefer: 'wait=30' },
+      { wait: 30 },
     );
     expect(sent.status).toBe(200);
     const [stored] = env.cloud.graph.inbox('support@contoso.com').filter((m) => m.subject === subject);
@@ -272,10 +246,10 @@ describe('the full loop', () => {
       ),
     ).toThrow();
 
-    const shown = await call('GET', '/api/mailboxes/support@contoso.com');
+    const shown = await gateway.mailbox('support@contoso.com');
     expect(shown.status).toBe(200);
     expect(shown.body).toMatchObject({ eventsPublished: 1, lastEventAt: expect.any(String) as unknown });
-    const listed = await call('GET', '/api/mailboxes');
+    const listed = await gateway.mailboxes();
     expect((listed.body.value as Array<{ mailbox: string }>).map((m) => m.mailbox)).toContain('support@contoso.com');
     // The secret and the body never reach a log.
     expect(host.output()).not.toContain(sub.clientState);
@@ -295,7 +269,7 @@ describe('the full loop', () => {
 
   it('refuses a mailbox outside ALLOWED_WATCH_MAILBOXES with 403 before Graph is called', async () => {
     const before = env.cloud.graph.requests.length;
-    const answer = await call('PUT', '/api/mailboxes/billing@contoso.com');
+    const answer = await gateway.watch('billing@contoso.com');
     expect(answer.status).toBe(403);
     expect(answer.headers.get('content-type')).toBe('application/problem+json');
     expect(answer.body.detail).toContain('ALLOWED_WATCH_MAILBOXES');
@@ -303,12 +277,12 @@ describe('the full loop', () => {
   });
 
   it('answers bad mailbox names with 400 and unknown ones with 404', async () => {
-    const bad = await call('PUT', `/api/mailboxes/${encodeURIComponent('not an address')}`);
+    const bad = await gateway.watch(encodeURIComponent('not an address'));
     expect(bad.status).toBe(400);
     expect(bad.headers.get('content-type')).toBe('application/problem+json');
-    const unknown = await call('GET', '/api/mailboxes/w9@contoso.com');
+    const unknown = await gateway.mailbox('w9@contoso.com');
     expect(unknown.status).toBe(404);
-    const gone = await call('DELETE', '/api/mailboxes/w9@contoso.com');
+    const gone = await gateway.unwatch('w9@contoso.com');
     expect(gone.status).toBe(404);
   });
 
@@ -326,7 +300,7 @@ describe('the full loop', () => {
     async (_what, path, named) => {
       const before = env.cloud.graph.requests.length;
       for (const method of ['PUT', 'GET', 'DELETE']) {
-        const answer = await call(method, `/api/mailboxes/${path}`);
+        const answer = await gateway.request(method, `/api/mailboxes/${path}`);
         expect({ method, status: answer.status }).toEqual({ method, status: 400 });
         expect(answer.headers.get('content-type')).toBe('application/problem+json');
         expect(answer.body).toMatchObject({ status: 400, title: 'Not a mailbox address' });
@@ -343,10 +317,10 @@ describe('the full loop', () => {
   it('DELETE removes the subscription in Graph and in storage', async () => {
     await watch('w2@contoso.com');
     const id = graphSubscriptionOf('w2@contoso.com')!.id;
-    const answer = await call('DELETE', '/api/mailboxes/w2@contoso.com');
+    const answer = await gateway.unwatch('w2@contoso.com');
     expect(answer.status).toBe(204);
     expect(env.cloud.graph.activeSubscriptions().some((s) => s.id === id)).toBe(false);
-    expect((await call('GET', '/api/mailboxes/w2@contoso.com')).status).toBe(404);
+    expect((await gateway.mailbox('w2@contoso.com')).status).toBe(404);
   });
 });
 
@@ -378,7 +352,7 @@ describe('concurrent requests on one mailbox', () => {
   it('ten concurrent PUTs create one subscription that all ten answer, one mail makes one event, and a DELETE after them leaves none in Graph', async () => {
     const mailbox = 'it@contoso.com';
     const mark = env.cloud.graph.requests.length;
-    const answers = await Promise.all(Array.from({ length: 10 }, () => call('PUT', `/api/mailboxes/${mailbox}`)));
+    const answers = await Promise.all(Array.from({ length: 10 }, () => gateway.watch(mailbox)));
     expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 200, 201]);
     const ids = [...new Set(answers.map((a) => a.body.subscriptionId))];
     expect(ids).toHaveLength(1);
@@ -398,23 +372,23 @@ describe('concurrent requests on one mailbox', () => {
     );
     expect(posts).toHaveLength(1);
 
-    const deleted = await call('DELETE', `/api/mailboxes/${mailbox}`);
+    const deleted = await gateway.unwatch(mailbox);
     expect(deleted.status).toBe(204);
     expect(liveFor(mailbox)).toEqual([]);
     expect(await indexRowsFor(mailbox)).toEqual([]);
-    expect((await call('GET', `/api/mailboxes/${mailbox}`)).status).toBe(404);
+    expect((await gateway.mailbox(mailbox)).status).toBe(404);
   });
 
   it('PUTs racing a DELETE end with one subscription that the record names, or with none and no record', async () => {
     const mailbox = 'race@contoso.com';
     for (let round = 0; round < 3; round++) {
       await watch(mailbox);
-      const put = () => call('PUT', `/api/mailboxes/${mailbox}`);
-      const answers = await Promise.all([put(), put(), call('DELETE', `/api/mailboxes/${mailbox}`), put(), put()]);
+      const put = () => gateway.watch(mailbox);
+      const answers = await Promise.all([put(), put(), gateway.unwatch(mailbox), put(), put()]);
       const [put1, put2, deleted, put3, put4] = answers.map((a) => a.status);
       for (const status of [put1, put2, put3, put4]) expect([200, 201]).toContain(status);
       expect([204, 404]).toContain(deleted);
-      const shown = await call('GET', `/api/mailboxes/${mailbox}`);
+      const shown = await gateway.mailbox(mailbox);
       if (shown.status === 200) {
         expect(liveFor(mailbox).map((s) => s.id)).toEqual([shown.body.subscriptionId]);
         expect(await indexRowsFor(mailbox)).toEqual([shown.body.subscriptionId]);
@@ -422,7 +396,7 @@ describe('concurrent requests on one mailbox', () => {
         expect(shown.status).toBe(404);
         expect(liveFor(mailbox)).toEqual([]);
       }
-      if (shown.status === 200) expect((await call('DELETE', `/api/mailboxes/${mailbox}`)).status).toBe(204);
+      if (shown.status === 200) expect((await gateway.unwatch(mailbox)).status).toBe(204);
       expect(liveFor(mailbox)).toEqual([]);
       expect(await indexRowsFor(mailbox)).toEqual([]);
     }
@@ -440,11 +414,11 @@ describe('concurrent requests on one mailbox', () => {
       holder: 'a-dead-instance',
       leaseUntil: Date.now() - 1000,
     });
-    const answer = await call('PUT', `/api/mailboxes/${mailbox}`);
+    const answer = await gateway.watch(mailbox);
     expect(answer.status).toBe(201);
     expect(liveFor(mailbox).map((s) => s.id)).toEqual([answer.body.subscriptionId]);
     await expect(table.getEntity('lease', encodeURIComponent(mailbox))).rejects.toMatchObject({ statusCode: 404 });
-    expect((await call('DELETE', `/api/mailboxes/${mailbox}`)).status).toBe(204);
+    expect((await gateway.unwatch(mailbox)).status).toBe(204);
     expect(liveFor(mailbox)).toEqual([]);
   });
 });
@@ -590,7 +564,7 @@ describe('lifecycle events', () => {
     );
     await eventFor(held.id);
     const shown = await eventually(async () => {
-      const answer = await call('GET', '/api/mailboxes/w6@contoso.com');
+      const answer = await gateway.mailbox('w6@contoso.com');
       return (answer.body.lastRenewal as { outcome?: string } | null)?.outcome === 'reauthorized' && answer;
     }, 'the stored outcome');
     expect(shown.body.subscriptionId).toBe(sub.id);
@@ -625,7 +599,7 @@ describe('lifecycle events', () => {
       return sub && sub.id !== old.id && sub;
     }, 'a new subscription');
     expect(replaced.clientState).not.toBe(old.clientState);
-    const shown = await call('GET', '/api/mailboxes/w8@contoso.com');
+    const shown = await gateway.mailbox('w8@contoso.com');
     expect(shown.body.subscriptionId).toBe(replaced.id);
     const after = deliver('w8@contoso.com');
     await eventFor(after.id);
@@ -684,7 +658,7 @@ describe('renewal', () => {
     for (const sub of env.cloud.graph.activeSubscriptions()) {
       expect(Date.parse(String(sub.expirationDateTime))).toBeGreaterThan(Date.parse(before.get(String(sub.id)) ?? '0'));
     }
-    const shown = await call('GET', '/api/mailboxes/w9@contoso.com');
+    const shown = await gateway.mailbox('w9@contoso.com');
     expect(shown.body.lastRenewal).toMatchObject({ outcome: 'renewed' });
   });
 
@@ -699,12 +673,12 @@ describe('renewal', () => {
     await makeDue();
     const summary = await runRenewal();
     expect(summary).toMatch(/ 1 failed/);
-    const failed = await call('GET', '/api/mailboxes/w9@contoso.com');
+    const failed = await gateway.mailbox('w9@contoso.com');
     expect(failed.body.lastRenewal).toMatchObject({
       outcome: 'failed',
       error: expect.stringContaining('500') as unknown,
     });
-    const other = await call('GET', '/api/mailboxes/w1@contoso.com');
+    const other = await gateway.mailbox('w1@contoso.com');
     expect(other.body.lastRenewal).toMatchObject({ outcome: 'renewed' });
   });
 
@@ -721,7 +695,7 @@ describe('renewal', () => {
     await makeDue();
     await runRenewal();
     await eventFor(gap.id);
-    const shown = await call('GET', '/api/mailboxes/w1@contoso.com');
+    const shown = await gateway.mailbox('w1@contoso.com');
     expect(shown.body.lastRenewal).toMatchObject({ outcome: 'recreated' });
     expect(shown.body.subscriptionId).not.toBe(old.id);
     expect(graphSubscriptionOf('w1@contoso.com')!.id).toBe(shown.body.subscriptionId);

@@ -11,6 +11,7 @@ import { connect } from 'node:net';
 import { QueueClient } from '@azure/storage-queue';
 import { startHttpServer, type RunningServer } from '../emulators/httpServer';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import { gatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 import { eventually } from '../support/watchSupport';
 
@@ -198,10 +199,7 @@ function postAsGraph(path: string, body: unknown): Promise<Response> {
 
 /** Watches hooked@ (once) and returns its subscription as Graph holds it, with Graph's own deliveries held back. */
 async function watchedSubscription(): Promise<Record<string, string>> {
-  const res = await fetch(`${host.url}/api/mailboxes/hooked@contoso.com`, {
-    method: 'PUT',
-    headers: { 'x-functions-key': host.functionKey },
-  });
+  const res = await gatewayClient(host).watch('hooked@contoso.com');
   expect([200, 201]).toContain(res.status);
   const sub = env.cloud.graph.activeSubscriptions()[0] as Record<string, string>;
   env.cloud.graph.dropNotifications(sub.id, true);
