@@ -258,6 +258,19 @@ const entries = {
     meaning: 'The mailbox in the path is not a valid email address.',
     fix: "Use the mailbox's SMTP address, URL-encoded.",
   },
+  'invalid-message-id': {
+    title: 'Not a message id',
+    statuses: [400],
+    meaning:
+      "A message or attachment id in the path is empty, too long, or has characters outside Graph's id alphabet; Graph was not called.",
+    fix: 'Use the id exactly as an event, a listing or a message answered it, URL-encoded.',
+  },
+  'mailbox-not-readable': {
+    title: "This mailbox's mail may not be read",
+    statuses: [403],
+    meaning: 'The mailbox is not in ALLOWED_READ_MAILBOXES; Graph was not called.',
+    fix: 'Use a permitted mailbox, or ask the operator to add it (or its *@domain) to ALLOWED_READ_MAILBOXES.',
+  },
   'mailbox-not-allowed': {
     title: 'This mailbox may not be watched',
     statuses: [403],

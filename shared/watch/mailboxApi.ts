@@ -8,7 +8,7 @@ import { GraphError } from '@microsoft/microsoft-graph-client';
 import { storageUnavailableProblem } from '../platform/storageErrors';
 import { GraphFailure } from '../graph/graphFailure';
 import { graphFailureProblem, type GraphProblemCases } from '../graph/graphProblems';
-import { addressProblems } from '../mail/textRules';
+import { parseMailboxPath as parseMailbox } from '../mail/mailboxPath';
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { isMailboxAllowed } from '../platform/mailboxPolicy';
@@ -39,10 +39,6 @@ export interface MailboxView {
   eventsPublished: number;
   lastCaughtUpAt: string | null;
 }
-
-// On top of the send API's address rules: the address goes into a Graph resource path, so its domain must be plain
-// DNS labels.
-const MAILBOX_DOMAIN = /@[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/i;
 
 /** Handles one request to the mailbox API. */
 export async function handleMailboxes(
@@ -186,26 +182,6 @@ function required(mailbox: string | undefined): string {
 }
 
 /** The path's mailbox, judged by the send API's address rules before any storage or Graph call. */
-function parseMailbox(value: string): string {
-  const address = value.trim().toLowerCase();
-  const problems = addressProblems(address);
-  if (problems.length === 0 && !MAILBOX_DOMAIN.test(address)) {
-    problems.push('must end in a domain of letters, digits and hyphens, such as @contoso.com');
-  }
-  if (problems.length > 0) {
-    throw new HttpProblem(
-      problem(
-        400,
-        'invalid-mailbox',
-        'Not a mailbox address',
-        `The path must name a mailbox address such as support@contoso.com; the mailbox ${problems.join('; ')}.`,
-        { errors: problems.map((message) => ({ field: 'mailbox', message })) },
-      ),
-    );
-  }
-  return address;
-}
-
 function notWatched(mailbox: string): HttpProblem {
   return new HttpProblem(
     problem(404, 'mailbox-not-watched', 'Mailbox not watched', `'${mailbox}' is not watched.`, { mailbox }),

@@ -17,6 +17,7 @@ const ORDER = [
   'mail',
   'watch',
   'outbox',
+  'messages',
   'openapi',
   'diagnostics',
   'app',
