@@ -466,6 +466,8 @@ describe('Graph emulator core', () => {
         'Sent Items',
         'Deleted Items',
         'Outbox',
+        'Archive',
+        'Junk Email',
       ]);
       expect(emulator.requests).toHaveLength(1);
     });
