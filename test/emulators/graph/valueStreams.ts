@@ -56,15 +56,18 @@ export class ValueStreams {
     };
     this.log.push(record);
     return (async function* () {
-      let first = true;
+      let sent = 0;
       for (const part of parts) {
         for (let offset = 0; offset < part.length; offset += chunkBytes) {
-          if (!first && delayMs > 0) await delay(delayMs);
-          first = false;
-          yield part.subarray(offset, offset + chunkBytes);
+          if (sent > 0 && delayMs > 0) await delay(delayMs);
+          const chunk = part.subarray(offset, offset + chunkBytes);
+          sent += chunk.length;
+          // Stamped as the last chunk is handed over: the client may have it all before the generator resumes.
+          if (sent === record.bytes) record.finishedAt = new Date();
+          yield chunk;
         }
       }
-      record.finishedAt = new Date();
+      record.finishedAt ??= new Date();
     })();
   }
 }
