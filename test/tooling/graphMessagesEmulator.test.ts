@@ -107,6 +107,18 @@ describe('Graph emulator messages (real Graph SDK)', () => {
       expect(((await asHtml.json()) as MessageJson).body).toEqual({ contentType: 'html', content: html });
     });
 
+    it('ignores an unknown body-content-type and applies the preference to listings too', async () => {
+      seed('inbox', { subject: 'x', body: { contentType: 'html', content: '<p>hi</p>' } });
+      const unknown = await raw(`${base}/messages`, { Prefer: 'outlook.body-content-type="rtf"' });
+      expect(unknown.headers.get('preference-applied')).toBeNull();
+      const listed = await raw(`${base}/mailFolders/inbox/messages`, {
+        Prefer: 'odata.maxpagesize=5, outlook.body-content-type=text',
+      });
+      expect(listed.headers.get('preference-applied')).toBe('outlook.body-content-type="text"');
+      const page = (await listed.json()) as { value: MessageJson[] };
+      expect(page.value[0].body).toEqual({ contentType: 'text', content: 'hi' });
+    });
+
     it('returns uniqueBody and internetMessageHeaders only when $select names them', async () => {
       const stored = seed('inbox', {
         subject: 's',
@@ -480,6 +492,36 @@ describe('Graph emulator messages (real Graph SDK)', () => {
       expect(body).toContain('<b>Subject:</b> Printer on fire');
       expect(full.uniqueBody?.content).toContain('We are on it.');
       expect(full.uniqueBody?.content).not.toContain('on fire');
+    });
+
+    it("createReply takes message.body as the new part, with the message parameter's other properties", async () => {
+      const source = original();
+      const draft = (await graph.api(`${base}/messages/${source.id}/createReply`).post({
+        message: {
+          body: { contentType: 'text', content: 'Fixed & closed.' },
+          ccRecipients: [{ emailAddress: { address: colleague.mail } }],
+        },
+      })) as MessageJson;
+      expect(draft.ccRecipients?.map((r) => r.emailAddress?.address)).toEqual([colleague.mail]);
+      const full = (await graph
+        .api(`${base}/messages/${draft.id}`)
+        .header('Prefer', 'outlook.body-content-type="text"')
+        .select(['body', 'uniqueBody'])
+        .get()) as MessageJson;
+      expect(full.uniqueBody).toEqual({ contentType: 'text', content: 'Fixed & closed.' });
+      expect(full.body?.content).toMatch(/^Fixed & closed\.[\s\S]*It is really on fire\.$/);
+    });
+
+    it("puts In-Reply-To and References in the sent reply's MIME", async () => {
+      const source = original();
+      const draft = (await graph
+        .api(`${base}/messages/${source.id}/createReply`)
+        .post({ comment: 'ok' })) as MessageJson;
+      const mime = await (await raw(`${base}/mailFolders/drafts/messages/${draft.id}/$value`)).text();
+      expect(mime).toContain('Subject: RE: Printer on fire\r\n');
+      expect(mime).toContain('In-Reply-To: <fire@example.net>\r\n');
+      expect(mime).toContain('References: <earlier@example.net> <fire@example.net>\r\n');
+      expect(mime).toContain('Content-Type: multipart/alternative;');
     });
 
     it('createReplyAll answers everyone but the mailbox itself', async () => {
