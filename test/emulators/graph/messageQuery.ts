@@ -128,7 +128,9 @@ function parseFilter(filter: string): Clause[] {
     if (property === 'internetmessageid') {
       if (op !== 'eq') throw notImplemented(part);
       const quoted = /^'((?:[^']|'')*)'$/.exec(literal);
-      if (!quoted) throw invalidFilter();
+      // An unquoted literal is a syntax error Graph refuses; the emulator has long answered it with 501, which fails
+      // just as loudly.
+      if (!quoted) throw notImplemented(part);
       return { property: 'internetMessageId', op, value: quoted[1].replace(/''/g, "'") };
     }
     throw notImplemented(part);
