@@ -305,6 +305,8 @@ describe('Graph emulator messages (real Graph SDK)', () => {
       const [file, item, reference] = list.value;
       expect(file).toMatchObject({ contentType: 'application/pdf', size: fileBytes.length });
       expect(item).toMatchObject({ contentType: null });
+      const itemMime = await (await raw(`${base}/messages/${message.id}/attachments/${item.id}/$value`)).arrayBuffer();
+      expect(item.size).toBe(itemMime.byteLength);
       expect(item).not.toHaveProperty('item');
       expect(item).not.toHaveProperty('contentBytes');
       expect(reference).not.toHaveProperty('sourceUrl');
@@ -424,6 +426,22 @@ describe('Graph emulator messages (real Graph SDK)', () => {
       expect(back.parentFolderId).toBe(inboxId);
       const badFolder = await failure(graph.api(`${base}/messages/${back.id}/move`).post({ destinationId: 'nowhere' }));
       expect(badFolder).toMatchObject({ status: 400, code: 'ErrorInvalidIdMalformed' });
+    });
+
+    it('acts below a folder too, where the message must be in that folder', async () => {
+      const stored = seed('inbox', { subject: 'here', from: { emailAddress: { address: customer.mail } } });
+      const inFolder = (await graph
+        .api(`${base}/mailFolders/inbox/messages/${stored.id}`)
+        .patch({ categories: ['Seen'] })) as MessageJson;
+      expect(inFolder.categories).toEqual(['Seen']);
+      const elsewhere = await failure(
+        graph.api(`${base}/mailFolders/archive/messages/${stored.id}/createReply`).post({ comment: 'x' }),
+      );
+      expect(elsewhere).toMatchObject({ status: 404, code: 'ErrorItemNotFound' });
+      const moved = (await graph
+        .api(`${base}/mailFolders/inbox/messages/${stored.id}/move`)
+        .post({ destinationId: 'junkemail' })) as MessageJson;
+      expect(moved.parentFolderId).toBe(emulator.mailbox(support.id).findFolder('junkemail')?.id);
     });
 
     it('deletes softly: the message leaves its folder and its id answers 404', async () => {

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { FileAttachment, InternetMessageHeader, MailFolder, Message } from '@microsoft/microsoft-graph-types';
 import type { TenantUser } from '../tenant';
 import { bodyPreview } from './mailBody';
+import { messageMime } from './mime';
 
 /**
  * Well-known folder names Graph accepts in place of a folder id (case-insensitive; the mailFolder resource lists them).
@@ -308,9 +309,9 @@ export class MailboxStore {
   private storedAttachment(attachment: AttachmentInput, now: string): StoredAttachment {
     const type = attachment['@odata.type'] ?? FILE_ATTACHMENT_TYPE;
     let size = attachment.contentBytes ? Buffer.from(attachment.contentBytes, 'base64').length : 0;
-    // An item attachment's size is its message's; the emulator counts body and subject, a lower bound of Exchange's.
+    // An item attachment's size is its message's: the emulator counts the MIME it serves as the attachment's $value.
     if (type === ITEM_ATTACHMENT_TYPE && attachment.item) {
-      size = Buffer.byteLength(JSON.stringify(attachment.item), 'utf8');
+      size = messageMime(attachment.item).reduce((n, part) => n + part.length, 0);
     }
     return {
       isInline: false,

@@ -68,25 +68,36 @@ export function messageActionRoutes(streams: ValueStreams): GraphRoute[] {
     mailbox: true,
     handler: (ctx: GraphRequestContext) => messageValue(ctx, streams),
   } as const;
-  return [
-    { ...mime, path: '/users/{user}/messages/{id}/$value' },
-    { ...mime, path: '/users/{user}/mailFolders/{folder}/messages/{id}/$value' },
-    { ...write, method: 'PATCH', path: '/users/{user}/messages/{id}', handler: updateMessage },
-    { ...write, method: 'POST', path: '/users/{user}/messages/{id}/move', handler: moveMessage },
-    { ...write, method: 'POST', path: '/users/{user}/messages/{id}/createReply', handler: (c) => draftFor(c, 'reply') },
-    {
-      ...write,
-      method: 'POST',
-      path: '/users/{user}/messages/{id}/createReplyAll',
-      handler: (c) => draftFor(c, 'replyAll'),
-    },
-    {
-      ...write,
-      method: 'POST',
-      path: '/users/{user}/messages/{id}/createForward',
-      handler: (c) => draftFor(c, 'forward'),
-    },
-  ];
+  const routes: GraphRoute[] = [{ ...mime, path: '/users/{user}/messages/{id}/$value' }];
+  // Each action also exists below a folder (message-update.md, message-move.md, message-createreply.md list both
+  // paths); there the message must be in that folder.
+  for (const prefix of ['/users/{user}', '/users/{user}/mailFolders/{folder}']) {
+    routes.push(
+      { ...write, method: 'PATCH', path: `${prefix}/messages/{id}`, handler: updateMessage },
+      { ...write, method: 'POST', path: `${prefix}/messages/{id}/move`, handler: moveMessage },
+      { ...write, method: 'POST', path: `${prefix}/messages/{id}/createReply`, handler: (c) => draftFor(c, 'reply') },
+      {
+        ...write,
+        method: 'POST',
+        path: `${prefix}/messages/{id}/createReplyAll`,
+        handler: (c) => draftFor(c, 'replyAll'),
+      },
+      {
+        ...write,
+        method: 'POST',
+        path: `${prefix}/messages/{id}/createForward`,
+        handler: (c) => draftFor(c, 'forward'),
+      },
+    );
+  }
+  routes.push({ ...mime, path: '/users/{user}/mailFolders/{folder}/messages/{id}/$value' });
+  return routes;
+}
+
+/** The message the path names, in the path's folder when it names one. */
+function targetMessage(ctx: GraphRequestContext): StoredMessage {
+  const folder = ctx.params.folder === undefined ? undefined : resolveFolder(ctx.mailbox, ctx.params.folder);
+  return resolveMessage(ctx.mailbox, ctx.params.id, folder);
 }
 
 /**
@@ -94,9 +105,7 @@ export function messageActionRoutes(streams: ValueStreams): GraphRoute[] {
  * content type is `text/plain`.
  */
 function messageValue(ctx: GraphRequestContext, streams: ValueStreams) {
-  const folder = ctx.params.folder === undefined ? undefined : resolveFolder(ctx.mailbox, ctx.params.folder);
-  const message = resolveMessage(ctx.mailbox, ctx.params.id, folder);
-  const parts = messageMime(message);
+  const parts = messageMime(targetMessage(ctx));
   return {
     status: 200,
     headers: { 'content-type': 'text/plain', 'content-length': String(parts.reduce((n, p) => n + p.length, 0)) },
@@ -113,7 +122,7 @@ function requireJsonBody(ctx: GraphRequestContext): Record<string, unknown> {
 
 function updateMessage(ctx: GraphRequestContext) {
   const patch = requireJsonBody(ctx);
-  const message = resolveMessage(ctx.mailbox, ctx.params.id);
+  const message = targetMessage(ctx);
   for (const [name, value] of Object.entries(patch)) {
     if (name.startsWith('@')) continue;
     const lower = name.toLowerCase();
@@ -180,7 +189,7 @@ function moveMessage(ctx: GraphRequestContext) {
     throw new GraphError(400, 'ErrorInvalidParameter', "The value of the parameter 'DestinationId' is empty.");
   }
   const folder = resolveFolder(ctx.mailbox, destination);
-  const message = resolveMessage(ctx.mailbox, ctx.params.id);
+  const message = targetMessage(ctx);
   const moved = ctx.mailbox.moveMessage(message.id, folder.id);
   if (!moved) throw new GraphError(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
   return ctx.json(201, {
@@ -210,7 +219,7 @@ function draftFor(ctx: GraphRequestContext, kind: DraftKind) {
   const names = kind === 'forward' ? ['comment', 'message', 'toRecipients'] : ['comment', 'message'];
   // The body is optional ("This method doesn't require a request body").
   const params = ctx.body.toString('utf8').trim() === '' ? {} : readParameters(ctx, action, names);
-  const original = resolveMessage(ctx.mailbox, ctx.params.id);
+  const original = targetMessage(ctx);
   const given: NewMessage = params.message === undefined || params.message === null ? {} : readMessage(params.message);
   const comment = params.comment;
   if (comment !== undefined && comment !== null && typeof comment !== 'string') {
