@@ -509,13 +509,26 @@ async function writeStream(res: ServerResponse, stream: AsyncIterable<Buffer>): 
   try {
     for await (const chunk of stream) {
       if (res.destroyed) return;
-      if (!res.write(chunk)) await new Promise<void>((resolve) => res.once('drain', resolve));
+      if (!res.write(chunk)) await drainedOrClosed(res);
     }
     res.end();
   } catch {
     // The client went away or the source failed: cut the connection so the client sees a truncated body.
     res.destroy();
   }
+}
+
+/** Resolves when the socket can take more, or when it closed (a client that went away never drains). */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

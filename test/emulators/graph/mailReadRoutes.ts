@@ -19,7 +19,9 @@ export const MAIL_READ_ROLES: readonly string[] = [
 
 /**
  * Permissions that include message bodies. permissions-reference (Mail.ReadBasic.All): "all properties except body,
- * previewBody, attachments and any extended properties"; Graph leaves those out of the answer.
+ * previewBody, attachments and any extended properties"; the Graph blog that introduced it ("New basic read access to
+ * a users mailbox", 2019) says it gets messages "without the body or attachments": the properties are left out of
+ * the answer (no error), while the attachment routes and `$value` refuse the token (403 ErrorAccessDenied).
  */
 export const FULL_READ_ROLES: readonly string[] = ['Mail.Read', 'Mail.ReadWrite'];
 const BODY_PROPERTIES = new Set(['body', 'bodyPreview', 'uniqueBody']);
