@@ -1,14 +1,22 @@
 /**
- * A message's file attachments: add one under 3 MB (`POST .../attachments`, Mail.ReadWrite), list them, get one, and
- * get its raw bytes (`.../$value`). Larger files arrive through upload sessions (uploadSessions.ts).
+ * A message's attachments: add a file under 3 MB (`POST .../attachments`, Mail.ReadWrite), list them, get one, and
+ * get its raw contents (`.../$value`, streamed): a file's bytes with its content type, an attached message as MIME, and
+ * for a reference attachment (a link to a cloud file) HTTP 405. Larger files arrive through upload sessions
+ * (uploadSessions.ts).
+ *
+ * Doc: api-reference/v1.0/api/attachment-get.md ("Get the raw contents of a file or item attachment": a file's
+ * content type is its original one, a message item is returned in MIME format, "Attempting to get the `$value` of a
+ * reference attachment returns HTTP 405"; permissions: Mail.Read, which Mail.ReadBasic.All does not include).
  */
 import { GraphError } from './graphResponse';
 import { isWellFormedItemId, type StoredAttachment, type StoredMessage } from './mailboxStore';
 import { resolveMessage } from './mailReadRoutes';
 import { MAIL_WRITE_ROLES } from './draftRoutes';
 import { MAX_INLINE_ATTACHMENT_BYTES, readFileAttachment } from './messageInput';
+import { messageMime } from './mime';
 import { project, selectedProperties, type SelectableType } from './odataQuery';
 import type { GraphRequestContext, GraphRoute } from './router';
+import type { ValueStreams } from './valueStreams';
 
 /** Application permissions that can read attachments (Mail.ReadBasic cannot). */
 export const ATTACHMENT_READ_ROLES: readonly string[] = ['Mail.Read', 'Mail.ReadWrite'];
@@ -34,11 +42,21 @@ export const ATTACHMENT_TYPE: SelectableType = {
   errorCode: 'RequestBroker--ParseUri',
 };
 
-/** The attachment as Graph's fileAttachment JSON with `properties`. */
+const FILE_TYPE = '#microsoft.graph.fileAttachment';
+const ITEM_TYPE = '#microsoft.graph.itemAttachment';
+const REFERENCE_TYPE = '#microsoft.graph.referenceAttachment';
+
+/**
+ * The attachment as Graph's JSON with `properties`: a file with its bytes unless `$select` leaves them out; an item or
+ * reference attachment with the base properties only (the attached item comes only with `$expand`, which the emulator
+ * lacks; a reference's `sourceUrl` is beta only).
+ */
 export function attachmentJson(attachment: StoredAttachment, properties: readonly string[]): Record<string, unknown> {
-  return project(attachment, properties, {
+  const isFile = attachment['@odata.type'] === FILE_TYPE;
+  const visible = isFile ? properties : properties.filter((p) => ATTACHMENT_TYPE.properties.includes(p));
+  return project(attachment, visible, {
     '@odata.type': attachment['@odata.type'],
-    '@odata.mediaContentType': attachment.contentType ?? 'application/octet-stream',
+    ...(isFile ? { '@odata.mediaContentType': attachment.contentType ?? 'application/octet-stream' } : {}),
   });
 }
 
@@ -50,8 +68,8 @@ export function resolveAttachment(message: StoredMessage, id: string): StoredAtt
   throw new GraphError(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
 }
 
-/** The attachment routes. */
-export function attachmentRoutes(): GraphRoute[] {
+/** The attachment routes; `$value` bodies go out through `streams`. */
+export function attachmentRoutes(streams: ValueStreams): GraphRoute[] {
   const read = { method: 'GET', roles: ATTACHMENT_READ_ROLES, mailbox: true } as const;
   return [
     {
@@ -90,16 +108,36 @@ export function attachmentRoutes(): GraphRoute[] {
     {
       ...read,
       path: '/users/{user}/messages/{id}/attachments/{attachment}/$value',
-      handler: (ctx) => {
-        const attachment = resolveAttachment(resolveMessage(ctx.mailbox, ctx.params.id), ctx.params.attachment);
-        return {
-          status: 200,
-          headers: { 'content-type': attachment.contentType ?? 'application/octet-stream' },
-          body: Buffer.from(attachment.contentBytes ?? '', 'base64'),
-        };
-      },
+      handler: (ctx) => attachmentValue(ctx, streams),
     },
   ];
+}
+
+function attachmentValue(ctx: GraphRequestContext, streams: ValueStreams) {
+  const attachment = resolveAttachment(resolveMessage(ctx.mailbox, ctx.params.id), ctx.params.attachment);
+  let parts: Buffer[];
+  let contentType: string;
+  if (attachment['@odata.type'] === ITEM_TYPE && attachment.item) {
+    parts = messageMime(attachment.item);
+    // Documented like a message's own $value (message-get.md example 4: text/plain).
+    contentType = 'text/plain';
+  } else if (attachment['@odata.type'] === FILE_TYPE) {
+    parts = [Buffer.from(attachment.contentBytes ?? '', 'base64')];
+    contentType = attachment.contentType ?? 'application/octet-stream';
+  } else {
+    // attachment-get.md: "Attempting to get the $value of a reference attachment returns HTTP 405."
+    throw new GraphError(
+      405,
+      REFERENCE_TYPE === attachment['@odata.type'] ? 'ErrorInvalidRequest' : 'ErrorInvalidOperation',
+      'The raw contents of a reference attachment cannot be retrieved; it is a link to a file stored elsewhere.',
+    );
+  }
+  const length = parts.reduce((n, p) => n + p.length, 0);
+  return {
+    status: 200,
+    headers: { 'content-type': contentType, 'content-length': String(length) },
+    stream: streams.stream(ctx.url.pathname, parts),
+  };
 }
 
 function addAttachment(ctx: GraphRequestContext) {

@@ -4,7 +4,7 @@
  * inside a 200 answer; an item whose `dependsOn` failed answers 424 without running.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { GraphError, type FinishedResponse } from './graphResponse';
+import { collectBody, GraphError, type FinishedResponse } from './graphResponse';
 import type { GraphRequestContext, GraphRoute } from './router';
 
 /** Graph's limit of requests per batch. */
@@ -67,7 +67,8 @@ async function batch(ctx: GraphRequestContext) {
         }
         await acquire();
         try {
-          return answerOf(item.id, await ctx.dispatch(innerRequest(item, ctx)));
+          const response = await ctx.dispatch(innerRequest(item, ctx));
+          return answerOf(item.id, { ...response, body: await collectBody(response) });
         } finally {
           releaseSlot();
         }

@@ -50,6 +50,9 @@ export class MailDelivery {
       from: message.from ?? ownAddress,
       sender: ownAddress,
       internetMessageId: message.internetMessageId ?? newInternetMessageId(mailbox),
+      // One conversation id for every copy (Sent Items and each recipient's), as Exchange derives it from the
+      // thread; a reply drafted with createReply carries its original's, so the thread holds across mailboxes.
+      conversationId: message.conversationId ?? newConversationId(),
       sentDateTime: graphDateTime(now),
       isDraft: false,
     };
@@ -85,6 +88,11 @@ export class MailDelivery {
       });
     }
   }
+}
+
+/** A fresh Exchange-style conversation id. */
+export function newConversationId(): string {
+  return `AAQkAG${randomBytes(30).toString('base64url')}=`;
 }
 
 /** A fresh RFC 5322 Message-ID in the sender's domain. */

@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { GraphError } from './graphResponse';
+import { preferredBodyType } from './mailBody';
 import type { StoredMessage } from './mailboxStore';
 import { MAIL_READ_ROLES, MESSAGE_TYPE, messageJson, resolveFolder } from './mailReadRoutes';
 import { selectedProperties } from './odataQuery';
@@ -155,7 +156,10 @@ function delta(ctx: GraphRequestContext, tokens: DeltaTokens) {
     if (entry.removed || !message || message.parentFolderId !== folder.id) {
       return { '@odata.type': '#microsoft.graph.message', id: entry.id, '@removed': { reason: 'deleted' } };
     }
-    return { '@odata.type': '#microsoft.graph.message', ...messageJson(message, properties, ctx.roles) };
+    return {
+      '@odata.type': '#microsoft.graph.message',
+      ...messageJson(message, properties, ctx.roles, preferredBodyType(ctx.header('prefer'))),
+    };
   });
   const link = `${ctx.baseUrl}/users/${ctx.user.id}/mailFolders('${folder.id}')/messages/delta`;
   const more = offset + pageSize < entries.length;

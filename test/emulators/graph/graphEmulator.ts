@@ -26,6 +26,7 @@ import { isInspectionPath, serveInspection } from './inspection';
 import { MailboxStore, type StoredMessage } from './mailboxStore';
 import { mailReadRoutes } from './mailReadRoutes';
 import { mailSendRoutes } from './mailSendRoutes';
+import { messageActionRoutes } from './messageActionRoutes';
 import {
   DEFAULT_DELIVERY_SETTINGS,
   NotificationDispatcher,
@@ -53,6 +54,7 @@ import { EXCHANGE_LIMITS, MailboxThrottle } from './throttle';
 import { EXCHANGE_UPLOAD_LIMITS, UploadBudget } from './uploadBudget';
 import { DEFAULT_UPLOAD_SESSION_LIFETIME_MS, UploadSessions, uploadSessionRoutes } from './uploadSessions';
 import { userRoutes } from './userRoutes';
+import { ValueStreams, type ValueStreamPacing, type ValueStreamRecord } from './valueStreams';
 import { WebhookClient } from './webhookClient';
 
 export type { FaultSpec } from './faults';
@@ -67,6 +69,7 @@ export type { EmulatedClock } from './clock';
 export type { LifecycleEvent, NotificationDelivery } from './notificationDelivery';
 export type { ChangeNotificationItem } from './subscriptionStore';
 export type { NdrRecord } from './nondeliveryReport';
+export type { ValueStreamPacing, ValueStreamRecord } from './valueStreams';
 export type { MinuteCount, SubmissionOutcome, SubmissionRecord, SubmissionSummary } from './submissionQueue';
 
 /** Options of {@link GraphEmulator.start}. */
@@ -157,6 +160,7 @@ export class GraphEmulator {
   private readonly dispatcher: NotificationDispatcher;
   private readonly deltaTokens = new DeltaTokens();
   private readonly submissionQueue: SubmissionQueue;
+  private readonly valueStreams = new ValueStreams();
 
   private constructor(
     options: GraphEmulatorOptions,
@@ -227,7 +231,8 @@ export class GraphEmulator {
       ...userRoutes(),
       ...mailReadRoutes(),
       ...draftRoutes(),
-      ...attachmentRoutes(),
+      ...attachmentRoutes(this.valueStreams),
+      ...messageActionRoutes(this.valueStreams),
       ...mailSendRoutes({ tenant: options.tenant, submissions: this.submissionQueue }),
       ...uploadSessionRoutes({
         tenant: options.tenant,
@@ -375,6 +380,22 @@ export class GraphEmulator {
     return this.submissionQueue.accepted(this.requireUser(mailbox).id);
   }
 
+  /**
+   * Every `$value` body (attachment bytes, message or attached-message MIME) sent, oldest first, with when it started
+   * and when its last byte went out: a client that streams answers before `finishedAt`.
+   */
+  get valueStreamLog(): readonly ValueStreamRecord[] {
+    return this.valueStreams.log;
+  }
+
+  /**
+   * Paces `$value` bodies from now on: `chunkBytes` per chunk with `delayMs` between chunks (default 64 KiB, no
+   * delay), so that a test can prove a client streams. {@link reset} restores the default.
+   */
+  setValueStreamPacing(pacing: Partial<ValueStreamPacing>): void {
+    this.valueStreams.setPacing(pacing);
+  }
+
   /** Every NDR Exchange wrote into a sender's Inbox, oldest first. */
   get ndrs(): readonly NdrRecord[] {
     return this.submissionQueue.ndrs;
@@ -400,7 +421,7 @@ export class GraphEmulator {
 
   /**
    * Forgets seen requests, the notification delivery log, concurrency peaks, request and upload budgets, Exchange's
-   * sending windows, submission records and NDR log, and faults (mailbox contents, outbound mail, subscriptions and open
+   * sending windows, submission records and NDR log, faults, and `$value` pacing and log (mailbox contents, outbound mail, subscriptions and open
    * upload sessions stay; mail still in an Outbox leaves as the emptied windows allow).
    */
   reset(): void {
@@ -410,6 +431,7 @@ export class GraphEmulator {
     this.throttle.reset();
     this.uploads.reset();
     this.faults.clear();
+    this.valueStreams.reset();
   }
 
   private requireUser(addressOrId: string): TenantUser {
@@ -472,9 +494,41 @@ export class GraphEmulator {
       headers: req.headers,
       body,
     });
+    if (answer.stream) {
+      res.writeHead(answer.status, answer.headers);
+      await writeStream(res, answer.stream);
+      return;
+    }
     res.writeHead(answer.status, { ...answer.headers, 'content-length': String(answer.body.length) });
     res.end(answer.body);
   }
+}
+
+/** Writes chunks as they come, waiting for the socket to drain, so a slow stream reaches the client as it goes. */
+async function writeStream(res: ServerResponse, stream: AsyncIterable<Buffer>): Promise<void> {
+  try {
+    for await (const chunk of stream) {
+      if (res.destroyed) return;
+      if (!res.write(chunk)) await drainedOrClosed(res);
+    }
+    res.end();
+  } catch {
+    // The client went away or the source failed: cut the connection so the client sees a truncated body.
+    res.destroy();
+  }
+}
+
+/** Resolves when the socket can take more, or when it closed (a client that went away never drains). */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

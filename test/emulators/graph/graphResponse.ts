@@ -25,6 +25,11 @@ export interface GraphResponse {
   status: number;
   headers: Record<string, string>;
   body?: Buffer;
+  /**
+   * A body sent in chunks as they come (attachment and MIME `$value`), instead of {@link body}; the socket writer
+   * sets no Content-Length unless the route put one in {@link headers}.
+   */
+  stream?: AsyncIterable<Buffer>;
   /** When set, the body is rendered as Graph's error shape with this code and message. */
   error?: GraphErrorInfo;
 }
@@ -34,6 +39,16 @@ export interface FinishedResponse {
   status: number;
   headers: Record<string, string>;
   body: Buffer;
+  /** A streamed body (then {@link body} is empty); `$batch` collects it, the HTTP server writes it chunk by chunk. */
+  stream?: AsyncIterable<Buffer>;
+}
+
+/** The whole body of a finished response, collecting a streamed one. */
+export async function collectBody(response: FinishedResponse): Promise<Buffer> {
+  if (!response.stream) return response.body;
+  const chunks: Buffer[] = [];
+  for await (const chunk of response.stream) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }
 
 /** The error body Graph sends (concepts/errors.md). */

@@ -3,7 +3,9 @@
  * subscriptions add their own route modules next to this one.
  */
 import { GraphError } from './graphResponse';
+import { convertBody, preferenceApplied, preferredBodyType, type BodyType } from './mailBody';
 import { isWellFormedItemId, type MailboxStore, type StoredFolder, type StoredMessage } from './mailboxStore';
+import { applyMessageQuery, readMessageQuery } from './messageQuery';
 import { page, project, readPaging, selectedProperties, type SelectableType } from './odataQuery';
 import type { GraphRequestContext, GraphRoute } from './router';
 
@@ -15,8 +17,13 @@ export const MAIL_READ_ROLES: readonly string[] = [
   'Mail.ReadWrite',
 ];
 
-/** Permissions that include message bodies; Mail.ReadBasic excludes body, bodyPreview and uniqueBody. */
-const FULL_READ_ROLES = ['Mail.Read', 'Mail.ReadWrite'];
+/**
+ * Permissions that include message bodies. permissions-reference (Mail.ReadBasic.All): "all properties except body,
+ * previewBody, attachments and any extended properties"; the Graph blog that introduced it ("New basic read access to
+ * a users mailbox", 2019) says it gets messages "without the body or attachments": the properties are left out of
+ * the answer (no error), while the attachment routes and `$value` refuse the token (403 ErrorAccessDenied).
+ */
+export const FULL_READ_ROLES: readonly string[] = ['Mail.Read', 'Mail.ReadWrite'];
 const BODY_PROPERTIES = new Set(['body', 'bodyPreview', 'uniqueBody']);
 
 const MESSAGE_PROPERTIES = [
@@ -104,62 +111,66 @@ export function resolveMessage(mailbox: MailboxStore, id: string, folder?: Store
   throw new GraphError(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
 }
 
-/** The message as JSON for `properties`, without what the caller's permissions exclude. */
+/**
+ * The message as JSON for `properties`, without what the caller's permissions exclude; body and uniqueBody in
+ * `bodyType` (HTML when undefined, Graph's default: message-get.md). `uniqueBody` is the part of a reply that is new
+ * (a createReply draft stores its comment there); for any other message it is the whole body.
+ */
 export function messageJson(
   message: StoredMessage,
   properties: readonly string[],
   roles: ReadonlySet<string>,
+  bodyType?: BodyType,
 ): Record<string, unknown> {
   const withBody = FULL_READ_ROLES.some((r) => roles.has(r));
   const visible = withBody ? properties : properties.filter((p) => !BODY_PROPERTIES.has(p));
-  const source = { ...message, uniqueBody: message.body };
+  const source = {
+    ...message,
+    body: convertBody(message.body, bodyType),
+    uniqueBody: convertBody(message.uniqueBody ?? message.body, bodyType),
+  };
   return project(source, visible, { '@odata.etag': `W/"${message.changeKey}"` });
 }
 
-/**
- * The one `$filter` the emulator implements on message listings: `internetMessageId eq '<...>'` (OData string literal,
- * `''` for a quote), which a product uses to find its own mail in Sent Items. Undefined when there is no `$filter`;
- * any other expression fails loudly with 501, as unimplemented query options do.
- */
-function readInternetMessageIdFilter(query: URLSearchParams): string | undefined {
-  const raw = query.get('$filter');
-  if (raw === null) return undefined;
-  const match = /^\s*internetMessageId\s+eq\s+'((?:[^']|'')*)'\s*$/i.exec(raw);
-  if (!match) {
-    throw new GraphError(
-      501,
-      'NotImplemented',
-      `The Graph emulator implements only $filter=internetMessageId eq '...' on messages, not '${raw}'.`,
-    );
-  }
-  return match[1].replace(/''/g, "'");
+/** The body type the request's `Prefer` header asks for and the `Preference-Applied` header confirming it. */
+export function bodyPreference(ctx: GraphRequestContext): { bodyType?: BodyType; headers: Record<string, string> } {
+  const bodyType = preferredBodyType(ctx.header('prefer'));
+  return bodyType ? { bodyType, headers: preferenceApplied(bodyType) } : { headers: {} };
 }
 
 function listMessages(ctx: GraphRequestContext, folder?: StoredFolder) {
   const properties = selectedProperties(ctx.query, MESSAGE_TYPE);
   const paging = readPaging(ctx.query, MESSAGE_PAGE.defaultTop, MESSAGE_PAGE.maxTop);
-  const internetMessageId = readInternetMessageIdFilter(ctx.query);
-  const all = ctx.mailbox
-    .listMessages(folder?.id)
-    .filter((m) => internetMessageId === undefined || m.internetMessageId === internetMessageId);
+  const query = readMessageQuery(ctx.query);
+  const all = applyMessageQuery(ctx.mailbox.listMessages(folder?.id), query);
   const { value, nextLink } = page(all, paging, ctx.url);
+  const { bodyType, headers } = bodyPreference(ctx);
   const collection = folder
     ? `users('${ctx.user.id}')/mailFolders('${folder.id}')/messages`
     : `users('${ctx.user.id}')/messages`;
-  return ctx.json(200, {
-    '@odata.context': `${ctx.baseUrl}/$metadata#${collection}`,
-    value: value.map((m) => messageJson(m, properties, ctx.roles)),
-    ...(nextLink ? { '@odata.nextLink': nextLink } : {}),
-  });
+  return ctx.json(
+    200,
+    {
+      '@odata.context': `${ctx.baseUrl}/$metadata#${collection}`,
+      value: value.map((m) => messageJson(m, properties, ctx.roles, bodyType)),
+      ...(nextLink ? { '@odata.nextLink': nextLink } : {}),
+    },
+    headers,
+  );
 }
 
 function getMessage(ctx: GraphRequestContext, folder?: StoredFolder) {
   const properties = selectedProperties(ctx.query, MESSAGE_TYPE);
   const message = resolveMessage(ctx.mailbox, ctx.params.id, folder);
-  return ctx.json(200, {
-    '@odata.context': `${ctx.baseUrl}/$metadata#users('${ctx.user.id}')/messages/$entity`,
-    ...messageJson(message, properties, ctx.roles),
-  });
+  const { bodyType, headers } = bodyPreference(ctx);
+  return ctx.json(
+    200,
+    {
+      '@odata.context': `${ctx.baseUrl}/$metadata#users('${ctx.user.id}')/messages/$entity`,
+      ...messageJson(message, properties, ctx.roles, bodyType),
+    },
+    headers,
+  );
 }
 
 /** The read-only mail routes. */
@@ -184,13 +195,13 @@ export function mailReadRoutes(): GraphRoute[] {
     {
       ...common,
       path: '/users/{user}/messages',
-      queryOptions: ['$select', '$top', '$skip', '$filter'],
+      queryOptions: ['$select', '$top', '$skip', '$filter', '$orderby'],
       handler: (ctx) => listMessages(ctx),
     },
     {
       ...common,
       path: '/users/{user}/mailFolders/{folder}/messages',
-      queryOptions: ['$select', '$top', '$skip', '$filter'],
+      queryOptions: ['$select', '$top', '$skip', '$filter', '$orderby'],
       handler: (ctx) => listMessages(ctx, resolveFolder(ctx.mailbox, ctx.params.folder)),
     },
     {

@@ -9,12 +9,22 @@
 import { randomBytes } from 'node:crypto';
 import type { FileAttachment, InternetMessageHeader, MailFolder, Message } from '@microsoft/microsoft-graph-types';
 import type { TenantUser } from '../tenant';
+import { bodyPreview } from './mailBody';
+import { messageMime } from './mime';
 
 /**
  * Well-known folder names Graph accepts in place of a folder id (case-insensitive; the mailFolder resource lists them).
  * `outbox` holds what Exchange accepted for sending and has not let leave yet (see submissionQueue.ts).
  */
-export const WELL_KNOWN_FOLDERS = ['inbox', 'drafts', 'sentitems', 'deleteditems', 'outbox'] as const;
+export const WELL_KNOWN_FOLDERS = [
+  'inbox',
+  'drafts',
+  'sentitems',
+  'deleteditems',
+  'outbox',
+  'archive',
+  'junkemail',
+] as const;
 
 /** A well-known folder name. */
 export type WellKnownFolderName = (typeof WELL_KNOWN_FOLDERS)[number];
@@ -25,6 +35,8 @@ const DISPLAY_NAMES: Record<WellKnownFolderName, string> = {
   sentitems: 'Sent Items',
   deleteditems: 'Deleted Items',
   outbox: 'Outbox',
+  archive: 'Archive',
+  junkemail: 'Junk Email',
 };
 
 /** A mail folder. */
@@ -36,8 +48,21 @@ export interface StoredFolder {
   readonly parentFolderId: string;
 }
 
-/** A file attachment as stored: Graph's resource with its type tag and id. */
-export type StoredAttachment = FileAttachment & { '@odata.type': string; id: string };
+/**
+ * An attachment as it may be given to the store: a file (`contentBytes`), an attached message
+ * (`#microsoft.graph.itemAttachment` with `item`) or a link to a cloud file (`#microsoft.graph.referenceAttachment`
+ * with `sourceUrl`, which v1.0 does not return).
+ */
+export type AttachmentInput = FileAttachment & {
+  '@odata.type'?: string;
+  /** The attached message of an item attachment. */
+  item?: NewMessage;
+  /** The link of a reference attachment. */
+  sourceUrl?: string;
+};
+
+/** An attachment as stored: Graph's resource with its type tag and id. */
+export type StoredAttachment = AttachmentInput & { '@odata.type': string; id: string };
 
 /** A message as stored: Graph's resource with the server-assigned properties always present. */
 export interface StoredMessage extends Message {
@@ -55,7 +80,7 @@ export interface StoredMessage extends Message {
 
 /** A message to store; the store assigns id, dates, changeKey and the folder. */
 export interface NewMessage extends Omit<Message, 'attachments' | 'internetMessageHeaders'> {
-  attachments?: Array<FileAttachment & { '@odata.type'?: string }>;
+  attachments?: AttachmentInput[];
   internetMessageHeaders?: InternetMessageHeader[];
 }
 
@@ -79,6 +104,7 @@ const SERVER_OWNED = new Set([
 ]);
 
 const FILE_ATTACHMENT_TYPE = '#microsoft.graph.fileAttachment';
+const ITEM_ATTACHMENT_TYPE = '#microsoft.graph.itemAttachment';
 
 /** A new opaque Exchange-style item id (URL-safe base64 with trailing padding, as real ids have). */
 export function newItemId(): string {
@@ -174,7 +200,7 @@ export class MailboxStore {
       ...input,
       subject: input.subject ?? '',
       body: input.body ?? { contentType: 'text', content: '' },
-      bodyPreview: input.bodyPreview ?? preview(input.body?.content ?? '', input.body?.contentType ?? 'text'),
+      bodyPreview: input.bodyPreview ?? bodyPreview(input.body),
       sentDateTime: input.sentDateTime ?? (target.wellKnownName === 'drafts' ? null : now),
       id,
       parentFolderId: target.id,
@@ -215,19 +241,14 @@ export class MailboxStore {
     for (const [key, value] of Object.entries(deepCopy(patch))) {
       if (!SERVER_OWNED.has(key)) target[key] = value;
     }
-    if (patch.body && patch.bodyPreview === undefined) {
-      entry.message.bodyPreview = preview(patch.body.content ?? '', patch.body.contentType ?? 'text');
-    }
+    if (patch.body && patch.bodyPreview === undefined) entry.message.bodyPreview = bodyPreview(patch.body);
     this.touch(entry.message);
     this.emit('updated', entry.message);
     return deepCopy(entry.message);
   }
 
   /** Adds a file attachment to a message; returns the stored attachment or undefined when the message is absent. */
-  addAttachment(
-    messageId: string,
-    attachment: FileAttachment & { '@odata.type'?: string },
-  ): StoredAttachment | undefined {
+  addAttachment(messageId: string, attachment: AttachmentInput): StoredAttachment | undefined {
     const entry = this.messages.get(messageId);
     if (!entry) return undefined;
     const stored = this.storedAttachment(deepCopy(attachment), graphDateTime());
@@ -285,14 +306,20 @@ export class MailboxStore {
     return folder;
   }
 
-  private storedAttachment(attachment: FileAttachment & { '@odata.type'?: string }, now: string): StoredAttachment {
-    const size = attachment.contentBytes ? Buffer.from(attachment.contentBytes, 'base64').length : 0;
+  private storedAttachment(attachment: AttachmentInput, now: string): StoredAttachment {
+    const type = attachment['@odata.type'] ?? FILE_ATTACHMENT_TYPE;
+    let size = attachment.contentBytes ? Buffer.from(attachment.contentBytes, 'base64').length : 0;
+    // An item attachment's size is its message's: the emulator counts the MIME it serves as the attachment's $value.
+    if (type === ITEM_ATTACHMENT_TYPE && attachment.item) {
+      size = messageMime(attachment.item).reduce((n, part) => n + part.length, 0);
+    }
     return {
       isInline: false,
-      contentType: 'application/octet-stream',
+      // An item attachment has no content type of its own (attachment-get.md, example 2: "contentType": null).
+      contentType: type === FILE_ATTACHMENT_TYPE ? 'application/octet-stream' : null,
       size,
       ...attachment,
-      '@odata.type': attachment['@odata.type'] ?? FILE_ATTACHMENT_TYPE,
+      '@odata.type': type,
       id: newItemId(),
       lastModifiedDateTime: now,
     };
@@ -312,12 +339,6 @@ export class MailboxStore {
 
 function webLink(id: string): string {
   return `https://outlook.office365.com/owa/?ItemID=${encodeURIComponent(id)}&exvsurl=1&viewmodel=ReadMessageItem`;
-}
-
-/** Graph's bodyPreview: the first 255 characters of the body as text. */
-function preview(content: string, contentType: string): string {
-  const text = contentType.toLowerCase() === 'html' ? content.replace(/<[^>]*>/g, ' ') : content;
-  return text.replace(/\s+/g, ' ').trim().slice(0, 255);
 }
 
 /**

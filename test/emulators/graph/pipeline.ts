@@ -277,7 +277,7 @@ export class GraphPipeline {
         body: Buffer.from(JSON.stringify(renderErrorBody(response.error, ids, now))),
       };
     }
-    return { status: response.status, headers, body: response.body ?? Buffer.alloc(0) };
+    return { status: response.status, headers, body: response.body ?? Buffer.alloc(0), stream: response.stream };
   }
 }
 
