@@ -9,7 +9,7 @@ import type { Recipient } from '@microsoft/microsoft-graph-types';
 import type { EmulatedTenant, TenantUser } from '../tenant';
 import { GraphError } from './graphResponse';
 import { resolveMessage } from './mailReadRoutes';
-import { asObject, assertSubmittable, deletesAfterSubmit, readMessage } from './messageInput';
+import { assertSubmittable, deletesAfterSubmit, readMessage, readParameters } from './messageInput';
 import { DEFAULT_MAX_BODY_BYTES } from './pipeline';
 import type { GraphRequestContext, GraphRoute } from './router';
 import type { SubmissionQueue } from './submissionQueue';
@@ -127,28 +127,6 @@ function refuseMime(ctx: GraphRequestContext): void {
   if (/^\s*text\/plain/i.test(ctx.header('content-type') ?? '')) {
     throw new GraphError(501, 'NotImplemented', 'The Graph emulator does not implement sendMail in MIME format.');
   }
-}
-
-/** The action's parameters by canonical name; unknown ones are refused as OData does. */
-function readParameters(ctx: GraphRequestContext, action: string, names: readonly string[]): Record<string, unknown> {
-  if (ctx.body.toString('utf8').trim() === '') {
-    throw new GraphError(400, 'BadRequest', 'Empty Payload. JSON content expected.');
-  }
-  const body = asObject(ctx.readJson(), action);
-  const params: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(body)) {
-    if (key.startsWith('@')) continue;
-    const name = names.find((n) => n.toLowerCase() === key.toLowerCase());
-    if (!name) {
-      throw new GraphError(
-        400,
-        'RequestBodyRead',
-        `The parameter '${key}' in the request payload is not a valid parameter for the operation '${action}'.`,
-      );
-    }
-    params[name] = value;
-  }
-  return params;
 }
 
 /** An Edm.Boolean parameter; Graph also takes the strings "true"/"false" (its own sendMail sample sends one). */

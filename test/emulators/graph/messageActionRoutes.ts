@@ -16,7 +16,7 @@ import {
   resolveFolder,
   resolveMessage,
 } from './mailReadRoutes';
-import { asObject, readMessage } from './messageInput';
+import { asObject, readMessage, readParameters } from './messageInput';
 import { messageMime } from './mime';
 import type { GraphRequestContext, GraphRoute } from './router';
 import type { ValueStreams } from './valueStreams';
@@ -338,23 +338,4 @@ function quoted(newPart: string, original: StoredMessage): string {
     `${newPart}\r\n<hr style="display:inline-block;width:98%" tabindex="-1">\r\n` +
     `<div id="divRplyFwdMsg" dir="ltr">${lines.join('<br>\r\n')}</div>\r\n<div>\r\n${inner}\r\n</div>\r\n</body>\r\n</html>\r\n`
   );
-}
-
-/** The action's parameters by canonical name; unknown ones are refused as OData does. */
-function readParameters(ctx: GraphRequestContext, action: string, names: readonly string[]): Record<string, unknown> {
-  const body = requireJsonBody(ctx);
-  const params: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(body)) {
-    if (key.startsWith('@')) continue;
-    const name = names.find((n) => n.toLowerCase() === key.toLowerCase());
-    if (!name) {
-      throw new GraphError(
-        400,
-        'RequestBodyRead',
-        `The parameter '${key}' in the request payload is not a valid parameter for the operation '${action}'.`,
-      );
-    }
-    params[name] = value;
-  }
-  return params;
 }

@@ -7,6 +7,7 @@
 import type { FileAttachment, InternetMessageHeader, Recipient } from '@microsoft/microsoft-graph-types';
 import { GraphError } from './graphResponse';
 import type { NewMessage, StoredMessage } from './mailboxStore';
+import type { GraphRequestContext } from './router';
 
 /** Type tag of the only attachment kind the emulator implements. */
 export const FILE_ATTACHMENT_TYPE = '#microsoft.graph.fileAttachment';
@@ -418,4 +419,30 @@ function jsonKind(value: unknown): string {
   if (Array.isArray(value)) return 'StartArray';
   if (value === null) return 'PrimitiveValue';
   return typeof value === 'object' ? 'StartObject' : 'PrimitiveValue';
+}
+
+/** The action's parameters by canonical name; unknown ones are refused as OData does. */
+export function readParameters(
+  ctx: GraphRequestContext,
+  action: string,
+  names: readonly string[],
+): Record<string, unknown> {
+  if (ctx.body.toString('utf8').trim() === '') {
+    throw new GraphError(400, 'BadRequest', 'Empty Payload. JSON content expected.');
+  }
+  const body = asObject(ctx.readJson(), action);
+  const params: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(body)) {
+    if (key.startsWith('@')) continue;
+    const name = names.find((n) => n.toLowerCase() === key.toLowerCase());
+    if (!name) {
+      throw new GraphError(
+        400,
+        'RequestBodyRead',
+        `The parameter '${key}' in the request payload is not a valid parameter for the operation '${action}'.`,
+      );
+    }
+    params[name] = value;
+  }
+  return params;
 }
