@@ -15,26 +15,11 @@
  * gateway refuses with 415 without reading it. It is what the host costs for a body it does not read.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { startAzurite } from '../emulators/azurite';
-import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
+import type { FunctionsHostProcess } from '../support/functionsHost';
 import { appRoot } from '../../shared/platform/packageInfo';
 import type { BenchContext } from './benchContext';
-import { PROBE_PID_PREFIX, PROBE_SETTLED_PREFIX } from './hostMemoryProtocol';
-
-/** One measured phase. */
-export interface MemorySample {
-  /** HTTP status of the request (accept, floor), or of the last status read (processing). */
-  status: number;
-  seconds: number;
-  /** Resident bytes of the host, settled, before the send. */
-  beforeBytes: number;
-  /** Highest resident bytes of the host during the send. */
-  peakBytes: number;
-  /** Resident bytes of the host, settled, after the send. */
-  afterBytes: number;
-}
+import { startProbedHost, type MemorySample } from './hostMemory';
 
 /** Figures of the memory benchmark. */
 export interface MemoryBenchResult {
@@ -52,63 +37,20 @@ export interface MemoryBenchResult {
 
 const SENDS = 3;
 const ATTACHMENT_BYTES = 25 * 1024 * 1024;
-const SAMPLE_EVERY_MS = 10;
 /** How far ahead the measured sends are scheduled: long enough for the accept's figures to settle first. */
 const SEND_AT_AHEAD_MS = 5_000;
 /** Longest the processing of one send may take before the benchmark gives up. */
 const PROCESSING_TIMEOUT_MS = 120_000;
-
-/** `VmRSS` and `VmHWM` of `pid` in bytes. */
-function residentMemory(pid: number): { rss: number; hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string): number => {
-    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
-    if (!match) throw new Error(`/proc/${pid}/status has no ${name}`);
-    return Number(match[1]) * 1024;
-  };
-  return { rss: field('VmRSS'), hwm: field('VmHWM') };
-}
-
-/** Resets the kernel's peak RSS of `pid` to its current RSS; false where the kernel does not allow it. */
-function resetPeak(pid: number): boolean {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Asks the host to collect garbage and waits until it says memory settled. */
-async function settle(host: FunctionsHostProcess, pid: number, round: number): Promise<void> {
-  process.kill(pid, 'SIGUSR2');
-  const deadline = Date.now() + 10_000;
-  while (!host.output().includes(`${PROBE_SETTLED_PREFIX}${round}\n`)) {
-    if (Date.now() > deadline) throw new Error('the host did not report settled memory');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Runs one 25 MB-attachment send three times (after a warm-up send) and measures the host's memory. */
 export async function runMemoryBench(ctx: BenchContext, caDir: string): Promise<MemoryBenchResult> {
   // startFunctionsHost gives the host the test CA through this variable, as under `npm test`.
   process.env.TEST_CA_DIR ??= caDir;
   const azurite = await startAzurite({ projectRoot: appRoot() });
-  const probe = join(appRoot(), 'dist', 'test', 'bench', 'hostMemoryProbe.js');
   let host: FunctionsHostProcess | undefined;
   try {
-    host = await startFunctionsHost({
-      ...ctx.cloud.settings(),
-      AzureWebJobsStorage: azurite.connectionString,
-      NODE_OPTIONS: `--expose-gc --require ${JSON.stringify(probe)}`,
-      SANDBOX_HOST_LOG_LEVEL: 'information',
-    });
-    const pidLine = host
-      .output()
-      .split('\n')
-      .find((line) => line.startsWith(PROBE_PID_PREFIX));
-    if (!pidLine) throw new Error(`the host did not load the memory probe:\n${host.output()}`);
-    const pid = Number(pidLine.slice(PROBE_PID_PREFIX.length));
+    const probed = await startProbedHost({ ...ctx.cloud.settings(), AzureWebJobsStorage: azurite.connectionString });
+    host = probed.host;
 
     const mailbox = `billing@${ctx.cloud.tenant.domain}`;
     const recipient = `someone@${ctx.cloud.tenant.domain}`;
@@ -163,23 +105,7 @@ export async function runMemoryBench(ctx: BenchContext, caDir: string): Promise<
     if (warmedUp.mailStatus !== 'sent')
       throw new Error(`the warm-up send ended ${warmedUp.mailStatus}:\n${host.output()}`);
 
-    let round = 0;
-    let peakSource: MemoryBenchResult['peakSource'] = 'VmHWM';
-    /** Measures `phase` between two settled points of the host. */
-    const measure = async <T>(phase: () => Promise<{ status: number; value: T }>): Promise<[MemorySample, T]> => {
-      await settle(target, pid, ++round);
-      const beforeBytes = residentMemory(pid).rss;
-      if (!resetPeak(pid)) peakSource = 'samples';
-      let sampled = beforeBytes;
-      const sampler = setInterval(() => (sampled = Math.max(sampled, residentMemory(pid).rss)), SAMPLE_EVERY_MS);
-      const started = process.hrtime.bigint();
-      const { status, value } = await phase().finally(() => clearInterval(sampler));
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const now = residentMemory(pid);
-      const peakBytes = Math.max(sampled, now.rss, peakSource === 'VmHWM' ? now.hwm : 0);
-      await settle(target, pid, ++round);
-      return [{ status, seconds, beforeBytes, peakBytes, afterBytes: residentMemory(pid).rss }, value];
-    };
+    const measure = probed.measure;
     const bodyBytes = Buffer.byteLength(body(ATTACHMENT_BYTES, new Date().toISOString()));
     const rounds: MemoryBenchResult['rounds'] = [];
     for (let i = 0; i < SENDS; i++) {
@@ -199,7 +125,7 @@ export async function runMemoryBench(ctx: BenchContext, caDir: string): Promise<
       if (mailStatus !== 'sent') throw new Error(`mail ${id} ended ${mailStatus}:\n${target.output()}`);
       rounds.push({ floor, accept, processing });
     }
-    return { attachmentBytes: ATTACHMENT_BYTES, bodyBytes, peakSource, rounds };
+    return { attachmentBytes: ATTACHMENT_BYTES, bodyBytes, peakSource: probed.peakSource(), rounds };
   } finally {
     await host?.stop();
     await azurite.stop();
