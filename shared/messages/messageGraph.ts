@@ -115,7 +115,7 @@ export async function updateMessage(
   if (changes.isRead !== undefined) patch.isRead = changes.isRead;
   if (changes.categories !== undefined) patch.categories = changes.categories;
   if (changes.flag !== undefined) patch.flag = { flagStatus: changes.flag };
-  return (await graph.api(message(mailbox, id)).select(LIST_SELECT).patch(patch)) as GraphMessage;
+  return (await graph.api(message(mailbox, id)).patch(patch)) as GraphMessage;
 }
 
 /** Moves the message to `folder`; answers the moved message, which has a new id. */
