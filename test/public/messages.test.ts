@@ -41,6 +41,7 @@ beforeEach(() => {
 });
 afterEach(() => {
   env.cloud.app.graphRoles = new Set(GRAPH_APP_ROLES);
+  env.cloud.graph.clearFaults();
 });
 
 const seed = (message: NewMessage, folder = 'inbox') => env.cloud.graph.mailbox(support).addMessage(folder, message);
@@ -373,6 +374,37 @@ describe('acting on a message', () => {
     expect(answer.status).toBe(204);
     expect(env.cloud.graph.mailbox(support).listMessages('inbox')).toEqual([]);
     expect((await gateway.deleteMessage(support, stored.id)).body.type).toMatch(/\/message-not-found$/);
+  });
+});
+
+describe("Graph's refusals", () => {
+  it("throttling beyond the wait budget is 503 graph-throttled with Graph's Retry-After, for JSON and streams", async () => {
+    const stored = seed({
+      subject: 'busy',
+      attachments: [{ name: 'a.txt', contentType: 'text/plain', contentBytes: Buffer.from('a').toString('base64') }],
+    });
+    const [attachment] = env.cloud.graph.mailbox(support).getMessage(stored.id)!.attachments;
+    // 120 s is beyond GRAPH_MAX_WAIT_SECONDS (30): the gateway answers at once instead of waiting.
+    env.cloud.graph.injectFaults({ status: 429, retryAfter: 120, times: 1, pathPattern: /\/\$value$/ });
+    const download = await gateway.attachment(support, stored.id, attachment.id);
+    expect(download.status).toBe(503);
+    expect(download.headers.get('retry-after')).toBe('120');
+    expect(((await download.json()) as Json).type).toMatch(/\/graph-throttled$/);
+    env.cloud.graph.injectFaults({ status: 429, retryAfter: 120, times: 1, method: 'PATCH' });
+    const patch = await gateway.updateMessage(support, stored.id, { isRead: true });
+    expectProblem(patch, 503);
+    expect(patch.headers.get('retry-after')).toBe('120');
+    expect(patch.body.type).toMatch(/\/graph-throttled$/);
+  });
+
+  it('a mailbox outside the Exchange scope is 403 mailbox-out-of-scope', async () => {
+    env.cloud.graph.injectFaults({ status: 403, code: 'ErrorAccessDenied', times: 1, mailbox: support });
+    const answer = await gateway.messages(support);
+    expectProblem(answer, 403);
+    expect(answer.body).toMatchObject({
+      type: expect.stringMatching(/\/mailbox-out-of-scope$/) as unknown,
+      graph: { code: 'ErrorAccessDenied' },
+    });
   });
 });
 
