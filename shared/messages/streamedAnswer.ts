@@ -29,6 +29,8 @@ export function streamedAnswer(stream: GraphStream, contentType: string, fileNam
     'content-type': contentType,
     'content-disposition': contentDisposition(fileName),
     'x-content-type-options': 'nosniff',
+    // Mail content: no shared cache on the way may keep a copy.
+    'cache-control': 'private, no-store',
   };
   if (stream.contentLength !== null) headers['content-length'] = String(stream.contentLength);
   return { status: 200, headers, body: stream.body };

@@ -251,6 +251,7 @@ describe('attachments and MIME', () => {
     const download = await gateway.attachment(support, stored.id, file.id as string);
     expect(download.status).toBe(200);
     expect(download.headers.get('content-type')).toBe('application/pdf');
+    expect(download.headers.get('cache-control')).toBe('private, no-store');
     expect(download.headers.get('content-length')).toBe(String(fileBytes.length));
     expect(download.headers.get('content-disposition')).toBe(
       `attachment; filename="Rechnung M_rz.pdf"; filename*=UTF-8''Rechnung%20M%C3%A4rz.pdf`,
