@@ -13,6 +13,7 @@ import { EventPublisher } from '../events/eventPublisher';
 import { createGraphClient } from '../graph/graphClient';
 import { AppCredential } from '../identity/appCredential';
 import { MailSender } from '../mail/mailSender';
+import type { MessageApiDependencies } from '../messages/messageHandler';
 import { IdempotencyStore, IDEMPOTENCY_TABLE } from '../outbox/accept/idempotencyStore';
 import type { SendMailDependencies } from '../outbox/accept/sendMailHandler';
 import type { MailStatusDependencies } from '../outbox/mailStatusHandler';
@@ -144,6 +145,11 @@ export class Services {
   /** What the mailbox API needs. */
   get mailboxApi(): MailboxApiDependencies {
     return { config: this.config, credential: this.credential, store: this.watchStore, service: this.watchService };
+  }
+
+  /** What the message API needs: the routes' Graph client, which waits out throttling within GRAPH_MAX_WAIT_SECONDS. */
+  get messageApi(): MessageApiDependencies {
+    return { config: this.config, credential: this.credential, graph: this.graph };
   }
 
   /** What Graph's webhook endpoints need: no Graph client or token, they must answer fast. */

@@ -20,6 +20,7 @@ function built(): string {
         '`application/problem+json` document (RFC 9457).',
       tags: [
         { name: 'mail', description: 'Sending mail.' },
+        { name: 'messages', description: 'Reading and filing received mail (ALLOWED_READ_MAILBOXES).' },
         { name: 'operations', description: 'Health, diagnostics and this document.' },
       ],
     }),

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { MAX_SEND_JSON_DEPTH, sendRequestSchema } from '../mail/sendRequest';
+import { MESSAGE_OPERATIONS } from './messageOperations';
 import { jsonResponse, problemResponse, type OperationSpec } from './operationSpec';
 import { notificationCollectionSchema } from '../watch/notificationReceiver';
 import {
@@ -286,6 +287,7 @@ export const OPERATIONS: readonly OperationSpec[] = [
       503: storageUnavailable,
     },
   },
+  ...MESSAGE_OPERATIONS,
   graphWebhook('graphNotifications', '/api/graph/notifications', 'change'),
   graphWebhook('graphLifecycle', '/api/graph/lifecycle', 'lifecycle'),
   {

@@ -265,6 +265,41 @@ const entries = {
       "A message or attachment id in the path is empty, too long, or has characters outside Graph's id alphabet; Graph was not called.",
     fix: 'Use the id exactly as an event, a listing or a message answered it, URL-encoded.',
   },
+  'invalid-message-request': {
+    title: 'The request is invalid',
+    statuses: [400],
+    meaning:
+      'A query parameter or body field of the message API is invalid (`errors` names each one): a `top` outside 1..100, a `since` that is not an ISO 8601 date-time, an unknown `body` choice, an unknown PATCH field or flag, a folder that is not a folder name or id. Graph was not called.',
+    fix: 'Correct each field named in `errors`; the OpenAPI document (`/api/openapi.json`) describes every parameter.',
+  },
+  'invalid-cursor': {
+    title: 'Not a valid cursor',
+    statuses: [400],
+    meaning:
+      "The listing's `cursor` is not one this gateway handed out for this mailbox (changed, cut, or from another mailbox's listing). Graph was not called.",
+    fix: 'Pass `nextCursor` exactly as a listing of the same mailbox answered it, or start the listing again without a cursor.',
+  },
+  'message-not-found': {
+    title: 'No such message',
+    statuses: [404],
+    meaning:
+      'Graph holds no message (or attachment) with this id in the mailbox (`ErrorItemNotFound`): it was moved (a move gives a message a new id), deleted, or the id belongs to another mailbox.',
+    fix: 'Use the id a listing, an event or a move answered most recently; after a move use the new id the move answered.',
+  },
+  'attachment-is-link': {
+    title: 'The attachment is a link',
+    statuses: [422],
+    meaning:
+      'The attachment is a reference attachment: a link to a file stored elsewhere (OneDrive, SharePoint), not bytes in the message. Graph v1.0 does not give its address, so the gateway names it (`attachment`) instead of downloading it.',
+    fix: 'Open the message in Outlook to follow the link, or ask the sender to attach the file itself.',
+  },
+  'permission-missing': {
+    title: 'The gateway lacks a Microsoft Graph permission',
+    statuses: [403],
+    meaning:
+      "The gateway's token does not carry the Microsoft Graph application permission this call needs (`missingPermissions`): Mail.ReadBasic.All to list messages, Mail.Read to read bodies, attachments and MIME, Mail.ReadWrite to change, move or delete. Checked from the token (GRAPH_PERMISSION_CHECK=token) before Graph is called.",
+    fix: "Add the permission named in `missingPermissions` to the app registration's Microsoft Graph application permissions and grant admin consent, then check `/api/diagnostics`.",
+  },
   'mailbox-not-readable': {
     title: "This mailbox's mail may not be read",
     statuses: [403],

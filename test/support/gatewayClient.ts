@@ -73,6 +73,27 @@ export interface GatewayClient {
   mailboxes<B = Record<string, unknown>>(): Promise<GatewayAnswer<B>>;
   /** DELETE /api/mailboxes/{mailbox}: stop watching it. */
   unwatch<B = Record<string, unknown>>(mailbox: string): Promise<GatewayAnswer<B>>;
+  /** GET /api/mailboxes/{mailbox}/messages with `query` (folder, since, unread, top, cursor). */
+  messages<B = Record<string, unknown>>(mailbox: string, query?: Record<string, string>): Promise<GatewayAnswer<B>>;
+  /** GET /api/mailboxes/{mailbox}/messages/{id} with `query` (body, unique, headers); `id` goes into the path as given. */
+  message<B = Record<string, unknown>>(
+    mailbox: string,
+    id: string,
+    query?: Record<string, string>,
+  ): Promise<GatewayAnswer<B>>;
+  /** PATCH /api/mailboxes/{mailbox}/messages/{id}. */
+  updateMessage<B = Record<string, unknown>>(mailbox: string, id: string, body: GatewayBody): Promise<GatewayAnswer<B>>;
+  /** POST /api/mailboxes/{mailbox}/messages/{id}/move. */
+  moveMessage<B = Record<string, unknown>>(mailbox: string, id: string, body: GatewayBody): Promise<GatewayAnswer<B>>;
+  /** DELETE /api/mailboxes/{mailbox}/messages/{id}. */
+  deleteMessage<B = Record<string, unknown>>(mailbox: string, id: string): Promise<GatewayAnswer<B>>;
+  /**
+   * GET /api/mailboxes/{mailbox}/messages/{id}/attachments/{attachmentId}: the raw answer, its body unread, so that a
+   * test reads a download as it streams.
+   */
+  attachment(mailbox: string, id: string, attachmentId: string): Promise<Response>;
+  /** GET /api/mailboxes/{mailbox}/messages/{id}/mime: the raw answer, its body unread. */
+  mime(mailbox: string, id: string): Promise<Response>;
 }
 
 /** What every send of a client does unless told otherwise. */
@@ -101,6 +122,8 @@ export function gatewayClient(host: FunctionsHostProcess, defaults: ClientDefaul
     const text = await res.text();
     return { status: res.status, headers: res.headers, body: parse(text) as B, text, url: res.url };
   };
+  const download = (path: string): Promise<Response> =>
+    fetch(`${host.url}${path}`, { headers: { 'x-functions-key': host.functionKey } });
   const status = <B>(id: string, options?: RequestOptions) => request<B>('GET', `/api/mail/${id}`, undefined, options);
   return {
     host,
@@ -122,6 +145,15 @@ export function gatewayClient(host: FunctionsHostProcess, defaults: ClientDefaul
     mailbox: (mailbox) => request('GET', `/api/mailboxes/${mailbox}`),
     mailboxes: () => request('GET', '/api/mailboxes'),
     unwatch: (mailbox) => request('DELETE', `/api/mailboxes/${mailbox}`),
+    messages: (mailbox, query = {}) => request('GET', `/api/mailboxes/${mailbox}/messages${queryString(query)}`),
+    message: (mailbox, id, query = {}) =>
+      request('GET', `/api/mailboxes/${mailbox}/messages/${id}${queryString(query)}`),
+    updateMessage: (mailbox, id, body) => request('PATCH', `/api/mailboxes/${mailbox}/messages/${id}`, body),
+    moveMessage: (mailbox, id, body) => request('POST', `/api/mailboxes/${mailbox}/messages/${id}/move`, body),
+    deleteMessage: (mailbox, id) => request('DELETE', `/api/mailboxes/${mailbox}/messages/${id}`),
+    attachment: (mailbox, id, attachmentId) =>
+      download(`/api/mailboxes/${mailbox}/messages/${id}/attachments/${attachmentId}`),
+    mime: (mailbox, id) => download(`/api/mailboxes/${mailbox}/messages/${id}/mime`),
   };
 }
 
@@ -138,6 +170,11 @@ export function expectProblem(answer: GatewayAnswer<unknown>, status: number): v
     title: expect.any(String) as unknown,
   });
   expect(JSON.stringify(answer.body)).not.toMatch(/\bat .+\.(js|ts):\d+/); // no stack trace
+}
+
+function queryString(query: Record<string, string>): string {
+  const search = new URLSearchParams(query).toString();
+  return search === '' ? '' : `?${search}`;
 }
 
 function encode(body: GatewayBody): RequestInit['body'] {

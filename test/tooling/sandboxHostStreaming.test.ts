@@ -199,6 +199,21 @@ describe('local Functions host: HTTP streaming', () => {
     expect(output.slice(before).match(/Client disconnected/g)).toHaveLength(1);
   });
 
+  it('relays a response as the handler produces it: the client reads its first part before the rest exists', async () => {
+    const answer = await fetch(`${url}/api/drip`);
+    expect(answer.status).toBe(200);
+    const reader = (answer.body as ReadableStream<Uint8Array>).getReader();
+    const first = await reader.read();
+    expect(Buffer.from(first.value ?? new Uint8Array()).toString('utf8')).toBe('first;');
+    // Only now may the handler write the rest: a host that waited for the invocation's end would never get here.
+    expect((await fetch(`${url}/api/release`, { method: 'POST' })).status).toBe(204);
+    let rest = '';
+    for (let next = await reader.read(); !next.done; next = await reader.read()) {
+      rest += Buffer.from(next.value).toString('utf8');
+    }
+    expect(rest).toBe('second');
+  });
+
   it('answers 204 for an empty result and a generic 500 for a handler that throws', async () => {
     const nothing = await fetch(`${url}/api/nothing`);
     expect(nothing.status).toBe(204);

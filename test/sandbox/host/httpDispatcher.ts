@@ -207,9 +207,36 @@ export class HttpDispatcher {
     };
     for (const [name, value] of Object.entries(params)) triggerMetadata[name] = { string: value };
 
+    const invocation = streaming.invoke(entry, invocationId, triggerMetadata);
+    // The library writes the handler's response on the proxied exchange and ends the invocation only once the whole
+    // body is written; as the Functions host does, relay the response as soon as it starts, so that a streamed body
+    // (a download) reaches the client while the handler still produces it instead of piling up in the worker.
+    const ended = invocation.then(
+      () => undefined,
+      () => undefined,
+    );
+    const early = await Promise.race([
+      forwarded.response.then(
+        (r) => r,
+        () => undefined,
+      ),
+      ended,
+    ]);
+    if (early) {
+      if (res.headersSent || res.destroyed) {
+        forwarded.abort();
+      } else {
+        forwarded.stopForwarding();
+        await relayResponse(early, res);
+        forwarded.abort();
+      }
+      await ended;
+      await bodyFate;
+      return;
+    }
     let outcome: InvocationOutcome;
     try {
-      outcome = await streaming.invoke(entry, invocationId, triggerMetadata);
+      outcome = await invocation;
     } catch {
       // The invoker logged the error with its stack; the client learns nothing about it.
       forwarded.abort();
