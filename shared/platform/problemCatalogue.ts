@@ -208,6 +208,12 @@ const entries = {
     meaning: 'The outbox holds no mail with this id (never accepted, or removed after its retention).',
     fix: 'Use the status URL the send answered with.',
   },
+  'message-not-found': {
+    title: 'The message is not in the mailbox',
+    statuses: [404],
+    meaning: 'Graph answered ErrorItemNotFound for the message id: the mailbox holds no message with it.',
+    fix: 'Use the id from a recent listing or event; ids change when a message moves.',
+  },
   'outbox-expired': {
     title: 'The mail was not sent in time',
     statuses: [504],
