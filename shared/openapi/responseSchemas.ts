@@ -121,12 +121,9 @@ export const mailStatusSchema = z
       })
       .optional()
       .meta({ description: 'For a reply or forward: the message it answers.' }),
-    conversationId: z
-      .string()
-      .optional()
-      .meta({
-        description: "For a reply or forward, once sent: the Exchange conversation it joined (the original's).",
-      }),
+    conversationId: z.string().optional().meta({
+      description: "For a reply or forward, once sent: the Exchange conversation it joined (the original's).",
+    }),
   })
   .meta({ description: "A mail's status in the outbox." });
 
