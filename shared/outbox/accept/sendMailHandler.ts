@@ -4,6 +4,9 @@
  * mail in the outbox, and answers `202 { id, status: "queued" }` with `Location: /api/mail/{id}` (or a problem
  * document). The outbox processor sends it. `Prefer: wait=N` (RFC 7240, N ≤ 60) waits up to N s for the outcome: 200
  * sent, the failure's problem, or still 202. Logs say who sent how, never the token, the body or the subject.
+ *
+ * The reply and forward routes (messages/threadHandlers.ts) are accepted by the same machinery through
+ * {@link acceptMail}: each route says how its path is judged and its body validated ({@link AcceptSpec}).
  */
 import { randomUUID } from 'node:crypto';
 import { RestError } from '@azure/core-rest-pipeline';
