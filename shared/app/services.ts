@@ -111,6 +111,14 @@ export class Services {
     }));
   }
 
+  /**
+   * What the reply and forward routes need: the send route's parts (one idempotency table, one outbox), since a reply
+   * is accepted exactly as a mail is.
+   */
+  get messageThread(): SendMailDependencies {
+    return this.sendMail;
+  }
+
   /** What `GET /api/mail/{id}` needs. */
   get mailStatus(): MailStatusDependencies {
     return { config: this.config, outbox: this.outboxStore };

@@ -85,10 +85,12 @@ export function sendMailRequestBytes(request: SendRequest): number {
 }
 
 /**
- * True when the message cannot go in one `sendMail` request: an attachment of 3 MB or more, or a request that
- * would exceed what one Graph request may carry.
+ * True when the message cannot go in one `sendMail` request: a reply or forward, an attachment of 3 MB or more, or
+ * a request that would exceed what one Graph request may carry.
  */
 export function needsDraftPath(request: SendRequest): boolean {
+  // A reply or forward is always a draft: only Graph's createReply/createReplyAll/createForward keep the thread.
+  if (request.thread) return true;
   if (request.attachments.some((a) => a.size >= UPLOAD_SESSION_THRESHOLD_BYTES)) return true;
   return sendMailRequestBytes(request) > SINGLE_REQUEST_BUDGET_BYTES;
 }

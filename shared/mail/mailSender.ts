@@ -29,7 +29,7 @@ import { MailboxLimiter } from './mailboxLimiter';
 import { retryAfterSeconds } from '../graph/graphClient';
 import { credentialDependencyProblem } from './dependencyProblems';
 import { graphProblem } from './sendProblems';
-import { UPLOAD_SESSION_THRESHOLD_BYTES, type Attachment, type SendRequest } from './sendRequest';
+import { UPLOAD_SESSION_THRESHOLD_BYTES, type Attachment, type SendRequest, type ThreadRef } from './sendRequest';
 
 /** Largest chunk PUT to an upload session (Graph: at most 4 MB per request). */
 export const UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -46,6 +46,8 @@ export interface SendOutcome {
   clientRequestId: string;
   /** Graph calls made, including upload PUTs. */
   graphCalls: number;
+  /** The conversation the message belongs to, when Graph said (a reply or forward's draft answers it). */
+  conversationId?: string;
 }
 
 /** How one send is carried out. */
@@ -55,6 +57,39 @@ export interface SendOptions {
    * the outbox confirms the mailbox's pace here. Throwing aborts the send before submission (a draft is deleted).
    */
   beforeSubmit?: () => Promise<void>;
+}
+
+/** A draft made, the Graph calls that took, and the attachments still to add to it. */
+interface CreatedDraft {
+  draftId: string;
+  calls: number;
+  remaining: Attachment[];
+  conversationId?: string;
+}
+
+/** PidTagDeleteAfterSubmit when the mail keeps no Sent Items copy: the draft path's saveToSentItems=false. */
+function deleteAfterSubmit(request: SendRequest): Pick<Message, 'singleValueExtendedProperties'> {
+  return request.saveToSentItems
+    ? {}
+    : { singleValueExtendedProperties: [{ id: DELETE_AFTER_SUBMIT_PROPERTY, value: 'true' }] };
+}
+
+/**
+ * `html` put above the quote of the draft Graph made: inside its `<body>` when it has one (Outlook's own layout),
+ * else before it. A draft with no body gets `html` alone.
+ */
+export function aboveQuote(html: string, draftBody: Message['body']): string {
+  const quoted = draftBody?.content ?? '';
+  if (quoted === '') return html;
+  const quote = draftBody?.contentType === 'text' ? `<pre>${escapeHtml(quoted)}</pre>` : quoted;
+  const open = /<body[^>]*>/i.exec(quote);
+  if (!open) return `${html}\r\n${quote}`;
+  const at = open.index + open[0].length;
+  return `${quote.slice(0, at)}\r\n${html}\r\n${quote.slice(at)}`;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 interface CallResult {
@@ -108,36 +143,19 @@ export class MailSender {
 
   private async sendViaDraft(request: SendRequest, options: SendOptions): Promise<SendOutcome> {
     const user = `/users/${encodeURIComponent(request.from)}`;
-    const small = request.attachments.filter((a) => a.size < UPLOAD_SESSION_THRESHOLD_BYTES);
-    const envelope: Message = {
-      ...composeMessage(request),
-      attachments: [],
-      // PidTagDeleteAfterSubmit: the draft path's equivalent of sendMail's saveToSentItems=false.
-      ...(request.saveToSentItems
-        ? {}
-        : { singleValueExtendedProperties: [{ id: DELETE_AFTER_SUBMIT_PROPERTY, value: 'true' }] }),
-    };
-    // Small attachments ride in the draft while the measured request fits; the rest are added one request each.
-    let inDraft = 0;
-    let budget = SINGLE_REQUEST_BUDGET_BYTES - jsonBytes(envelope);
-    while (inDraft < small.length && attachmentJsonBytes(small[inDraft]) + 1 <= budget) {
-      budget -= attachmentJsonBytes(small[inDraft]) + 1;
-      inDraft++;
-    }
-    const inDraftAttachments: FileAttachment[] = [];
-    for (const attachment of small.slice(0, inDraft)) inDraftAttachments.push(await this.fileAttachment(attachment));
-    const draft: Message = { ...envelope, attachments: inDraftAttachments };
-    let calls = 0;
-    const created = await this.call(request.from, 'post', `${user}/messages`, draft);
-    calls++;
-    const draftId = ((await created.response.json()) as { id: string }).id;
+    const created = request.thread
+      ? await this.createThreadDraft(request, request.thread)
+      : await this.createDraft(request);
+    let calls = created.calls;
+    const { draftId, remaining } = created;
     const messagePath = `${user}/messages/${encodeURIComponent(draftId)}`;
+    const small = remaining.filter((a) => a.size < UPLOAD_SESSION_THRESHOLD_BYTES);
     try {
-      for (const attachment of small.slice(inDraft)) {
+      for (const attachment of small) {
         await this.call(request.from, 'post', `${messagePath}/attachments`, await this.fileAttachment(attachment));
         calls++;
       }
-      for (const attachment of request.attachments.filter((a) => a.size >= UPLOAD_SESSION_THRESHOLD_BYTES)) {
+      for (const attachment of remaining.filter((a) => a.size >= UPLOAD_SESSION_THRESHOLD_BYTES)) {
         const session = await this.call(request.from, 'post', `${messagePath}/attachments/createUploadSession`, {
           AttachmentItem: {
             attachmentType: 'file',
@@ -160,12 +178,94 @@ export class MailSender {
         requestId: sent.response.headers.get('request-id') ?? undefined,
         clientRequestId: sent.clientRequestId,
         graphCalls: calls,
+        ...(created.conversationId ? { conversationId: created.conversationId } : {}),
       };
     } catch (err) {
       // Leave no half-built draft in the mailbox; the caller's failure matters more than the clean-up's.
       await this.call(request.from, 'delete', messagePath, undefined).catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * A new mail's draft (`POST /users/{from}/messages`), small attachments riding in it while the measured request
+   * fits; the attachments still to add come back.
+   */
+  private async createDraft(request: SendRequest): Promise<CreatedDraft> {
+    const user = `/users/${encodeURIComponent(request.from)}`;
+    const small = request.attachments.filter((a) => a.size < UPLOAD_SESSION_THRESHOLD_BYTES);
+    const envelope: Message = {
+      ...composeMessage(request),
+      attachments: [],
+      ...deleteAfterSubmit(request),
+    };
+    // Small attachments ride in the draft while the measured request fits; the rest are added one request each.
+    let inDraft = 0;
+    let budget = SINGLE_REQUEST_BUDGET_BYTES - jsonBytes(envelope);
+    while (inDraft < small.length && attachmentJsonBytes(small[inDraft]) + 1 <= budget) {
+      budget -= attachmentJsonBytes(small[inDraft]) + 1;
+      inDraft++;
+    }
+    const inDraftAttachments: FileAttachment[] = [];
+    for (const attachment of small.slice(0, inDraft)) inDraftAttachments.push(await this.fileAttachment(attachment));
+    const draft: Message = { ...envelope, attachments: inDraftAttachments };
+    const created = await this.call(request.from, 'post', `${user}/messages`, draft);
+    const draftId = ((await created.response.json()) as { id: string }).id;
+    const riding = new Set(small.slice(0, inDraft));
+    return { draftId, calls: 1, remaining: request.attachments.filter((a) => !riding.has(a)) };
+  }
+
+  /**
+   * A reply or forward's draft, made by Graph from the original (createReply, createReplyAll, createForward) so that
+   * Exchange keeps the thread (conversationId, In-Reply-To, References) and quotes the original below the new part.
+   * The new part goes in as `comment` when it is text: Graph refuses `comment` together with `message.body`, and a
+   * `message.body` replaces the draft's whole body, quote included. HTML goes into the draft Graph made, above its
+   * quote, with one PATCH (with the caller's Cc added to those a reply-all already has). The draft's
+   * internetMessageId, headers and Sent Items choice go in when it is created, as for a new mail's draft.
+   */
+  private async createThreadDraft(request: SendRequest, thread: ThreadRef): Promise<CreatedDraft> {
+    const user = `/users/${encodeURIComponent(request.from)}`;
+    const action = { reply: 'createReply', replyAll: 'createReplyAll', forward: 'createForward' }[thread.kind];
+    const composed = composeMessage(request);
+    const keepsCc = thread.kind !== 'replyAll';
+    const message: Message = {
+      ...(thread.kind === 'forward' ? { toRecipients: composed.toRecipients } : {}),
+      ...(keepsCc && request.cc.length > 0 ? { ccRecipients: composed.ccRecipients } : {}),
+      ...(request.bcc.length > 0 ? { bccRecipients: composed.bccRecipients } : {}),
+      ...(composed.internetMessageHeaders ? { internetMessageHeaders: composed.internetMessageHeaders } : {}),
+      ...(request.internetMessageId ? { internetMessageId: request.internetMessageId } : {}),
+      ...deleteAfterSubmit(request),
+    };
+    const params = {
+      ...(request.body.contentType === 'text' ? { comment: request.body.content } : {}),
+      message,
+    };
+    const path = `${user}/messages/${encodeURIComponent(thread.messageId)}/${action}`;
+    const created = await this.call(request.from, 'post', path, params, { original: thread.messageId });
+    const draft = (await created.response.json()) as Message & { id: string };
+    let calls = 1;
+    const patch: Message = {};
+    if (!keepsCc && request.cc.length > 0)
+      patch.ccRecipients = [...(draft.ccRecipients ?? []), ...(composed.ccRecipients ?? [])];
+    if (request.body.contentType === 'html') {
+      patch.body = { contentType: 'html', content: aboveQuote(request.body.content, draft.body) };
+    }
+    if (Object.keys(patch).length > 0) {
+      const messagePath = `${user}/messages/${encodeURIComponent(draft.id)}`;
+      try {
+        await this.call(request.from, 'patch', messagePath, patch);
+      } catch (err) {
+        await this.call(request.from, 'delete', messagePath, undefined).catch(() => undefined);
+        throw err;
+      }
+      calls++;
+    }
+    return {
+      draftId: draft.id,
+      calls,
+      remaining: request.attachments,
+      ...(draft.conversationId ? { conversationId: draft.conversationId } : {}),
+    };
   }
 
   /** `attachment` as a Graph file attachment, its content read from its blob or taken as it is. */
@@ -243,7 +343,13 @@ export class MailSender {
   }
 
   /** One Graph call through the limiter; a non-2xx answer becomes an `HttpProblem`. */
-  private async call(mailbox: string, method: 'post' | 'delete', path: string, body: unknown): Promise<CallResult> {
+  private async call(
+    mailbox: string,
+    method: 'post' | 'patch' | 'delete',
+    path: string,
+    body: unknown,
+    about: { original?: string } = {},
+  ): Promise<CallResult> {
     const clientRequestId = randomUUID();
     const response = await this.limiter
       .run(mailbox, () => {
@@ -257,7 +363,9 @@ export class MailSender {
             ? body === undefined
               ? req.header('content-length', '0').post(undefined)
               : req.post(body)
-            : req.delete()
+            : method === 'patch'
+              ? req.patch(body)
+              : req.delete()
         ) as Promise<Response>;
       })
       .catch((err: unknown) => {
@@ -265,7 +373,7 @@ export class MailSender {
         throw credentialDependencyProblem(err) ?? graphProblem(err, { clientRequestId }, mailbox);
       });
     if (!response.ok) {
-      throw graphProblem(await toGraphError(response), { clientRequestId }, mailbox);
+      throw graphProblem(await toGraphError(response), { clientRequestId, ...about }, mailbox);
     }
     return { response, clientRequestId };
   }

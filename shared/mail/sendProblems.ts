@@ -192,6 +192,8 @@ const THROTTLED_RETRY_AFTER_SECONDS = 30;
 /** What the gateway knows about one Graph call, for the problem document and logs. */
 export interface GraphCallInfo {
   clientRequestId: string;
+  /** The Graph id of the received message the call drafts a reply or forward from. */
+  original?: string;
 }
 
 /**
@@ -220,14 +222,22 @@ export function graphProblem(err: unknown, call: GraphCallInfo, mailbox: string)
       { retryAfterSeconds: 30, cause: failure },
     );
   }
-  return graphFailureProblem(failure, sendCases(mailbox));
+  return graphFailureProblem(failure, sendCases(mailbox, call.original));
 }
 
 /** How a send words Graph's refusals, and the refusals only a send meets. */
-function sendCases(mailbox: string): GraphProblemCases {
+function sendCases(mailbox: string, original: string | undefined): GraphProblemCases {
   return {
     quoteDiagnostics: true,
     before: (failure, make) => {
+      if (original !== undefined && failure.code === 'ErrorItemNotFound') {
+        return make(
+          404,
+          'message-not-found',
+          'The message is not in the mailbox',
+          `'${mailbox}' holds no message with the id answered (Graph: ErrorItemNotFound). A message's id changes when it is moved, and a deleted one has none; use the id from a recent listing or event.`,
+        );
+      }
       switch (failure.code) {
         case 'NoPermissionsInAccessToken':
           return make(

@@ -62,7 +62,8 @@ const NO_CONTROL_CHARACTERS = { message: NO_CONTROL_CHARACTERS_MESSAGE };
 /** A single-line text field: no CR, LF, NUL or other control character. */
 const singleLine = (schema: z.ZodString) => schema.refine((v) => !hasControlCharacter(v), NO_CONTROL_CHARACTERS);
 
-const address = z
+/** An email address (the same rules as addressProblems() in textRules.ts). */
+export const address = z
   .string({ error: 'must be an email address' })
   .trim()
   // The same rules as addressProblems() (textRules.ts), written as zod checks so that the published JSON Schema
@@ -85,7 +86,8 @@ const recipient = z.union(
   { error: 'must be an address string or { "address", "name" }' },
 );
 
-const recipients = z.array(recipient, { error: 'must be an array of recipients' }).optional();
+/** An optional list of recipients (address strings or `{ address, name }`). */
+export const recipients = z.array(recipient, { error: 'must be an array of recipients' }).optional();
 
 /** Bytes an attachment's content decodes to. */
 function contentBytes(content: string | AttachmentBlob): number {
@@ -105,7 +107,8 @@ export const attachmentContentSchema = z
     message: 'must be base64 (RFC 4648, padded, no line breaks)',
   });
 
-const attachment = z
+/** One attachment of a request (base64 content, or the blob it was decoded into). */
+export const attachment = z
   .strictObject({
     name: singleLine(
       z
@@ -132,6 +135,60 @@ const attachment = z
     path: ['contentBase64'],
   });
 
+/** The attachments of a request. */
+export const attachmentsSchema = z
+  .array(attachment, { error: 'must be an array' })
+  .max(250, { message: 'at most 250 attachments' })
+  .optional();
+
+/** Custom `X-` headers: at most five, names and values as Exchange takes them. */
+export const headersSchema = z
+  .record(
+    z.string(),
+    singleLine(
+      z
+        .string({ error: 'header values must be strings' })
+        .max(995, { message: 'header values must be at most 995 characters' }),
+    ),
+  )
+  .superRefine((headers, ctx) => {
+    const count = Object.keys(headers).length;
+    if (count > MAX_CUSTOM_HEADERS) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `at most ${MAX_CUSTOM_HEADERS} headers (Exchange's limit for internetMessageHeaders; got ${count})`,
+      });
+    }
+    for (const name of Object.keys(headers)) {
+      if (!/^[Xx]-[A-Za-z0-9-]+$/.test(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: 'header names must start with X- and use letters, digits and dashes',
+        });
+      }
+    }
+  })
+  .optional();
+
+/** When to send (`sendAt`): an ISO 8601 date-time with a time zone. */
+export const sendAtSchema = z.iso
+  .datetime({
+    offset: true,
+    // The example is computed when the answer is given, so that it is always one the endpoint accepts.
+    error: (issue) =>
+      issue.code === 'invalid_type'
+        ? 'must be an ISO 8601 date-time'
+        : `must be an ISO 8601 date-time with a time zone, e.g. ${exampleSendAt()}`,
+  })
+  .meta({
+    description:
+      'When to send: an ISO 8601 date-time with a time zone (`Z` or an offset such as `+01:00`), at most 7 days ' +
+      'ahead (a later one is refused with 400). Absent or past: as soon as possible.',
+  })
+  .optional();
+
+/** The body of `POST /api/mail/send`. */
 export const sendRequestSchema = z
   .strictObject({
     from: address,
@@ -145,54 +202,10 @@ export const sendRequestSchema = z
     text: z.string({ error: 'must be a string' }).optional(),
     html: z.string({ error: 'must be a string' }).optional(),
     importance: z.enum(['low', 'normal', 'high'], { error: 'must be low, normal or high' }).default('normal'),
-    headers: z
-      .record(
-        z.string(),
-        singleLine(
-          z
-            .string({ error: 'header values must be strings' })
-            .max(995, { message: 'header values must be at most 995 characters' }),
-        ),
-      )
-      .superRefine((headers, ctx) => {
-        const count = Object.keys(headers).length;
-        if (count > MAX_CUSTOM_HEADERS) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `at most ${MAX_CUSTOM_HEADERS} headers (Exchange's limit for internetMessageHeaders; got ${count})`,
-          });
-        }
-        for (const name of Object.keys(headers)) {
-          if (!/^[Xx]-[A-Za-z0-9-]+$/.test(name)) {
-            ctx.addIssue({
-              code: 'custom',
-              path: [name],
-              message: 'header names must start with X- and use letters, digits and dashes',
-            });
-          }
-        }
-      })
-      .optional(),
-    attachments: z
-      .array(attachment, { error: 'must be an array' })
-      .max(250, { message: 'at most 250 attachments' })
-      .optional(),
+    headers: headersSchema,
+    attachments: attachmentsSchema,
     saveToSentItems: z.boolean({ error: 'must be true or false' }).default(true),
-    sendAt: z.iso
-      .datetime({
-        offset: true,
-        // The example is computed when the answer is given, so that it is always one the endpoint accepts.
-        error: (issue) =>
-          issue.code === 'invalid_type'
-            ? 'must be an ISO 8601 date-time'
-            : `must be an ISO 8601 date-time with a time zone, e.g. ${exampleSendAt()}`,
-      })
-      .meta({
-        description:
-          'When to send: an ISO 8601 date-time with a time zone (`Z` or an offset such as `+01:00`), at most 7 days ' +
-          'ahead (a later one is refused with 400). Absent or past: as soon as possible.',
-      })
-      .optional(),
+    sendAt: sendAtSchema,
   })
   .superRefine(
     (req, ctx) => {
@@ -258,6 +271,15 @@ export interface SendRequest {
    * whether an interrupted attempt reached Exchange.
    */
   internetMessageId?: string;
+  /** What the mail answers, for a reply or forward (POST /api/mailboxes/{mailbox}/messages/{id}/reply|forward). */
+  thread?: ThreadRef;
+}
+
+/** How a mail answers a received message: the Graph draft action it is built with, and the original's id. */
+export interface ThreadRef {
+  kind: 'reply' | 'replyAll' | 'forward';
+  /** The Graph id of the message answered, in the sending mailbox. */
+  messageId: string;
 }
 
 /** One field-level problem. */
@@ -267,10 +289,11 @@ export interface FieldProblem {
   message: string;
 }
 
-/** Parses and validates a decoded JSON body. */
-export function parseSendRequest(
-  json: unknown,
-): { ok: true; request: SendRequest } | { ok: false; problems: FieldProblem[] } {
+/** What validating a JSON body against a schema found: the parsed value, or every field problem. */
+export type Validated<T> = { ok: true; data: T } | { ok: false; problems: FieldProblem[] };
+
+/** Validates a decoded JSON body against `schema`, refusing `__proto__` keys first. */
+export function validateBody<T>(schema: z.ZodType<T>, json: unknown): Validated<T> {
   // JSON.parse makes "__proto__" an own key; copied into an object it would set the prototype and vanish.
   const prototypeKeys = prototypeKeyPaths(json);
   if (prototypeKeys.length > 0) {
@@ -282,39 +305,60 @@ export function parseSendRequest(
       })),
     };
   }
-  const parsed = sendRequestSchema.safeParse(json);
+  const parsed = schema.safeParse(json);
   if (!parsed.success) {
     return {
       ok: false,
       problems: parsed.error.issues.map((issue) => ({ field: fieldPath(issue.path), message: issue.message })),
     };
   }
+  return { ok: true, data: parsed.data };
+}
+
+/** Recipients as validated, normalised to `{ address, name? }`. */
+export function normaliseRecipients(list: z.infer<typeof recipients>): Recipient[] {
+  return (list ?? []).map((entry) => (typeof entry === 'string' ? { address: entry } : entry));
+}
+
+/** Attachments as validated, with their decoded sizes. */
+export function normaliseAttachments(list: z.infer<typeof attachmentsSchema>): Attachment[] {
+  return (list ?? []).map((a) => ({
+    name: a.name,
+    contentType: a.contentType,
+    content: a.contentBase64,
+    inline: a.inline ?? false,
+    contentId: a.contentId,
+    size: contentBytes(a.contentBase64),
+  }));
+}
+
+/** The body a request gives: exactly one of `text` and `html` (the schema's refinement made sure). */
+export function bodyOf(r: { text?: string; html?: string }): SendRequest['body'] {
+  return r.html !== undefined
+    ? { contentType: 'html', content: r.html }
+    : { contentType: 'text', content: r.text ?? '' };
+}
+
+/** Parses and validates a decoded JSON body. */
+export function parseSendRequest(
+  json: unknown,
+): { ok: true; request: SendRequest } | { ok: false; problems: FieldProblem[] } {
+  const parsed = validateBody(sendRequestSchema, json);
+  if (!parsed.ok) return parsed;
   const r = parsed.data;
-  const norm = (list: z.infer<typeof recipients>): Recipient[] =>
-    (list ?? []).map((entry) => (typeof entry === 'string' ? { address: entry } : entry));
   return {
     ok: true,
     request: {
       from: r.from.toLowerCase(),
-      to: norm(r.to),
-      cc: norm(r.cc),
-      bcc: norm(r.bcc),
-      replyTo: norm(r.replyTo),
+      to: normaliseRecipients(r.to),
+      cc: normaliseRecipients(r.cc),
+      bcc: normaliseRecipients(r.bcc),
+      replyTo: normaliseRecipients(r.replyTo),
       subject: r.subject,
-      body:
-        r.html !== undefined
-          ? { contentType: 'html', content: r.html }
-          : { contentType: 'text', content: r.text ?? '' },
+      body: bodyOf(r),
       importance: r.importance,
       headers: r.headers ?? {},
-      attachments: (r.attachments ?? []).map((a) => ({
-        name: a.name,
-        contentType: a.contentType,
-        content: a.contentBase64,
-        inline: a.inline ?? false,
-        contentId: a.contentId,
-        size: contentBytes(a.contentBase64),
-      })),
+      attachments: normaliseAttachments(r.attachments),
       saveToSentItems: r.saveToSentItems,
       ...(r.sendAt !== undefined ? { sendAt: Date.parse(r.sendAt) } : {}),
     },

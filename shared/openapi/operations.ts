@@ -5,8 +5,9 @@
  */
 import { z } from 'zod';
 import { MAX_SEND_JSON_DEPTH, sendRequestSchema } from '../mail/sendRequest';
+import { forwardRequestSchema, replyRequestSchema } from '../mail/threadRequest';
 import { MESSAGE_OPERATIONS } from './messageOperations';
-import { jsonResponse, problemResponse, type OperationSpec } from './operationSpec';
+import { jsonResponse, problemResponse, type OperationSpec, type ParameterSpec } from './operationSpec';
 import { notificationCollectionSchema } from '../watch/notificationReceiver';
 import {
   diagnosticsReportSchema,
@@ -44,6 +45,28 @@ const mailboxParameter = {
   in: 'path' as const,
   description: 'The mailbox address, e.g. `support@contoso.com`.',
   schema: z.string().max(254),
+};
+
+/** `Prefer: wait=N` of the accepting routes. */
+const preferWait: ParameterSpec = {
+  name: 'Prefer',
+  in: 'header',
+  description:
+    '`wait=N` (RFC 7240, N capped at 60): wait up to N seconds for the outcome: 200 when sent, the ' +
+    "failure's problem document, or 202 (with Preference-Applied) when the mail is still in the outbox.",
+  schema: z.string(),
+};
+
+/** `Idempotency-Key` of the accepting routes. */
+const idempotencyKey: ParameterSpec = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  description:
+    'A repeat of the same request with the same key (compared as parsed JSON: whitespace, key order and ' +
+    'escapes do not matter) sends nothing again and answers with the first mail as it is now: 200 once ' +
+    'sent, its problem once failed, else 202 with its status. The same key with another request is 409.',
+  // The handler's rule (shared/outbox/accept/sendMailHandler.ts): 1 to 255 visible ASCII characters.
+  schema: z.string().regex(/^[\x21-\x7e]{1,255}$/),
 };
 
 /** One of Graph's two webhook endpoints: the same handler, the same contract. */
@@ -84,6 +107,84 @@ function graphWebhook(operationId: string, path: string, kind: 'change' | 'lifec
   };
 }
 
+/** `POST /api/mailboxes/{mailbox}/messages/{id}/reply` or `.../forward`: accepted as a mail is, built in the thread. */
+function threadMailOperation(action: 'reply' | 'forward'): OperationSpec {
+  const reply = action === 'reply';
+  const location = { description: 'The status URL, `/api/mail/{id}`.', required: true, schema: z.string() };
+  return {
+    operationId: reply ? 'messageReply' : 'messageForward',
+    method: 'post',
+    path: `/api/mailboxes/{mailbox}/messages/{id}/${action}`,
+    auth: 'function',
+    tags: ['messages'],
+    summary: reply
+      ? 'Reply (or reply all) to a received message, in its thread (through the outbox)'
+      : 'Forward a received message, with its attachments, in its thread (through the outbox)',
+    description:
+      'Accepted exactly as `POST /api/mail/send` (validation, Idempotency-Key, permission check, 202 with the ' +
+      'status URL, `Prefer: wait`, pacing, at most once, `mail.sent`/`mail.failed`). The mailbox must be in ' +
+      'ALLOWED_READ_MAILBOXES and allowed by ALLOWED_SENDERS (403 before Graph is called). The outbox builds the ' +
+      `mail with Graph's ${reply ? 'createReply (createReplyAll with `replyAll`)' : 'createForward'}, so Exchange ` +
+      'keeps the conversation (conversationId, In-Reply-To, References) and quotes the original below the new text. ' +
+      'The status document and `mail.sent` carry `inReplyTo` and the `conversationId`.',
+    parameters: [
+      mailboxParameter,
+      {
+        name: 'id',
+        in: 'path' as const,
+        description:
+          "The message's Graph id (from a listing or a `mail.received` event); it changes when the message moves.",
+        schema: z.string().max(512),
+      },
+      preferWait,
+      idempotencyKey,
+    ],
+    requestBody: {
+      name: reply ? 'ReplyRequest' : 'ForwardRequest',
+      schema: reply ? replyRequestSchema : forwardRequestSchema,
+      description: reply
+        ? 'The new text above the quoted original. Also required: exactly one of `text` and `html`. Exchange ' +
+          'addresses the reply (the sender or Reply-To; with `replyAll` everyone but the mailbox); `cc` and `bcc` add to it.'
+        : "The recipients and the new text above the quoted original; the original's attachments travel with it. " +
+          'Also required: exactly one of `text` and `html`; 1 to 500 recipients in `to`, `cc` and `bcc` together.',
+    },
+    responses: {
+      200: jsonResponse(
+        'With `Prefer: wait`: Exchange accepted the message in time.',
+        'SendMailSent',
+        sendMailSentSchema,
+        {
+          Location: location,
+        },
+      ),
+      202: jsonResponse('The mail is in the outbox.', 'SendMailQueued', sendMailQueuedSchema, { Location: location }),
+      400: problemResponse(
+        'The mailbox (`invalid-mailbox`) or message id (`invalid-message-id`) in the path is malformed, the body is ' +
+          'not a JSON object (`not-json`, `too-deep`), or fields are invalid (`validation`).',
+      ),
+      403: problemResponse(
+        'The mailbox is not in ALLOWED_READ_MAILBOXES (`mailbox-not-readable`) or ALLOWED_SENDERS ' +
+          '(`sender-not-allowed`), or Exchange refused it (`mailbox-out-of-scope`, `send-as-denied`).',
+      ),
+      404: problemResponse(
+        'With `Prefer: wait`: the message is not in the mailbox (`message-not-found`: moved, which changes its id, or deleted).',
+      ),
+      409: problemResponse('The Idempotency-Key was used with another request, or its first request is still running.'),
+      413: problemResponse('The body exceeds MAX_SEND_REQUEST_MB, or Exchange refused the message as too large.'),
+      415: problemResponse('The body is not declared as JSON, or carries a Content-Encoding other than `identity`.'),
+      422: problemResponse('With `Prefer: wait`: Exchange refused a recipient or header, or cannot use the mailbox.'),
+      500: problemResponse('The gateway failed; `incident` names its log entry. Nothing was stored.'),
+      502: problemResponse('With `Prefer: wait`: Microsoft Graph refused the gateway (`admin-consent-missing`, ...).'),
+      503: problemResponse('Storage or the credential is unavailable. Nothing was stored.', {
+        'Retry-After': retryAfterWhenStorage,
+      }),
+      504: problemResponse(
+        'With `Prefer: wait`: the mail was not sent within OUTBOX_MAX_AGE_HOURS (`outbox-expired`).',
+      ),
+    },
+  };
+}
+
 /** Every operation of the HTTP API. */
 export const OPERATIONS: readonly OperationSpec[] = [
   {
@@ -98,26 +199,7 @@ export const OPERATIONS: readonly OperationSpec[] = [
       'mail in the outbox and answers 202 with its status URL. The outbox processor sends it through Microsoft ' +
       'Graph as the `from` mailbox, paced per mailbox (MAILBOX_MESSAGES_PER_MINUTE, MAILBOX_RECIPIENTS_PER_DAY). ' +
       '`Prefer: wait=N` waits up to N seconds for the outcome.',
-    parameters: [
-      {
-        name: 'Prefer',
-        in: 'header',
-        description:
-          '`wait=N` (RFC 7240, N capped at 60): wait up to N seconds for the outcome: 200 when sent, the ' +
-          "failure's problem document, or 202 (with Preference-Applied) when the mail is still in the outbox.",
-        schema: z.string(),
-      },
-      {
-        name: 'Idempotency-Key',
-        in: 'header',
-        description:
-          'A repeat of the same request with the same key (compared as parsed JSON: whitespace, key order and ' +
-          'escapes do not matter) sends nothing again and answers with the first mail as it is now: 200 once ' +
-          'sent, its problem once failed, else 202 with its status. The same key with another request is 409.',
-        // The handler's rule (shared/outbox/accept/sendMailHandler.ts): 1 to 255 visible ASCII characters.
-        schema: z.string().regex(/^[\x21-\x7e]{1,255}$/),
-      },
-    ],
+    parameters: [preferWait, idempotencyKey],
     requestBody: {
       name: 'SendMailRequest',
       schema: sendRequestSchema,
@@ -214,6 +296,8 @@ export const OPERATIONS: readonly OperationSpec[] = [
       503: problemResponse('Storage is unavailable (`storage-unavailable`).', { 'Retry-After': retryAfter }),
     },
   },
+  threadMailOperation('reply'),
+  threadMailOperation('forward'),
   {
     operationId: 'mailboxList',
     method: 'get',

@@ -113,6 +113,17 @@ export const mailStatusSchema = z
     requestIds: z.array(z.string()).meta({ description: "Graph's `request-id`s of this mail's calls." }),
     internetMessageId: z.string().meta({ description: 'The Message-ID the gateway gave the message.' }),
     problem: problemDocumentSchema.optional().meta({ description: 'Why the mail failed (`failed`).' }),
+    inReplyTo: z
+      .strictObject({
+        mailbox: z.string(),
+        messageId: z.string().meta({ description: 'The Graph id of the message answered.' }),
+        kind: z.enum(['reply', 'replyAll', 'forward']),
+      })
+      .optional()
+      .meta({ description: 'For a reply or forward: the message it answers.' }),
+    conversationId: z.string().optional().meta({
+      description: "For a reply or forward, once sent: the Exchange conversation it joined (the original's).",
+    }),
   })
   .meta({ description: "A mail's status in the outbox." });
 

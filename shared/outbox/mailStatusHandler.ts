@@ -1,14 +1,15 @@
 /**
  * `GET /api/mail/{id}`: the outbox record of one mail as its status document: status (`queued`, `scheduled`,
  * `deferred` with `notBefore` and the reason, `sending`, `sent`, `failed`), attempts, timestamps, Graph
- * `request-id`s, and the problem on failure. Never the subject, body or recipients.
+ * `request-id`s, the problem on failure, and for a reply or forward what it answered and its conversation. Never the
+ * subject, body or recipients.
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { logValue } from '../platform/logSafe';
 import { storageDependencyProblem } from '../mail/dependencyProblems';
 import type { GatewayConfig } from '../platform/config';
 import { problem, problemResponse } from '../platform/problem';
-import { OUTBOX_TABLE, type OutboxRecord, type OutboxStore } from './outboxStore';
+import { OUTBOX_TABLE, threadFacts, type OutboxRecord, type OutboxStore } from './outboxStore';
 
 /** What the handler needs. */
 export interface MailStatusDependencies {
@@ -35,6 +36,7 @@ function statusDocument(record: OutboxRecord): Record<string, unknown> {
     requestIds: record.requestIds,
     internetMessageId: record.internetMessageId,
     ...(record.problem ? { problem: record.problem } : {}),
+    ...threadFacts(record),
   };
 }
 

@@ -23,11 +23,12 @@ import { explainAccessDenied } from '../mail/accessDenied';
 import { reviveAttachmentBlobs } from '../mail/attachmentBlob';
 import type { MailSender } from '../mail/mailSender';
 import { parseSendRequest } from '../mail/sendRequest';
+import { parseThreadRequest } from '../mail/threadRequest';
 import { HttpProblem } from '../platform/httpProblem';
 import { problem, type ProblemDocument } from '../platform/problem';
 import { PacerContentionError, type MailboxPacer, type PacerLease, type Reservation } from '../pacing/mailboxPacer';
 import { DECISION_VALID_MS } from '../pacing/messageWindow';
-import { OutboxRecordChangedError, type OutboxRecord, type OutboxStore } from './outboxStore';
+import { OutboxRecordChangedError, threadFacts, type OutboxRecord, type OutboxStore } from './outboxStore';
 import {
   clearAttempt,
   dueAt,
@@ -242,7 +243,10 @@ async function attempt(
     const started: Current = { record: sending, etag };
     // Parsed as it downloads: the stored request is held once, as its parsed values, never as bytes and text too.
     // Large attachments are references to their blobs (a request stored before those existed has base64 inline).
-    const parsed = parseSendRequest(reviveAttachmentBlobs(await (prefetched ?? deps.store.readRequest(sending))));
+    const parsed = parseStoredRequest(
+      sending,
+      reviveAttachmentBlobs(await (prefetched ?? deps.store.readRequest(sending))),
+    );
     if (!parsed.ok) {
       return fail(
         started,
@@ -265,7 +269,7 @@ async function attempt(
       if (renewed.kind !== 'granted') throw new DecisionLapsedError(renewed.retryAfterMs);
       lease = renewed.lease;
     };
-    let sent: { requestId?: string } | undefined;
+    let sent: { requestId?: string; conversationId?: string } | undefined;
     let failure: unknown;
     try {
       sent = await deps.sender
@@ -277,7 +281,7 @@ async function attempt(
     // Graph has answered (or never will for this attempt): the lease goes and the count moves to now at once, before
     // the outcome is written, so that the count lies as close after Exchange's acceptance as it can.
     await release();
-    if (sent) return await succeed(started, deps, sent.requestId);
+    if (sent) return await succeed(started, deps, sent.requestId, sent.conversationId);
     if (failure instanceof DecisionLapsedError) return await giveBackAttempt(started, deps, failure.retryAfterMs);
     // The renewal before submitting lost to other instances every time: nothing was submitted either.
     if (failure instanceof PacerContentionError) return await giveBackAttempt(started, deps, contentionDelayMs(deps));
@@ -286,6 +290,16 @@ async function attempt(
   } finally {
     await release();
   }
+}
+
+/**
+ * The stored request of `record` as the processor sends it: a reply or forward (the record keeps what it answers) is
+ * read with its own contract, anything else (every record stored before replies existed) as a new mail.
+ */
+function parseStoredRequest(record: OutboxRecord, json: unknown): ReturnType<typeof parseSendRequest> {
+  const { thread } = record;
+  if (!thread) return parseSendRequest(json);
+  return parseThreadRequest(thread.kind === 'forward' ? 'forward' : 'reply', record.mailbox, thread.messageId, json);
 }
 
 /** How long a mail waits after pacer contention: {@link CONTENTION_RETRY_MS}, jittered. */
@@ -354,7 +368,8 @@ async function settleInterruptedAttempt(
   deps: OutboxProcessorDependencies,
 ): Promise<ProcessResult | Current> {
   const { record, etag } = current;
-  if (await acceptedByExchange(deps.graph, record)) return succeed(current, deps, undefined);
+  const found = await acceptedByExchange(deps.graph, record);
+  if (found) return succeed(current, deps, undefined, found.conversationId);
   if (!record.saveToSentItems) {
     return fail(
       current,
@@ -378,21 +393,33 @@ async function settleInterruptedAttempt(
  * to Sent Items: asked in this order, a move between the two calls still shows in the second; in the other order it
  * could be missed by both. Two plain GETs rather than a `$batch`, whose items Graph may run in any order.
  */
-async function acceptedByExchange(graph: Client, record: OutboxRecord): Promise<boolean> {
-  if (await inFolder(graph, record, 'outbox')) return true;
-  return record.saveToSentItems && (await inFolder(graph, record, 'sentitems'));
+async function acceptedByExchange(graph: Client, record: OutboxRecord): Promise<FoundMessage | undefined> {
+  const inOutbox = await inFolder(graph, record, 'outbox');
+  if (inOutbox || !record.saveToSentItems) return inOutbox;
+  return inFolder(graph, record, 'sentitems');
 }
 
-/** Whether the well-known `folder` of the mailbox holds a message with the mail's internetMessageId. */
-async function inFolder(graph: Client, record: OutboxRecord, folder: 'outbox' | 'sentitems'): Promise<boolean> {
+/** A copy of the mail Exchange holds. */
+interface FoundMessage {
+  conversationId?: string;
+}
+
+/** The message with the mail's internetMessageId in the well-known `folder` of the mailbox, if there is one. */
+async function inFolder(
+  graph: Client,
+  record: OutboxRecord,
+  folder: 'outbox' | 'sentitems',
+): Promise<FoundMessage | undefined> {
   const literal = record.internetMessageId.replace(/'/g, "''");
   const page = (await graph
     .api(`/users/${encodeURIComponent(record.mailbox)}/mailFolders/${folder}/messages`)
     .filter(`internetMessageId eq '${literal}'`)
-    .select('id')
+    .select('id,conversationId')
     .top(1)
-    .get()) as { value?: unknown[] };
-  return (page.value?.length ?? 0) > 0;
+    .get()) as { value?: { conversationId?: string | null }[] };
+  const found = page.value?.[0];
+  if (!found) return undefined;
+  return found.conversationId ? { conversationId: found.conversationId } : {};
 }
 
 /** Records what a failed send means for the mail (sendFailure.ts): it waits, fails, or is looked for next time. */
@@ -431,19 +458,24 @@ async function settleSendFailure(
   }
 }
 
-/** Records the mail as sent (with Graph's `request-id` of the submission, when known) and publishes `mail.sent`. */
+/**
+ * Records the mail as sent (with Graph's `request-id` of the submission and the message's conversation, when known)
+ * and publishes `mail.sent`.
+ */
 async function succeed(
   { record, etag }: Current,
   deps: OutboxProcessorDependencies,
   requestId: string | undefined,
+  conversationId?: string,
 ): Promise<ProcessResult> {
   const now = (deps.now ?? Date.now)();
-  const sent = toSent(record, { requestId }, now);
+  const sent = toSent(record, { requestId, ...(conversationId ? { conversationId } : {}) }, now);
   await finish(record, sent, etag, deps, now, 'mail.sent', {
     id: record.id,
     status: 'sent',
     internetMessageId: record.internetMessageId,
     requestId: requestId ?? null,
+    ...threadFacts(sent),
   });
   return { outcome: 'sent', record: sent };
 }
@@ -457,7 +489,12 @@ async function fail(
 ): Promise<ProcessResult> {
   const now = (deps.now ?? Date.now)();
   const failed = toFailed(record, { problem: doc, attemptSettled }, now);
-  await finish(record, failed, etag, deps, now, 'mail.failed', { id: record.id, status: 'failed', problem: doc });
+  await finish(record, failed, etag, deps, now, 'mail.failed', {
+    id: record.id,
+    status: 'failed',
+    problem: doc,
+    ...threadFacts(failed),
+  });
   return { outcome: 'failed', record: failed };
 }
 

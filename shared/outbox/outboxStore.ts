@@ -20,6 +20,7 @@ import { createBlobContainerClient, createQueueClient, createTableClient } from 
 import { parseJsonStream } from '../platform/jsonStream';
 import { ensureQueue, ensureTable, isStatus, purgeExpired, tableKey } from '../platform/tables';
 import type { AttachmentBlobReader } from '../mail/attachmentBlob';
+import type { ThreadRef } from '../mail/sendRequest';
 import { outboxMessage } from './outboxMessages';
 import { StagedAttachments } from './stagedAttachments';
 import { StagedBlob } from './stagedBlob';
@@ -95,6 +96,23 @@ export interface OutboxRecord {
    * content, so never logged nor shown, and dropped once the mail is sent or failed.
    */
   inlineRequest?: string;
+  /** What the mail answers (a reply or forward of a message in `mailbox`); absent for a new mail. */
+  thread?: ThreadRef;
+  /** The conversation of the sent message, when Graph said (a reply or forward's draft answers it). */
+  conversationId?: string;
+}
+
+/**
+ * What a reply or forward answered (`inReplyTo`: the mailbox, the original's id and how it was answered) and the
+ * sent message's `conversationId` when known: what its status document and its events say.
+ */
+export function threadFacts(record: OutboxRecord): Record<string, unknown> {
+  return {
+    ...(record.thread
+      ? { inReplyTo: { mailbox: record.mailbox, messageId: record.thread.messageId, kind: record.thread.kind } }
+      : {}),
+    ...(record.conversationId ? { conversationId: record.conversationId } : {}),
+  };
 }
 
 /** A record and the ETag it was read with. */
@@ -106,7 +124,7 @@ export interface StoredRecord {
 /** What `accept` needs besides the payload. */
 export type NewOutboxMail = Pick<
   OutboxRecord,
-  'id' | 'mailbox' | 'recipients' | 'internetMessageId' | 'saveToSentItems' | 'notBefore'
+  'id' | 'mailbox' | 'recipients' | 'internetMessageId' | 'saveToSentItems' | 'notBefore' | 'thread'
 >;
 
 /** A request to store: its JSON (large attachments as references) and those attachments, staged as it arrived. */
@@ -142,6 +160,9 @@ interface OutboxEntity {
   attemptStartedAt?: number;
   sentAt?: number;
   inlineRequest?: string;
+  /** The record's `thread` as JSON. */
+  thread?: string;
+  conversationId?: string;
   /** Set once the mail is sent or failed: when the renewal timer may purge the record (a Date, for the OData filter). */
   expiresAt?: Date;
 }
@@ -357,9 +378,10 @@ function blobName(id: string): string {
 }
 
 function toEntity(record: OutboxRecord): OutboxEntity {
-  const { id, requestIds, problem, ...rest } = record;
+  const { id, requestIds, problem, thread, ...rest } = record;
   const entity: OutboxEntity = {
     ...rest,
+    ...(thread ? { thread: JSON.stringify(thread) } : {}),
     partitionKey: tableKey(id),
     rowKey: '',
     requestIds: JSON.stringify(requestIds),
@@ -395,5 +417,8 @@ function fromEntity(id: string, entity: OutboxEntity): OutboxRecord {
   if (entity.attemptStartedAt !== undefined) record.attemptStartedAt = entity.attemptStartedAt;
   if (entity.sentAt !== undefined) record.sentAt = entity.sentAt;
   if (entity.inlineRequest !== undefined) record.inlineRequest = entity.inlineRequest;
+  // Records stored before replies existed have neither: a new mail.
+  if (entity.thread !== undefined) record.thread = JSON.parse(entity.thread) as ThreadRef;
+  if (entity.conversationId !== undefined) record.conversationId = entity.conversationId;
   return record;
 }

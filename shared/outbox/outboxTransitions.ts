@@ -90,10 +90,18 @@ export function toUnconfirmed(record: OutboxRecord, wait: { notBefore: number },
   return { ...record, notBefore: wait.notBefore, reason: UNCONFIRMED_REASON, updatedAt: now };
 }
 
-/** Sent at `now`; the request's content is not kept once the outcome is final. */
-export function toSent(record: OutboxRecord, sent: { requestId: string | undefined }, now: number): OutboxRecord {
+/**
+ * Sent at `now` (with the message's conversation, when Graph said); the request's content is not kept once the
+ * outcome is final.
+ */
+export function toSent(
+  record: OutboxRecord,
+  sent: { requestId: string | undefined; conversationId?: string },
+  now: number,
+): OutboxRecord {
   return {
     ...without(withRequestId(record, sent.requestId), 'attemptStartedAt', 'notBefore', 'reason', 'inlineRequest'),
+    ...(sent.conversationId !== undefined ? { conversationId: sent.conversationId } : {}),
     status: 'sent',
     sentAt: now,
     updatedAt: now,

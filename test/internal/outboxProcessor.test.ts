@@ -10,6 +10,7 @@ import { QueueClient } from '@azure/storage-queue';
 import { EventPublisher } from '../../shared/events/eventPublisher';
 import { createServices } from '../../shared/app/services';
 import { parseSendRequest } from '../../shared/mail/sendRequest';
+import { parseThreadRequest } from '../../shared/mail/threadRequest';
 import { MailboxPacer, PacerContentionError } from '../../shared/pacing/mailboxPacer';
 import {
   failAfterRetries,
@@ -226,6 +227,56 @@ describe('the outbox processor', () => {
     expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
     expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
     expect((await r.store.get(id))!.record).toMatchObject({ status: 'sent', attempts: 1 });
+  });
+
+  it('after a crash between Graph accepting a reply and the record saying so, finds it in Sent Items, does not send again and keeps the thread', async () => {
+    const r = rig();
+    const mailbox = 'support@contoso.com';
+    const original = env.cloud.graph.mailbox(mailbox).addMessage('inbox', {
+      subject: 'Printer on fire',
+      from: { emailAddress: { address: 'someone@contoso.com' } },
+      toRecipients: [{ emailAddress: { address: mailbox } }],
+      body: { contentType: 'text', content: 'It is on fire.' },
+      internetMessageId: `<${randomUUID()}@contoso.com>`,
+    });
+    const thread = { kind: 'reply' as const, messageId: original.id };
+    const body = { text: 'We are on it.' };
+    const id = randomUUID();
+    const internetMessageId = `<${id}@mail-gateway.test>`;
+    await r.store.accept(
+      { id, mailbox, recipients: 1, internetMessageId, saveToSentItems: true, thread },
+      Buffer.from(JSON.stringify(body)),
+    );
+    // The interrupted attempt: its marker was written, and Graph accepted the reply, but nothing recorded the answer.
+    const stored = (await r.store.get(id))!;
+    expect(stored.record.thread).toEqual(thread);
+    await r.store.update(
+      { ...stored.record, status: 'sending', attempts: 1, attemptStartedAt: Date.now() },
+      stored.etag,
+    );
+    const parsed = parseThreadRequest('reply', mailbox, original.id, body);
+    if (!parsed.ok) throw new Error('bad test request');
+    await r.deps.sender.send({ ...parsed.request, internetMessageId });
+    await env.cloud.graph.idleSubmissions();
+    const before = env.cloud.graph.sendsAccepted(mailbox);
+
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
+    expect(env.cloud.graph.sendsAccepted(mailbox)).toBe(before);
+    expect((await r.store.get(id))!.record).toMatchObject({
+      status: 'sent',
+      attempts: 1,
+      thread,
+      conversationId: original.conversationId,
+    });
+    const copies = env.cloud.graph
+      .inbox('someone@contoso.com')
+      .filter((m) => m.internetMessageId === internetMessageId);
+    expect(copies.map((m) => [m.subject, m.conversationId])).toEqual([
+      ['RE: Printer on fire', original.conversationId],
+    ]);
+    expect((await eventsOf(r.events)).map((e) => [e.type, e.data.inReplyTo, e.data.conversationId])).toEqual([
+      ['mail.sent', { mailbox, messageId: original.id, kind: 'reply' }, original.conversationId],
+    ]);
   });
 
   describe("while Exchange still holds the mail in the mailbox's Outbox (its 30-a-minute rate is used up)", () => {

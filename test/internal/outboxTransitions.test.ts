@@ -115,6 +115,17 @@ describe('outbox record transitions', () => {
     expect(withRequestId(sent, undefined)).toBe(sent);
   });
 
+  it("records a reply's conversation when Graph said it, and keeps what it answers", () => {
+    const thread = { kind: 'reply' as const, messageId: 'AAMkAGoriginal=' };
+    const sending = toSending({ ...record(), thread }, NOW);
+    expect(toSent(sending, { requestId: 'r-1', conversationId: 'AAQkAGconv=' }, NOW + 1)).toMatchObject({
+      status: 'sent',
+      thread,
+      conversationId: 'AAQkAGconv=',
+    });
+    expect(toSent(sending, { requestId: undefined }, NOW + 1)).not.toHaveProperty('conversationId');
+  });
+
   it('records a failure with its problem; the marker goes only when the failure settles the attempt', () => {
     const doc = problem(403, 'send-as-denied', 'Send-As denied', 'no');
     const interrupted = toUnconfirmed(toSending(record(), NOW), { notBefore: NOW + 1 }, NOW);

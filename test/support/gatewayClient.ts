@@ -54,6 +54,23 @@ export interface GatewayClient {
   ): Promise<GatewayAnswer<B>>;
   /** POST /api/mail/send. */
   send<B = Record<string, unknown>>(body: GatewayBody, options?: SendOptions): Promise<GatewayAnswer<B>>;
+  /**
+   * POST /api/mailboxes/{mailbox}/messages/{id}/reply: answered as a send is (`wait` as for `send`). `mailbox` and
+   * `id` go into the path as given.
+   */
+  reply<B = Record<string, unknown>>(
+    mailbox: string,
+    id: string,
+    body: GatewayBody,
+    options?: SendOptions,
+  ): Promise<GatewayAnswer<B>>;
+  /** POST /api/mailboxes/{mailbox}/messages/{id}/forward, as `reply`. */
+  forward<B = Record<string, unknown>>(
+    mailbox: string,
+    id: string,
+    body: GatewayBody,
+    options?: SendOptions,
+  ): Promise<GatewayAnswer<B>>;
   /** GET /api/mail/{id}: the answer as it came (see `mailStatus` for the body of a 200). */
   status<B = Record<string, unknown>>(id: string, options?: RequestOptions): Promise<GatewayAnswer<B>>;
   /** GET /api/mail/{id}, expecting 200: the mail's status document. */
@@ -125,14 +142,18 @@ export function gatewayClient(host: FunctionsHostProcess, defaults: ClientDefaul
   const download = (path: string): Promise<Response> =>
     fetch(`${host.url}${path}`, { headers: { 'x-functions-key': host.functionKey } });
   const status = <B>(id: string, options?: RequestOptions) => request<B>('GET', `/api/mail/${id}`, undefined, options);
+  // A send and its kin: `Prefer: wait` from the call's `wait`, else the client's.
+  const accept = <B>(path: string, body: GatewayBody, { wait = defaults.wait, ...options }: SendOptions = {}) =>
+    request<B>('POST', path, body, {
+      ...options,
+      headers: { ...(wait === undefined ? {} : { prefer: `wait=${wait}` }), ...options.headers },
+    });
   return {
     host,
     request,
-    send: (body, { wait = defaults.wait, ...options } = {}) =>
-      request('POST', '/api/mail/send', body, {
-        ...options,
-        headers: { ...(wait === undefined ? {} : { prefer: `wait=${wait}` }), ...options.headers },
-      }),
+    send: (body, options) => accept('/api/mail/send', body, options),
+    reply: (mailbox, id, body, options) => accept(`/api/mailboxes/${mailbox}/messages/${id}/reply`, body, options),
+    forward: (mailbox, id, body, options) => accept(`/api/mailboxes/${mailbox}/messages/${id}/forward`, body, options),
     status,
     mailStatus: async <B>(id: string) => {
       const answer = await status<B>(id);

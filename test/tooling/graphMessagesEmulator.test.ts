@@ -542,6 +542,24 @@ describe('Graph emulator messages (real Graph SDK)', () => {
       expect(mime).toContain('Content-Type: multipart/alternative;');
     });
 
+    it("keeps the message parameter's X- headers and internetMessageId on the draft, with the threading headers", async () => {
+      const source = original();
+      const draft = (await graph.api(`${base}/messages/${source.id}/createReply`).post({
+        comment: 'ok',
+        message: {
+          internetMessageHeaders: [{ name: 'X-Ticket-Id', value: '4711' }],
+          internetMessageId: '<reply-1@contoso.com>',
+        },
+      })) as MessageJson;
+      const full = (await graph
+        .api(`${base}/messages/${draft.id}`)
+        .select(['internetMessageHeaders', 'internetMessageId'])
+        .get()) as MessageJson;
+      expect(full.internetMessageId).toBe('<reply-1@contoso.com>');
+      expect(header(full.internetMessageHeaders, 'X-Ticket-Id')).toBe('4711');
+      expect(header(full.internetMessageHeaders, 'In-Reply-To')).toBe('<fire@example.net>');
+    });
+
     it('createReplyAll answers everyone but the mailbox itself', async () => {
       const source = original();
       const draft = (await graph.api(`${base}/messages/${source.id}/createReplyAll`).post({})) as MessageJson;

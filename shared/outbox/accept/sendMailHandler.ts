@@ -4,6 +4,9 @@
  * mail in the outbox, and answers `202 { id, status: "queued" }` with `Location: /api/mail/{id}` (or a problem
  * document). The outbox processor sends it. `Prefer: wait=N` (RFC 7240, N ≤ 60) waits up to N s for the outcome: 200
  * sent, the failure's problem, or still 202. Logs say who sent how, never the token, the body or the subject.
+ *
+ * The reply and forward routes (messages/threadHandlers.ts) are accepted by the same machinery through
+ * {@link acceptMail}: each route says how its path is judged and its body validated ({@link AcceptSpec}).
  */
 import { randomUUID } from 'node:crypto';
 import { RestError } from '@azure/core-rest-pipeline';
@@ -78,15 +81,62 @@ class ClientDisconnected extends Error {
   }
 }
 
+/**
+ * How one accepting route reads its request: `POST /api/mail/send` here, the reply and forward routes in messages/.
+ * Everything else (media type, size, streamed attachments, sender policy, `sendAt`, Idempotency-Key, the permission
+ * check, the outbox, `Prefer: wait`) is the same for all of them.
+ */
+export interface AcceptSpec {
+  /** What the log calls the request: `send`, `reply`, `forward`. */
+  operation: string;
+  /** Checks of what the path names, run before the body is read (throw an HttpProblem); the mailbox, for logs. */
+  prepare?(): string | undefined;
+  /** The mailbox a body names, for the log line of a refused request, when it is a plain printable address. */
+  mailboxHint?(json: object): string | undefined;
+  /** Validates the parsed body (large attachments as blobs). */
+  parse(json: unknown): ReturnType<typeof parseSendRequest>;
+  /**
+   * What an Idempotency-Key compares: the body and whatever else makes the request what it is (for a reply, the
+   * mailbox, the original's id and the action), so that one key cannot answer two different requests.
+   */
+  hashDocument(json: unknown): unknown;
+}
+
+/** `POST /api/mail/send`: the body says everything, `from` included. */
+const SEND_SPEC: AcceptSpec = {
+  operation: 'send',
+  mailboxHint: (json) => {
+    const from = (json as { from?: unknown }).from;
+    return typeof from === 'string' &&
+      from.length <= 254 &&
+      /^[^\s@]+@[^\s@]+$/.test(from) &&
+      !hasControlCharacter(from)
+      ? from.toLowerCase()
+      : undefined;
+  },
+  parse: parseSendRequest,
+  hashDocument: (json) => json,
+};
+
 /** Handles one send request. */
 export async function handleSendMail(
   req: HttpRequest,
   context: InvocationContext,
   deps: SendMailDependencies,
 ): Promise<HttpResponseInit> {
+  return acceptMail(req, context, deps, SEND_SPEC);
+}
+
+/** Handles one request of an accepting route read as `spec` says (see {@link AcceptSpec}). */
+export async function acceptMail(
+  req: HttpRequest,
+  context: InvocationContext,
+  deps: SendMailDependencies,
+  spec: AcceptSpec,
+): Promise<HttpResponseInit> {
   const facts: SendFacts = {};
   try {
-    return await send(req, context, deps, facts);
+    return await send(req, context, deps, facts, spec);
   } catch (caught) {
     if (caught instanceof ClientDisconnected) {
       context.info(`send abandoned: ${caught.message}; nothing was sent`);
@@ -100,7 +150,7 @@ export async function handleSendMail(
       return err.toResponse();
     }
     return internalProblem(context, err, {
-      operation: 'send',
+      operation: spec.operation,
       about: logValue(facts.mailbox ?? '-'),
       consequence: 'Nothing was sent.',
     }).toResponse();
@@ -112,8 +162,11 @@ async function send(
   context: InvocationContext,
   deps: SendMailDependencies,
   facts: SendFacts,
+  spec: AcceptSpec,
 ): Promise<HttpResponseInit> {
   const { config } = deps;
+  const named = spec.prepare?.();
+  if (named !== undefined) facts.mailbox = named;
   const contentType = req.headers.get('content-type');
   if (!contentType || !/^application\/(.+\+)?json\b/i.test(contentType)) throw unsupportedMediaProblem(contentType);
   const contentEncoding = req.headers.get('content-encoding');
@@ -128,11 +181,10 @@ async function send(
     const json = await readJson(req, config.maxSendRequestBytes, attachments);
     if (!json || typeof json !== 'object' || Array.isArray(json))
       throw notJsonProblem('The body is JSON but not an object.');
-    // Name the mailbox in the log even when validation fails, when `from` is at least a plain, printable address.
-    const from = (json as { from?: unknown }).from;
-    if (typeof from === 'string' && from.length <= 254 && /^[^\s@]+@[^\s@]+$/.test(from) && !hasControlCharacter(from))
-      facts.mailbox = from.toLowerCase();
-    const parsed = parseSendRequest(json);
+    // Name the mailbox in the log even when validation fails, when the body names it as a plain, printable address.
+    const hint = spec.mailboxHint?.(json);
+    if (hint !== undefined) facts.mailbox = hint;
+    const parsed = spec.parse(json);
     if (!parsed.ok) throw validationProblem(parsed.problems);
     const request = parsed.request;
     facts.mailbox = request.from;
@@ -149,7 +201,16 @@ async function send(
     }
     const wait = preferredWaitSeconds(req.headers.get('prefer'));
 
-    const accepted = await acceptOnce(id, request, { json, attachments }, key, wait, context, deps);
+    const accepted = await acceptOnce(
+      id,
+      request,
+      { json, attachments },
+      spec.hashDocument(json),
+      key,
+      wait,
+      context,
+      deps,
+    );
     if (accepted.kind === 'stored') {
       return wait === undefined
         ? queuedResponse(accepted.id, accepted.status)
@@ -180,6 +241,7 @@ async function acceptOnce(
   id: string,
   request: SendRequest,
   payload: ParsedBody,
+  hashDocument: unknown,
   key: string | null,
   wait: number | undefined,
   context: InvocationContext,
@@ -189,7 +251,7 @@ async function acceptOnce(
   if (key === null) return await enqueue(id, request, payload, context, deps);
   if (!/^[\x21-\x7e]{1,255}$/.test(key)) throw badIdempotencyKeyProblem();
   // After validation: a valid request nests only a few levels, and its attachments' blobs carry their digests.
-  const hash = canonicalRequestHash(payload.json);
+  const hash = canonicalRequestHash(hashDocument);
   const deadline = Date.now() + DUPLICATE_WAIT_MS;
   for (;;) {
     const claim = await deps.idempotency.claim(key, hash).catch((err: unknown) => {
@@ -286,7 +348,10 @@ async function enqueue(
       throw err;
     }
   }
-  const recipients = request.to.length + request.cc.length + request.bcc.length;
+  // A reply goes to the original's sender (or Reply-To) besides the caller's Cc and Bcc; a reply-all counts that one
+  // too, as the gateway cannot know the original's other recipients before Graph drafts the reply.
+  const answered = request.thread && request.thread.kind !== 'forward' ? 1 : 0;
+  const recipients = request.to.length + request.cc.length + request.bcc.length + answered;
   const record = await deps.outbox
     .accept(
       {
@@ -296,6 +361,7 @@ async function enqueue(
         internetMessageId: internetMessageIdFor(id, request.from),
         saveToSentItems: request.saveToSentItems,
         ...(request.sendAt !== undefined ? { notBefore: request.sendAt } : {}),
+        ...(request.thread ? { thread: request.thread } : {}),
       },
       // The caller's document as parsed, large attachments as references to their blobs (AttachmentBlob.toJSON).
       { json: Buffer.from(JSON.stringify(payload.json)), attachments: payload.attachments },
@@ -305,7 +371,10 @@ async function enqueue(
       if (err instanceof RestError) throw storageDependencyProblem(err, OUTBOX_TABLE, deps.config);
       throw err;
     });
-  context.info(`queued as ${logValue(request.from)} to ${recipients} recipient(s); id ${id}, status ${record.status}`);
+  const what = request.thread ? `${request.thread.kind} ` : '';
+  context.info(
+    `${what}queued as ${logValue(request.from)} to ${recipients} recipient(s); id ${id}, status ${record.status}`,
+  );
   return { kind: 'stored', id, status: record.status };
 }
 

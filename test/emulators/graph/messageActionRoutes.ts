@@ -282,7 +282,9 @@ function draftFor(ctx: GraphRequestContext, kind: DraftKind) {
     body: { contentType: 'html', content: quoted(newPart, original) },
     uniqueBody: { contentType: 'html', content: newPart },
     conversationId: original.conversationId,
+    // The message parameter's own (X-) headers stay: the draft is being created, when Graph takes them.
     internetMessageHeaders: [
+      ...(given.internetMessageHeaders ?? []),
       ...(original.internetMessageId ? [{ name: 'In-Reply-To', value: original.internetMessageId }] : []),
       ...(references ? [{ name: 'References', value: references }] : []),
     ],
