@@ -51,7 +51,7 @@ export const handleMessageGet = messageHandler('message read', async (mailbox, r
  * `GET .../messages/{id}/attachments/{attachmentId}`: a file's bytes or an attached item as `message/rfc822`,
  * streamed from Graph's `$value`; a reference attachment (a link) is a 422 naming it.
  */
-export const handleAttachmentGet = messageHandler('attachment download', async (mailbox, request, _context, deps) => {
+export const handleAttachmentGet = messageHandler('attachment download', async (mailbox, request, context, deps) => {
   const id = parseGraphId(request.params.id, 'message');
   const attachmentId = parseGraphId(request.params.attachmentId, 'attachment');
   await requireMessagePermission(deps.config, deps.credential, 'read');
@@ -70,17 +70,18 @@ export const handleAttachmentGet = messageHandler('attachment download', async (
     );
   }
   const stream = await attachmentValue(deps.graph, mailbox, id, attachmentId);
-  if (kind === 'item') return streamedAnswer(stream, 'message/rfc822', /\.eml$/i.test(name) ? name : `${name}.eml`);
+  if (kind === 'item')
+    return streamedAnswer(stream, 'message/rfc822', /\.eml$/i.test(name) ? name : `${name}.eml`, context.invocationId);
   const contentType = attachment.contentType ?? stream.contentType ?? 'application/octet-stream';
-  return streamedAnswer(stream, safeContentType(contentType), name);
+  return streamedAnswer(stream, safeContentType(contentType), name, context.invocationId);
 });
 
 /** `GET .../messages/{id}/mime`: the message as `message/rfc822`, streamed from Graph's `$value`. */
-export const handleMimeGet = messageHandler('MIME download', async (mailbox, request, _context, deps) => {
+export const handleMimeGet = messageHandler('MIME download', async (mailbox, request, context, deps) => {
   const id = parseGraphId(request.params.id, 'message');
   await requireMessagePermission(deps.config, deps.credential, 'read');
   const stream = await mimeValue(deps.graph, mailbox, id);
-  return streamedAnswer(stream, 'message/rfc822', 'message.eml');
+  return streamedAnswer(stream, 'message/rfc822', 'message.eml', context.invocationId);
 });
 
 /** The listing a request asks for: its own parameters, or those its cursor carries (which must agree with them). */

@@ -3,6 +3,7 @@
  * streams HTTP responses, shared/platform/httpStreaming.ts), with the type, length and an RFC 6266 file name.
  */
 import type { HttpResponseInit } from '@azure/functions';
+import { pacedBody } from '../platform/responseBackpressure';
 import type { GraphStream } from './messageGraph';
 
 /**
@@ -23,8 +24,16 @@ export function contentDisposition(fileName: string): string {
   return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
 }
 
-/** A 200 streaming `stream`'s body as `contentType`, saved as `fileName`. */
-export function streamedAnswer(stream: GraphStream, contentType: string, fileName: string): HttpResponseInit {
+/**
+ * A 200 streaming `stream`'s body as `contentType`, saved as `fileName`, read from Graph only as fast as the
+ * invocation's connection to the host takes it.
+ */
+export function streamedAnswer(
+  stream: GraphStream,
+  contentType: string,
+  fileName: string,
+  invocationId: string,
+): HttpResponseInit {
   const headers: Record<string, string> = {
     'content-type': contentType,
     'content-disposition': contentDisposition(fileName),
@@ -33,5 +42,5 @@ export function streamedAnswer(stream: GraphStream, contentType: string, fileNam
     'cache-control': 'private, no-store',
   };
   if (stream.contentLength !== null) headers['content-length'] = String(stream.contentLength);
-  return { status: 200, headers, body: stream.body };
+  return { status: 200, headers, body: pacedBody(stream.body, invocationId) };
 }

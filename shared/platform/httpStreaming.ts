@@ -2,9 +2,10 @@
  * Turns on HTTP streaming for the whole app (`@azure/functions` ≥ 4.3 on Functions host ≥ 4.28): the host forwards
  * each HTTP request to the worker as it arrives, so that `request.body` is the live stream rather than a body the host
  * buffered and copied into the worker. A large send is then read, checked and stored as it arrives instead of being
- * held whole two or three times over.
+ * held whole two or three times over. Streamed answers are paced by the host's connection (responseBackpressure.ts).
  */
 import { app } from '@azure/functions';
+import { installResponseBackpressure } from './responseBackpressure';
 
 let enabled = false;
 
@@ -15,6 +16,7 @@ let enabled = false;
  */
 export function enableHttpStreaming(): void {
   if (enabled) return;
+  installResponseBackpressure();
   try {
     app.setup({ enableHttpStream: true });
   } catch (err) {
