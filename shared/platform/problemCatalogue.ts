@@ -21,7 +21,7 @@ const entries = {
     title: 'The request is invalid',
     statuses: [400],
     meaning:
-      'The send request (or its Idempotency-Key header) broke the API contract. `errors` lists every invalid field with its JSON path and what is wrong with it.',
+      'The request (a send, its Idempotency-Key header, or the body of a watch request) broke the API contract. `errors` lists every invalid field with its JSON path and what is wrong with it.',
     fix: 'Correct each field named in `errors` and send again; the OpenAPI document (`/api/openapi.json`) has the schema.',
   },
   'not-json': {
@@ -81,6 +81,13 @@ const entries = {
     meaning:
       'The gateway token does not carry a Microsoft Graph application permission it needs (`missingPermissions`), or Graph says the token carries none.',
     fix: "In Entra ID, grant admin consent for the app registration's Microsoft Graph application permissions (Mail.Send, Mail.ReadWrite, User.Read.All), then check `/api/diagnostics`.",
+  },
+  'permission-missing': {
+    title: 'The gateway lacks the Microsoft Graph permission this feature needs',
+    statuses: [403],
+    meaning:
+      "The app's token does not carry the Microsoft Graph application permission the asked-for feature needs (`missingPermissions`, `feature`): e.g. reading bodies and attachments needs Mail.Read, which Mail.ReadBasic.All does not include. Found from the token (GRAPH_PERMISSION_CHECK=token) before Graph was called.",
+    fix: 'Grant the named application permission in Entra ID (App registrations > API permissions) and admin consent (or the Exchange RBAC for Applications role, infra/Set-MailboxScope.ps1), or do without the feature; `/api/diagnostics` lists what each feature needs.',
   },
   'graph-access-denied': {
     title: 'Microsoft Graph denied access',
