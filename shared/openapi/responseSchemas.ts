@@ -141,6 +141,7 @@ export const diagnosticCheckSchema = z
       'token',
       'permissions',
       'watchPermission',
+      'featurePermissions',
       'tableStorage',
       'queueStorage',
     ]),
