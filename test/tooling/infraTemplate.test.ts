@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { runInNewContext } from 'node:vm';
 import {
   type BicepDeclaration,
   type BicepModel,
@@ -250,7 +251,7 @@ describe('least privilege per feature (the app registration grants what the feat
     const evaluate = (name: string): unknown => {
       const text = app.vars.get(name)?.text;
       if (!text) throw new Error(`no var ${name}`);
-      return new Function(...Object.keys(scope), `return (${text});`)(...Object.values(scope)) as unknown;
+      return runInNewContext(`(${text})`, { ...scope }) as unknown;
     };
     for (const name of ['needsMailReadWrite', 'needsMailRead', 'needsMailReadBasic']) scope[name] = evaluate(name);
     return evaluate('mailRoleIds') as string[];
