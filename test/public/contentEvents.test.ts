@@ -15,7 +15,7 @@ import { startTestCloud, type TestCloud } from '../support/testEnv';
 import { eventually, QueueReader, WebhookReceiver } from '../support/watchSupport';
 
 const SIGNING_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
-const MAILBOXES = ['c1', 'c2', 'c3', 'c4', 'c5', 'plain'];
+const MAILBOXES = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'plain'];
 
 let env: TestCloud;
 let host: FunctionsHostProcess;
@@ -265,6 +265,32 @@ describe('content events', () => {
     expect(hooked.data.body).toEqual({ contentType: 'text', content: 'ä'.repeat(500), truncated: true });
     const { event } = await queuedEventFor(mail.id);
     expect(event.data.body).toEqual(hooked.data.body);
+  });
+
+  it('carry the content when catch-up publishes mail whose notification was missed', async () => {
+    expect((await gateway.watch('c6@contoso.com', { content: { body: 'text', attachments: 'list' } })).status).toBe(
+      201,
+    );
+    const sub = env.cloud.graph
+      .activeSubscriptions()
+      .find((s) =>
+        String(s.resource).toLowerCase().includes(env.cloud.tenant.findUser('c6@contoso.com')!.mail.toLowerCase()),
+      )!;
+    env.cloud.graph.dropNotifications(String(sub.id), true);
+    const secret = `missed-secret-${randomUUID()}`;
+    const mail = deliver('c6@contoso.com', { contentType: 'text', content: secret }, [
+      { name: 'a.txt', contentType: 'text/plain', contentBytes: Buffer.from('hello').toString('base64') },
+    ] as never);
+    await env.cloud.graph.idle();
+    env.cloud.graph.dropNotifications(String(sub.id), false);
+    await env.cloud.graph.sendLifecycleEvent(String(sub.id), 'missed');
+    const { event } = await queuedEventFor(mail.id);
+    expect(event.data.body).toEqual({ contentType: 'text', content: secret, truncated: false });
+    expect(event.data.attachments).toMatchObject([
+      { name: 'a.txt', contentType: 'text/plain', size: expect.any(Number) as unknown, kind: 'file' },
+    ]);
+    expect(event.data.links.attachments).toHaveLength(1);
+    expect(host.output()).not.toContain(secret);
   });
 
   it('are off again after a PUT without a body', async () => {
