@@ -4,7 +4,8 @@
  * attachment list with `$select` of the base attachment properties, so that a file attachment's bytes are never
  * fetched. Nothing read here is ever logged.
  */
-import type { Client } from '@microsoft/microsoft-graph-client';
+import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
+import { logValue } from '../platform/logSafe';
 import type { Message } from '@microsoft/microsoft-graph-types';
 import type { MailAttachment, MailBody } from '../events/cloudEvent';
 import type { EventContent } from './eventContent';
@@ -24,6 +25,8 @@ const KINDS: Record<string, MailAttachment['kind']> = {
 export interface MessageForEvent {
   message: Message & { id: string };
   content: MailContent;
+  /** What could not be read, for the log (never content): the event goes out without it. */
+  unreadable?: string;
 }
 
 function messagePath(mailbox: string, messageId: string): string {
@@ -48,10 +51,20 @@ export async function readMessageForEvent(
   const message = (await request.get()) as Message & { id: string };
   const read: MailContent = {};
   if (wantsBody) read.body = eventBody(message, content.maxBodyBytes);
-  if (content?.attachments === 'list') read.attachments = await listAttachments(graph, mailbox, messageId);
+  let unreadable: string | undefined;
+  if (content?.attachments === 'list') {
+    try {
+      read.attachments = await listAttachments(graph, mailbox, messageId);
+    } catch (err) {
+      // A token without Mail.Read (GRAPH_PERMISSION_CHECK=off and no Exchange role for it): the mail is still
+      // announced, with its links, rather than lost to the poison queue over a list the consumer can fetch later.
+      if (!(err instanceof GraphError) || err.statusCode !== 403) throw err;
+      unreadable = `attachment list refused by Graph (403 ${logValue(err.code ?? '')}): grant Mail.Read`;
+    }
+  }
   // The body stays in the event only: the message object goes no further than this function's callers.
   delete message.body;
-  return { message, content: read };
+  return { message, content: read, ...(unreadable ? { unreadable } : {}) };
 }
 
 /** The body cut to `maxBytes` UTF-8 bytes; null when Graph gave none (Mail.ReadBasic leaves it out). */

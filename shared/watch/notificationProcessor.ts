@@ -79,6 +79,7 @@ async function publishChange(
     if (err instanceof GraphError && err.statusCode === 404) return 'ignored (message no longer exists)';
     throw err;
   }
+  if (read.unreadable) context.warn(`mail.received for ${work.mailbox} goes out without content: ${read.unreadable}`);
   let outcome;
   try {
     outcome = await deps.publisher.publish(
