@@ -1,6 +1,7 @@
 /**
  * Publishes each event once: to the `mail-events` queue (base64 JSON, as a Functions queue trigger reads it by
- * default) and, when configured, to the signed downstream webhook. A ledger row per event id in Table storage
+ * default; an event larger than a queue message holds is cut to fit by its type's rule) and, when configured, whole
+ * to the signed downstream webhook. A ledger row per event id in Table storage
  * remembers what was done, so Graph's redeliveries, catch-ups that see the same mail and retried queue messages
  * don't publish twice. A crash between the queue write and the ledger update can still repeat an event; the
  * stable CloudEvents id lets consumers drop that rare repeat.
