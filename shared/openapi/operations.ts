@@ -272,7 +272,7 @@ export const OPERATIONS: readonly OperationSpec[] = [
           'content asked for without Mail.Read (`permission-missing`), or ' +
           "outside the app's Exchange scope (`mailbox-out-of-scope`).",
       ),
-      413: problemResponse('The body is over 16,384 characters (`too-large`).'),
+      413: problemResponse('The body is over 16,384 bytes (`too-large`).'),
       422: problemResponse('Exchange cannot use the mailbox (`mailbox-not-enabled`, `mailbox-not-found`).'),
       500: problemResponse('The gateway failed; `incident` names its log entry.'),
       502: problemResponse(

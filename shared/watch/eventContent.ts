@@ -8,13 +8,14 @@ import { z } from 'zod';
 import { HttpProblem } from '../platform/httpProblem';
 import { logValue } from '../platform/logSafe';
 import { problem } from '../platform/problem';
+import { readWebhookBody } from './webhookBody';
 
 /** The most of a body an event may carry: the signed webhook's limit (the queue's 64 KB cut it further). */
 export const MAX_BODY_BYTES_LIMIT = 1_048_576;
 /** What `maxBodyBytes` is when not given: the size of a Storage queue message. */
 export const DEFAULT_MAX_BODY_BYTES = 65_536;
 /** A watch request is a few dozen bytes; anything far larger is not one. */
-const MAX_REQUEST_CHARS = 16_384;
+const MAX_REQUEST_BYTES = 16_384;
 
 /** The `content` member of a watch request. */
 export const eventContentSchema = z
@@ -55,21 +56,8 @@ export function wantsContent(content: EventContent | undefined): content is Even
  * the schema, naming the field.
  */
 export async function readWatchRequest(request: HttpRequest): Promise<EventContent> {
-  const text = await request.text();
+  const text = await readLimited(request, MAX_REQUEST_BYTES);
   if (text.trim() === '') return NO_CONTENT;
-  if (text.length > MAX_REQUEST_CHARS) {
-    throw new HttpProblem(
-      problem(
-        413,
-        'too-large',
-        'The watch request is too large',
-        `A watch request is at most ${MAX_REQUEST_CHARS} characters.`,
-        {
-          limitBytes: MAX_REQUEST_CHARS,
-        },
-      ),
-    );
-  }
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -103,4 +91,20 @@ export async function readWatchRequest(request: HttpRequest): Promise<EventConte
     ),
     { logDetail: detail((s) => logValue(s)) },
   );
+}
+
+/** The body as text, read as it arrives and refused (413) at the first chunk past `limit` bytes, unread beyond it. */
+async function readLimited(request: HttpRequest, limit: number): Promise<string> {
+  const read = await readWebhookBody(request.body, limit);
+  if (read.kind === 'tooLarge') {
+    throw new HttpProblem(
+      problem(413, 'too-large', 'The watch request is too large', `A watch request is at most ${limit} bytes.`, {
+        limitBytes: limit,
+      }),
+    );
+  }
+  if (read.kind === 'clientGone') {
+    throw new HttpProblem(problem(400, 'not-json', 'The body is not a JSON object', 'The body was cut off.'));
+  }
+  return read.bytes.toString('utf8');
 }

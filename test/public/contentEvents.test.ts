@@ -119,6 +119,14 @@ describe('asking for content', () => {
     expect(env.cloud.graph.requests.slice(before)).toEqual([]);
   });
 
+  it('with a body over 16 KiB is 413 too-large, before Graph is called', async () => {
+    const before = env.cloud.graph.requests.length;
+    const answer = await gateway.watch('c1@contoso.com', { content: { body: 'text' }, pad: 'x'.repeat(20_000) });
+    expectProblem(answer, 413);
+    expect(answer.body).toMatchObject({ type: '/api/problems/too-large', limitBytes: 16_384 });
+    expect(env.cloud.graph.requests.slice(before)).toEqual([]);
+  });
+
   it('with a body that is not JSON is 400 not-json', async () => {
     const answer = await gateway.watch('c1@contoso.com', '{"content":');
     expectProblem(answer, 400);
