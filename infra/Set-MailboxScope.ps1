@@ -10,7 +10,8 @@
       1. creates the Exchange Online pointer to the app's service principal (New-ServicePrincipal) if missing;
       2. creates or updates a management scope (New-ManagementScope -RecipientRestrictionFilter) from either a
          recipient filter or the members of a mail-enabled group;
-      3. assigns the roles "Application Mail.Send" and "Application Mail.ReadWrite" to the app, limited to that
+      3. assigns the Exchange application roles the gateway's features need (-Features; by default sending and
+         large attachments: "Application Mail.Send" and "Application Mail.ReadWrite") to the app, limited to that
          scope (New-ManagementRoleAssignment -App -CustomResourceScope), or re-points existing assignments;
       4. checks the tenant-wide Entra ID grant of the same permissions (and removes it with
          -RemoveTenantWideGrant);
@@ -64,9 +65,18 @@
     Identity (name, alias, SMTP address or distinguished name) of a mail-enabled group whose DIRECT members the
     app may use. Becomes the filter "MemberOfGroup -eq '<group distinguished name>'".
 
+.PARAMETER Features
+    The gateway features the app is granted roles for, least privilege (the same rule as infra/main.bicep):
+      Send              Application Mail.Send        (POST /api/mail/send)
+      LargeAttachments  Application Mail.ReadWrite   (drafts for attachments of 3 MB or more, the outbox lookup)
+      Watch             Application Mail.ReadBasic   (subscriptions, metadata, delta; or Mail.Read when granted)
+      ReadMail          Application Mail.Read        (message API, content in events; not needed beside ReadWrite)
+      MailActions       Application Mail.ReadWrite   (mark, flag, move, delete, reply/forward drafts)
+    Default: Send, LargeAttachments. A role no listed feature needs is not assigned (an existing assignment of it
+    is left alone: remove it with Remove-ManagementRoleAssignment).
+
 .PARAMETER Roles
-    Exchange application roles to assign. Default: Application Mail.Send and Application Mail.ReadWrite (what
-    the gateway needs to send, draft with large attachments, and read notified messages).
+    Exchange application roles to assign, instead of deriving them from -Features.
 
 .PARAMETER DisplayName
     Display name of the Exchange service principal pointer when it has to be created.
@@ -79,7 +89,8 @@
 
 .PARAMETER RemoveTenantWideGrant
     Remove the Entra ID app role assignments (admin consent) of the Microsoft Graph permissions matching
-    -Roles (Mail.Send, Mail.ReadWrite) from the service principal, so that the scope bites. Needs Microsoft
+    the assigned roles (Mail.Send, Mail.ReadWrite, Mail.Read, Mail.ReadBasic.All / Mail.ReadBasic) from the service
+    principal, so that the scope bites. Needs Microsoft
     Graph PowerShell connected with AppRoleAssignment.ReadWrite.All. This is the only step that revokes the grant:
     redeploying infra/main.bicep with grantMailPermissionsTenantWide=false does not (ARM never deletes resources in
     incremental mode); that parameter only keeps later deployments from granting it again.
@@ -90,6 +101,13 @@
         -ObjectId 66666666-7777-8888-9999-000000000000 -ScopeName 'Mail gateway mailboxes' `
         -MailEnabledGroup 'mail-gateway-senders@contoso.com' `
         -AllowedMailbox alerts@contoso.com -DisallowedMailbox ceo@contoso.com -WhatIf
+
+.EXAMPLE
+    # A helpdesk deployment: send, watch, read and answer support@ (Mail.Send, Mail.ReadWrite, Mail.ReadBasic).
+    ./infra/Set-MailboxScope.ps1 -AppId 11111111-2222-3333-4444-555555555555 `
+        -ObjectId 66666666-7777-8888-9999-000000000000 -ScopeName 'Mail gateway helpdesk' `
+        -MailEnabledGroup 'mail-gateway-helpdesk@contoso.com' `
+        -Features Send, LargeAttachments, Watch, ReadMail, MailActions -AllowedMailbox support@contoso.com
 
 .EXAMPLE
     ./infra/Set-MailboxScope.ps1 -AppId 11111111-2222-3333-4444-555555555555 `
@@ -120,8 +138,11 @@ param(
     [ValidateNotNullOrEmpty()]
     [string] $MailEnabledGroup,
 
-    [ValidateSet('Application Mail.Send', 'Application Mail.ReadWrite')]
-    [string[]] $Roles = @('Application Mail.Send', 'Application Mail.ReadWrite'),
+    [ValidateSet('Send', 'LargeAttachments', 'Watch', 'ReadMail', 'MailActions')]
+    [string[]] $Features = @('Send', 'LargeAttachments'),
+
+    [ValidateSet('Application Mail.Send', 'Application Mail.ReadWrite', 'Application Mail.Read', 'Application Mail.ReadBasic')]
+    [string[]] $Roles,
 
     [ValidateNotNullOrEmpty()]
     [string] $DisplayName = 'Mail gateway',
@@ -140,9 +161,27 @@ $ErrorActionPreference = 'Stop'
 # every tenant.
 $GraphAppId = '00000003-0000-0000-c000-000000000000'
 $GraphRoleIds = @{
-    'Application Mail.Send'      = 'b633e1c5-b582-4048-a93e-9f11b44c7e96' # Mail.Send (application)
-    'Application Mail.ReadWrite' = 'e2a3a72e-5f79-4c64-b1b1-878b674786c9' # Mail.ReadWrite (application)
+    'Application Mail.Send'      = @('b633e1c5-b582-4048-a93e-9f11b44c7e96') # Mail.Send (application)
+    'Application Mail.ReadWrite' = @('e2a3a72e-5f79-4c64-b1b1-878b674786c9') # Mail.ReadWrite (application)
+    'Application Mail.Read'      = @('810c84a8-4a9e-49e6-bf7d-12d183f40d01') # Mail.Read (application)
+    # Mail.ReadBasic.All and Mail.ReadBasic (application): either tenant-wide grant defeats the scope.
+    'Application Mail.ReadBasic' = @('693c5e45-0940-467d-9b8a-1022fb9d42ef', '6be147d2-ea4f-4b5a-a3fa-3eab6f3c140a')
 }
+
+# The roles the features need, least privilege: Mail.ReadWrite reads whole messages, so reading needs no Mail.Read
+# beside it; a subscription needs a read scope, which Mail.ReadWrite is not, so watching takes Mail.Read when it is
+# assigned anyway, else the narrower Mail.ReadBasic.
+if (-not $PSBoundParameters.ContainsKey('Roles')) {
+    $needsReadWrite = ($Features -contains 'LargeAttachments') -or ($Features -contains 'MailActions')
+    $needsRead = ($Features -contains 'ReadMail') -and -not $needsReadWrite
+    $Roles = @()
+    if ($Features -contains 'Send') { $Roles += 'Application Mail.Send' }
+    if ($needsReadWrite) { $Roles += 'Application Mail.ReadWrite' }
+    if ($needsRead) { $Roles += 'Application Mail.Read' }
+    if (($Features -contains 'Watch') -and -not $needsRead) { $Roles += 'Application Mail.ReadBasic' }
+}
+if ($Roles.Count -eq 0) { throw 'No role to assign: name at least one feature (-Features) or role (-Roles).' }
+Write-Verbose ("Roles to assign: {0}." -f ($Roles -join ', '))
 
 # Reads a property that may not exist on an object returned by a remote cmdlet (StrictMode-safe).
 function Get-OptionalProperty {
@@ -264,7 +303,7 @@ foreach ($role in $Roles) {
 # --- 4. The tenant-wide Entra ID grant of the same permissions ---------------------------------------------------
 # RBAC for Applications adds to Entra consent. While the service principal holds the Entra app role assignment of
 # Mail.Send / Mail.ReadWrite on Microsoft Graph, the app reaches every mailbox and the scope above has no effect.
-$scopedGraphRoleIds = @($Roles | ForEach-Object { $GraphRoleIds[$_] })
+$scopedGraphRoleIds = @($Roles | ForEach-Object { $GraphRoleIds[$_] } | ForEach-Object { $_ })
 $graphReady = (Get-Command -Name Get-MgServicePrincipalAppRoleAssignment -ErrorAction SilentlyContinue) -and
     (Get-Command -Name Get-MgContext -ErrorAction SilentlyContinue) -and
     ($null -ne (Get-MgContext))
@@ -276,7 +315,7 @@ if ($graphReady) {
             Where-Object { $_.ResourceId -eq $graphServicePrincipal.Id -and $scopedGraphRoleIds -contains $_.AppRoleId }
     )
     foreach ($grant in $tenantWideGrants) {
-        $permission = ($GraphRoleIds.GetEnumerator() | Where-Object { $_.Value -eq $grant.AppRoleId } | Select-Object -First 1).Key -replace '^Application ', ''
+        $permission = ($GraphRoleIds.GetEnumerator() | Where-Object { $_.Value -contains $grant.AppRoleId } | Select-Object -First 1).Key -replace '^Application ', ''
         if ($RemoveTenantWideGrant) {
             if ($PSCmdlet.ShouldProcess("service principal $ObjectId", "Remove the tenant-wide Entra grant of Microsoft Graph $permission")) {
                 Remove-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $ObjectId -AppRoleAssignmentId $grant.Id -Confirm:$false

@@ -233,7 +233,19 @@ param previousAppCertificateStartDateTime string = ''
 @description('End of validity of previousAppCertificateBase64 (ISO 8601). Empty: Entra reads it from the certificate.')
 param previousAppCertificateEndDateTime string = ''
 
-@description('Whether the app holds Mail.Send and Mail.ReadWrite tenant-wide in Entra ID. With createAppRegistration: true declares and grants them, false leaves them out (Exchange Online RBAC for Applications, infra/Set-MailboxScope.ps1, scopes them instead). False never REVOKES an earlier grant (ARM does not delete in incremental mode): run Set-MailboxScope.ps1 -RemoveTenantWideGrant. Also sets the default of graphPermissionCheck (true: token, false: off).')
+@description('Grant Mail.ReadWrite for large attachments (3 MB or more, sent through a draft) and the outbox lookup of an interrupted send. Off: attachments of 3 MB or more fail for want of the permission.')
+param featureLargeAttachments bool = true
+
+@description('Grant what watching needs (Mail.ReadBasic.All, or the Mail.Read granted for reading). Default: on when allowedWatchMailboxes is set.')
+param featureWatch bool = !empty(allowedWatchMailboxes)
+
+@description('Grant Mail.Read for reading bodies, attachments and MIME: the message API and content in events (PUT /api/mailboxes/{mailbox} with content). Default: on when allowedReadMailboxes is set; turn it on for content in events without the message API.')
+param featureReadMail bool = !empty(allowedReadMailboxes)
+
+@description('Grant Mail.ReadWrite for acting on messages (mark, flag, move, delete) and reply/forward drafts. Default: on when allowedReadMailboxes is set.')
+param featureMailActions bool = !empty(allowedReadMailboxes)
+
+@description('Whether the app holds the Mail.* permissions of the features above tenant-wide in Entra ID. With createAppRegistration: true declares and grants them, false leaves them out (Exchange Online RBAC for Applications, infra/Set-MailboxScope.ps1, scopes them instead). False never REVOKES an earlier grant (ARM does not delete in incremental mode): run Set-MailboxScope.ps1 -RemoveTenantWideGrant. Also sets the default of graphPermissionCheck (true: token, false: off).')
 param grantMailPermissionsTenantWide bool = true
 
 // ------------------------------------------------------------------------------------------------------------
@@ -383,6 +395,10 @@ module appRegistration 'modules/appRegistration.bicep' = if (createAppRegistrati
     previousCertificateStartDateTime: previousAppCertificateStartDateTime
     previousCertificateEndDateTime: previousAppCertificateEndDateTime
     grantMailPermissionsTenantWide: grantMailPermissionsTenantWide
+    featureLargeAttachments: featureLargeAttachments
+    featureWatch: featureWatch
+    featureReadMail: featureReadMail
+    featureMailActions: featureMailActions
   }
 }
 

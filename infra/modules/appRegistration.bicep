@@ -36,22 +36,48 @@ param previousCertificateStartDateTime string = ''
 @description('End of validity of previousCertificateBase64 (ISO 8601). Empty: Entra takes it from the certificate.')
 param previousCertificateEndDateTime string = ''
 
-@description('True: declare and grant Mail.Send and Mail.ReadWrite tenant-wide in Entra ID (admin consent). False: declare and grant only User.Read.All and authorise mail through Exchange Online RBAC for Applications (infra/Set-MailboxScope.ps1). Turning this off does NOT revoke a grant an earlier deployment made (ARM never deletes in incremental mode): run Set-MailboxScope.ps1 -RemoveTenantWideGrant.')
+@description('True: declare and grant the Mail.* permissions the features below need tenant-wide in Entra ID (admin consent). False: declare and grant only User.Read.All and authorise mail through Exchange Online RBAC for Applications (infra/Set-MailboxScope.ps1). Turning this off does NOT revoke a grant an earlier deployment made (ARM never deletes in incremental mode): run Set-MailboxScope.ps1 -RemoveTenantWideGrant.')
 param grantMailPermissionsTenantWide bool = true
+
+@description('Large attachments (3 MB or more, sent through a draft) and the outbox lookup of an interrupted send: Mail.ReadWrite.')
+param featureLargeAttachments bool = true
+
+@description('Watching mailboxes (subscriptions, message metadata, delta): Mail.ReadBasic.All, or the Mail.Read reading is granted anyway.')
+param featureWatch bool = false
+
+@description('Reading bodies, attachments and MIME (the message API, content in events): Mail.Read, unless Mail.ReadWrite is granted anyway (it reads whole messages too).')
+param featureReadMail bool = false
+
+@description('Acting on messages (mark, flag, move, delete) and reply/forward drafts: Mail.ReadWrite.')
+param featureMailActions bool = false
 
 // Microsoft Graph and its application permissions (app role ids are the same in every tenant).
 var graphAppId = '00000003-0000-0000-c000-000000000000'
 var mailSendRoleId = 'b633e1c5-b582-4048-a93e-9f11b44c7e96' // Mail.Send (application)
 var mailReadWriteRoleId = 'e2a3a72e-5f79-4c64-b1b1-878b674786c9' // Mail.ReadWrite (application)
+var mailReadRoleId = '810c84a8-4a9e-49e6-bf7d-12d183f40d01' // Mail.Read (application)
+var mailReadBasicAllRoleId = '693c5e45-0940-467d-9b8a-1022fb9d42ef' // Mail.ReadBasic.All (application)
 var userReadAllRoleId = 'df021288-bdef-4463-88db-98f22de89214' // User.Read.All (application)
+
+// Least privilege: each Mail.* permission only when a feature that is on needs it (shared/identity/graphPermissions.ts
+// FEATURE_PERMISSIONS). Mail.ReadWrite reads whole messages, so reading needs no Mail.Read beside it; a subscription
+// needs a read scope, which Mail.ReadWrite is not, so watching takes the Mail.Read granted for reading, else the
+// narrower Mail.ReadBasic.All.
+var needsMailReadWrite = featureLargeAttachments || featureMailActions
+var needsMailRead = featureReadMail && !needsMailReadWrite
+var needsMailReadBasic = featureWatch && !needsMailRead
 
 // What the app declares it needs (the portal's "API permissions" view) and what is granted (admin consent) are the
 // same list. When Exchange RBAC for Applications scopes the mail permissions, Mail.* is left out of both: declared,
 // it would show as "not granted" and invite an admin to press "Grant admin consent", which re-opens every mailbox.
-var mailRoleIds = [
-  mailSendRoleId
-  mailReadWriteRoleId
-]
+var mailRoleIds = concat(
+  [
+    mailSendRoleId
+  ],
+  needsMailReadWrite ? [mailReadWriteRoleId] : [],
+  needsMailRead ? [mailReadRoleId] : [],
+  needsMailReadBasic ? [mailReadBasicAllRoleId] : []
+)
 var grantedRoleIds = concat(grantMailPermissionsTenantWide ? mailRoleIds : [], [
   userReadAllRoleId
 ])
@@ -75,7 +101,7 @@ var certificates = filter(certificateCandidates, cert => !empty(cert.key))
 resource application 'Microsoft.Graph/applications@v1.0' = {
   uniqueName: uniqueName
   displayName: displayName
-  description: 'Microsoft 365 mail gateway (Azure Functions): sends as permitted mailboxes and watches mailboxes through Microsoft Graph with application permissions.'
+  description: 'Microsoft 365 mail gateway (Azure Functions): sends as permitted mailboxes, watches and reads mailboxes through Microsoft Graph with the application permissions its features need.'
   signInAudience: 'AzureADMyOrg'
   keyCredentials: map(certificates, cert => union({
     keyId: guid(uniqueName, cert.key)

@@ -7,6 +7,7 @@ import type { AppCredential } from '../identity/appCredential';
 import { REQUIRED_GRAPH_PERMISSIONS, WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../identity/graphPermissions';
 import type { GatewayConfig } from '../platform/config';
 import { missingRoles } from '../identity/tokenClaims';
+import { featurePermissionsCheck } from './featurePermissions';
 import { probeStorage, type StorageServiceCheck } from './storageProbe';
 
 /** Days before expiry from which the credential check warns. */
@@ -14,7 +15,15 @@ export const EXPIRY_WARNING_DAYS = 30;
 
 /** One check's outcome. */
 export interface DiagnosticCheck {
-  name: 'keyVault' | 'credentialExpiry' | 'token' | 'permissions' | 'watchPermission' | 'tableStorage' | 'queueStorage';
+  name:
+    | 'keyVault'
+    | 'credentialExpiry'
+    | 'token'
+    | 'permissions'
+    | 'watchPermission'
+    | 'featurePermissions'
+    | 'tableStorage'
+    | 'queueStorage';
   status: 'ok' | 'warning' | 'failed' | 'skipped';
   detail: string;
   [fact: string]: unknown;
@@ -140,6 +149,7 @@ export async function runDiagnostics(
   }
 
   checks.push(watchCheck(config, explanation instanceof Error ? undefined : explanation?.roles));
+  checks.push(featurePermissionsCheck(config, explanation instanceof Error ? undefined : explanation?.roles));
 
   for (const probe of await storageChecks) {
     checks.push({
@@ -202,7 +212,7 @@ function watchCheck(config: GatewayConfig, roles: readonly string[] | undefined)
   return {
     name: 'watchPermission',
     status: config.graphPermissionCheck === 'off' ? 'warning' : 'failed',
-    detail: `admin consent not granted for ${WATCH_PERMISSION}, the least-privileged application permission for message subscriptions, message metadata and delta: add it in Entra ID (App registrations > API permissions) and grant admin consent${config.graphPermissionCheck === 'off' ? ', unless Exchange RBAC for Applications grants Application Mail.ReadBasic' : ''}.`,
+    detail: `admin consent not granted for ${WATCH_PERMISSION}, the least-privileged application permission for message subscriptions, message metadata and delta (subscriptions need a read scope: Mail.ReadWrite alone is not one): add it in Entra ID (App registrations > API permissions) and grant admin consent${config.graphPermissionCheck === 'off' ? ', unless Exchange RBAC for Applications grants Application Mail.ReadBasic' : ''}.`,
     permission: WATCH_PERMISSION,
   };
 }

@@ -36,6 +36,42 @@ export interface MailReceivedData {
   to: Array<{ address: string; name?: string }>;
   receivedDateTime: string | null;
   hasAttachments: boolean;
+  /** The gateway API paths (relative to its origin) that fetch the rest: the message, its MIME, each attachment. */
+  links: MailLinks;
+  /** With content on (`body` text or html): the body, cut to the mailbox's maxBodyBytes, or to fit a queue message. */
+  body?: MailBody | null;
+  /** With content on (`attachments: list`): the attachments (no bytes). */
+  attachments?: MailAttachment[];
+  /** True when attachments were left out of the list to fit a queue message (the webhook's event has them all). */
+  attachmentsTruncated?: boolean;
+}
+
+/** Where the rest of a received mail is fetched. */
+export interface MailLinks {
+  message: string;
+  mime: string;
+  /** One per listed attachment, in the order of `attachments`. */
+  attachments?: Array<{ id: string; href: string }>;
+}
+
+/** A received mail's body as an event carries it. */
+export interface MailBody {
+  /** `text` or `html`, as Graph converted it. */
+  contentType: string;
+  content: string;
+  /** True when `content` is the start of the body only. */
+  truncated: boolean;
+}
+
+/** One attachment of a received mail. */
+export interface MailAttachment {
+  id: string;
+  name: string | null;
+  contentType: string | null;
+  size: number | null;
+  isInline: boolean;
+  /** `file`, `item` (an attached mail, event or contact) or `reference` (a link to a cloud file). */
+  kind: 'file' | 'item' | 'reference';
 }
 
 /** A name-based UUID (SHA-256 of `parts`, formatted as a version-8 UUID): the same parts give the same id. */

@@ -1,6 +1,7 @@
 /**
  * Publishes each event once: to the `mail-events` queue (base64 JSON, as a Functions queue trigger reads it by
- * default) and, when configured, to the signed downstream webhook. A ledger row per event id in Table storage
+ * default; an event larger than a queue message holds is cut to fit by its type's rule) and, when configured, whole
+ * to the signed downstream webhook. A ledger row per event id in Table storage
  * remembers what was done, so Graph's redeliveries, catch-ups that see the same mail and retried queue messages
  * don't publish twice. A crash between the queue write and the ledger update can still repeat an event; the
  * stable CloudEvents id lets consumers drop that rare repeat.
@@ -22,6 +23,17 @@ export const MAIL_EVENTS_QUEUE = 'mail-events';
 const mailEventMessage = queueMessageContract(cloudEventSchema);
 /** How long a published event is remembered for deduplication (Graph retries for 4 hours; catch-up looks back 6 days). */
 export const EVENT_RETENTION_MS = 7 * 86_400_000;
+/** A Storage queue message holds at most 64 KiB of text (learn: storage queues, "scalability targets"). */
+const QUEUE_MESSAGE_MAX_CHARS = 65_536;
+/**
+ * The most UTF-8 bytes of event JSON one `mail-events` message holds: the message is the JSON in base64, which
+ * writes every 3 bytes as 4 characters, so 64 KiB of text holds 48 KiB of JSON.
+ */
+export const QUEUE_EVENT_MAX_JSON_BYTES = Math.floor(QUEUE_MESSAGE_MAX_CHARS / 4) * 3;
+
+/** Makes an event fit a queue message (`maxJsonBytes` of JSON), cutting what its type allows to cut. */
+export type QueueFit<E extends CloudEvent = CloudEvent> = (event: E, maxJsonBytes: number) => E;
+
 /** How long a publisher holds an event before another may take it over (its process may have died). */
 const CLAIM_MS = 2 * 60_000;
 
@@ -79,9 +91,10 @@ export class EventPublisher {
   /**
    * Publishes `event` unless it already was. Throws {@link PublishInProgressError} when another invocation holds
    * it, and the webhook's error when it could not be delivered (the queue part is kept; a retry only redoes the
-   * webhook).
+   * webhook). The webhook gets `event` whole; the queue gets what `fitQueue` makes of it, since a queue message
+   * holds at most {@link QUEUE_EVENT_MAX_JSON_BYTES} of JSON.
    */
-  async publish(event: CloudEvent, now = Date.now()): Promise<PublishOutcome> {
+  async publish<E extends CloudEvent>(event: E, now = Date.now(), fitQueue?: QueueFit<E>): Promise<PublishOutcome> {
     await Promise.all([ensureTable(this.ledger), ensureQueue(this.queue)]);
     const entity: LedgerEntity = {
       partitionKey: tableKey(event.source),
@@ -113,7 +126,9 @@ export class EventPublisher {
       etag = (await this.ledger.updateEntity(entity, 'Replace', { etag })).etag;
     };
     if (!entity.queued) {
-      await this.queue.sendMessage(mailEventMessage.encode(event));
+      await this.queue.sendMessage(
+        mailEventMessage.encode(fitQueue ? fitQueue(event, QUEUE_EVENT_MAX_JSON_BYTES) : event),
+      );
       entity.queued = true;
       await save();
     }

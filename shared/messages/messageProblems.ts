@@ -8,8 +8,8 @@ import {
   MAILBOX_WRITE_PERMISSION,
   READ_PERMISSION,
   READ_PERMISSIONS_ACCEPTED,
+  LIST_PERMISSIONS_ACCEPTED,
   WATCH_PERMISSION,
-  WATCH_PERMISSIONS_ACCEPTED,
 } from '../identity/graphPermissions';
 import type { GraphProblemCases } from '../graph/graphProblems';
 import type { GatewayConfig } from '../platform/config';
@@ -20,7 +20,7 @@ import { problem } from '../platform/problem';
 export type MessageAccess = 'list' | 'read' | 'write';
 
 const NEEDS: Record<MessageAccess, { name: string; accepted: readonly string[]; what: string }> = {
-  list: { name: WATCH_PERMISSION, accepted: WATCH_PERMISSIONS_ACCEPTED, what: 'list messages' },
+  list: { name: WATCH_PERMISSION, accepted: LIST_PERMISSIONS_ACCEPTED, what: 'list messages' },
   read: {
     name: READ_PERMISSION,
     accepted: READ_PERMISSIONS_ACCEPTED,

@@ -18,8 +18,8 @@ export const ATTACHMENT_SELECT = 'id,name,contentType,size,isInline';
 /** A flag's state, as Graph names it. */
 export type FlagStatus = 'notFlagged' | 'flagged' | 'complete';
 
-/** A listed message. */
-export type MessageListItem = MailReceivedData & {
+/** A listed message: the event's metadata, without what only events carry (links, and a watch's content). */
+export type MessageListItem = Omit<MailReceivedData, 'links' | 'body' | 'attachments' | 'attachmentsTruncated'> & {
   toCount: number;
   isRead: boolean;
   categories: string[];
@@ -65,8 +65,11 @@ export type GraphMessage = Message & { id: string };
 
 /** A listed message from Graph's (with {@link LIST_SELECT}). */
 export function listItemView(mailbox: string, message: GraphMessage): MessageListItem {
+  // The event's metadata, without what only events carry (links, and content the mailbox's watch may add).
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  const { links, body, attachments, attachmentsTruncated, ...metadata } = mailReceivedEvent(mailbox, message).data;
   return {
-    ...mailReceivedEvent(mailbox, message).data,
+    ...metadata,
     isRead: message.isRead ?? false,
     categories: message.categories ?? [],
     flag: (message.flag?.flagStatus as FlagStatus | undefined) ?? 'notFlagged',

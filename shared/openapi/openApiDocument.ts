@@ -141,7 +141,7 @@ function operation(spec: OperationSpec, components: ComponentSchemas): Json {
       ? {
           requestBody: {
             description: spec.requestBody.description,
-            required: true,
+            required: spec.requestBody.required ?? true,
             content: { 'application/json': { schema: components.ref(spec.requestBody, 'input') } },
           },
         }

@@ -54,7 +54,11 @@ export interface OperationSpec {
   tags?: string[];
   parameters?: ParameterSpec[];
   /** A JSON body, validated by the handler with exactly this schema. */
-  requestBody?: NamedSchema & { description: string };
+  requestBody?: NamedSchema & {
+    description: string;
+    /** False when the operation may be called without a body (default true). */
+    required?: boolean;
+  };
   /** By status code. `401` is added for `function` and `admin` operations (the host answers it). */
   responses: Record<number, ResponseSpec>;
 }

@@ -9,6 +9,7 @@ import { forwardRequestSchema, replyRequestSchema } from '../mail/threadRequest'
 import { MESSAGE_OPERATIONS } from './messageOperations';
 import { jsonResponse, problemResponse, type OperationSpec, type ParameterSpec } from './operationSpec';
 import { notificationCollectionSchema } from '../watch/notificationReceiver';
+import { watchRequestSchema } from '../watch/eventContent';
 import {
   diagnosticsReportSchema,
   healthSchema,
@@ -334,16 +335,29 @@ export const OPERATIONS: readonly OperationSpec[] = [
     summary: 'Watch a mailbox (create or repair its subscription)',
     description:
       "Creates a Graph subscription on the mailbox's Inbox messages with the longest expiry Graph accepts, or " +
-      'renews it, or recreates it (then catches up) when Graph lost it. Idempotent.',
+      'renews it, or recreates it (then catches up) when Graph lost it. Idempotent. The optional body says what ' +
+      "the mailbox's mail.received events carry of the mail (body, attachment list); a PUT states the whole watch, " +
+      'so one without `content` turns content off. Content needs Mail.Read (`permission-missing` otherwise).',
     parameters: [mailboxParameter],
+    requestBody: {
+      name: 'WatchMailboxRequest',
+      schema: watchRequestSchema,
+      required: false,
+      description: 'Optional: `{ "content": { "body": "text", "maxBodyBytes": 65536, "attachments": "list" } }`.',
+    },
     responses: {
       200: jsonResponse('Already watched: renewed or recreated.', 'MailboxWatched', mailboxWatchedSchema),
       201: jsonResponse('Now watched.', 'MailboxWatched', mailboxWatchedSchema),
-      400: problemResponse('Not a mailbox address (`invalid-mailbox`).'),
+      400: problemResponse(
+        'Not a mailbox address (`invalid-mailbox`), a body that is not JSON (`not-json`) or breaks the schema ' +
+          '(`validation`, naming the field).',
+      ),
       403: problemResponse(
-        'Outside ALLOWED_WATCH_MAILBOXES (`mailbox-not-allowed`), consent missing (`admin-consent-missing`), or ' +
+        'Outside ALLOWED_WATCH_MAILBOXES (`mailbox-not-allowed`), consent missing (`admin-consent-missing`), ' +
+          'content asked for without Mail.Read (`permission-missing`), or ' +
           "outside the app's Exchange scope (`mailbox-out-of-scope`).",
       ),
+      413: problemResponse('The body is over 16,384 bytes (`too-large`).'),
       422: problemResponse('Exchange cannot use the mailbox (`mailbox-not-enabled`, `mailbox-not-found`).'),
       500: problemResponse('The gateway failed; `incident` names its log entry.'),
       502: problemResponse(

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { DiagnosticsReport } from '../diagnostics/diagnostics';
 import type { FieldProblem } from '../mail/sendRequest';
 import type { MailboxView } from '../watch/mailboxApi';
+import { eventContentSchema } from '../watch/eventContent';
 import { CLOUD_NAMES } from '../platform/clouds';
 import { PROBLEM_TYPE_BASE, type ProblemDocument } from '../platform/problem';
 
@@ -151,6 +152,7 @@ export const diagnosticCheckSchema = z
       'token',
       'permissions',
       'watchPermission',
+      'featurePermissions',
       'tableStorage',
       'queueStorage',
     ]),
@@ -197,6 +199,7 @@ export const mailboxViewSchema = z
     lastEventAt: z.string().nullable().meta({ description: 'When the last mail.received event was published.' }),
     eventsPublished: z.int().min(0),
     lastCaughtUpAt: z.string().nullable().meta({ description: 'When the delta catch-up last completed.' }),
+    content: eventContentSchema,
   })
   .meta({ description: 'A watched mailbox and its Graph subscription.' }) satisfies z.ZodType<MailboxView>;
 

@@ -21,7 +21,7 @@ const entries = {
     title: 'The request is invalid',
     statuses: [400],
     meaning:
-      'The send request (or its Idempotency-Key header) broke the API contract. `errors` lists every invalid field with its JSON path and what is wrong with it.',
+      'The request (a send, its Idempotency-Key header, or the body of a watch request) broke the API contract. `errors` lists every invalid field with its JSON path and what is wrong with it.',
     fix: 'Correct each field named in `errors` and send again; the OpenAPI document (`/api/openapi.json`) has the schema.',
   },
   'not-json': {
@@ -81,6 +81,13 @@ const entries = {
     meaning:
       'The gateway token does not carry a Microsoft Graph application permission it needs (`missingPermissions`), or Graph says the token carries none.',
     fix: "In Entra ID, grant admin consent for the app registration's Microsoft Graph application permissions (Mail.Send, Mail.ReadWrite, User.Read.All), then check `/api/diagnostics`.",
+  },
+  'permission-missing': {
+    title: 'The gateway lacks the Microsoft Graph permission this feature needs',
+    statuses: [403],
+    meaning:
+      "The app's token does not carry the Microsoft Graph application permission the asked-for feature or call needs (`missingPermissions`): Mail.ReadBasic.All to list messages, Mail.Read to read bodies, attachments and MIME (also for content in events), Mail.ReadWrite to change, move or delete. Found from the token (GRAPH_PERMISSION_CHECK=token) before Graph was called.",
+    fix: 'Grant the named application permission in Entra ID (App registrations > API permissions) and admin consent (or the Exchange RBAC for Applications role, infra/Set-MailboxScope.ps1), or do without the feature; `/api/diagnostics` lists what each feature needs.',
   },
   'graph-access-denied': {
     title: 'Microsoft Graph denied access',
@@ -292,13 +299,6 @@ const entries = {
     meaning:
       'The attachment is a reference attachment: a link to a file stored elsewhere (OneDrive, SharePoint), not bytes in the message. Graph v1.0 does not give its address, so the gateway names it (`attachment`) instead of downloading it.',
     fix: 'Open the message in Outlook to follow the link, or ask the sender to attach the file itself.',
-  },
-  'permission-missing': {
-    title: 'The gateway lacks a Microsoft Graph permission',
-    statuses: [403],
-    meaning:
-      "The gateway's token does not carry the Microsoft Graph application permission this call needs (`missingPermissions`): Mail.ReadBasic.All to list messages, Mail.Read to read bodies, attachments and MIME, Mail.ReadWrite to change, move or delete. Checked from the token (GRAPH_PERMISSION_CHECK=token) before Graph is called.",
-    fix: "Add the permission named in `missingPermissions` to the app registration's Microsoft Graph application permissions and grant admin consent, then check `/api/diagnostics`.",
   },
   'mailbox-not-readable': {
     title: "This mailbox's mail may not be read",

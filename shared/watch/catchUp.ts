@@ -8,7 +8,9 @@
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
 import type { Message } from '@microsoft/microsoft-graph-types';
 import { EVENT_RETENTION_MS, type EventPublisher } from '../events/eventPublisher';
-import { mailReceivedEvent, MESSAGE_SELECT } from './mailReceived';
+import { wantsContent } from './eventContent';
+import { fitMailReceived, mailReceivedEvent, MESSAGE_SELECT, type MailContent } from './mailReceived';
+import { readMessageForEvent } from './messageContent';
 import type { WatchedMailbox, WatchStore } from './watchStore';
 
 /** Delta items per page asked for (Graph's default for messages is 10). */
@@ -57,9 +59,25 @@ export class CatchUp {
     const startedAt = new Date();
     const horizon = Math.max(new Date(record.createdAt).getTime() - RESYNC_MARGIN_MS, Date.now() - HORIZON_MS);
     const result: CatchUpResult = { published: 0, duplicates: 0, resynced: false };
-    const publish = async (message: Message & { id: string }) => {
-      if (!message.receivedDateTime || new Date(message.receivedDateTime).getTime() < horizon) return;
-      const outcome = await this.publisher.publish(mailReceivedEvent(record.mailbox, message));
+    const publish = async (listed: Message & { id: string }) => {
+      if (!listed.receivedDateTime || new Date(listed.receivedDateTime).getTime() < horizon) return;
+      let message = listed;
+      let content: MailContent = {};
+      if (wantsContent(record.content)) {
+        // The delta page holds metadata only: the content is read per message, as for a notification.
+        try {
+          ({ message, content } = await readMessageForEvent(this.client, record.mailbox, listed.id, record.content));
+        } catch (err) {
+          // Deleted or moved since the delta page was read: nothing left to announce.
+          if (err instanceof GraphError && err.statusCode === 404) return;
+          throw err;
+        }
+      }
+      const outcome = await this.publisher.publish(
+        mailReceivedEvent(record.mailbox, message, content),
+        undefined,
+        fitMailReceived,
+      );
       if (outcome === 'published') result.published++;
       else result.duplicates++;
     };

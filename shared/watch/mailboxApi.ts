@@ -15,7 +15,8 @@ import { isMailboxAllowed } from '../platform/mailboxPolicy';
 import { HttpProblem } from '../platform/httpProblem';
 import { internalProblem } from '../platform/internalProblem';
 import { problem } from '../platform/problem';
-import { WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../identity/graphPermissions';
+import { featurePermission, WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../identity/graphPermissions';
+import { NO_CONTENT, readWatchRequest, wantsContent, type EventContent } from './eventContent';
 import { WatchBusyError, type WatchService } from './watchService';
 import type { WatchedMailbox, WatchStore } from './watchStore';
 
@@ -38,6 +39,8 @@ export interface MailboxView {
   lastEventAt: string | null;
   eventsPublished: number;
   lastCaughtUpAt: string | null;
+  /** What its mail.received events carry of the mail. */
+  content: EventContent;
 }
 
 /** Handles one request to the mailbox API. */
@@ -53,7 +56,7 @@ export async function handleMailboxes(
         return mailbox === undefined ? await list(deps) : await show(parseMailbox(mailbox), deps);
       // One handler serves /api/mailboxes (GET) and /api/mailboxes/{mailbox} (GET, PUT, DELETE).
       case 'PUT':
-        return await watch(parseMailbox(required(mailbox)), context, deps);
+        return await watch(parseMailbox(required(mailbox)), request, context, deps);
       case 'DELETE':
         return await unwatch(parseMailbox(required(mailbox)), context, deps);
       default:
@@ -95,6 +98,7 @@ function mailboxView(record: WatchedMailbox): MailboxView {
     lastEventAt: record.lastEventAt ?? null,
     eventsPublished: record.eventsPublished,
     lastCaughtUpAt: record.deltaSyncedAt ?? null,
+    content: record.content ?? NO_CONTENT,
   };
 }
 
@@ -111,9 +115,11 @@ async function show(mailbox: string, deps: MailboxApiDependencies): Promise<Http
 
 async function watch(
   mailbox: string,
+  request: HttpRequest,
   context: InvocationContext,
   deps: MailboxApiDependencies,
 ): Promise<HttpResponseInit> {
+  const content = await readWatchRequest(request);
   if (!isMailboxAllowed(deps.config.watch.allowedMailboxes, mailbox)) {
     throw new HttpProblem(
       problem(
@@ -137,21 +143,34 @@ async function watch(
   }
   if (deps.config.graphPermissionCheck === 'token') {
     const token = await deps.credential.explainGraphToken();
+    const carries = token.roles.length ? token.roles.join(', ') : 'no application permissions';
     if (!WATCH_PERMISSIONS_ACCEPTED.some((role) => token.roles.includes(role))) {
       throw new HttpProblem(
         problem(
           403,
           'admin-consent-missing',
           'The gateway lacks a Microsoft Graph permission',
-          `admin consent not granted for ${WATCH_PERMISSION}: the app's token carries ${token.roles.length ? token.roles.join(', ') : 'no application permissions'}. Add the Microsoft Graph application permission ${WATCH_PERMISSION} (least privileged for subscriptions, message metadata and delta) and grant admin consent.`,
+          `admin consent not granted for ${WATCH_PERMISSION}: the app's token carries ${carries}. Add the Microsoft Graph application permission ${WATCH_PERMISSION} (least privileged for subscriptions, message metadata and delta) and grant admin consent.`,
           { missingPermissions: [WATCH_PERMISSION] },
         ),
       );
     }
+    const reading = featurePermission('contentEvents');
+    if (wantsContent(content) && !reading.accepted.some((role) => token.roles.includes(role))) {
+      throw new HttpProblem(
+        problem(
+          403,
+          'permission-missing',
+          'The gateway lacks the Microsoft Graph permission this feature needs',
+          `Content in events (body or attachment list) needs the Microsoft Graph application permission ${reading.permission} (Mail.ReadBasic.All reads neither); the app's token carries ${carries}. Grant ${reading.permission} and admin consent, or watch without content.`,
+          { missingPermissions: [reading.permission], feature: reading.feature },
+        ),
+      );
+    }
   }
-  const { outcome, record } = await deps.service.watch(mailbox);
+  const { outcome, record } = await deps.service.watch(mailbox, content);
   context.info(
-    `watch ${mailbox}: ${outcome}, subscription ${record.subscriptionId} until ${record.expirationDateTime}`,
+    `watch ${mailbox}: ${outcome}, subscription ${record.subscriptionId} until ${record.expirationDateTime}, content body ${record.content?.body ?? 'none'}, attachments ${record.content?.attachments ?? 'none'}`,
   );
   return json(outcome === 'created' ? 201 : 200, { ...mailboxView(record), outcome });
 }

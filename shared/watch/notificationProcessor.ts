@@ -7,13 +7,13 @@
  */
 import type { InvocationContext } from '@azure/functions';
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
-import type { Message } from '@microsoft/microsoft-graph-types';
 import type { QueueClient } from '@azure/storage-queue';
 import { logValue } from '../platform/logSafe';
 import { MAX_DEQUEUE_COUNT, queueTry } from '../platform/queueTrigger';
 import { PublishInProgressError, type EventPublisher } from '../events/eventPublisher';
 import { ensureQueue } from '../platform/tables';
-import { mailReceivedEvent, mailReceivedIdentity, MESSAGE_SELECT } from './mailReceived';
+import { fitMailReceived, mailReceivedEvent, mailReceivedIdentity } from './mailReceived';
+import { readMessageForEvent, type MessageForEvent } from './messageContent';
 import { poisonedNotification, queuedNotification } from './notificationMessages';
 import type { WatchService } from './watchService';
 import type { WatchStore } from './watchStore';
@@ -68,22 +68,25 @@ async function publishChange(
   context: InvocationContext,
 ): Promise<string> {
   // An unwatched mailbox's late notifications are not wanted; a replaced subscription's still are (dedupe covers it).
-  if (!(await deps.store.get(work.mailbox))) return 'ignored (mailbox no longer watched)';
+  const record = await deps.store.get(work.mailbox);
+  if (!record) return 'ignored (mailbox no longer watched)';
   if (await deps.publisher.wasPublished(mailReceivedIdentity(work.mailbox, work.messageId))) return 'duplicate';
-  let message: Message & { id: string };
+  let read: MessageForEvent;
   try {
-    message = (await deps.graph
-      .api(`/users/${encodeURIComponent(work.mailbox)}/messages/${encodeURIComponent(work.messageId)}`)
-      .select(MESSAGE_SELECT)
-      .get()) as Message & { id: string };
+    read = await readMessageForEvent(deps.graph, work.mailbox, work.messageId, record.content);
   } catch (err) {
     // Deleted or moved before we looked: there is nothing left to announce.
     if (err instanceof GraphError && err.statusCode === 404) return 'ignored (message no longer exists)';
     throw err;
   }
+  if (read.unreadable) context.warn(`mail.received for ${work.mailbox} goes out without content: ${read.unreadable}`);
   let outcome;
   try {
-    outcome = await deps.publisher.publish(mailReceivedEvent(work.mailbox, message));
+    outcome = await deps.publisher.publish(
+      mailReceivedEvent(work.mailbox, read.message, read.content),
+      undefined,
+      fitMailReceived,
+    );
   } catch (err) {
     // A redelivery processed at the same moment: that invocation owns the event (and retries it if it fails).
     if (err instanceof PublishInProgressError) return 'duplicate (being published by another invocation)';

@@ -6,6 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { forEachLimited } from '../platform/concurrency';
 import type { CatchUp, CatchUpResult } from './catchUp';
+import { wantsContent, type EventContent } from './eventContent';
 import type { GraphSubscription, GraphSubscriptions, RenewResult } from './graphSubscriptions';
 import { LeaseLostError, type MailboxLease, type WatchedMailbox, type WatchStore } from './watchStore';
 
@@ -69,15 +70,17 @@ export class WatchService {
    * Graph no longer has it (then catches up). Idempotent, also when called concurrently on any number of instances:
    * only the holder of the mailbox's lease creates, and the others then renew what it created.
    */
-  async watch(mailbox: string): Promise<{ outcome: WatchOutcome; record: WatchedMailbox }> {
+  async watch(mailbox: string, content?: EventContent): Promise<{ outcome: WatchOutcome; record: WatchedMailbox }> {
     const address = mailbox.toLowerCase();
+    // Stored as asked: a PUT states the whole watch, so one without content turns content off.
+    const wanted = wantsContent(content) ? content : undefined;
     for (let attempt = 0; ; attempt++) {
       const existing = await this.store.get(address);
       if (existing) {
         const kept = await this.keep(existing);
-        if (kept) return kept;
+        if (kept) return { ...kept, record: await this.withContent(kept.record, wanted) };
       } else {
-        const record = await this.leased(address, (lease) => this.createUnderLease(address, lease));
+        const record = await this.leased(address, (lease) => this.createUnderLease(address, lease, wanted));
         if (record) {
           // Mail that arrived after the delta link was taken but before notifications flowed.
           await this.catchUp.run(record);
@@ -260,6 +263,12 @@ export class WatchService {
     return reports;
   }
 
+  /** `record` with the content option `content` stored (unchanged when it already has it). */
+  private async withContent(record: WatchedMailbox, content: EventContent | undefined): Promise<WatchedMailbox> {
+    if (JSON.stringify(record.content) === JSON.stringify(content)) return record;
+    return (await this.store.update(record.mailbox, (r) => ({ ...r, content }))) ?? record;
+  }
+
   /** Renews the mailbox's subscription (recreates it when Graph lost it); undefined when it was unwatched meanwhile. */
   private async keep(existing: WatchedMailbox): Promise<{ outcome: WatchOutcome; record: WatchedMailbox } | undefined> {
     const askedAt = this.now();
@@ -286,7 +295,11 @@ export class WatchService {
    * Creates the mailbox's subscription and stores it, while holding its lease. Undefined when another instance
    * created one first (the record exists) or took the lease over meanwhile (this one's subscription is deleted).
    */
-  private async createUnderLease(address: string, lease: MailboxLease): Promise<WatchedMailbox | undefined> {
+  private async createUnderLease(
+    address: string,
+    lease: MailboxLease,
+    content: EventContent | undefined,
+  ): Promise<WatchedMailbox | undefined> {
     if (await this.store.get(address)) return undefined;
     const now = new Date();
     const deltaLink = await this.catchUp.initialLink(address, new Date(now.getTime() - INITIAL_LOOKBACK_MS));
@@ -305,6 +318,8 @@ export class WatchService {
       createdAt: now.toISOString(),
       lastRenewal: { at: new Date().toISOString(), outcome: 'created' },
       eventsPublished: 0,
+      // Stored with the subscription, so the catch-up right after creating already reads what was asked for.
+      content,
     };
     await this.store.save(record);
     // Left behind by a creator that died between Graph's answer and its table write, or from before leases.

@@ -9,6 +9,7 @@ import type { TableClient } from '@azure/data-tables';
 import type { GatewayConfig } from '../platform/config';
 import { createTableClient } from '../platform/storage';
 import { ensureTable, isStatus, tableKey } from '../platform/tables';
+import { DEFAULT_MAX_BODY_BYTES, wantsContent, type EventContent } from './eventContent';
 
 /** Table holding the rows. */
 export const SUBSCRIPTIONS_TABLE = 'subscriptions';
@@ -46,6 +47,8 @@ export interface WatchedMailbox {
   lastRenewal?: RenewalOutcome;
   lastEventAt?: string;
   eventsPublished: number;
+  /** What its events carry of the mail (undefined: metadata and links only, as for records from before the option). */
+  content?: EventContent;
 }
 
 interface MailboxEntity {
@@ -64,6 +67,10 @@ interface MailboxEntity {
   lastRenewalError?: string;
   lastEventAt?: string;
   eventsPublished: number;
+  /** The content option in three columns; absent in rows from before it (no content). */
+  contentBody?: string;
+  contentMaxBodyBytes?: number;
+  contentAttachments?: string;
 }
 
 interface SubscriptionEntity {
@@ -301,6 +308,13 @@ function toEntity(record: WatchedMailbox): MailboxEntity {
     lastRenewalError: record.lastRenewal?.error,
     lastEventAt: record.lastEventAt,
     eventsPublished: record.eventsPublished,
+    ...(wantsContent(record.content)
+      ? {
+          contentBody: record.content.body,
+          contentMaxBodyBytes: record.content.maxBodyBytes,
+          contentAttachments: record.content.attachments,
+        }
+      : {}),
   };
 }
 
@@ -319,5 +333,19 @@ function fromEntity(entity: MailboxEntity): WatchedMailbox {
       : undefined,
     lastEventAt: entity.lastEventAt,
     eventsPublished: entity.eventsPublished ?? 0,
+    content: contentOf(entity),
   };
+}
+
+/** The stored content option; anything a later version might write that this one does not know reads as none. */
+function contentOf(entity: MailboxEntity): EventContent | undefined {
+  const content: EventContent = {
+    body: entity.contentBody === 'text' || entity.contentBody === 'html' ? entity.contentBody : 'none',
+    maxBodyBytes:
+      typeof entity.contentMaxBodyBytes === 'number' && entity.contentMaxBodyBytes > 0
+        ? entity.contentMaxBodyBytes
+        : DEFAULT_MAX_BODY_BYTES,
+    attachments: entity.contentAttachments === 'list' ? 'list' : 'none',
+  };
+  return wantsContent(content) ? content : undefined;
 }

@@ -1,6 +1,7 @@
 /**
- * Reads a webhook POST's body as it streams in (the app runs with HTTP streaming: `request.body` is the live stream),
- * counting bytes against a cap and stopping at the first chunk past it, so that a body without Content-Length that
+ * Reads a webhook POST's body (and the mailbox API's small PUT body) as it streams in (the app runs with HTTP
+ * streaming: `request.body` is the live stream), counting bytes against a cap and stopping at the first chunk past
+ * it, so that a body without Content-Length that
  * never ends costs the cap and no more. The stream is released, not cancelled: cancelling would tear down the exchange
  * the 413 is written on, and the host stops forwarding what the handler no longer reads.
  */

@@ -27,6 +27,7 @@ describe('diagnostics', () => {
       ['token', 'ok'],
       ['permissions', 'ok'],
       ['watchPermission', 'skipped'],
+      ['featurePermissions', 'ok'],
       ['tableStorage', 'ok'],
       ['queueStorage', 'ok'],
     ]);
@@ -76,11 +77,12 @@ describe('diagnostics', () => {
     });
 
     it('names Mail.ReadBasic.All as the missing consent', async () => {
-      env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadWrite', 'User.Read.All']);
+      env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.Read', 'User.Read.All']);
       const report = await runDiagnostics(watching(), new AppCredential(env.config));
-      // Mail.ReadWrite reads too, so only a token with none of the read permissions fails.
+      // Mail.Read is a read scope too, so it serves watching.
       expect(check(report, 'watchPermission')?.status).toBe('ok');
-      env.cloud.app.graphRoles = new Set(['Mail.Send', 'User.Read.All']);
+      // Mail.ReadWrite is not a read scope: Graph refuses a subscription made with it alone.
+      env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadWrite', 'User.Read.All']);
       const denied = await runDiagnostics(watching(), new AppCredential(env.config));
       expect(check(denied, 'watchPermission')).toMatchObject({
         status: 'failed',
@@ -101,11 +103,89 @@ describe('diagnostics', () => {
     });
   });
 
+  describe('per feature', () => {
+    const policy = (...addresses: string[]) => ({ addresses: new Set(addresses), domains: new Set<string>() });
+    const everything = () => ({
+      ...env.config,
+      watch: {
+        ...env.config.watch,
+        webhookBaseUrl: 'https://func-mail.azurewebsites.net',
+        allowedMailboxes: policy('support@contoso.com'),
+      },
+      messages: { ...env.config.messages, allowedMailboxes: policy('support@contoso.com') },
+    });
+    const features = (report: Awaited<ReturnType<typeof run>>) =>
+      (check(report, 'featurePermissions')?.features as Array<Record<string, unknown>>).map((f) => [
+        f.feature,
+        f.status,
+        f.permission,
+        f.grant ?? null,
+      ]);
+
+    it('reports what each feature needs, and features that are off as off', async () => {
+      env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadWrite', 'User.Read.All']);
+      const report = await run();
+      expect(check(report, 'featurePermissions')?.status).toBe('ok');
+      expect(features(report)).toEqual([
+        ['send', 'ok', 'Mail.Send', null],
+        ['largeAttachments', 'ok', 'Mail.ReadWrite', null],
+        ['watch', 'off', 'Mail.ReadBasic.All', null],
+        ['read', 'off', 'Mail.Read', null],
+        ['contentEvents', 'off', 'Mail.Read', null],
+        ['actions', 'off', 'Mail.ReadWrite', null],
+      ]);
+    });
+
+    it('names what to grant for each feature that is on and lacks its permission', async () => {
+      env.cloud.app.graphRoles = new Set(['Mail.Send', 'User.Read.All']);
+      const report = await runDiagnostics(everything(), new AppCredential(env.config));
+      const found = check(report, 'featurePermissions')!;
+      expect(found.status).toBe('failed');
+      expect(features(report)).toEqual([
+        ['send', 'ok', 'Mail.Send', null],
+        ['largeAttachments', 'missing', 'Mail.ReadWrite', 'Mail.ReadWrite'],
+        ['watch', 'missing', 'Mail.ReadBasic.All', 'Mail.ReadBasic.All'],
+        ['read', 'missing', 'Mail.Read', 'Mail.Read'],
+        ['contentEvents', 'missing', 'Mail.Read', 'Mail.Read'],
+        ['actions', 'missing', 'Mail.ReadWrite', 'Mail.ReadWrite'],
+      ]);
+      expect(found.detail).toMatch(/^admin consent not granted for Mail\.ReadWrite, Mail\.ReadBasic\.All, Mail\.Read,/);
+
+      // Mail.ReadWrite reads whole messages, so it serves reading; watching still needs a read scope.
+      env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadWrite', 'Mail.ReadBasic.All', 'User.Read.All']);
+      const granted = await runDiagnostics(everything(), new AppCredential(env.config));
+      expect(check(granted, 'featurePermissions')?.status).toBe('ok');
+      expect(features(granted).map(([feature, status]) => [feature, status])).toEqual([
+        ['send', 'ok'],
+        ['largeAttachments', 'ok'],
+        ['watch', 'ok'],
+        ['read', 'ok'],
+        ['contentEvents', 'ok'],
+        ['actions', 'ok'],
+      ]);
+    });
+
+    it('does not fail for content in events alone (asked for per mailbox), and only warns when Exchange decides', async () => {
+      env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadWrite', 'Mail.ReadBasic.All', 'User.Read.All']);
+      const watchingOnly = { ...everything(), messages: env.config.messages };
+      const report = await runDiagnostics(watchingOnly, new AppCredential(env.config));
+      expect(check(report, 'featurePermissions')?.status).toBe('ok');
+      expect(features(report)).toContainEqual(['contentEvents', 'ok', 'Mail.Read', null]);
+      env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadBasic.All', 'User.Read.All']);
+      const noRead = await runDiagnostics(watchingOnly, new AppCredential(env.config));
+      expect(check(noRead, 'featurePermissions')?.status).toBe('failed'); // largeAttachments lacks Mail.ReadWrite
+      expect(features(noRead)).toContainEqual(['contentEvents', 'missing', 'Mail.Read', 'Mail.Read']);
+      const off = await runDiagnostics({ ...watchingOnly, graphPermissionCheck: 'off' }, new AppCredential(env.config));
+      expect(check(off, 'featurePermissions')?.status).toBe('warning');
+    });
+  });
+
   it('says Key Vault cannot be read and skips what depends on it', async () => {
     env.cloud.identity.keyVaultSecretsUser = false;
     const report = await run();
     expect(report.checks.map((c) => c.status)).toEqual([
       'failed',
+      'skipped',
       'skipped',
       'skipped',
       'skipped',

@@ -32,7 +32,8 @@ export async function startEventsReceiver(ca: PemPair, secret: string, port = 0)
         sendJson(res, 200, { value: received });
         return;
       }
-      const body = (await readBody(req, 1024 * 1024)).toString('utf8');
+      // A content event carries a body of up to 1 MB, which its JSON escapes can make several times larger.
+      const body = (await readBody(req, 8 * 1024 * 1024)).toString('utf8');
       let event: unknown;
       let signatureValid = true;
       try {

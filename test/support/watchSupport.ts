@@ -73,7 +73,8 @@ export class WebhookReceiver {
     const received: ReceivedWebhook[] = [];
     const failNext: number[] = [];
     const server = await startHttpsServer(testCa(), async (req, res) => {
-      const body = (await readBody(req, 1024 * 1024)).toString('utf8');
+      // A content event carries a body of up to 1 MB, which its JSON escapes can make several times larger.
+      const body = (await readBody(req, 8 * 1024 * 1024)).toString('utf8');
       const status = failNext.shift();
       if (status !== undefined) {
         res.writeHead(status).end();

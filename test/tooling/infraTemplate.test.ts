@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { runInNewContext } from 'node:vm';
 import {
   type BicepDeclaration,
   type BicepModel,
@@ -14,6 +15,8 @@ import {
   stringElements,
   stringText,
 } from '../support/bicep';
+
+import { FEATURE_PERMISSIONS } from '../../shared/identity/graphPermissions';
 
 const INFRA = path.join(__dirname, '..', '..', 'infra');
 
@@ -194,7 +197,7 @@ describe('the tenant-wide grant and the permission check', () => {
     expect(app.vars.get('grantedRoleIds')?.text).toBe(
       'concat(grantMailPermissionsTenantWide ? mailRoleIds : [], [\n  userReadAllRoleId\n])',
     );
-    expect(app.vars.get('mailRoleIds')?.text).toMatch(/^\[\s*mailSendRoleId\s+mailReadWriteRoleId\s*\]$/);
+    expect(app.vars.get('mailRoleIds')?.text).toMatch(/^concat\(/);
   });
 
   it('sets start and end dates on the key credentials when given, and leaves the keys out (never null) when not', () => {
@@ -212,6 +215,114 @@ describe('the tenant-wide grant and the permission check', () => {
     const call = only(model('main.bicep').modules.filter((m) => m.symbol === 'appRegistration'));
     expect(textAt(call, 'params.certificateStartDateTime')).toBe('appCertificateStartDateTime');
     expect(textAt(call, 'params.certificateEndDateTime')).toBe('appCertificateEndDateTime');
+  });
+});
+
+describe('least privilege per feature (the app registration grants what the features on need, nothing else)', () => {
+  const FEATURE_FLAGS = ['featureLargeAttachments', 'featureWatch', 'featureReadMail', 'featureMailActions'] as const;
+  type Flags = Record<(typeof FEATURE_FLAGS)[number], boolean>;
+
+  /** Microsoft Graph's application permission app role ids (the same in every tenant). */
+  const ROLE_IDS: Record<string, string> = {
+    mailSendRoleId: 'b633e1c5-b582-4048-a93e-9f11b44c7e96',
+    mailReadWriteRoleId: 'e2a3a72e-5f79-4c64-b1b1-878b674786c9',
+    mailReadRoleId: '810c84a8-4a9e-49e6-bf7d-12d183f40d01',
+    mailReadBasicAllRoleId: '693c5e45-0940-467d-9b8a-1022fb9d42ef',
+    userReadAllRoleId: 'df021288-bdef-4463-88db-98f22de89214',
+  };
+  const PERMISSION_OF: Record<string, string> = {
+    mailSendRoleId: 'Mail.Send',
+    mailReadWriteRoleId: 'Mail.ReadWrite',
+    mailReadRoleId: 'Mail.Read',
+    mailReadBasicAllRoleId: 'Mail.ReadBasic.All',
+  };
+
+  /**
+   * The Mail.* permissions the module grants for `flags`, by evaluating its own expressions (`||`, `&&`, `!`, `?:`,
+   * array literals and `concat` mean the same in Bicep and JavaScript).
+   */
+  function granted(flags: Flags): string[] {
+    const app = model('modules/appRegistration.bicep');
+    const scope: Record<string, unknown> = {
+      ...flags,
+      ...Object.fromEntries(Object.keys(PERMISSION_OF).map((v) => [v, PERMISSION_OF[v]])),
+      concat: (...parts: unknown[][]) => parts.flat(),
+    };
+    const evaluate = (name: string): unknown => {
+      const text = app.vars.get(name)?.text;
+      if (!text) throw new Error(`no var ${name}`);
+      return runInNewContext(`(${text})`, { ...scope }) as unknown;
+    };
+    for (const name of ['needsMailReadWrite', 'needsMailRead', 'needsMailReadBasic']) scope[name] = evaluate(name);
+    return evaluate('mailRoleIds') as string[];
+  }
+
+  /** What the gateway's features need (shared/identity/graphPermissions.ts), for the features `flags` turn on. */
+  function served(permissions: readonly string[], flags: Flags): boolean {
+    const on = new Set<string>(['send']);
+    if (flags.featureLargeAttachments) on.add('largeAttachments');
+    if (flags.featureWatch) on.add('watch');
+    if (flags.featureReadMail) on.add('read').add('contentEvents');
+    if (flags.featureMailActions) on.add('actions');
+    return FEATURE_PERMISSIONS.filter((f) => on.has(f.feature)).every((f) =>
+      f.accepted.some((p) => permissions.includes(p)),
+    );
+  }
+
+  const combinations: Flags[] = Array.from(
+    { length: 16 },
+    (_, bits) => Object.fromEntries(FEATURE_FLAGS.map((flag, i) => [flag, (bits & (1 << i)) !== 0])) as Flags,
+  );
+
+  it('names the app roles by their real ids', () => {
+    const app = model('modules/appRegistration.bicep');
+    for (const [name, id] of Object.entries(ROLE_IDS))
+      expect([name, stringText(app.vars.get(name)!)]).toEqual([name, id]);
+  });
+
+  it.each(combinations.map((flags) => [JSON.stringify(flags), flags] as const))(
+    'grants for %s what serves every feature on, and nothing that could be left out',
+    (_name, flags) => {
+      const permissions = granted(flags);
+      expect(served(permissions, flags)).toBe(true);
+      for (const dropped of permissions) {
+        expect([
+          dropped,
+          served(
+            permissions.filter((p) => p !== dropped),
+            flags,
+          ),
+        ]).toEqual([dropped, false]);
+      }
+    },
+  );
+
+  it('grants only Mail.Send and Mail.ReadWrite by default (no watching, no reading), as before', () => {
+    expect(
+      granted({
+        featureLargeAttachments: true,
+        featureWatch: false,
+        featureReadMail: false,
+        featureMailActions: false,
+      }),
+    ).toEqual(['Mail.Send', 'Mail.ReadWrite']);
+    expect(
+      granted({ featureLargeAttachments: false, featureWatch: true, featureReadMail: true, featureMailActions: false }),
+    ).toEqual(['Mail.Send', 'Mail.Read']);
+  });
+
+  it('main.bicep turns the features on from the settings and hands them to the module', () => {
+    const main = model('main.bicep');
+    expect(main.params.get('featureLargeAttachments')?.defaultText).toBe('true');
+    expect(main.params.get('featureWatch')?.defaultText).toBe('!empty(allowedWatchMailboxes)');
+    expect(main.params.get('featureReadMail')?.defaultText).toBe('!empty(allowedReadMailboxes)');
+    expect(main.params.get('featureMailActions')?.defaultText).toBe('!empty(allowedReadMailboxes)');
+    const call = only(main.modules.filter((m) => m.target === 'modules/appRegistration.bicep'));
+    for (const flag of FEATURE_FLAGS) expect(textAt(call, `params.${flag}`)).toBe(flag);
+    const app = model('modules/appRegistration.bicep');
+    expect(FEATURE_FLAGS.map((flag) => [flag, app.params.get(flag)?.type])).toEqual(
+      FEATURE_FLAGS.map((flag) => [flag, 'bool']),
+    );
   });
 });
 
