@@ -216,6 +216,7 @@ describe('npm start (the sandbox, built by npm test)', () => {
       'token:ok',
       'permissions:ok',
       'watchPermission:ok',
+      'featurePermissions:ok',
       'tableStorage:ok',
       'queueStorage:ok',
     ]);
