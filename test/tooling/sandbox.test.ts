@@ -71,8 +71,9 @@ function sandboxEnv(dir: string, port: number, httpsPort: number): NodeJS.Proces
     SANDBOX_PACKAGE_DIR: process.env.TEST_PACKAGE_DIR,
     SANDBOX_FUNCTION_KEY: FUNCTION_KEY,
     SANDBOX_MASTER_KEY: MASTER_KEY,
-    // A policy of the developer's own, which the sandbox must honour (its default also allows billing@ and support@).
-    ALLOWED_SENDERS: 'alerts@contoso.com',
+    // A policy of the developer's own, which the sandbox must honour (its default also allows billing@); support@
+    // answers mail in the README's helpdesk loop.
+    ALLOWED_SENDERS: 'alerts@contoso.com,support@contoso.com',
   };
 }
 
@@ -120,7 +121,7 @@ describe('npm start (the sandbox, built by npm test)', () => {
     const exportLine = /^ {2}(export .+)$/m.exec(banner)![1];
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const blocks = [...readme.matchAll(/<!-- sandbox-command -->\n\n```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
-    expect(blocks).toHaveLength(6);
+    expect(blocks).toHaveLength(7);
     for (const block of blocks) {
       const commands = block.split('\n').filter((line) => !line.trimStart().startsWith('#'));
       // Only the exported variables: a literal address would reach whatever listens on 7071, not this sandbox.
@@ -166,6 +167,17 @@ describe('npm start (the sandbox, built by npm test)', () => {
       '200', // drop notifications
       '200', // stop dropping
       '200', // missed lifecycle event
+      '::block 7',
+      '200', // watch support@ again, with content
+      '200', // mail it a file, waiting for it to be sent
+      '200', // the events received
+      '200', // list: the newest message
+      '200', // read it
+      '200', // its attachment
+      '200', // reply with a file, waiting for it to be sent
+      '200', // alerts@'s inbox
+      '200', // mark read and complete
+      '200', // move to Archive
       '::done',
     ]);
     // The mail status command answered with the id the send gave ID, and SUB reached Graph's emulator.
@@ -182,7 +194,7 @@ describe('npm start (the sandbox, built by npm test)', () => {
   });
 
   it('honours ALLOWED_SENDERS from the environment, and says so in the banner', async () => {
-    expect(banner).toContain('Senders       ALLOWED_SENDERS=alerts@contoso.com\n');
+    expect(banner).toContain('Senders       ALLOWED_SENDERS=alerts@contoso.com,support@contoso.com\n');
     const res = await fetch(`${base}/api/mail/send`, {
       method: 'POST',
       headers: { 'x-functions-key': FUNCTION_KEY, 'content-type': 'application/json' },
