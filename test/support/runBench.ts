@@ -15,6 +15,7 @@ import { runPacerBench } from '../bench/pacerBench';
 import { outboxBenchOptions, runOutboxBench } from '../bench/outboxBench';
 import { runTokenBench } from '../bench/tokenBench';
 import { runWatchBench } from '../bench/watchBench';
+import { percentile, runMessagesBench, type MessagesBenchResult } from '../bench/messagesBench';
 import { freePort, startAzurite } from '../emulators/azurite';
 import { LocalCloud } from '../emulators/localCloud';
 import { appRoot } from '../../shared/platform/packageInfo';
@@ -113,10 +114,60 @@ async function benchmarks(caDir: string): Promise<void> {
     if (wanted('memory')) printMemory(await runMemoryBench({ cloud, config }, caDir));
     if (wanted('pacer')) await runPacerBench();
     if (wanted('watch')) await watchSection(cloud, config, latency, webhookPort);
+    if (wanted('messages')) printMessages(await runMessagesBench({ cloud, config }, caDir));
   } finally {
     await cloud.close();
     await azurite.stop();
   }
+}
+
+/** Prints the message API benchmark: (a) download, (b) GET overhead, (c) reply with an attachment. */
+function printMessages(r: MessagesBenchResult): void {
+  const mb = (bytes: number): string => `${bytes < 0 ? '-' : '+'}${(Math.abs(bytes) / MB).toFixed(0)} MB`;
+  console.log(
+    `\nMessages benchmark (a): a ${r.attachmentBytes / MB} MB attachment through GET .../attachments/{id}, host RSS alone ` +
+      `(peak from ${r.peakSource}); baseline: the same $value read straight from the emulator; goals: peak growth <= 16 MB, ` +
+      `throughput ratio >= 0.8`,
+  );
+  console.log(
+    ['round', 'HTTP', 'direct s', 'gateway s', 'throughput ratio', 'peak growth', 'residual', 'bytes intact'].join(
+      '  ',
+    ),
+  );
+  r.downloads.forEach((d, i) => {
+    const g = d.gateway;
+    console.log(
+      [
+        String(i + 1).padEnd(5),
+        String(g.status).padStart(4),
+        d.directSeconds.toFixed(2).padStart(8),
+        g.seconds.toFixed(2).padStart(9),
+        (d.directSeconds / g.seconds).toFixed(2).padStart(16),
+        mb(g.peakBytes - g.beforeBytes).padStart(11),
+        mb(g.afterBytes - g.beforeBytes).padStart(8),
+        String(d.intact).padStart(12),
+      ].join('  '),
+    );
+  });
+  const ms = (values: number[], p: number) => percentile(values, p).toFixed(1);
+  console.log(
+    `Messages benchmark (b): GET of a message (body=text), ${r.get.requests} sequential requests; the gateway's own time = ` +
+      `the caller's latency - the Graph request's duration in the emulator's log; goal p99 < 10 ms`,
+  );
+  console.log(
+    `  caller p50 ${ms(r.get.callerMs, 50)} ms, p99 ${ms(r.get.callerMs, 99)} ms; Graph p50 ${ms(r.get.graphMs, 50)} ms, ` +
+      `p99 ${ms(r.get.graphMs, 99)} ms; gateway's own p50 ${ms(r.get.ownMs, 50)} ms, p99 ${ms(r.get.ownMs, 99)} ms`,
+  );
+  console.log(
+    `  floor (GET /api/problems/{slug} on the same host: no Graph, no storage): p50 ${ms(r.floorMs, 50)} ms, ` +
+      `p99 ${ms(r.floorMs, 99)} ms`,
+  );
+  const s = r.reply.sample;
+  console.log(
+    `Messages benchmark (c): reply with a 10 MB attachment (request body ${(r.reply.bodyBytes / MB).toFixed(1)} MB), accept until ` +
+      `${r.reply.outcome}: ${s.seconds.toFixed(2)} s; host peak growth ${mb(s.peakBytes - s.beforeBytes)} ` +
+      `(${((s.peakBytes - s.beforeBytes) / r.reply.bodyBytes).toFixed(2)}x the body; goal <= 2x), residual ${mb(s.afterBytes - s.beforeBytes)}\n`,
+  );
 }
 
 async function tokenSection(cloud: LocalCloud, config: GatewayConfig): Promise<void> {

@@ -1,0 +1,185 @@
+/**
+ * The message API's costs, measured in the functions host's own process (`hostMemory.ts`) against the Graph
+ * emulator, each beside its baseline in the same run:
+ * - (a) a 25 MB attachment downloaded through the gateway: the host's peak memory growth, and its throughput as a
+ *   ratio to reading the same `$value` straight from the emulator with the gateway's own Graph client;
+ * - (b) `GET` of one message: the gateway's own time per request beyond Graph's, i.e. the caller's latency minus
+ *   what the emulator logged for the Graph request the gateway made (its `durationMs`), p50 and p99;
+ * - (c) a reply with a 10 MB attachment through the outbox: accept until sent, and the host's peak memory growth as
+ *   a ratio to the request body.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { ResponseType } from '@microsoft/microsoft-graph-client';
+import { createGraphClient } from '../../shared/graph/graphClient';
+import { AppCredential } from '../../shared/identity/appCredential';
+import { appRoot } from '../../shared/platform/packageInfo';
+import { startAzurite } from '../emulators/azurite';
+import type { BenchContext } from './benchContext';
+import { startProbedHost, type MemorySample } from './hostMemory';
+
+const MB = 1024 * 1024;
+const ATTACHMENT_BYTES = 25 * MB;
+const DOWNLOADS = 3;
+const GETS = 300;
+const REPLY_ATTACHMENT_BYTES = 10 * MB;
+const PROCESSING_TIMEOUT_MS = 120_000;
+
+/** One download's figures. */
+export interface DownloadRound {
+  /** Seconds to read the whole `$value` straight from the emulator (the baseline). */
+  directSeconds: number;
+  /** The same bytes through the gateway, with the host's memory. */
+  gateway: MemorySample;
+  /** True when both gave the attachment's bytes exactly (by SHA-256). */
+  intact: boolean;
+}
+
+/** Figures of the message benchmark. */
+export interface MessagesBenchResult {
+  attachmentBytes: number;
+  peakSource: 'VmHWM' | 'samples';
+  downloads: DownloadRound[];
+  /** Milliseconds per `GET` of a message: the caller's latency, Graph's part, and the gateway's own (the rest). */
+  get: { requests: number; callerMs: number[]; graphMs: number[]; ownMs: number[] };
+  /**
+   * Milliseconds per `GET /api/problems/{slug}` on the same host: no Graph, no storage, a static answer. What any
+   * function costs here (the local host's hop to the worker, the runtime), the floor under (b)'s own time.
+   */
+  floorMs: number[];
+  /** The reply: request body bytes, accept until sent with the host's memory, and the outcome. */
+  reply: { bodyBytes: number; sample: MemorySample; outcome: string };
+}
+
+const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+/** Reads a fetch response's body to the end: its SHA-256 and length, never holding it whole. */
+async function drain(response: Response): Promise<{ bytes: number; hash: string }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  for (let next = await reader.read(); !next.done; next = await reader.read()) {
+    bytes += next.value.length;
+    hash.update(next.value);
+  }
+  return { bytes, hash: hash.digest('hex') };
+}
+
+/** The p-th percentile (0..100) of `values`, nearest rank. */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** Runs the three parts against one host with the memory probe. */
+export async function runMessagesBench(ctx: BenchContext, caDir: string): Promise<MessagesBenchResult> {
+  process.env.TEST_CA_DIR ??= caDir;
+  const domain = ctx.cloud.tenant.domain;
+  const mailbox = `support@${domain}`;
+  const customer = `customer-bench@${domain}`;
+  if (!ctx.cloud.tenant.findUser(customer)) ctx.cloud.tenant.addUser('customer-bench');
+  const azurite = await startAzurite({ projectRoot: appRoot() });
+  const probed = await startProbedHost({
+    ...ctx.cloud.settings(),
+    AzureWebJobsStorage: azurite.connectionString,
+    ALLOWED_READ_MAILBOXES: mailbox,
+  });
+  const { host, measure } = probed;
+  const key = { 'x-functions-key': host.functionKey };
+  const api = `${host.url}/api/mailboxes/${encodeURIComponent(mailbox)}/messages`;
+  try {
+    const content = randomBytes(ATTACHMENT_BYTES);
+    const expected = sha256(content);
+    const seeded = ctx.cloud.graph.mailbox(mailbox).addMessage('inbox', {
+      subject: 'messages benchmark',
+      from: { emailAddress: { address: customer } },
+      toRecipients: [{ emailAddress: { address: mailbox } }],
+      body: { contentType: 'html', content: '<p>benchmark</p>' },
+      attachments: [
+        { name: 'big.bin', contentType: 'application/octet-stream', contentBytes: content.toString('base64') },
+      ],
+    });
+    const attachmentId = ctx.cloud.graph.mailbox(mailbox).getMessage(seeded.id)!.attachments[0].id;
+    const messageUrl = `${api}/${encodeURIComponent(seeded.id)}`;
+    const graph = createGraphClient(ctx.config, new AppCredential(ctx.config), { maxTotalWaitSeconds: 30 });
+    const valuePath = `/users/${mailbox}/messages/${seeded.id}/attachments/${attachmentId}/$value`;
+
+    // Warm-up: code, token and connections are not the download's cost.
+    await drain(await fetch(`${messageUrl}/attachments/${encodeURIComponent(attachmentId)}`, { headers: key }));
+    await drain((await graph.api(valuePath).responseType(ResponseType.RAW).get()) as Response);
+
+    const downloads: DownloadRound[] = [];
+    for (let i = 0; i < DOWNLOADS; i++) {
+      const started = process.hrtime.bigint();
+      const direct = await drain((await graph.api(valuePath).responseType(ResponseType.RAW).get()) as Response);
+      const directSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const [gateway, through] = await measure(async () => {
+        const res = await fetch(`${messageUrl}/attachments/${encodeURIComponent(attachmentId)}`, { headers: key });
+        return { status: res.status, value: await drain(res) };
+      });
+      downloads.push({ directSeconds, gateway, intact: direct.hash === expected && through.hash === expected });
+    }
+
+    // (b) the gateway's own time per GET of a message: the caller's latency minus Graph's logged duration.
+    const callerMs: number[] = [];
+    const graphMs: number[] = [];
+    for (let i = 0; i < GETS; i++) {
+      const mark = ctx.cloud.graph.requests.length;
+      const started = process.hrtime.bigint();
+      const res = await fetch(`${messageUrl}?body=text`, { headers: key });
+      await res.arrayBuffer();
+      const caller = Number(process.hrtime.bigint() - started) / 1e6;
+      if (res.status !== 200) throw new Error(`GET of the message answered ${res.status}:\n${host.output()}`);
+      const made = ctx.cloud.graph.requests.slice(mark);
+      callerMs.push(caller);
+      graphMs.push(made.reduce((sum, r) => sum + r.durationMs, 0));
+    }
+    const ownMs = callerMs.map((ms, i) => ms - graphMs[i]);
+    const floorMs: number[] = [];
+    for (let i = 0; i < GETS; i++) {
+      const started = process.hrtime.bigint();
+      const res = await fetch(`${host.url}/api/problems/message-not-found`);
+      await res.arrayBuffer();
+      floorMs.push(Number(process.hrtime.bigint() - started) / 1e6);
+    }
+
+    // (c) a reply with a 10 MB attachment, accept until sent.
+    const replyBody = JSON.stringify({
+      text: 'Thanks, the file is attached.',
+      attachments: [
+        {
+          name: 'answer.bin',
+          contentType: 'application/octet-stream',
+          contentBase64: randomBytes(REPLY_ATTACHMENT_BYTES).toString('base64'),
+        },
+      ],
+    });
+    const [sample, outcome] = await measure(async () => {
+      const res = await fetch(`${messageUrl}/reply`, {
+        method: 'POST',
+        headers: { ...key, 'content-type': 'application/json' },
+        body: replyBody,
+      });
+      const { id } = (await res.json().catch(() => ({}))) as { id?: string };
+      if (res.status !== 202 || !id) return { status: res.status, value: `accept answered ${res.status}` };
+      const deadline = Date.now() + PROCESSING_TIMEOUT_MS;
+      for (;;) {
+        const status = await fetch(`${host.url}/api/mail/${id}`, { headers: key });
+        const { status: mailStatus } = (await status.json()) as { status: string };
+        if (mailStatus === 'sent' || mailStatus === 'failed') return { status: status.status, value: mailStatus };
+        if (Date.now() > deadline) return { status: status.status, value: `still ${mailStatus}` };
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    });
+    return {
+      attachmentBytes: ATTACHMENT_BYTES,
+      peakSource: probed.peakSource(),
+      downloads,
+      get: { requests: GETS, callerMs, graphMs, ownMs },
+      floorMs,
+      reply: { bodyBytes: Buffer.byteLength(replyBody), sample, outcome },
+    };
+  } finally {
+    await host.stop();
+    await azurite.stop();
+  }
+}
