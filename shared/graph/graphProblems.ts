@@ -30,16 +30,39 @@ export interface GraphProblemCases {
   before?(failure: GraphFailure, make: GraphProblemMaker): HttpProblem | undefined;
   /** `403 mailbox-out-of-scope` (`ErrorAccessDenied`). */
   accessDenied(failure: GraphFailure): ProblemWords;
-  /** `422 mailbox-not-enabled` (`MailboxNotEnabledForRESTAPI`). */
-  mailboxNotEnabled(failure: GraphFailure): ProblemWords;
-  /** `422 mailbox-not-found` (`ErrorInvalidUser`, `Request_ResourceNotFound`). */
-  mailboxNotFound(failure: GraphFailure): ProblemWords;
+  /** `422 mailbox-not-enabled` (`MailboxNotEnabledForRESTAPI`); Graph's own words when absent. */
+  mailboxNotEnabled?(failure: GraphFailure): ProblemWords;
+  /** `422 mailbox-not-found` (`ErrorInvalidUser`, `Request_ResourceNotFound`); Graph's own words when absent. */
+  mailboxNotFound?(failure: GraphFailure): ProblemWords;
   /** The concern's own cases by status, tried after Graph's codes (a code says more than a status). */
   after?(failure: GraphFailure, make: GraphProblemMaker): HttpProblem | undefined;
   /** `503 graph-throttled` (Graph kept answering 429, 503 or 504), with the `Retry-After` to answer. */
   throttled(failure: GraphFailure): ProblemWords & { retryAfterSeconds: number };
   /** Whether the `graph` member quotes Graph's `x-ms-diagnostics`. */
   quoteDiagnostics?: boolean;
+}
+
+const MAILBOX_NOT_ENABLED = (failure: GraphFailure): ProblemWords => ({
+  title: 'The mailbox cannot be used through Graph',
+  detail: failure.message,
+});
+const MAILBOX_NOT_FOUND = (failure: GraphFailure): ProblemWords => ({
+  title: 'No such mailbox',
+  detail: `The tenant has no such mailbox ("${failure.message}").`,
+});
+
+/**
+ * `403 graph-forbidden` for a 403 no code explained (not `ErrorAccessDenied`): an `after` case for concerns whose
+ * caller should see Graph's refusal as it is.
+ */
+export function graphForbidden(failure: GraphFailure, make: GraphProblemMaker): HttpProblem | undefined {
+  if (failure.status !== 403) return undefined;
+  return make(
+    403,
+    'graph-forbidden',
+    'Microsoft Graph refused',
+    `Graph answered 403 ${failure.code ?? ''}: ${failure.message}`,
+  );
 }
 
 /** The problem for a call Graph answered with a failure, as `cases` words it. */
@@ -61,12 +84,12 @@ export function graphFailureProblem(failure: GraphFailure, cases: GraphProblemCa
       return make(403, 'mailbox-out-of-scope', title, detail);
     }
     case 'MailboxNotEnabledForRESTAPI': {
-      const { title, detail } = cases.mailboxNotEnabled(failure);
+      const { title, detail } = (cases.mailboxNotEnabled ?? MAILBOX_NOT_ENABLED)(failure);
       return make(422, 'mailbox-not-enabled', title, detail);
     }
     case 'ErrorInvalidUser':
     case 'Request_ResourceNotFound': {
-      const { title, detail } = cases.mailboxNotFound(failure);
+      const { title, detail } = (cases.mailboxNotFound ?? MAILBOX_NOT_FOUND)(failure);
       return make(422, 'mailbox-not-found', title, detail);
     }
   }

@@ -11,7 +11,7 @@ import {
   LIST_PERMISSIONS_ACCEPTED,
   WATCH_PERMISSION,
 } from '../identity/graphPermissions';
-import type { GraphProblemCases } from '../graph/graphProblems';
+import { graphForbidden, type GraphProblemCases } from '../graph/graphProblems';
 import type { GatewayConfig } from '../platform/config';
 import { HttpProblem } from '../platform/httpProblem';
 import { problem } from '../platform/problem';
@@ -82,20 +82,7 @@ export const MESSAGE_GRAPH_CASES: GraphProblemCases = {
     title: 'The app may not use this mailbox',
     detail: `Graph denied access ("${failure.message}"): the mailbox is outside the app's Exchange application access scope (RBAC for Applications or an application access policy), or the app lacks the permission this call needs.`,
   }),
-  mailboxNotEnabled: (failure) => ({ title: 'The mailbox cannot be used through Graph', detail: failure.message }),
-  mailboxNotFound: (failure) => ({
-    title: 'No such mailbox',
-    detail: `The tenant has no such mailbox ("${failure.message}").`,
-  }),
-  after: (failure, make) =>
-    failure.status === 403
-      ? make(
-          403,
-          'graph-forbidden',
-          'Microsoft Graph refused',
-          `Graph answered 403 ${failure.code ?? ''}: ${failure.message}`,
-        )
-      : undefined,
+  after: graphForbidden,
   throttled: (failure) => ({
     title: 'Microsoft Graph is busy',
     detail: `Graph answered ${failure.status} for this mailbox beyond the gateway's wait budget (GRAPH_MAX_WAIT_SECONDS); retry after Retry-After.`,

@@ -7,7 +7,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import { GraphError } from '@microsoft/microsoft-graph-client';
 import { storageUnavailableProblem } from '../platform/storageErrors';
 import { GraphFailure } from '../graph/graphFailure';
-import { graphFailureProblem, type GraphProblemCases } from '../graph/graphProblems';
+import { graphFailureProblem, graphForbidden, type GraphProblemCases } from '../graph/graphProblems';
 import { parseMailboxPath as parseMailbox } from '../mail/mailboxPath';
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
@@ -226,20 +226,7 @@ const WATCH_GRAPH_CASES: GraphProblemCases = {
     title: 'The app may not read this mailbox',
     detail: `Graph denied access ("${failure.message}"): the mailbox is outside the app's Exchange application access scope, or ${WATCH_PERMISSION} lacks consent.`,
   }),
-  mailboxNotEnabled: (failure) => ({ title: 'The mailbox cannot be used through Graph', detail: failure.message }),
-  mailboxNotFound: (failure) => ({
-    title: 'No such mailbox',
-    detail: `The tenant has no such mailbox ("${failure.message}").`,
-  }),
-  after: (failure, make) =>
-    failure.status === 403
-      ? make(
-          403,
-          'graph-forbidden',
-          'Microsoft Graph refused',
-          `Graph answered 403 ${failure.code ?? ''}: ${failure.message}`,
-        )
-      : undefined,
+  after: graphForbidden,
   throttled: (failure) => ({
     title: 'Microsoft Graph is busy',
     detail: `Graph answered ${failure.status}; retry later.`,

@@ -156,8 +156,10 @@ describe('a body far larger than the 4 MB cap, without Content-Length', () => {
 
     expect(status).toBe(413);
     expect(answer).toMatch(/application\/problem\+json/);
-    // The cap is 4 MB; what lies in socket buffers between this test and the handler is a few MB more.
-    expect(written).toBeLessThan(24 * MiB);
+    // The cap is 4 MB; what lies in socket buffers between this test and the handler is several MB more, and more
+    // while other processes load the cores (26 MB written once in a full run beside two other test runs). A third of
+    // the body still proves the handler stopped reading: reading it all takes all 96 MB.
+    expect(written).toBeLessThan(32 * MiB);
     await waitForLog(logBefore, /Executed 'Functions\.graph(Notifications|Lifecycle)'/, 'the invocation to end');
     expect(lookupsSince(lookupsBefore)).toEqual([]);
     expect(logSince(logBefore)).not.toMatch(/accepted \d+ notification|dropped \d+/);
