@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { DiagnosticsReport } from '../diagnostics/diagnostics';
 import type { FieldProblem } from '../mail/sendRequest';
-import type { MailboxView } from '../watch/mailboxApi';
+import type { FolderView, MailboxView } from '../watch/mailboxApi';
 import { eventContentSchema } from '../watch/eventContent';
 import { CLOUD_NAMES } from '../platform/clouds';
 import { PROBLEM_TYPE_BASE, type ProblemDocument } from '../platform/problem';
@@ -188,6 +188,19 @@ const renewalSchema = z.strictObject({
   error: z.string().optional().meta({ description: "Why it failed: Graph's status, code and message." }),
 });
 
+/** One watched folder of a mailbox: its own subscription, delta catch-up and counters. */
+const folderViewSchema = z
+  .strictObject({
+    folder: z.string().meta({ description: 'A well-known folder name (inbox, sentitems, ...) or a folder id.' }),
+    subscriptionId: z.string().meta({ description: "Graph's subscription id for this folder." }),
+    expirationDateTime: z.string(),
+    lastRenewal: renewalSchema.nullable(),
+    lastEventAt: z.string().nullable(),
+    eventsPublished: z.int().min(0),
+    lastCaughtUpAt: z.string().nullable(),
+  })
+  .meta({ description: 'One watched folder.' }) satisfies z.ZodType<FolderView>;
+
 /** A watched mailbox (`GET /api/mailboxes/{mailbox}`); never its clientState or delta link. */
 export const mailboxViewSchema = z
   .strictObject({
@@ -200,8 +213,12 @@ export const mailboxViewSchema = z
     eventsPublished: z.int().min(0),
     lastCaughtUpAt: z.string().nullable().meta({ description: 'When the delta catch-up last completed.' }),
     content: eventContentSchema,
+    folders: z.array(folderViewSchema).meta({
+      description:
+        "Each watched folder; the subscription fields above are the first's (the Inbox's when watched), the counters cover all.",
+    }),
   })
-  .meta({ description: 'A watched mailbox and its Graph subscription.' }) satisfies z.ZodType<MailboxView>;
+  .meta({ description: 'A watched mailbox and its Graph subscriptions.' }) satisfies z.ZodType<MailboxView>;
 
 /** `PUT /api/mailboxes/{mailbox}`: the view plus what the call did. */
 export const mailboxWatchedSchema = mailboxViewSchema.extend({

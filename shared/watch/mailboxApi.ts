@@ -18,6 +18,7 @@ import { problem } from '../platform/problem';
 import { featurePermission, WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../identity/graphPermissions';
 import { NO_CONTENT, readWatchRequest, wantsContent, type EventContent } from './eventContent';
 import { WatchBusyError, type WatchService } from './watchService';
+import { DEFAULT_FOLDER } from './watchFolders';
 import type { WatchedMailbox, WatchStore } from './watchStore';
 
 /** What the mailbox API needs. */
@@ -29,7 +30,21 @@ export interface MailboxApiDependencies {
   service: WatchService | undefined;
 }
 
-/** A watched mailbox as the API shows it. */
+/** One watched folder of a mailbox as the API shows it. */
+export interface FolderView {
+  folder: string;
+  subscriptionId: string;
+  expirationDateTime: string;
+  lastRenewal: { at: string; outcome: string; error?: string } | null;
+  lastEventAt: string | null;
+  eventsPublished: number;
+  lastCaughtUpAt: string | null;
+}
+
+/**
+ * A watched mailbox as the API shows it: the subscription fields at the top are its first folder's (the Inbox's, as
+ * before folders), the counters cover every folder, and `folders` shows each.
+ */
 export interface MailboxView {
   mailbox: string;
   subscriptionId: string;
@@ -41,6 +56,7 @@ export interface MailboxView {
   lastCaughtUpAt: string | null;
   /** What its mail.received events carry of the mail. */
   content: EventContent;
+  folders: FolderView[];
 }
 
 /** Handles one request to the mailbox API. */
@@ -87,30 +103,56 @@ export async function handleMailboxes(
   }
 }
 
-/** The view of a stored record. */
-function mailboxView(record: WatchedMailbox): MailboxView {
+function folderView(record: WatchedMailbox): FolderView {
   return {
-    mailbox: record.mailbox,
+    folder: record.folder ?? DEFAULT_FOLDER,
     subscriptionId: record.subscriptionId,
     expirationDateTime: record.expirationDateTime,
-    createdAt: record.createdAt,
     lastRenewal: record.lastRenewal ?? null,
     lastEventAt: record.lastEventAt ?? null,
     eventsPublished: record.eventsPublished,
     lastCaughtUpAt: record.deltaSyncedAt ?? null,
-    content: record.content ?? NO_CONTENT,
   };
+}
+
+/** The view of a mailbox's stored folder records (at least one), the Inbox's first when it is watched. */
+function mailboxView(records: readonly WatchedMailbox[]): MailboxView {
+  const folders = [...records].sort(
+    (a, b) =>
+      Number((b.folder ?? DEFAULT_FOLDER) === DEFAULT_FOLDER) - Number((a.folder ?? DEFAULT_FOLDER) === DEFAULT_FOLDER),
+  );
+  const first = folders[0];
+  const views = folders.map(folderView);
+  const lastEventAt = views
+    .map((v) => v.lastEventAt)
+    .reduce<string | null>((a, b) => (b && (!a || b > a) ? b : a), null);
+  return {
+    ...folderView(first),
+    mailbox: first.mailbox,
+    createdAt: first.createdAt,
+    lastEventAt,
+    eventsPublished: views.reduce((sum, v) => sum + v.eventsPublished, 0),
+    content: first.content ?? NO_CONTENT,
+    folders: views,
+  };
+}
+
+/** The records grouped by mailbox, in address order. */
+function byMailbox(records: readonly WatchedMailbox[]): WatchedMailbox[][] {
+  const groups = new Map<string, WatchedMailbox[]>();
+  for (const record of records) groups.set(record.mailbox, [...(groups.get(record.mailbox) ?? []), record]);
+  return [...groups.values()];
 }
 
 async function list(deps: MailboxApiDependencies): Promise<HttpResponseInit> {
   const records = await deps.store.list();
-  return json(200, { value: records.map(mailboxView) });
+  return json(200, { value: byMailbox(records).map(mailboxView) });
 }
 
 async function show(mailbox: string, deps: MailboxApiDependencies): Promise<HttpResponseInit> {
-  const record = await deps.store.get(mailbox);
-  if (!record) throw notWatched(mailbox);
-  return json(200, mailboxView(record));
+  const records = await deps.store.listMailbox(mailbox);
+  if (records.length === 0) throw notWatched(mailbox);
+  return json(200, mailboxView(records));
 }
 
 async function watch(
@@ -119,7 +161,7 @@ async function watch(
   context: InvocationContext,
   deps: MailboxApiDependencies,
 ): Promise<HttpResponseInit> {
-  const content = await readWatchRequest(request);
+  const { content, folders } = await readWatchRequest(request);
   if (!isMailboxAllowed(deps.config.watch.allowedMailboxes, mailbox)) {
     throw new HttpProblem(
       problem(
@@ -168,11 +210,11 @@ async function watch(
       );
     }
   }
-  const { outcome, record } = await deps.service.watch(mailbox, content);
+  const { outcome, record, records } = await deps.service.watch(mailbox, content, folders);
   context.info(
-    `watch ${mailbox}: ${outcome}, subscription ${record.subscriptionId} until ${record.expirationDateTime}, content body ${record.content?.body ?? 'none'}, attachments ${record.content?.attachments ?? 'none'}`,
+    `watch ${mailbox}: ${outcome}, subscription ${record.subscriptionId} until ${record.expirationDateTime}, content body ${record.content?.body ?? 'none'}, attachments ${record.content?.attachments ?? 'none'}, folders ${folders.join(', ')}`,
   );
-  return json(outcome === 'created' ? 201 : 200, { ...mailboxView(record), outcome });
+  return json(outcome === 'created' ? 201 : 200, { ...mailboxView(records), outcome });
 }
 
 async function unwatch(
@@ -183,9 +225,9 @@ async function unwatch(
   if (deps.service) {
     if (!(await deps.service.unwatch(mailbox))) throw notWatched(mailbox);
   } else {
-    const existing = await deps.store.get(mailbox);
-    if (!existing) throw notWatched(mailbox);
-    await deps.store.remove(existing);
+    const existing = await deps.store.listMailbox(mailbox);
+    if (existing.length === 0) throw notWatched(mailbox);
+    for (const record of existing) await deps.store.remove(record);
   }
   context.info(`unwatched ${mailbox}`);
   return { status: 204 };

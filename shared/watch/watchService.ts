@@ -1,5 +1,6 @@
 /**
- * Watching a mailbox end to end: create or repair its Graph subscription (fresh clientState, longest expiry, first
+ * Watching a mailbox end to end, folder by folder (each folder is watched as the Inbox alone was before folders):
+ * create or repair its Graph subscription (fresh clientState, longest expiry, first
  * delta link taken before the subscription exists so nothing slips between them), renew, recreate what Graph lost
  * and catch up, reauthorize, and stop watching.
  */
@@ -8,7 +9,8 @@ import { forEachLimited } from '../platform/concurrency';
 import type { CatchUp, CatchUpResult } from './catchUp';
 import { wantsContent, type EventContent } from './eventContent';
 import type { GraphSubscription, GraphSubscriptions, RenewResult } from './graphSubscriptions';
-import { LeaseLostError, type MailboxLease, type WatchedMailbox, type WatchStore } from './watchStore';
+import { DEFAULT_FOLDER } from './watchFolders';
+import { LeaseLostError, watchKey, type MailboxLease, type WatchedMailbox, type WatchStore } from './watchStore';
 
 /** Paths of the webhook endpoints below the app's origin. */
 const NOTIFICATIONS_PATH = '/api/graph/notifications';
@@ -46,9 +48,11 @@ export function newClientState(): string {
 /** What {@link WatchService.watch} did. */
 export type WatchOutcome = 'created' | 'renewed' | 'recreated';
 
-/** One mailbox's result of a renewal run. */
+/** One mailbox folder's result of a renewal run. */
 export interface RenewalReport {
   mailbox: string;
+  /** Absent means the Inbox. */
+  folder?: string;
   outcome: 'renewed' | 'recreated' | 'failed';
   error?: string;
   catchUp?: CatchUpResult;
@@ -70,21 +74,49 @@ export class WatchService {
    * Graph no longer has it (then catches up). Idempotent, also when called concurrently on any number of instances:
    * only the holder of the mailbox's lease creates, and the others then renew what it created.
    */
-  async watch(mailbox: string, content?: EventContent): Promise<{ outcome: WatchOutcome; record: WatchedMailbox }> {
+  async watch(
+    mailbox: string,
+    content?: EventContent,
+    folders: readonly string[] = [DEFAULT_FOLDER],
+  ): Promise<{ outcome: WatchOutcome; record: WatchedMailbox; records: WatchedMailbox[] }> {
     const address = mailbox.toLowerCase();
-    // Stored as asked: a PUT states the whole watch, so one without content turns content off.
+    // Stored as asked: a PUT states the whole watch, so one without content turns content off, and a folder it no
+    // longer names stops being watched.
     const wanted = wantsContent(content) ? content : undefined;
+    const records: WatchedMailbox[] = [];
+    const outcomes: WatchOutcome[] = [];
+    for (const folder of folders) {
+      const { outcome, record } = await this.watchFolder(address, folder, wanted);
+      records.push(record);
+      outcomes.push(outcome);
+    }
+    for (const stale of await this.store.listMailbox(address)) {
+      if (!folders.includes(stale.folder ?? DEFAULT_FOLDER)) await this.unwatchFolder(address, stale.folder);
+    }
+    const outcome = outcomes.includes('created') ? 'created' : outcomes.includes('recreated') ? 'recreated' : 'renewed';
+    // The first folder's record answers for the mailbox where one record is shown (as the Inbox's did).
+    return { outcome, record: records[0], records };
+  }
+
+  /** Watches one folder of the mailbox (see {@link watch}). */
+  private async watchFolder(
+    address: string,
+    folder: string,
+    wanted: EventContent | undefined,
+  ): Promise<{ outcome: WatchOutcome; record: WatchedMailbox }> {
     for (let attempt = 0; ; attempt++) {
-      const existing = await this.store.get(address);
+      const existing = await this.store.get(address, folder);
       if (existing) {
         const kept = await this.keep(existing);
         if (kept) return { ...kept, record: await this.withContent(kept.record, wanted) };
       } else {
-        const record = await this.leased(address, (lease) => this.createUnderLease(address, lease, wanted));
+        const record = await this.leased(watchKey(address, folder), (lease) =>
+          this.createUnderLease(address, folder, lease, wanted),
+        );
         if (record) {
           // Mail that arrived after the delta link was taken but before notifications flowed.
           await this.catchUp.run(record);
-          return { outcome: 'created', record: (await this.store.get(address)) ?? record };
+          return { outcome: 'created', record: (await this.store.get(address, folder)) ?? record };
         }
       }
       // Another instance created the subscription, or a DELETE removed it, meanwhile: look again.
@@ -98,11 +130,20 @@ export class WatchService {
    */
   async unwatch(mailbox: string): Promise<boolean> {
     const address = mailbox.toLowerCase();
-    return this.leased(address, async () => {
-      const existing = await this.store.get(address);
+    let any = false;
+    for (const record of await this.store.listMailbox(address)) {
+      if (await this.unwatchFolder(address, record.folder)) any = true;
+    }
+    return any;
+  }
+
+  /** Stops watching one folder of the mailbox (see {@link unwatch}). */
+  private async unwatchFolder(address: string, folder: string | undefined): Promise<boolean> {
+    return this.leased(watchKey(address, folder), async () => {
+      const existing = await this.store.get(address, folder);
       if (!existing) return false;
       await this.subscriptions.delete(existing.subscriptionId);
-      await this.deleteDuplicates(address);
+      await this.deleteDuplicates(address, folder);
       await this.store.remove(existing);
       return true;
     });
@@ -117,14 +158,14 @@ export class WatchService {
   async recreate(
     previous: WatchedMailbox,
   ): Promise<{ record: WatchedMailbox; catchUp?: CatchUpResult; error?: string } | undefined> {
-    const replaced = await this.leased(previous.mailbox, async (lease) => {
-      const current = await this.store.get(previous.mailbox);
+    const replaced = await this.leased(watchKey(previous.mailbox, previous.folder), async (lease) => {
+      const current = await this.store.get(previous.mailbox, previous.folder);
       if (!current || current.subscriptionId !== previous.subscriptionId) return current && { record: current };
       const clientState = newClientState();
       const askedAt = this.now();
-      const created = await this.subscriptions.create(this.request(current.mailbox, clientState));
+      const created = await this.subscriptions.create(this.request(current.mailbox, current.folder, clientState));
       if (!(await this.stillHolding(lease, created.id))) {
-        const now = await this.store.get(previous.mailbox);
+        const now = await this.store.get(previous.mailbox, previous.folder);
         return now && { record: now };
       }
       const record: WatchedMailbox = {
@@ -150,15 +191,15 @@ export class WatchService {
     }
   }
 
-  /** Catches up the mailbox of a subscription (after a `missed` lifecycle event). */
-  async catchUpMailbox(mailbox: string): Promise<CatchUpResult | undefined> {
-    const record = await this.store.get(mailbox);
+  /** Catches up the mailbox folder of a subscription (after a `missed` lifecycle event). */
+  async catchUpMailbox(mailbox: string, folder: string = DEFAULT_FOLDER): Promise<CatchUpResult | undefined> {
+    const record = await this.store.get(mailbox, folder);
     return record && this.catchUp.run(record);
   }
 
   /** Answers `reauthorizationRequired`: reauthorize, or renew if that fails; recreate if Graph lost it. */
-  async reauthorize(mailbox: string, subscriptionId: string): Promise<string> {
-    const record = await this.store.get(mailbox);
+  async reauthorize(mailbox: string, subscriptionId: string, folder: string = DEFAULT_FOLDER): Promise<string> {
+    const record = await this.store.get(mailbox, folder);
     if (!record || record.subscriptionId !== subscriptionId) return 'stale';
     let outcome = 'reauthorized';
     try {
@@ -168,19 +209,23 @@ export class WatchService {
       const renewed = await this.subscriptions.renew(subscriptionId);
       if (!renewed) return (await this.recreate(record)) ? 'recreated' : 'stale';
       outcome = 'renewed';
-      await this.store.update(mailbox, (r) => ({
-        ...r,
-        expirationDateTime: renewed.expirationDateTime,
-        grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
-      }));
+      await this.store.update(
+        mailbox,
+        (r) => ({
+          ...r,
+          expirationDateTime: renewed.expirationDateTime,
+          grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
+        }),
+        folder,
+      );
     }
-    await this.store.update(mailbox, (r) => ({ ...r, lastRenewal: { at: new Date().toISOString(), outcome } }));
+    await this.store.update(mailbox, (r) => ({ ...r, lastRenewal: { at: new Date().toISOString(), outcome } }), folder);
     return outcome;
   }
 
   /** Answers `subscriptionRemoved`: recreate (unless already replaced) and catch up. */
-  async replaceRemoved(mailbox: string, subscriptionId: string): Promise<string> {
-    const record = await this.store.get(mailbox);
+  async replaceRemoved(mailbox: string, subscriptionId: string, folder: string = DEFAULT_FOLDER): Promise<string> {
+    const record = await this.store.get(mailbox, folder);
     if (!record || record.subscriptionId !== subscriptionId) return 'stale';
     const result = await this.recreate(record);
     if (!result) return 'stale';
@@ -212,31 +257,42 @@ export class WatchService {
       for (const r of live) renewed.set(r.subscriptionId, { kind: 'failed', status: 0, error: describe(err) });
     }
     const toRecreate = [...expired];
-    const gone = new Set(live.filter((r) => renewed.get(r.subscriptionId)?.kind === 'gone').map((r) => r.mailbox));
-    toRecreate.push(...live.filter((r) => gone.has(r.mailbox)));
+    const gone = new Set(
+      live.filter((r) => renewed.get(r.subscriptionId)?.kind === 'gone').map((r) => r.subscriptionId),
+    );
+    toRecreate.push(...live.filter((r) => gone.has(r.subscriptionId)));
     // Outcomes are stored a few at a time: thousands of sequential table writes would dominate the run.
     await forEachLimited(
-      live.filter((r) => !gone.has(r.mailbox)),
+      live.filter((r) => !gone.has(r.subscriptionId)),
       STORE_CONCURRENCY,
       async (record) => {
         const result = renewed.get(record.subscriptionId) ?? { kind: 'failed', status: 0, error: 'no result' };
         const report: RenewalReport =
           result.kind === 'renewed'
-            ? { mailbox: record.mailbox, outcome: 'renewed' }
-            : { mailbox: record.mailbox, outcome: 'failed', error: result.kind === 'failed' ? result.error : 'gone' };
+            ? { mailbox: record.mailbox, folder: record.folder, outcome: 'renewed' }
+            : {
+                mailbox: record.mailbox,
+                folder: record.folder,
+                outcome: 'failed',
+                error: result.kind === 'failed' ? result.error : 'gone',
+              };
         reports.push(report);
         const at = new Date().toISOString();
         await this.store
-          .update(record.mailbox, (r) => ({
-            ...r,
-            ...(result.kind === 'renewed'
-              ? {
-                  expirationDateTime: result.expirationDateTime,
-                  grantedMinutes: grantedMinutes(askedAt, result.expirationDateTime),
-                }
-              : {}),
-            lastRenewal: { at, outcome: report.outcome, error: report.error },
-          }))
+          .update(
+            record.mailbox,
+            (r) => ({
+              ...r,
+              ...(result.kind === 'renewed'
+                ? {
+                    expirationDateTime: result.expirationDateTime,
+                    grantedMinutes: grantedMinutes(askedAt, result.expirationDateTime),
+                  }
+                : {}),
+              lastRenewal: { at, outcome: report.outcome, error: report.error },
+            }),
+            record.folder,
+          )
           .catch((err: unknown) => {
             report.outcome = 'failed';
             report.error = `storing the outcome failed: ${describe(err)}`;
@@ -248,15 +304,22 @@ export class WatchService {
         const result = await this.recreate(record);
         // Unwatched while the run went on: nothing to report.
         if (!result) continue;
-        reports.push({ mailbox: record.mailbox, outcome: 'recreated', catchUp: result.catchUp, error: result.error });
+        reports.push({
+          mailbox: record.mailbox,
+          folder: record.folder,
+          outcome: 'recreated',
+          catchUp: result.catchUp,
+          error: result.error,
+        });
       } catch (err) {
         const error = `recreating the subscription failed: ${describe(err)}`;
-        reports.push({ mailbox: record.mailbox, outcome: 'failed', error });
+        reports.push({ mailbox: record.mailbox, folder: record.folder, outcome: 'failed', error });
         await this.store
-          .update(record.mailbox, (r) => ({
-            ...r,
-            lastRenewal: { at: new Date().toISOString(), outcome: 'failed', error },
-          }))
+          .update(
+            record.mailbox,
+            (r) => ({ ...r, lastRenewal: { at: new Date().toISOString(), outcome: 'failed', error } }),
+            record.folder,
+          )
           .catch(() => undefined);
       }
     }
@@ -266,7 +329,7 @@ export class WatchService {
   /** `record` with the content option `content` stored (unchanged when it already has it). */
   private async withContent(record: WatchedMailbox, content: EventContent | undefined): Promise<WatchedMailbox> {
     if (JSON.stringify(record.content) === JSON.stringify(content)) return record;
-    return (await this.store.update(record.mailbox, (r) => ({ ...r, content }))) ?? record;
+    return (await this.store.update(record.mailbox, (r) => ({ ...r, content }), record.folder)) ?? record;
   }
 
   /** Renews the mailbox's subscription (recreates it when Graph lost it); undefined when it was unwatched meanwhile. */
@@ -277,16 +340,19 @@ export class WatchService {
       const result = await this.recreate(existing);
       return result && { outcome: 'recreated', record: result.record };
     }
-    const record = await this.store.update(existing.mailbox, (r) =>
-      // Replaced meanwhile by another instance: its expiry is not this one's.
-      r.subscriptionId !== existing.subscriptionId
-        ? r
-        : {
-            ...r,
-            expirationDateTime: renewed.expirationDateTime,
-            grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
-            lastRenewal: { at: new Date(this.now()).toISOString(), outcome: 'renewed' },
-          },
+    const record = await this.store.update(
+      existing.mailbox,
+      (r) =>
+        // Replaced meanwhile by another instance: its expiry is not this one's.
+        r.subscriptionId !== existing.subscriptionId
+          ? r
+          : {
+              ...r,
+              expirationDateTime: renewed.expirationDateTime,
+              grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
+              lastRenewal: { at: new Date(this.now()).toISOString(), outcome: 'renewed' },
+            },
+      existing.folder,
     );
     return record && { outcome: 'renewed', record };
   }
@@ -297,18 +363,20 @@ export class WatchService {
    */
   private async createUnderLease(
     address: string,
+    folder: string,
     lease: MailboxLease,
     content: EventContent | undefined,
   ): Promise<WatchedMailbox | undefined> {
-    if (await this.store.get(address)) return undefined;
+    if (await this.store.get(address, folder)) return undefined;
     const now = new Date();
-    const deltaLink = await this.catchUp.initialLink(address, new Date(now.getTime() - INITIAL_LOOKBACK_MS));
+    const deltaLink = await this.catchUp.initialLink(address, folder, new Date(now.getTime() - INITIAL_LOOKBACK_MS));
     const clientState = newClientState();
     const askedAt = this.now();
-    const created = await this.subscriptions.create(this.request(address, clientState));
+    const created = await this.subscriptions.create(this.request(address, folder, clientState));
     if (!(await this.stillHolding(lease, created.id))) return undefined;
     const record: WatchedMailbox = {
       mailbox: address,
+      folder,
       subscriptionId: created.id,
       clientState,
       expirationDateTime: created.expirationDateTime,
@@ -323,7 +391,7 @@ export class WatchService {
     };
     await this.store.save(record);
     // Left behind by a creator that died between Graph's answer and its table write, or from before leases.
-    await this.deleteDuplicates(address, created.id);
+    await this.deleteDuplicates(address, folder, created.id);
     return record;
   }
 
@@ -343,12 +411,12 @@ export class WatchService {
   }
 
   /**
-   * Deletes, in Graph and in the index, every subscription this deployment holds on the mailbox except `keep`.
+   * Deletes, in Graph and in the index, every subscription this deployment holds on the mailbox folder except `keep`.
    * Best effort: a failure leaves them to expire, and their notifications are dropped without an index row.
    */
-  private async deleteDuplicates(address: string, keep?: string): Promise<void> {
+  private async deleteDuplicates(address: string, folder: string | undefined, keep?: string): Promise<void> {
     const found = await this.subscriptions
-      .listFor(address, `${this.webhookBaseUrl}${NOTIFICATIONS_PATH}`)
+      .listFor(address, folder ?? DEFAULT_FOLDER, `${this.webhookBaseUrl}${NOTIFICATIONS_PATH}`)
       .catch(() => [] as GraphSubscription[]);
     for (const sub of found.filter((s) => s.id !== keep)) {
       await this.subscriptions.delete(sub.id).catch(() => undefined);
@@ -378,9 +446,10 @@ export class WatchService {
     }
   }
 
-  private request(mailbox: string, clientState: string) {
+  private request(mailbox: string, folder: string | undefined, clientState: string) {
     return {
       mailbox,
+      folder,
       clientState,
       notificationUrl: `${this.webhookBaseUrl}${NOTIFICATIONS_PATH}`,
       lifecycleNotificationUrl: `${this.webhookBaseUrl}${LIFECYCLE_PATH}`,
