@@ -38,7 +38,14 @@ export const eventContentSchema = z
 
 /** The body of `PUT /api/mailboxes/{mailbox}` (optional as a whole). */
 export const watchRequestSchema = z
-  .strictObject({ content: eventContentSchema.optional(), folders: watchFoldersSchema })
+  .strictObject({
+    content: eventContentSchema.optional(),
+    folders: watchFoldersSchema,
+    delivery: z.enum(['push', 'poll', 'auto']).default('auto').meta({
+      description:
+        'push: Graph subscriptions (needs WEBHOOK_BASE_URL); poll: the messages delta query every POLL_INTERVAL_SECONDS, no subscription; auto (default): push, falling back to polling while Graph cannot validate the webhook (or without WEBHOOK_BASE_URL), trying push again at each renewal run.',
+    }),
+  })
   .meta({
     description:
       'Optional: without it (or without `content`) the events carry metadata and links only, and the Inbox is watched.',
@@ -48,6 +55,7 @@ export const watchRequestSchema = z
 export interface WatchRequest {
   content: EventContent;
   folders: string[];
+  delivery: 'push' | 'poll' | 'auto';
 }
 
 /** A mailbox's content option, defaults filled in. */
@@ -67,7 +75,7 @@ export function wantsContent(content: EventContent | undefined): content is Even
  */
 export async function readWatchRequest(request: HttpRequest): Promise<WatchRequest> {
   const text = await readLimited(request, MAX_REQUEST_BYTES);
-  if (text.trim() === '') return { content: NO_CONTENT, folders: [DEFAULT_FOLDER] };
+  if (text.trim() === '') return { content: NO_CONTENT, folders: [DEFAULT_FOLDER], delivery: 'auto' };
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -85,7 +93,10 @@ export async function readWatchRequest(request: HttpRequest): Promise<WatchReque
     );
   }
   const parsed = watchRequestSchema.safeParse(json);
-  if (parsed.success) return { content: parsed.data.content ?? NO_CONTENT, folders: parsed.data.folders };
+  if (parsed.success) {
+    const { content, folders, delivery } = parsed.data;
+    return { content: content ?? NO_CONTENT, folders, delivery };
+  }
   const errors = parsed.error.issues.map((issue) => ({
     field: issue.path.map(String).join('.') || '(body)',
     message: issue.message,

@@ -51,6 +51,14 @@ function folderResource(mailbox: string, folder: string): string {
   return `users/${mailbox}/${folderMessagesPath(folder)}`;
 }
 
+/**
+ * True when Graph refused a subscription because its validation request to the webhook failed (unreachable, slow,
+ * or a wrong answer): GRAPH-FACTS, "Validation failure of either URL → 400".
+ */
+export function isWebhookValidationFailure(err: unknown): boolean {
+  return err instanceof GraphError && err.statusCode === 400 && /validation/i.test(err.message);
+}
+
 /** The maximum Graph named in a "can only be N minutes in the future" error, or undefined. */
 export function parseMaxMinutes(message: string | undefined): number | undefined {
   const match = MAX_EXPIRY.exec(message ?? '');

@@ -19,7 +19,7 @@ import { featurePermission, WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from 
 import { NO_CONTENT, readWatchRequest, wantsContent, type EventContent } from './eventContent';
 import { WatchBusyError, type WatchService } from './watchService';
 import { DEFAULT_FOLDER } from './watchFolders';
-import type { WatchedMailbox, WatchStore } from './watchStore';
+import type { Delivery, DeliveryMode, WatchedMailbox, WatchStore } from './watchStore';
 
 /** What the mailbox API needs. */
 export interface MailboxApiDependencies {
@@ -33,8 +33,16 @@ export interface MailboxApiDependencies {
 /** One watched folder of a mailbox as the API shows it. */
 export interface FolderView {
   folder: string;
-  subscriptionId: string;
-  expirationDateTime: string;
+  /** How the folder is read now. */
+  mode: DeliveryMode;
+  modeReason: string | null;
+  /** Null while polled. */
+  subscriptionId: string | null;
+  expirationDateTime: string | null;
+  /** When it is next read by delta (a poll, or under push a reconciliation). */
+  nextReadAt: string | null;
+  /** Under push: mail the reconciliation found that Graph never announced. */
+  reconciled: number;
   lastRenewal: { at: string; outcome: string; error?: string } | null;
   lastEventAt: string | null;
   eventsPublished: number;
@@ -47,8 +55,9 @@ export interface FolderView {
  */
 export interface MailboxView {
   mailbox: string;
-  subscriptionId: string;
-  expirationDateTime: string;
+  /** The first folder's subscription; null while it is polled. */
+  subscriptionId: string | null;
+  expirationDateTime: string | null;
   createdAt: string;
   lastRenewal: { at: string; outcome: string; error?: string } | null;
   lastEventAt: string | null;
@@ -56,6 +65,13 @@ export interface MailboxView {
   lastCaughtUpAt: string | null;
   /** What its mail.received events carry of the mail. */
   content: EventContent;
+  /** The delivery asked for. */
+  delivery: Delivery;
+  /** The mode in force (the first folder's; each folder says its own) and why. */
+  mode: DeliveryMode;
+  modeReason: string | null;
+  /** Mail the reconciliation found that Graph never announced, all folders. */
+  reconciled: number;
   folders: FolderView[];
 }
 
@@ -106,8 +122,12 @@ export async function handleMailboxes(
 function folderView(record: WatchedMailbox): FolderView {
   return {
     folder: record.folder ?? DEFAULT_FOLDER,
-    subscriptionId: record.subscriptionId,
-    expirationDateTime: record.expirationDateTime,
+    mode: record.mode ?? 'push',
+    modeReason: record.modeReason ?? null,
+    subscriptionId: record.subscriptionId || null,
+    expirationDateTime: record.expirationDateTime || null,
+    nextReadAt: record.nextReadAt ?? null,
+    reconciled: record.reconciled ?? 0,
     lastRenewal: record.lastRenewal ?? null,
     lastEventAt: record.lastEventAt ?? null,
     eventsPublished: record.eventsPublished,
@@ -126,13 +146,21 @@ function mailboxView(records: readonly WatchedMailbox[]): MailboxView {
   const lastEventAt = views
     .map((v) => v.lastEventAt)
     .reduce<string | null>((a, b) => (b && (!a || b > a) ? b : a), null);
+  const head = views[0];
   return {
-    ...folderView(first),
     mailbox: first.mailbox,
+    subscriptionId: head.subscriptionId,
+    expirationDateTime: head.expirationDateTime,
     createdAt: first.createdAt,
+    lastRenewal: head.lastRenewal,
+    lastCaughtUpAt: head.lastCaughtUpAt,
+    mode: head.mode,
+    modeReason: head.modeReason,
     lastEventAt,
     eventsPublished: views.reduce((sum, v) => sum + v.eventsPublished, 0),
+    reconciled: views.reduce((sum, v) => sum + v.reconciled, 0),
     content: first.content ?? NO_CONTENT,
+    delivery: first.delivery ?? 'push',
     folders: views,
   };
 }
@@ -161,7 +189,7 @@ async function watch(
   context: InvocationContext,
   deps: MailboxApiDependencies,
 ): Promise<HttpResponseInit> {
-  const { content, folders } = await readWatchRequest(request);
+  const { content, folders, delivery } = await readWatchRequest(request);
   if (!isMailboxAllowed(deps.config.watch.allowedMailboxes, mailbox)) {
     throw new HttpProblem(
       problem(
@@ -173,13 +201,13 @@ async function watch(
       ),
     );
   }
-  if (!deps.service) {
+  if (!deps.service || (delivery === 'push' && !deps.config.watch.webhookBaseUrl)) {
     throw new HttpProblem(
       problem(
         503,
         'watch-not-configured',
-        'Watching is not configured',
-        "WEBHOOK_BASE_URL is not set: set it to the app's public https origin (Bicep sets it to the app's host name), so Graph can call /api/graph/notifications.",
+        'Watching by push is not configured',
+        "WEBHOOK_BASE_URL is not set: set it to the app's public https origin (Bicep sets it to the app's host name), so Graph can call /api/graph/notifications, or watch with delivery poll or auto.",
       ),
     );
   }
@@ -210,10 +238,16 @@ async function watch(
       );
     }
   }
-  const { outcome, record, records } = await deps.service.watch(mailbox, content, folders);
+  const { outcome, record, records } = await deps.service.watch(mailbox, content, folders, delivery);
+  const modes = records.map((r) => `${r.folder ?? DEFAULT_FOLDER} by ${r.mode ?? 'push'}`).join(', ');
   context.info(
-    `watch ${mailbox}: ${outcome}, subscription ${record.subscriptionId} until ${record.expirationDateTime}, content body ${record.content?.body ?? 'none'}, attachments ${record.content?.attachments ?? 'none'}, folders ${folders.join(', ')}`,
+    `watch ${mailbox}: ${outcome}, delivery ${delivery} (${modes}), subscription ${record.subscriptionId || 'none'} until ${record.expirationDateTime || 'n/a'}, content body ${record.content?.body ?? 'none'}, attachments ${record.content?.attachments ?? 'none'}`,
   );
+  for (const polled of records.filter((r) => r.mode === 'poll' && delivery === 'auto')) {
+    context.warn(
+      `watch ${mailbox}: ${polled.folder ?? DEFAULT_FOLDER} falls back to polling (${polled.modeReason ?? 'unknown'}); push is tried again at each renewal run`,
+    );
+  }
   return json(outcome === 'created' ? 201 : 200, { ...mailboxView(records), outcome });
 }
 

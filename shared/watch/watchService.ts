@@ -8,9 +8,21 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { forEachLimited } from '../platform/concurrency';
 import type { CatchUp, CatchUpResult } from './catchUp';
 import { wantsContent, type EventContent } from './eventContent';
-import type { GraphSubscription, GraphSubscriptions, RenewResult } from './graphSubscriptions';
+import {
+  isWebhookValidationFailure,
+  type GraphSubscription,
+  type GraphSubscriptions,
+  type RenewResult,
+} from './graphSubscriptions';
 import { DEFAULT_FOLDER } from './watchFolders';
-import { LeaseLostError, watchKey, type MailboxLease, type WatchedMailbox, type WatchStore } from './watchStore';
+import {
+  LeaseLostError,
+  watchKey,
+  type Delivery,
+  type MailboxLease,
+  type WatchedMailbox,
+  type WatchStore,
+} from './watchStore';
 
 /** Paths of the webhook endpoints below the app's origin. */
 const NOTIFICATIONS_PATH = '/api/graph/notifications';
@@ -48,12 +60,18 @@ export function newClientState(): string {
 /** What {@link WatchService.watch} did. */
 export type WatchOutcome = 'created' | 'renewed' | 'recreated';
 
+/** Why a folder is polled when delivery is auto and Graph could not validate the webhook (the problem's slug). */
+export const VALIDATION_FAILED_REASON = 'webhook-validation-failed';
+/** Why a folder is polled when there is no webhook to push to. */
+export const NO_WEBHOOK_REASON = 'WEBHOOK_BASE_URL is not set';
+
 /** One mailbox folder's result of a renewal run. */
 export interface RenewalReport {
   mailbox: string;
   /** Absent means the Inbox. */
   folder?: string;
-  outcome: 'renewed' | 'recreated' | 'failed';
+  /** `pushed`: an auto mailbox's polled folder is pushed again; `polling`: it falls back (or stays) to polling. */
+  outcome: 'renewed' | 'recreated' | 'failed' | 'pushed' | 'polling';
   error?: string;
   catchUp?: CatchUpResult;
 }
@@ -64,7 +82,8 @@ export class WatchService {
     private readonly store: WatchStore,
     private readonly subscriptions: GraphSubscriptions,
     private readonly catchUp: CatchUp,
-    private readonly webhookBaseUrl: string,
+    /** Undefined when WEBHOOK_BASE_URL is unset: then folders are polled. */
+    private readonly webhookBaseUrl: string | undefined,
     /** The clock due dates and granted lifetimes are judged by (tests pass a simulated one). */
     private readonly now: () => number = Date.now,
   ) {}
@@ -78,6 +97,7 @@ export class WatchService {
     mailbox: string,
     content?: EventContent,
     folders: readonly string[] = [DEFAULT_FOLDER],
+    delivery: Delivery = 'push',
   ): Promise<{ outcome: WatchOutcome; record: WatchedMailbox; records: WatchedMailbox[] }> {
     const address = mailbox.toLowerCase();
     // Stored as asked: a PUT states the whole watch, so one without content turns content off, and a folder it no
@@ -86,7 +106,7 @@ export class WatchService {
     const records: WatchedMailbox[] = [];
     const outcomes: WatchOutcome[] = [];
     for (const folder of folders) {
-      const { outcome, record } = await this.watchFolder(address, folder, wanted);
+      const { outcome, record } = await this.watchFolder(address, folder, wanted, delivery);
       records.push(record);
       outcomes.push(outcome);
     }
@@ -103,16 +123,33 @@ export class WatchService {
     address: string,
     folder: string,
     wanted: EventContent | undefined,
+    delivery: Delivery,
   ): Promise<{ outcome: WatchOutcome; record: WatchedMailbox }> {
+    const polled = delivery === 'poll' || !this.webhookBaseUrl;
     for (let attempt = 0; ; attempt++) {
       const existing = await this.store.get(address, folder);
-      if (existing) {
+      if (existing && (existing.mode ?? 'push') === 'poll') {
+        const record = polled ? existing : await this.toPush(existing, delivery);
+        if (record) return { outcome: 'renewed', record: await this.withSettings(record, wanted, delivery) };
+      } else if (existing && polled) {
+        const record = await this.toPoll(existing, delivery === 'poll' ? 'delivery poll' : NO_WEBHOOK_REASON);
+        if (record) return { outcome: 'renewed', record: await this.withSettings(record, wanted, delivery) };
+      } else if (existing) {
         const kept = await this.keep(existing);
-        if (kept) return { ...kept, record: await this.withContent(kept.record, wanted) };
+        if (kept) return { ...kept, record: await this.withSettings(kept.record, wanted, delivery) };
       } else {
-        const record = await this.leased(watchKey(address, folder), (lease) =>
-          this.createUnderLease(address, folder, lease, wanted),
-        );
+        const record = await this.leased(watchKey(address, folder), async (lease) => {
+          if (polled) {
+            const reason = delivery === 'poll' ? 'delivery poll' : NO_WEBHOOK_REASON;
+            return this.createPolledUnderLease(address, folder, lease, wanted, delivery, reason);
+          }
+          try {
+            return await this.createUnderLease(address, folder, lease, wanted, delivery);
+          } catch (err) {
+            if (delivery !== 'auto' || !isWebhookValidationFailure(err)) throw err;
+            return this.createPolledUnderLease(address, folder, lease, wanted, delivery, VALIDATION_FAILED_REASON);
+          }
+        });
         if (record) {
           // Mail that arrived after the delta link was taken but before notifications flowed.
           await this.catchUp.run(record);
@@ -240,8 +277,11 @@ export class WatchService {
    */
   async renewDue(windowMs: number, stats: { graphRequests: number } = { graphRequests: 0 }): Promise<RenewalReport[]> {
     const now = this.now();
-    const due = (await this.store.list()).filter(
-      (r) => new Date(r.expirationDateTime).getTime() - now < renewalThresholdMs(windowMs, r.grantedMinutes),
+    const all = await this.store.list();
+    const due = all.filter(
+      (r) =>
+        (r.mode ?? 'push') === 'push' &&
+        new Date(r.expirationDateTime).getTime() - now < renewalThresholdMs(windowMs, r.grantedMinutes),
     );
     const expired = due.filter((r) => new Date(r.expirationDateTime).getTime() <= now);
     const live = due.filter((r) => new Date(r.expirationDateTime).getTime() > now);
@@ -312,6 +352,11 @@ export class WatchService {
           error: result.error,
         });
       } catch (err) {
+        if (record.delivery === 'auto' && isWebhookValidationFailure(err)) {
+          await this.toPoll(record, VALIDATION_FAILED_REASON).catch(() => undefined);
+          reports.push({ mailbox: record.mailbox, folder: record.folder, outcome: 'polling', error: describe(err) });
+          continue;
+        }
         const error = `recreating the subscription failed: ${describe(err)}`;
         reports.push({ mailbox: record.mailbox, folder: record.folder, outcome: 'failed', error });
         await this.store
@@ -323,13 +368,105 @@ export class WatchService {
           .catch(() => undefined);
       }
     }
+    // An auto mailbox that fell back to polling tries push again at every renewal run.
+    if (this.webhookBaseUrl) {
+      for (const record of all.filter((r) => r.mode === 'poll' && r.delivery === 'auto')) {
+        try {
+          const now = await this.toPush(record, 'auto');
+          const pushed = now?.mode === 'push';
+          reports.push({
+            mailbox: record.mailbox,
+            folder: record.folder,
+            outcome: pushed ? 'pushed' : 'polling',
+            ...(pushed ? {} : { error: now?.modeReason ?? 'unwatched' }),
+          });
+        } catch (err) {
+          reports.push({ mailbox: record.mailbox, folder: record.folder, outcome: 'polling', error: describe(err) });
+        }
+      }
+    }
     return reports;
   }
 
-  /** `record` with the content option `content` stored (unchanged when it already has it). */
-  private async withContent(record: WatchedMailbox, content: EventContent | undefined): Promise<WatchedMailbox> {
-    if (JSON.stringify(record.content) === JSON.stringify(content)) return record;
-    return (await this.store.update(record.mailbox, (r) => ({ ...r, content }), record.folder)) ?? record;
+  /**
+   * Switches a polled folder to push: creates its subscription and catches up what arrived since the last poll. For
+   * auto, a webhook Graph cannot validate leaves it polled (the reason stored). Undefined when unwatched meanwhile.
+   */
+  async toPush(previous: WatchedMailbox, delivery: Delivery): Promise<WatchedMailbox | undefined> {
+    const switched = await this.leased(watchKey(previous.mailbox, previous.folder), async (lease) => {
+      const current = await this.store.get(previous.mailbox, previous.folder);
+      if (!current || current.mode !== 'poll') return current;
+      const clientState = newClientState();
+      const askedAt = this.now();
+      let created: GraphSubscription;
+      try {
+        created = await this.subscriptions.create(this.request(current.mailbox, current.folder, clientState));
+      } catch (err) {
+        if (delivery !== 'auto' || !isWebhookValidationFailure(err)) throw err;
+        return this.store.update(
+          current.mailbox,
+          (r) => ({ ...r, modeReason: VALIDATION_FAILED_REASON }),
+          current.folder,
+        );
+      }
+      if (!(await this.stillHolding(lease, created.id))) return this.store.get(previous.mailbox, previous.folder);
+      const record: WatchedMailbox = {
+        ...current,
+        subscriptionId: created.id,
+        clientState,
+        expirationDateTime: created.expirationDateTime,
+        grantedMinutes: grantedMinutes(askedAt, created.expirationDateTime),
+        mode: 'push',
+        modeReason: delivery === 'auto' ? 'auto: Graph validated the webhook' : 'delivery push',
+        nextReadAt: undefined,
+        lastRenewal: { at: new Date(this.now()).toISOString(), outcome: 'created' },
+      };
+      await this.store.save(record);
+      return record;
+    });
+    // What arrived between the last poll and the subscription.
+    if (switched?.mode === 'push' && previous.mode === 'poll') await this.catchUp.run(switched).catch(() => undefined);
+    return switched && ((await this.store.get(switched.mailbox, switched.folder)) ?? switched);
+  }
+
+  /**
+   * Switches a pushed folder to polling: deletes its subscription (best effort: an orphan expires, and its
+   * notifications are dropped without an index row), due for a poll at once. Undefined when unwatched meanwhile.
+   */
+  async toPoll(previous: WatchedMailbox, reason: string): Promise<WatchedMailbox | undefined> {
+    return this.leased(watchKey(previous.mailbox, previous.folder), async () => {
+      const current = await this.store.get(previous.mailbox, previous.folder);
+      if (!current) return undefined;
+      if (current.subscriptionId) {
+        await this.subscriptions.delete(current.subscriptionId).catch(() => undefined);
+        await this.store.forgetSubscription(current.subscriptionId).catch(() => undefined);
+      }
+      return this.store.update(
+        current.mailbox,
+        (r) => ({
+          ...r,
+          subscriptionId: '',
+          clientState: '',
+          expirationDateTime: '',
+          mode: 'poll',
+          modeReason: reason,
+          nextReadAt: new Date(this.now()).toISOString(),
+        }),
+        current.folder,
+      );
+    });
+  }
+
+  /** `record` with the content option and delivery stored (unchanged when it already has them). */
+  private async withSettings(
+    record: WatchedMailbox,
+    content: EventContent | undefined,
+    delivery: Delivery,
+  ): Promise<WatchedMailbox> {
+    if (JSON.stringify(record.content) === JSON.stringify(content) && (record.delivery ?? 'push') === delivery) {
+      return record;
+    }
+    return (await this.store.update(record.mailbox, (r) => ({ ...r, content, delivery }), record.folder)) ?? record;
   }
 
   /** Renews the mailbox's subscription (recreates it when Graph lost it); undefined when it was unwatched meanwhile. */
@@ -366,6 +503,7 @@ export class WatchService {
     folder: string,
     lease: MailboxLease,
     content: EventContent | undefined,
+    delivery: Delivery = 'push',
   ): Promise<WatchedMailbox | undefined> {
     if (await this.store.get(address, folder)) return undefined;
     const now = new Date();
@@ -388,10 +526,51 @@ export class WatchService {
       eventsPublished: 0,
       // Stored with the subscription, so the catch-up right after creating already reads what was asked for.
       content,
+      delivery,
+      mode: 'push',
+      modeReason: delivery === 'auto' ? 'auto: Graph validated the webhook' : 'delivery push',
     };
     await this.store.save(record);
     // Left behind by a creator that died between Graph's answer and its table write, or from before leases.
     await this.deleteDuplicates(address, folder, created.id);
+    return record;
+  }
+
+  /** Creates the record of a polled folder (no subscription; due for a poll at once), while holding its lease. */
+  private async createPolledUnderLease(
+    address: string,
+    folder: string,
+    lease: MailboxLease,
+    content: EventContent | undefined,
+    delivery: Delivery,
+    reason: string,
+  ): Promise<WatchedMailbox | undefined> {
+    if (await this.store.get(address, folder)) return undefined;
+    const now = new Date();
+    const deltaLink = await this.catchUp.initialLink(address, folder, new Date(now.getTime() - INITIAL_LOOKBACK_MS));
+    try {
+      await this.store.confirmLease(lease, LEASE_MS);
+    } catch (err) {
+      if (err instanceof LeaseLostError) return undefined;
+      throw err;
+    }
+    const record: WatchedMailbox = {
+      mailbox: address,
+      folder,
+      subscriptionId: '',
+      clientState: '',
+      expirationDateTime: '',
+      deltaLink,
+      deltaSyncedAt: now.toISOString(),
+      createdAt: now.toISOString(),
+      eventsPublished: 0,
+      content,
+      delivery,
+      mode: 'poll',
+      modeReason: reason,
+      nextReadAt: now.toISOString(),
+    };
+    await this.store.save(record);
     return record;
   }
 
@@ -415,6 +594,7 @@ export class WatchService {
    * Best effort: a failure leaves them to expire, and their notifications are dropped without an index row.
    */
   private async deleteDuplicates(address: string, folder: string | undefined, keep?: string): Promise<void> {
+    if (!this.webhookBaseUrl) return;
     const found = await this.subscriptions
       .listFor(address, folder ?? DEFAULT_FOLDER, `${this.webhookBaseUrl}${NOTIFICATIONS_PATH}`)
       .catch(() => [] as GraphSubscription[]);

@@ -28,6 +28,11 @@ export interface RenewalOutcome {
   error?: string;
 }
 
+/** How a mailbox is asked to be watched: Graph's notifications, the delta query on a schedule, or push falling back. */
+export type Delivery = 'push' | 'poll' | 'auto';
+/** How a folder is read right now. */
+export type DeliveryMode = 'push' | 'poll';
+
 /** A watched folder of a mailbox as stored. */
 export interface WatchedMailbox {
   /** Lower-case address. */
@@ -53,6 +58,19 @@ export interface WatchedMailbox {
   eventsPublished: number;
   /** What its events carry of the mail (undefined: metadata and links only, as for records from before the option). */
   content?: EventContent;
+  /** The delivery asked for (undefined: push, as every record from before delivery modes was). */
+  delivery?: Delivery;
+  /**
+   * The mode in force (undefined: push). Under poll the folder has no subscription: `subscriptionId`, `clientState`
+   * and `expirationDateTime` are empty.
+   */
+  mode?: DeliveryMode;
+  /** Why that mode is in force (e.g. `webhook-validation-failed` for auto falling back). */
+  modeReason?: string;
+  /** When the folder is next read by delta: the next poll, or under push the next reconciliation. */
+  nextReadAt?: string;
+  /** Under push: mail the reconciliation published that no notification had (Graph's missing notifications). */
+  reconciled?: number;
 }
 
 interface MailboxEntity {
@@ -73,6 +91,11 @@ interface MailboxEntity {
   lastRenewalError?: string;
   lastEventAt?: string;
   eventsPublished: number;
+  delivery?: string;
+  mode?: string;
+  modeReason?: string;
+  nextReadAt?: string;
+  reconciled?: number;
   /** The content option in three columns; absent in rows from before it (no content). */
   contentBody?: string;
   contentMaxBodyBytes?: number;
@@ -190,16 +213,19 @@ export class WatchStore {
    */
   async save(record: WatchedMailbox, previousSubscriptionId?: string): Promise<void> {
     await ensureTable(this.table);
-    await this.table.upsertEntity<SubscriptionEntity>(
-      {
-        partitionKey: SUBSCRIPTION_PARTITION,
-        rowKey: tableKey(record.subscriptionId),
-        mailbox: record.mailbox,
-        folder: record.folder,
-        clientState: record.clientState,
-      },
-      'Replace',
-    );
+    // A polled folder has no subscription, so nothing for the webhook to recognise.
+    if (record.subscriptionId) {
+      await this.table.upsertEntity<SubscriptionEntity>(
+        {
+          partitionKey: SUBSCRIPTION_PARTITION,
+          rowKey: tableKey(record.subscriptionId),
+          mailbox: record.mailbox,
+          folder: record.folder,
+          clientState: record.clientState,
+        },
+        'Replace',
+      );
+    }
     await this.table.upsertEntity(toEntity(record), 'Replace');
     if (previousSubscriptionId && previousSubscriptionId !== record.subscriptionId) {
       await this.deleteIndex(previousSubscriptionId);
@@ -317,6 +343,7 @@ export class WatchStore {
   }
 
   private async deleteIndex(subscriptionId: string): Promise<void> {
+    if (!subscriptionId) return;
     try {
       await this.table.deleteEntity(SUBSCRIPTION_PARTITION, tableKey(subscriptionId));
     } catch (err) {
@@ -344,6 +371,11 @@ function toEntity(record: WatchedMailbox): MailboxEntity {
     lastRenewalError: record.lastRenewal?.error,
     lastEventAt: record.lastEventAt,
     eventsPublished: record.eventsPublished,
+    delivery: record.delivery,
+    mode: record.mode,
+    modeReason: record.modeReason,
+    nextReadAt: record.nextReadAt,
+    reconciled: record.reconciled,
     ...(wantsContent(record.content)
       ? {
           contentBody: record.content.body,
@@ -371,6 +403,11 @@ function fromEntity(entity: MailboxEntity): WatchedMailbox {
     lastEventAt: entity.lastEventAt,
     eventsPublished: entity.eventsPublished ?? 0,
     content: contentOf(entity),
+    delivery: entity.delivery === 'poll' || entity.delivery === 'auto' ? entity.delivery : 'push',
+    mode: entity.mode === 'poll' ? 'poll' : 'push',
+    modeReason: entity.modeReason,
+    nextReadAt: entity.nextReadAt,
+    reconciled: entity.reconciled ?? 0,
   };
 }
 
