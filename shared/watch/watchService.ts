@@ -309,10 +309,9 @@ export class WatchService {
         const result = renewed.get(record.subscriptionId) ?? { kind: 'failed', status: 0, error: 'no result' };
         const report: RenewalReport =
           result.kind === 'renewed'
-            ? { mailbox: record.mailbox, folder: record.folder, outcome: 'renewed' }
+            ? { ...reportedAs(record), outcome: 'renewed' }
             : {
-                mailbox: record.mailbox,
-                folder: record.folder,
+                ...reportedAs(record),
                 outcome: 'failed',
                 error: result.kind === 'failed' ? result.error : 'gone',
               };
@@ -345,8 +344,7 @@ export class WatchService {
         // Unwatched while the run went on: nothing to report.
         if (!result) continue;
         reports.push({
-          mailbox: record.mailbox,
-          folder: record.folder,
+          ...reportedAs(record),
           outcome: 'recreated',
           catchUp: result.catchUp,
           error: result.error,
@@ -354,11 +352,11 @@ export class WatchService {
       } catch (err) {
         if (record.delivery === 'auto' && isWebhookValidationFailure(err)) {
           await this.toPoll(record, VALIDATION_FAILED_REASON).catch(() => undefined);
-          reports.push({ mailbox: record.mailbox, folder: record.folder, outcome: 'polling', error: describe(err) });
+          reports.push({ ...reportedAs(record), outcome: 'polling', error: describe(err) });
           continue;
         }
         const error = `recreating the subscription failed: ${describe(err)}`;
-        reports.push({ mailbox: record.mailbox, folder: record.folder, outcome: 'failed', error });
+        reports.push({ ...reportedAs(record), outcome: 'failed', error });
         await this.store
           .update(
             record.mailbox,
@@ -375,13 +373,12 @@ export class WatchService {
           const now = await this.toPush(record, 'auto');
           const pushed = now?.mode === 'push';
           reports.push({
-            mailbox: record.mailbox,
-            folder: record.folder,
+            ...reportedAs(record),
             outcome: pushed ? 'pushed' : 'polling',
             ...(pushed ? {} : { error: now?.modeReason ?? 'unwatched' }),
           });
         } catch (err) {
-          reports.push({ mailbox: record.mailbox, folder: record.folder, outcome: 'polling', error: describe(err) });
+          reports.push({ ...reportedAs(record), outcome: 'polling', error: describe(err) });
         }
       }
     }
@@ -635,6 +632,12 @@ export class WatchService {
       lifecycleNotificationUrl: `${this.webhookBaseUrl}${LIFECYCLE_PATH}`,
     };
   }
+}
+
+/** Who a renewal report is about: the mailbox, and the folder unless it is the Inbox (as reports were before folders). */
+function reportedAs(record: WatchedMailbox): { mailbox: string; folder?: string } {
+  const folder = record.folder ?? DEFAULT_FOLDER;
+  return folder === DEFAULT_FOLDER ? { mailbox: record.mailbox } : { mailbox: record.mailbox, folder };
 }
 
 function describe(err: unknown): string {
