@@ -149,6 +149,16 @@ param renewalSchedule string = '0 0 * * * *'
 @maxValue(168)
 param renewalWindowHours int = 48
 
+@description('POLL_INTERVAL_SECONDS: how often a mailbox watched by polling is read with the messages delta query.')
+@minValue(15)
+@maxValue(3600)
+param pollIntervalSeconds int = 60
+
+@description('RECONCILE_INTERVAL_MINUTES: how often a mailbox watched by push is also read by delta (reconciliation).')
+@minValue(1)
+@maxValue(1440)
+param reconcileIntervalMinutes int = 15
+
 @description('MAILBOX_MESSAGES_PER_MINUTE: messages the outbox processor sends per minute per mailbox (Exchange Online allows 30).')
 @minValue(1)
 @maxValue(10000)
@@ -303,6 +313,8 @@ var storageLayout = {
   queues: [
     'graph-notifications'
     'graph-notifications-poison'
+    'mailbox-poll'
+    'mailbox-poll-poison'
     'mail-events'
     'mail-outbox'
     'mail-outbox-poison'
@@ -434,6 +446,8 @@ var appSettings = {
   'ALLOWED_READ_MAILBOXES': allowedReadMailboxes
   'RENEWAL_SCHEDULE': renewalSchedule
   'RENEWAL_WINDOW_HOURS': string(renewalWindowHours)
+  'POLL_INTERVAL_SECONDS': string(pollIntervalSeconds)
+  'RECONCILE_INTERVAL_MINUTES': string(reconcileIntervalMinutes)
   'MAILBOX_MESSAGES_PER_MINUTE': string(mailboxMessagesPerMinute)
   'MAILBOX_RECIPIENTS_PER_DAY': string(mailboxRecipientsPerDay)
   'OUTBOX_MAX_AGE_HOURS': string(outboxMaxAgeHours)

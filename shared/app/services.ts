@@ -25,6 +25,8 @@ import { createQueueClient, createTableClient } from '../platform/storage';
 import { CatchUp } from '../watch/catchUp';
 import { GraphSubscriptions } from '../watch/graphSubscriptions';
 import type { MailboxApiDependencies } from '../watch/mailboxApi';
+import type { PollReaderDependencies, PollSchedulerDependencies } from '../watch/mailboxPoll';
+import { MAILBOX_POLL_QUEUE } from '../watch/pollMessages';
 import type { ProcessorDependencies } from '../watch/notificationProcessor';
 import { NOTIFICATIONS_QUEUE, type ReceiverDependencies } from '../watch/notificationReceiver';
 import type { RenewalDependencies } from '../watch/renewalTimer';
@@ -91,13 +93,43 @@ export class Services {
     return this.once('subscriptions', () => new GraphSubscriptions(this.graph, {}, this.overrides.now));
   }
 
-  /** Watching's service; undefined when WEBHOOK_BASE_URL is unset (Graph would have nowhere to call). */
-  get watchService(): WatchService | undefined {
+  /** Watching's service (without WEBHOOK_BASE_URL it watches by polling only). */
+  get watchService(): WatchService {
     return this.once('watchService', () => {
-      const base = this.config.watch.webhookBaseUrl;
-      if (!base) return undefined;
       const catchUp = new CatchUp(this.graph, this.watchStore, this.publisher);
-      return new WatchService(this.watchStore, this.subscriptions, catchUp, base, this.overrides.now);
+      return new WatchService(
+        this.watchStore,
+        this.subscriptions,
+        catchUp,
+        this.config.watch.webhookBaseUrl,
+        this.overrides.now,
+      );
+    });
+  }
+
+  /** What the `pollMailboxes` timer needs. */
+  get pollScheduler(): PollSchedulerDependencies {
+    return this.once('pollScheduler', () => ({
+      store: this.watchStore,
+      queue: createQueueClient(this.config, MAILBOX_POLL_QUEUE),
+      pollIntervalMs: this.config.watch.pollIntervalMs,
+      reconcileIntervalMs: this.config.watch.reconcileIntervalMs,
+      ...(this.overrides.now ? { now: this.overrides.now } : {}),
+    }));
+  }
+
+  /**
+   * What `pollMailbox` needs: a catch-up whose Graph client never waits out a 429 itself (budget 0), so a throttled
+   * mailbox's read is deferred by its Retry-After instead of holding an instance.
+   */
+  get pollReader(): PollReaderDependencies {
+    return this.once('pollReader', () => {
+      const graph = createGraphClient(this.config, this.credential, { maxTotalWaitSeconds: 0 });
+      return {
+        store: this.watchStore,
+        catchUp: new CatchUp(graph, this.watchStore, this.publisher),
+        ...(this.overrides.now ? { now: this.overrides.now } : {}),
+      };
     });
   }
 
@@ -168,10 +200,9 @@ export class Services {
     }));
   }
 
-  /** What `processNotifications` needs; throws when WEBHOOK_BASE_URL is unset (lifecycle work needs it). */
+  /** What `processNotifications` needs. */
   get notificationProcessor(): ProcessorDependencies {
     const service = this.watchService;
-    if (!service) throw new Error('WEBHOOK_BASE_URL is not set: notifications cannot be processed');
     return this.once('notificationProcessor', () => ({
       graph: this.graph,
       store: this.watchStore,

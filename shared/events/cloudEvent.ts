@@ -29,6 +29,8 @@ export type CloudEvent<T = unknown> = Omit<z.infer<typeof cloudEventSchema>, 'da
 /** The data of a `mail.received` event. */
 export interface MailReceivedData {
   mailbox: string;
+  /** The watched folder it arrived in: the well-known name (`inbox`, `sentitems`, ...) or the folder id as watched. */
+  folder: string;
   messageId: string;
   internetMessageId: string | null;
   subject: string | null;

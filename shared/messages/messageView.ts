@@ -19,7 +19,10 @@ export const ATTACHMENT_SELECT = 'id,name,contentType,size,isInline';
 export type FlagStatus = 'notFlagged' | 'flagged' | 'complete';
 
 /** A listed message: the event's metadata, without what only events carry (links, and a watch's content). */
-export type MessageListItem = Omit<MailReceivedData, 'links' | 'body' | 'attachments' | 'attachmentsTruncated'> & {
+export type MessageListItem = Omit<
+  MailReceivedData,
+  'links' | 'body' | 'attachments' | 'attachmentsTruncated' | 'folder'
+> & {
   toCount: number;
   isRead: boolean;
   categories: string[];
@@ -65,9 +68,12 @@ export type GraphMessage = Message & { id: string };
 
 /** A listed message from Graph's (with {@link LIST_SELECT}). */
 export function listItemView(mailbox: string, message: GraphMessage): MessageListItem {
-  // The event's metadata, without what only events carry (links, and content the mailbox's watch may add).
+  // The event's metadata, without what only events carry (links, the watched folder, and content a watch may add).
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
-  const { links, body, attachments, attachmentsTruncated, ...metadata } = mailReceivedEvent(mailbox, message).data;
+  const { links, body, attachments, attachmentsTruncated, folder, ...metadata } = mailReceivedEvent(
+    mailbox,
+    message,
+  ).data;
   return {
     ...metadata,
     isRead: message.isRead ?? false,

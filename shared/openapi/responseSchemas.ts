@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { DiagnosticsReport } from '../diagnostics/diagnostics';
 import type { FieldProblem } from '../mail/sendRequest';
-import type { MailboxView } from '../watch/mailboxApi';
+import type { FolderView, MailboxView } from '../watch/mailboxApi';
 import { eventContentSchema } from '../watch/eventContent';
 import { CLOUD_NAMES } from '../platform/clouds';
 import { PROBLEM_TYPE_BASE, type ProblemDocument } from '../platform/problem';
@@ -188,20 +188,59 @@ const renewalSchema = z.strictObject({
   error: z.string().optional().meta({ description: "Why it failed: Graph's status, code and message." }),
 });
 
+/** One watched folder of a mailbox: its own subscription, delta catch-up and counters. */
+const folderViewSchema = z
+  .strictObject({
+    folder: z.string().meta({ description: 'A well-known folder name (inbox, sentitems, ...) or a folder id.' }),
+    mode: z.enum(['push', 'poll']).meta({ description: 'How the folder is read now.' }),
+    modeReason: z.string().nullable().meta({
+      description: 'Why (e.g. `webhook-validation-failed` when auto fell back to polling).',
+    }),
+    subscriptionId: z.string().nullable().meta({ description: "Graph's subscription id; null while polled." }),
+    expirationDateTime: z.string().nullable(),
+    nextReadAt: z.string().nullable().meta({
+      description: 'When the folder is next read by delta: the next poll, or under push the next reconciliation.',
+    }),
+    reconciled: z.int().min(0).meta({
+      description: 'Under push: mail the reconciliation published that no notification had announced.',
+    }),
+    lastRenewal: renewalSchema.nullable(),
+    lastEventAt: z.string().nullable(),
+    eventsPublished: z.int().min(0),
+    lastCaughtUpAt: z.string().nullable(),
+  })
+  .meta({ description: 'One watched folder.' }) satisfies z.ZodType<FolderView>;
+
 /** A watched mailbox (`GET /api/mailboxes/{mailbox}`); never its clientState or delta link. */
 export const mailboxViewSchema = z
   .strictObject({
     mailbox: z.string(),
-    subscriptionId: z.string().meta({ description: "Graph's subscription id." }),
-    expirationDateTime: z.string().meta({ description: 'When Graph deletes the subscription unless renewed.' }),
+    subscriptionId: z
+      .string()
+      .nullable()
+      .meta({ description: "The first folder's Graph subscription id; null while polled." }),
+    expirationDateTime: z
+      .string()
+      .nullable()
+      .meta({ description: 'When Graph deletes the subscription unless renewed; null while polled.' }),
     createdAt: z.string(),
     lastRenewal: renewalSchema.nullable(),
     lastEventAt: z.string().nullable().meta({ description: 'When the last mail.received event was published.' }),
     eventsPublished: z.int().min(0),
     lastCaughtUpAt: z.string().nullable().meta({ description: 'When the delta catch-up last completed.' }),
     content: eventContentSchema,
+    delivery: z.enum(['push', 'poll', 'auto']).meta({ description: 'The delivery asked for.' }),
+    mode: z.enum(['push', 'poll']).meta({ description: "The mode in force (the first folder's)." }),
+    modeReason: z.string().nullable().meta({ description: 'Why that mode is in force.' }),
+    reconciled: z.int().min(0).meta({
+      description: 'Mail the reconciliation published that Graph never announced (all folders).',
+    }),
+    folders: z.array(folderViewSchema).meta({
+      description:
+        "Each watched folder; the subscription fields above are the first's (the Inbox's when watched), the counters cover all.",
+    }),
   })
-  .meta({ description: 'A watched mailbox and its Graph subscription.' }) satisfies z.ZodType<MailboxView>;
+  .meta({ description: 'A watched mailbox and its Graph subscriptions.' }) satisfies z.ZodType<MailboxView>;
 
 /** `PUT /api/mailboxes/{mailbox}`: the view plus what the call did. */
 export const mailboxWatchedSchema = mailboxViewSchema.extend({

@@ -51,6 +51,9 @@ export const DEFAULTS = {
   /** At minute 0 of every hour. */
   RENEWAL_SCHEDULE: { value: '0 0 * * * *' },
   RENEWAL_WINDOW_HOURS: { value: 48, min: 1, max: 168, unit: 'hours' },
+  /** Graph's own guidance for polling without notifications: no more often than every 15 seconds per mailbox. */
+  POLL_INTERVAL_SECONDS: { value: 60, min: 15, max: 3600, unit: 'seconds' },
+  RECONCILE_INTERVAL_MINUTES: { value: 15, min: 1, max: 1440, unit: 'minutes' },
   MAILBOX_MESSAGES_PER_MINUTE: { value: 30, min: 1, max: 10_000, unit: 'messages' },
   MAILBOX_RECIPIENTS_PER_DAY: { value: 10_000, min: 1, max: 1_000_000, unit: 'recipients' },
   /** A mail not sent within a day of being due fails. */
@@ -168,7 +171,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
     required: false,
     source: 'app',
     description:
-      "The app's public https origin, e.g. https://func-mail.azurewebsites.net: Graph's subscriptions call {WEBHOOK_BASE_URL}/api/graph/notifications and /api/graph/lifecycle. Unset: watching mailboxes is refused with a problem naming it.",
+      "The app's public https origin, e.g. https://func-mail.azurewebsites.net: Graph's subscriptions call {WEBHOOK_BASE_URL}/api/graph/notifications and /api/graph/lifecycle. Unset: mailboxes are watched by polling (delivery push is refused with a problem naming it).",
   },
   {
     name: 'ALLOWED_WATCH_MAILBOXES',
@@ -199,6 +202,18 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description:
       `Renew every subscription that expires within this many hours (default ${DEFAULTS.RENEWAL_WINDOW_HOURS.value}, at most ${DEFAULTS.RENEWAL_WINDOW_HOURS.max}: ` +
       'a message subscription lives at most 10,080 minutes), and never before half of the lifetime Graph granted it has passed.',
+  },
+  {
+    name: 'POLL_INTERVAL_SECONDS',
+    required: false,
+    source: 'app',
+    description: `How often a mailbox watched by polling is read with the messages delta query (default ${DEFAULTS.POLL_INTERVAL_SECONDS.value}, at least ${DEFAULTS.POLL_INTERVAL_SECONDS.min}, at most ${DEFAULTS.POLL_INTERVAL_SECONDS.max}).`,
+  },
+  {
+    name: 'RECONCILE_INTERVAL_MINUTES',
+    required: false,
+    source: 'app',
+    description: `How often a mailbox watched by push is also read by delta, so that mail Graph never announced still becomes an event (default ${DEFAULTS.RECONCILE_INTERVAL_MINUTES.value}, at most ${DEFAULTS.RECONCILE_INTERVAL_MINUTES.max}).`,
   },
   {
     name: 'EVENTS_WEBHOOK_URL',
@@ -319,6 +334,10 @@ export interface GatewayConfig {
     renewalSchedule: string;
     /** Subscriptions expiring within this many milliseconds are renewed. */
     renewalWindowMs: number;
+    /** How often a polled mailbox folder is read by delta. */
+    pollIntervalMs: number;
+    /** How often a pushed mailbox folder is also read by delta (reconciliation). */
+    reconcileIntervalMs: number;
   };
   /** Reading, answering and filing received mail. */
   messages: {
@@ -434,6 +453,8 @@ const settingsSchema = z.object({
     message: 'must be a six-field NCRONTAB expression such as 0 0 * * * * (or a TimeSpan such as 01:00:00)',
   }),
   RENEWAL_WINDOW_HOURS: wholeNumber(DEFAULTS.RENEWAL_WINDOW_HOURS),
+  POLL_INTERVAL_SECONDS: wholeNumber(DEFAULTS.POLL_INTERVAL_SECONDS),
+  RECONCILE_INTERVAL_MINUTES: wholeNumber(DEFAULTS.RECONCILE_INTERVAL_MINUTES),
   EVENTS_WEBHOOK_URL: optional().pipe(httpsUrl('events are signed, and only sent over https').optional()),
   EVENTS_SIGNING_SECRET: optional()
     .refine((v) => v === undefined || !KEY_VAULT_REFERENCE.test(v), {
@@ -556,6 +577,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
       allowedMailboxes: parseMailboxPolicy(settings.ALLOWED_WATCH_MAILBOXES ?? ''),
       renewalSchedule: settings.RENEWAL_SCHEDULE ?? DEFAULTS.RENEWAL_SCHEDULE.value,
       renewalWindowMs: (settings.RENEWAL_WINDOW_HOURS ?? DEFAULTS.RENEWAL_WINDOW_HOURS.value) * 3_600_000,
+      pollIntervalMs: (settings.POLL_INTERVAL_SECONDS ?? DEFAULTS.POLL_INTERVAL_SECONDS.value) * 1000,
+      reconcileIntervalMs: (settings.RECONCILE_INTERVAL_MINUTES ?? DEFAULTS.RECONCILE_INTERVAL_MINUTES.value) * 60_000,
     },
     messages: {
       allowedMailboxes: parseMailboxPolicy(settings.ALLOWED_READ_MAILBOXES ?? ''),

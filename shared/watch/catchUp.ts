@@ -1,5 +1,5 @@
 /**
- * Catch-up: the Inbox messages delta query from the stored delta link publishes `mail.received` for mail that
+ * Catch-up: a watched folder's messages delta query from the stored delta link publishes `mail.received` for mail that
  * arrived while notifications were missing (a `missed` event, a recreated subscription), deduplicated by the event
  * ledger. When Graph has lost the sync state (`syncStateNotFound`, `resyncRequired`) it starts a new delta, filtered
  * to mail received since shortly before the last good sync, so nothing in the gap is skipped and old mail is not
@@ -11,6 +11,7 @@ import { EVENT_RETENTION_MS, type EventPublisher } from '../events/eventPublishe
 import { wantsContent } from './eventContent';
 import { fitMailReceived, mailReceivedEvent, MESSAGE_SELECT, type MailContent } from './mailReceived';
 import { readMessageForEvent } from './messageContent';
+import { DEFAULT_FOLDER, folderMessagesPath } from './watchFolders';
 import type { WatchedMailbox, WatchStore } from './watchStore';
 
 /** Delta items per page asked for (Graph's default for messages is 10). */
@@ -48,9 +49,9 @@ export class CatchUp {
     private readonly publisher: EventPublisher,
   ) {}
 
-  /** The first delta link of `mailbox`'s Inbox, covering mail received from `since` on; publishes nothing. */
-  async initialLink(mailbox: string, since: Date): Promise<string> {
-    const { deltaLink } = await this.walk(firstDeltaUrl(mailbox, since), () => Promise.resolve());
+  /** The first delta link of `mailbox`'s `folder`, covering mail received from `since` on; publishes nothing. */
+  async initialLink(mailbox: string, folder: string, since: Date): Promise<string> {
+    const { deltaLink } = await this.walk(firstDeltaUrl(mailbox, folder, since), () => Promise.resolve());
     return deltaLink;
   }
 
@@ -74,7 +75,7 @@ export class CatchUp {
         }
       }
       const outcome = await this.publisher.publish(
-        mailReceivedEvent(record.mailbox, message, content),
+        mailReceivedEvent(record.mailbox, message, content, record.folder),
         undefined,
         fitMailReceived,
       );
@@ -89,17 +90,24 @@ export class CatchUp {
       if (!(err instanceof MissingDeltaLink) && !isSyncStateLost(err)) throw err;
       result.resynced = true;
       const lastGood = new Date(record.deltaSyncedAt ?? record.createdAt).getTime() - RESYNC_MARGIN_MS;
-      ({ deltaLink } = await this.walk(firstDeltaUrl(record.mailbox, new Date(Math.max(lastGood, horizon))), publish));
+      ({ deltaLink } = await this.walk(
+        firstDeltaUrl(record.mailbox, record.folder, new Date(Math.max(lastGood, horizon))),
+        publish,
+      ));
     }
-    await this.store.update(record.mailbox, (current) => ({
-      ...current,
-      // A subscription recreated meanwhile brought its own link; keep the newer one.
-      ...(current.subscriptionId === record.subscriptionId
-        ? { deltaLink, deltaSyncedAt: startedAt.toISOString() }
-        : {}),
-      eventsPublished: current.eventsPublished + result.published,
-      lastEventAt: result.published > 0 ? new Date().toISOString() : current.lastEventAt,
-    }));
+    await this.store.update(
+      record.mailbox,
+      (current) => ({
+        ...current,
+        // A subscription recreated meanwhile brought its own link; keep the newer one.
+        ...(current.subscriptionId === record.subscriptionId
+          ? { deltaLink, deltaSyncedAt: startedAt.toISOString() }
+          : {}),
+        eventsPublished: current.eventsPublished + result.published,
+        lastEventAt: result.published > 0 ? new Date().toISOString() : current.lastEventAt,
+      }),
+      record.folder,
+    );
     return result;
   }
 
@@ -122,7 +130,7 @@ export class CatchUp {
 
 class MissingDeltaLink extends Error {}
 
-function firstDeltaUrl(mailbox: string, since: Date): string {
+function firstDeltaUrl(mailbox: string, folder: string | undefined, since: Date): string {
   const filter = `receivedDateTime ge ${since.toISOString().replace(/\.\d{3}Z$/, 'Z')}`;
-  return `/users/${encodeURIComponent(mailbox)}/mailFolders('inbox')/messages/delta?$select=${MESSAGE_SELECT}&$filter=${encodeURIComponent(filter)}`;
+  return `/users/${encodeURIComponent(mailbox)}/${folderMessagesPath(folder ?? DEFAULT_FOLDER)}/delta?$select=${MESSAGE_SELECT}&$filter=${encodeURIComponent(filter)}`;
 }

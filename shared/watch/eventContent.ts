@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { HttpProblem } from '../platform/httpProblem';
 import { logValue } from '../platform/logSafe';
 import { problem } from '../platform/problem';
+import { DEFAULT_FOLDER, watchFoldersSchema } from './watchFolders';
 import { readWebhookBody } from './webhookBody';
 
 /** The most of a body an event may carry: the signed webhook's limit (the queue's 64 KB cut it further). */
@@ -36,9 +37,26 @@ export const eventContentSchema = z
   .meta({ description: "What the mailbox's mail.received events carry of the mail itself." });
 
 /** The body of `PUT /api/mailboxes/{mailbox}` (optional as a whole). */
-export const watchRequestSchema = z.strictObject({ content: eventContentSchema.optional() }).meta({
-  description: 'Optional: without it (or without `content`) the events carry metadata and links only.',
-});
+export const watchRequestSchema = z
+  .strictObject({
+    content: eventContentSchema.optional(),
+    folders: watchFoldersSchema,
+    delivery: z.enum(['push', 'poll', 'auto']).default('auto').meta({
+      description:
+        'push: Graph subscriptions (needs WEBHOOK_BASE_URL); poll: the messages delta query every POLL_INTERVAL_SECONDS, no subscription; auto (default): push, falling back to polling while Graph cannot validate the webhook (or without WEBHOOK_BASE_URL), trying push again at each renewal run.',
+    }),
+  })
+  .meta({
+    description:
+      'Optional: without it (or without `content`) the events carry metadata and links only, and the Inbox is watched.',
+  });
+
+/** A watch request, defaults filled in. */
+export interface WatchRequest {
+  content: EventContent;
+  folders: string[];
+  delivery: 'push' | 'poll' | 'auto';
+}
 
 /** A mailbox's content option, defaults filled in. */
 export type EventContent = z.output<typeof eventContentSchema>;
@@ -55,9 +73,9 @@ export function wantsContent(content: EventContent | undefined): content is Even
  * The content option of a watch request: none for an empty body; 400 problems for a body that is not JSON or breaks
  * the schema, naming the field.
  */
-export async function readWatchRequest(request: HttpRequest): Promise<EventContent> {
+export async function readWatchRequest(request: HttpRequest): Promise<WatchRequest> {
   const text = await readLimited(request, MAX_REQUEST_BYTES);
-  if (text.trim() === '') return NO_CONTENT;
+  if (text.trim() === '') return { content: NO_CONTENT, folders: [DEFAULT_FOLDER], delivery: 'auto' };
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -75,7 +93,10 @@ export async function readWatchRequest(request: HttpRequest): Promise<EventConte
     );
   }
   const parsed = watchRequestSchema.safeParse(json);
-  if (parsed.success) return parsed.data.content ?? NO_CONTENT;
+  if (parsed.success) {
+    const { content, folders, delivery } = parsed.data;
+    return { content: content ?? NO_CONTENT, folders, delivery };
+  }
   const errors = parsed.error.issues.map((issue) => ({
     field: issue.path.map(String).join('.') || '(body)',
     message: issue.message,

@@ -1,5 +1,5 @@
 /**
- * Graph subscriptions on a mailbox's Inbox messages: create, renew (one or many through `$batch`), reauthorize and
+ * Graph subscriptions on a mailbox folder's messages: create, renew (one or many through `$batch`), reauthorize and
  * delete. Expiry: every create and renewal asks for the longest lifetime Graph grants for messages: documented as 10,080
  * minutes, but live tenants refuse that and name 10,070 (GRAPH-FACTS), so the gateway asks for 10,070 a minute short
  * and pays no refusal on each call. When Graph answers with a shorter one ("can only be N minutes in the future"),
@@ -8,6 +8,7 @@
  * Graph allows the maximum again.
  */
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
+import { DEFAULT_FOLDER, folderMessagesPath } from './watchFolders';
 import { MAX_BATCH_ITEMS, sendBatches, type BatchOptions, type BatchResponse } from '../graph/batch';
 
 /**
@@ -32,6 +33,8 @@ export interface GraphSubscription {
 /** What a subscription for a mailbox needs. */
 export interface SubscriptionRequest {
   mailbox: string;
+  /** A well-known folder name or a folder id (absent: the Inbox). */
+  folder?: string;
   clientState: string;
   notificationUrl: string;
   lifecycleNotificationUrl: string;
@@ -43,9 +46,17 @@ export type RenewResult =
   | { kind: 'gone' }
   | { kind: 'failed'; status: number; error: string };
 
-/** The Inbox messages resource of `mailbox`, as a subscription names it. */
-function inboxResource(mailbox: string): string {
-  return `users/${mailbox}/mailFolders('inbox')/messages`;
+/** The messages resource of `mailbox`'s `folder`, as a subscription names it. */
+function folderResource(mailbox: string, folder: string): string {
+  return `users/${mailbox}/${folderMessagesPath(folder)}`;
+}
+
+/**
+ * True when Graph refused a subscription because its validation request to the webhook failed (unreachable, slow,
+ * or a wrong answer): GRAPH-FACTS, "Validation failure of either URL → 400".
+ */
+export function isWebhookValidationFailure(err: unknown): boolean {
+  return err instanceof GraphError && err.statusCode === 400 && /validation/i.test(err.message);
 }
 
 /** The maximum Graph named in a "can only be N minutes in the future" error, or undefined. */
@@ -63,13 +74,13 @@ export class GraphSubscriptions {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Creates a `created` subscription on the mailbox's Inbox messages with the longest expiry Graph accepts. */
+  /** Creates a `created` subscription on the mailbox folder's messages with the longest expiry Graph accepts. */
   async create(request: SubscriptionRequest): Promise<GraphSubscription> {
     return this.withLongestExpiry(
       (expirationDateTime) =>
         this.client.api('/subscriptions').post({
           changeType: 'created',
-          resource: inboxResource(request.mailbox),
+          resource: folderResource(request.mailbox, request.folder ?? DEFAULT_FOLDER),
           notificationUrl: request.notificationUrl,
           lifecycleNotificationUrl: request.lifecycleNotificationUrl,
           clientState: request.clientState,
@@ -90,11 +101,11 @@ export class GraphSubscriptions {
   }
 
   /**
-   * This app's subscriptions on the mailbox's Inbox messages that notify `notificationUrl` (every page). Another
+   * This app's subscriptions on the mailbox folder's messages that notify `notificationUrl` (every page). Another
    * deployment of the same app registration notifies another URL and is left alone.
    */
-  async listFor(mailbox: string, notificationUrl: string): Promise<GraphSubscription[]> {
-    const resource = inboxResource(mailbox).toLowerCase();
+  async listFor(mailbox: string, folder: string, notificationUrl: string): Promise<GraphSubscription[]> {
+    const resource = folderResource(mailbox, folder).toLowerCase();
     const found: GraphSubscription[] = [];
     let url: string | undefined = '/subscriptions';
     while (url) {

@@ -1,5 +1,5 @@
 /**
- * The `mail.received` event for a message in a watched Inbox, built from the message's metadata. The metadata is
+ * The `mail.received` event for a message in a watched folder, built from the message's metadata. The metadata is
  * read with the least-privileged permission Graph documents for reading messages and their delta,
  * `Mail.ReadBasic.All` (application): it excludes body, bodyPreview, uniqueBody and attachments, which the event
  * carries only for a mailbox watched with content (then read with Mail.Read, see messageContent.ts).
@@ -19,6 +19,7 @@ import {
   type MailReceivedData,
 } from '../events/cloudEvent';
 import { cutUtf8 } from './utf8Cut';
+import { DEFAULT_FOLDER } from './watchFolders';
 
 /** The CloudEvents type of a new mail. */
 const MAIL_RECEIVED = 'mail.received';
@@ -48,10 +49,12 @@ export function mailReceivedEvent(
   mailbox: string,
   message: Message & { id: string },
   content: MailContent = {},
+  folder: string = DEFAULT_FOLDER,
 ): CloudEvent<MailReceived> {
   const to = (message.toRecipients ?? []).map(address).filter((r) => r !== null);
   const data: MailReceived = {
     mailbox: mailbox.toLowerCase(),
+    folder,
     messageId: message.id,
     internetMessageId: message.internetMessageId ?? null,
     subject: message.subject ?? null,

@@ -18,7 +18,8 @@ import { problem } from '../platform/problem';
 import { featurePermission, WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../identity/graphPermissions';
 import { NO_CONTENT, readWatchRequest, wantsContent, type EventContent } from './eventContent';
 import { WatchBusyError, type WatchService } from './watchService';
-import type { WatchedMailbox, WatchStore } from './watchStore';
+import { DEFAULT_FOLDER } from './watchFolders';
+import type { Delivery, DeliveryMode, WatchedMailbox, WatchStore } from './watchStore';
 
 /** What the mailbox API needs. */
 export interface MailboxApiDependencies {
@@ -29,11 +30,34 @@ export interface MailboxApiDependencies {
   service: WatchService | undefined;
 }
 
-/** A watched mailbox as the API shows it. */
+/** One watched folder of a mailbox as the API shows it. */
+export interface FolderView {
+  folder: string;
+  /** How the folder is read now. */
+  mode: DeliveryMode;
+  modeReason: string | null;
+  /** Null while polled. */
+  subscriptionId: string | null;
+  expirationDateTime: string | null;
+  /** When it is next read by delta (a poll, or under push a reconciliation). */
+  nextReadAt: string | null;
+  /** Under push: mail the reconciliation found that Graph never announced. */
+  reconciled: number;
+  lastRenewal: { at: string; outcome: string; error?: string } | null;
+  lastEventAt: string | null;
+  eventsPublished: number;
+  lastCaughtUpAt: string | null;
+}
+
+/**
+ * A watched mailbox as the API shows it: the subscription fields at the top are its first folder's (the Inbox's, as
+ * before folders), the counters cover every folder, and `folders` shows each.
+ */
 export interface MailboxView {
   mailbox: string;
-  subscriptionId: string;
-  expirationDateTime: string;
+  /** The first folder's subscription; null while it is polled. */
+  subscriptionId: string | null;
+  expirationDateTime: string | null;
   createdAt: string;
   lastRenewal: { at: string; outcome: string; error?: string } | null;
   lastEventAt: string | null;
@@ -41,6 +65,14 @@ export interface MailboxView {
   lastCaughtUpAt: string | null;
   /** What its mail.received events carry of the mail. */
   content: EventContent;
+  /** The delivery asked for. */
+  delivery: Delivery;
+  /** The mode in force (the first folder's; each folder says its own) and why. */
+  mode: DeliveryMode;
+  modeReason: string | null;
+  /** Mail the reconciliation found that Graph never announced, all folders. */
+  reconciled: number;
+  folders: FolderView[];
 }
 
 /** Handles one request to the mailbox API. */
@@ -87,30 +119,68 @@ export async function handleMailboxes(
   }
 }
 
-/** The view of a stored record. */
-function mailboxView(record: WatchedMailbox): MailboxView {
+function folderView(record: WatchedMailbox): FolderView {
   return {
-    mailbox: record.mailbox,
-    subscriptionId: record.subscriptionId,
-    expirationDateTime: record.expirationDateTime,
-    createdAt: record.createdAt,
+    folder: record.folder ?? DEFAULT_FOLDER,
+    mode: record.mode ?? 'push',
+    modeReason: record.modeReason ?? null,
+    subscriptionId: record.subscriptionId || null,
+    expirationDateTime: record.expirationDateTime || null,
+    nextReadAt: record.nextReadAt ?? null,
+    reconciled: record.reconciled ?? 0,
     lastRenewal: record.lastRenewal ?? null,
     lastEventAt: record.lastEventAt ?? null,
     eventsPublished: record.eventsPublished,
     lastCaughtUpAt: record.deltaSyncedAt ?? null,
-    content: record.content ?? NO_CONTENT,
   };
+}
+
+/** The view of a mailbox's stored folder records (at least one), the Inbox's first when it is watched. */
+function mailboxView(records: readonly WatchedMailbox[]): MailboxView {
+  const folders = [...records].sort(
+    (a, b) =>
+      Number((b.folder ?? DEFAULT_FOLDER) === DEFAULT_FOLDER) - Number((a.folder ?? DEFAULT_FOLDER) === DEFAULT_FOLDER),
+  );
+  const first = folders[0];
+  const views = folders.map(folderView);
+  const lastEventAt = views
+    .map((v) => v.lastEventAt)
+    .reduce<string | null>((a, b) => (b && (!a || b > a) ? b : a), null);
+  const head = views[0];
+  return {
+    mailbox: first.mailbox,
+    subscriptionId: head.subscriptionId,
+    expirationDateTime: head.expirationDateTime,
+    createdAt: first.createdAt,
+    lastRenewal: head.lastRenewal,
+    lastCaughtUpAt: head.lastCaughtUpAt,
+    mode: head.mode,
+    modeReason: head.modeReason,
+    lastEventAt,
+    eventsPublished: views.reduce((sum, v) => sum + v.eventsPublished, 0),
+    reconciled: views.reduce((sum, v) => sum + v.reconciled, 0),
+    content: first.content ?? NO_CONTENT,
+    delivery: first.delivery ?? 'push',
+    folders: views,
+  };
+}
+
+/** The records grouped by mailbox, in address order. */
+function byMailbox(records: readonly WatchedMailbox[]): WatchedMailbox[][] {
+  const groups = new Map<string, WatchedMailbox[]>();
+  for (const record of records) groups.set(record.mailbox, [...(groups.get(record.mailbox) ?? []), record]);
+  return [...groups.values()];
 }
 
 async function list(deps: MailboxApiDependencies): Promise<HttpResponseInit> {
   const records = await deps.store.list();
-  return json(200, { value: records.map(mailboxView) });
+  return json(200, { value: byMailbox(records).map(mailboxView) });
 }
 
 async function show(mailbox: string, deps: MailboxApiDependencies): Promise<HttpResponseInit> {
-  const record = await deps.store.get(mailbox);
-  if (!record) throw notWatched(mailbox);
-  return json(200, mailboxView(record));
+  const records = await deps.store.listMailbox(mailbox);
+  if (records.length === 0) throw notWatched(mailbox);
+  return json(200, mailboxView(records));
 }
 
 async function watch(
@@ -119,7 +189,7 @@ async function watch(
   context: InvocationContext,
   deps: MailboxApiDependencies,
 ): Promise<HttpResponseInit> {
-  const content = await readWatchRequest(request);
+  const { content, folders, delivery } = await readWatchRequest(request);
   if (!isMailboxAllowed(deps.config.watch.allowedMailboxes, mailbox)) {
     throw new HttpProblem(
       problem(
@@ -131,13 +201,13 @@ async function watch(
       ),
     );
   }
-  if (!deps.service) {
+  if (!deps.service || (delivery === 'push' && !deps.config.watch.webhookBaseUrl)) {
     throw new HttpProblem(
       problem(
         503,
         'watch-not-configured',
-        'Watching is not configured',
-        "WEBHOOK_BASE_URL is not set: set it to the app's public https origin (Bicep sets it to the app's host name), so Graph can call /api/graph/notifications.",
+        'Watching by push is not configured',
+        "WEBHOOK_BASE_URL is not set: set it to the app's public https origin (Bicep sets it to the app's host name), so Graph can call /api/graph/notifications, or watch with delivery poll or auto.",
       ),
     );
   }
@@ -168,11 +238,17 @@ async function watch(
       );
     }
   }
-  const { outcome, record } = await deps.service.watch(mailbox, content);
+  const { outcome, record, records } = await deps.service.watch(mailbox, content, folders, delivery);
+  const modes = records.map((r) => `${r.folder ?? DEFAULT_FOLDER} by ${r.mode ?? 'push'}`).join(', ');
   context.info(
-    `watch ${mailbox}: ${outcome}, subscription ${record.subscriptionId} until ${record.expirationDateTime}, content body ${record.content?.body ?? 'none'}, attachments ${record.content?.attachments ?? 'none'}`,
+    `watch ${mailbox}: ${outcome}, delivery ${delivery} (${modes}), subscription ${record.subscriptionId || 'none'} until ${record.expirationDateTime || 'n/a'}, content body ${record.content?.body ?? 'none'}, attachments ${record.content?.attachments ?? 'none'}`,
   );
-  return json(outcome === 'created' ? 201 : 200, { ...mailboxView(record), outcome });
+  for (const polled of records.filter((r) => r.mode === 'poll' && delivery === 'auto')) {
+    context.warn(
+      `watch ${mailbox}: ${polled.folder ?? DEFAULT_FOLDER} falls back to polling (${polled.modeReason ?? 'unknown'}); push is tried again at each renewal run`,
+    );
+  }
+  return json(outcome === 'created' ? 201 : 200, { ...mailboxView(records), outcome });
 }
 
 async function unwatch(
@@ -183,9 +259,9 @@ async function unwatch(
   if (deps.service) {
     if (!(await deps.service.unwatch(mailbox))) throw notWatched(mailbox);
   } else {
-    const existing = await deps.store.get(mailbox);
-    if (!existing) throw notWatched(mailbox);
-    await deps.store.remove(existing);
+    const existing = await deps.store.listMailbox(mailbox);
+    if (existing.length === 0) throw notWatched(mailbox);
+    for (const record of existing) await deps.store.remove(record);
   }
   context.info(`unwatched ${mailbox}`);
   return { status: 204 };

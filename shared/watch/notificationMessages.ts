@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { queueMessageContract } from '../platform/queueMessages';
+import { DEFAULT_FOLDER } from './watchFolders';
 
 /** A notification as queued for `processNotifications`: a change to a message, or a lifecycle event. */
 export const queuedNotification = queueMessageContract(
@@ -13,6 +14,8 @@ export const queuedNotification = queueMessageContract(
       kind: z.literal('change'),
       subscriptionId: z.string().min(1),
       mailbox: z.string().min(3),
+      /** The watched folder; absent in messages queued before folders (the Inbox). */
+      folder: z.string().min(1).default(DEFAULT_FOLDER),
       messageId: z.string().min(1),
       changeType: z.string(),
     }),
@@ -20,6 +23,7 @@ export const queuedNotification = queueMessageContract(
       kind: z.literal('lifecycle'),
       subscriptionId: z.string().min(1),
       mailbox: z.string().min(3),
+      folder: z.string().min(1).default(DEFAULT_FOLDER),
       lifecycleEvent: z.string(),
     }),
   ]),

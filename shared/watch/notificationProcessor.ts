@@ -63,12 +63,12 @@ export async function processNotification(
 }
 
 async function publishChange(
-  work: { mailbox: string; messageId: string; subscriptionId: string },
+  work: { mailbox: string; folder: string; messageId: string; subscriptionId: string },
   deps: ProcessorDependencies,
   context: InvocationContext,
 ): Promise<string> {
-  // An unwatched mailbox's late notifications are not wanted; a replaced subscription's still are (dedupe covers it).
-  const record = await deps.store.get(work.mailbox);
+  // An unwatched folder's late notifications are not wanted; a replaced subscription's still are (dedupe covers it).
+  const record = await deps.store.get(work.mailbox, work.folder);
   if (!record) return 'ignored (mailbox no longer watched)';
   if (await deps.publisher.wasPublished(mailReceivedIdentity(work.mailbox, work.messageId))) return 'duplicate';
   let read: MessageForEvent;
@@ -83,7 +83,7 @@ async function publishChange(
   let outcome;
   try {
     outcome = await deps.publisher.publish(
-      mailReceivedEvent(work.mailbox, read.message, read.content),
+      mailReceivedEvent(work.mailbox, read.message, read.content, work.folder),
       undefined,
       fitMailReceived,
     );
@@ -95,27 +95,27 @@ async function publishChange(
   if (outcome === 'published') {
     // Statistics only: the event is out, so a busy mailbox's contended row must not fail (and repeat) the work.
     await deps.store
-      .update(work.mailbox, (r) => ({
-        ...r,
-        eventsPublished: r.eventsPublished + 1,
-        lastEventAt: new Date().toISOString(),
-      }))
+      .update(
+        work.mailbox,
+        (r) => ({ ...r, eventsPublished: r.eventsPublished + 1, lastEventAt: new Date().toISOString() }),
+        work.folder,
+      )
       .catch((err: unknown) => context.debug(`event counter of ${work.mailbox} not updated: ${describe(err)}`));
   }
   return outcome;
 }
 
 async function handleLifecycle(
-  work: { mailbox: string; subscriptionId: string; lifecycleEvent: string },
+  work: { mailbox: string; folder: string; subscriptionId: string; lifecycleEvent: string },
   deps: ProcessorDependencies,
 ): Promise<string> {
   switch (work.lifecycleEvent) {
     case 'reauthorizationRequired':
-      return deps.service.reauthorize(work.mailbox, work.subscriptionId);
+      return deps.service.reauthorize(work.mailbox, work.subscriptionId, work.folder);
     case 'subscriptionRemoved':
-      return deps.service.replaceRemoved(work.mailbox, work.subscriptionId);
+      return deps.service.replaceRemoved(work.mailbox, work.subscriptionId, work.folder);
     case 'missed': {
-      const result = await deps.service.catchUpMailbox(work.mailbox);
+      const result = await deps.service.catchUpMailbox(work.mailbox, work.folder);
       if (!result) return 'ignored (mailbox no longer watched)';
       return `caught up: ${result.published} published, ${result.duplicates} already published${result.resynced ? ', resynced' : ''}`;
     }

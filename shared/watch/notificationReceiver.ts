@@ -14,6 +14,7 @@ import { logValue } from '../platform/logSafe';
 import { problem, problemResponse } from '../platform/problem';
 import { ensureQueue } from '../platform/tables';
 import { queuedNotification, type QueuedNotification } from './notificationMessages';
+import { DEFAULT_FOLDER } from './watchFolders';
 import { readWebhookBody } from './webhookBody';
 import { MAX_UNKNOWN_PER_POST, type ResolvedSubscriptions, type SubscriptionLookup } from './subscriptionLookup';
 
@@ -91,7 +92,7 @@ export async function receiveGraphNotifications(
       if (resolved.notLookedUp.has(item.subscriptionId)) dropped.notLookedUp.push(item.subscriptionId);
       else dropped.unknownSubscription.push(item.subscriptionId);
     } else if (!sameSecret(item.clientState, entry.clientState)) dropped.clientStateMismatch.push(item.subscriptionId);
-    else accepted.push(toQueued(item, entry.mailbox));
+    else accepted.push(toQueued(item, entry.mailbox, entry.folder ?? DEFAULT_FOLDER));
   }
   const droppedCount =
     dropped.unknownSubscription.length + dropped.notLookedUp.length + dropped.clientStateMismatch.length;
@@ -180,14 +181,21 @@ function messageIdOf(item: NotificationItem): string | undefined {
   return match?.[1];
 }
 
-function toQueued(item: NotificationItem, mailbox: string): QueuedNotification {
+function toQueued(item: NotificationItem, mailbox: string, folder: string): QueuedNotification {
   if (isLifecycle(item)) {
-    return { kind: 'lifecycle', subscriptionId: item.subscriptionId, mailbox, lifecycleEvent: item.lifecycleEvent! };
+    return {
+      kind: 'lifecycle',
+      subscriptionId: item.subscriptionId,
+      mailbox,
+      folder,
+      lifecycleEvent: item.lifecycleEvent!,
+    };
   }
   return {
     kind: 'change',
     subscriptionId: item.subscriptionId,
     mailbox,
+    folder,
     messageId: messageIdOf(item)!,
     changeType: item.changeType!,
   };

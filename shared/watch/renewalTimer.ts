@@ -4,6 +4,7 @@
  * (the same timer also runs the app's housekeeping).
  */
 import type { InvocationContext } from '@azure/functions';
+import { DEFAULT_FOLDER } from './watchFolders';
 import type { RenewalReport, WatchService } from './watchService';
 
 /** What the renewal needs. */
@@ -28,7 +29,9 @@ export async function runRenewal(context: InvocationContext, deps: RenewalDepend
   }
   const reports = await deps.service.renewDue(deps.renewalWindowMs, stats);
   for (const report of reports.filter((r) => r.outcome !== 'renewed')) {
-    const line = `${report.mailbox}: ${report.outcome}${report.error ? ` (${report.error})` : ''}${report.catchUp ? `, caught up ${report.catchUp.published} event(s)` : ''}`;
+    const where =
+      (report.folder ?? DEFAULT_FOLDER) === DEFAULT_FOLDER ? report.mailbox : `${report.mailbox} (${report.folder})`;
+    const line = `${where}: ${report.outcome}${report.error ? ` (${report.error})` : ''}${report.catchUp ? `, caught up ${report.catchUp.published} event(s)` : ''}`;
     if (report.outcome === 'failed' || report.error) context.warn(line);
     else context.info(line);
   }

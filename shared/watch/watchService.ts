@@ -1,5 +1,6 @@
 /**
- * Watching a mailbox end to end: create or repair its Graph subscription (fresh clientState, longest expiry, first
+ * Watching a mailbox end to end, folder by folder (each folder is watched as the Inbox alone was before folders):
+ * create or repair its Graph subscription (fresh clientState, longest expiry, first
  * delta link taken before the subscription exists so nothing slips between them), renew, recreate what Graph lost
  * and catch up, reauthorize, and stop watching.
  */
@@ -7,8 +8,21 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { forEachLimited } from '../platform/concurrency';
 import type { CatchUp, CatchUpResult } from './catchUp';
 import { wantsContent, type EventContent } from './eventContent';
-import type { GraphSubscription, GraphSubscriptions, RenewResult } from './graphSubscriptions';
-import { LeaseLostError, type MailboxLease, type WatchedMailbox, type WatchStore } from './watchStore';
+import {
+  isWebhookValidationFailure,
+  type GraphSubscription,
+  type GraphSubscriptions,
+  type RenewResult,
+} from './graphSubscriptions';
+import { DEFAULT_FOLDER } from './watchFolders';
+import {
+  LeaseLostError,
+  watchKey,
+  type Delivery,
+  type MailboxLease,
+  type WatchedMailbox,
+  type WatchStore,
+} from './watchStore';
 
 /** Paths of the webhook endpoints below the app's origin. */
 const NOTIFICATIONS_PATH = '/api/graph/notifications';
@@ -46,10 +60,18 @@ export function newClientState(): string {
 /** What {@link WatchService.watch} did. */
 export type WatchOutcome = 'created' | 'renewed' | 'recreated';
 
-/** One mailbox's result of a renewal run. */
+/** Why a folder is polled when delivery is auto and Graph could not validate the webhook (the problem's slug). */
+export const VALIDATION_FAILED_REASON = 'webhook-validation-failed';
+/** Why a folder is polled when there is no webhook to push to. */
+export const NO_WEBHOOK_REASON = 'WEBHOOK_BASE_URL is not set';
+
+/** One mailbox folder's result of a renewal run. */
 export interface RenewalReport {
   mailbox: string;
-  outcome: 'renewed' | 'recreated' | 'failed';
+  /** Absent means the Inbox. */
+  folder?: string;
+  /** `pushed`: an auto mailbox's polled folder is pushed again; `polling`: it falls back (or stays) to polling. */
+  outcome: 'renewed' | 'recreated' | 'failed' | 'pushed' | 'polling';
   error?: string;
   catchUp?: CatchUpResult;
 }
@@ -60,7 +82,8 @@ export class WatchService {
     private readonly store: WatchStore,
     private readonly subscriptions: GraphSubscriptions,
     private readonly catchUp: CatchUp,
-    private readonly webhookBaseUrl: string,
+    /** Undefined when WEBHOOK_BASE_URL is unset: then folders are polled. */
+    private readonly webhookBaseUrl: string | undefined,
     /** The clock due dates and granted lifetimes are judged by (tests pass a simulated one). */
     private readonly now: () => number = Date.now,
   ) {}
@@ -70,21 +93,67 @@ export class WatchService {
    * Graph no longer has it (then catches up). Idempotent, also when called concurrently on any number of instances:
    * only the holder of the mailbox's lease creates, and the others then renew what it created.
    */
-  async watch(mailbox: string, content?: EventContent): Promise<{ outcome: WatchOutcome; record: WatchedMailbox }> {
+  async watch(
+    mailbox: string,
+    content?: EventContent,
+    folders: readonly string[] = [DEFAULT_FOLDER],
+    delivery: Delivery = 'push',
+  ): Promise<{ outcome: WatchOutcome; record: WatchedMailbox; records: WatchedMailbox[] }> {
     const address = mailbox.toLowerCase();
-    // Stored as asked: a PUT states the whole watch, so one without content turns content off.
+    // Stored as asked: a PUT states the whole watch, so one without content turns content off, and a folder it no
+    // longer names stops being watched.
     const wanted = wantsContent(content) ? content : undefined;
+    const records: WatchedMailbox[] = [];
+    const outcomes: WatchOutcome[] = [];
+    for (const folder of folders) {
+      const { outcome, record } = await this.watchFolder(address, folder, wanted, delivery);
+      records.push(record);
+      outcomes.push(outcome);
+    }
+    for (const stale of await this.store.listMailbox(address)) {
+      if (!folders.includes(stale.folder ?? DEFAULT_FOLDER)) await this.unwatchFolder(address, stale.folder);
+    }
+    const outcome = outcomes.includes('created') ? 'created' : outcomes.includes('recreated') ? 'recreated' : 'renewed';
+    // The first folder's record answers for the mailbox where one record is shown (as the Inbox's did).
+    return { outcome, record: records[0], records };
+  }
+
+  /** Watches one folder of the mailbox (see {@link watch}). */
+  private async watchFolder(
+    address: string,
+    folder: string,
+    wanted: EventContent | undefined,
+    delivery: Delivery,
+  ): Promise<{ outcome: WatchOutcome; record: WatchedMailbox }> {
+    const polled = delivery === 'poll' || !this.webhookBaseUrl;
     for (let attempt = 0; ; attempt++) {
-      const existing = await this.store.get(address);
-      if (existing) {
+      const existing = await this.store.get(address, folder);
+      if (existing && (existing.mode ?? 'push') === 'poll') {
+        const record = polled ? existing : await this.toPush(existing, delivery);
+        if (record) return { outcome: 'renewed', record: await this.withSettings(record, wanted, delivery) };
+      } else if (existing && polled) {
+        const record = await this.toPoll(existing, delivery === 'poll' ? 'delivery poll' : NO_WEBHOOK_REASON);
+        if (record) return { outcome: 'renewed', record: await this.withSettings(record, wanted, delivery) };
+      } else if (existing) {
         const kept = await this.keep(existing);
-        if (kept) return { ...kept, record: await this.withContent(kept.record, wanted) };
+        if (kept) return { ...kept, record: await this.withSettings(kept.record, wanted, delivery) };
       } else {
-        const record = await this.leased(address, (lease) => this.createUnderLease(address, lease, wanted));
+        const record = await this.leased(watchKey(address, folder), async (lease) => {
+          if (polled) {
+            const reason = delivery === 'poll' ? 'delivery poll' : NO_WEBHOOK_REASON;
+            return this.createPolledUnderLease(address, folder, lease, wanted, delivery, reason);
+          }
+          try {
+            return await this.createUnderLease(address, folder, lease, wanted, delivery);
+          } catch (err) {
+            if (delivery !== 'auto' || !isWebhookValidationFailure(err)) throw err;
+            return this.createPolledUnderLease(address, folder, lease, wanted, delivery, VALIDATION_FAILED_REASON);
+          }
+        });
         if (record) {
           // Mail that arrived after the delta link was taken but before notifications flowed.
           await this.catchUp.run(record);
-          return { outcome: 'created', record: (await this.store.get(address)) ?? record };
+          return { outcome: 'created', record: (await this.store.get(address, folder)) ?? record };
         }
       }
       // Another instance created the subscription, or a DELETE removed it, meanwhile: look again.
@@ -98,11 +167,20 @@ export class WatchService {
    */
   async unwatch(mailbox: string): Promise<boolean> {
     const address = mailbox.toLowerCase();
-    return this.leased(address, async () => {
-      const existing = await this.store.get(address);
+    let any = false;
+    for (const record of await this.store.listMailbox(address)) {
+      if (await this.unwatchFolder(address, record.folder)) any = true;
+    }
+    return any;
+  }
+
+  /** Stops watching one folder of the mailbox (see {@link unwatch}). */
+  private async unwatchFolder(address: string, folder: string | undefined): Promise<boolean> {
+    return this.leased(watchKey(address, folder), async () => {
+      const existing = await this.store.get(address, folder);
       if (!existing) return false;
       await this.subscriptions.delete(existing.subscriptionId);
-      await this.deleteDuplicates(address);
+      await this.deleteDuplicates(address, folder);
       await this.store.remove(existing);
       return true;
     });
@@ -117,14 +195,14 @@ export class WatchService {
   async recreate(
     previous: WatchedMailbox,
   ): Promise<{ record: WatchedMailbox; catchUp?: CatchUpResult; error?: string } | undefined> {
-    const replaced = await this.leased(previous.mailbox, async (lease) => {
-      const current = await this.store.get(previous.mailbox);
+    const replaced = await this.leased(watchKey(previous.mailbox, previous.folder), async (lease) => {
+      const current = await this.store.get(previous.mailbox, previous.folder);
       if (!current || current.subscriptionId !== previous.subscriptionId) return current && { record: current };
       const clientState = newClientState();
       const askedAt = this.now();
-      const created = await this.subscriptions.create(this.request(current.mailbox, clientState));
+      const created = await this.subscriptions.create(this.request(current.mailbox, current.folder, clientState));
       if (!(await this.stillHolding(lease, created.id))) {
-        const now = await this.store.get(previous.mailbox);
+        const now = await this.store.get(previous.mailbox, previous.folder);
         return now && { record: now };
       }
       const record: WatchedMailbox = {
@@ -150,15 +228,15 @@ export class WatchService {
     }
   }
 
-  /** Catches up the mailbox of a subscription (after a `missed` lifecycle event). */
-  async catchUpMailbox(mailbox: string): Promise<CatchUpResult | undefined> {
-    const record = await this.store.get(mailbox);
+  /** Catches up the mailbox folder of a subscription (after a `missed` lifecycle event). */
+  async catchUpMailbox(mailbox: string, folder: string = DEFAULT_FOLDER): Promise<CatchUpResult | undefined> {
+    const record = await this.store.get(mailbox, folder);
     return record && this.catchUp.run(record);
   }
 
   /** Answers `reauthorizationRequired`: reauthorize, or renew if that fails; recreate if Graph lost it. */
-  async reauthorize(mailbox: string, subscriptionId: string): Promise<string> {
-    const record = await this.store.get(mailbox);
+  async reauthorize(mailbox: string, subscriptionId: string, folder: string = DEFAULT_FOLDER): Promise<string> {
+    const record = await this.store.get(mailbox, folder);
     if (!record || record.subscriptionId !== subscriptionId) return 'stale';
     let outcome = 'reauthorized';
     try {
@@ -168,19 +246,23 @@ export class WatchService {
       const renewed = await this.subscriptions.renew(subscriptionId);
       if (!renewed) return (await this.recreate(record)) ? 'recreated' : 'stale';
       outcome = 'renewed';
-      await this.store.update(mailbox, (r) => ({
-        ...r,
-        expirationDateTime: renewed.expirationDateTime,
-        grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
-      }));
+      await this.store.update(
+        mailbox,
+        (r) => ({
+          ...r,
+          expirationDateTime: renewed.expirationDateTime,
+          grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
+        }),
+        folder,
+      );
     }
-    await this.store.update(mailbox, (r) => ({ ...r, lastRenewal: { at: new Date().toISOString(), outcome } }));
+    await this.store.update(mailbox, (r) => ({ ...r, lastRenewal: { at: new Date().toISOString(), outcome } }), folder);
     return outcome;
   }
 
   /** Answers `subscriptionRemoved`: recreate (unless already replaced) and catch up. */
-  async replaceRemoved(mailbox: string, subscriptionId: string): Promise<string> {
-    const record = await this.store.get(mailbox);
+  async replaceRemoved(mailbox: string, subscriptionId: string, folder: string = DEFAULT_FOLDER): Promise<string> {
+    const record = await this.store.get(mailbox, folder);
     if (!record || record.subscriptionId !== subscriptionId) return 'stale';
     const result = await this.recreate(record);
     if (!result) return 'stale';
@@ -195,8 +277,11 @@ export class WatchService {
    */
   async renewDue(windowMs: number, stats: { graphRequests: number } = { graphRequests: 0 }): Promise<RenewalReport[]> {
     const now = this.now();
-    const due = (await this.store.list()).filter(
-      (r) => new Date(r.expirationDateTime).getTime() - now < renewalThresholdMs(windowMs, r.grantedMinutes),
+    const all = await this.store.list();
+    const due = all.filter(
+      (r) =>
+        (r.mode ?? 'push') === 'push' &&
+        new Date(r.expirationDateTime).getTime() - now < renewalThresholdMs(windowMs, r.grantedMinutes),
     );
     const expired = due.filter((r) => new Date(r.expirationDateTime).getTime() <= now);
     const live = due.filter((r) => new Date(r.expirationDateTime).getTime() > now);
@@ -212,31 +297,41 @@ export class WatchService {
       for (const r of live) renewed.set(r.subscriptionId, { kind: 'failed', status: 0, error: describe(err) });
     }
     const toRecreate = [...expired];
-    const gone = new Set(live.filter((r) => renewed.get(r.subscriptionId)?.kind === 'gone').map((r) => r.mailbox));
-    toRecreate.push(...live.filter((r) => gone.has(r.mailbox)));
+    const gone = new Set(
+      live.filter((r) => renewed.get(r.subscriptionId)?.kind === 'gone').map((r) => r.subscriptionId),
+    );
+    toRecreate.push(...live.filter((r) => gone.has(r.subscriptionId)));
     // Outcomes are stored a few at a time: thousands of sequential table writes would dominate the run.
     await forEachLimited(
-      live.filter((r) => !gone.has(r.mailbox)),
+      live.filter((r) => !gone.has(r.subscriptionId)),
       STORE_CONCURRENCY,
       async (record) => {
         const result = renewed.get(record.subscriptionId) ?? { kind: 'failed', status: 0, error: 'no result' };
         const report: RenewalReport =
           result.kind === 'renewed'
-            ? { mailbox: record.mailbox, outcome: 'renewed' }
-            : { mailbox: record.mailbox, outcome: 'failed', error: result.kind === 'failed' ? result.error : 'gone' };
+            ? { ...reportedAs(record), outcome: 'renewed' }
+            : {
+                ...reportedAs(record),
+                outcome: 'failed',
+                error: result.kind === 'failed' ? result.error : 'gone',
+              };
         reports.push(report);
         const at = new Date().toISOString();
         await this.store
-          .update(record.mailbox, (r) => ({
-            ...r,
-            ...(result.kind === 'renewed'
-              ? {
-                  expirationDateTime: result.expirationDateTime,
-                  grantedMinutes: grantedMinutes(askedAt, result.expirationDateTime),
-                }
-              : {}),
-            lastRenewal: { at, outcome: report.outcome, error: report.error },
-          }))
+          .update(
+            record.mailbox,
+            (r) => ({
+              ...r,
+              ...(result.kind === 'renewed'
+                ? {
+                    expirationDateTime: result.expirationDateTime,
+                    grantedMinutes: grantedMinutes(askedAt, result.expirationDateTime),
+                  }
+                : {}),
+              lastRenewal: { at, outcome: report.outcome, error: report.error },
+            }),
+            record.folder,
+          )
           .catch((err: unknown) => {
             report.outcome = 'failed';
             report.error = `storing the outcome failed: ${describe(err)}`;
@@ -248,25 +343,127 @@ export class WatchService {
         const result = await this.recreate(record);
         // Unwatched while the run went on: nothing to report.
         if (!result) continue;
-        reports.push({ mailbox: record.mailbox, outcome: 'recreated', catchUp: result.catchUp, error: result.error });
+        reports.push({
+          ...reportedAs(record),
+          outcome: 'recreated',
+          catchUp: result.catchUp,
+          error: result.error,
+        });
       } catch (err) {
+        if (record.delivery === 'auto' && isWebhookValidationFailure(err)) {
+          await this.toPoll(record, VALIDATION_FAILED_REASON).catch(() => undefined);
+          reports.push({ ...reportedAs(record), outcome: 'polling', error: describe(err) });
+          continue;
+        }
         const error = `recreating the subscription failed: ${describe(err)}`;
-        reports.push({ mailbox: record.mailbox, outcome: 'failed', error });
+        reports.push({ ...reportedAs(record), outcome: 'failed', error });
         await this.store
-          .update(record.mailbox, (r) => ({
-            ...r,
-            lastRenewal: { at: new Date().toISOString(), outcome: 'failed', error },
-          }))
+          .update(
+            record.mailbox,
+            (r) => ({ ...r, lastRenewal: { at: new Date().toISOString(), outcome: 'failed', error } }),
+            record.folder,
+          )
           .catch(() => undefined);
+      }
+    }
+    // An auto mailbox that fell back to polling tries push again at every renewal run.
+    if (this.webhookBaseUrl) {
+      for (const record of all.filter((r) => r.mode === 'poll' && r.delivery === 'auto')) {
+        try {
+          const now = await this.toPush(record, 'auto');
+          const pushed = now?.mode === 'push';
+          reports.push({
+            ...reportedAs(record),
+            outcome: pushed ? 'pushed' : 'polling',
+            ...(pushed ? {} : { error: now?.modeReason ?? 'unwatched' }),
+          });
+        } catch (err) {
+          reports.push({ ...reportedAs(record), outcome: 'polling', error: describe(err) });
+        }
       }
     }
     return reports;
   }
 
-  /** `record` with the content option `content` stored (unchanged when it already has it). */
-  private async withContent(record: WatchedMailbox, content: EventContent | undefined): Promise<WatchedMailbox> {
-    if (JSON.stringify(record.content) === JSON.stringify(content)) return record;
-    return (await this.store.update(record.mailbox, (r) => ({ ...r, content }))) ?? record;
+  /**
+   * Switches a polled folder to push: creates its subscription and catches up what arrived since the last poll. For
+   * auto, a webhook Graph cannot validate leaves it polled (the reason stored). Undefined when unwatched meanwhile.
+   */
+  async toPush(previous: WatchedMailbox, delivery: Delivery): Promise<WatchedMailbox | undefined> {
+    const switched = await this.leased(watchKey(previous.mailbox, previous.folder), async (lease) => {
+      const current = await this.store.get(previous.mailbox, previous.folder);
+      if (!current || current.mode !== 'poll') return current;
+      const clientState = newClientState();
+      const askedAt = this.now();
+      let created: GraphSubscription;
+      try {
+        created = await this.subscriptions.create(this.request(current.mailbox, current.folder, clientState));
+      } catch (err) {
+        if (delivery !== 'auto' || !isWebhookValidationFailure(err)) throw err;
+        return this.store.update(
+          current.mailbox,
+          (r) => ({ ...r, modeReason: VALIDATION_FAILED_REASON }),
+          current.folder,
+        );
+      }
+      if (!(await this.stillHolding(lease, created.id))) return this.store.get(previous.mailbox, previous.folder);
+      const record: WatchedMailbox = {
+        ...current,
+        subscriptionId: created.id,
+        clientState,
+        expirationDateTime: created.expirationDateTime,
+        grantedMinutes: grantedMinutes(askedAt, created.expirationDateTime),
+        mode: 'push',
+        modeReason: delivery === 'auto' ? 'auto: Graph validated the webhook' : 'delivery push',
+        nextReadAt: undefined,
+        lastRenewal: { at: new Date(this.now()).toISOString(), outcome: 'created' },
+      };
+      await this.store.save(record);
+      return record;
+    });
+    // What arrived between the last poll and the subscription.
+    if (switched?.mode === 'push' && previous.mode === 'poll') await this.catchUp.run(switched).catch(() => undefined);
+    return switched && ((await this.store.get(switched.mailbox, switched.folder)) ?? switched);
+  }
+
+  /**
+   * Switches a pushed folder to polling: deletes its subscription (best effort: an orphan expires, and its
+   * notifications are dropped without an index row), due for a poll at once. Undefined when unwatched meanwhile.
+   */
+  async toPoll(previous: WatchedMailbox, reason: string): Promise<WatchedMailbox | undefined> {
+    return this.leased(watchKey(previous.mailbox, previous.folder), async () => {
+      const current = await this.store.get(previous.mailbox, previous.folder);
+      if (!current) return undefined;
+      if (current.subscriptionId) {
+        await this.subscriptions.delete(current.subscriptionId).catch(() => undefined);
+        await this.store.forgetSubscription(current.subscriptionId).catch(() => undefined);
+      }
+      return this.store.update(
+        current.mailbox,
+        (r) => ({
+          ...r,
+          subscriptionId: '',
+          clientState: '',
+          expirationDateTime: '',
+          mode: 'poll',
+          modeReason: reason,
+          nextReadAt: new Date(this.now()).toISOString(),
+        }),
+        current.folder,
+      );
+    });
+  }
+
+  /** `record` with the content option and delivery stored (unchanged when it already has them). */
+  private async withSettings(
+    record: WatchedMailbox,
+    content: EventContent | undefined,
+    delivery: Delivery,
+  ): Promise<WatchedMailbox> {
+    if (JSON.stringify(record.content) === JSON.stringify(content) && (record.delivery ?? 'push') === delivery) {
+      return record;
+    }
+    return (await this.store.update(record.mailbox, (r) => ({ ...r, content, delivery }), record.folder)) ?? record;
   }
 
   /** Renews the mailbox's subscription (recreates it when Graph lost it); undefined when it was unwatched meanwhile. */
@@ -277,16 +474,19 @@ export class WatchService {
       const result = await this.recreate(existing);
       return result && { outcome: 'recreated', record: result.record };
     }
-    const record = await this.store.update(existing.mailbox, (r) =>
-      // Replaced meanwhile by another instance: its expiry is not this one's.
-      r.subscriptionId !== existing.subscriptionId
-        ? r
-        : {
-            ...r,
-            expirationDateTime: renewed.expirationDateTime,
-            grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
-            lastRenewal: { at: new Date(this.now()).toISOString(), outcome: 'renewed' },
-          },
+    const record = await this.store.update(
+      existing.mailbox,
+      (r) =>
+        // Replaced meanwhile by another instance: its expiry is not this one's.
+        r.subscriptionId !== existing.subscriptionId
+          ? r
+          : {
+              ...r,
+              expirationDateTime: renewed.expirationDateTime,
+              grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
+              lastRenewal: { at: new Date(this.now()).toISOString(), outcome: 'renewed' },
+            },
+      existing.folder,
     );
     return record && { outcome: 'renewed', record };
   }
@@ -297,18 +497,21 @@ export class WatchService {
    */
   private async createUnderLease(
     address: string,
+    folder: string,
     lease: MailboxLease,
     content: EventContent | undefined,
+    delivery: Delivery = 'push',
   ): Promise<WatchedMailbox | undefined> {
-    if (await this.store.get(address)) return undefined;
+    if (await this.store.get(address, folder)) return undefined;
     const now = new Date();
-    const deltaLink = await this.catchUp.initialLink(address, new Date(now.getTime() - INITIAL_LOOKBACK_MS));
+    const deltaLink = await this.catchUp.initialLink(address, folder, new Date(now.getTime() - INITIAL_LOOKBACK_MS));
     const clientState = newClientState();
     const askedAt = this.now();
-    const created = await this.subscriptions.create(this.request(address, clientState));
+    const created = await this.subscriptions.create(this.request(address, folder, clientState));
     if (!(await this.stillHolding(lease, created.id))) return undefined;
     const record: WatchedMailbox = {
       mailbox: address,
+      folder,
       subscriptionId: created.id,
       clientState,
       expirationDateTime: created.expirationDateTime,
@@ -320,10 +523,51 @@ export class WatchService {
       eventsPublished: 0,
       // Stored with the subscription, so the catch-up right after creating already reads what was asked for.
       content,
+      delivery,
+      mode: 'push',
+      modeReason: delivery === 'auto' ? 'auto: Graph validated the webhook' : 'delivery push',
     };
     await this.store.save(record);
     // Left behind by a creator that died between Graph's answer and its table write, or from before leases.
-    await this.deleteDuplicates(address, created.id);
+    await this.deleteDuplicates(address, folder, created.id);
+    return record;
+  }
+
+  /** Creates the record of a polled folder (no subscription; due for a poll at once), while holding its lease. */
+  private async createPolledUnderLease(
+    address: string,
+    folder: string,
+    lease: MailboxLease,
+    content: EventContent | undefined,
+    delivery: Delivery,
+    reason: string,
+  ): Promise<WatchedMailbox | undefined> {
+    if (await this.store.get(address, folder)) return undefined;
+    const now = new Date();
+    const deltaLink = await this.catchUp.initialLink(address, folder, new Date(now.getTime() - INITIAL_LOOKBACK_MS));
+    try {
+      await this.store.confirmLease(lease, LEASE_MS);
+    } catch (err) {
+      if (err instanceof LeaseLostError) return undefined;
+      throw err;
+    }
+    const record: WatchedMailbox = {
+      mailbox: address,
+      folder,
+      subscriptionId: '',
+      clientState: '',
+      expirationDateTime: '',
+      deltaLink,
+      deltaSyncedAt: now.toISOString(),
+      createdAt: now.toISOString(),
+      eventsPublished: 0,
+      content,
+      delivery,
+      mode: 'poll',
+      modeReason: reason,
+      nextReadAt: now.toISOString(),
+    };
+    await this.store.save(record);
     return record;
   }
 
@@ -343,12 +587,13 @@ export class WatchService {
   }
 
   /**
-   * Deletes, in Graph and in the index, every subscription this deployment holds on the mailbox except `keep`.
+   * Deletes, in Graph and in the index, every subscription this deployment holds on the mailbox folder except `keep`.
    * Best effort: a failure leaves them to expire, and their notifications are dropped without an index row.
    */
-  private async deleteDuplicates(address: string, keep?: string): Promise<void> {
+  private async deleteDuplicates(address: string, folder: string | undefined, keep?: string): Promise<void> {
+    if (!this.webhookBaseUrl) return;
     const found = await this.subscriptions
-      .listFor(address, `${this.webhookBaseUrl}${NOTIFICATIONS_PATH}`)
+      .listFor(address, folder ?? DEFAULT_FOLDER, `${this.webhookBaseUrl}${NOTIFICATIONS_PATH}`)
       .catch(() => [] as GraphSubscription[]);
     for (const sub of found.filter((s) => s.id !== keep)) {
       await this.subscriptions.delete(sub.id).catch(() => undefined);
@@ -378,14 +623,21 @@ export class WatchService {
     }
   }
 
-  private request(mailbox: string, clientState: string) {
+  private request(mailbox: string, folder: string | undefined, clientState: string) {
     return {
       mailbox,
+      folder,
       clientState,
       notificationUrl: `${this.webhookBaseUrl}${NOTIFICATIONS_PATH}`,
       lifecycleNotificationUrl: `${this.webhookBaseUrl}${LIFECYCLE_PATH}`,
     };
   }
+}
+
+/** Who a renewal report is about: the mailbox, and the folder unless it is the Inbox (as reports were before folders). */
+function reportedAs(record: WatchedMailbox): { mailbox: string; folder?: string } {
+  const folder = record.folder ?? DEFAULT_FOLDER;
+  return folder === DEFAULT_FOLDER ? { mailbox: record.mailbox } : { mailbox: record.mailbox, folder };
 }
 
 function describe(err: unknown): string {

@@ -1,6 +1,7 @@
 /**
- * Watched mailboxes in Table storage (`subscriptions`): one row per mailbox (its Graph subscription, clientState,
- * delta link and outcomes), one index row per subscription id, which the webhook reads to check a notification
+ * Watched mailboxes in Table storage (`subscriptions`): one row per watched folder of a mailbox (its Graph
+ * subscription, clientState, delta link and outcomes; the Inbox's row is keyed by the mailbox alone, as every row was
+ * before folders, so stored records keep working), one index row per subscription id, which the webhook reads to check a notification
  * without knowing its mailbox, and a lease row per mailbox while one instance creates, replaces or deletes its
  * subscription (so concurrent requests on any instance never create two). The clientState is a secret: it is stored
  * here and nowhere else.
@@ -10,6 +11,7 @@ import type { GatewayConfig } from '../platform/config';
 import { createTableClient } from '../platform/storage';
 import { ensureTable, isStatus, tableKey } from '../platform/tables';
 import { DEFAULT_MAX_BODY_BYTES, wantsContent, type EventContent } from './eventContent';
+import { DEFAULT_FOLDER } from './watchFolders';
 
 /** Table holding the rows. */
 export const SUBSCRIPTIONS_TABLE = 'subscriptions';
@@ -26,10 +28,17 @@ export interface RenewalOutcome {
   error?: string;
 }
 
-/** A watched mailbox as stored. */
+/** How a mailbox is asked to be watched: Graph's notifications, the delta query on a schedule, or push falling back. */
+export type Delivery = 'push' | 'poll' | 'auto';
+/** How a folder is read right now. */
+export type DeliveryMode = 'push' | 'poll';
+
+/** A watched folder of a mailbox as stored. */
 export interface WatchedMailbox {
   /** Lower-case address. */
   mailbox: string;
+  /** The folder (a well-known name lower-cased, or an id); absent means the Inbox (as in records before folders). */
+  folder?: string;
   subscriptionId: string;
   clientState: string;
   /** ISO time Graph will delete the subscription unless renewed. */
@@ -39,7 +48,7 @@ export interface WatchedMailbox {
    * kept): the renewal timer renews no earlier than half of it before expiry.
    */
   grantedMinutes?: number;
-  /** The Inbox messages delta link; catch-up resumes from it. */
+  /** The folder's messages delta link; catch-up resumes from it. */
   deltaLink?: string;
   /** When the delta link was last brought up to date (a resync looks back from here). */
   deltaSyncedAt?: string;
@@ -49,12 +58,27 @@ export interface WatchedMailbox {
   eventsPublished: number;
   /** What its events carry of the mail (undefined: metadata and links only, as for records from before the option). */
   content?: EventContent;
+  /** The delivery asked for (undefined: push, as every record from before delivery modes was). */
+  delivery?: Delivery;
+  /**
+   * The mode in force (undefined: push). Under poll the folder has no subscription: `subscriptionId`, `clientState`
+   * and `expirationDateTime` are empty.
+   */
+  mode?: DeliveryMode;
+  /** Why that mode is in force (e.g. `webhook-validation-failed` for auto falling back). */
+  modeReason?: string;
+  /** When the folder is next read by delta: the next poll, or under push the next reconciliation. */
+  nextReadAt?: string;
+  /** Under push: mail the reconciliation published that no notification had (Graph's missing notifications). */
+  reconciled?: number;
 }
 
 interface MailboxEntity {
   partitionKey: string;
   rowKey: string;
   mailbox: string;
+  /** Absent in rows from before folders (the Inbox). */
+  folder?: string;
   subscriptionId: string;
   clientState: string;
   expirationDateTime: string;
@@ -67,6 +91,11 @@ interface MailboxEntity {
   lastRenewalError?: string;
   lastEventAt?: string;
   eventsPublished: number;
+  delivery?: string;
+  mode?: string;
+  modeReason?: string;
+  nextReadAt?: string;
+  reconciled?: number;
   /** The content option in three columns; absent in rows from before it (no content). */
   contentBody?: string;
   contentMaxBodyBytes?: number;
@@ -77,6 +106,7 @@ interface SubscriptionEntity {
   partitionKey: string;
   rowKey: string;
   mailbox: string;
+  folder?: string;
   clientState: string;
 }
 
@@ -106,7 +136,18 @@ export class LeaseLostError extends Error {
 /** What the webhook needs to judge a notification. */
 export interface SubscriptionIndexEntry {
   mailbox: string;
+  /** Absent means the Inbox. */
+  folder?: string;
   clientState: string;
+}
+
+/**
+ * The row key of a mailbox's folder (and of its lease): the mailbox alone for the Inbox (as before folders), else
+ * mailbox and folder (`/` cannot occur in either, so keys never collide).
+ */
+export function watchKey(mailbox: string, folder: string | undefined = DEFAULT_FOLDER): string {
+  const address = mailbox.toLowerCase();
+  return folder === DEFAULT_FOLDER ? address : `${address}/${folder}`;
 }
 
 /** Reads and writes watched mailboxes. */
@@ -118,18 +159,32 @@ export class WatchStore {
     return new WatchStore(createTableClient(config, SUBSCRIPTIONS_TABLE));
   }
 
-  /** The mailbox's record, or undefined. */
-  async get(mailbox: string): Promise<WatchedMailbox | undefined> {
+  /** The record of the mailbox's folder (the Inbox unless named), or undefined. */
+  async get(mailbox: string, folder: string = DEFAULT_FOLDER): Promise<WatchedMailbox | undefined> {
     await ensureTable(this.table);
     try {
-      return fromEntity(await this.table.getEntity<MailboxEntity>(MAILBOX_PARTITION, tableKey(mailbox.toLowerCase())));
+      return fromEntity(
+        await this.table.getEntity<MailboxEntity>(MAILBOX_PARTITION, tableKey(watchKey(mailbox, folder))),
+      );
     } catch (err) {
       if (isStatus(err, 404)) return undefined;
       throw err;
     }
   }
 
-  /** Every watched mailbox, in address order. */
+  /** The records of every watched folder of the mailbox (none when it is not watched). */
+  async listMailbox(mailbox: string): Promise<WatchedMailbox[]> {
+    await ensureTable(this.table);
+    const rows: WatchedMailbox[] = [];
+    const address = mailbox.toLowerCase().replace(/'/g, "''");
+    const query = this.table.listEntities<MailboxEntity>({
+      queryOptions: { filter: `PartitionKey eq '${MAILBOX_PARTITION}' and mailbox eq '${address}'` },
+    });
+    for await (const entity of query) rows.push(fromEntity(entity));
+    return rows;
+  }
+
+  /** Every watched folder of every mailbox, in address order. */
   async list(): Promise<WatchedMailbox[]> {
     await ensureTable(this.table);
     const rows: WatchedMailbox[] = [];
@@ -145,7 +200,7 @@ export class WatchStore {
     await ensureTable(this.table);
     try {
       const row = await this.table.getEntity<SubscriptionEntity>(SUBSCRIPTION_PARTITION, tableKey(subscriptionId));
-      return { mailbox: row.mailbox, clientState: row.clientState };
+      return { mailbox: row.mailbox, folder: row.folder ?? DEFAULT_FOLDER, clientState: row.clientState };
     } catch (err) {
       if (isStatus(err, 404)) return undefined;
       throw err;
@@ -158,15 +213,19 @@ export class WatchStore {
    */
   async save(record: WatchedMailbox, previousSubscriptionId?: string): Promise<void> {
     await ensureTable(this.table);
-    await this.table.upsertEntity<SubscriptionEntity>(
-      {
-        partitionKey: SUBSCRIPTION_PARTITION,
-        rowKey: tableKey(record.subscriptionId),
-        mailbox: record.mailbox,
-        clientState: record.clientState,
-      },
-      'Replace',
-    );
+    // A polled folder has no subscription, so nothing for the webhook to recognise.
+    if (record.subscriptionId) {
+      await this.table.upsertEntity<SubscriptionEntity>(
+        {
+          partitionKey: SUBSCRIPTION_PARTITION,
+          rowKey: tableKey(record.subscriptionId),
+          mailbox: record.mailbox,
+          folder: record.folder,
+          clientState: record.clientState,
+        },
+        'Replace',
+      );
+    }
     await this.table.upsertEntity(toEntity(record), 'Replace');
     if (previousSubscriptionId && previousSubscriptionId !== record.subscriptionId) {
       await this.deleteIndex(previousSubscriptionId);
@@ -180,12 +239,13 @@ export class WatchStore {
   async update(
     mailbox: string,
     change: (record: WatchedMailbox) => WatchedMailbox,
+    folder: string = DEFAULT_FOLDER,
   ): Promise<WatchedMailbox | undefined> {
     await ensureTable(this.table);
     for (let attempt = 0; ; attempt++) {
       let entity;
       try {
-        entity = await this.table.getEntity<MailboxEntity>(MAILBOX_PARTITION, tableKey(mailbox.toLowerCase()));
+        entity = await this.table.getEntity<MailboxEntity>(MAILBOX_PARTITION, tableKey(watchKey(mailbox, folder)));
       } catch (err) {
         if (isStatus(err, 404)) return undefined;
         throw err;
@@ -204,12 +264,12 @@ export class WatchStore {
     }
   }
 
-  /** Forgets the mailbox and its subscription's index row. */
+  /** Forgets the mailbox's folder and its subscription's index row. */
   async remove(record: WatchedMailbox): Promise<void> {
     await ensureTable(this.table);
     await this.deleteIndex(record.subscriptionId);
     try {
-      await this.table.deleteEntity(MAILBOX_PARTITION, tableKey(record.mailbox));
+      await this.table.deleteEntity(MAILBOX_PARTITION, tableKey(watchKey(record.mailbox, record.folder)));
     } catch (err) {
       if (!isStatus(err, 404)) throw err;
     }
@@ -283,6 +343,7 @@ export class WatchStore {
   }
 
   private async deleteIndex(subscriptionId: string): Promise<void> {
+    if (!subscriptionId) return;
     try {
       await this.table.deleteEntity(SUBSCRIPTION_PARTITION, tableKey(subscriptionId));
     } catch (err) {
@@ -294,8 +355,10 @@ export class WatchStore {
 function toEntity(record: WatchedMailbox): MailboxEntity {
   return {
     partitionKey: MAILBOX_PARTITION,
-    rowKey: tableKey(record.mailbox),
+    rowKey: tableKey(watchKey(record.mailbox, record.folder)),
     mailbox: record.mailbox,
+    // The Inbox's row stays as rows were before folders, so an older version reading it back sees its own shape.
+    ...(record.folder === undefined || record.folder === DEFAULT_FOLDER ? {} : { folder: record.folder }),
     subscriptionId: record.subscriptionId,
     clientState: record.clientState,
     expirationDateTime: record.expirationDateTime,
@@ -308,6 +371,11 @@ function toEntity(record: WatchedMailbox): MailboxEntity {
     lastRenewalError: record.lastRenewal?.error,
     lastEventAt: record.lastEventAt,
     eventsPublished: record.eventsPublished,
+    delivery: record.delivery,
+    mode: record.mode,
+    modeReason: record.modeReason,
+    nextReadAt: record.nextReadAt,
+    reconciled: record.reconciled,
     ...(wantsContent(record.content)
       ? {
           contentBody: record.content.body,
@@ -321,6 +389,7 @@ function toEntity(record: WatchedMailbox): MailboxEntity {
 function fromEntity(entity: MailboxEntity): WatchedMailbox {
   return {
     mailbox: entity.mailbox,
+    folder: entity.folder ?? DEFAULT_FOLDER,
     subscriptionId: entity.subscriptionId,
     clientState: entity.clientState,
     expirationDateTime: entity.expirationDateTime,
@@ -334,6 +403,11 @@ function fromEntity(entity: MailboxEntity): WatchedMailbox {
     lastEventAt: entity.lastEventAt,
     eventsPublished: entity.eventsPublished ?? 0,
     content: contentOf(entity),
+    delivery: entity.delivery === 'poll' || entity.delivery === 'auto' ? entity.delivery : 'push',
+    mode: entity.mode === 'poll' ? 'poll' : 'push',
+    modeReason: entity.modeReason,
+    nextReadAt: entity.nextReadAt,
+    reconciled: entity.reconciled ?? 0,
   };
 }
 

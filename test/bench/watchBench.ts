@@ -270,7 +270,7 @@ async function renewalCost(ctx: BenchContext, config: GatewayConfig) {
     });
 
     // The gateway's renewal timer logic: $batch of 20.
-    const service = services.watchService!;
+    const service = services.watchService;
     mark = patches();
     started = performance.now();
     const stats = { graphRequests: 0 };

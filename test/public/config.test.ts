@@ -130,6 +130,7 @@ describe('malformed settings', () => {
     ['RENEWAL_SCHEDULE', 'hourly', /six-field NCRONTAB/],
     ['RENEWAL_SCHEDULE', '0 * * * *', /six-field NCRONTAB/],
     ['RENEWAL_WINDOW_HOURS', '200', /between 1 and 168 hours/],
+    ['POLL_INTERVAL_SECONDS', '10', /between 15 and 3600 seconds/],
     ['EVENTS_WEBHOOK_URL', 'http://events.contoso.com/hook', /https URL/],
     ['EVENTS_SIGNING_SECRET', 'secret', /Standard Webhooks secret/],
     ['EVENTS_SIGNING_SECRET', `whsec_${Buffer.alloc(8).toString('base64')}`, /24 to 64 random bytes/],
@@ -154,6 +155,8 @@ describe('watch and events settings', () => {
       allowedMailboxes: { addresses: new Set(), domains: new Set() },
       renewalSchedule: '0 0 * * * *',
       renewalWindowMs: 48 * 3_600_000,
+      pollIntervalMs: 60_000,
+      reconcileIntervalMs: 15 * 60_000,
     });
     expect(config.events.webhook).toBeUndefined();
   });
@@ -166,6 +169,8 @@ describe('watch and events settings', () => {
       ALLOWED_WATCH_MAILBOXES: 'Support@Contoso.com, *@billing.contoso.com',
       RENEWAL_SCHEDULE: '0 */30 * * * *',
       RENEWAL_WINDOW_HOURS: '72',
+      POLL_INTERVAL_SECONDS: '15',
+      RECONCILE_INTERVAL_MINUTES: '5',
       EVENTS_WEBHOOK_URL: 'https://events.contoso.com/hook',
       EVENTS_SIGNING_SECRET: secret,
     });
@@ -174,6 +179,8 @@ describe('watch and events settings', () => {
       allowedMailboxes: { addresses: new Set(['support@contoso.com']), domains: new Set(['billing.contoso.com']) },
       renewalSchedule: '0 */30 * * * *',
       renewalWindowMs: 72 * 3_600_000,
+      pollIntervalMs: 15_000,
+      reconcileIntervalMs: 5 * 60_000,
     });
     expect(config.events.webhook).toEqual({ url: 'https://events.contoso.com/hook', signingSecret: secret });
   });

@@ -43,6 +43,7 @@ beforeAll(async () => {
       'w7',
       'w8',
       'w9',
+      'folders',
     ],
     graph: { latencyMs: { min: 2, max: 8 }, subscriptions: { retryDelaysMs: [1500, 1500, 1500, 1500] } },
   });
@@ -52,7 +53,7 @@ beforeAll(async () => {
     // billing@ stays outside the policy.
     // *@fabrikam.com lets a malformed address past the policy, so only the address rules can stop it.
     ALLOWED_WATCH_MAILBOXES: [
-      ...['support', 'it', 'race', 'stale', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9'].map(
+      ...['support', 'it', 'race', 'stale', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9', 'folders'].map(
         (u) => `${u}@${DOMAIN}`,
       ),
       '*@fabrikam.com',
@@ -605,6 +606,96 @@ describe('lifecycle events', () => {
     await eventFor(after.id);
     await settle();
     expect(await eventsFor(gap.id)).toHaveLength(1);
+  });
+});
+
+describe('any folder', () => {
+  /** The emulator's live subscriptions of `mailbox`, by the folder their resource names. */
+  function subscriptionsByFolder(mailbox: string): Map<string, Record<string, string>> {
+    const user = env.cloud.tenant.findUser(mailbox)!;
+    const found = new Map<string, Record<string, string>>();
+    for (const sub of env.cloud.graph.activeSubscriptions() as Array<Record<string, string>>) {
+      const resource = String(sub.resource);
+      if (!resource.toLowerCase().includes(user.mail.toLowerCase()) && !resource.includes(user.id)) continue;
+      found.set(/mailFolders\('([^']+)'\)/i.exec(resource)?.[1] ?? '', sub);
+    }
+    return found;
+  }
+
+  it('refuses a folder that is neither a well-known name nor a folder id, and a folder named twice, with 400 before Graph', async () => {
+    const before = env.cloud.graph.requests.length;
+    for (const folders of [['in/box'], ['inbox', 'Inbox'], [], ['x'.repeat(600)]]) {
+      const answer = await gateway.watch('folders@contoso.com', { folders });
+      expect({ folders, status: answer.status }).toEqual({ folders, status: 400 });
+      expect(answer.body).toMatchObject({
+        errors: [expect.objectContaining({ field: expect.stringMatching(/^folders/) as unknown })],
+      });
+    }
+    expect(env.cloud.graph.requests.slice(before)).toEqual([]);
+  });
+
+  it('two folders: one subscription each, events for both naming their folder, and renewal and recreation per folder', async () => {
+    const mailbox = 'folders@contoso.com';
+    const answer = await gateway.watch<{ folders: Array<{ folder: string; subscriptionId: string }> }>(mailbox, {
+      folders: ['inbox', 'SentItems'],
+    });
+    expect(answer.status).toBe(201);
+    expect(answer.body.folders.map((f) => f.folder)).toEqual(['inbox', 'sentitems']);
+    const subs = subscriptionsByFolder(mailbox);
+    expect([...subs.keys()].sort()).toEqual(['inbox', 'sentitems']);
+    expect(answer.body.folders.map((f) => f.subscriptionId).sort()).toEqual(
+      [subs.get('inbox')!.id, subs.get('sentitems')!.id].sort(),
+    );
+
+    const received = deliver(mailbox);
+    const sent = env.cloud.graph.mailbox(mailbox).addMessage('sentitems', {
+      subject: `sent-${randomUUID()}`,
+      from: { emailAddress: { address: mailbox } },
+      toRecipients: [{ emailAddress: { address: 'someone@example.org' } }],
+      body: { contentType: 'text', content: 'an answer' },
+    });
+    expect((await eventFor(received.id)).data.folder).toBe('inbox');
+    expect((await eventFor(sent.id)).data.folder).toBe('sentitems');
+
+    // Graph loses the Sent Items subscription: the renewal renews the Inbox's and recreates that one alone.
+    const lost = subs.get('sentitems')!;
+    const res = await env.cloud.graph.dispatch({
+      method: 'DELETE',
+      url: `/v1.0/subscriptions/${lost.id}`,
+      headers: { authorization: `Bearer ${appTokenFor()}` },
+      body: Buffer.alloc(0),
+    });
+    expect(res.status).toBe(204);
+    const gap = env.cloud.graph.mailbox(mailbox).addMessage('sentitems', {
+      subject: `gap-${randomUUID()}`,
+      from: { emailAddress: { address: mailbox } },
+      toRecipients: [{ emailAddress: { address: 'someone@example.org' } }],
+      body: { contentType: 'text', content: 'another answer' },
+    });
+    await makeDue();
+    await runRenewal();
+    expect((await eventFor(gap.id)).data.folder).toBe('sentitems');
+    const shown = await gateway.mailbox<{
+      folders: Array<{ folder: string; subscriptionId: string; lastRenewal: { outcome: string } }>;
+    }>(mailbox);
+    const byFolder = new Map(shown.body.folders.map((f) => [f.folder, f]));
+    expect(byFolder.get('inbox')).toMatchObject({
+      subscriptionId: subs.get('inbox')!.id,
+      lastRenewal: { outcome: 'renewed' },
+    });
+    expect(byFolder.get('sentitems')!.lastRenewal.outcome).toBe('recreated');
+    expect(byFolder.get('sentitems')!.subscriptionId).not.toBe(lost.id);
+    expect(subscriptionsByFolder(mailbox).get('sentitems')?.id).toBe(byFolder.get('sentitems')!.subscriptionId);
+
+    // A PUT naming the Inbox alone stops watching Sent Items; DELETE stops the rest.
+    const narrowed = await gateway.watch<{ folders: unknown[] }>(mailbox, { folders: ['inbox'] });
+    expect(narrowed.status).toBe(200);
+    expect(narrowed.body.folders).toHaveLength(1);
+    expect([...subscriptionsByFolder(mailbox).keys()]).toEqual(['inbox']);
+    await settle();
+    expect(await eventsFor(gap.id)).toHaveLength(1);
+    expect((await gateway.unwatch(mailbox)).status).toBe(204);
+    expect(subscriptionsByFolder(mailbox).size).toBe(0);
   });
 });
 

@@ -14,6 +14,7 @@ import { stageFunctionPackage } from '../../tools/functionPackage';
 import { runPacerBench } from '../bench/pacerBench';
 import { outboxBenchOptions, runOutboxBench } from '../bench/outboxBench';
 import { runTokenBench } from '../bench/tokenBench';
+import { runPollBench } from '../bench/pollBench';
 import { runWatchBench } from '../bench/watchBench';
 import { percentile, runMessagesBench, type MessagesBenchResult } from '../bench/messagesBench';
 import { freePort, startAzurite } from '../emulators/azurite';
@@ -114,6 +115,7 @@ async function benchmarks(caDir: string): Promise<void> {
     if (wanted('memory')) printMemory(await runMemoryBench({ cloud, config }, caDir));
     if (wanted('pacer')) await runPacerBench();
     if (wanted('watch')) await watchSection(cloud, config, latency, webhookPort);
+    if (wanted('poll')) await pollSection(cloud, config, latency);
     if (wanted('messages')) printMessages(await runMessagesBench({ cloud, config }, caDir));
   } finally {
     await cloud.close();
@@ -230,6 +232,23 @@ async function sendSection(caDir: string) {
         `; (d) host RSS MB started->peak: ${memory}`,
     );
   }
+}
+
+/** Poll mode at the run's POLL_INTERVAL_SECONDS (`POLL_INTERVAL_SECONDS=15 npm run bench -- poll`). */
+async function pollSection(cloud: LocalCloud, config: GatewayConfig, latency: { min: number; max: number }) {
+  latency.min = 5;
+  latency.max = 15;
+  const windowSeconds = Number(process.env.BENCH_POLL_WINDOW_SECONDS ?? 300);
+  console.log(
+    `\nPoll benchmark (20 mailboxes by poll, 1 by push, POLL_INTERVAL_SECONDS=${config.watch.pollIntervalMs / 1000}, ${windowSeconds} s window, Graph latency 5-15 ms)`,
+  );
+  const r = await runPollBench({ cloud, config }, windowSeconds);
+  console.log(
+    `(d) delivery -> event by polling every ${r.intervalSeconds} s: ${r.delivered} of ${r.mails} mails, p50 ${(r.latency.p50 / 1000).toFixed(1)} s, p99 ${(r.latency.p99 / 1000).toFixed(1)} s (goal p99 <= ${r.intervalSeconds + 2} s)`,
+  );
+  console.log(
+    `(e) Graph requests per mailbox per hour over ${r.windowSeconds.toFixed(0)} s: polled ${r.pollRequestsPerMailboxHour.toFixed(0)}, pushed ${r.pushRequestsPerMailboxHour.toFixed(0)} (same mail rate)`,
+  );
 }
 
 async function watchSection(

@@ -281,6 +281,14 @@ export class GraphEmulator {
     return this.dispatcher.slowRatio(url);
   }
 
+  /**
+   * While on, Graph "cannot reach" webhooks whose URL starts with `urlPrefix`: creating a subscription (or renewing
+   * its notificationUrl) fails validation with Graph's 400 ValidationError, as behind a firewall or private endpoint.
+   */
+  setWebhookUnreachable(urlPrefix: string, on: boolean): void {
+    this.dispatcher.setUnreachable(urlPrefix, on);
+  }
+
   /** While on, change notifications for the subscription are dropped (logged `dropped: true`), as for a throttled endpoint. */
   dropNotifications(subscriptionId: string, on: boolean): void {
     const sub = this.subscriptionStore.get(subscriptionId);

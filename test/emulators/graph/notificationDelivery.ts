@@ -85,6 +85,8 @@ export class NotificationDispatcher {
   private busy = 0;
   private idleWaiters: Array<() => void> = [];
   private closed = false;
+  /** URL prefixes Graph "cannot reach": their validation requests fail without a connection being made. */
+  private readonly unreachable = new Set<string>();
 
   constructor(
     private readonly settings: DeliverySettings,
@@ -99,6 +101,19 @@ export class NotificationDispatcher {
    * endpoint fails the handshake.
    */
   async validate(url: string, subscriptionId: string): Promise<GraphError | undefined> {
+    if ([...this.unreachable].some((prefix) => url.startsWith(prefix))) {
+      this.log.push({
+        kind: 'validation',
+        url,
+        subscriptionIds: [subscriptionId],
+        attempt: 1,
+        error: 'unreachable (emulated)',
+        durationMs: 0,
+        slow: false,
+        at: this.clock.now(),
+      });
+      return notOk('the endpoint could not be reached (emulated: setWebhookUnreachable)');
+    }
     const token = `Validation: Testing client application reachability for subscription Request-Id: ${randomUUID()}`;
     // Appended by hand so the token is encoded exactly as encodeURIComponent does (spaces as %20) and the URL's own
     // query string is kept as written.
@@ -131,6 +146,12 @@ export class NotificationDispatcher {
     }
     if (outcome.text !== token) return mismatch('the answer was not the decoded validation token');
     return undefined;
+  }
+
+  /** Makes webhooks under `urlPrefix` unreachable for Graph's validation (a firewall, a private endpoint), or not. */
+  setUnreachable(urlPrefix: string, on: boolean): void {
+    if (on) this.unreachable.add(urlPrefix);
+    else this.unreachable.delete(urlPrefix);
   }
 
   /** Queues notifications for every subscription that watches this change. */
