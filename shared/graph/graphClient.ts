@@ -3,7 +3,8 @@
  * cloud's (or overridden) Graph root, and the SDK's own middleware for what it already does well: a fresh
  * `client-request-id` per request (TelemetryHandler) and retries that honour `Retry-After`, fractional seconds
  * included (RetryHandler). One handler of our own: a token Graph calls invalid (revoked, expired early) is dropped
- * from the credential's cache and the call is made once more with a new token.
+ * from the credential's cache and the call is made once more with a new token. Every Graph client of the process
+ * sends over one bounded keep-alive pool (platform/connectionPools.ts), not `fetch`'s unbounded global one.
  */
 import {
   AuthenticationHandler,
@@ -20,6 +21,7 @@ import {
 import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials';
 import type { TokenCredential } from '@azure/identity';
 import type { GatewayConfig } from '../platform/config';
+import { graphDispatcher } from '../platform/connectionPools';
 
 /** Hosts the Graph SDK already treats as Graph (it attaches tokens and request ids only to Graph hosts). */
 const SDK_GRAPH_HOSTS = new Set([
@@ -134,6 +136,8 @@ export function createGraphClient(
   return Client.initWithMiddleware({
     baseUrl: config.endpoints.graphBaseUrl,
     defaultVersion: 'v1.0',
+    // Node's fetch takes an undici dispatcher; the SDK copies fetchOptions into every request's init.
+    fetchOptions: { dispatcher: graphDispatcher() },
     middleware: [
       ...(isTokenRejectionAware(credential) ? [new RejectedTokenHandler(credential)] : []),
       authentication,

@@ -61,6 +61,9 @@ interface Loaded {
   issued?: string[];
 }
 
+/** A token this close to its expiry is no longer answered from (MSAL renews tokens before they expire). */
+const EXPLAINED_TOKEN_MARGIN_MS = 5 * 60_000;
+
 /** Entra's answers that mean "this credential is not (or no longer) valid", worth a Key Vault re-read. */
 const REJECTED_CREDENTIAL = /invalid_client|AADSTS(7000215|7000222|700027|700024|50012|700016)\b/;
 
@@ -71,6 +74,8 @@ export class AppCredential implements TokenCredential, TokenRejectionAware {
   private rejected?: RejectedVersion;
   /** Token acquisitions under way, by scope: MSAL caches tokens but does not merge concurrent cache misses. */
   private readonly acquiring = new Map<string, Promise<AccessToken>>();
+  /** The last Graph token explained, what it says, and the credential it came from. */
+  private explained?: { token: AccessToken; explanation: TokenExplanation; from: Loaded };
 
   constructor(
     private readonly config: GatewayConfig,
@@ -170,9 +175,29 @@ export class AppCredential implements TokenCredential, TokenRejectionAware {
     this.loaded = { ...loaded, credential: this.buildCredential(loaded.material), issued: [] };
   }
 
-  /** Gets a Graph token and explains it (roles, tenant, app id, identity type). */
+  /**
+   * Gets a Graph token and explains it (roles, tenant, app id, identity type). The explanation is kept with its token:
+   * while that token is the one in use (same credential, not refused by Graph, not within 5 minutes of expiry, no Key
+   * Vault refresh due), a call answers from it, without MSAL's `getToken` (which re-reads the certificate) or decoding
+   * the token again: the permission check of every request costs nothing once per token.
+   */
   async explainGraphToken(): Promise<TokenExplanation> {
-    return explainToken((await this.getToken(this.config.endpoints.graphScope)).token);
+    const explained = this.explained;
+    const now = this.now();
+    if (
+      explained &&
+      explained.from === this.loaded &&
+      explained.from.issued?.includes(explained.token.token) &&
+      now - explained.from.readAt < this.config.credentialRefreshMs &&
+      explained.token.expiresOnTimestamp - now > EXPLAINED_TOKEN_MARGIN_MS
+    ) {
+      return explained.explanation;
+    }
+    const token = await this.getToken(this.config.endpoints.graphScope);
+    const explanation = explainToken(token.token);
+    const from = this.loaded;
+    if (from?.issued?.includes(token.token)) this.explained = { token, explanation, from };
+    return explanation;
   }
 
   /**

@@ -27,6 +27,7 @@ import {
 } from './composeMessage';
 import { MailboxLimiter } from './mailboxLimiter';
 import { retryAfterSeconds } from '../graph/graphClient';
+import { graphDispatcher } from '../platform/connectionPools';
 import { credentialDependencyProblem } from './dependencyProblems';
 import { graphProblem } from './sendProblems';
 import { UPLOAD_SESSION_THRESHOLD_BYTES, type Attachment, type SendRequest, type ThreadRef } from './sendRequest';
@@ -107,6 +108,9 @@ export interface MailSenderOptions {
   attachmentBlobs?: AttachmentBlobReader;
 }
 
+/** `fetch` over the process's Graph pool, for upload sessions (their URLs are Outlook's, outside the Graph SDK). */
+const pooledFetch: typeof fetch = (input, init) => fetch(input, { ...init, dispatcher: graphDispatcher() });
+
 /** Sends mail through one Graph client. */
 export class MailSender {
   private readonly limiter: MailboxLimiter;
@@ -118,7 +122,7 @@ export class MailSender {
     options: MailSenderOptions = {},
   ) {
     this.limiter = options.limiter ?? new MailboxLimiter();
-    this.uploadFetch = options.uploadFetch ?? fetch;
+    this.uploadFetch = options.uploadFetch ?? pooledFetch;
     this.attachmentBlobs = options.attachmentBlobs;
   }
 

@@ -61,6 +61,11 @@ export interface OutboxProcessorDependencies {
   now?: () => number;
   /** Uniform in [0, 1): the jitter of a requeue after pacer contention (tests pass a fixed one). */
   random?: () => number;
+  /**
+   * How long a mail that finds every concurrency lease of its mailbox held waits in the process for one before it
+   * is re-queued (default {@link LEASE_WAIT_MS}).
+   */
+  leaseWaitMs?: number;
 }
 
 /** What one message led to. */
@@ -83,6 +88,13 @@ const PACED_STATUS_MIN_MS = 2_000;
  * this much jitter, so that the invocations that collided spread out instead of colliding again.
  */
 export const CONTENTION_RETRY_MS = { min: 1_000, jitter: 4_000 };
+
+/**
+ * A mail that finds the mailbox's 4 Graph leases held waits this long in the process for one: a send usually gives
+ * its lease back within a second, while a re-queued message is seen again only after the queue's visibility delay
+ * and the next poll (a second or more each), which is what kept a burst's later mails waiting.
+ */
+export const LEASE_WAIT_MS = 3_000;
 
 /** A record and the ETag it was read (or last written) with. */
 interface Current {
@@ -152,6 +164,12 @@ async function reserve(
   let reservation: Reservation;
   try {
     reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now, slotAt);
+    // Every lease held: wait here for one (a release in this process wakes the wait at once), then ask again.
+    const waitUntil = Date.now() + (deps.leaseWaitMs ?? LEASE_WAIT_MS);
+    while (reservation.kind === 'wait' && reservation.reason === 'concurrency' && Date.now() < waitUntil) {
+      await deps.pacer.leaseFreed(record.mailbox, Math.min(reservation.retryAfterMs * 2, waitUntil - Date.now()));
+      reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now, reservation.slotAt ?? slotAt);
+    }
   } catch (err) {
     // Contention on the pacer row is normal under load, not a failure: the message comes back a little later,
     // still holding its slot if it had one; nothing about the mail changed.

@@ -100,6 +100,11 @@ export interface OutboxRecord {
   thread?: ThreadRef;
   /** The conversation of the sent message, when Graph said (a reply or forward's draft answers it). */
   conversationId?: string;
+  /**
+   * The `Idempotency-Key` this record claims (its id derives from the key, see `mailIdForKey`): the canonical hash of
+   * the request that stored it, and until when the key answers repeats with this mail.
+   */
+  idempotency?: { requestHash: string; expiresAt: number };
 }
 
 /**
@@ -163,9 +168,14 @@ interface OutboxEntity {
   /** The record's `thread` as JSON. */
   thread?: string;
   conversationId?: string;
+  idempotencyHash?: string;
+  idempotencyExpiresAt?: number;
   /** Set once the mail is sent or failed: when the renewal timer may purge the record (a Date, for the OData filter). */
   expiresAt?: Date;
 }
+
+/** Rounds of insert, read and replace before a key's claim gives up (only an expired key's takeover can loop). */
+const MAX_CLAIM_ATTEMPTS = 5;
 
 /** The outbox over one storage account. */
 export class OutboxStore implements AttachmentBlobReader {
@@ -191,11 +201,11 @@ export class OutboxStore implements AttachmentBlobReader {
 
   /**
    * The large attachments of mail `id`, to stage while its request arrives; `accept` commits them. No blob exists
-   * until then.
+   * until then. `token` makes the names this request's own (a keyed request's id is shared by its duplicates).
    */
-  stageAttachments(id: string): StagedAttachments {
+  stageAttachments(id: string, token?: string): StagedAttachments {
     return new StagedAttachments((index) => {
-      const blobName = `${blobPrefix(id)}attachment-${index}`;
+      const blobName = `${blobPrefix(id)}${token === undefined ? '' : `${token}.`}attachment-${index}`;
       return {
         blobName,
         blob: new StagedBlob(this.container.getBlockBlobClient(blobName), () => this.ensureContainer()),
@@ -205,14 +215,32 @@ export class OutboxStore implements AttachmentBlobReader {
 
   /**
    * Stores the mail: commits its staged large attachments, stores its request (the JSON, referencing them; in the
-   * record itself when it has no attachment blobs and is small), writes the record, then enqueues the mail (hidden until `notBefore`, when given). `payload` is the JSON alone, or the JSON
-   * and the attachments staged while it arrived. All or nothing: on failure whatever was written is removed (best
-   * effort) and the error is thrown.
+   * record itself when it has no attachment blobs and is small), writes the record, then enqueues the mail (hidden
+   * until `notBefore`, when given). `payload` is the JSON alone, or the JSON and the attachments staged while it
+   * arrived. All or nothing: on failure whatever was written is removed (best effort) and the error is thrown.
+   *
+   * With a claim (`acceptClaiming`: an `Idempotency-Key`; the mail's id derives from it) the record's insert is the key's claim,
+   * and comes first: the answer is `taken` with the record found when another request holds the key (nothing of this
+   * one is written), or when that record's key expired and the mail is finished, this record replaces it (ETag).
    */
   async accept(mail: NewOutboxMail, payload: Buffer | RequestToStore, now: number = Date.now()): Promise<OutboxRecord> {
+    const result = await this.acceptClaiming(mail, payload, now, undefined);
+    if (result.kind === 'taken') throw new Error('unreachable: only a claim finds its key taken');
+    return result.record;
+  }
+
+  /** {@link accept} with an `Idempotency-Key`'s `claim`: `taken`, with the record found, when another request holds it. */
+  async acceptClaiming(
+    mail: NewOutboxMail,
+    payload: Buffer | RequestToStore,
+    now: number,
+    claim: { requestHash: string; ttlMs: number } | undefined,
+  ): Promise<{ kind: 'stored'; record: OutboxRecord } | { kind: 'taken'; existing: OutboxRecord }> {
     const { json, attachments } = Buffer.isBuffer(payload) ? { json: payload, attachments: undefined } : payload;
     const inline = (attachments?.blobNames.length ?? 0) === 0 && json.length <= INLINE_REQUEST_MAX_BYTES;
-    await Promise.all([ensureTable(this.table), ensureQueue(this.queue), inline || this.ensureContainer()]);
+    // The table first: it is where a key is claimed, and what an unreachable account is reported by.
+    await ensureTable(this.table);
+    await Promise.all([ensureQueue(this.queue), inline || this.ensureContainer()]);
     const record: OutboxRecord = {
       ...mail,
       status: mail.notBefore !== undefined && mail.notBefore > now ? 'scheduled' : 'queued',
@@ -222,22 +250,56 @@ export class OutboxStore implements AttachmentBlobReader {
       attempts: 0,
       requestIds: [],
       ...(inline ? { inlineRequest: json.toString('utf8') } : {}),
+      ...(claim ? { idempotency: { requestHash: claim.requestHash, expiresAt: now + claim.ttlMs } } : {}),
     };
     const blob = this.container.getBlockBlobClient(blobName(mail.id));
     let wroteRecord = false;
     try {
+      if (claim) {
+        // The claim first: only the request holding the key writes the mail's blobs (their names derive from the id).
+        const taken = await this.insertClaiming(record, now);
+        if (taken) return { kind: 'taken', existing: taken };
+        wroteRecord = true;
+      }
       await attachments?.commit();
       if (!inline) await blob.upload(json, json.length, { blobHTTPHeaders: { blobContentType: 'application/json' } });
-      await this.table.createEntity(toEntity(record));
+      if (!claim) await this.table.createEntity(toEntity(record));
       wroteRecord = true;
       await this.enqueue(mail.id, (record.notBefore ?? now) - now);
-      return record;
+      return { kind: 'stored', record };
     } catch (err) {
-      // Remove what this call wrote so that nothing can send a mail whose caller was told to try again.
+      // Remove what this call wrote so that nothing can send a mail whose caller was told to try again (and the key
+      // is free again for the caller's retry).
       if (wroteRecord) await this.table.deleteEntity(tableKey(mail.id), '').catch(() => undefined);
       await attachments?.discard();
       if (!inline) await this.deletePayload(mail.id).catch(() => undefined);
       throw err;
+    }
+  }
+
+  /**
+   * Inserts `record` as its key's claim: undefined when written, else the record holding the key. A finished mail
+   * whose key expired gives the key up: this record replaces it, guarded by the ETag read.
+   */
+  private async insertClaiming(record: OutboxRecord, now: number): Promise<OutboxRecord | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.table.createEntity(toEntity(record));
+        return undefined;
+      } catch (err) {
+        if (!isStatus(err, 409)) throw err;
+      }
+      const existing = await this.get(record.id);
+      // Gone meanwhile (the accept holding the key failed and rolled back): claim it again.
+      if (!existing) continue;
+      const expiresAt = existing.record.idempotency?.expiresAt ?? 0;
+      if (expiresAt > now || !isFinished(existing.record.status)) return existing.record;
+      try {
+        await this.table.updateEntity(toEntity(record), 'Replace', { etag: existing.etag });
+        return undefined;
+      } catch (err) {
+        if (!isStatus(err, 412) || attempt >= MAX_CLAIM_ATTEMPTS) throw err;
+      }
     }
   }
 
@@ -378,9 +440,10 @@ function blobName(id: string): string {
 }
 
 function toEntity(record: OutboxRecord): OutboxEntity {
-  const { id, requestIds, problem, thread, ...rest } = record;
+  const { id, requestIds, problem, thread, idempotency, ...rest } = record;
   const entity: OutboxEntity = {
     ...rest,
+    ...(idempotency ? { idempotencyHash: idempotency.requestHash, idempotencyExpiresAt: idempotency.expiresAt } : {}),
     ...(thread ? { thread: JSON.stringify(thread) } : {}),
     partitionKey: tableKey(id),
     rowKey: '',
@@ -420,5 +483,8 @@ function fromEntity(id: string, entity: OutboxEntity): OutboxRecord {
   // Records stored before replies existed have neither: a new mail.
   if (entity.thread !== undefined) record.thread = JSON.parse(entity.thread) as ThreadRef;
   if (entity.conversationId !== undefined) record.conversationId = entity.conversationId;
+  if (entity.idempotencyHash !== undefined && entity.idempotencyExpiresAt !== undefined) {
+    record.idempotency = { requestHash: entity.idempotencyHash, expiresAt: entity.idempotencyExpiresAt };
+  }
   return record;
 }

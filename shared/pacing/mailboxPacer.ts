@@ -4,8 +4,9 @@
  * (pacingRules.ts) and, when the decision changes the row, writes it back with `If-Match` on the ETag it read, so
  * two instances deciding at once cannot both take the same slot: the loser gets 412, re-reads and decides again.
  *
- * A function never sleeps on the pacer: `scheduled`, `wait` and `deferred` tell the outbox how long to hide the queue
- * message.
+ * `scheduled`, `wait` and `deferred` tell the outbox how long to hide the queue message; the one short wait in the
+ * process is for a concurrency lease (`leaseFreed`), which a send from the same process usually gives back within a
+ * second, far sooner than a re-queued message would be seen again.
  * A write the SDK retried after the service had applied it only ever over-counts (an extra grant recorded, a lease
  * that expires unused), never under-counts.
  */
@@ -95,6 +96,8 @@ export class MailboxPacer {
   readonly limits: PacerLimits;
   private readonly maxAttempts: number;
   private conflicts = 0;
+  /** Callers of `leaseFreed` per mailbox key, woken by a release in this process. */
+  private readonly leaseWaiters = new Map<string, Set<() => void>>();
 
   constructor(
     private readonly table: TableClient,
@@ -156,7 +159,32 @@ export class MailboxPacer {
    */
   async release(lease: PacerLease, now: DecisionTime = Date.now): Promise<void> {
     const grant = { leaseId: lease.id, grantedAt: lease.grantedAt, recipients: lease.recipients };
-    await this.update(lease.mailbox, (state) => releaseLease(state, grant, timeOf(now)));
+    try {
+      await this.update(lease.mailbox, (state) => releaseLease(state, grant, timeOf(now)));
+    } finally {
+      const waiters = this.leaseWaiters.get(partitionKeyOf(lease.mailbox));
+      for (const wake of waiters ?? []) wake();
+    }
+  }
+
+  /**
+   * Resolves when this process releases a lease of `mailbox`, or after `maxMs` (a lease held by another instance
+   * frees without telling this one): what a mail that found every lease held waits for before asking again.
+   */
+  leaseFreed(mailbox: string, maxMs: number): Promise<void> {
+    const key = partitionKeyOf(mailbox);
+    return new Promise((resolve) => {
+      const waiters = this.leaseWaiters.get(key) ?? new Set<() => void>();
+      this.leaseWaiters.set(key, waiters);
+      const wake = (): void => {
+        clearTimeout(timer);
+        waiters.delete(wake);
+        if (waiters.size === 0 && this.leaseWaiters.get(key) === waiters) this.leaseWaiters.delete(key);
+        resolve();
+      };
+      const timer = setTimeout(wake, Math.max(0, maxMs));
+      waiters.add(wake);
+    });
   }
 
   /** The mailbox's pacing at `now` (next slot, recipients in the window, leases held), without changing it. */

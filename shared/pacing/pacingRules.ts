@@ -6,9 +6,19 @@
  * is scheduled for it (messageRate.ts); at its slot (or at once, when the schedule is free) it is deferred if its
  * recipients no longer fit the day's budget, waits if the sliding minute is full or every concurrency lease is held,
  * and goes otherwise, counted in the minute and the day.
+ *
+ * Why the limits hold:
+ * - Messages: every grant and renewal is admitted by the sliding count of messageWindow.ts (N per 61 s; the proof is
+ *   in slidingCount.ts), and a mail is counted from its decision until its release, then at the release, so Graph
+ *   sees at most N in any 60 s however long each call took (see `releaseLease`). The schedule (GCRA, with a burst
+ *   tolerance of N − 1 slots) only orders mails and lets a quiet mailbox's first N go at once; it is never what keeps
+ *   the limit, so the tolerance cannot break it.
+ * - Recipients: the same argument with the 24 h count of recipientWindow.ts.
+ * - Concurrency: a grant takes a lease only while fewer than `maxConcurrent` live leases are in the row, and the row
+ *   is written with the ETag it was read with (mailboxPacer.ts), so no two grants see the same lease count.
  */
 import { liveLeases, msUntilFirstExpiry, type LeaseRecord } from './leases';
-import { emissionIntervalUs, messageSlot, US_PER_MS } from './messageRate';
+import { burstToleranceUs, emissionIntervalUs, messageSlot, US_PER_MS } from './messageRate';
 import { addMessage, messageCapacityAt, removeMessage, type MessageBuckets } from './messageWindow';
 import {
   addRecipients,
@@ -97,7 +107,8 @@ export function decideReservation(
   const slotAt = heldSlotAt ?? nowMs;
   if (heldSlotAt === undefined) {
     const nowUs = Math.floor(nowMs * US_PER_MS);
-    const slot = messageSlot(state.messageTatUs, nowUs, emissionIntervalUs(limits.messagesPerMinute));
+    const n = limits.messagesPerMinute;
+    const slot = messageSlot(state.messageTatUs, nowUs, emissionIntervalUs(n), burstToleranceUs(n));
     if (slot.slotUs > nowUs) {
       const slotAt = Math.ceil(slot.slotUs / US_PER_MS);
       return { result: { kind: 'scheduled', slotAt }, next: { ...state, messageTatUs: slot.nextTatUs } };
@@ -208,7 +219,7 @@ export function releaseLease(state: PacingState, grant: GrantToRenew, nowMs: num
 
 /** A mailbox's pacing at a glance, for status pages and diagnostics. */
 export interface PacingStatus {
-  /** Epoch ms from which the next message may go as far as the rate is concerned (`now` if already). */
+  /** Epoch ms from which the next message may go as far as the schedule and the sliding minute are concerned (`now` if already). */
   nextSlotAt: number;
   /** Recipients counted against the daily budget now. */
   recipientsInWindow: number;
@@ -223,7 +234,11 @@ export interface PacingStatus {
 export function pacingStatus(state: PacingState, limits: PacerLimits, nowMs: number): PacingStatus {
   const used = recipientsInWindow(state.recipientBuckets, nowMs);
   return {
-    nextSlotAt: Math.max(nowMs, Math.ceil(state.messageTatUs / US_PER_MS)),
+    nextSlotAt: Math.max(
+      nowMs,
+      Math.ceil((state.messageTatUs - burstToleranceUs(limits.messagesPerMinute)) / US_PER_MS),
+      messageCapacityAt(state.messageBuckets, nowMs, limits.messagesPerMinute),
+    ),
     recipientsInWindow: used,
     recipientsRemaining: Math.max(0, limits.recipientsPerDay - used),
     activeLeases: liveLeases(state.leases, nowMs).length,

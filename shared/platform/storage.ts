@@ -2,13 +2,21 @@
  * Table, queue and blob container clients for the gateway's storage account, from the `AzureWebJobsStorage` setting family: a
  * connection string (Azurite, or keys where allowed) or identity-based URLs with the managed identity. Every client
  * bounds each call's time (storageDeadline.ts), so a storage account that stops answering makes a request answer
- * 503 instead of hanging.
+ * 503 instead of hanging, and every client of the process shares one bounded keep-alive pool (connectionPools.ts).
  */
 import { TableClient } from '@azure/data-tables';
-import { newPipeline as newQueuePipeline, QueueClient, type StoragePipelineOptions } from '@azure/storage-queue';
+import type { PipelinePolicy } from '@azure/core-rest-pipeline';
+import {
+  newPipeline as newQueuePipeline,
+  QueueClient,
+  type RequestPolicyFactory,
+  type StoragePipelineOptions,
+  type WebResource,
+} from '@azure/storage-queue';
 import { ContainerClient, newPipeline as newBlobPipeline } from '@azure/storage-blob';
 import { azureIdentityCredential } from './azureIdentity';
 import type { GatewayConfig } from './config';
+import { storageAgent } from './connectionPools';
 import { storageDeadlineFactory, storageDeadlinePolicy } from './storageDeadline';
 
 /** Client options; `probe` makes one quick attempt (no retries) so a health check answers while storage is down. */
@@ -18,6 +26,25 @@ export interface StorageClientOptions {
 
 /** Timeout of one probe request. */
 const PROBE_TIMEOUT_MS = 5_000;
+
+/** Sends a table request over the process's storage pool (the SDK's HTTP client uses a request's own agent). */
+const sharedAgentPolicy: PipelinePolicy = {
+  name: 'sharedStorageAgent',
+  sendRequest: (request, next) => {
+    request.agent ??= storageAgent(request.url);
+    return next(request);
+  },
+};
+
+/** The same for the queue and blob SDKs' request policies (they pass a request's `agent` to the HTTP client). */
+const sharedAgentFactory: RequestPolicyFactory = {
+  create: (nextPolicy) => ({
+    sendRequest: (webResource: WebResource) => {
+      webResource.agent ??= storageAgent(webResource.url);
+      return nextPolicy.sendRequest(webResource);
+    },
+  }),
+};
 
 /** A client for table `name`. */
 export function createTableClient(
@@ -30,6 +57,7 @@ export function createTableClient(
     ...(options.probe ? { retryOptions: { maxRetries: 0 } } : {}),
     additionalPolicies: [
       { policy: storageDeadlinePolicy({ service: 'table', resource: name }), position: 'perCall' as const },
+      { policy: sharedAgentPolicy, position: 'perCall' as const },
     ],
   };
   if (storage.kind === 'connectionString') {
@@ -73,7 +101,7 @@ export function createQueueClient(
           credential: azureIdentityCredential(storage.managedIdentityClientId),
         };
   const pipeline = newQueuePipeline(credential, pipelineOptions);
-  pipeline.factories.push(storageDeadlineFactory({ service: 'queue', resource: name }));
+  pipeline.factories.push(storageDeadlineFactory({ service: 'queue', resource: name }), sharedAgentFactory);
   return new QueueClient(url, pipeline);
 }
 
@@ -88,6 +116,6 @@ export function createBlobContainerClient(config: GatewayConfig, name: string): 
           credential: azureIdentityCredential(storage.managedIdentityClientId),
         };
   const pipeline = newBlobPipeline(credential);
-  pipeline.factories.push(storageDeadlineFactory({ service: 'blob', resource: name }));
+  pipeline.factories.push(storageDeadlineFactory({ service: 'blob', resource: name }), sharedAgentFactory);
   return new ContainerClient(url, pipeline);
 }

@@ -167,6 +167,7 @@ function grantHeld(state: PacingState, l: PacerLimits, now: number, slotAt: numb
 describe('message rate (a schedule of slots, a sliding minute)', () => {
   it('never grants more than messagesPerMinute in any 60-second window, for 200 random schedules', () => {
     const rates = [1, 2, 7, 30, 45, 100, 600];
+    let scheduled = 0;
     for (let seed = 1; seed <= 200; seed++) {
       const messagesPerMinute = rates[seed % rates.length];
       const l = limits({
@@ -180,37 +181,78 @@ describe('message rate (a schedule of slots, a sliding minute)', () => {
       if (busiest > messagesPerMinute)
         throw new Error(`seed ${seed}: ${busiest} grants in 60 s > ${messagesPerMinute}`);
       expect(run.maxHeld).toBeLessThanOrEqual(l.maxConcurrent);
-      expect(run.answers.scheduled).toBeGreaterThan(0);
+      scheduled += run.answers.scheduled;
     }
+    // With a burst tolerance a light schedule may never be given a slot; the runs as a whole are.
+    expect(scheduled).toBeGreaterThan(1000);
   });
 
-  it('reaches 60 s / 62.1 s of the rate for a sender that comes back at its slot (30 per minute, 10 minutes)', () => {
+  it('lets 30 mails to a quiet mailbox go at once, and holds the 31st until the first leave the minute', () => {
+    const l = limits({ maxConcurrent: 100 }); // leases are not the point here
+    let state = EMPTY_PACING_STATE;
+    for (let i = 0; i < 30; i++) state = grant(state, l, 1, T0 + i, `burst-${i}`);
+    // The 31st has the next slot, one interval on, and holding it waits for the sliding minute.
+    const step = decideReservation(state, l, 1, T0 + 30, 'x');
+    expect(step.result).toEqual({ kind: 'scheduled', slotAt: T0 + 2070 });
+    state = step.next!;
+    const back = decideReservation(state, l, 1, T0 + 2070, 'x', T0 + 2070);
+    expect(back.result).toEqual({
+      kind: 'wait',
+      reason: 'rate',
+      retryAfterMs: MINUTE + 1100 - 2070,
+      slotAt: T0 + 2070,
+    });
+    expect(decideReservation(state, l, 1, T0 + MINUTE + 1100, 'x', T0 + 2070).result.kind).toBe('granted');
+  });
+
+  it('gives a mailbox quiet for a while its burst back, a slot at a time', () => {
+    const l = limits({ maxConcurrent: 100 });
+    let state = EMPTY_PACING_STATE;
+    for (let i = 0; i < 30; i++) state = grant(state, l, 1, T0, `a-${i}`);
+    // Ten intervals after the minute freed, ten more slots than the one due have come back: eleven go at once.
+    const later = T0 + MINUTE + 1100 + 10 * 2070;
+    let granted = 0;
+    for (let i = 0; ; i++) {
+      const step = decideReservation(state, l, 1, later, `b-${i}`);
+      if (step.result.kind !== 'granted') break;
+      state = step.next!;
+      granted++;
+    }
+    expect(granted).toBeGreaterThanOrEqual(11);
+    expect(granted).toBeLessThanOrEqual(30);
+  });
+
+  it('reaches at least 60 s / 62.1 s of the rate for a sender that comes back when told (30 per minute, 10 minutes)', () => {
     const l = limits();
     let state = EMPTY_PACING_STATE;
     let now = T0;
-    let granted = 0;
+    const grants: Grant[] = [];
     let slotAt: number | undefined;
     while (now < T0 + 10 * MINUTE) {
-      const step = decideReservation(state, l, 1, now, `m${granted}`, slotAt);
+      const step = decideReservation(state, l, 1, now, `m${grants.length}`, slotAt);
       state = step.next ?? state;
       if (step.result.kind === 'granted') {
-        granted++;
+        grants.push({ at: now, recipients: 1 });
         slotAt = undefined;
         state = releaseLease(state, { leaseId: step.result.leaseId, grantedAt: now, recipients: 1 }, now).next!;
+      } else if (step.result.kind === 'scheduled') {
+        now = slotAt = step.result.slotAt;
       } else {
-        expect(step.result.kind).toBe('scheduled');
-        if (step.result.kind === 'scheduled') now = slotAt = step.result.slotAt;
+        expect(step.result).toMatchObject({ kind: 'wait', reason: 'rate' });
+        if (step.result.kind === 'wait') now += step.result.retryAfterMs;
       }
     }
-    // T = 62.1 s / 30 = 2070 ms: grants at 0, T, 2T, ... within 10 minutes.
-    expect(granted).toBe(Math.floor((10 * MINUTE) / (62_100 / 30)) + 1);
-    expect(granted / 300).toBeGreaterThan(0.96);
+    // The first 30 at once (the burst), then the sliding minute sets the pace; never more than 30 in 60 s.
+    expect(grants.slice(0, 30).every((g) => g.at === T0)).toBe(true);
+    expect(busiestWindow(grants, MINUTE, () => 1)).toBe(30);
+    expect(grants.length / 300).toBeGreaterThan(0.96);
   });
 
   it('lets a holder go at its slot although the holder N slots before it went a second late (the slack)', () => {
     const l = limits({ maxConcurrent: 100 }); // 30 per minute; leases are not the point here
-    // A mail long gone puts the schedule's next slot at T0; 31 mails then ask at once and get slots T0, T0 + T, ...
-    let state = grant(EMPTY_PACING_STATE, l, 1, T0 - 2070, 'before');
+    // A burst long gone puts the schedule's next slot at T0 (TAT − τ = T0) with the minute empty; 31 mails then ask
+    // at once and get slots T0, T0 + T, ...
+    let state: PacingState = { ...EMPTY_PACING_STATE, messageTatUs: T0 * 1000 + 29 * 2_070_000 };
     const slots: number[] = [];
     for (let i = 0; i <= 30; i++) {
       const step = decideReservation(state, l, 1, T0 - 1000, `s${i}`);
@@ -225,7 +267,8 @@ describe('message rate (a schedule of slots, a sliding minute)', () => {
 
   it('gives each waiting mail its own slot, at the exact time, for rates that do not divide a minute', () => {
     const l = limits({ messagesPerMinute: 7 }); // T = 62.1 s / 7 = 8871.428… ms, kept to the microsecond
-    let state = grant(EMPTY_PACING_STATE, l, 1, T0);
+    // One mail at T0 with the burst used up (TAT as if the whole burst of 7 had gone at T0): the next slot is T0 + T.
+    let state: PacingState = { ...grant(EMPTY_PACING_STATE, l, 1, T0), messageTatUs: T0 * 1000 + 7 * 8_871_429 };
     const slots: number[] = [];
     for (let i = 0; i < 3; i++) {
       const step = decideReservation(state, l, 1, T0 + 1000, `w${i}`);
@@ -513,7 +556,7 @@ describe('status and input', () => {
     const l = limits();
     const state = grant(grant(EMPTY_PACING_STATE, l, 7, T0, 'a'), l, 3, T0 + 2100, 'b');
     expect(pacingStatus(state, l, T0 + 2500)).toEqual({
-      nextSlotAt: T0 + 4170, // T = 62.1 s / 30 = 2070 ms after the second grant
+      nextSlotAt: T0 + 2500, // two of a burst of 30 used: the next may go now
       recipientsInWindow: 10,
       recipientsRemaining: 9_990,
       activeLeases: 2,

@@ -102,6 +102,54 @@ describe('MailboxPacer on Table storage, shared by instances', () => {
     expect(status).toMatchObject({ recipientsInWindow: grantedAt.length, activeLeases: 0 });
   });
 
+  it('lets 30 mails to a quiet mailbox go within seconds from two instances; the 31st waits for the window', async () => {
+    // Time runs 5 times faster than the wall clock, so the window passes in 12 s; 31 mails ask at once, 16 and 15 on
+    // the two instances, each releasing its lease at once (a quick Graph call).
+    const speedup = 5;
+    const started = Date.now();
+    const clock = () => started + (Date.now() - started) * speedup;
+    const pacers = twoInstances({ messagesPerMinute: 30, recipientsPerDay: 10_000 });
+    const mailbox = freshMailbox();
+    const grantedAt: number[] = [];
+
+    const mail = async (pacer: MailboxPacer) => {
+      let slotAt: number | undefined;
+      for (;;) {
+        let answer: Reservation;
+        try {
+          answer = await pacer.reserve(mailbox, 1, clock, slotAt);
+        } catch (err) {
+          if (!(err instanceof PacerContentionError)) throw err;
+          continue;
+        }
+        if (answer.kind === 'granted') {
+          grantedAt.push(answer.lease.grantedAt);
+          return releaseSurely(pacer, answer.lease, clock);
+        }
+        if (answer.kind === 'scheduled') {
+          slotAt = answer.slotAt;
+          await sleep(Math.max(0, answer.slotAt - clock()) / speedup);
+        } else if (answer.kind === 'wait') {
+          slotAt = answer.slotAt ?? slotAt;
+          // Every lease held: wait for a release in this instance, as the outbox does.
+          if (answer.reason === 'concurrency') await pacer.leaseFreed(mailbox, answer.retryAfterMs / speedup);
+          else await sleep(answer.retryAfterMs / speedup);
+        } else {
+          throw new Error(`unexpected ${answer.kind}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 31 }, (_, i) => mail(pacers[i % 2])));
+
+    const sorted = [...grantedAt].sort((x, y) => x - y);
+    expect(sorted).toHaveLength(31);
+    // The 30th within seconds of the start (simulated; storage round trips count five times over here).
+    expect(sorted[29] - started).toBeLessThan(25_000);
+    // The 31st only once the first grants leave the sliding 61 s count.
+    expect(sorted[30] - sorted[0]).toBeGreaterThanOrEqual(61_000);
+    expect(busiestWindow(sorted, MINUTE)).toBeLessThanOrEqual(30);
+  });
+
   it('two instances with 16 callers never hold more than 4 leases at once', async () => {
     // A rate far above what storage can serve, so concurrency is the only limit in play.
     const pacers = twoInstances({ messagesPerMinute: 6_000_000, recipientsPerDay: 1_000_000, leaseMs: MINUTE });

@@ -16,6 +16,7 @@ import {
   type NewOutboxMail,
   type RequestToStore,
 } from '../../shared/outbox/outboxStore';
+import { mailIdForKey } from '../../shared/outbox/accept/requestHash';
 import { azuriteConnectionString } from '../support/testEnv';
 
 /** Fresh names per test: nothing else reads these queues, and no test sees another's rows. */
@@ -216,6 +217,60 @@ describe('the outbox store', () => {
     expect(await store.get(accepted.id)).toBeUndefined();
     expect(await store.hasPayload(accepted.id)).toBe(false);
     expect(await queued(queue(live, n.queue))).toHaveLength(1);
+  });
+
+  it('claims an Idempotency-Key with the record insert alone: a second accept of the id finds the first, writing nothing', async () => {
+    const n = names();
+    const records = table(live, n.table);
+    const store = new OutboxStore(records, queue(live, n.queue), container(live, n.container));
+    const id = mailIdForKey(`key-${randomUUID()}`);
+    const claim = { requestHash: 'hash-a', ttlMs: 60_000 };
+    const now = Date.now();
+    // Count the table writes of a keyed accept: one, the insert.
+    const writes: string[] = [];
+    for (const method of ['createEntity', 'updateEntity', 'upsertEntity', 'deleteEntity'] as const) {
+      const original = records[method].bind(records) as (...args: unknown[]) => Promise<unknown>;
+      (records as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+        writes.push(method);
+        return original(...args);
+      };
+    }
+    const first = await store.acceptClaiming(mail({ id }), PAYLOAD, now, claim);
+    expect(first.kind).toBe('stored');
+    expect(writes).toEqual(['createEntity']);
+    expect((await store.get(id))?.record.idempotency).toEqual({ requestHash: 'hash-a', expiresAt: now + 60_000 });
+
+    const again = await store.acceptClaiming(mail({ id }), Buffer.from('{"other":1}'), now + 1, claim);
+    expect(again).toMatchObject({ kind: 'taken', existing: { id, idempotency: { requestHash: 'hash-a' } } });
+    expect(writes).toEqual(['createEntity', 'createEntity']); // the second insert was refused (409)
+    expect(await queued(queue(live, n.queue))).toEqual([id]);
+    expect((await store.readPayload(id)).equals(PAYLOAD)).toBe(true);
+  });
+
+  it('frees a key whose accept failed, and lets a finished mail whose key expired give the key to a new one', async () => {
+    const n = names();
+    const messages = queue(live, n.queue);
+    const store = new OutboxStore(table(live, n.table), messages, container(live, n.container));
+    const id = mailIdForKey(`key-${randomUUID()}`);
+    const claim = { requestHash: 'h', ttlMs: 1_000 };
+    const send = messages.sendMessage.bind(messages);
+    messages.sendMessage = () => Promise.reject(new RestError('connect ECONNREFUSED', { code: 'ECONNREFUSED' }));
+    await expect(store.acceptClaiming(mail({ id }), PAYLOAD, Date.now(), claim)).rejects.toThrow('ECONNREFUSED');
+    expect(await store.get(id)).toBeUndefined();
+    messages.sendMessage = send;
+
+    const now = Date.now();
+    expect((await store.acceptClaiming(mail({ id }), PAYLOAD, now, claim)).kind).toBe('stored');
+    // Expired but still on its way: the key stays with the mail.
+    expect((await store.acceptClaiming(mail({ id }), PAYLOAD, now + 2_000, claim)).kind).toBe('taken');
+    const stored = (await store.get(id))!;
+    await store.update({ ...stored.record, status: 'sent', sentAt: now, updatedAt: now }, stored.etag);
+    const replaced = await store.acceptClaiming(mail({ id }), PAYLOAD, now + 2_000, {
+      requestHash: 'h2',
+      ttlMs: 1_000,
+    });
+    expect(replaced.kind).toBe('stored');
+    expect((await store.get(id))?.record).toMatchObject({ status: 'queued', idempotency: { requestHash: 'h2' } });
   });
 
   it('commits a staged attachment blob with the request; it reads back by range and whole', async () => {

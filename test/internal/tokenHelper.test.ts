@@ -1,3 +1,4 @@
+import type { AccessToken } from '@azure/identity';
 import { AppCredential } from '../../shared/identity/appCredential';
 import { KeyVaultCredentialSource } from '../../shared/identity/keyVaultCredentialSource';
 import { AdminConsentMissingError } from '../../shared/identity/tokenClaims';
@@ -64,6 +65,18 @@ describe.each(['certificate-pem', 'certificate-pkcs12', 'secret'] as const)(
       expect(new Set(tokens.map((t) => t.token)).size).toBe(1);
       expect(env.cloud.entra.tokenRequests.length - tokensBefore).toBe(1);
       expect(successfulVaultReads() - vaultBefore).toBe(1);
+    });
+
+    it('explains the Graph token once per token: the permission check of each request reuses it until Graph refuses the token', async () => {
+      const credential = new AppCredential(env.config);
+      const getToken = jest.spyOn(credential, 'getToken');
+      for (let i = 0; i < 20; i++) await credential.requireGraphPermissions(['Mail.Send']);
+      expect(getToken).toHaveBeenCalledTimes(1);
+      // Graph refused the token: the next check gets (and explains) a new one.
+      const first = (await getToken.mock.results[0].value) as AccessToken;
+      credential.tokenRejected(first.token);
+      await credential.requireGraphPermissions(['Mail.Send']);
+      expect(getToken).toHaveBeenCalledTimes(2);
     });
 
     it('reports the credential expiry from Key Vault', async () => {

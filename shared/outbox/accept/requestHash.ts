@@ -50,3 +50,16 @@ function feedString(hash: Hash, text: string): void {
   hash.update(`s${text.length};`);
   hash.update(text, 'utf8');
 }
+
+/**
+ * The outbox id of the mail an `Idempotency-Key` stores: a UUID (version 8, RFC 9562) from the SHA-256 of the key,
+ * so that inserting the mail's record is the key's claim (Table storage makes an insert atomic) and a repeat finds
+ * the mail by its key alone, with no record of the key besides the mail's.
+ */
+export function mailIdForKey(key: string): string {
+  const bytes = createHash('sha256').update(`idempotency-key\n${key}`).digest().subarray(0, 16);
+  bytes[6] = (bytes[6] & 0x0f) | 0x80;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}

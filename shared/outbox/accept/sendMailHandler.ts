@@ -21,9 +21,10 @@ import { failureLogLine } from '../../mail/failureLog';
 import { AdminConsentMissingError } from '../../identity/tokenClaims';
 import { requiredGraphRoles } from '../../mail/composeMessage';
 import { credentialDependencyProblem, storageDependencyProblem } from '../../mail/dependencyProblems';
-import { IDEMPOTENCY_TABLE, type IdempotencyStore, type StoredResult } from './idempotencyStore';
+import type { IdempotencyStore, StoredResult } from './idempotencyStore';
+import { REQUEST_STORAGE_CALL_MS } from '../../platform/storageDeadline';
 import { OUTBOX_TABLE, type OutboxRecord, type OutboxStatus, type OutboxStore } from '../outboxStore';
-import { canonicalRequestHash } from './requestHash';
+import { canonicalRequestHash, mailIdForKey } from './requestHash';
 import type { StagedAttachments } from '../stagedAttachments';
 import { isMailboxAllowed } from '../../platform/mailboxPolicy';
 import { hasControlCharacter } from '../../mail/textRules';
@@ -174,9 +175,12 @@ async function send(
   const declared = Number(req.headers.get('content-length') ?? NaN);
   if (declared > config.maxSendRequestBytes) throw tooLargeProblem(config.maxSendRequestBytes);
   const key = req.headers.get('idempotency-key');
-  // Large attachments go to outbox blobs as they arrive, uncommitted until the request passed every check below.
-  const id = randomUUID();
-  const attachments = deps.outbox.stageAttachments(id);
+  // With a key the mail's id derives from it, so that storing the mail claims the key; large attachments go to outbox
+  // blobs as they arrive, uncommitted until the request passed every check below (under names of this request's own
+  // when keyed: a concurrent duplicate stages under the same id).
+  const keyed = key !== null && isValidIdempotencyKey(key);
+  const id = keyed ? mailIdForKey(key) : randomUUID();
+  const attachments = deps.outbox.stageAttachments(id, keyed ? randomUUID() : undefined);
   try {
     const json = await readJson(req, config.maxSendRequestBytes, attachments);
     if (!json || typeof json !== 'object' || Array.isArray(json))
@@ -247,41 +251,54 @@ async function acceptOnce(
   context: InvocationContext,
   deps: SendMailDependencies,
 ): Promise<Acceptance> {
-  const { config } = deps;
   if (key === null) return await enqueue(id, request, payload, context, deps);
-  if (!/^[\x21-\x7e]{1,255}$/.test(key)) throw badIdempotencyKeyProblem();
+  if (!isValidIdempotencyKey(key)) throw badIdempotencyKeyProblem();
   // After validation: a valid request nests only a few levels, and its attachments' blobs carry their digests.
-  const hash = canonicalRequestHash(hashDocument);
+  const requestHash = canonicalRequestHash(hashDocument);
   const deadline = Date.now() + DUPLICATE_WAIT_MS;
+  // Storing the mail is the key's claim (one insert of the record, whose id derives from the key): a request that
+  // finds the record is a repeat (same hash), a conflict (another), or early, while the first is still storing it.
+  let taken = await enqueue(id, request, payload, context, deps, requestHash);
   for (;;) {
-    const claim = await deps.idempotency.claim(key, hash).catch((err: unknown) => {
-      throw storageDependencyProblem(err, IDEMPOTENCY_TABLE, config);
-    });
-    if (claim.kind === 'conflict') throw idempotencyConflictProblem();
-    if (claim.kind === 'completed') {
+    if (taken.kind === 'stored') return taken;
+    const existing: OutboxRecord = taken.existing;
+    if (existing.idempotency?.requestHash !== requestHash) throw idempotencyConflictProblem();
+    if (isSettled(existing, Date.now())) {
       context.info('send replayed from its Idempotency-Key');
-      return await replay(claim.result, wait, deps);
+      return await replay({ status: 202, body: queuedBody(existing.id, existing.status) }, wait, deps);
     }
-    if (claim.kind === 'claimed') break;
     if (Date.now() > deadline) throw idempotencyInProgressProblem();
     await new Promise((r) => setTimeout(r, 200));
+    const now = await deps.outbox.get(id).catch((err: unknown) => {
+      throw storageDependencyProblem(err, OUTBOX_TABLE, deps.config);
+    });
+    // Gone: the first request failed to store it and freed the key; this one claims it.
+    taken = now
+      ? { kind: 'taken', existing: now.record }
+      : await enqueue(id, request, payload, context, deps, requestHash);
   }
-  try {
-    const stored = await enqueue(id, request, payload, context, deps);
-    await deps.idempotency
-      .complete(key, hash, { status: 202, body: queuedBody(stored.id, stored.status) })
-      .catch((err: unknown) => {
-        // The mail is in the outbox: the caller gets its 202; only a repeat with this key cannot be answered.
-        context.warn(
-          `queued as ${logValue(request.from)}, but its Idempotency-Key could not be recorded: ${storageDependencyProblem(err, IDEMPOTENCY_TABLE, config).doc.detail}`,
-        );
-      });
-    return stored;
-  } catch (err) {
-    // Nothing was stored: free the key so the caller's retry with it can send.
-    await deps.idempotency.release(key).catch(() => undefined);
-    throw err;
-  }
+}
+
+/** What `enqueue` answers for a keyed request whose key another request holds: the record holding it. */
+type Taken = { kind: 'taken'; existing: OutboxRecord };
+
+/**
+ * How long after its record was written an accept may still be storing the mail (committing blobs, enqueueing, or
+ * rolling back): each of those storage calls ends within {@link REQUEST_STORAGE_CALL_MS}.
+ */
+const ACCEPT_SETTLES_MS = 3 * REQUEST_STORAGE_CALL_MS;
+
+/**
+ * Whether the accept that wrote `record` is over, so that a repeat may be answered from it: the processor has been
+ * at it (anything changed since the insert), or the accept's own storage calls have all ended by now.
+ */
+function isSettled(record: OutboxRecord, now: number): boolean {
+  return record.updatedAt !== record.createdAt || record.attempts > 0 || now - record.createdAt > ACCEPT_SETTLES_MS;
+}
+
+/** An `Idempotency-Key` is 1–255 printable ASCII characters. */
+function isValidIdempotencyKey(key: string): boolean {
+  return /^[\x21-\x7e]{1,255}$/.test(key);
 }
 
 /** Whether a `Content-Encoding` list names no coding but `identity` (RFC 9110 lists: empty elements are ignored). */
@@ -338,7 +355,24 @@ async function enqueue(
   payload: ParsedBody,
   context: InvocationContext,
   deps: SendMailDependencies,
-): Promise<Acceptance & { kind: 'stored' }> {
+): Promise<Acceptance & { kind: 'stored' }>;
+async function enqueue(
+  id: string,
+  request: SendRequest,
+  payload: ParsedBody,
+  context: InvocationContext,
+  deps: SendMailDependencies,
+  requestHash: string,
+): Promise<(Acceptance & { kind: 'stored' }) | Taken>;
+/** Stores the mail (claiming its `Idempotency-Key` when `requestHash` is given), after the permission check. */
+async function enqueue(
+  id: string,
+  request: SendRequest,
+  payload: ParsedBody,
+  context: InvocationContext,
+  deps: SendMailDependencies,
+  requestHash?: string,
+): Promise<(Acceptance & { kind: 'stored' }) | Taken> {
   if (deps.config.graphPermissionCheck === 'token') {
     const roles = requiredGraphRoles(request);
     try {
@@ -352,25 +386,31 @@ async function enqueue(
   // too, as the gateway cannot know the original's other recipients before Graph drafts the reply.
   const answered = request.thread && request.thread.kind !== 'forward' ? 1 : 0;
   const recipients = request.to.length + request.cc.length + request.bcc.length + answered;
-  const record = await deps.outbox
-    .accept(
-      {
-        id,
-        mailbox: request.from,
-        recipients,
-        internetMessageId: internetMessageIdFor(id, request.from),
-        saveToSentItems: request.saveToSentItems,
-        ...(request.sendAt !== undefined ? { notBefore: request.sendAt } : {}),
-        ...(request.thread ? { thread: request.thread } : {}),
-      },
-      // The caller's document as parsed, large attachments as references to their blobs (AttachmentBlob.toJSON).
-      { json: Buffer.from(JSON.stringify(payload.json)), attachments: payload.attachments },
-    )
-    .catch((err: unknown) => {
-      // The storage SDKs report every service or network failure as a RestError; anything else is our bug.
-      if (err instanceof RestError) throw storageDependencyProblem(err, OUTBOX_TABLE, deps.config);
-      throw err;
-    });
+  const mail = {
+    id,
+    mailbox: request.from,
+    recipients,
+    internetMessageId: internetMessageIdFor(id, request.from),
+    saveToSentItems: request.saveToSentItems,
+    ...(request.sendAt !== undefined ? { notBefore: request.sendAt } : {}),
+    ...(request.thread ? { thread: request.thread } : {}),
+  };
+  // The caller's document as parsed, large attachments as references to their blobs (AttachmentBlob.toJSON).
+  const stored = { json: Buffer.from(JSON.stringify(payload.json)), attachments: payload.attachments };
+  const result = await (
+    requestHash === undefined
+      ? deps.outbox.accept(mail, stored).then((record) => ({ kind: 'stored' as const, record }))
+      : deps.outbox.acceptClaiming(mail, stored, Date.now(), {
+          requestHash,
+          ttlMs: deps.config.idempotencyTtlMs,
+        })
+  ).catch((err: unknown) => {
+    // The storage SDKs report every service or network failure as a RestError; anything else is our bug.
+    if (err instanceof RestError) throw storageDependencyProblem(err, OUTBOX_TABLE, deps.config);
+    throw err;
+  });
+  if (result.kind === 'taken') return result;
+  const { record } = result;
   const what = request.thread ? `${request.thread.kind} ` : '';
   context.info(
     `${what}queued as ${logValue(request.from)} to ${recipients} recipient(s); id ${id}, status ${record.status}`,
@@ -395,7 +435,7 @@ function queuedResponse(id: string, status: string, headers: Record<string, stri
   };
 }
 
-/** The body of the 202 for a mail on its way, and what an `Idempotency-Key` records for a repeat. */
+/** The body of the 202 for a mail on its way, and what a repeat of an `Idempotency-Key` falls back to. */
 function queuedBody(id: string, status: string): string {
   return JSON.stringify({ id, status });
 }

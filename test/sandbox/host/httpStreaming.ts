@@ -8,6 +8,7 @@
  * proxied exchange, which the host relays to the client. Nothing is buffered on the way in either direction.
  */
 import { Agent, request as httpRequest, Server, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { CoreProgrammingModel } from './coreShim';
 
@@ -110,6 +111,23 @@ export interface ForwardedRequest {
   abort(): void;
 }
 
+/** Connections retired from the pool: they carried a body the worker did not read to the end. */
+const retired = new WeakSet<Duplex>();
+
+/**
+ * Keep-alive connections to the worker's proxy, reused across requests as the Functions host does, instead of a new
+ * connection (and a `localhost` lookup) per request. A connection is pooled again only once its request's body was
+ * sent whole before the answer came (`retired` otherwise: the worker would read the next request as that body's
+ * rest). No socket limit: with one, Node hands a freed socket to a waiting request without asking `keepSocketAlive`.
+ */
+class WorkerAgent extends Agent {
+  override keepSocketAlive(socket: Duplex): void | boolean {
+    if (retired.has(socket)) return false;
+    return super.keepSocketAlive(socket);
+  }
+}
+const workerAgent = new WorkerAgent({ keepAlive: true, maxFreeSockets: 16 });
+
 /**
  * Forwards `req` to the worker's proxy at `proxyUri` for invocation `invocationId`, streaming its body with
  * backpressure and counting it against `limit` (as the host's request size limit applies to a streamed body too).
@@ -122,6 +140,8 @@ export function forwardToWorker(
   limit: number,
 ): ForwardedRequest {
   const target = new URL(`${publicUrl.pathname}${publicUrl.search}`, proxyUri);
+  // The library announces `localhost`; its proxy listens on every address, so skip the lookup (and the IPv6 try).
+  if (target.hostname === 'localhost') target.hostname = '127.0.0.1';
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
@@ -130,12 +150,16 @@ export function forwardToWorker(
   headers['x-forwarded-host'] = publicUrl.host;
   headers['x-forwarded-proto'] = publicUrl.protocol.replace(/:$/, '');
 
-  // One connection per request, kept alive until the host is done with it: a handler that answers without reading
-  // its whole body (a refusal) leaves the rest unread on the worker's side, so a pooled connection would carry the
-  // next request into that body, and a `Connection: close` one would be closed under the body still being written.
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const proxied = httpRequest(target, { method: req.method, headers, agent });
-  proxied.once('close', () => agent.destroy());
+  const proxied = httpRequest(target, { method: req.method, headers, agent: workerAgent });
+  let bodySent = false;
+  // A handler that answers before it read the whole body (a refusal) leaves the rest unread on the worker's side: that
+  // connection is closed once the exchange is over, never pooled (see `workerAgent`).
+  const retire = (): void => {
+    if (proxied.socket) retired.add(proxied.socket);
+  };
+  proxied.once('response', () => {
+    if (!bodySent) retire();
+  });
   let settle: (outcome: ForwardedBody) => void = () => undefined;
   const body = new Promise<ForwardedBody>((resolve) => {
     let settled = false;
@@ -171,7 +195,9 @@ export function forwardToWorker(
   };
   req.on('data', onData);
   req.once('end', () => {
-    proxied.end();
+    proxied.end(() => {
+      bodySent = true;
+    });
     settle('complete');
   });
   // Node reports a client hanging up mid-body as an "aborted" error, or as a close before the message completed.
@@ -183,6 +209,7 @@ export function forwardToWorker(
   proxied.on('error', () => settle('stopped'));
 
   const stopForwarding = (): void => {
+    retire();
     req.off('data', onData);
     settle('stopped');
     // Let Node discard whatever the client still sends, so that its connection can answer.
@@ -194,8 +221,8 @@ export function forwardToWorker(
     stopForwarding,
     abort: () => {
       stopForwarding();
+      retire();
       proxied.destroy();
-      agent.destroy();
     },
   };
 }
