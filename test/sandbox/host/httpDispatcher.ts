@@ -223,6 +223,12 @@ export class HttpDispatcher {
       ended,
     ]);
     if (early) {
+      // Tests of handlers that refuse a body early read how much of it reached the worker (not what the client
+      // wrote: the host discards the rest at memory speed until the client sees the answer).
+      this.#options.logger(
+        'debug',
+        `[${entry.info.name}] The worker answered ${early.statusCode ?? '?'} after ${forwarded.forwardedBytes()} bytes of the request body were forwarded`,
+      );
       if (res.headersSent || res.destroyed) {
         forwarded.abort();
       } else {
@@ -267,6 +273,10 @@ export class HttpDispatcher {
       forwarded.abort();
       return;
     }
+    this.#options.logger(
+      'debug',
+      `[${entry.info.name}] The worker answered ${response.statusCode ?? '?'} after ${forwarded.forwardedBytes()} bytes of the request body were forwarded`,
+    );
     // The worker may answer before it read the whole body (a refusal): stop forwarding what it will not read.
     forwarded.stopForwarding();
     await relayResponse(response, res);

@@ -107,6 +107,8 @@ export interface ForwardedRequest {
   readonly body: Promise<ForwardedBody>;
   /** Stops forwarding the body (the rest is discarded); the worker's response still arrives. */
   stopForwarding(): void;
+  /** Bytes of the body handed to the worker so far (what the handler could have read, with the buffers between). */
+  forwardedBytes(): number;
   /** Stops forwarding and tears the proxied exchange down (the handler's body stream then fails, if still read). */
   abort(): void;
 }
@@ -219,6 +221,7 @@ export function forwardToWorker(
     response,
     body,
     stopForwarding,
+    forwardedBytes: () => size,
     abort: () => {
       stopForwarding();
       retire();
