@@ -11,7 +11,7 @@ import { EventPublisher } from '../../shared/events/eventPublisher';
 import { createServices } from '../../shared/app/services';
 import { parseSendRequest } from '../../shared/mail/sendRequest';
 import { parseThreadRequest } from '../../shared/mail/threadRequest';
-import { MailboxPacer, PacerContentionError } from '../../shared/pacing/mailboxPacer';
+import { MailboxPacer, PacerContentionError, type PacerLease } from '../../shared/pacing/mailboxPacer';
 import {
   failAfterRetries,
   processOutboxMail,
@@ -466,6 +466,33 @@ describe('the outbox processor', () => {
     const { problem } = (await r.store.get(id))!.record;
     expect(problem?.type).toMatch(/outbox-expired$/);
     expect(problem?.detail).toContain('of being due');
+  });
+
+  it('waits in the process for a lease when all 4 are held: sent as soon as this process releases one, else re-queued after the wait', async () => {
+    const r = rig();
+    const held: PacerLease[] = [];
+    for (let i = 0; i < 4; i++) {
+      const grant = await r.deps.pacer.reserve(SENDER, 1);
+      if (grant.kind !== 'granted') throw new Error(`lease ${i}: ${grant.kind}`);
+      held.push(grant.lease);
+    }
+    const { id } = await accept(r);
+    const started = Date.now();
+    setTimeout(() => void r.deps.pacer.release(held.pop()!), 300);
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(300);
+    expect(took).toBeLessThan(3_000);
+
+    // Nobody releases: after the wait the mail goes back on the queue, unsent.
+    const other = await accept(r);
+    const grant = await r.deps.pacer.reserve(SENDER, 1);
+    if (grant.kind !== 'granted') throw new Error(grant.kind);
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+    const waited = Date.now();
+    expect((await processOutboxMail(other.id, { ...r.deps, leaseWaitMs: 600 })).outcome).toBe('requeued');
+    expect(Date.now() - waited).toBeGreaterThanOrEqual(600);
+    expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
   });
 
   it('puts a mail the pacer holds back on the queue again instead of sending it', async () => {
