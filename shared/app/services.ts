@@ -14,7 +14,7 @@ import { createGraphClient } from '../graph/graphClient';
 import { AppCredential } from '../identity/appCredential';
 import { MailSender } from '../mail/mailSender';
 import type { MessageApiDependencies } from '../messages/messageHandler';
-import { IdempotencyStore, IDEMPOTENCY_TABLE } from '../outbox/accept/idempotencyStore';
+import { IDEMPOTENCY_TABLE } from '../outbox/accept/idempotencyStore';
 import type { SendMailDependencies } from '../outbox/accept/sendMailHandler';
 import type { MailStatusDependencies } from '../outbox/mailStatusHandler';
 import type { OutboxProcessorDependencies } from '../outbox/outboxProcessor';
@@ -139,12 +139,11 @@ export class Services {
       config: this.config,
       credential: this.credential,
       outbox: this.outboxStore,
-      idempotency: IdempotencyStore.fromConfig(this.config),
     }));
   }
 
   /**
-   * What the reply and forward routes need: the send route's parts (one idempotency table, one outbox), since a reply
+   * What the reply and forward routes need: the send route's parts (one outbox, which holds the Idempotency-Keys), since a reply
    * is accepted exactly as a mail is.
    */
   get messageThread(): SendMailDependencies {

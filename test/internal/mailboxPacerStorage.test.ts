@@ -71,7 +71,10 @@ describe('MailboxPacer on Table storage, shared by instances', () => {
       while (grantedAt.length < target) {
         let answer: Reservation;
         try {
-          answer = await pacer.reserve(mailbox, 1, clock(), slotAt);
+          // The clock itself, as the outbox passes it: each read-decide-write round decides at its own time. A time
+          // read once before the call goes stale over the rounds a burst's contention takes (seconds here, at 20×),
+          // and a stale decision can miss a bucket a newer write already dropped.
+          answer = await pacer.reserve(mailbox, 1, clock, slotAt);
         } catch (err) {
           if (!(err instanceof PacerContentionError)) throw err;
           contention++;

@@ -11,7 +11,7 @@ import { EventPublisher } from '../../shared/events/eventPublisher';
 import { createServices } from '../../shared/app/services';
 import { parseSendRequest } from '../../shared/mail/sendRequest';
 import { parseThreadRequest } from '../../shared/mail/threadRequest';
-import { MailboxPacer, PacerContentionError } from '../../shared/pacing/mailboxPacer';
+import { MailboxPacer, PacerContentionError, type PacerLease } from '../../shared/pacing/mailboxPacer';
 import {
   failAfterRetries,
   processOutboxMail,
@@ -125,6 +125,35 @@ describe('the outbox processor', () => {
     expect(inbox.filter((m) => m.internetMessageId === internetMessageId)).toHaveLength(1);
     const events = await eventsOf(r.events);
     expect(events.map((e) => [e.type, e.data.id, e.data.status])).toEqual([['mail.sent', id, 'sent']]);
+  });
+
+  it('counts the table operations of a sent mail: 9 without an events webhook (issue 18 asks for at most 5)', async () => {
+    const r = rig();
+    const { id } = await accept(r);
+    // Warm the rig's tables, so that only the mail's own operations are counted.
+    await r.deps.pacer.peek(SENDER);
+    const methods = ['getEntity', 'createEntity', 'updateEntity', 'upsertEntity', 'deleteEntity', 'submitTransaction'];
+    const spies = methods.map((m) => jest.spyOn(TableClient.prototype, m as 'getEntity'));
+    try {
+      expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
+      const counts = Object.fromEntries(methods.map((m, i) => [m, spies[i].mock.calls.length]));
+      const total = Object.values(counts).reduce((a, b) => a + b, 0);
+      // Record: read, 'sending', final; pacer: reserve (read, insert of the mailbox's first row), release (read,
+      // write); event ledger: claim (insert), queued (update). An events webhook adds one more ledger update.
+      expect({ total, counts }).toEqual({
+        total: 9,
+        counts: {
+          getEntity: 3,
+          createEntity: 2,
+          updateEntity: 4,
+          upsertEntity: 0,
+          deleteEntity: 0,
+          submitTransaction: 0,
+        },
+      });
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
   });
 
   it('sends a request stored before attachment blobs existed (large base64 inline) through an upload session', async () => {
@@ -466,6 +495,33 @@ describe('the outbox processor', () => {
     const { problem } = (await r.store.get(id))!.record;
     expect(problem?.type).toMatch(/outbox-expired$/);
     expect(problem?.detail).toContain('of being due');
+  });
+
+  it('waits in the process for a lease when all 4 are held: sent as soon as this process releases one, else re-queued after the wait', async () => {
+    const r = rig();
+    const held: PacerLease[] = [];
+    for (let i = 0; i < 4; i++) {
+      const grant = await r.deps.pacer.reserve(SENDER, 1);
+      if (grant.kind !== 'granted') throw new Error(`lease ${i}: ${grant.kind}`);
+      held.push(grant.lease);
+    }
+    const { id } = await accept(r);
+    const started = Date.now();
+    setTimeout(() => void r.deps.pacer.release(held.pop()!), 300);
+    expect((await processOutboxMail(id, r.deps)).outcome).toBe('sent');
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(300);
+    expect(took).toBeLessThan(3_000);
+
+    // Nobody releases: after the wait the mail goes back on the queue, unsent.
+    const other = await accept(r);
+    const grant = await r.deps.pacer.reserve(SENDER, 1);
+    if (grant.kind !== 'granted') throw new Error(grant.kind);
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+    const waited = Date.now();
+    expect((await processOutboxMail(other.id, { ...r.deps, leaseWaitMs: 600 })).outcome).toBe('requeued');
+    expect(Date.now() - waited).toBeGreaterThanOrEqual(600);
+    expect(env.cloud.graph.sendsAccepted(SENDER)).toBe(before);
   });
 
   it('puts a mail the pacer holds back on the queue again instead of sending it', async () => {

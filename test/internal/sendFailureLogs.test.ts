@@ -40,7 +40,6 @@ function deps(accept: () => Promise<never>): SendMailDependencies {
         discard: () => Promise.resolve(),
       }),
     } as unknown as SendMailDependencies['outbox'],
-    idempotency: {} as SendMailDependencies['idempotency'],
   };
 }
 

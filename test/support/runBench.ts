@@ -12,6 +12,7 @@ import { runMemoryBench, type MemoryBenchResult } from '../bench/memoryBench';
 import { runPackageBench } from '../bench/packageBench';
 import { stageFunctionPackage } from '../../tools/functionPackage';
 import { runPacerBench } from '../bench/pacerBench';
+import { runBurstBench } from '../bench/burstBench';
 import { outboxBenchOptions, runOutboxBench } from '../bench/outboxBench';
 import { runTokenBench } from '../bench/tokenBench';
 import { runPollBench } from '../bench/pollBench';
@@ -85,7 +86,8 @@ function printMemory(result: MemoryBenchResult): void {
   });
 }
 
-// `npm run bench -- watch send` runs only the named groups (package, token, send, watch, ...); no names runs them all.
+// `npm run bench -- watch send` runs only the named groups (package, token, burst, send, watch, ...); no names runs
+// them all (send includes burst).
 const only = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
 const wanted = (group: string) => only.length === 0 || only.includes(group);
 
@@ -111,6 +113,7 @@ async function benchmarks(caDir: string): Promise<void> {
   const config = loadConfig(process.env);
   try {
     if (wanted('token')) await tokenSection(cloud, config);
+    if (wanted('send') || wanted('burst')) await burstSection(caDir);
     if (wanted('send')) await sendSection(caDir);
     if (wanted('memory')) printMemory(await runMemoryBench({ cloud, config }, caDir));
     if (wanted('pacer')) await runPacerBench();
@@ -183,6 +186,19 @@ async function tokenSection(cloud: LocalCloud, config: GatewayConfig): Promise<v
       r.msPerToken.toFixed(3).padStart(8),
     );
   }
+}
+
+async function burstSection(caDir: string) {
+  const r = await runBurstBench(caDir);
+  console.log(
+    `\nBurst: ${r.mails} mails posted at once to a quiet mailbox, ${r.messagesPerMinute} messages per minute, one host, ` +
+      'Graph latency 20-60 ms; ms from the posts to Graph accepting the n-th mail:',
+  );
+  console.log(
+    Object.entries(r.arrivalMs)
+      .map(([n, ms]) => `${n}: ${ms.toFixed(0)}`)
+      .join('  ') + `;  busiest 60 s: ${r.busiestMinute};  429s: ${r.throttled429}`,
+  );
 }
 
 async function sendSection(caDir: string) {

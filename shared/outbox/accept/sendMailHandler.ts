@@ -21,7 +21,7 @@ import { failureLogLine } from '../../mail/failureLog';
 import { AdminConsentMissingError } from '../../identity/tokenClaims';
 import { requiredGraphRoles } from '../../mail/composeMessage';
 import { credentialDependencyProblem, storageDependencyProblem } from '../../mail/dependencyProblems';
-import type { IdempotencyStore, StoredResult } from './idempotencyStore';
+import type { StoredResult } from './idempotencyStore';
 import { REQUEST_STORAGE_CALL_MS } from '../../platform/storageDeadline';
 import { OUTBOX_TABLE, type OutboxRecord, type OutboxStatus, type OutboxStore } from '../outboxStore';
 import { canonicalRequestHash, mailIdForKey } from './requestHash';
@@ -56,8 +56,8 @@ import {
 export interface SendMailDependencies {
   config: GatewayConfig;
   credential: AppCredential;
+  /** The outbox, which also holds the Idempotency-Keys (a keyed mail's record is its key's claim). */
   outbox: OutboxStore;
-  idempotency: IdempotencyStore;
 }
 
 /** How long a duplicate waits for the first request with its key before answering 409 "in progress". */
