@@ -191,21 +191,17 @@ function watchCheck(config: GatewayConfig, roles: readonly string[] | undefined)
       detail: 'ALLOWED_WATCH_MAILBOXES is empty: no mailbox may be watched.',
     };
   }
-  if (!config.watch.webhookBaseUrl) {
-    return {
-      name: 'watchPermission',
-      status: 'failed',
-      detail:
-        "WEBHOOK_BASE_URL is not set: Graph cannot reach /api/graph/notifications. Set it to the app's public https origin.",
-    };
-  }
   if (roles === undefined) return { name: 'watchPermission', status: 'skipped', detail: 'No token to inspect.' };
   const granted = WATCH_PERMISSIONS_ACCEPTED.filter((r) => roles.includes(r));
   if (granted.length > 0) {
     return {
       name: 'watchPermission',
       status: 'ok',
-      detail: `Watching uses ${granted.join(', ')}${granted.includes(WATCH_PERMISSION) ? '' : ` (${WATCH_PERMISSION} would be enough: it is the least privileged)`}; Graph calls ${config.watch.webhookBaseUrl}/api/graph/notifications.`,
+      detail: `Watching uses ${granted.join(', ')}${granted.includes(WATCH_PERMISSION) ? '' : ` (${WATCH_PERMISSION} would be enough: it is the least privileged)`}; ${
+        config.watch.webhookBaseUrl
+          ? `Graph calls ${config.watch.webhookBaseUrl}/api/graph/notifications.`
+          : 'WEBHOOK_BASE_URL is not set: mailboxes are watched by polling (delivery push is refused).'
+      }`,
       permission: WATCH_PERMISSION,
     };
   }

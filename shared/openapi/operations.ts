@@ -334,16 +334,20 @@ export const OPERATIONS: readonly OperationSpec[] = [
     tags: ['watch'],
     summary: 'Watch a mailbox (create or repair its subscription)',
     description:
-      "Creates a Graph subscription on the mailbox's Inbox messages with the longest expiry Graph accepts, or " +
-      'renews it, or recreates it (then catches up) when Graph lost it. Idempotent. The optional body says what ' +
-      "the mailbox's mail.received events carry of the mail (body, attachment list); a PUT states the whole watch, " +
-      'so one without `content` turns content off. Content needs Mail.Read (`permission-missing` otherwise).',
+      'For each folder asked for (default the Inbox): under push, creates a Graph subscription on its messages with ' +
+      'the longest expiry Graph accepts, or renews it, or recreates it (then catches up) when Graph lost it; under ' +
+      'poll, reads it by delta every POLL_INTERVAL_SECONDS instead; auto (default) pushes and falls back to polling ' +
+      'while Graph cannot validate the webhook or WEBHOOK_BASE_URL is unset. Idempotent. The optional body also says ' +
+      "what the mailbox's mail.received events carry of the mail (body, attachment list); a PUT states the whole " +
+      'watch, so one without `content` turns content off and folders it does not name stop being watched. Content ' +
+      'needs Mail.Read (`permission-missing` otherwise); delivery push needs WEBHOOK_BASE_URL (`watch-not-configured`).',
     parameters: [mailboxParameter],
     requestBody: {
       name: 'WatchMailboxRequest',
       schema: watchRequestSchema,
       required: false,
-      description: 'Optional: `{ "content": { "body": "text", "maxBodyBytes": 65536, "attachments": "list" } }`.',
+      description:
+        'Optional: `{ "content": { "body": "text", "maxBodyBytes": 65536, "attachments": "list" }, "folders": ["inbox", "sentitems"], "delivery": "auto" }`.',
     },
     responses: {
       200: jsonResponse('Already watched: renewed or recreated.', 'MailboxWatched', mailboxWatchedSchema),

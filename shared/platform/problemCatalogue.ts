@@ -321,8 +321,8 @@ const entries = {
   'watch-not-configured': {
     title: 'Watching is not configured',
     statuses: [503],
-    meaning: 'The settings watching needs (WEBHOOK_BASE_URL, ALLOWED_WATCH_MAILBOXES) are not set.',
-    fix: 'Set them on the Function App and restart it.',
+    meaning: 'Watching by push was asked for, but WEBHOOK_BASE_URL (the origin Graph calls back) is not set.',
+    fix: 'Set WEBHOOK_BASE_URL on the Function App and restart it, or watch with delivery poll or auto (polling).',
   },
   'webhook-validation-failed': {
     title: "Graph could not validate the gateway's webhook",

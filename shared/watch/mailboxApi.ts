@@ -206,7 +206,7 @@ async function watch(
       problem(
         503,
         'watch-not-configured',
-        'Watching by push is not configured',
+        'Watching is not configured',
         "WEBHOOK_BASE_URL is not set: set it to the app's public https origin (Bicep sets it to the app's host name), so Graph can call /api/graph/notifications, or watch with delivery poll or auto.",
       ),
     );

@@ -18,6 +18,11 @@ import { mailboxPollMessage } from './pollMessages';
 import { DEFAULT_FOLDER } from './watchFolders';
 import type { WatchedMailbox, WatchStore } from './watchStore';
 
+/**
+ * How far ahead the timer claims reads: its own period. A read due within it is queued now, invisible until its due
+ * time, so reads start on time rather than at the next tick (up to 5 s late).
+ */
+const LOOKAHEAD_MS = 5_000;
 /** Queue and table writes in flight at once while claiming due folders. */
 const CLAIM_CONCURRENCY = 16;
 /** How long a throttled read waits when Graph names no Retry-After. */
@@ -47,38 +52,45 @@ function intervalOf(record: WatchedMailbox, deps: PollSchedulerDependencies): nu
 }
 
 /**
- * True when the folder's delta read is due at `now`. A polled folder without a next read is due; a pushed one that
- * never had a reconciliation is due one interval after its last catch-up (or creation), not at once.
+ * When the folder's next delta read is due. A polled folder without a next read is due at once; a pushed one that
+ * never had a reconciliation is due one interval after its last catch-up (or creation).
  */
-function isDue(record: WatchedMailbox, now: number, deps: PollSchedulerDependencies): boolean {
-  if (record.nextReadAt) return Date.parse(record.nextReadAt) <= now;
-  if (record.mode === 'poll') return true;
-  return Date.parse(record.deltaSyncedAt ?? record.createdAt) + deps.reconcileIntervalMs <= now;
+function dueAt(record: WatchedMailbox, now: number, deps: PollSchedulerDependencies): number {
+  if (record.nextReadAt) return Date.parse(record.nextReadAt);
+  if (record.mode === 'poll') return now;
+  return Date.parse(record.deltaSyncedAt ?? record.createdAt) + deps.reconcileIntervalMs;
 }
 
 /**
- * Queues one message per due folder; a folder is claimed (its next read moved one interval on, ETag guarded) before
- * its message is written, so two timer runs never queue it twice. Returns how many were queued.
+ * Queues one message per folder due before the next tick, visible at its due time; a folder is claimed (its next read
+ * moved one interval on from its due time, so the rate does not drift with the tick; ETag guarded) before its
+ * message is written, so two timer runs never queue it twice. Returns how many were queued.
  */
 export async function scheduleDueReads(context: InvocationContext, deps: PollSchedulerDependencies): Promise<number> {
   const now = (deps.now ?? Date.now)();
-  const due = (await deps.store.list()).filter((r) => isDue(r, now, deps));
+  const horizon = now + LOOKAHEAD_MS;
+  const due = (await deps.store.list()).filter((r) => dueAt(r, now, deps) <= horizon);
   if (due.length === 0) return 0;
   await ensureQueue(deps.queue);
   let queued = 0;
   await forEachLimited(due, CLAIM_CONCURRENCY, async (record) => {
-    let claimed = false;
+    let claimedAt: number | undefined;
     await deps.store.update(
       record.mailbox,
       (r) => {
-        claimed = isDue(r, now, deps);
-        return claimed ? { ...r, nextReadAt: new Date(now + intervalOf(r, deps)).toISOString() } : r;
+        const at = dueAt(r, now, deps);
+        claimedAt = at <= horizon ? at : undefined;
+        if (claimedAt === undefined) return r;
+        // A folder that fell behind (a long outage, a throttled read) starts a new rhythm instead of catching up.
+        const next = Math.max(at + intervalOf(r, deps), now + intervalOf(r, deps) / 2);
+        return { ...r, nextReadAt: new Date(next).toISOString() };
       },
       record.folder,
     );
-    if (!claimed) return;
+    if (claimedAt === undefined) return;
     await deps.queue.sendMessage(
       mailboxPollMessage.encode({ mailbox: record.mailbox, folder: record.folder ?? DEFAULT_FOLDER }),
+      { visibilityTimeout: Math.max(0, Math.ceil((claimedAt - now) / 1000)) },
     );
     queued++;
   });

@@ -62,6 +62,11 @@ export type WatchOutcome = 'created' | 'renewed' | 'recreated';
 
 /** Why a folder is polled when delivery is auto and Graph could not validate the webhook (the problem's slug). */
 export const VALIDATION_FAILED_REASON = 'webhook-validation-failed';
+/** Why an auto folder is polled after Graph removed its subscription again and again. */
+export const REMOVED_REASON = 'subscription-removed-repeatedly';
+/** `subscriptionRemoved` events in a row (no renewal between them) after which an auto folder falls back to polling. */
+export const MAX_REMOVALS = 3;
+
 /** Why a folder is polled when there is no webhook to push to. */
 export const NO_WEBHOOK_REASON = 'WEBHOOK_BASE_URL is not set';
 
@@ -264,8 +269,16 @@ export class WatchService {
   async replaceRemoved(mailbox: string, subscriptionId: string, folder: string = DEFAULT_FOLDER): Promise<string> {
     const record = await this.store.get(mailbox, folder);
     if (!record || record.subscriptionId !== subscriptionId) return 'stale';
+    const removals = (record.removals ?? 0) + 1;
+    if (record.delivery === 'auto' && removals >= MAX_REMOVALS) {
+      // Graph keeps taking the subscription away: polling reads the folder without one; renewal runs try push again.
+      // Due for a poll at once, which catches up from the stored delta link.
+      await this.toPoll(record, REMOVED_REASON);
+      return `fell back to polling (${REMOVED_REASON}: ${removals} removals in a row)`;
+    }
     const result = await this.recreate(record);
     if (!result) return 'stale';
+    await this.store.update(mailbox, (r) => ({ ...r, removals }), folder).catch(() => undefined);
     if (result.error) throw new Error(result.error);
     return 'recreated';
   }
@@ -329,6 +342,7 @@ export class WatchService {
                   }
                 : {}),
               lastRenewal: { at, outcome: report.outcome, error: report.error },
+              ...(result.kind === 'renewed' ? { removals: 0 } : {}),
             }),
             record.folder,
           )
@@ -485,6 +499,7 @@ export class WatchService {
               expirationDateTime: renewed.expirationDateTime,
               grantedMinutes: grantedMinutes(askedAt, renewed.expirationDateTime),
               lastRenewal: { at: new Date(this.now()).toISOString(), outcome: 'renewed' },
+              removals: 0,
             },
       existing.folder,
     );

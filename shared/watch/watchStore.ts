@@ -71,6 +71,8 @@ export interface WatchedMailbox {
   nextReadAt?: string;
   /** Under push: mail the reconciliation published that no notification had (Graph's missing notifications). */
   reconciled?: number;
+  /** `subscriptionRemoved` events since the last renewal (auto falls back to polling after a few in a row). */
+  removals?: number;
 }
 
 interface MailboxEntity {
@@ -96,6 +98,7 @@ interface MailboxEntity {
   modeReason?: string;
   nextReadAt?: string;
   reconciled?: number;
+  removals?: number;
   /** The content option in three columns; absent in rows from before it (no content). */
   contentBody?: string;
   contentMaxBodyBytes?: number;
@@ -376,6 +379,7 @@ function toEntity(record: WatchedMailbox): MailboxEntity {
     modeReason: record.modeReason,
     nextReadAt: record.nextReadAt,
     reconciled: record.reconciled,
+    removals: record.removals,
     ...(wantsContent(record.content)
       ? {
           contentBody: record.content.body,
@@ -408,6 +412,7 @@ function fromEntity(entity: MailboxEntity): WatchedMailbox {
     modeReason: entity.modeReason,
     nextReadAt: entity.nextReadAt,
     reconciled: entity.reconciled ?? 0,
+    removals: entity.removals,
   };
 }
 

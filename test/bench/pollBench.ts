@@ -106,7 +106,7 @@ export async function runPollBench(ctx: BenchContext, windowSeconds: number): Pr
     // About two mails per polled mailbox per interval, at random moments; the pushed mailbox gets a polled one's rate.
     const mails = Math.round((windowSeconds / intervalSeconds) * MAILBOXES * 2);
     const started = Date.now();
-    const pushEvery = Math.max(1, Math.round(mails / MAILBOXES));
+    const pushEvery = MAILBOXES;
     for (let i = 0; i < mails; i++) {
       const due = started + ((i + Math.random()) / mails) * windowSeconds * 1000;
       await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));

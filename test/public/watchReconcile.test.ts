@@ -14,7 +14,7 @@ import { startTestCloud, type TestCloud } from '../support/testEnv';
 import { eventually, QueueReader } from '../support/watchSupport';
 
 const DOMAIN = 'contoso.com';
-const MAILBOXES = ['a1', 'a2', 'r1'];
+const MAILBOXES = ['a1', 'a2', 'a3', 'r1'];
 
 let env: TestCloud;
 let host: FunctionsHostProcess;
@@ -158,6 +158,38 @@ describe('auto', () => {
         .some((d) => d.kind === 'change' && d.subscriptionIds.includes(String(shown.body.subscriptionId))),
     ).toBe(true);
     expect(await eventsFor(polled.id)).toHaveLength(1);
+  });
+});
+
+describe('auto after repeated removals', () => {
+  it('falls back to polling when Graph removes the subscription again and again, and pushes again at the renewal run', async () => {
+    const answer = await gateway.watch<{ subscriptionId: string; mode: string }>('a3@contoso.com');
+    expect(answer.body.mode).toBe('push');
+    let current = answer.body.subscriptionId;
+    for (let removal = 1; removal <= 2; removal++) {
+      await env.cloud.graph.sendLifecycleEvent(current, 'subscriptionRemoved');
+      const previous = current;
+      current = await eventually<string>(async () => {
+        const shown = await gateway.mailbox<{ subscriptionId: string | null }>('a3@contoso.com');
+        return (shown.body.subscriptionId !== previous && shown.body.subscriptionId) || undefined;
+      }, `the subscription recreated after removal ${removal}`);
+    }
+    await env.cloud.graph.sendLifecycleEvent(current, 'subscriptionRemoved');
+    const polled = await eventually(async () => {
+      const shown = await gateway.mailbox<Record<string, unknown>>('a3@contoso.com');
+      return shown.body.mode === 'poll' && shown.body;
+    }, 'the fall back to polling');
+    expect(polled).toMatchObject({ modeReason: 'subscription-removed-repeatedly', subscriptionId: null });
+    expect(subscriptionsOf('a3@contoso.com')).toEqual([]);
+    expect(host.output()).toContain('subscriptionRemoved for a3@contoso.com: fell back to polling');
+    const mail = deliver('a3@contoso.com');
+    await readRound('poll', 'a3@contoso.com');
+    await eventFor(mail.id);
+
+    await runRenewal();
+    const shown = await gateway.mailbox<Record<string, unknown>>('a3@contoso.com');
+    expect(shown.body).toMatchObject({ mode: 'push', subscriptionId: expect.any(String) as unknown });
+    expect(await eventsFor(mail.id)).toHaveLength(1);
   });
 });
 

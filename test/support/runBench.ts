@@ -16,6 +16,7 @@ import { runBurstBench } from '../bench/burstBench';
 import { outboxBenchOptions, runOutboxBench } from '../bench/outboxBench';
 import { runTokenBench } from '../bench/tokenBench';
 import { runPollBench } from '../bench/pollBench';
+import { runReconcileBench } from '../bench/reconcileBench';
 import { runWatchBench } from '../bench/watchBench';
 import { percentile, runMessagesBench, type MessagesBenchResult } from '../bench/messagesBench';
 import { freePort, startAzurite } from '../emulators/azurite';
@@ -119,6 +120,7 @@ async function benchmarks(caDir: string): Promise<void> {
     if (wanted('pacer')) await runPacerBench();
     if (wanted('watch')) await watchSection(cloud, config, latency, webhookPort);
     if (wanted('poll')) await pollSection(cloud, config, latency);
+    if (wanted('reconcile')) await reconcileSection(cloud, config, latency);
     if (wanted('messages')) printMessages(await runMessagesBench({ cloud, config }, caDir));
   } finally {
     await cloud.close();
@@ -264,6 +266,20 @@ async function pollSection(cloud: LocalCloud, config: GatewayConfig, latency: { 
   );
   console.log(
     `(e) Graph requests per mailbox per hour over ${r.windowSeconds.toFixed(0)} s: polled ${r.pollRequestsPerMailboxHour.toFixed(0)}, pushed ${r.pushRequestsPerMailboxHour.toFixed(0)} (same mail rate)`,
+  );
+}
+
+/** Push with dropped notifications (`RECONCILE_INTERVAL_MINUTES=1 npm run bench -- reconcile`). */
+async function reconcileSection(cloud: LocalCloud, config: GatewayConfig, latency: { min: number; max: number }) {
+  latency.min = 5;
+  latency.max = 15;
+  const windowSeconds = Number(process.env.BENCH_RECONCILE_WINDOW_SECONDS ?? 120);
+  console.log(
+    `\nReconciliation benchmark (10 mailboxes by push, 5 mails/s for ${windowSeconds} s, ~5 % of notifications dropped silently, RECONCILE_INTERVAL_MINUTES=${config.watch.reconcileIntervalMs / 60_000})`,
+  );
+  const r = await runReconcileBench({ cloud, config }, windowSeconds);
+  console.log(
+    `(f) mails that reached an event: ${r.evented} of ${r.mails} (${((r.evented / r.mails) * 100).toFixed(1)} %); ${r.dropped} notifications dropped, their delay to event p50 ${(r.reconciledDelay.p50 / 1000).toFixed(1)} s, p99 ${(r.reconciledDelay.p99 / 1000).toFixed(1)} s (goal p99 <= ${r.intervalMinutes * 60} s)`,
   );
 }
 

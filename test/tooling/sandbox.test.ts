@@ -121,7 +121,7 @@ describe('npm start (the sandbox, built by npm test)', () => {
     const exportLine = /^ {2}(export .+)$/m.exec(banner)![1];
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const blocks = [...readme.matchAll(/<!-- sandbox-command -->\n\n```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
-    expect(blocks).toHaveLength(7);
+    expect(blocks).toHaveLength(9);
     for (const block of blocks) {
       const commands = block.split('\n').filter((line) => !line.trimStart().startsWith('#'));
       // Only the exported variables: a literal address would reach whatever listens on 7071, not this sandbox.
@@ -168,6 +168,15 @@ describe('npm start (the sandbox, built by npm test)', () => {
       '200', // stop dropping
       '200', // missed lifecycle event
       '::block 7',
+      '201', // watch it@ by polling
+      '202', // mail it
+      '200', // show it
+      '::block 8',
+      '200', // drop support@'s notifications
+      '202', // mail it
+      '200', // stop dropping
+      '200', // show support@
+      '::block 9',
       '200', // watch support@ again, with content
       '200', // mail it a file, waiting for it to be sent
       '200', // the events received
