@@ -23,7 +23,12 @@ let env: TestCloud;
 let hosts: FunctionsHostProcess[] = [];
 let gateways: GatewayClient[] = [];
 beforeAll(async () => {
-  env = await startTestCloud({ privateStorage: true, graph: { latencyMs: { min: 1, max: 5 } } });
+  // The emulator enforces TERRL with Exchange's NDR, one recipient above the gateway's budget: the gateway's window is
+  // moved by hand below while the emulator's is not, so the released mail is the fourth it counts.
+  env = await startTestCloud({
+    privateStorage: true,
+    graph: { latencyMs: { min: 1, max: 5 }, limits: { tenantExternalRecipientsPerDay: BUDGET + 1 } },
+  });
   const settings = {
     ...env.settings,
     TENANT_EXTERNAL_RECIPIENTS_PER_DAY: String(BUDGET),
@@ -82,7 +87,7 @@ it('defers an external mail past the tenant budget from either host, never an in
   // Internal mail is never held by the tenant's budget.
   const internal = await gateways[1].send({
     from: 'alerts@contoso.com',
-    to: ['someone@contoso.onmicrosoft.com', 'other@contoso.com'],
+    to: ['someone@contoso.com', 'other@Contoso.com'],
     subject: `int-${tag}`,
     text: 'x',
   });
@@ -120,7 +125,8 @@ it('defers an external mail past the tenant budget from either host, never an in
 
   await sentStatus(gateways[0], overId);
   expect(billingSends()).toBe(2);
-  // Nothing was sent into an NDR: no mailbox of the tenant received a non-delivery report.
+  // Nothing was sent into an NDR: Exchange (the emulator) refused nothing, and no mailbox received a report.
+  expect(env.cloud.graph.ndrs).toEqual([]);
   for (const mailbox of ['alerts@contoso.com', 'billing@contoso.com']) {
     expect(
       env.cloud.graph.inbox(mailbox).filter((m) => /undeliverable|delivery has failed/i.test(m.subject ?? '')),
