@@ -169,6 +169,12 @@ param mailboxMessagesPerMinute int = 30
 @maxValue(1000000)
 param mailboxRecipientsPerDay int = 10000
 
+@description('TENANT_EXTERNAL_RECIPIENTS_PER_DAY: external recipients of all mailboxes of the tenant in any 24 h, or off (Exchange Online allows 500 x licences^0.7 + 9,500).')
+param tenantExternalRecipientsPerDay string = 'off'
+
+@description('TENANT_DOMAINS: the tenant\'s accepted domains, comma-separated; recipients outside them are external. Needed when tenantExternalRecipientsPerDay is not off.')
+param tenantDomains string = ''
+
 @description('OUTBOX_MAX_AGE_HOURS: how long the outbox processor keeps trying a mail before marking it failed.')
 @minValue(1)
 @maxValue(168)
@@ -450,6 +456,8 @@ var appSettings = {
   'RECONCILE_INTERVAL_MINUTES': string(reconcileIntervalMinutes)
   'MAILBOX_MESSAGES_PER_MINUTE': string(mailboxMessagesPerMinute)
   'MAILBOX_RECIPIENTS_PER_DAY': string(mailboxRecipientsPerDay)
+  'TENANT_EXTERNAL_RECIPIENTS_PER_DAY': tenantExternalRecipientsPerDay
+  'TENANT_DOMAINS': tenantDomains
   'OUTBOX_MAX_AGE_HOURS': string(outboxMaxAgeHours)
   'EVENTS_WEBHOOK_URL': eventsWebhookUrl
   'EVENTS_SIGNING_SECRET': empty(eventsWebhookUrl) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/${eventsSigningSecretName})'

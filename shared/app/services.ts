@@ -20,6 +20,7 @@ import type { MailStatusDependencies } from '../outbox/mailStatusHandler';
 import type { OutboxProcessorDependencies } from '../outbox/outboxProcessor';
 import { OutboxStore } from '../outbox/outboxStore';
 import { MailboxPacer, MAILBOX_PACING_TABLE } from '../pacing/mailboxPacer';
+import { TenantBudget } from '../pacing/tenantBudget';
 import { getConfig, type GatewayConfig } from '../platform/config';
 import { createQueueClient, createTableClient } from '../platform/storage';
 import { CatchUp } from '../watch/catchUp';
@@ -176,6 +177,15 @@ export class Services {
         publisher: this.publisher,
         credential: this.credential,
         maxAgeMs: outbox.maxAgeMs,
+        // The tenant's row lives in the pacing table beside the mailboxes' (tenantBudget.ts keeps their keys apart).
+        ...(outbox.tenantExternal
+          ? {
+              tenantBudget: new TenantBudget(
+                createTableClient(this.config, MAILBOX_PACING_TABLE),
+                outbox.tenantExternal.perDay,
+              ),
+            }
+          : {}),
         ...(this.overrides.now ? { now: this.overrides.now } : {}),
       };
     });

@@ -107,7 +107,7 @@ export const mailStatusSchema = z
       .meta({ description: 'Not sent before this time (`scheduled`, `deferred`, or waiting out a Retry-After).' }),
     reason: z.string().optional().meta({
       description:
-        'Why the mail waits: `sendAt`, `rate` (its slot in the mailbox pace), `dailyRecipients`, `graph 429`, ...',
+        'Why the mail waits: `sendAt`, `rate` (its slot in the mailbox pace), `dailyRecipients`, `tenantExternalRecipients`, `graph 429`, ...',
     }),
     sentAt: z.iso.datetime().optional(),
     attempts: z.int().meta({ description: 'Submissions to Graph started.' }),

@@ -27,6 +27,7 @@ import { parseThreadRequest } from '../mail/threadRequest';
 import { HttpProblem } from '../platform/httpProblem';
 import { problem, type ProblemDocument } from '../platform/problem';
 import { PacerContentionError, type MailboxPacer, type PacerLease, type Reservation } from '../pacing/mailboxPacer';
+import { TenantBudgetContentionError, type TenantBudget } from '../pacing/tenantBudget';
 import { DECISION_VALID_MS } from '../pacing/messageWindow';
 import { OutboxRecordChangedError, threadFacts, type OutboxRecord, type OutboxStore } from './outboxStore';
 import {
@@ -41,6 +42,7 @@ import {
   toUnconfirmed,
   undoAttempt,
   withRequestId,
+  type DeferralReason,
 } from './outboxTransitions';
 import { classifySendFailure, DEFAULT_RETRY_MS } from './sendFailure';
 
@@ -57,6 +59,8 @@ export interface OutboxProcessorDependencies {
   credential: Pick<AppCredential, 'requireGraphPermissions'>;
   /** A mail due (its `sendAt`, else its acceptance) longer ago than this fails instead of being tried again. */
   maxAgeMs: number;
+  /** The tenant's external recipient budget (TENANT_EXTERNAL_RECIPIENTS_PER_DAY), when on. */
+  tenantBudget?: TenantBudget;
   /** The clock (tests pass the pacer's simulated time). */
   now?: () => number;
   /** Uniform in [0, 1): the jitter of a requeue after pacer contention (tests pass a fixed one). */
@@ -161,8 +165,29 @@ async function reserve(
   const now = deps.now ?? Date.now;
   const { record } = current;
   const id = record.id;
+  const external = deps.tenantBudget ? (record.externalRecipients ?? 0) : 0;
+  let tenantGrant: { countedAt: number } | undefined;
   let reservation: Reservation;
   try {
+    // The tenant first: a mail past its budget waits without taking the mailbox's slot. Internal mail skips it.
+    if (deps.tenantBudget && external > 0) {
+      const tenant = await deps.tenantBudget.reserve(external, now());
+      if (tenant.kind === 'deferred') return defer(current, deps, tenant.notBefore, tenant.reason);
+      if (tenant.kind === 'tooManyExternalRecipients') {
+        return fail(
+          current,
+          deps,
+          problem(
+            422,
+            'too-many-external-recipients-per-day',
+            'More external recipients than the tenant may send to in a day',
+            `The mail has ${external} external recipients; TENANT_EXTERNAL_RECIPIENTS_PER_DAY allows ${tenant.externalRecipientsPerDay} in 24 h.`,
+          ),
+          false,
+        );
+      }
+      tenantGrant = tenant;
+    }
     reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now, slotAt);
     // Every lease held: wait here for one (a release in this process wakes the wait at once), then ask again.
     const waitUntil = Date.now() + (deps.leaseWaitMs ?? LEASE_WAIT_MS);
@@ -171,12 +196,16 @@ async function reserve(
       reservation = await deps.pacer.reserve(record.mailbox, record.recipients, now, reservation.slotAt ?? slotAt);
     }
   } catch (err) {
+    await giveBackTenant(deps, tenantGrant, external);
     // Contention on the pacer row is normal under load, not a failure: the message comes back a little later,
     // still holding its slot if it had one; nothing about the mail changed.
-    if (!(err instanceof PacerContentionError)) throw err;
+    if (!(err instanceof PacerContentionError || err instanceof TenantBudgetContentionError)) throw err;
     await deps.store.enqueue(id, contentionDelayMs(deps), slotAt);
     return { outcome: 'requeued', record, waiting: 'pacer row busy (other instances sending from the mailbox)' };
   }
+  // Only a grant sends now: otherwise the mail comes back later and is counted then, so its external recipients go
+  // back (a send undone later, before Graph, keeps them counted: an over-count, never an NDR).
+  if (reservation.kind !== 'granted') await giveBackTenant(deps, tenantGrant, external);
   switch (reservation.kind) {
     case 'granted':
       return { lease: reservation.lease };
@@ -207,27 +236,44 @@ async function reserve(
         ),
         false,
       );
-    case 'deferred': {
-      const deferred = toDeferred(record, { notBefore: reservation.notBefore }, now());
-      await deps.store.update(deferred, current.etag);
-      await deps.publisher.publish(
-        mailboxEvent(
-          'mail.deferred',
-          record.mailbox,
-          `${id}/${reservation.notBefore}`,
-          {
-            id,
-            status: 'deferred',
-            notBefore: new Date(reservation.notBefore).toISOString(),
-            reason: 'dailyRecipients',
-          },
-          new Date(now()),
-        ),
-      );
-      await deps.store.enqueue(id, reservation.notBefore - now());
-      return { outcome: 'deferred', record: deferred };
-    }
+    case 'deferred':
+      return defer(current, deps, reservation.notBefore, reservation.reason);
   }
+}
+
+/** Gives back the tenant's count for a mail that is not sent now (best effort: a failure only over-counts). */
+async function giveBackTenant(
+  deps: OutboxProcessorDependencies,
+  grant: { countedAt: number } | undefined,
+  external: number,
+): Promise<void> {
+  if (!grant || !deps.tenantBudget) return;
+  await deps.tenantBudget.giveBack(grant.countedAt, external).catch(() => undefined);
+}
+
+/** The mail waits for a budget's window to move: `deferred`, `mail.deferred`, and back on the queue at `notBefore`. */
+async function defer(
+  current: Current,
+  deps: OutboxProcessorDependencies,
+  notBefore: number,
+  reason: DeferralReason,
+): Promise<ProcessResult> {
+  const now = deps.now ?? Date.now;
+  const { record } = current;
+  const id = record.id;
+  const deferred = toDeferred(record, { notBefore, reason }, now());
+  await deps.store.update(deferred, current.etag);
+  await deps.publisher.publish(
+    mailboxEvent(
+      'mail.deferred',
+      record.mailbox,
+      `${id}/${notBefore}`,
+      { id, status: 'deferred', notBefore: new Date(notBefore).toISOString(), reason },
+      new Date(now()),
+    ),
+  );
+  await deps.store.enqueue(id, notBefore - now());
+  return { outcome: 'deferred', record: deferred };
 }
 
 /**

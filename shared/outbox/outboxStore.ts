@@ -63,6 +63,11 @@ export interface OutboxRecord {
   mailbox: string;
   /** To + Cc + Bcc, counted against the mailbox's daily recipient budget. */
   recipients: number;
+  /**
+   * Those outside TENANT_DOMAINS, counted against the tenant's external recipient budget; absent when the budget was
+   * off at accept (the mail is then not counted).
+   */
+  externalRecipients?: number;
   status: OutboxStatus;
   /** Epoch ms the mail was accepted. */
   createdAt: number;
@@ -129,7 +134,14 @@ export interface StoredRecord {
 /** What `accept` needs besides the payload. */
 export type NewOutboxMail = Pick<
   OutboxRecord,
-  'id' | 'mailbox' | 'recipients' | 'internetMessageId' | 'saveToSentItems' | 'notBefore' | 'thread'
+  | 'id'
+  | 'mailbox'
+  | 'recipients'
+  | 'externalRecipients'
+  | 'internetMessageId'
+  | 'saveToSentItems'
+  | 'notBefore'
+  | 'thread'
 >;
 
 /** A request to store: its JSON (large attachments as references) and those attachments, staged as it arrived. */
@@ -151,6 +163,7 @@ interface OutboxEntity {
   rowKey: string;
   mailbox: string;
   recipients: number;
+  externalRecipients?: number;
   status: OutboxStatus;
   createdAt: number;
   updatedAt: number;
@@ -473,6 +486,7 @@ function fromEntity(id: string, entity: OutboxEntity): OutboxRecord {
     internetMessageId: entity.internetMessageId,
     saveToSentItems: entity.saveToSentItems,
   };
+  if (entity.externalRecipients !== undefined) record.externalRecipients = entity.externalRecipients;
   if (entity.notBefore !== undefined) record.notBefore = entity.notBefore;
   if (entity.sendAt !== undefined) record.sendAt = entity.sendAt;
   if (entity.reason !== undefined) record.reason = entity.reason;

@@ -7,7 +7,7 @@
  * - waiting (`queued`, `deferred`) → `sending`: {@link toSending}, the attempt marker set;
  * - `sending` → `sent`: {@link toSent}; any state but `sent` → `failed`: {@link toFailed};
  * - → `queued` with a wait: {@link toQueued} (a pacer slot, Graph's Retry-After, a failed dependency);
- *   → `deferred`: {@link toDeferred} (the mailbox's daily recipients);
+ *   → `deferred`: {@link toDeferred} (the mailbox's daily recipients, or the tenant's external recipients);
  * - an attempt undone before it reached Graph: {@link undoAttempt}; an interrupted one proved not accepted:
  *   {@link clearAttempt}; one Graph may have accepted: {@link toUnconfirmed} (still `sending`, marker kept).
  */
@@ -26,6 +26,11 @@ function without(record: OutboxRecord, ...fields: TransientField[]): OutboxRecor
   for (const field of fields) delete copy[field];
   return copy;
 }
+
+/**
+ * Why a mail is `deferred`: the mailbox's recipients in 24 h, or the tenant's external recipients in 24 h.
+ */
+export type DeferralReason = 'dailyRecipients' | 'tenantExternalRecipients';
 
 /** Whether the record's outcome is final: nothing more happens to the mail. */
 export function isFinal(record: OutboxRecord): boolean {
@@ -51,9 +56,14 @@ export function toQueued(record: OutboxRecord, wait: { notBefore: number; reason
   return { ...without(record, 'attemptStartedAt'), status: 'queued', ...wait, updatedAt: now };
 }
 
-/** Waits until `notBefore` because its recipients do not fit the mailbox's day. */
-export function toDeferred(record: OutboxRecord, wait: { notBefore: number }, now: number): OutboxRecord {
-  return { ...record, status: 'deferred', notBefore: wait.notBefore, reason: 'dailyRecipients', updatedAt: now };
+/** Waits until `notBefore` because its recipients do not fit the mailbox's day (or its external ones the tenant's). */
+export function toDeferred(
+  record: OutboxRecord,
+  wait: { notBefore: number; reason?: DeferralReason },
+  now: number,
+): OutboxRecord {
+  const reason = wait.reason ?? 'dailyRecipients';
+  return { ...record, status: 'deferred', notBefore: wait.notBefore, reason, updatedAt: now };
 }
 
 /** An attempt starts: the marker that it may reach Graph, one more attempt counted, and no wait any more. */

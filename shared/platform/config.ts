@@ -56,6 +56,8 @@ export const DEFAULTS = {
   RECONCILE_INTERVAL_MINUTES: { value: 15, min: 1, max: 1440, unit: 'minutes' },
   MAILBOX_MESSAGES_PER_MINUTE: { value: 30, min: 1, max: 10_000, unit: 'messages' },
   MAILBOX_RECIPIENTS_PER_DAY: { value: 10_000, min: 1, max: 1_000_000, unit: 'recipients' },
+  /** Off: the tenant's budget is the admin's to compute (TERRL depends on the licence count). */
+  TENANT_EXTERNAL_RECIPIENTS_PER_DAY: { value: 'off' },
   /** A mail not sent within a day of being due fails. */
   OUTBOX_MAX_AGE_HOURS: { value: 24, min: 1, max: 168, unit: 'hours' },
 } as const satisfies Record<string, { value: string } | WholeNumberRule>;
@@ -246,6 +248,22 @@ export const SETTINGS: readonly SettingDefinition[] = [
       `(default ${DEFAULTS.MAILBOX_RECIPIENTS_PER_DAY.value}, Exchange Online's recipient rate limit); a mail over it is deferred, never sent into an NDR.`,
   },
   {
+    name: 'TENANT_EXTERNAL_RECIPIENTS_PER_DAY',
+    required: false,
+    source: 'app',
+    description:
+      'External recipients (outside TENANT_DOMAINS) the outbox processor sends to from all mailboxes of the tenant in any 24 h, ' +
+      `across all instances (default ${DEFAULTS.TENANT_EXTERNAL_RECIPIENTS_PER_DAY.value}; Exchange Online's tenant external recipient rate limit is ` +
+      '500 × licences^0.7 + 9,500); a mail over it is deferred, never sent into an NDR. Needs TENANT_DOMAINS.',
+  },
+  {
+    name: 'TENANT_DOMAINS',
+    required: false,
+    source: 'app',
+    description:
+      "The tenant's accepted domains, comma-separated (e.g. contoso.com,contoso.onmicrosoft.com): recipients outside them are external.",
+  },
+  {
     name: 'OUTBOX_MAX_AGE_HOURS',
     required: false,
     source: 'app',
@@ -350,6 +368,8 @@ export interface GatewayConfig {
     messagesPerMinute: number;
     /** Recipients per sliding 24 h per mailbox. */
     recipientsPerDay: number;
+    /** The tenant's external recipient budget per sliding 24 h, when on, with the domains that are not external. */
+    tenantExternal: { perDay: number; domains: ReadonlySet<string> } | undefined;
     /** A mail not sent within this many milliseconds of acceptance fails. */
     maxAgeMs: number;
   };
@@ -467,6 +487,15 @@ const settingsSchema = z.object({
   MAX_SEND_REQUEST_MB: wholeNumber(DEFAULTS.MAX_SEND_REQUEST_MB),
   MAILBOX_MESSAGES_PER_MINUTE: wholeNumber(DEFAULTS.MAILBOX_MESSAGES_PER_MINUTE),
   MAILBOX_RECIPIENTS_PER_DAY: wholeNumber(DEFAULTS.MAILBOX_RECIPIENTS_PER_DAY),
+  TENANT_EXTERNAL_RECIPIENTS_PER_DAY: optional()
+    .refine((v) => v === undefined || v === 'off' || (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 100_000_000), {
+      message: 'must be off or a whole number of recipients between 1 and 100000000',
+    })
+    .transform((v) => (v === undefined || v === 'off' ? undefined : Number(v))),
+  TENANT_DOMAINS: optional().refine(
+    (v) => v === undefined || v.split(',').every((domain) => DOMAIN.test(domain.trim())),
+    { message: 'must be comma-separated domains, e.g. contoso.com,contoso.onmicrosoft.com' },
+  ),
   OUTBOX_MAX_AGE_HOURS: wholeNumber(DEFAULTS.OUTBOX_MAX_AGE_HOURS),
   IDEMPOTENCY_TTL_HOURS: wholeNumber(DEFAULTS.IDEMPOTENCY_TTL_HOURS),
   GRAPH_MAX_WAIT_SECONDS: wholeNumber(DEFAULTS.GRAPH_MAX_WAIT_SECONDS),
@@ -535,6 +564,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   }
   const settings = parsed.success ? parsed.data : undefined;
   const storage = parseStorage(env, settings?.MANAGED_IDENTITY_CLIENT_ID, problems);
+  if (settings?.TENANT_EXTERNAL_RECIPIENTS_PER_DAY !== undefined && !settings.TENANT_DOMAINS) {
+    problems.push(
+      'TENANT_DOMAINS is missing: TENANT_EXTERNAL_RECIPIENTS_PER_DAY is set, and without the accepted domains every recipient would count as external',
+    );
+  }
   if (settings?.EVENTS_WEBHOOK_URL && !settings.EVENTS_SIGNING_SECRET) {
     problems.push('EVENTS_SIGNING_SECRET is missing: EVENTS_WEBHOOK_URL is set, and events are only sent signed');
   }
@@ -586,6 +620,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     outbox: {
       messagesPerMinute: settings.MAILBOX_MESSAGES_PER_MINUTE ?? DEFAULTS.MAILBOX_MESSAGES_PER_MINUTE.value,
       recipientsPerDay: settings.MAILBOX_RECIPIENTS_PER_DAY ?? DEFAULTS.MAILBOX_RECIPIENTS_PER_DAY.value,
+      tenantExternal:
+        settings.TENANT_EXTERNAL_RECIPIENTS_PER_DAY === undefined
+          ? undefined
+          : {
+              perDay: settings.TENANT_EXTERNAL_RECIPIENTS_PER_DAY,
+              domains: new Set((settings.TENANT_DOMAINS ?? '').split(',').map((d) => d.trim().toLowerCase())),
+            },
       maxAgeMs: (settings.OUTBOX_MAX_AGE_HOURS ?? DEFAULTS.OUTBOX_MAX_AGE_HOURS.value) * 3_600_000,
     },
     events: {

@@ -247,6 +247,13 @@ const entries = {
     meaning: 'The mail alone has more recipients than MAILBOX_RECIPIENTS_PER_DAY allows, so it could never be sent.',
     fix: 'Split the mail into smaller ones, or send from another mailbox.',
   },
+  'too-many-external-recipients-per-day': {
+    title: 'More external recipients than the tenant may send to in a day',
+    statuses: [422],
+    meaning:
+      'The mail alone has more recipients outside TENANT_DOMAINS than TENANT_EXTERNAL_RECIPIENTS_PER_DAY allows, so it could never be sent.',
+    fix: 'Split the mail into smaller ones sent over several days, or raise TENANT_EXTERNAL_RECIPIENTS_PER_DAY if the tenant has more licences.',
+  },
   'method-not-allowed': {
     title: 'Method not allowed',
     statuses: [405],

@@ -12,6 +12,7 @@ import { createServices } from '../../shared/app/services';
 import { parseSendRequest } from '../../shared/mail/sendRequest';
 import { parseThreadRequest } from '../../shared/mail/threadRequest';
 import { MailboxPacer, PacerContentionError, type PacerLease } from '../../shared/pacing/mailboxPacer';
+import { TenantBudget } from '../../shared/pacing/tenantBudget';
 import {
   failAfterRetries,
   processOutboxMail,
@@ -72,6 +73,7 @@ async function accept(
   body: Record<string, unknown> = {},
   createdAt = Date.now(),
   notBefore?: number,
+  externalRecipients?: number,
 ): Promise<{ id: string; internetMessageId: string }> {
   const request = { from: SENDER, to: ['someone@contoso.com'], subject: 'Disk almost full', text: 'plain', ...body };
   const recipients = (['to', 'cc', 'bcc'] as const).reduce(
@@ -88,6 +90,7 @@ async function accept(
       internetMessageId,
       saveToSentItems: (request as { saveToSentItems?: boolean }).saveToSentItems !== false,
       ...(notBefore !== undefined ? { notBefore } : {}),
+      ...(externalRecipients !== undefined ? { externalRecipients } : {}),
     },
     Buffer.from(JSON.stringify(request)),
     createdAt,
@@ -645,6 +648,47 @@ describe('the outbox processor', () => {
     expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(2);
     expect(env.cloud.graph.ndrs.length).toBe(ndrs);
     expect((await r.store.get(second.id))!.record).toMatchObject({ status: 'sent', attempts: 1 });
+  });
+
+  it("defers an external mail past the tenant's budget (reason tenantExternalRecipients, mail.deferred) while internal mail goes, and gives the count back when the mailbox holds a mail", async () => {
+    let clock = Date.now();
+    const r = rig({ messagesPerMinute: 2, now: () => clock });
+    const tenant = new TenantBudget(
+      TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, `tenant${r.suffix}`, {
+        allowInsecureConnection: true,
+      }),
+      2,
+    );
+    const deps = { ...r.deps, tenantBudget: tenant };
+    const before = env.cloud.graph.sendsAccepted(SENDER);
+
+    const external = await accept(r, { to: ['a@fabrikam.example', 'b@fabrikam.example'] }, clock, undefined, 2);
+    const internal = await accept(r, { to: ['someone@contoso.com'] }, clock, undefined, 0);
+    expect((await processOutboxMail(external.id, deps)).outcome).toBe('sent');
+    expect((await processOutboxMail(internal.id, deps)).outcome).toBe('sent');
+    expect(await tenant.used(clock)).toBe(2);
+
+    clock += 61_000; // the mailbox's minute has room again: only the tenant holds the next one back
+    const over = await accept(r, { to: ['c@fabrikam.example'] }, clock, undefined, 1);
+    expect((await processOutboxMail(over.id, deps)).outcome).toBe('deferred');
+    const deferred = (await r.store.get(over.id))!.record;
+    expect(deferred).toMatchObject({ status: 'deferred', reason: 'tenantExternalRecipients', attempts: 0 });
+    expect(deferred.notBefore).toBeGreaterThan(clock + 22 * 3_600_000);
+    const events = await eventsOf(r.events);
+    expect(events.filter((e) => e.type === 'mail.deferred').map((e) => [e.data.id, e.data.reason])).toEqual([
+      [over.id, 'tenantExternalRecipients'],
+    ]);
+    expect(env.cloud.graph.sendsAccepted(SENDER) - before).toBe(2);
+
+    // A day on the budget has room; a mail the mailbox's pace holds back gives its count back until it goes.
+    clock += 24 * 3_600_000 + 10 * 60_000;
+    const a = await accept(r, { to: ['d@fabrikam.example'] }, clock, undefined, 1);
+    const b = await accept(r, { to: ['someone@contoso.com'] }, clock, undefined, 0);
+    const c = await accept(r, { to: ['f@fabrikam.example'] }, clock, undefined, 1);
+    expect((await processOutboxMail(a.id, deps)).outcome).toBe('sent');
+    expect((await processOutboxMail(b.id, deps)).outcome).toBe('sent');
+    expect((await processOutboxMail(c.id, deps)).outcome).toBe('requeued');
+    expect(await tenant.used(clock)).toBe(1);
   });
 });
 

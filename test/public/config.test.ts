@@ -191,6 +191,26 @@ describe('watch and events settings', () => {
     ]);
   });
 
+  it('read the tenant external recipient budget: off by default, a number with its accepted domains', () => {
+    expect(loadConfig(VALID).outbox.tenantExternal).toBeUndefined();
+    expect(loadConfig({ ...VALID, TENANT_EXTERNAL_RECIPIENTS_PER_DAY: 'off' }).outbox.tenantExternal).toBeUndefined();
+    const on = loadConfig({
+      ...VALID,
+      TENANT_EXTERNAL_RECIPIENTS_PER_DAY: '36599',
+      TENANT_DOMAINS: 'Contoso.com, contoso.onmicrosoft.com',
+    }).outbox.tenantExternal;
+    expect(on).toEqual({ perDay: 36_599, domains: new Set(['contoso.com', 'contoso.onmicrosoft.com']) });
+    expect(problemsOf({ ...VALID, TENANT_EXTERNAL_RECIPIENTS_PER_DAY: '36599' })).toEqual([
+      'TENANT_DOMAINS is missing: TENANT_EXTERNAL_RECIPIENTS_PER_DAY is set, and without the accepted domains every recipient would count as external',
+    ]);
+    expect(problemsOf({ ...VALID, TENANT_EXTERNAL_RECIPIENTS_PER_DAY: '0', TENANT_DOMAINS: 'contoso.com' })).toEqual([
+      'TENANT_EXTERNAL_RECIPIENTS_PER_DAY must be off or a whole number of recipients between 1 and 100000000',
+    ]);
+    expect(problemsOf({ ...VALID, TENANT_DOMAINS: 'contoso' })).toEqual([
+      'TENANT_DOMAINS must be comma-separated domains, e.g. contoso.com,contoso.onmicrosoft.com',
+    ]);
+  });
+
   it("keep host.json's queue retry count equal to the one the notification processor poisons at", () => {
     const host = JSON.parse(readFileSync(join(ROOT, 'host.json'), 'utf8')) as {
       extensions?: { queues?: { maxDequeueCount?: number } };

@@ -1,7 +1,8 @@
 /**
  * Exchange Online's submission limits behind the Graph emulator, over real HTTPS with app tokens: past 30 messages a
  * minute Graph still answers 202 and the mail waits in the Outbox (first in, first out, released as the emulated clock
- * moves); past 10,000 recipients a day the message becomes a 550 5.1.90 NDR in the sender's Inbox. Also the
+ * moves); past 10,000 recipients a day the message becomes a 550 5.1.90 NDR in the sender's Inbox, and past the
+ * tenant's external recipient limit (TERRL, when set) a 550 5.7.233 NDR. Also the
  * client-set internetMessageId, kept through delivery and searchable in Sent Items with `$filter`.
  */
 import type { Message } from '@microsoft/microsoft-graph-types';
@@ -322,6 +323,33 @@ describe('Graph emulator: Exchange submission limits', () => {
       const five = to(ops.mail, billing.mail, 'a@fabrikam.example', 'b@fabrikam.example', 'c@fabrikam.example');
       expect((await api.sendMail(alerts.mail, { subject: 'room again', toRecipients: five })).status).toBe(202);
       expect(graph.inbox(ops.mail)[0].subject).toBe('room again');
+    });
+  });
+
+  describe('tenant external recipient rate (TERRL, across mailboxes)', () => {
+    it('counts external recipients of every mailbox, never internal ones, and turns the mail past it into a 550 5.7.233 NDR until the window moves', async () => {
+      const { graph, api } = await start({ tenantExternalRecipientsPerDay: 3 });
+      const external = (subject: string, ...addresses: string[]) => ({ subject, toRecipients: to(...addresses) });
+      expect(
+        (await api.sendMail(alerts.mail, external('two out', 'a@fabrikam.example', ops.mail, 'b@fabrikam.example')))
+          .status,
+      ).toBe(202);
+      expect((await api.sendMail(billing.mail, external('one out', 'c@northwind.example'))).status).toBe(202);
+      // Internal mail is not counted, however much of it there is.
+      expect((await api.sendMail(billing.mail, external('inside', ops.mail, alerts.mail))).status).toBe(202);
+      expect((await api.sendMail(billing.mail, external('one too many', 'd@northwind.example'))).status).toBe(202);
+      expect(graph.ndrs.map((n) => [n.mailbox, n.subject, n.status])).toEqual([
+        [billing.mail, 'one too many', '5.7.233'],
+      ]);
+      const ndr = graph.inbox(billing.mail).find((m) => m.subject === 'Undeliverable: one too many');
+      expect(ndr?.body?.content).toContain(
+        "550 5.7.233 Your message can't be sent because your tenant exceeded its daily limit for sending email to external recipients",
+      );
+      expect(graph.inbox(ops.mail).map((m) => m.subject)).toEqual(['inside', 'two out']);
+      graph.clock.advance(DAY + 1000);
+      expect((await api.sendMail(alerts.mail, external('next day', 'e@fabrikam.example'))).status).toBe(202);
+      expect(graph.ndrs).toHaveLength(1);
+      expect(graph.submissions(alerts.mail)).toMatchObject({ delivered: 2, ndr: 0 });
     });
   });
 

@@ -28,6 +28,7 @@ import { canonicalRequestHash, mailIdForKey } from './requestHash';
 import type { StagedAttachments } from '../stagedAttachments';
 import { isMailboxAllowed } from '../../platform/mailboxPolicy';
 import { hasControlCharacter } from '../../mail/textRules';
+import { countExternal } from '../../pacing/tenantRules';
 import {
   badIdempotencyKeyProblem,
   consentProblem,
@@ -386,10 +387,19 @@ async function enqueue(
   // too, as the gateway cannot know the original's other recipients before Graph drafts the reply.
   const answered = request.thread && request.thread.kind !== 'forward' ? 1 : 0;
   const recipients = request.to.length + request.cc.length + request.bcc.length + answered;
+  // The one answered is outside the caller's view, so it counts as external: the budget errs on the safe side.
+  const tenantDomains = deps.config.outbox.tenantExternal?.domains;
+  const external =
+    tenantDomains &&
+    countExternal(
+      [...request.to, ...request.cc, ...request.bcc].map((r) => r.address),
+      tenantDomains,
+    ) + answered;
   const mail = {
     id,
     mailbox: request.from,
     recipients,
+    ...(external !== undefined ? { externalRecipients: external } : {}),
     internetMessageId: internetMessageIdFor(id, request.from),
     saveToSentItems: request.saveToSentItems,
     ...(request.sendAt !== undefined ? { notBefore: request.sendAt } : {}),

@@ -132,6 +132,11 @@ export interface GraphLimits {
    * NDR (550 5.1.90) in the sender's Inbox (Exchange Online: 10,000).
    */
   recipientsPerDay?: number;
+  /**
+   * External recipients (outside the tenant's domain) all mailboxes together may send to in any 24 hours of emulated
+   * time (TERRL); a message past it becomes an NDR (550 5.7.233) in the sender's Inbox. Default: not enforced.
+   */
+  tenantExternalRecipientsPerDay?: number;
 }
 
 /** Body cap at the socket; routes apply their own (smaller) caps. */
@@ -205,7 +210,12 @@ export class GraphEmulator {
       this.submissionQueue.release();
     });
     this.clock = clock;
-    this.submissionQueue = new SubmissionQueue(limits, clock, delivery, (user) => this.mailboxOf(user));
+    this.submissionQueue = new SubmissionQueue(
+      { ...limits, tenantDomains: [options.tenant.domain.toLowerCase()] },
+      clock,
+      delivery,
+      (user) => this.mailboxOf(user),
+    );
     this.subscriptionStore = new SubscriptionStore(clock);
     this.dispatcher = new NotificationDispatcher(
       {

@@ -16,6 +16,38 @@ export const RECIPIENT_LIMIT_DIAGNOSTIC =
   "550 5.1.90 Your message can't be sent because you've reached your daily limit for message recipients";
 
 /**
+ * Enhanced status code of the tenant external recipient rate limit, TERRL (learn: non-delivery-reports-in-exchange-online:
+ * 5.7.233 for a paid tenant, 5.7.232 for a trial tenant).
+ */
+export const TENANT_EXTERNAL_LIMIT_STATUS = '5.7.233';
+
+/** The diagnostic line of the TERRL NDR (the NDR reference's text for 5.7.233). */
+export const TENANT_EXTERNAL_LIMIT_DIAGNOSTIC =
+  "550 5.7.233 Your message can't be sent because your tenant exceeded its daily limit for sending email to external recipients (tenant external recipient rate limit)";
+
+/** Why Exchange refused a submission: the mailbox's recipients or the tenant's external recipients in 24 h. */
+export type SubmissionRefusal = 'recipientLimit' | 'tenantExternalLimit';
+
+const REFUSALS: Record<SubmissionRefusal, { status: string; diagnostic: string; headline: string }> = {
+  recipientLimit: {
+    status: RECIPIENT_LIMIT_STATUS,
+    diagnostic: RECIPIENT_LIMIT_DIAGNOSTIC,
+    headline: "Your message can't be sent because you've reached your daily limit for message recipients.",
+  },
+  tenantExternalLimit: {
+    status: TENANT_EXTERNAL_LIMIT_STATUS,
+    diagnostic: TENANT_EXTERNAL_LIMIT_DIAGNOSTIC,
+    headline:
+      "Your message can't be sent because your tenant exceeded its daily limit for sending email to external recipients.",
+  },
+};
+
+/** The enhanced status code of a refusal. */
+export function refusalStatus(refusal: SubmissionRefusal): string {
+  return REFUSALS[refusal].status;
+}
+
+/**
  * Local part of the address Exchange Online sends NDRs from (display name "Microsoft Outlook"); the same fixed value
  * appears in every Exchange Online tenant, at the tenant's domain.
  */
@@ -37,6 +69,17 @@ export interface NdrRecord {
 
 /** The NDR for `original`, which `mailbox` submitted and Exchange refused for the daily recipient limit. */
 export function recipientLimitNdr(mailbox: TenantUser, original: SubmittedMessage, now: Date): NewMessage {
+  return refusalNdr(mailbox, original, now, 'recipientLimit');
+}
+
+/** The NDR for `original`, which `mailbox` submitted and Exchange refused for `refusal`. */
+export function refusalNdr(
+  mailbox: TenantUser,
+  original: SubmittedMessage,
+  now: Date,
+  refusal: SubmissionRefusal,
+): NewMessage {
+  const { headline, diagnostic } = REFUSALS[refusal];
   const domain = mailbox.mail.split('@')[1] ?? 'localhost';
   const postmaster: Recipient = {
     emailAddress: { name: 'Microsoft Outlook', address: `${NDR_SENDER_LOCAL_PART}@${domain}` },
@@ -48,12 +91,12 @@ export function recipientLimitNdr(mailbox: TenantUser, original: SubmittedMessag
     .join('<br>');
   const content =
     '<html><body>' +
-    "<p><b>Your message can't be sent because you've reached your daily limit for message recipients.</b></p>" +
+    `<p><b>${headline}</b></p>` +
     "<p>Your message wasn't delivered to these recipients:</p>" +
     `<p>${recipients}</p>` +
     '<p>Diagnostic information for administrators:</p>' +
     `<p>Generating server: emulator.prod.outlook.com</p>` +
-    `<p>Remote server returned '${RECIPIENT_LIMIT_DIAGNOSTIC}'</p>` +
+    `<p>Remote server returned '${diagnostic}'</p>` +
     `<p>Original message headers:</p><pre>Message-ID: ${escapeHtml(original.internetMessageId)}\n` +
     `Subject: ${escapeHtml(original.subject ?? '')}</pre>` +
     '</body></html>';

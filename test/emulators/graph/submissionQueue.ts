@@ -13,7 +13,7 @@ import type { EmulatedClock } from './clock';
 import type { MailDelivery, SubmittedMessage } from './delivery';
 import type { MailboxStore, NewMessage, StoredMessage } from './mailboxStore';
 import { allRecipients } from './messageInput';
-import { RECIPIENT_LIMIT_STATUS, recipientLimitNdr, type NdrRecord } from './nondeliveryReport';
+import { refusalNdr, refusalStatus, type NdrRecord, type SubmissionRefusal } from './nondeliveryReport';
 
 /** Exchange Online's per-mailbox sending limits. */
 export const EXCHANGE_SUBMISSION_LIMITS = { messagesPerMinute: 30, recipientsPerDay: 10_000 } as const;
@@ -24,6 +24,13 @@ export interface SubmissionLimits {
   messagesPerMinute: number;
   /** Recipients (To + Cc + Bcc) one mailbox may send to in any 24 hours. */
   recipientsPerDay: number;
+  /**
+   * External recipients (outside `tenantDomains`) all mailboxes of the tenant together may send to in any 24 hours
+   * (TERRL: 500 × licences^0.7 + 9,500); absent: not enforced.
+   */
+  tenantExternalRecipientsPerDay?: number;
+  /** The tenant's accepted domains, lower case (default: none, so every recipient is external). */
+  tenantDomains?: readonly string[];
 }
 
 /** How often (real time) the Outbox is checked for mail that became due. */
@@ -87,6 +94,8 @@ export class SubmissionQueue {
   /** NDRs written so far, oldest first. */
   readonly ndrs: NdrRecord[] = [];
   private readonly outboxes = new Map<string, Outbox>();
+  /** The tenant's external recipients sent, for TERRL. */
+  private readonly tenantExternal: Array<{ at: number; count: number }> = [];
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: Array<() => void> = [];
   private closed = false;
@@ -176,6 +185,7 @@ export class SubmissionQueue {
       outbox.accepted = 0;
       outbox.records = outbox.records.filter((r) => r.outcome === 'queued');
     }
+    this.tenantExternal.length = 0;
     this.ndrs.length = 0;
     this.release();
   }
@@ -207,8 +217,20 @@ export class SubmissionQueue {
       next.record.deliveredAt = now;
       const used = outbox.sentRecipients.filter((e) => inWindow(e.at, DAY_MS)).reduce((sum, e) => sum + e.count, 0);
       if (used + next.record.recipients > this.limits.recipientsPerDay) {
-        this.refuse(outbox.user, next, now);
+        this.refuse(outbox.user, next, now, 'recipientLimit');
         continue;
+      }
+      // TERRL: counted across every mailbox of the tenant, external recipients only.
+      const external = this.externalRecipients(next.message);
+      const tenantLimit = this.limits.tenantExternalRecipientsPerDay;
+      if (tenantLimit !== undefined && external > 0) {
+        prune(this.tenantExternal, (e) => e.at > nowMs - DAY_MS);
+        const tenantUsed = this.tenantExternal.filter((e) => inWindow(e.at, DAY_MS)).reduce((s, e) => s + e.count, 0);
+        if (tenantUsed + external > tenantLimit) {
+          this.refuse(outbox.user, next, now, 'tenantExternalLimit');
+          continue;
+        }
+        this.tenantExternal.push({ at: nowMs, count: external });
       }
       outbox.sentRecipients.push({ at: nowMs, count: next.record.recipients });
       this.delivery.deliver(outbox.user, next.message, now);
@@ -217,14 +239,23 @@ export class SubmissionQueue {
     }
   }
 
-  private refuse(user: TenantUser, pending: Pending, now: Date): void {
+  /** Recipients of `message` outside the tenant's accepted domains. */
+  private externalRecipients(message: SubmittedMessage): number {
+    const domains = new Set(this.limits.tenantDomains ?? []);
+    return allRecipients(message).filter((r) => {
+      const address = r.emailAddress?.address ?? '';
+      return !domains.has(address.slice(address.lastIndexOf('@') + 1).toLowerCase());
+    }).length;
+  }
+
+  private refuse(user: TenantUser, pending: Pending, now: Date, refusal: SubmissionRefusal): void {
     pending.record.outcome = 'ndr';
-    this.mailboxOf(user).addMessage('inbox', recipientLimitNdr(user, pending.message, now));
+    this.mailboxOf(user).addMessage('inbox', refusalNdr(user, pending.message, now, refusal));
     this.ndrs.push({
       mailbox: user.mail,
       internetMessageId: pending.message.internetMessageId,
       subject: pending.message.subject ?? '',
-      status: RECIPIENT_LIMIT_STATUS,
+      status: refusalStatus(refusal),
       at: now,
     });
   }
