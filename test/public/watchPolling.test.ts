@@ -5,12 +5,17 @@
  * this file's own Azurite; the functions host runs in its own process, its timers on their schedules (the poll timer
  * every 5 s) and run at once through the admin endpoint.
  */
-import { randomUUID } from 'node:crypto';
-import { TableClient } from '@azure/data-tables';
 import type { CloudEvent, MailReceivedData } from '../../shared/events/cloudEvent';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { gatewayClient, type GatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
+import {
+  deliverMail,
+  eventForMessage,
+  eventsForMessage,
+  makeFoldersDue,
+  runFunctionNow,
+} from '../support/mailboxReads';
 import { eventually, QueueReader } from '../support/watchSupport';
 
 const DOMAIN = 'contoso.com';
@@ -44,55 +49,14 @@ afterEach(() => {
   env.cloud.graph.clearFaults();
 });
 
-function deliver(mailbox: string) {
-  return env.cloud.graph.mailbox(mailbox).addMessage('inbox', {
-    subject: `m-${randomUUID()}`,
-    from: { emailAddress: { address: 'sender@example.org', name: 'Sender' } },
-    toRecipients: [{ emailAddress: { address: mailbox } }],
-    body: { contentType: 'text', content: 'secret body text' },
-  });
-}
-
-async function eventsFor(messageId: string): Promise<CloudEvent<MailReceivedData>[]> {
-  await events.drain();
-  return events.seen.filter((e) => e.data.messageId === messageId);
-}
-
-async function eventFor(messageId: string): Promise<CloudEvent<MailReceivedData>> {
-  const [event] = await eventually(
-    async () => {
-      const found = await eventsFor(messageId);
-      return found.length > 0 && found;
-    },
-    `an event for message ${messageId}`,
-    60_000,
-  );
-  return event;
-}
-
-/** Makes the mailbox's folders due for a read now, as if the interval had passed (the host's clock cannot move). */
-async function makeDue(mailbox: string): Promise<void> {
-  const table = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'subscriptions', {
-    allowInsecureConnection: true,
-  });
-  for await (const row of table.listEntities<{ mailbox: string }>({
-    queryOptions: { filter: `PartitionKey eq 'mailbox' and mailbox eq '${mailbox}'` },
-  })) {
-    await table.updateEntity(
-      { partitionKey: row.partitionKey!, rowKey: row.rowKey!, nextReadAt: new Date(Date.now() - 1000).toISOString() },
-      'Merge',
-    );
-  }
-}
+const deliver = (mailbox: string) => deliverMail(env, mailbox);
+const eventsFor = (messageId: string) => eventsForMessage(events, messageId);
+const eventFor = (messageId: string) => eventForMessage(events, messageId);
+const makeDue = (mailbox: string) => makeFoldersDue(env, mailbox);
 
 /** Runs the poll timer now (it also runs every 5 s on its schedule). */
 async function runPollTimer(): Promise<void> {
-  const res = await fetch(`${host.url}/admin/functions/pollMailboxes`, {
-    method: 'POST',
-    headers: { 'x-functions-key': host.masterKey, 'content-type': 'application/json' },
-    body: '{}',
-  });
-  expect(res.status).toBe(202);
+  expect(await runFunctionNow(host, 'pollMailboxes')).toBe(202);
 }
 
 /** Poll rounds the host logged for the mailbox's Inbox (done, or deferred by throttling). */

@@ -5,12 +5,17 @@
  * the emulators and this file's own Azurite; the functions host runs in its own process, its timers run at once
  * through the admin endpoint.
  */
-import { randomUUID } from 'node:crypto';
-import { TableClient } from '@azure/data-tables';
 import type { CloudEvent, MailReceivedData } from '../../shared/events/cloudEvent';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { gatewayClient, type GatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
+import {
+  deliverMail,
+  eventForMessage,
+  eventsForMessage,
+  makeFoldersDue,
+  runFunctionNow,
+} from '../support/mailboxReads';
 import { eventually, QueueReader } from '../support/watchSupport';
 
 const DOMAIN = 'contoso.com';
@@ -43,31 +48,10 @@ afterEach(() => {
   env.cloud.graph.setWebhookUnreachable(host.httpsUrl, false);
 });
 
-function deliver(mailbox: string) {
-  return env.cloud.graph.mailbox(mailbox).addMessage('inbox', {
-    subject: `m-${randomUUID()}`,
-    from: { emailAddress: { address: 'sender@example.org', name: 'Sender' } },
-    toRecipients: [{ emailAddress: { address: mailbox } }],
-    body: { contentType: 'text', content: 'secret body text' },
-  });
-}
-
-async function eventsFor(messageId: string): Promise<CloudEvent<MailReceivedData>[]> {
-  await events.drain();
-  return events.seen.filter((e) => e.data.messageId === messageId);
-}
-
-async function eventFor(messageId: string): Promise<CloudEvent<MailReceivedData>> {
-  const [event] = await eventually(
-    async () => {
-      const found = await eventsFor(messageId);
-      return found.length > 0 && found;
-    },
-    `an event for message ${messageId}`,
-    60_000,
-  );
-  return event;
-}
+const deliver = (mailbox: string) => deliverMail(env, mailbox);
+const eventsFor = (messageId: string) => eventsForMessage(events, messageId);
+const eventFor = (messageId: string) => eventForMessage(events, messageId);
+const makeDue = (mailbox: string) => makeFoldersDue(env, mailbox);
 
 /** The emulator's live subscriptions on the mailbox. */
 function subscriptionsOf(mailbox: string): Array<Record<string, string>> {
@@ -77,28 +61,8 @@ function subscriptionsOf(mailbox: string): Array<Record<string, string>> {
   );
 }
 
-/** Makes the mailbox's folders due for a delta read now, as if the interval had passed. */
-async function makeDue(mailbox: string): Promise<void> {
-  const table = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'subscriptions', {
-    allowInsecureConnection: true,
-  });
-  for await (const row of table.listEntities<{ mailbox: string }>({
-    queryOptions: { filter: `PartitionKey eq 'mailbox' and mailbox eq '${mailbox}'` },
-  })) {
-    await table.updateEntity(
-      { partitionKey: row.partitionKey!, rowKey: row.rowKey!, nextReadAt: new Date(Date.now() - 1000).toISOString() },
-      'Merge',
-    );
-  }
-}
-
 async function runTimer(name: string): Promise<void> {
-  const res = await fetch(`${host.url}/admin/functions/${name}`, {
-    method: 'POST',
-    headers: { 'x-functions-key': host.masterKey, 'content-type': 'application/json' },
-    body: '{}',
-  });
-  expect(res.status).toBe(202);
+  expect(await runFunctionNow(host, name)).toBe(202);
 }
 
 /** Makes the mailbox due, runs the poll timer, and waits until the host logged one more read of `kind`. */
