@@ -6,12 +6,10 @@
  * push that receives mail at the same rate, in the same window.
  */
 import { QueueClient } from '@azure/storage-queue';
-import { appRoot } from '../../shared/platform/packageInfo';
 import { freePort } from '../emulators/azurite';
-import { issueServerCertificate } from '../emulators/testCa';
-import { LocalFunctionsHost } from '../sandbox/host';
+import type { LocalFunctionsHost } from '../sandbox/host';
 import type { BenchContext } from './benchContext';
-import type { Percentiles } from './watchBench';
+import { BENCH_FUNCTION_KEY, percentiles, startBenchHost, type Percentiles } from './benchHost';
 
 /** Poll-mode figures. */
 export interface PollBenchResult {
@@ -28,14 +26,8 @@ export interface PollBenchResult {
   pushRequestsPerMailboxHour: number;
 }
 
-const KEY = 'bench-function-key';
+const KEY = BENCH_FUNCTION_KEY;
 const MAILBOXES = 20;
-
-function percentiles(values: number[]): Percentiles {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-  return { p50: at(50), p99: at(99), samples: sorted.length };
-}
 
 async function watch(host: LocalFunctionsHost, mailbox: string, delivery: 'poll' | 'push'): Promise<void> {
   const res = await fetch(`${host.url}/api/mailboxes/${mailbox}`, {
@@ -53,20 +45,7 @@ export async function runPollBench(ctx: BenchContext, windowSeconds: number): Pr
   const intervalSeconds = ctx.config.watch.pollIntervalMs / 1000;
   const httpsPort =
     Number(new URL(ctx.config.watch.webhookBaseUrl ?? 'https://127.0.0.1:0').port) || (await freePort());
-  const host = await LocalFunctionsHost.start({
-    projectRoot: appRoot(),
-    port: await freePort(),
-    https: { port: httpsPort, ...issueServerCertificate(ctx.cloud.ca) },
-    functionKey: KEY,
-    masterKey: 'bench-master-key',
-    enableTimers: true,
-    appSettings: { ...process.env },
-    logger: (level, message) => {
-      if (level === 'error' || level === 'critical' || process.env.BENCH_DEBUG) console.error(`  host: ${message}`);
-    },
-    minQueuePollIntervalMs: 20,
-    maxQueuePollIntervalMs: 200,
-  });
+  const host = await startBenchHost(ctx, { httpsPort, timers: true, warnings: false });
   const storage = ctx.config.storage;
   if (storage.kind !== 'connectionString') throw new Error('the poll benchmark needs Azurite');
   const events = new QueueClient(storage.connectionString, 'mail-events');

@@ -6,12 +6,9 @@
  * RECONCILE_INTERVAL_MINUTES). The in-process host reads its config once: the interval is the run's environment.
  */
 import { QueueClient } from '@azure/storage-queue';
-import { appRoot } from '../../shared/platform/packageInfo';
 import { freePort } from '../emulators/azurite';
-import { issueServerCertificate } from '../emulators/testCa';
-import { LocalFunctionsHost } from '../sandbox/host';
 import type { BenchContext } from './benchContext';
-import type { Percentiles } from './watchBench';
+import { BENCH_FUNCTION_KEY, percentiles, startBenchHost, type Percentiles } from './benchHost';
 
 /** Reconciliation figures. */
 export interface ReconcileBenchResult {
@@ -24,35 +21,16 @@ export interface ReconcileBenchResult {
   reconciledDelay: Percentiles;
 }
 
-const KEY = 'bench-function-key';
+const KEY = BENCH_FUNCTION_KEY;
 const MAILBOXES = 10;
 const DROP_SHARE = 0.05;
-
-function percentiles(values: number[]): Percentiles {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-  return { p50: at(50), p99: at(99), samples: sorted.length };
-}
 
 /** Runs the benchmark: mail for `windowSeconds`, then waits up to one more interval for the last reconciliation. */
 export async function runReconcileBench(ctx: BenchContext, windowSeconds: number): Promise<ReconcileBenchResult> {
   const intervalMs = ctx.config.watch.reconcileIntervalMs;
   const httpsPort =
     Number(new URL(ctx.config.watch.webhookBaseUrl ?? 'https://127.0.0.1:0').port) || (await freePort());
-  const host = await LocalFunctionsHost.start({
-    projectRoot: appRoot(),
-    port: await freePort(),
-    https: { port: httpsPort, ...issueServerCertificate(ctx.cloud.ca) },
-    functionKey: KEY,
-    masterKey: 'bench-master-key',
-    enableTimers: true,
-    appSettings: { ...process.env },
-    logger: (level, message) => {
-      if (level === 'error' || level === 'critical' || process.env.BENCH_DEBUG) console.error(`  host: ${message}`);
-    },
-    minQueuePollIntervalMs: 20,
-    maxQueuePollIntervalMs: 200,
-  });
+  const host = await startBenchHost(ctx, { httpsPort, timers: true, warnings: false });
   const storage = ctx.config.storage;
   if (storage.kind !== 'connectionString') throw new Error('the reconciliation benchmark needs Azurite');
   const events = new QueueClient(storage.connectionString, 'mail-events');

@@ -11,22 +11,13 @@ import { AppCredential } from '../../shared/identity/appCredential';
 import { createGraphClient } from '../../shared/graph/graphClient';
 import { createServices } from '../../shared/app/services';
 import type { GatewayConfig } from '../../shared/platform/config';
-import { appRoot } from '../../shared/platform/packageInfo';
 import { createTableClient } from '../../shared/platform/storage';
 import { newClientState } from '../../shared/watch/watchService';
 import { SUBSCRIPTIONS_TABLE, WatchStore } from '../../shared/watch/watchStore';
-import { freePort } from '../emulators/azurite';
 import { startHttpsServer } from '../emulators/httpServer';
-import { issueServerCertificate } from '../emulators/testCa';
-import { LocalFunctionsHost } from '../sandbox/host';
+import type { LocalFunctionsHost } from '../sandbox/host';
 import type { BenchContext } from './benchContext';
-
-/** Latency figures in milliseconds. */
-export interface Percentiles {
-  p50: number;
-  p99: number;
-  samples: number;
-}
+import { BENCH_FUNCTION_KEY, percentiles, startBenchHost, type Percentiles } from './benchHost';
 
 /** All watch figures. */
 export interface WatchBenchResult {
@@ -44,14 +35,8 @@ export interface WatchBenchResult {
   endToEnd: Percentiles;
 }
 
-const KEY = 'bench-function-key';
+const KEY = BENCH_FUNCTION_KEY;
 const RENEWALS = 5_000;
-
-function percentiles(values: number[]): Percentiles {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-  return { p50: at(50), p99: at(99), samples: sorted.length };
-}
 
 async function pool(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -69,21 +54,7 @@ export async function runWatchBench(
   /** The HTTPS port WEBHOOK_BASE_URL names (the run's settings are in process.env). */
   httpsPort: number,
 ): Promise<WatchBenchResult> {
-  const host = await LocalFunctionsHost.start({
-    projectRoot: appRoot(),
-    port: await freePort(),
-    https: { port: httpsPort, ...issueServerCertificate(ctx.cloud.ca) },
-    functionKey: KEY,
-    masterKey: 'bench-master-key',
-    enableTimers: false,
-    appSettings: { ...process.env },
-    logger: (level, message) => {
-      if (level === 'warning' || level === 'error' || level === 'critical' || process.env.BENCH_DEBUG)
-        console.error(`  host: ${message}`);
-    },
-    minQueuePollIntervalMs: 20,
-    maxQueuePollIntervalMs: 200,
-  });
+  const host = await startBenchHost(ctx, { httpsPort, timers: false, warnings: true });
   const storage = ctx.config.storage;
   if (storage.kind !== 'connectionString') throw new Error('the watch benchmark needs Azurite');
   const events = new QueueClient(storage.connectionString, 'mail-events');
