@@ -14,6 +14,7 @@ import {
   type Reservation,
 } from '../../shared/pacing/mailboxPacer';
 import { azuriteConnectionString } from '../support/testEnv';
+import { meddledTableClient } from '../support/meddledTable';
 
 const TABLE = 'mailboxpacerpublic';
 const MINUTE = 60_000;
@@ -255,20 +256,7 @@ describe('MailboxPacer on Table storage, shared by instances', () => {
     expect((await new MailboxPacer(tableClient(), options).reserve(mailbox, 1, now)).kind).toBe('granted');
 
     // Every read is followed by another instance's write, so every If-Match fails with a real 412.
-    const meddler = tableClient();
-    const meddled = new Proxy(tableClient(), {
-      get(target, prop, receiver) {
-        if (prop === 'getEntity') {
-          return async (partitionKey: string, rowKey: string) => {
-            const entity = await target.getEntity(partitionKey, rowKey);
-            await meddler.updateEntity({ partitionKey, rowKey }, 'Merge');
-            return entity;
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, receiver);
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const meddled = meddledTableClient(tableClient);
     const pacer = new MailboxPacer(meddled, options);
     await expect(pacer.reserve(mailbox, 1, now + 1000)).rejects.toThrow(PacerContentionError);
     expect(pacer.conflictRetries).toBe(3);

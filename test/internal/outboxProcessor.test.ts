@@ -22,6 +22,7 @@ import { OutboxStore, type OutboxRecord } from '../../shared/outbox/outboxStore'
 import { handleOutboxMessage } from '../../shared/outbox/outboxTrigger';
 import { InvocationContext } from '@azure/functions';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
+import { meddledTableClient } from '../support/meddledTable';
 
 let env: TestCloud;
 beforeAll(async () => {
@@ -726,20 +727,7 @@ describe('the outbox trigger', () => {
     const cs = env.settings.AzureWebJobsStorage;
     const name = `pacing${randomUUID().replace(/-/g, '').slice(0, 12)}`;
     const client = () => TableClient.fromConnectionString(cs, name, { allowInsecureConnection: true });
-    const meddler = client();
-    const meddled = new Proxy(client(), {
-      get(target, prop, receiver) {
-        if (prop === 'getEntity') {
-          return async (partitionKey: string, rowKey: string) => {
-            const entity = await target.getEntity(partitionKey, rowKey);
-            await meddler.updateEntity({ partitionKey, rowKey }, 'Merge');
-            return entity;
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, receiver);
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const meddled = meddledTableClient(client);
     return new MailboxPacer(meddled, { messagesPerMinute: 30, recipientsPerDay: 10_000, maxAttempts: 2 });
   }
 
