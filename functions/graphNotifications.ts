@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
 import { whenConfigured } from '../shared/platform/configGate';
 import { services } from '../shared/app/services';
-import { withStorageDeadline, WEBHOOK_STORAGE_DEADLINE_MS } from '../shared/platform/storageDeadline';
+import { withStorageDeadline, WEBHOOK_STORAGE_DEADLINE_MS } from '../shared/platform/storage/storageDeadline';
 import { receiveGraphNotifications } from '../shared/watch/notificationReceiver';
 
 // Anonymous because Graph calls it without a key; every item is checked against its subscription's clientState.

@@ -1,5 +1,5 @@
 import { app } from '@azure/functions';
-import { problemTypeResponse } from '../shared/platform/problemTypes';
+import { problemTypeResponse } from '../shared/platform/problems/problemTypes';
 
 // Anonymous: the documentation every problem document's `type` points to (RFC 9457), which holds no key, setting or
 // tenant detail, and which whoever got the problem must be able to read.

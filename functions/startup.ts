@@ -2,8 +2,8 @@ import { app } from '@azure/functions';
 import { services } from '../shared/app/services';
 import { guardStorage } from '../shared/diagnostics/storageGuard';
 import { configurationProblems } from '../shared/platform/config';
-import { enableHttpStreaming } from '../shared/platform/httpStreaming';
-import { REQUEST_STORAGE_CALL_MS } from '../shared/platform/storageDeadline';
+import { enableHttpStreaming } from '../shared/platform/http/httpStreaming';
+import { REQUEST_STORAGE_CALL_MS } from '../shared/platform/storage/storageDeadline';
 
 // Request bodies reach the handlers as streams (see httpStreaming.ts); set before the worker asks for capabilities.
 enableHttpStreaming();

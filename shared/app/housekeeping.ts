@@ -8,7 +8,7 @@ import type { InvocationContext } from '@azure/functions';
 import type { TableClient } from '@azure/data-tables';
 import type { EventPublisher } from '../events/eventPublisher';
 import type { OutboxStore } from '../outbox/outboxStore';
-import { purgeExpired } from '../platform/tables';
+import { purgeExpired } from '../platform/storage/tables';
 import { renewalSummary, runRenewal, type RenewalDependencies } from '../watch/renewalTimer';
 
 /** What the purge needs. */

@@ -22,7 +22,7 @@ import { OutboxStore } from '../outbox/outboxStore';
 import { MailboxPacer, MAILBOX_PACING_TABLE } from '../pacing/mailboxPacer';
 import { TenantBudget } from '../pacing/tenantBudget';
 import { getConfig, type GatewayConfig } from '../platform/config';
-import { createQueueClient, createTableClient } from '../platform/storage';
+import { createQueueClient, createTableClient } from '../platform/storage/storage';
 import { CatchUp } from '../watch/catchUp';
 import { GraphSubscriptions } from '../watch/graphSubscriptions';
 import type { MailboxApiDependencies } from '../watch/mailboxApi';

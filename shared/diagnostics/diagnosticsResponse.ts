@@ -6,7 +6,7 @@ import type { HttpResponseInit } from '@azure/functions';
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { runDiagnostics } from './diagnostics';
-import { STORAGE_RETRY_AFTER_SECONDS } from '../platform/storageErrors';
+import { STORAGE_RETRY_AFTER_SECONDS } from '../platform/storage/storageErrors';
 
 /** Runs the diagnostics with the process's configuration and token helper. */
 export async function diagnosticsResponse(config: GatewayConfig, credential: AppCredential): Promise<HttpResponseInit> {

@@ -7,7 +7,7 @@ import type { HttpResponseInit } from '@azure/functions';
 import type { GatewayConfig } from '../platform/config';
 import { configurationProblem } from '../platform/configGate';
 import { APP_VERSION } from '../platform/packageInfo';
-import { problem, problemResponse } from '../platform/problem';
+import { problem, problemResponse } from '../platform/problems/problem';
 import { CachedStorageProbe, probeStorage } from './storageProbe';
 
 const STARTED = Date.now();

@@ -5,8 +5,8 @@
  */
 import type { FunctionHandler, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { GatewayConfig } from '../platform/config';
-import { withStorageCallLimit } from '../platform/storageDeadline';
-import { storageUnavailableProblem } from '../platform/storageErrors';
+import { withStorageCallLimit } from '../platform/storage/storageDeadline';
+import { storageUnavailableProblem } from '../platform/storage/storageErrors';
 
 /**
  * `handler` with its storage calls limited to `callMs` each and storage failures answered 503; `configure` gives

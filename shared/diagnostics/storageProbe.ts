@@ -4,8 +4,8 @@
  * service, whether it is unreachable or forbidden, and the role to assign.
  */
 import type { GatewayConfig } from '../platform/config';
-import { createQueueClient, createTableClient } from '../platform/storage';
-import { explainStorageError, restFailure } from '../platform/storageErrors';
+import { createQueueClient, createTableClient } from '../platform/storage/storage';
+import { explainStorageError, restFailure } from '../platform/storage/storageErrors';
 import { IDEMPOTENCY_TABLE } from '../outbox/accept/idempotencyStore';
 
 /** The queue probed: the one Graph notifications go to (provisioned by infra/main.bicep). */

@@ -9,9 +9,9 @@
 import type { TableClient } from '@azure/data-tables';
 import type { QueueClient } from '@azure/storage-queue';
 import type { GatewayConfig } from '../platform/config';
-import { createQueueClient, createTableClient } from '../platform/storage';
-import { queueMessageContract } from '../platform/queueMessages';
-import { ensureQueue, ensureTable, isStatus, purgeExpired, tableKey } from '../platform/tables';
+import { createQueueClient, createTableClient } from '../platform/storage/storage';
+import { queueMessageContract } from '../platform/queues/queueMessages';
+import { ensureQueue, ensureTable, isStatus, purgeExpired, tableKey } from '../platform/storage/tables';
 import { cloudEventSchema, type CloudEvent } from './cloudEvent';
 import { WebhookSender } from './webhookSender';
 

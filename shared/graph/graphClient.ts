@@ -4,7 +4,7 @@
  * `client-request-id` per request (TelemetryHandler) and retries that honour `Retry-After`, fractional seconds
  * included (RetryHandler). One handler of our own: a token Graph calls invalid (revoked, expired early) is dropped
  * from the credential's cache and the call is made once more with a new token. Every Graph client of the process
- * sends over one bounded keep-alive pool (platform/connectionPools.ts), not `fetch`'s unbounded global one.
+ * sends over one bounded keep-alive pool (platform/http/connectionPools.ts), not `fetch`'s unbounded global one.
  */
 import {
   AuthenticationHandler,
@@ -21,7 +21,7 @@ import {
 import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials';
 import type { TokenCredential } from '@azure/identity';
 import type { GatewayConfig } from '../platform/config';
-import { graphDispatcher } from '../platform/connectionPools';
+import { graphDispatcher } from '../platform/http/connectionPools';
 
 /** Hosts the Graph SDK already treats as Graph (it attaches tokens and request ids only to Graph hosts). */
 const SDK_GRAPH_HOSTS = new Set([

@@ -4,9 +4,9 @@
  * everywhere; each concern words them for its own caller and adds the cases only it meets. Every problem made here
  * carries Graph's code and ids in its `graph` member and the {@link GraphFailure} as its `cause`.
  */
-import { HttpProblem } from '../platform/httpProblem';
-import { problem } from '../platform/problem';
-import type { ProblemSlug } from '../platform/problemCatalogue';
+import { HttpProblem } from '../platform/problems/httpProblem';
+import { problem } from '../platform/problems/problem';
+import type { ProblemSlug } from '../platform/problems/problemCatalogue';
 import type { GraphFailure } from './graphFailure';
 
 /** A problem's title and detail. */

@@ -5,8 +5,8 @@
 import type { AppCredential } from '../identity/appCredential';
 import { AdminConsentMissingError } from '../identity/tokenClaims';
 import { graphFailureOf } from '../graph/graphFailure';
-import { HttpProblem } from '../platform/httpProblem';
-import { problem } from '../platform/problem';
+import { HttpProblem } from '../platform/problems/httpProblem';
+import { problem } from '../platform/problems/problem';
 import { requiredGraphRoles } from './composeMessage';
 import type { SendRequest } from './sendRequest';
 

@@ -5,12 +5,12 @@
  * both shapes are recognised.
  */
 import { GraphError } from '@microsoft/microsoft-graph-client';
-import { explainStorageError, storageUnavailableProblem } from '../platform/storageErrors';
+import { explainStorageError, storageUnavailableProblem } from '../platform/storage/storageErrors';
 import { entraReason, explainEntraError } from '../identity/entraErrors';
 import type { GatewayConfig } from '../platform/config';
-import { HttpProblem } from '../platform/httpProblem';
-import { problem } from '../platform/problem';
-import type { ProblemSlug } from '../platform/problemCatalogue';
+import { HttpProblem } from '../platform/problems/httpProblem';
+import { problem } from '../platform/problems/problem';
+import type { ProblemSlug } from '../platform/problems/problemCatalogue';
 
 /** Seconds a caller should wait before retrying a send that failed on a dependency. */
 const DEPENDENCY_RETRY_AFTER_SECONDS = 30;

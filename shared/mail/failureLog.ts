@@ -6,7 +6,7 @@
  * instead of starting a forged line, and a 255 KB key cannot make a 255 KB line.
  */
 import { logValue, redactSecrets } from '../platform/logSafe';
-import type { ProblemDocument } from '../platform/problem';
+import type { ProblemDocument } from '../platform/problems/problem';
 
 /** How many characters of a problem's detail a failure line quotes (ten field problems, each cut, fit). */
 const LOGGED_DETAIL_MAX_CHARS = 4000;

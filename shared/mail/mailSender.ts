@@ -27,7 +27,7 @@ import {
 } from './composeMessage';
 import { MailboxLimiter } from './mailboxLimiter';
 import { retryAfterSeconds } from '../graph/graphClient';
-import { graphDispatcher } from '../platform/connectionPools';
+import { graphDispatcher } from '../platform/http/connectionPools';
 import { credentialDependencyProblem } from './dependencyProblems';
 import { graphProblem } from './sendProblems';
 import { UPLOAD_SESSION_THRESHOLD_BYTES, type Attachment, type SendRequest, type ThreadRef } from './sendRequest';

@@ -3,8 +3,8 @@
  * of them its domain must be plain DNS labels, since the address goes into a Graph resource path. Anything else is
  * a 400 before Graph is called.
  */
-import { HttpProblem } from '../platform/httpProblem';
-import { problem } from '../platform/problem';
+import { HttpProblem } from '../platform/problems/httpProblem';
+import { problem } from '../platform/problems/problem';
 import { addressProblems } from './textRules';
 
 const MAILBOX_DOMAIN = /@[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/i;

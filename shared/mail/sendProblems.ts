@@ -6,9 +6,9 @@
 import { GraphError } from '@microsoft/microsoft-graph-client';
 import { GraphFailure } from '../graph/graphFailure';
 import { graphFailureProblem, type GraphProblemCases } from '../graph/graphProblems';
-import { HttpProblem } from '../platform/httpProblem';
+import { HttpProblem } from '../platform/problems/httpProblem';
 import { logValue } from '../platform/logSafe';
-import { problem } from '../platform/problem';
+import { problem } from '../platform/problems/problem';
 import type { AdminConsentMissingError } from '../identity/tokenClaims';
 import type { FieldProblem } from './sendRequest';
 

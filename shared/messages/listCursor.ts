@@ -7,8 +7,8 @@
  * another mailbox, is a 400 before Graph is called.
  */
 import { z } from 'zod';
-import { HttpProblem } from '../platform/httpProblem';
-import { problem } from '../platform/problem';
+import { HttpProblem } from '../platform/problems/httpProblem';
+import { problem } from '../platform/problems/problem';
 import { MAX_TOP, validListParams, type ListParams } from './listQuery';
 
 /** Where the next page starts, as Graph's nextLink said. */

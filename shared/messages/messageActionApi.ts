@@ -5,8 +5,8 @@
  */
 import type { HttpRequest } from '@azure/functions';
 import { z } from 'zod';
-import { HttpProblem } from '../platform/httpProblem';
-import { problem } from '../platform/problem';
+import { HttpProblem } from '../platform/problems/httpProblem';
+import { problem } from '../platform/problems/problem';
 import { FOLDER } from './listQuery';
 import { deleteMessage, moveMessage, updateMessage } from './messageGraph';
 import { jsonAnswer, messageHandler } from './messageHandler';

@@ -10,8 +10,8 @@ import { graphFailureProblem } from '../graph/graphProblems';
 import type { AppCredential } from '../identity/appCredential';
 import { parseMailboxPath } from '../mail/mailboxPath';
 import type { GatewayConfig } from '../platform/config';
-import { HttpProblem } from '../platform/httpProblem';
-import { internalProblem } from '../platform/internalProblem';
+import { HttpProblem } from '../platform/problems/httpProblem';
+import { internalProblem } from '../platform/problems/internalProblem';
 import { MESSAGE_GRAPH_CASES } from './messageProblems';
 import { requireReadableMailbox } from './readPolicy';
 

@@ -4,8 +4,8 @@
  * Graph is called, and what passes is percent-encoded into the Graph path, so a path segment can never add a
  * segment, a query or a fragment to the Graph request.
  */
-import { HttpProblem } from '../platform/httpProblem';
-import { problem } from '../platform/problem';
+import { HttpProblem } from '../platform/problems/httpProblem';
+import { problem } from '../platform/problems/problem';
 
 /** Longest id accepted: Exchange's message ids are about 152 characters and attachment ids about 200. */
 export const MAX_GRAPH_ID_LENGTH = 512;

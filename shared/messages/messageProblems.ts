@@ -13,8 +13,8 @@ import {
 } from '../identity/graphPermissions';
 import { graphForbidden, type GraphProblemCases } from '../graph/graphProblems';
 import type { GatewayConfig } from '../platform/config';
-import { HttpProblem } from '../platform/httpProblem';
-import { problem } from '../platform/problem';
+import { HttpProblem } from '../platform/problems/httpProblem';
+import { problem } from '../platform/problems/problem';
 
 /** What a message API call needs of the token. */
 export type MessageAccess = 'list' | 'read' | 'write';

@@ -2,8 +2,8 @@
  * The message API's reading routes: list a folder, show one message, download an attachment, download the MIME.
  * Ids and parameters are checked and the token's permission judged before Graph is called; bytes are streamed.
  */
-import { HttpProblem } from '../platform/httpProblem';
-import { problem } from '../platform/problem';
+import { HttpProblem } from '../platform/problems/httpProblem';
+import { problem } from '../platform/problems/problem';
 import { decodeCursor, encodeCursor, pageStartOf, type PageStart } from './listCursor';
 import { parseListParams, type ListParams } from './listQuery';
 import {

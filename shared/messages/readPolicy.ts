@@ -3,9 +3,9 @@
  * Graph call, so a caller can never use the gateway's tenant-wide permission on a mailbox the operator did not list.
  */
 import type { GatewayConfig } from '../platform/config';
-import { HttpProblem } from '../platform/httpProblem';
+import { HttpProblem } from '../platform/problems/httpProblem';
 import { isMailboxAllowed } from '../platform/mailboxPolicy';
-import { problem } from '../platform/problem';
+import { problem } from '../platform/problems/problem';
 
 /** Throws 403 `mailbox-not-readable` unless `mailbox` (already parsed) is in ALLOWED_READ_MAILBOXES. */
 export function requireReadableMailbox(config: GatewayConfig, mailbox: string): void {

@@ -1,9 +1,9 @@
 /**
  * Bytes from Graph answered as they arrive: Graph's `$value` stream becomes the response body untouched (the host
- * streams HTTP responses, shared/platform/httpStreaming.ts), with the type, length and an RFC 6266 file name.
+ * streams HTTP responses, shared/platform/http/httpStreaming.ts), with the type, length and an RFC 6266 file name.
  */
 import type { HttpResponseInit } from '@azure/functions';
-import { pacedBody } from '../platform/responseBackpressure';
+import { pacedBody } from '../platform/http/responseBackpressure';
 import type { GraphStream } from './messageGraph';
 
 /**

@@ -9,7 +9,7 @@ import type { FieldProblem } from '../mail/sendRequest';
 import type { FolderView, MailboxView } from '../watch/mailboxApi';
 import { eventContentSchema } from '../watch/eventContent';
 import { CLOUD_NAMES } from '../platform/clouds';
-import { PROBLEM_TYPE_BASE, type ProblemDocument } from '../platform/problem';
+import { PROBLEM_TYPE_BASE, type ProblemDocument } from '../platform/problems/problem';
 
 /** One invalid field of a `400 validation` problem. */
 export const fieldProblemSchema = z

@@ -8,7 +8,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import { logValue } from '../platform/logSafe';
 import { storageDependencyProblem } from '../mail/dependencyProblems';
 import type { GatewayConfig } from '../platform/config';
-import { problem, problemResponse } from '../platform/problem';
+import { problem, problemResponse } from '../platform/problems/problem';
 import { OUTBOX_TABLE, threadFacts, type OutboxRecord, type OutboxStore } from './outboxStore';
 
 /** What the handler needs. */

@@ -11,7 +11,7 @@
  * - an attempt undone before it reached Graph: {@link undoAttempt}; an interrupted one proved not accepted:
  *   {@link clearAttempt}; one Graph may have accepted: {@link toUnconfirmed} (still `sending`, marker kept).
  */
-import type { ProblemDocument } from '../platform/problem';
+import type { ProblemDocument } from '../platform/problems/problem';
 import type { OutboxRecord } from './outboxStore';
 
 /** Why an attempt's outcome is not known; the next try checks the mailbox's Outbox and Sent Items. */

@@ -8,7 +8,7 @@
 import type { InvocationContext } from '@azure/functions';
 import { describeForLog, redactSecrets } from '../platform/logSafe';
 import { failureLogLine } from '../mail/failureLog';
-import { queueTry } from '../platform/queueTrigger';
+import { queueTry } from '../platform/queues/queueTrigger';
 import { outboxMessage } from './outboxMessages';
 import { failAfterRetries, processOutboxMail, type OutboxProcessorDependencies } from './outboxProcessor';
 

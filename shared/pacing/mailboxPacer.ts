@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TableClient } from '@azure/data-tables';
-import { ensureTable, isStatus, tableKey } from '../platform/tables';
+import { ensureTable, isStatus, tableKey } from '../platform/storage/tables';
 import { fromPacerEntity, toPacerEntity, type PacerEntity } from './pacerRow';
 import {
   checkedLimits,

@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TableClient, TableEntityResult } from '@azure/data-tables';
-import { ensureTable, isStatus } from '../platform/tables';
+import { ensureTable, isStatus } from '../platform/storage/tables';
 import { positiveInteger } from './pacingRules';
 import { recipientsInWindow, type RecipientBuckets } from './recipientWindow';
 import { decideTenantExternal, giveBackExternal, type TenantDecision } from './tenantRules';

@@ -10,7 +10,7 @@
  */
 import type { HttpHandler } from '@azure/functions';
 import { configurationProblems, problemSettingNames } from './config';
-import { problem, problemResponse, type ProblemDocument } from './problem';
+import { problem, problemResponse, type ProblemDocument } from './problems/problem';
 
 /** The `configuration-invalid` problem while settings are invalid; undefined when they are valid. */
 export function configurationProblem(): ProblemDocument | undefined {

@@ -5,9 +5,9 @@
  */
 import type { HttpRequest } from '@azure/functions';
 import { z } from 'zod';
-import { HttpProblem } from '../platform/httpProblem';
+import { HttpProblem } from '../platform/problems/httpProblem';
 import { logValue } from '../platform/logSafe';
-import { problem } from '../platform/problem';
+import { problem } from '../platform/problems/problem';
 import { DEFAULT_FOLDER, watchFoldersSchema } from './watchFolders';
 import { readWebhookBody } from './webhookBody';
 

@@ -5,16 +5,16 @@
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { GraphError } from '@microsoft/microsoft-graph-client';
-import { storageUnavailableProblem } from '../platform/storageErrors';
+import { storageUnavailableProblem } from '../platform/storage/storageErrors';
 import { GraphFailure } from '../graph/graphFailure';
 import { graphFailureProblem, graphForbidden, type GraphProblemCases } from '../graph/graphProblems';
 import { parseMailboxPath as parseMailbox } from '../mail/mailboxPath';
 import type { AppCredential } from '../identity/appCredential';
 import type { GatewayConfig } from '../platform/config';
 import { isMailboxAllowed } from '../platform/mailboxPolicy';
-import { HttpProblem } from '../platform/httpProblem';
-import { internalProblem } from '../platform/internalProblem';
-import { problem } from '../platform/problem';
+import { HttpProblem } from '../platform/problems/httpProblem';
+import { internalProblem } from '../platform/problems/internalProblem';
+import { problem } from '../platform/problems/problem';
 import { featurePermission, WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../identity/graphPermissions';
 import { NO_CONTENT, readWatchRequest, wantsContent, type EventContent } from './eventContent';
 import { WatchBusyError, type WatchService } from './watchService';

@@ -12,7 +12,7 @@ import type { QueueClient } from '@azure/storage-queue';
 import { GraphFailure } from '../graph/graphFailure';
 import { forEachLimited } from '../platform/concurrency';
 import { logValue } from '../platform/logSafe';
-import { ensureQueue } from '../platform/tables';
+import { ensureQueue } from '../platform/storage/tables';
 import type { CatchUp } from './catchUp';
 import { mailboxPollMessage } from './pollMessages';
 import { DEFAULT_FOLDER } from './watchFolders';

@@ -11,8 +11,8 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
 import { logValue } from '../platform/logSafe';
-import { problem, problemResponse } from '../platform/problem';
-import { ensureQueue } from '../platform/tables';
+import { problem, problemResponse } from '../platform/problems/problem';
+import { ensureQueue } from '../platform/storage/tables';
 import { queuedNotification, type QueuedNotification } from './notificationMessages';
 import { DEFAULT_FOLDER } from './watchFolders';
 import { readWebhookBody } from './webhookBody';

@@ -4,7 +4,7 @@
  * holds the rest, and is read again when the message is processed.
  */
 import { z } from 'zod';
-import { queueMessageContract } from '../platform/queueMessages';
+import { queueMessageContract } from '../platform/queues/queueMessages';
 import { DEFAULT_FOLDER } from './watchFolders';
 
 /** The queue `pollMailboxes` fills and `pollMailbox` drains. */

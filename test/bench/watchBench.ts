@@ -11,7 +11,7 @@ import { AppCredential } from '../../shared/identity/appCredential';
 import { createGraphClient } from '../../shared/graph/graphClient';
 import { createServices } from '../../shared/app/services';
 import type { GatewayConfig } from '../../shared/platform/config';
-import { createTableClient } from '../../shared/platform/storage';
+import { createTableClient } from '../../shared/platform/storage/storage';
 import { newClientState } from '../../shared/watch/watchService';
 import { SUBSCRIPTIONS_TABLE, WatchStore } from '../../shared/watch/watchStore';
 import { startHttpsServer } from '../emulators/httpServer';

@@ -3,7 +3,7 @@
  * parameters and Graph's paging position, decodes only for the mailbox it was made for, and never carries a URL; a
  * file name becomes an RFC 6266 Content-Disposition with its UTF-8 form in `filename*`.
  */
-import { HttpProblem } from '../../shared/platform/httpProblem';
+import { HttpProblem } from '../../shared/platform/problems/httpProblem';
 import { decodeCursor, encodeCursor, pageStartOf } from '../../shared/messages/listCursor';
 import { contentDisposition } from '../../shared/messages/streamedAnswer';
 

@@ -1,4 +1,4 @@
-import { HttpProblem } from '../../shared/platform/httpProblem';
+import { HttpProblem } from '../../shared/platform/problems/httpProblem';
 import { graphIdSegment, MAX_GRAPH_ID_LENGTH, parseGraphId } from '../../shared/messages/messageIds';
 
 const EXCHANGE_ID =

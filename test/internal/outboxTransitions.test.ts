@@ -6,7 +6,7 @@ import { GraphError } from '@microsoft/microsoft-graph-client';
 import { KeyVaultAccessError } from '../../shared/identity/keyVaultCredentialSource';
 import { credentialDependencyProblem } from '../../shared/mail/dependencyProblems';
 import { graphProblem, validationProblem } from '../../shared/mail/sendProblems';
-import { problem } from '../../shared/platform/problem';
+import { problem } from '../../shared/platform/problems/problem';
 import type { OutboxRecord } from '../../shared/outbox/outboxStore';
 import {
   clearAttempt,

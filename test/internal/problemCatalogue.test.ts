@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
-import { PROBLEM_CATALOGUE } from '../../shared/platform/problemCatalogue';
+import { PROBLEM_CATALOGUE } from '../../shared/platform/problems/problemCatalogue';
 
 const SHARED = path.join(__dirname, '..', '..', 'shared');
 

@@ -1,5 +1,5 @@
 /**
- * The process's storage connections (platform/connectionPools.ts) through the real SDK clients of storage.ts: a
+ * The process's storage connections (platform/http/connectionPools.ts) through the real SDK clients of storage.ts: a
  * counting TCP proxy stands in front of the test run's Azurite and holds every byte for a second (a storage outage of
  * a second), while 200 table and queue calls are made from several clients. The shared, bounded pool opens at most
  * its socket limit per service, where a client with the SDK's own agent opens a connection per waiting call.
@@ -8,8 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { TableClient } from '@azure/data-tables';
 import type { GatewayConfig } from '../../shared/platform/config';
-import { STORAGE_SOCKETS_PER_ORIGIN, storageSockets } from '../../shared/platform/connectionPools';
-import { createQueueClient, createTableClient } from '../../shared/platform/storage';
+import { STORAGE_SOCKETS_PER_ORIGIN, storageSockets } from '../../shared/platform/http/connectionPools';
+import { createQueueClient, createTableClient } from '../../shared/platform/storage/storage';
 import { azuriteConnectionString as connectionStringFor } from '../emulators/azurite';
 import { azuriteConnectionString } from '../support/testEnv';
 

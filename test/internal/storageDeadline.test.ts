@@ -6,16 +6,16 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { explainStorageError } from '../../shared/platform/storageErrors';
+import { explainStorageError } from '../../shared/platform/storage/storageErrors';
 import type { GatewayConfig } from '../../shared/platform/config';
-import { createBlobContainerClient, createQueueClient, createTableClient } from '../../shared/platform/storage';
+import { createBlobContainerClient, createQueueClient, createTableClient } from '../../shared/platform/storage/storage';
 import {
   isStorageTimeout,
   storageFailureOf,
   withStorageCallLimit,
   withStorageDeadline,
   type StorageService,
-} from '../../shared/platform/storageDeadline';
+} from '../../shared/platform/storage/storageDeadline';
 import { azuriteConnectionString, freePort } from '../emulators/azurite';
 
 let silent: Server;

@@ -1,7 +1,7 @@
 import { RestError } from '@azure/core-rest-pipeline';
 import { loadConfig } from '../../shared/platform/config';
 import { CachedStorageProbe, type StorageServiceCheck } from '../../shared/diagnostics/storageProbe';
-import { explainStorageError } from '../../shared/platform/storageErrors';
+import { explainStorageError } from '../../shared/platform/storage/storageErrors';
 
 const config = loadConfig({
   ENTRA_TENANT_ID: '11111111-1111-1111-1111-111111111111',

@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { Base64StreamDecoder } from '../../shared/mail/base64Stream';
 import { isAttachmentContentPath } from '../../shared/mail/sendRequest';
-import { JsonDocumentParser, JsonTooDeepError, MalformedJsonError } from '../../shared/platform/jsonStream';
-import type { JsonPath, StreamedStrings } from '../../shared/platform/streamedStrings';
+import { JsonDocumentParser, JsonTooDeepError, MalformedJsonError } from '../../shared/platform/json/jsonStream';
+import type { JsonPath, StreamedStrings } from '../../shared/platform/json/streamedStrings';
 
 /** What a sink received: the path it was opened for and the text, joined. */
 interface Sunk {

@@ -4,7 +4,7 @@ import { GraphError } from '@microsoft/microsoft-graph-client';
 import { Webhook } from 'standardwebhooks';
 import { mailboxEvent, stableEventId } from '../../shared/events/cloudEvent';
 import { WebhookDeliveryError, WebhookSender } from '../../shared/events/webhookSender';
-import { tableKey } from '../../shared/platform/tables';
+import { tableKey } from '../../shared/platform/storage/tables';
 import { parseMaxMinutes } from '../../shared/watch/graphSubscriptions';
 import { mailReceivedEvent } from '../../shared/watch/mailReceived';
 import {

@@ -7,7 +7,7 @@
 import { createServices } from '../../shared/app/services';
 import { createGraphClient } from '../../shared/graph/graphClient';
 import { AppCredential } from '../../shared/identity/appCredential';
-import { createTableClient } from '../../shared/platform/storage';
+import { createTableClient } from '../../shared/platform/storage/storage';
 import type { GraphSubscriptions } from '../../shared/watch/graphSubscriptions';
 import { renewalThresholdMs, type WatchService } from '../../shared/watch/watchService';
 import { WatchStore } from '../../shared/watch/watchStore';

@@ -6,7 +6,7 @@
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { gatewayClient, type GatewayAnswer, type GatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
-import { PROBLEM_CATALOGUE, type ProblemSlug } from '../../shared/platform/problemCatalogue';
+import { PROBLEM_CATALOGUE, type ProblemSlug } from '../../shared/platform/problems/problemCatalogue';
 
 let env: TestCloud;
 let host: FunctionsHostProcess;

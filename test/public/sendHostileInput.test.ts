@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { MAX_SEND_JSON_DEPTH } from '../../shared/mail/sendRequest';
-import { PROBLEM_TYPE_BASE as PROBLEMS } from '../../shared/platform/problem';
+import { PROBLEM_TYPE_BASE as PROBLEMS } from '../../shared/platform/problems/problem';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { gatewayClient, type GatewayAnswer, type GatewayClient } from '../support/gatewayClient';
 import { outboxRecordsAndMessages } from '../support/outboxCounts';

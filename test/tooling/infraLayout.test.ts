@@ -28,7 +28,7 @@ async function storageLayout(): Promise<{ tables: string[]; queues: string[] }> 
 }
 
 /**
- * Calls of the storage client factories (shared/platform/storage.ts) in functions/ and shared/, with the name
+ * Calls of the storage client factories (shared/platform/storage/storage.ts) in functions/ and shared/, with the name
  * argument resolved by the TypeScript checker to its string literal type. A name the checker cannot pin to a literal
  * is reported as such: the check must see every name.
  */

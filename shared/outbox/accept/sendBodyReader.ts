@@ -8,8 +8,8 @@
  * deeper than `maxDepth`. The stream is released, not cancelled: with HTTP streaming, cancelling would tear down the
  * exchange the answer (413, 400) is written on, and the host stops forwarding what the handler no longer reads.
  */
-import { JsonDocumentParser, JsonTooDeepError, MalformedJsonError } from '../../platform/jsonStream';
-import type { StreamedStrings } from '../../platform/streamedStrings';
+import { JsonDocumentParser, JsonTooDeepError, MalformedJsonError } from '../../platform/json/jsonStream';
+import type { StreamedStrings } from '../../platform/json/streamedStrings';
 
 /** What reading the body found. */
 export type SendBodyRead =

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { InvocationContext } from '@azure/functions';
 import { HttpProblem } from './httpProblem';
-import { describeForLog } from './logSafe';
+import { describeForLog } from '../logSafe';
 import { problem } from './problem';
 
 /** How the incident is told: in the log line and in the caller's detail. */

@@ -3,9 +3,9 @@
  * role or setting to fix; and the `503 storage-unavailable` problem every route answers with. Never a key or a
  * connection string.
  */
-import type { GatewayConfig } from './config';
-import { HttpProblem } from './httpProblem';
-import { problem } from './problem';
+import type { GatewayConfig } from '../config';
+import { HttpProblem } from '../problems/httpProblem';
+import { problem } from '../problems/problem';
 import { isStorageTimeout, storageFailureOf, type StorageService } from './storageDeadline';
 
 /** Roles the gateway's identity needs, per service. */

@@ -14,9 +14,9 @@ import {
   type WebResource,
 } from '@azure/storage-queue';
 import { ContainerClient, newPipeline as newBlobPipeline } from '@azure/storage-blob';
-import { azureIdentityCredential } from './azureIdentity';
-import type { GatewayConfig } from './config';
-import { storageAgent } from './connectionPools';
+import { azureIdentityCredential } from '../azureIdentity';
+import type { GatewayConfig } from '../config';
+import { storageAgent } from '../http/connectionPools';
 import { storageDeadlineFactory, storageDeadlinePolicy } from './storageDeadline';
 
 /** Client options; `probe` makes one quick attempt (no retries) so a health check answers while storage is down. */
