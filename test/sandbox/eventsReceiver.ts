@@ -2,7 +2,12 @@
  * The sandbox's stand-in for a downstream service: an HTTPS endpoint (test CA) that the gateway's events webhook
  * (`EVENTS_WEBHOOK_URL`) posts to. It verifies each Standard Webhooks signature, prints one line per event, and lists
  * what it received at `GET /events`, so a person trying the sandbox sees mail events arrive.
+ *
+ * `GET /events?type=mail.received&subject=<subject>&wait=<seconds>` lists only the matching events and, while none
+ * matches, waits up to `wait` seconds for one: a script reads the event of the mail it just sent without guessing how
+ * long delivery takes on a busy machine.
  */
+import { EventEmitter } from 'node:events';
 import { Webhook } from 'standardwebhooks';
 import { readBody, sendJson, startHttpsServer, type RunningServer } from '../emulators/httpServer';
 import type { PemPair } from '../emulators/testCa';
@@ -25,11 +30,17 @@ export interface EventsReceiver {
 export async function startEventsReceiver(ca: PemPair, secret: string, port = 0): Promise<EventsReceiver> {
   const verifier = new Webhook(secret);
   const received: ReceivedEvent[] = [];
+  const arrivals = new EventEmitter();
+  arrivals.setMaxListeners(0);
   const server: RunningServer = await startHttpsServer(
     ca,
     async (req, res) => {
       if (req.method === 'GET') {
-        sendJson(res, 200, { value: received });
+        const query = new URL(req.url ?? '/', 'https://receiver').searchParams;
+        const matches = (): ReceivedEvent[] => received.filter((r) => matchesQuery(r.event, query));
+        const waitMs = Math.min(Number(query.get('wait') ?? 0) || 0, 60) * 1000;
+        if (waitMs > 0 && matches().length === 0) await nextMatch(arrivals, () => matches().length > 0, waitMs);
+        sendJson(res, 200, { value: matches() });
         return;
       }
       // A content event carries a body of up to 1 MB, which its JSON escapes can make several times larger.
@@ -43,6 +54,7 @@ export async function startEventsReceiver(ca: PemPair, secret: string, port = 0)
         event = safeJson(body);
       }
       received.push({ receivedAt: new Date().toISOString(), signatureValid, event });
+      arrivals.emit('event');
       const e = event as { type?: string; source?: string; subject?: string; data?: { subject?: string } };
       // mail.received names the mail by its subject line; outbox events name the outbox id.
       const about = e.data?.subject !== undefined ? `"${e.data.subject}"` : (e.subject ?? '');
@@ -54,6 +66,30 @@ export async function startEventsReceiver(ca: PemPair, secret: string, port = 0)
     port,
   );
   return { url: `${server.url}/events`, close: () => server.close() };
+}
+
+/** Whether an event has the `type` and `data.subject` the query names (a query without them matches every event). */
+function matchesQuery(event: unknown, query: URLSearchParams): boolean {
+  const e = event as { type?: string; data?: { subject?: string } } | null;
+  const type = query.get('type');
+  const subject = query.get('subject');
+  return (type === null || e?.type === type) && (subject === null || e?.data?.subject === subject);
+}
+
+/** Resolves once `matched()` holds after an arrival, or after `ms`. */
+function nextMatch(arrivals: EventEmitter, matched: () => boolean, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      arrivals.off('event', onEvent);
+      resolve();
+    };
+    const onEvent = (): void => {
+      if (matched()) done();
+    };
+    const timer = setTimeout(done, ms);
+    arrivals.on('event', onEvent);
+  });
 }
 
 function safeJson(text: string): unknown {
