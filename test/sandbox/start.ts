@@ -34,6 +34,17 @@ function latency(spec: string | undefined): { min: number; max: number } {
   return { min, max: Math.max(min, Number(match[2] ?? match[1])) };
 }
 
+/**
+ * `SANDBOX_WEBHOOK`: `on` (default) gives the functions a webhook base Graph's emulator can call; `off` leaves
+ * WEBHOOK_BASE_URL unset, as on a Function App Graph cannot reach, so that every watched mailbox is polled.
+ */
+function webhookSwitch(spec: string | undefined): boolean {
+  const value = (spec ?? '').trim().toLowerCase();
+  if (value === '' || value === 'on') return true;
+  if (value === 'off') return false;
+  throw new Error(`SANDBOX_WEBHOOK must be on or off, not '${spec}'`);
+}
+
 async function waitForHealth(url: string, host: ChildProcess, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -108,6 +119,13 @@ async function main(): Promise<void> {
     );
     process.exit(1);
   }
+  let webhook: boolean;
+  try {
+    webhook = webhookSwitch(process.env.SANDBOX_WEBHOOK);
+  } catch (err) {
+    console.error(`The sandbox cannot start: ${(err as Error).message}. Nothing was changed.`);
+    process.exit(1);
+  }
   for (const [name, value] of [
     ['PORT', port],
     ['HTTPS_PORT', httpsPort],
@@ -178,7 +196,7 @@ async function main(): Promise<void> {
       ALLOWED_READ_MAILBOXES: process.env.ALLOWED_READ_MAILBOXES?.trim() || `*@${domain}`,
       AzureWebJobsStorage: azurite.connectionString,
       NODE_EXTRA_CA_CERTS: trustBundle(caPath, process.env.NODE_EXTRA_CA_CERTS),
-      WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}`,
+      ...(webhook ? { WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}` } : {}),
       EVENTS_WEBHOOK_URL: receiver.url,
       EVENTS_SIGNING_SECRET: signingSecret,
       PORT: String(port),
@@ -217,7 +235,15 @@ async function main(): Promise<void> {
         '',
         'Sandbox ready: the mail gateway on the local cloud (no Azure account needed).',
         '',
-        `  Functions     ${base}/api/...  and https://127.0.0.1:${httpsPort}/api/... (what Graph's webhooks call)`,
+        webhook
+          ? `  Functions     ${base}/api/...  and https://127.0.0.1:${httpsPort}/api/... (what Graph's webhooks call)`
+          : `  Functions     ${base}/api/...  and https://127.0.0.1:${httpsPort}/api/...`,
+        ...(webhook
+          ? []
+          : [
+              `  Webhooks      off (SANDBOX_WEBHOOK=off): WEBHOOK_BASE_URL is unset, so watched mailboxes are polled ` +
+                `every ${process.env.POLL_INTERVAL_SECONDS?.trim() || '60'} s (POLL_INTERVAL_SECONDS)`,
+            ]),
         `  Function key  ${functionKey}   (x-functions-key header or ?code=; set SANDBOX_FUNCTION_KEY to choose)`,
         `  Master key    ${masterKey}   (admin functions; set SANDBOX_MASTER_KEY to choose)`,
         `  Entra ID      ${cloud.entra.url}  tenant ${cloud.tenant.tenantId}, app ${cloud.app.clientId}`,
@@ -243,7 +269,8 @@ async function main(): Promise<void> {
         "  # see it arrive in the recipient's emulated Inbox",
         `  curl --cacert "$CA" "$GRAPH/_emulator/mailboxes/someone@${domain}/inbox"`,
         '',
-        `  # watch support@ (ALLOWED_WATCH_MAILBOXES=${hostEnv.ALLOWED_WATCH_MAILBOXES}); SUB = its subscription id`,
+        `  # watch support@ (ALLOWED_WATCH_MAILBOXES=${hostEnv.ALLOWED_WATCH_MAILBOXES}); SUB = its subscription id` +
+          (webhook ? '' : ' (null: polled)'),
         `  SUB=$(curl -sS -X PUT -H "x-functions-key: $KEY" "$GW/api/mailboxes/support@${domain}" | ${JSON_FIELD('subscriptionId')})`,
         '',
         '  # mail it: a mail.received event appears in this console and in the list of received events',
@@ -251,12 +278,16 @@ async function main(): Promise<void> {
         `    -d '{"from":"alerts@${domain}","to":["support@${domain}"],"subject":"Watch me","text":"hi"}'`,
         '  curl --cacert "$CA" "$EVENTS"',
         '',
-        '  # lose notifications, then have Graph say so: the gateway catches up with delta',
-        '  curl --cacert "$CA" -X POST "$GRAPH/_emulator/subscriptions/$SUB/drop-notifications?on=true"',
-        '  #   ... send support@ a mail or two (as above): no event ...',
-        '  curl --cacert "$CA" -X POST "$GRAPH/_emulator/subscriptions/$SUB/drop-notifications?on=false"',
-        '  curl --cacert "$CA" -X POST "$GRAPH/_emulator/subscriptions/$SUB/lifecycle?event=missed"',
-        '',
+        ...(webhook
+          ? [
+              '  # lose notifications, then have Graph say so: the gateway catches up with delta',
+              '  curl --cacert "$CA" -X POST "$GRAPH/_emulator/subscriptions/$SUB/drop-notifications?on=true"',
+              '  #   ... send support@ a mail or two (as above): no event ...',
+              '  curl --cacert "$CA" -X POST "$GRAPH/_emulator/subscriptions/$SUB/drop-notifications?on=false"',
+              '  curl --cacert "$CA" -X POST "$GRAPH/_emulator/subscriptions/$SUB/lifecycle?event=missed"',
+              '',
+            ]
+          : []),
         `  # is everything wired right? (admin)`,
         '  curl -H "x-functions-key: $MASTER_KEY" "$GW/api/diagnostics"',
         '',

@@ -77,6 +77,56 @@ function sandboxEnv(dir: string, port: number, httpsPort: number): NodeJS.Proces
   };
 }
 
+/** The README's sandbox-command blocks with `marker` (`<!-- sandbox-command<marker> -->`), in order. */
+function readmeBlocks(marker = ''): string[] {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  return [
+    ...readme.matchAll(new RegExp(`<!-- sandbox-command${marker} -->\\n\\n\`\`\`sh\\n([\\s\\S]*?)\`\`\``, 'g')),
+  ].map((m) => m[1]);
+}
+
+/**
+ * Runs `blocks` in bash after the banner's `exportLine`. Unset variables are errors (set -u), and an HTTP error fails
+ * the command (--fail-with-body); each answer's status is recorded on stderr, so the test sees every command's
+ * outcome, in order.
+ */
+async function runBlocks(
+  exportLine: string,
+  blocks: string[],
+): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  const script = [
+    'set -euo pipefail',
+    // Each answer on a line of its own on stdout, its status on stderr.
+    `curl() { command curl -sS --fail-with-body -w '%{stderr}::status %{http_code}\\n%{stdout}\\n' "$@"; }`,
+    exportLine,
+    ...blocks.flatMap((block, i) => [`echo "::block ${i + 1}" >&2`, block]),
+    'echo "::done" >&2',
+  ].join('\n');
+  const bash = spawn('bash', ['-c', script], { cwd: tmpdir(), env: { PATH: process.env.PATH } });
+  let stdout = '';
+  let stderr = '';
+  bash.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  bash.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((r) => bash.once('exit', r));
+  return { code, stderr, stdout };
+}
+
+/** Only the exported variables: a literal address would reach whatever listens on 7071, not the sandbox. */
+function expectOnlyExportedAddresses(blocks: string[]): void {
+  for (const block of blocks) {
+    const commands = block.split('\n').filter((line) => !line.trimStart().startsWith('#'));
+    expect(commands.join('\n')).not.toMatch(/127\.0\.0\.1|<[a-z -]+>|\.sandbox\//);
+  }
+}
+
+/** The `::block`/status lines of a run, in order. */
+function statusesOf(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .filter((line) => line.startsWith('::'))
+    .map((line) => line.replace('::status ', ''));
+}
+
 describe('npm start (the sandbox, built by npm test)', () => {
   let sandbox: ChildProcess;
   let base: string;
@@ -119,35 +169,12 @@ describe('npm start (the sandbox, built by npm test)', () => {
 
   it("runs every sandbox command of the README as printed, with the banner's export line", async () => {
     const exportLine = /^ {2}(export .+)$/m.exec(banner)![1];
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const blocks = [...readme.matchAll(/<!-- sandbox-command -->\n\n```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
+    const blocks = readmeBlocks();
     expect(blocks).toHaveLength(9);
-    for (const block of blocks) {
-      const commands = block.split('\n').filter((line) => !line.trimStart().startsWith('#'));
-      // Only the exported variables: a literal address would reach whatever listens on 7071, not this sandbox.
-      expect(commands.join('\n')).not.toMatch(/127\.0\.0\.1|<[a-z -]+>|\.sandbox\//);
-    }
-    // Unset variables are errors (set -u), and an HTTP error fails the command (--fail-with-body); each answer's
-    // status is recorded on stderr, so the test sees every command's outcome, in order.
-    const script = [
-      'set -euo pipefail',
-      `curl() { command curl -sS --fail-with-body -w '%{stderr}::status %{http_code}\\n' "$@"; }`,
-      exportLine,
-      ...blocks.flatMap((block, i) => [`echo "::block ${i + 1}" >&2`, block]),
-      'echo "::done" >&2',
-    ].join('\n');
-    const bash = spawn('bash', ['-c', script], { cwd: tmpdir(), env: { PATH: process.env.PATH } });
-    let stdout = '';
-    let stderr = '';
-    bash.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    bash.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((r) => bash.once('exit', r));
+    expectOnlyExportedAddresses(blocks);
+    const { code, stderr, stdout } = await runBlocks(exportLine, blocks);
     expect({ code, stderr, stdout }).toMatchObject({ code: 0, stderr: expect.stringContaining('::done') as unknown });
-    const statuses = stderr
-      .split('\n')
-      .filter((line) => line.startsWith('::'))
-      .map((line) => line.replace('::status ', ''));
-    expect(statuses).toEqual([
+    expect(statusesOf(stderr)).toEqual([
       '::block 1',
       '200', // health
       '200', // diagnostics
@@ -282,6 +309,58 @@ describe('npm start (the sandbox, built by npm test)', () => {
   });
 });
 
+describe('npm start with SANDBOX_WEBHOOK=off (WEBHOOK_BASE_URL unset)', () => {
+  let sandbox: ChildProcess;
+  let banner: string;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sandbox-test-'));
+    const port = await freePortBelowEphemeral();
+    sandbox = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], {
+      cwd: ROOT,
+      env: {
+        ...sandboxEnv(dir, port, await freePortBelowEphemeral()),
+        SANDBOX_WEBHOOK: 'off',
+        POLL_INTERVAL_SECONDS: '15',
+      },
+    });
+    banner = await waitForOutput(sandbox, /Ctrl\+C stops everything/);
+  });
+
+  afterAll(async () => {
+    await interrupt(sandbox);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("watches by polling and runs the README's webhook-off commands as printed", async () => {
+    expect(banner).toContain('Webhooks      off (SANDBOX_WEBHOOK=off): WEBHOOK_BASE_URL is unset');
+    const exportLine = /^ {2}(export .+)$/m.exec(banner)![1];
+    const blocks = readmeBlocks(' webhook-off');
+    expect(blocks).toHaveLength(1);
+    expectOnlyExportedAddresses(blocks);
+    const { code, stderr, stdout } = await runBlocks(exportLine, blocks);
+    expect({ code, stderr, stdout }).toMatchObject({ code: 0, stderr: expect.stringContaining('::done') as unknown });
+    expect(statusesOf(stderr)).toEqual([
+      '::block 1',
+      '201', // watch support@: polled, no subscription
+      '202', // mail it
+      '200', // its event, waited for
+      '200', // show support@
+      '::done',
+    ]);
+    expect(stdout).toContain('"modeReason":"WEBHOOK_BASE_URL is not set"');
+    expect(stdout).toContain('"subscriptionId":null');
+    // The event arrived by polling, and only one for the mail.
+    const events = JSON.parse(stdout.split('\n').find((line) => line.startsWith('{"value":'))!) as {
+      value: { event: { type: string; data: { subject: string; mailbox: string } } }[];
+    };
+    expect(events.value.map((e) => [e.event.type, e.event.data.mailbox, e.event.data.subject])).toEqual([
+      ['mail.received', 'support@contoso.com', 'No webhook, still watched'],
+    ]);
+  }, 90_000);
+});
+
 describe('npm start on a busy port', () => {
   let blocker: Server;
   let dir: string;
@@ -371,6 +450,28 @@ describe('npm start with a malformed setting of its own in the environment', () 
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe('npm start with SANDBOX_WEBHOOK neither on nor off', () => {
+  it('stops at once, naming it, and writes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sandbox-bad-webhook-'));
+    try {
+      const env = {
+        ...sandboxEnv(dir, await freePortBelowEphemeral(), await freePortBelowEphemeral()),
+        SANDBOX_WEBHOOK: 'maybe',
+      };
+      const child = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], { cwd: ROOT, env });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      expect(code).toBe(1);
+      expect(output).toContain("The sandbox cannot start: SANDBOX_WEBHOOK must be on or off, not 'maybe'.");
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('npm start with a setting the sandbox wires itself', () => {
