@@ -357,6 +357,26 @@ export class OutboxStore implements AttachmentBlobReader {
   }
 
   /**
+   * The records no processor has touched (never updated, no attempt) that were due before `dueBefore`: `queued` ones
+   * accepted before it, `scheduled` ones whose `notBefore` is before it. Their queue message should have been seen
+   * long ago; see strandedMail.ts.
+   */
+  async *untouchedDueBefore(dueBefore: number): AsyncIterable<StoredRecord> {
+    await ensureTable(this.table);
+    const candidates = this.table.listEntities<OutboxEntity>({
+      queryOptions: {
+        filter: odata`attempts eq 0 and createdAt lt ${dueBefore} and (status eq 'queued' or status eq 'scheduled')`,
+      },
+    });
+    for await (const entity of candidates) {
+      const record = fromEntity(decodeURIComponent(entity.partitionKey), entity);
+      if (record.updatedAt === record.createdAt && (record.notBefore ?? record.createdAt) < dueBefore) {
+        yield { record, etag: entity.etag };
+      }
+    }
+  }
+
+  /**
    * Deletes the records of mails that finished (sent or failed) more than {@link OUTBOX_RECORD_RETENTION_MS} before
    * `now`, and any blob of theirs still left (the processor deletes them when a mail finishes; a failed delete leaves
    * them for this); returns how many records. Blobs go first, so that a failure keeps the record for the next purge.

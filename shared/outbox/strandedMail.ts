@@ -1,0 +1,38 @@
+/**
+ * Finds stored mail that no queue message leads to, and queues it again. An accept writes the mail's record first
+ * and its queue message last; a process that dies between the two, or an enqueue that fails while the rollback that
+ * follows fails too, leaves a record nothing will process. Its caller got no 202, but a retry with the same
+ * `Idempotency-Key` finds the record and is answered from it: without this, that mail would wait forever.
+ *
+ * A record is taken for stranded when no processor ever touched it (no update, no attempt) although it has been due
+ * for {@link STRANDED_AFTER_MS}: a queue message is seen within seconds of being due, and every processing writes the
+ * record or puts the message back. A record mistaken for stranded (a message that sat in a very deep queue) gets a
+ * second message; the record's conditional transitions let only one of them send the mail.
+ */
+import type { OutboxStore } from './outboxStore';
+import { OutboxRecordChangedError } from './outboxStore';
+
+/** How long a due mail may go untouched before it is queued again. */
+export const STRANDED_AFTER_MS = 15 * 60_000;
+
+/** What the rescue needs of the outbox. */
+export type StrandedMailStore = Pick<OutboxStore, 'untouchedDueBefore' | 'update' | 'enqueue'>;
+
+/**
+ * Queues every stranded mail again and marks its record touched, so that the next run leaves it alone; returns the
+ * ids. The message goes first: a crash before the mark only queues the mail twice, never not at all.
+ */
+export async function requeueStrandedMail(store: StrandedMailStore, now: number = Date.now()): Promise<string[]> {
+  const requeued: string[] = [];
+  for await (const { record, etag } of store.untouchedDueBefore(now - STRANDED_AFTER_MS)) {
+    await store.enqueue(record.id, 0);
+    requeued.push(record.id);
+    try {
+      await store.update({ ...record, updatedAt: now }, etag);
+    } catch (err) {
+      // A processor (or another instance's housekeeping) got to it first: the record is no longer untouched.
+      if (!(err instanceof OutboxRecordChangedError)) throw err;
+    }
+  }
+  return requeued;
+}
