@@ -15,6 +15,7 @@ import { AppCredential } from '../identity/appCredential';
 import { MailSender } from '../mail/mailSender';
 import type { MessageApiDependencies } from '../messages/messageHandler';
 import { IDEMPOTENCY_TABLE } from '../outbox/accept/idempotencyStore';
+import { LegacyIdempotencyKeys } from '../outbox/accept/legacyIdempotency';
 import type { SendMailDependencies } from '../outbox/accept/sendMailHandler';
 import type { MailStatusDependencies } from '../outbox/mailStatusHandler';
 import type { OutboxProcessorDependencies } from '../outbox/outboxProcessor';
@@ -140,6 +141,7 @@ export class Services {
       config: this.config,
       credential: this.credential,
       outbox: this.outboxStore,
+      legacyKeys: new LegacyIdempotencyKeys(createTableClient(this.config, IDEMPOTENCY_TABLE)),
     }));
   }
 

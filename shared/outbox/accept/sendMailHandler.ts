@@ -21,7 +21,8 @@ import { failureLogLine } from '../../mail/failureLog';
 import { AdminConsentMissingError } from '../../identity/tokenClaims';
 import { requiredGraphRoles } from '../../mail/composeMessage';
 import { credentialDependencyProblem, storageDependencyProblem } from '../../mail/dependencyProblems';
-import type { StoredResult } from './idempotencyStore';
+import { IDEMPOTENCY_TABLE, type StoredResult } from './idempotencyStore';
+import type { LegacyIdempotencyKeys } from './legacyIdempotency';
 import { REQUEST_STORAGE_CALL_MS } from '../../platform/storage/storageDeadline';
 import { OUTBOX_TABLE, type OutboxRecord, type OutboxStatus, type OutboxStore } from '../outboxStore';
 import { canonicalRequestHash, mailIdForKey } from './requestHash';
@@ -59,6 +60,8 @@ export interface SendMailDependencies {
   credential: AppCredential;
   /** The outbox, which also holds the Idempotency-Keys (a keyed mail's record is its key's claim). */
   outbox: OutboxStore;
+  /** The keys earlier versions claimed in their own table, consulted while unexpired ones remain. */
+  legacyKeys?: LegacyIdempotencyKeys;
 }
 
 /** How long a duplicate waits for the first request with its key before answering 409 "in progress". */
@@ -256,6 +259,16 @@ async function acceptOnce(
   if (!isValidIdempotencyKey(key)) throw badIdempotencyKeyProblem();
   // After validation: a valid request nests only a few levels, and its attachments' blobs carry their digests.
   const requestHash = canonicalRequestHash(hashDocument);
+  const legacy = await deps.legacyKeys?.lookup(key).catch((err: unknown) => {
+    throw storageDependencyProblem(err, IDEMPOTENCY_TABLE, deps.config);
+  });
+  if (legacy) {
+    // Claimed before the upgrade: answered as those versions answered, so that the mail is not sent again.
+    if (legacy.requestHash !== requestHash) throw idempotencyConflictProblem();
+    if (!legacy.result) throw idempotencyInProgressProblem();
+    context.info('send replayed from an Idempotency-Key claimed before the upgrade');
+    return await replay(legacy.result, wait, deps);
+  }
   const deadline = Date.now() + DUPLICATE_WAIT_MS;
   // Storing the mail is the key's claim (one insert of the record, whose id derives from the key): a request that
   // finds the record is a repeat (same hash), a conflict (another), or early, while the first is still storing it.
