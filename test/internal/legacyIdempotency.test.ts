@@ -83,7 +83,7 @@ async function legacyKey(table: TableClient, key: string, mailId: string, state:
 async function outboxRows(table: TableClient): Promise<number> {
   let n = 0;
   try {
-    for await (const _ of table.listEntities()) n++;
+    for await (const entity of table.listEntities()) if (entity) n++;
   } catch {
     return 0; // never created
   }
@@ -99,7 +99,7 @@ describe('Idempotency-Keys claimed before the upgrade', () => {
 
     const answer = await send(r.deps, key);
     expect(answer.status).toBe(202);
-    expect(JSON.parse(String(answer.body))).toMatchObject({ id: first });
+    expect(JSON.parse(answer.body as string)).toMatchObject({ id: first });
     expect(answer.headers).toMatchObject({ 'idempotent-replayed': 'true', location: `/api/mail/${first}` });
     expect(await outboxRows(r.outboxTable)).toBe(0);
     expect((await r.queue.exists()) ? (await r.queue.peekMessages()).peekedMessageItems : []).toEqual([]);
@@ -111,13 +111,13 @@ describe('Idempotency-Keys claimed before the upgrade', () => {
     await legacyKey(r.legacy, key, randomUUID(), 'completed');
     const conflict = await send(r.deps, key, { ...body, subject: 'Invoice 8' });
     expect(conflict.status).toBe(409);
-    expect(String(conflict.body)).toContain('idempotency-key-reused');
+    expect(conflict.body as string).toContain('idempotency-key-reused');
 
     const pending = randomUUID();
     await legacyKey(r.legacy, pending, randomUUID(), 'pending');
     const inProgress = await send(r.deps, pending);
     expect(inProgress.status).toBe(409);
-    expect(String(inProgress.body)).toContain('idempotency-key-in-progress');
+    expect(inProgress.body as string).toContain('idempotency-key-in-progress');
     expect(await outboxRows(r.outboxTable)).toBe(0);
   });
 
