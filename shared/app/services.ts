@@ -14,6 +14,7 @@ import { createGraphClient } from '../graph/graphClient';
 import { AppCredential } from '../identity/appCredential';
 import { MailSender } from '../mail/mailSender';
 import type { MessageApiDependencies } from '../messages/messageHandler';
+import type { ThreadMailDependencies } from '../messages/threadHandlers';
 import { IDEMPOTENCY_TABLE } from '../outbox/accept/idempotencyStore';
 import { LegacyIdempotencyKeys } from '../outbox/accept/legacyIdempotency';
 import type { SendMailDependencies } from '../outbox/accept/sendMailHandler';
@@ -149,8 +150,12 @@ export class Services {
    * What the reply and forward routes need: the send route's parts (one outbox, which holds the Idempotency-Keys), since a reply
    * is accepted exactly as a mail is.
    */
-  get messageThread(): SendMailDependencies {
-    return this.sendMail;
+  get messageThread(): ThreadMailDependencies {
+    return this.once('messageThread', () => ({
+      ...this.sendMail,
+      // Only for counting a reply's recipients at accept: a throttled read falls back at once rather than wait.
+      originals: this.overrides.graph ?? createGraphClient(this.config, this.credential, { maxTotalWaitSeconds: 0 }),
+    }));
   }
 
   /** What `GET /api/mail/{id}` needs. */

@@ -9,15 +9,23 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { parseMailboxPath } from '../mail/mailboxPath';
 import { parseThreadRequest, type ThreadAction } from '../mail/threadRequest';
+import type { Client } from '@microsoft/microsoft-graph-client';
 import { acceptMail, type SendMailDependencies } from '../outbox/accept/sendMailHandler';
 import { parseGraphId } from './messageIds';
+import { answeredRecipients } from './threadRecipients';
 import { requireReadableMailbox } from './readPolicy';
+
+/** What the reply and forward routes need: the send route's parts, and a Graph client to read the original with. */
+export type ThreadMailDependencies = SendMailDependencies & {
+  /** Reads a reply's original for its recipients; it should not wait out throttling (the count then falls back). */
+  originals: Client;
+};
 
 /** Handles a reply (`action` reply) or a forward of one received message. */
 export async function handleThreadMail(
   req: HttpRequest,
   context: InvocationContext,
-  deps: SendMailDependencies,
+  deps: ThreadMailDependencies,
   action: ThreadAction,
 ): Promise<HttpResponseInit> {
   // Judged in prepare(), inside the accept's error handling, so that a bad path is the same problem answer.
@@ -34,5 +42,11 @@ export async function handleThreadMail(
     parse: (json) => parseThreadRequest(action, mailbox, messageId, json),
     // The same body answering another message, or from another mailbox, or as a forward, is another request.
     hashDocument: (json) => ({ action, mailbox, messageId, body: json }),
+    answered: (request) => {
+      const kind = request.thread?.kind;
+      return kind === 'reply' || kind === 'replyAll'
+        ? answeredRecipients(deps.originals, mailbox, messageId, kind)
+        : Promise.resolve([]);
+    },
   });
 }

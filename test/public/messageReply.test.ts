@@ -157,6 +157,29 @@ describe('reply and forward in the thread', () => {
     expect(inbox(SUPPORT, `RE: ${subject}`)).toHaveLength(0);
     expect(env.cloud.graph.outbound.filter((o) => o.subject === `RE: ${subject}`)).toHaveLength(1);
     expect(toIt.conversationId).toBe(original.conversationId);
+    // Counted against support@'s daily recipients as Exchange counts them: the three Graph added, and the caller's cc.
+    expect(await gateway.mailStatus(String(answer.body.id))).toMatchObject({ recipients: 4 });
+  });
+
+  it("counts a reply's recipients from the original's Reply-To, and one when the original cannot be read", async () => {
+    const subject = marker();
+    const original = env.cloud.graph.mailbox(SUPPORT).addMessage('inbox', {
+      subject,
+      from: { emailAddress: { address: 'customer@example.org' } },
+      replyTo: [{ emailAddress: { address: 'orders@example.org' } }, { emailAddress: { address: 'ops@example.org' } }],
+      toRecipients: [{ emailAddress: { address: SUPPORT } }],
+      body: { contentType: 'text', content: 'Where is my order?' },
+      internetMessageId: `<${randomUUID()}@example.org>`,
+    });
+    const answer = await gateway.reply(SUPPORT, original.id, { text: 'On its way.' });
+    expect(answer.status).toBe(200);
+    expect(await gateway.mailStatus(String(answer.body.id))).toMatchObject({ recipients: 2 });
+
+    const gone = await customerWrites(marker());
+    env.cloud.graph.mailbox(SUPPORT).deleteMessage(gone.received.id);
+    const failed = await gateway.reply(SUPPORT, gone.received.id, { text: 'Too late.', replyAll: true });
+    expectProblem(failed, 404);
+    expect(await gateway.mailStatus(String(failed.body.id))).toMatchObject({ status: 'failed', recipients: 1 });
   });
 
   it("forwards to a new recipient with the original's attachments", async () => {

@@ -105,6 +105,11 @@ export interface AcceptSpec {
    * mailbox, the original's id and the action), so that one key cannot answer two different requests.
    */
   hashDocument(json: unknown): unknown;
+  /**
+   * For a reply or reply-all: the addresses Graph's draft will add (the original's sender or Reply-To, and for a
+   * reply-all its other recipients), read from the original; undefined when they could not be read.
+   */
+  answered?(request: SendRequest): Promise<string[] | undefined>;
 }
 
 /** `POST /api/mail/send`: the body says everything, `from` included. */
@@ -208,11 +213,12 @@ async function send(
       ]);
     }
     const wait = preferredWaitSeconds(req.headers.get('prefer'));
+    const answered = await spec.answered?.(request);
 
     const accepted = await acceptOnce(
       id,
       request,
-      { json, attachments },
+      { json, attachments, answered },
       spec.hashDocument(json),
       key,
       wait,
@@ -360,6 +366,8 @@ async function readJson(req: HttpRequest, limit: number, attachments: StagedAtta
 interface ParsedBody {
   json: unknown;
   attachments: StagedAttachments;
+  /** A reply's addresses from its original (see {@link AcceptSpec.answered}); undefined when not read. */
+  answered?: string[];
 }
 
 /** Checks the token's permissions, then stores the mail in the outbox. */
@@ -396,18 +404,15 @@ async function enqueue(
       throw err;
     }
   }
-  // A reply goes to the original's sender (or Reply-To) besides the caller's Cc and Bcc; a reply-all counts that one
-  // too, as the gateway cannot know the original's other recipients before Graph drafts the reply.
-  const answered = request.thread && request.thread.kind !== 'forward' ? 1 : 0;
-  const recipients = request.to.length + request.cc.length + request.bcc.length + answered;
-  // The one answered is outside the caller's view, so it counts as external: the budget errs on the safe side.
+  // A reply goes to the original's sender (or Reply-To), a reply-all to its other recipients too, besides the caller's
+  // Cc and Bcc: as read from the original, else counted as one recipient, and an external one (on the safe side).
+  const answering = request.thread !== undefined && request.thread.kind !== 'forward';
+  const answered = answering ? payload.answered : [];
+  const unknown = answered === undefined ? 1 : 0;
+  const addresses = [...request.to, ...request.cc, ...request.bcc].map((r) => r.address).concat(answered ?? []);
+  const recipients = addresses.length + unknown;
   const tenantDomains = deps.config.outbox.tenantExternal?.domains;
-  const external =
-    tenantDomains &&
-    countExternal(
-      [...request.to, ...request.cc, ...request.bcc].map((r) => r.address),
-      tenantDomains,
-    ) + answered;
+  const external = tenantDomains && countExternal(addresses, tenantDomains) + unknown;
   const mail = {
     id,
     mailbox: request.from,
