@@ -101,4 +101,71 @@ describe('storage deadlines', () => {
     );
     expect(storageFailureOf(new Error('not from storage'))).toBeUndefined();
   });
+
+  describe('a blob whose answer stalls after its headers', () => {
+    let stalling: Server;
+    let stalled: GatewayConfig;
+    const open = new Set<Socket>();
+    const BLOB = Buffer.alloc(64 * 1024, 7);
+
+    beforeAll(async () => {
+      // Answers every request as a 64 KiB blob: `first` bytes of it at once, then the rest only if `first` is all of it.
+      stalling = createServer((socket) => {
+        open.add(socket);
+        socket.on('close', () => open.delete(socket));
+        socket.once('data', (request: Buffer) => {
+          const whole = request.toString('latin1').includes('/whole');
+          socket.write(
+            'HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n' +
+              `Content-Length: ${BLOB.length}\r\nx-ms-blob-type: BlockBlob\r\nETag: "0x1"\r\n\r\n`,
+          );
+          socket.write(whole ? BLOB : BLOB.subarray(0, 1024));
+        });
+      });
+      await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+      const port = (stalling.address() as AddressInfo).port;
+      stalled = {
+        storage: { kind: 'connectionString', connectionString: azuriteConnectionString(port, port, port) },
+      } as GatewayConfig;
+    });
+    afterAll(async () => {
+      for (const socket of open) socket.destroy();
+      await new Promise((r) => stalling.close(r));
+    });
+
+    it('fails once no byte arrives for the call limit', async () => {
+      const blob = createBlobContainerClient(stalled, 'outbox').getBlockBlobClient('stalls');
+      const err = await failure(() =>
+        withStorageCallLimit(300, async () => {
+          const download = await blob.download(0, undefined, { maxRetryRequests: 0 });
+          for await (const chunk of download.readableStreamBody as AsyncIterable<Buffer>) void chunk;
+        }),
+      );
+      // The blob SDK's own stream wrapper (which would ask again for the rest, here 0 times) reports the cut body.
+      expect(String(err)).toMatch(/received less data than required.*Received data offset: 1023/);
+    });
+
+    it('ends a download into a buffer (the processor reading an attachment) instead of waiting for good', async () => {
+      const blob = createBlobContainerClient(stalled, 'outbox').getBlockBlobClient('stalls');
+      const into = Buffer.alloc(BLOB.length);
+      const err = await failure(() =>
+        withStorageCallLimit(300, () => blob.downloadToBuffer(into, 0, BLOB.length, { maxRetryRequestsPerBlock: 1 })),
+      );
+      expect(String(err)).toMatch(/received less data than required/);
+    });
+
+    it('lets a reader that is slower than the limit take its time while the bytes wait for it', async () => {
+      const blob = createBlobContainerClient(stalled, 'outbox').getBlockBlobClient('whole');
+      const received = await withStorageCallLimit(300, async () => {
+        const download = await blob.download(0, undefined, { maxRetryRequests: 0 });
+        const chunks: Buffer[] = [];
+        for await (const chunk of download.readableStreamBody as AsyncIterable<Buffer>) {
+          chunks.push(chunk);
+          await new Promise((r) => setTimeout(r, 200)); // a reader busy with each chunk (an upload, say)
+        }
+        return Buffer.concat(chunks);
+      });
+      expect(received.equals(BLOB)).toBe(true);
+    });
+  });
 });

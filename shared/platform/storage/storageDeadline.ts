@@ -19,6 +19,7 @@
  * storage failure from anything else and answer `503 storage-unavailable` ({@link storageFailureOf}).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { Readable, Transform } from 'node:stream';
 import { RestError, type PipelinePolicy, type PipelineRequest } from '@azure/core-rest-pipeline';
 import type { RequestPolicyFactory, WebResource } from '@azure/storage-queue';
 
@@ -120,7 +121,9 @@ async function underDeadline<T>(
   if (callerSignal?.aborted) controller.abort();
   callerSignal?.addEventListener('abort', onCallerAbort);
   try {
-    return await send(controller.signal);
+    const response = await send(controller.signal);
+    guardStreamedBody(response, callMs, failure);
+    return response;
   } catch (err) {
     const thrown =
       timedOut && !callerSignal?.aborted ? new StorageTimeoutError(failure.service, failure.resource, budgetMs) : err;
@@ -130,6 +133,38 @@ async function underDeadline<T>(
     clearTimeout(timer);
     callerSignal?.removeEventListener('abort', onCallerAbort);
   }
+}
+
+/**
+ * A streamed answer (a blob download) arrives after its headers, when the call's own deadline is over: a storage
+ * account that sends the headers and then stalls would hold the reader for good. So its body is read through a
+ * stream that fails with a {@link StorageTimeoutError} when no byte arrives for `idleMs` (the call limit in force).
+ */
+function guardStreamedBody(response: unknown, idleMs: number, failure: StorageFailure): void {
+  const holder = response as { readableStreamBody?: NodeJS.ReadableStream } | undefined;
+  const body = holder?.readableStreamBody;
+  if (!(body instanceof Readable)) return;
+  const timer = setTimeout(() => {
+    // Bytes waiting for the reader: it is the reader that is slow, not storage.
+    if (guarded.readableLength > 0 || guarded.writableLength > 0) {
+      timer.refresh();
+      return;
+    }
+    const err = new StorageTimeoutError(failure.service, failure.resource, idleMs);
+    failures.set(err, failure);
+    body.destroy();
+    guarded.destroy(err);
+  }, idleMs);
+  const guarded = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      timer.refresh();
+      done(null, chunk);
+    },
+  });
+  guarded.once('close', () => clearTimeout(timer));
+  body.once('error', (err) => guarded.destroy(err));
+  body.pipe(guarded);
+  holder!.readableStreamBody = guarded;
 }
 
 /** The deadline as a pipeline policy for `@azure/data-tables` (`additionalPolicies`, position `perCall`). */
