@@ -18,6 +18,7 @@ import { IDEMPOTENCY_TABLE } from '../outbox/accept/idempotencyStore';
 import type { SendMailDependencies } from '../outbox/accept/sendMailHandler';
 import type { MailStatusDependencies } from '../outbox/mailStatusHandler';
 import type { OutboxProcessorDependencies } from '../outbox/outboxProcessor';
+import { OutboxBounces } from '../outbox/bounces';
 import { OutboxStore } from '../outbox/outboxStore';
 import { MailboxPacer, MAILBOX_PACING_TABLE } from '../pacing/mailboxPacer';
 import { TenantBudget } from '../pacing/tenantBudget';
@@ -94,10 +95,15 @@ export class Services {
     return this.once('subscriptions', () => new GraphSubscriptions(this.graph, {}, this.overrides.now));
   }
 
+  /** Matches non-delivery reports in watched Inboxes to the outbox's mail (`mail.bounced`). */
+  get bounces(): OutboxBounces {
+    return this.once('bounces', () => new OutboxBounces(this.outboxStore, this.publisher));
+  }
+
   /** Watching's service (without WEBHOOK_BASE_URL it watches by polling only). */
   get watchService(): WatchService {
     return this.once('watchService', () => {
-      const catchUp = new CatchUp(this.graph, this.watchStore, this.publisher);
+      const catchUp = new CatchUp(this.graph, this.watchStore, this.publisher, this.bounces);
       return new WatchService(
         this.watchStore,
         this.subscriptions,
@@ -128,7 +134,7 @@ export class Services {
       const graph = createGraphClient(this.config, this.credential, { maxTotalWaitSeconds: 0 });
       return {
         store: this.watchStore,
-        catchUp: new CatchUp(graph, this.watchStore, this.publisher),
+        catchUp: new CatchUp(graph, this.watchStore, this.publisher, this.bounces),
         ...(this.overrides.now ? { now: this.overrides.now } : {}),
       };
     });
@@ -218,6 +224,7 @@ export class Services {
       service,
       publisher: this.publisher,
       poisonQueue: createQueueClient(this.config, `${NOTIFICATIONS_QUEUE}-poison`),
+      bounces: this.bounces,
     }));
   }
 
