@@ -19,6 +19,7 @@ import type { SendMailDependencies } from '../outbox/accept/sendMailHandler';
 import type { MailStatusDependencies } from '../outbox/mailStatusHandler';
 import type { OutboxProcessorDependencies } from '../outbox/outboxProcessor';
 import { OutboxBounces } from '../outbox/bounces';
+import { BounceTracking } from '../outbox/bounceTracking';
 import { OutboxStore } from '../outbox/outboxStore';
 import { MailboxPacer, MAILBOX_PACING_TABLE } from '../pacing/mailboxPacer';
 import { TenantBudget } from '../pacing/tenantBudget';
@@ -183,6 +184,7 @@ export class Services {
         publisher: this.publisher,
         credential: this.credential,
         maxAgeMs: outbox.maxAgeMs,
+        ...(outbox.bounceTracking ? { bounceTracking: new BounceTracking(this.watchService) } : {}),
         // The tenant's row lives in the pacing table beside the mailboxes' (tenantBudget.ts keeps their keys apart).
         ...(outbox.tenantExternal
           ? {

@@ -113,6 +113,7 @@ describe('diagnostics', () => {
         allowedMailboxes: policy('support@contoso.com'),
       },
       messages: { ...env.config.messages, allowedMailboxes: policy('support@contoso.com') },
+      outbox: { ...env.config.outbox, bounceTracking: true },
     });
     const features = (report: Awaited<ReturnType<typeof run>>) =>
       (check(report, 'featurePermissions')?.features as Array<Record<string, unknown>>).map((f) => [
@@ -133,6 +134,7 @@ describe('diagnostics', () => {
         ['read', 'off', 'Mail.Read', null],
         ['contentEvents', 'off', 'Mail.Read', null],
         ['actions', 'off', 'Mail.ReadWrite', null],
+        ['bounceTracking', 'off', 'Mail.Read', null],
       ]);
     });
 
@@ -148,6 +150,7 @@ describe('diagnostics', () => {
         ['read', 'missing', 'Mail.Read', 'Mail.Read'],
         ['contentEvents', 'missing', 'Mail.Read', 'Mail.Read'],
         ['actions', 'missing', 'Mail.ReadWrite', 'Mail.ReadWrite'],
+        ['bounceTracking', 'missing', 'Mail.Read', 'Mail.Read'],
       ]);
       expect(found.detail).toMatch(/^admin consent not granted for Mail\.ReadWrite, Mail\.ReadBasic\.All, Mail\.Read,/);
 
@@ -162,6 +165,7 @@ describe('diagnostics', () => {
         ['read', 'ok'],
         ['contentEvents', 'ok'],
         ['actions', 'ok'],
+        ['bounceTracking', 'ok'],
       ]);
     });
 
