@@ -95,7 +95,9 @@ export const FEATURE_PERMISSIONS: readonly FeaturePermission[] = [
     description:
       "watching senders' Inboxes for non-delivery reports (BOUNCE_TRACKING=on): the report's body names the failed recipients",
     permission: READ_PERMISSION,
-    accepted: READ_PERMISSIONS_ACCEPTED,
+    // Mail.Read alone serves both halves: the Inbox subscription (Graph refuses one made with Mail.ReadWrite alone)
+    // and the report's body (Mail.ReadBasic.All leaves it out).
+    accepted: [READ_PERMISSION],
   },
 ];
 

@@ -155,7 +155,11 @@ describe('diagnostics', () => {
       expect(found.detail).toMatch(/^admin consent not granted for Mail\.ReadWrite, Mail\.ReadBasic\.All, Mail\.Read,/);
 
       // Mail.ReadWrite reads whole messages, so it serves reading; watching still needs a read scope.
+      // Bounce tracking needs Mail.Read itself: its subscription needs a read scope, its reports' bodies more than basic.
       env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadWrite', 'Mail.ReadBasic.All', 'User.Read.All']);
+      const noBounces = await runDiagnostics(everything(), new AppCredential(env.config));
+      expect(features(noBounces)).toContainEqual(['bounceTracking', 'missing', 'Mail.Read', 'Mail.Read']);
+      env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadWrite', 'Mail.Read', 'User.Read.All']);
       const granted = await runDiagnostics(everything(), new AppCredential(env.config));
       expect(check(granted, 'featurePermissions')?.status).toBe('ok');
       expect(features(granted).map(([feature, status]) => [feature, status])).toEqual([
@@ -171,7 +175,7 @@ describe('diagnostics', () => {
 
     it('does not fail for content in events alone (asked for per mailbox), and only warns when Exchange decides', async () => {
       env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadWrite', 'Mail.ReadBasic.All', 'User.Read.All']);
-      const watchingOnly = { ...everything(), messages: env.config.messages };
+      const watchingOnly = { ...everything(), messages: env.config.messages, outbox: env.config.outbox };
       const report = await runDiagnostics(watchingOnly, new AppCredential(env.config));
       expect(check(report, 'featurePermissions')?.status).toBe('ok');
       expect(features(report)).toContainEqual(['contentEvents', 'ok', 'Mail.Read', null]);
