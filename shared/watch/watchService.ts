@@ -508,10 +508,7 @@ export class WatchService {
       return record;
     }
     // A watch asked for announces every mail, also where BOUNCE_TRACKING had watched the Inbox for reports only.
-    const update = (r: WatchedMailbox): WatchedMailbox => {
-      const { bounceOnly: _dropped, ...rest } = r;
-      return { ...rest, content, delivery };
-    };
+    const update = (r: WatchedMailbox): WatchedMailbox => ({ ...r, content, delivery, bounceOnly: undefined });
     return (await this.store.update(record.mailbox, update, record.folder)) ?? record;
   }
 

@@ -31,7 +31,11 @@ beforeAll(async () => {
     users: ['alerts', 'support', 'it'],
     graph: { latencyMs: { min: 1, max: 4 } },
   });
-  host = await startFunctionsHost({ ...env.settings, ALLOWED_WATCH_MAILBOXES: SENDER, BOUNCE_TRACKING: 'on' });
+  host = await startFunctionsHost({
+    ...env.settings,
+    ALLOWED_WATCH_MAILBOXES: `${SENDER},${UNWATCHED}`,
+    BOUNCE_TRACKING: 'on',
+  });
   gateway = gatewayClient(host);
   events = new QueueReader(env.settings.AzureWebJobsStorage, 'mail-events');
   expect((await gateway.watch(SENDER)).status).toBeLessThan(300);
@@ -180,4 +184,16 @@ it('with BOUNCE_TRACKING=on watches an unwatched sender for bounces only: one ma
   const watched = await gateway.mailboxes<{ value?: Array<Record<string, unknown>> }>();
   expect(watched.status).toBe(200);
   expect(JSON.stringify(watched.body)).toContain('"bounceOnly":true');
+
+  // Someone asks to watch it: from then on it is a full watch, and its mail is announced.
+  expect((await gateway.watch(UNWATCHED)).status).toBeLessThan(300);
+  const shown = await gateway.mailbox<Record<string, unknown>>(UNWATCHED);
+  expect(shown.status).toBe(200);
+  expect(shown.body.bounceOnly).toBeUndefined();
+  const later = deliverMail(env, UNWATCHED);
+  await eventually(
+    async () => (await eventsOf('mail.received')).some((e) => e.data.messageId === later.id),
+    'mail.received of a mail after the PUT',
+    30_000,
+  );
 });
