@@ -180,6 +180,13 @@ param tenantDomains string = ''
 @maxValue(168)
 param outboxMaxAgeHours int = 24
 
+@description('BOUNCE_TRACKING: on watches the Inbox of every mailbox the outbox sends from for non-delivery reports only (mail.bounced; needs Mail.Read); off reports bounces only for watched mailboxes.')
+@allowed([
+  'on'
+  'off'
+])
+param bounceTracking string = 'off'
+
 @description('EVENTS_WEBHOOK_URL: optional https URL that also receives mail events, signed per Standard Webhooks. Its signing secret is read from the Key Vault secret eventsSigningSecretName through a Key Vault reference.')
 param eventsWebhookUrl string = ''
 
@@ -459,6 +466,7 @@ var appSettings = {
   'TENANT_EXTERNAL_RECIPIENTS_PER_DAY': tenantExternalRecipientsPerDay
   'TENANT_DOMAINS': tenantDomains
   'OUTBOX_MAX_AGE_HOURS': string(outboxMaxAgeHours)
+  'BOUNCE_TRACKING': bounceTracking
   'EVENTS_WEBHOOK_URL': eventsWebhookUrl
   'EVENTS_SIGNING_SECRET': empty(eventsWebhookUrl) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.vaultUri}secrets/${eventsSigningSecretName})'
   'AzureWebJobsStorage__accountName': storage.outputs.name

@@ -20,6 +20,8 @@ import { LegacyIdempotencyKeys } from '../outbox/accept/legacyIdempotency';
 import type { SendMailDependencies } from '../outbox/accept/sendMailHandler';
 import type { MailStatusDependencies } from '../outbox/mailStatusHandler';
 import type { OutboxProcessorDependencies } from '../outbox/outboxProcessor';
+import { OutboxBounces } from '../outbox/bounces';
+import { BounceTracking } from '../outbox/bounceTracking';
 import { OutboxStore } from '../outbox/outboxStore';
 import { MailboxPacer, MAILBOX_PACING_TABLE } from '../pacing/mailboxPacer';
 import { TenantBudget } from '../pacing/tenantBudget';
@@ -96,10 +98,15 @@ export class Services {
     return this.once('subscriptions', () => new GraphSubscriptions(this.graph, {}, this.overrides.now));
   }
 
+  /** Matches non-delivery reports in watched Inboxes to the outbox's mail (`mail.bounced`). */
+  get bounces(): OutboxBounces {
+    return this.once('bounces', () => new OutboxBounces(this.outboxStore, this.publisher));
+  }
+
   /** Watching's service (without WEBHOOK_BASE_URL it watches by polling only). */
   get watchService(): WatchService {
     return this.once('watchService', () => {
-      const catchUp = new CatchUp(this.graph, this.watchStore, this.publisher);
+      const catchUp = new CatchUp(this.graph, this.watchStore, this.publisher, this.bounces);
       return new WatchService(
         this.watchStore,
         this.subscriptions,
@@ -130,7 +137,7 @@ export class Services {
       const graph = createGraphClient(this.config, this.credential, { maxTotalWaitSeconds: 0 });
       return {
         store: this.watchStore,
-        catchUp: new CatchUp(graph, this.watchStore, this.publisher),
+        catchUp: new CatchUp(graph, this.watchStore, this.publisher, this.bounces),
         ...(this.overrides.now ? { now: this.overrides.now } : {}),
       };
     });
@@ -184,6 +191,7 @@ export class Services {
         publisher: this.publisher,
         credential: this.credential,
         maxAgeMs: outbox.maxAgeMs,
+        ...(outbox.bounceTracking ? { bounceTracking: new BounceTracking(this.watchService) } : {}),
         // The tenant's row lives in the pacing table beside the mailboxes' (tenantBudget.ts keeps their keys apart).
         ...(outbox.tenantExternal
           ? {
@@ -225,6 +233,7 @@ export class Services {
       service,
       publisher: this.publisher,
       poisonQueue: createQueueClient(this.config, `${NOTIFICATIONS_QUEUE}-poison`),
+      bounces: this.bounces,
     }));
   }
 

@@ -39,6 +39,7 @@ function enabledFeatures(config: GatewayConfig): Record<FeaturePermission['featu
     read: reading,
     contentEvents: watching,
     actions: reading,
+    bounceTracking: config.outbox.bounceTracking,
   };
 }
 

@@ -40,7 +40,7 @@ export const REQUIRED_GRAPH_PERMISSIONS = [SEND_PERMISSION, MAILBOX_WRITE_PERMIS
 /** A feature of the gateway and the Graph application permission it needs. */
 export interface FeaturePermission {
   /** The feature's name in `/api/diagnostics`. */
-  readonly feature: 'send' | 'largeAttachments' | 'watch' | 'read' | 'contentEvents' | 'actions';
+  readonly feature: 'send' | 'largeAttachments' | 'watch' | 'read' | 'contentEvents' | 'actions' | 'bounceTracking';
   /** What it is, in words. */
   readonly description: string;
   /** The least-privileged permission that serves it: what to grant. */
@@ -89,6 +89,15 @@ export const FEATURE_PERMISSIONS: readonly FeaturePermission[] = [
     description: 'marking, flagging, moving and deleting messages, and reply/forward drafts',
     permission: MAILBOX_WRITE_PERMISSION,
     accepted: [MAILBOX_WRITE_PERMISSION],
+  },
+  {
+    feature: 'bounceTracking',
+    description:
+      "watching senders' Inboxes for non-delivery reports (BOUNCE_TRACKING=on): the report's body names the failed recipients",
+    permission: READ_PERMISSION,
+    // Mail.Read alone serves both halves: the Inbox subscription (Graph refuses one made with Mail.ReadWrite alone)
+    // and the report's body (Mail.ReadBasic.All leaves it out).
+    accepted: [READ_PERMISSION],
   },
 ];
 

@@ -114,6 +114,28 @@ export const mailStatusSchema = z
     requestIds: z.array(z.string()).meta({ description: "Graph's `request-id`s of this mail's calls." }),
     internetMessageId: z.string().meta({ description: 'The Message-ID the gateway gave the message.' }),
     problem: problemDocumentSchema.optional().meta({ description: 'Why the mail failed (`failed`).' }),
+    bounces: z
+      .array(
+        z.strictObject({
+          ndrMessageId: z.string().meta({ description: "The Graph id of the report in the sender's Inbox." }),
+          receivedDateTime: z.string().nullable(),
+          recipients: z.array(
+            z.strictObject({
+              address: z.string(),
+              status: z.string().meta({ description: 'The enhanced status code (RFC 3463), e.g. `5.1.1`.' }),
+              diagnostic: z
+                .string()
+                .optional()
+                .meta({ description: "The server's line, e.g. `550 5.1.1 RESOLVER.ADR.RecipNotFound; not found`." }),
+            }),
+          ),
+        }),
+      )
+      .optional()
+      .meta({
+        description:
+          'Non-delivery reports that came back for the sent mail (seen in a watched Inbox, or with BOUNCE_TRACKING=on), oldest first; each also published as `mail.bounced`.',
+      }),
     inReplyTo: z
       .strictObject({
         mailbox: z.string(),
@@ -234,6 +256,10 @@ export const mailboxViewSchema = z
     modeReason: z.string().nullable().meta({ description: 'Why that mode is in force.' }),
     reconciled: z.int().min(0).meta({
       description: 'Mail the reconciliation published that Graph never announced (all folders).',
+    }),
+    bounceOnly: z.literal(true).optional().meta({
+      description:
+        'Present when BOUNCE_TRACKING=on watches the Inbox for non-delivery reports only: `mail.bounced`, no `mail.received`. A PUT makes it a full watch.',
     }),
     folders: z.array(folderViewSchema).meta({
       description:

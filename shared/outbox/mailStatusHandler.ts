@@ -1,7 +1,7 @@
 /**
  * `GET /api/mail/{id}`: the outbox record of one mail as its status document: status (`queued`, `scheduled`,
  * `deferred` with `notBefore` and the reason, `sending`, `sent`, `failed`), attempts, timestamps, Graph
- * `request-id`s, the problem on failure, and for a reply or forward what it answered and its conversation. Never the
+ * `request-id`s, the problem on failure, the non-delivery reports that came back (`bounces`), and for a reply or forward what it answered and its conversation. Never the
  * subject, body or recipients.
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
@@ -36,6 +36,7 @@ function statusDocument(record: OutboxRecord): Record<string, unknown> {
     requestIds: record.requestIds,
     internetMessageId: record.internetMessageId,
     ...(record.problem ? { problem: record.problem } : {}),
+    ...(record.bounces && record.bounces.length > 0 ? { bounces: record.bounces } : {}),
     ...threadFacts(record),
   };
 }

@@ -29,6 +29,7 @@ import { problem, type ProblemDocument } from '../platform/problems/problem';
 import { PacerContentionError, type MailboxPacer, type PacerLease, type Reservation } from '../pacing/mailboxPacer';
 import { TenantBudgetContentionError, type TenantBudget } from '../pacing/tenantBudget';
 import { DECISION_VALID_MS } from '../pacing/messageWindow';
+import type { BounceTracking } from './bounceTracking';
 import { OutboxRecordChangedError, threadFacts, type OutboxRecord, type OutboxStore } from './outboxStore';
 import {
   clearAttempt,
@@ -61,6 +62,8 @@ export interface OutboxProcessorDependencies {
   maxAgeMs: number;
   /** The tenant's external recipient budget (TENANT_EXTERNAL_RECIPIENTS_PER_DAY), when on. */
   tenantBudget?: TenantBudget;
+  /** BOUNCE_TRACKING=on: watches a sending mailbox's Inbox for bounces before its first mail goes. */
+  bounceTracking?: BounceTracking;
   /** The clock (tests pass the pacer's simulated time). */
   now?: () => number;
   /** Uniform in [0, 1): the jitter of a requeue after pacer contention (tests pass a fixed one). */
@@ -118,6 +121,8 @@ export async function processOutboxMail(
   if (!stored || isFinal(stored.record)) return { outcome: 'ignored', record: stored?.record };
   let current: Current = stored;
   const { record } = current;
+  // Before the mail can go, so that its NDR finds the Inbox watched (see bounceTracking.ts); never throws.
+  if (deps.bounceTracking) await deps.bounceTracking.ensure(record.mailbox);
 
   if (now() - dueAt(record) > deps.maxAgeMs) {
     return fail(

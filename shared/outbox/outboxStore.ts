@@ -110,6 +110,18 @@ export interface OutboxRecord {
    * the request that stored it, and until when the key answers repeats with this mail.
    */
   idempotency?: { requestHash: string; expiresAt: number };
+  /** Non-delivery reports that came back for the mail, oldest first (see bounces.ts). */
+  bounces?: MailBounce[];
+}
+
+/** One non-delivery report that came back for a sent mail. */
+export interface MailBounce {
+  /** The Graph id of the report in the sending mailbox. */
+  ndrMessageId: string;
+  /** When the report arrived. */
+  receivedDateTime: string | null;
+  /** The recipients it says failed, with their enhanced status codes. */
+  recipients: Array<{ address: string; status: string; diagnostic?: string }>;
 }
 
 /**
@@ -183,6 +195,8 @@ interface OutboxEntity {
   conversationId?: string;
   idempotencyHash?: string;
   idempotencyExpiresAt?: number;
+  /** The record's `bounces` as JSON. */
+  bounces?: string;
   /** Set once the mail is sent or failed: when the renewal timer may purge the record (a Date, for the OData filter). */
   expiresAt?: Date;
 }
@@ -473,9 +487,10 @@ function blobName(id: string): string {
 }
 
 function toEntity(record: OutboxRecord): OutboxEntity {
-  const { id, requestIds, problem, thread, idempotency, ...rest } = record;
+  const { id, requestIds, problem, thread, idempotency, bounces, ...rest } = record;
   const entity: OutboxEntity = {
     ...rest,
+    ...(bounces && bounces.length > 0 ? { bounces: JSON.stringify(bounces) } : {}),
     ...(idempotency ? { idempotencyHash: idempotency.requestHash, idempotencyExpiresAt: idempotency.expiresAt } : {}),
     ...(thread ? { thread: JSON.stringify(thread) } : {}),
     partitionKey: tableKey(id),
@@ -517,6 +532,7 @@ function fromEntity(id: string, entity: OutboxEntity): OutboxRecord {
   // Records stored before replies existed have neither: a new mail.
   if (entity.thread !== undefined) record.thread = JSON.parse(entity.thread) as ThreadRef;
   if (entity.conversationId !== undefined) record.conversationId = entity.conversationId;
+  if (entity.bounces !== undefined) record.bounces = JSON.parse(entity.bounces) as MailBounce[];
   if (entity.idempotencyHash !== undefined && entity.idempotencyExpiresAt !== undefined) {
     record.idempotency = { requestHash: entity.idempotencyHash, expiresAt: entity.idempotencyExpiresAt };
   }

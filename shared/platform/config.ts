@@ -60,6 +60,8 @@ export const DEFAULTS = {
   TENANT_EXTERNAL_RECIPIENTS_PER_DAY: { value: 'off' },
   /** A mail not sent within a day of being due fails. */
   OUTBOX_MAX_AGE_HOURS: { value: 24, min: 1, max: 168, unit: 'hours' },
+  /** Off: bounces are reported only for mailboxes someone watches. */
+  BOUNCE_TRACKING: { value: 'off' },
 } as const satisfies Record<string, { value: string } | WholeNumberRule>;
 
 /**
@@ -264,6 +266,12 @@ export const SETTINGS: readonly SettingDefinition[] = [
       "The tenant's accepted domains, comma-separated (e.g. contoso.com,contoso.onmicrosoft.com): recipients outside them are external.",
   },
   {
+    name: 'BOUNCE_TRACKING',
+    required: false,
+    source: 'app',
+    description: `on: the Inbox of every mailbox the outbox sends from is watched for non-delivery reports only (mail.bounced, no mail.received; needs Mail.Read); off (default ${DEFAULTS.BOUNCE_TRACKING.value}): only watched mailboxes report bounces.`,
+  },
+  {
     name: 'OUTBOX_MAX_AGE_HOURS',
     required: false,
     source: 'app',
@@ -372,6 +380,8 @@ export interface GatewayConfig {
     tenantExternal: { perDay: number; domains: ReadonlySet<string> } | undefined;
     /** A mail not sent within this many milliseconds of acceptance fails. */
     maxAgeMs: number;
+    /** BOUNCE_TRACKING=on: a sending mailbox's Inbox is watched for non-delivery reports. */
+    bounceTracking: boolean;
   };
   /** Where mail events go besides the `mail-events` queue. */
   events: {
@@ -497,6 +507,7 @@ const settingsSchema = z.object({
     { message: 'must be comma-separated domains, e.g. contoso.com,contoso.onmicrosoft.com' },
   ),
   OUTBOX_MAX_AGE_HOURS: wholeNumber(DEFAULTS.OUTBOX_MAX_AGE_HOURS),
+  BOUNCE_TRACKING: optional().pipe(z.enum(['on', 'off'], { error: 'must be on or off' }).optional()),
   IDEMPOTENCY_TTL_HOURS: wholeNumber(DEFAULTS.IDEMPOTENCY_TTL_HOURS),
   GRAPH_MAX_WAIT_SECONDS: wholeNumber(DEFAULTS.GRAPH_MAX_WAIT_SECONDS),
   GRAPH_PERMISSION_CHECK: optional().pipe(z.enum(['token', 'off'], { error: 'must be token or off' }).optional()),
@@ -628,6 +639,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
               domains: new Set((settings.TENANT_DOMAINS ?? '').split(',').map((d) => d.trim().toLowerCase())),
             },
       maxAgeMs: (settings.OUTBOX_MAX_AGE_HOURS ?? DEFAULTS.OUTBOX_MAX_AGE_HOURS.value) * 3_600_000,
+      bounceTracking: (settings.BOUNCE_TRACKING ?? DEFAULTS.BOUNCE_TRACKING.value) === 'on',
     },
     events: {
       webhook:

@@ -8,6 +8,7 @@
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
 import type { Message } from '@microsoft/microsoft-graph-types';
 import { EVENT_RETENTION_MS, type EventPublisher } from '../events/eventPublisher';
+import { checkForBounce, type BounceHandler } from './bounceCheck';
 import { wantsContent } from './eventContent';
 import { fitMailReceived, mailReceivedEvent, MESSAGE_SELECT, type MailContent } from './mailReceived';
 import { readMessageForEvent } from './messageContent';
@@ -47,6 +48,8 @@ export class CatchUp {
     private readonly client: Client,
     private readonly store: WatchStore,
     private readonly publisher: EventPublisher,
+    /** Matches non-delivery reports arriving in an Inbox to sent mail (absent: reports are ordinary mail). */
+    private readonly bounces?: BounceHandler,
   ) {}
 
   /** The first delta link of `mailbox`'s `folder`, covering mail received from `since` on; publishes nothing. */
@@ -62,6 +65,11 @@ export class CatchUp {
     const result: CatchUpResult = { published: 0, duplicates: 0, resynced: false };
     const publish = async (listed: Message & { id: string }) => {
       if (!listed.receivedDateTime || new Date(listed.receivedDateTime).getTime() < horizon) return;
+      if (this.bounces && (record.folder ?? DEFAULT_FOLDER) === DEFAULT_FOLDER) {
+        await checkForBounce(this.client, this.bounces, record.mailbox, listed);
+      }
+      // Watched for bounces only (BOUNCE_TRACKING): its mail is not announced.
+      if (record.bounceOnly) return;
       let message = listed;
       let content: MailContent = {};
       if (wantsContent(record.content)) {

@@ -72,6 +72,8 @@ export interface MailboxView {
   modeReason: string | null;
   /** Mail the reconciliation found that Graph never announced, all folders. */
   reconciled: number;
+  /** Present when BOUNCE_TRACKING watches the Inbox for non-delivery reports only (no mail.received). */
+  bounceOnly?: true;
   folders: FolderView[];
 }
 
@@ -161,6 +163,7 @@ function mailboxView(records: readonly WatchedMailbox[]): MailboxView {
     reconciled: views.reduce((sum, v) => sum + v.reconciled, 0),
     content: first.content ?? NO_CONTENT,
     delivery: first.delivery ?? 'push',
+    ...(first.bounceOnly ? { bounceOnly: true as const } : {}),
     folders: views,
   };
 }

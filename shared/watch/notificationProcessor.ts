@@ -12,6 +12,9 @@ import { logValue } from '../platform/logSafe';
 import { MAX_DEQUEUE_COUNT, queueTry } from '../platform/queues/queueTrigger';
 import { PublishInProgressError, type EventPublisher } from '../events/eventPublisher';
 import { ensureQueue } from '../platform/storage/tables';
+import type { Message } from '@microsoft/microsoft-graph-types';
+import { checkForBounce, type BounceHandler } from './bounceCheck';
+import { DEFAULT_FOLDER } from './watchFolders';
 import { fitMailReceived, mailReceivedEvent, mailReceivedIdentity } from './mailReceived';
 import { readMessageForEvent, type MessageForEvent } from './messageContent';
 import { poisonedNotification, queuedNotification } from './notificationMessages';
@@ -26,6 +29,8 @@ export interface ProcessorDependencies {
   publisher: EventPublisher;
   /** `graph-notifications-poison`. */
   poisonQueue: QueueClient;
+  /** Matches non-delivery reports arriving in an Inbox to sent mail (absent: reports are ordinary mail). */
+  bounces?: BounceHandler;
 }
 
 /** Processes one queue message; resolves when done (or poisoned), rejects to have it retried. */
@@ -70,6 +75,7 @@ async function publishChange(
   // An unwatched folder's late notifications are not wanted; a replaced subscription's still are (dedupe covers it).
   const record = await deps.store.get(work.mailbox, work.folder);
   if (!record) return 'ignored (mailbox no longer watched)';
+  if (record.bounceOnly) return checkBounceOnly(work, deps);
   if (await deps.publisher.wasPublished(mailReceivedIdentity(work.mailbox, work.messageId))) return 'duplicate';
   let read: MessageForEvent;
   try {
@@ -80,6 +86,11 @@ async function publishChange(
     throw err;
   }
   if (read.unreadable) context.warn(`mail.received for ${work.mailbox} goes out without content: ${read.unreadable}`);
+  // A report of a sent mail is announced as mail.bounced first: a failure retries both, the ledger dedupes each.
+  if (deps.bounces && work.folder === DEFAULT_FOLDER) {
+    const bounce = await checkForBounce(deps.graph, deps.bounces, work.mailbox, read.message);
+    if (bounce) context.info(`report in ${work.mailbox}: ${bounce}`);
+  }
   let outcome;
   try {
     outcome = await deps.publisher.publish(
@@ -103,6 +114,28 @@ async function publishChange(
       .catch((err: unknown) => context.debug(`event counter of ${work.mailbox} not updated: ${describe(err)}`));
   }
   return outcome;
+}
+
+/**
+ * A change in an Inbox watched for bounces only (BOUNCE_TRACKING): its metadata is read to see whether it may be a
+ * report; nothing else is published for it.
+ */
+async function checkBounceOnly(
+  work: { mailbox: string; folder: string; messageId: string },
+  deps: ProcessorDependencies,
+): Promise<string> {
+  if (!deps.bounces || work.folder !== DEFAULT_FOLDER) return 'ignored (watched for bounces only)';
+  let listed: Message & { id: string };
+  try {
+    listed = (await deps.graph
+      .api(`/users/${encodeURIComponent(work.mailbox)}/messages/${encodeURIComponent(work.messageId)}`)
+      .select('id,from,subject')
+      .get()) as Message & { id: string };
+  } catch (err) {
+    if (err instanceof GraphError && err.statusCode === 404) return 'ignored (message no longer exists)';
+    throw err;
+  }
+  return (await checkForBounce(deps.graph, deps.bounces, work.mailbox, listed)) ?? 'ignored (no report; bounces only)';
 }
 
 async function handleLifecycle(

@@ -123,16 +123,34 @@ export class WatchService {
     return { outcome, record: records[0], records };
   }
 
-  /** Watches one folder of the mailbox (see {@link watch}). */
+  /**
+   * BOUNCE_TRACKING: makes sure `mailbox`'s Inbox is watched, at least for non-delivery reports. A mailbox whose
+   * Inbox is watched already (by anyone's PUT, or earlier by this) is left as it is, since every watch of an Inbox
+   * reports bounces; else a bounce-only watch is created, delivery `auto` (push when Graph validates the webhook,
+   * else polling). Returns what it did.
+   */
+  async watchForBounces(mailbox: string): Promise<'already watched' | 'created'> {
+    const address = mailbox.toLowerCase();
+    if (await this.store.get(address, DEFAULT_FOLDER)) return 'already watched';
+    const { outcome } = await this.watchFolder(address, DEFAULT_FOLDER, undefined, 'auto', true);
+    return outcome === 'created' ? 'created' : 'already watched';
+  }
+
+  /**
+   * Watches one folder of the mailbox (see {@link watch}). `bounceOnly`: for {@link watchForBounces}, which creates
+   * a bounce-only watch and never changes one that exists; a watch asked for turns a bounce-only one into a full one.
+   */
   private async watchFolder(
     address: string,
     folder: string,
     wanted: EventContent | undefined,
     delivery: Delivery,
+    bounceOnly = false,
   ): Promise<{ outcome: WatchOutcome; record: WatchedMailbox }> {
     const polled = delivery === 'poll' || !this.webhookBaseUrl;
     for (let attempt = 0; ; attempt++) {
       const existing = await this.store.get(address, folder);
+      if (existing && bounceOnly) return { outcome: 'renewed', record: existing };
       if (existing && (existing.mode ?? 'push') === 'poll') {
         const record = polled ? existing : await this.toPush(existing, delivery);
         if (record) return { outcome: 'renewed', record: await this.withSettings(record, wanted, delivery) };
@@ -146,13 +164,21 @@ export class WatchService {
         const record = await this.leased(watchKey(address, folder), async (lease) => {
           if (polled) {
             const reason = delivery === 'poll' ? 'delivery poll' : NO_WEBHOOK_REASON;
-            return this.createPolledUnderLease(address, folder, lease, wanted, delivery, reason);
+            return this.createPolledUnderLease(address, folder, lease, wanted, delivery, reason, bounceOnly);
           }
           try {
-            return await this.createUnderLease(address, folder, lease, wanted, delivery);
+            return await this.createUnderLease(address, folder, lease, wanted, delivery, bounceOnly);
           } catch (err) {
             if (delivery !== 'auto' || !isWebhookValidationFailure(err)) throw err;
-            return this.createPolledUnderLease(address, folder, lease, wanted, delivery, VALIDATION_FAILED_REASON);
+            return this.createPolledUnderLease(
+              address,
+              folder,
+              lease,
+              wanted,
+              delivery,
+              VALIDATION_FAILED_REASON,
+              bounceOnly,
+            );
           }
         });
         if (record) {
@@ -474,10 +500,16 @@ export class WatchService {
     content: EventContent | undefined,
     delivery: Delivery,
   ): Promise<WatchedMailbox> {
-    if (JSON.stringify(record.content) === JSON.stringify(content) && (record.delivery ?? 'push') === delivery) {
+    if (
+      JSON.stringify(record.content) === JSON.stringify(content) &&
+      (record.delivery ?? 'push') === delivery &&
+      !record.bounceOnly
+    ) {
       return record;
     }
-    return (await this.store.update(record.mailbox, (r) => ({ ...r, content, delivery }), record.folder)) ?? record;
+    // A watch asked for announces every mail, also where BOUNCE_TRACKING had watched the Inbox for reports only.
+    const update = (r: WatchedMailbox): WatchedMailbox => ({ ...r, content, delivery, bounceOnly: undefined });
+    return (await this.store.update(record.mailbox, update, record.folder)) ?? record;
   }
 
   /** Renews the mailbox's subscription (recreates it when Graph lost it); undefined when it was unwatched meanwhile. */
@@ -516,6 +548,7 @@ export class WatchService {
     lease: MailboxLease,
     content: EventContent | undefined,
     delivery: Delivery = 'push',
+    bounceOnly = false,
   ): Promise<WatchedMailbox | undefined> {
     if (await this.store.get(address, folder)) return undefined;
     const now = new Date();
@@ -541,6 +574,7 @@ export class WatchService {
       delivery,
       mode: 'push',
       modeReason: delivery === 'auto' ? 'auto: Graph validated the webhook' : 'delivery push',
+      ...(bounceOnly ? { bounceOnly: true } : {}),
     };
     await this.store.save(record);
     // Left behind by a creator that died between Graph's answer and its table write, or from before leases.
@@ -556,6 +590,7 @@ export class WatchService {
     content: EventContent | undefined,
     delivery: Delivery,
     reason: string,
+    bounceOnly = false,
   ): Promise<WatchedMailbox | undefined> {
     if (await this.store.get(address, folder)) return undefined;
     const now = new Date();
@@ -581,6 +616,7 @@ export class WatchService {
       mode: 'poll',
       modeReason: reason,
       nextReadAt: now.toISOString(),
+      ...(bounceOnly ? { bounceOnly: true } : {}),
     };
     await this.store.save(record);
     return record;

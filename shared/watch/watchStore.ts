@@ -73,6 +73,11 @@ export interface WatchedMailbox {
   reconciled?: number;
   /** `subscriptionRemoved` events since the last renewal (auto falls back to polling after a few in a row). */
   removals?: number;
+  /**
+   * Watched by BOUNCE_TRACKING for non-delivery reports only: no `mail.received` for its mail (undefined: a watch
+   * someone asked for, every mail announced).
+   */
+  bounceOnly?: boolean;
 }
 
 interface MailboxEntity {
@@ -99,6 +104,7 @@ interface MailboxEntity {
   nextReadAt?: string;
   reconciled?: number;
   removals?: number;
+  bounceOnly?: boolean;
   /** The content option in three columns; absent in rows from before it (no content). */
   contentBody?: string;
   contentMaxBodyBytes?: number;
@@ -380,6 +386,7 @@ function toEntity(record: WatchedMailbox): MailboxEntity {
     nextReadAt: record.nextReadAt,
     reconciled: record.reconciled,
     removals: record.removals,
+    ...(record.bounceOnly ? { bounceOnly: true } : {}),
     ...(wantsContent(record.content)
       ? {
           contentBody: record.content.body,
@@ -413,6 +420,7 @@ function fromEntity(entity: MailboxEntity): WatchedMailbox {
     nextReadAt: entity.nextReadAt,
     reconciled: entity.reconciled ?? 0,
     removals: entity.removals,
+    ...(entity.bounceOnly ? { bounceOnly: true } : {}),
   };
 }
 

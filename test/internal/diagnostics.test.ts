@@ -113,6 +113,7 @@ describe('diagnostics', () => {
         allowedMailboxes: policy('support@contoso.com'),
       },
       messages: { ...env.config.messages, allowedMailboxes: policy('support@contoso.com') },
+      outbox: { ...env.config.outbox, bounceTracking: true },
     });
     const features = (report: Awaited<ReturnType<typeof run>>) =>
       (check(report, 'featurePermissions')?.features as Array<Record<string, unknown>>).map((f) => [
@@ -133,6 +134,7 @@ describe('diagnostics', () => {
         ['read', 'off', 'Mail.Read', null],
         ['contentEvents', 'off', 'Mail.Read', null],
         ['actions', 'off', 'Mail.ReadWrite', null],
+        ['bounceTracking', 'off', 'Mail.Read', null],
       ]);
     });
 
@@ -148,11 +150,16 @@ describe('diagnostics', () => {
         ['read', 'missing', 'Mail.Read', 'Mail.Read'],
         ['contentEvents', 'missing', 'Mail.Read', 'Mail.Read'],
         ['actions', 'missing', 'Mail.ReadWrite', 'Mail.ReadWrite'],
+        ['bounceTracking', 'missing', 'Mail.Read', 'Mail.Read'],
       ]);
       expect(found.detail).toMatch(/^admin consent not granted for Mail\.ReadWrite, Mail\.ReadBasic\.All, Mail\.Read,/);
 
       // Mail.ReadWrite reads whole messages, so it serves reading; watching still needs a read scope.
+      // Bounce tracking needs Mail.Read itself: its subscription needs a read scope, its reports' bodies more than basic.
       env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadWrite', 'Mail.ReadBasic.All', 'User.Read.All']);
+      const noBounces = await runDiagnostics(everything(), new AppCredential(env.config));
+      expect(features(noBounces)).toContainEqual(['bounceTracking', 'missing', 'Mail.Read', 'Mail.Read']);
+      env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadWrite', 'Mail.Read', 'User.Read.All']);
       const granted = await runDiagnostics(everything(), new AppCredential(env.config));
       expect(check(granted, 'featurePermissions')?.status).toBe('ok');
       expect(features(granted).map(([feature, status]) => [feature, status])).toEqual([
@@ -162,12 +169,13 @@ describe('diagnostics', () => {
         ['read', 'ok'],
         ['contentEvents', 'ok'],
         ['actions', 'ok'],
+        ['bounceTracking', 'ok'],
       ]);
     });
 
     it('does not fail for content in events alone (asked for per mailbox), and only warns when Exchange decides', async () => {
       env.cloud.app.graphRoles = new Set(['Mail.Send', 'Mail.ReadWrite', 'Mail.ReadBasic.All', 'User.Read.All']);
-      const watchingOnly = { ...everything(), messages: env.config.messages };
+      const watchingOnly = { ...everything(), messages: env.config.messages, outbox: env.config.outbox };
       const report = await runDiagnostics(watchingOnly, new AppCredential(env.config));
       expect(check(report, 'featurePermissions')?.status).toBe('ok');
       expect(features(report)).toContainEqual(['contentEvents', 'ok', 'Mail.Read', null]);

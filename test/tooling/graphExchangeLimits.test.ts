@@ -2,7 +2,8 @@
  * Exchange Online's submission limits behind the Graph emulator, over real HTTPS with app tokens: past 30 messages a
  * minute Graph still answers 202 and the mail waits in the Outbox (first in, first out, released as the emulated clock
  * moves); past 10,000 recipients a day the message becomes a 550 5.1.90 NDR in the sender's Inbox, and past the
- * tenant's external recipient limit (TERRL, when set) a 550 5.7.233 NDR. Also the
+ * tenant's external recipient limit (TERRL, when set) a 550 5.7.233 NDR; an unknown recipient of the tenant's domain
+ * comes back as a 550 5.1.1 NDR with the original attached. Also the
  * client-set internetMessageId, kept through delivery and searchable in Sent Items with `$filter`.
  */
 import type { Message } from '@microsoft/microsoft-graph-types';
@@ -350,6 +351,51 @@ describe('Graph emulator: Exchange submission limits', () => {
       expect((await api.sendMail(alerts.mail, external('next day', 'e@fabrikam.example'))).status).toBe(202);
       expect(graph.ndrs).toHaveLength(1);
       expect(graph.submissions(alerts.mail)).toMatchObject({ delivered: 2, ndr: 0 });
+    });
+  });
+
+  describe("unknown recipients of the tenant's own domain (550 5.1.1)", () => {
+    it('delivers to the mailboxes that exist and reports the unknown ones in one NDR with the original attached', async () => {
+      const { graph, api } = await start();
+      const sent = await api.sendMail(alerts.mail, {
+        subject: 'to a ghost',
+        toRecipients: to(ops.mail, 'ghost@contoso.com', 'x@fabrikam.example'),
+        internetMessageId: '<ghost.1@contoso.com>',
+      });
+      expect(sent.status).toBe(202);
+      expect(graph.inbox(ops.mail).map((m) => m.subject)).toEqual(['to a ghost']);
+      // An unknown address of an accepted domain never leaves the tenant; the external one does.
+      expect(graph.outbound.map((o) => o.to)).toEqual([['x@fabrikam.example']]);
+      expect(graph.ndrs).toEqual([
+        expect.objectContaining({ status: '5.1.1', recipients: ['ghost@contoso.com'], subject: 'to a ghost' }),
+      ]);
+      const [ndr] = await api.list(
+        alerts.mail,
+        'inbox',
+        '?$select=subject,from,body,internetMessageHeaders,hasAttachments',
+      );
+      expect(ndr.subject).toBe('Undeliverable: to a ghost');
+      expect(ndr.hasAttachments).toBe(true);
+      expect(ndr.body?.content).toContain(
+        "ghost@contoso.com<br>Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'",
+      );
+      expect(ndr.body?.content).not.toContain('ops@contoso.com<br>Remote Server');
+      expect(ndr.internetMessageHeaders).toEqual(
+        expect.arrayContaining([
+          { name: 'In-Reply-To', value: '<ghost.1@contoso.com>' },
+          { name: 'X-MS-Exchange-Message-Is-Ndr', value: '' },
+        ]),
+      );
+      const attachments = await api.call('GET', `/v1.0/users/${alerts.mail}/messages/${ndr.id}/attachments`);
+      expect(attachments.body.value).toEqual([
+        expect.objectContaining({
+          '@odata.type': '#microsoft.graph.itemAttachment',
+          name: 'to a ghost',
+          contentType: null,
+        }),
+      ]);
+      // Sent: the submission is delivered (to whoever exists), not refused.
+      expect(graph.submissions(alerts.mail)).toMatchObject({ delivered: 1, ndr: 0 });
     });
   });
 

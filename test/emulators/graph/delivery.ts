@@ -60,17 +60,23 @@ export class MailDelivery {
 
   /**
    * Delivers a prepared message: a copy in each internal recipient's Inbox (received `now`), the external recipients
-   * logged as outbound mail. Sent Items is the caller's business.
+   * logged as outbound mail. Returns the recipients in the tenant's own domain that no mailbox has: Exchange is
+   * authoritative for its accepted domain, so it bounces them itself (550 5.1.1) instead of sending them out. Sent
+   * Items and the NDR are the caller's business.
    */
-  deliver(mailbox: TenantUser, submitted: SubmittedMessage, now: Date): void {
+  deliver(mailbox: TenantUser, submitted: SubmittedMessage, now: Date): { unknown: string[] } {
     const receivedDateTime = graphDateTime(now);
     const delivered = new Set<string>();
     const external: string[] = [];
+    const unknown: string[] = [];
+    const ownDomain = this.tenant.domain.toLowerCase();
     for (const recipient of allRecipients(submitted)) {
       const address = recipient.emailAddress?.address ?? '';
       const user = this.tenant.findUser(address);
       if (!user) {
-        external.push(address);
+        if (address.slice(address.lastIndexOf('@') + 1).toLowerCase() === ownDomain) {
+          if (!unknown.some((a) => a.toLowerCase() === address.toLowerCase())) unknown.push(address);
+        } else external.push(address);
         continue;
       }
       // Exchange expands the recipient list to one copy per mailbox, however often the mailbox is named.
@@ -87,6 +93,7 @@ export class MailDelivery {
         sentAt: now,
       });
     }
+    return { unknown };
   }
 }
 

@@ -5,7 +5,7 @@
 import type { InternetMessageHeader, Recipient } from '@microsoft/microsoft-graph-types';
 import type { TenantUser } from '../tenant';
 import type { SubmittedMessage } from './delivery';
-import { graphDateTime, type NewMessage } from './mailboxStore';
+import { graphDateTime, type AttachmentInput, type NewMessage } from './mailboxStore';
 import { allRecipients } from './messageInput';
 
 /** Enhanced status code of the recipient rate limit (learn: outbound-spam-sending-limits-troubleshoot). */
@@ -25,10 +25,19 @@ export const TENANT_EXTERNAL_LIMIT_STATUS = '5.7.233';
 export const TENANT_EXTERNAL_LIMIT_DIAGNOSTIC =
   "550 5.7.233 Your message can't be sent because your tenant exceeded its daily limit for sending email to external recipients (tenant external recipient rate limit)";
 
+/** Enhanced status code of a recipient that does not exist in the tenant's accepted domain (RFC 3463: bad mailbox). */
+export const RECIPIENT_NOT_FOUND_STATUS = '5.1.1';
+
+/** The diagnostic line Exchange writes for an unknown recipient of its own organisation. */
+export const RECIPIENT_NOT_FOUND_DIAGNOSTIC = '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found';
+
 /** Why Exchange refused a submission: the mailbox's recipients or the tenant's external recipients in 24 h. */
 export type SubmissionRefusal = 'recipientLimit' | 'tenantExternalLimit';
 
-const REFUSALS: Record<SubmissionRefusal, { status: string; diagnostic: string; headline: string }> = {
+/** Why one recipient's copy was not delivered: a refusal of the whole submission, or an unknown address. */
+export type NondeliveryReason = SubmissionRefusal | 'recipientNotFound';
+
+const REASONS: Record<NondeliveryReason, { status: string; diagnostic: string; headline: string }> = {
   recipientLimit: {
     status: RECIPIENT_LIMIT_STATUS,
     diagnostic: RECIPIENT_LIMIT_DIAGNOSTIC,
@@ -40,11 +49,16 @@ const REFUSALS: Record<SubmissionRefusal, { status: string; diagnostic: string; 
     headline:
       "Your message can't be sent because your tenant exceeded its daily limit for sending email to external recipients.",
   },
+  recipientNotFound: {
+    status: RECIPIENT_NOT_FOUND_STATUS,
+    diagnostic: RECIPIENT_NOT_FOUND_DIAGNOSTIC,
+    headline: "Your message couldn't be delivered. The email address wasn't found at the destination domain.",
+  },
 };
 
-/** The enhanced status code of a refusal. */
-export function refusalStatus(refusal: SubmissionRefusal): string {
-  return REFUSALS[refusal].status;
+/** The enhanced status code of a refusal or non-delivery. */
+export function refusalStatus(reason: NondeliveryReason): string {
+  return REASONS[reason].status;
 }
 
 /**
@@ -52,6 +66,9 @@ export function refusalStatus(refusal: SubmissionRefusal): string {
  * appears in every Exchange Online tenant, at the tenant's domain.
  */
 const NDR_SENDER_LOCAL_PART = 'MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e';
+
+/** The message class of an NDR (PidTagMessageClass, 0x001A): REPORT.<class of the original>.NDR. */
+export const NDR_MESSAGE_CLASS = 'REPORT.IPM.Note.NDR';
 
 /** An NDR the emulator wrote, for tests and benchmarks (`GraphEmulator.ndrs`). */
 export interface NdrRecord {
@@ -63,6 +80,8 @@ export interface NdrRecord {
   subject: string;
   /** Enhanced status code, e.g. `5.1.90`. */
   status: string;
+  /** The recipients it reports (every recipient for a refused submission, the unknown ones for 5.1.1). */
+  recipients: string[];
   /** Emulated time the NDR was written. */
   at: Date;
 }
@@ -72,31 +91,33 @@ export function recipientLimitNdr(mailbox: TenantUser, original: SubmittedMessag
   return refusalNdr(mailbox, original, now, 'recipientLimit');
 }
 
-/** The NDR for `original`, which `mailbox` submitted and Exchange refused for `refusal`. */
+/** The NDR for `original`, which `mailbox` submitted and Exchange refused for `refusal` (for every recipient). */
 export function refusalNdr(
   mailbox: TenantUser,
   original: SubmittedMessage,
   now: Date,
-  refusal: SubmissionRefusal,
+  refusal: NondeliveryReason,
+  failed: readonly string[] = allRecipients(original).map((r) => r.emailAddress?.address ?? ''),
 ): NewMessage {
-  const { headline, diagnostic } = REFUSALS[refusal];
+  const { headline, diagnostic } = REASONS[refusal];
   const domain = mailbox.mail.split('@')[1] ?? 'localhost';
   const postmaster: Recipient = {
     emailAddress: { name: 'Microsoft Outlook', address: `${NDR_SENDER_LOCAL_PART}@${domain}` },
   };
   const subject = `Undeliverable: ${original.subject ?? ''}`;
   const when = graphDateTime(now);
-  const recipients = allRecipients(original)
-    .map((r) => escapeHtml(r.emailAddress?.address ?? ''))
-    .join('<br>');
+  // Exchange lists each failed recipient in the administrators' section followed by the line the server returned.
+  const perRecipient = failed
+    .map((address) => `<p>${escapeHtml(address)}<br>Remote Server returned '${escapeHtml(diagnostic)}'</p>`)
+    .join('');
   const content =
     '<html><body>' +
     `<p><b>${headline}</b></p>` +
     "<p>Your message wasn't delivered to these recipients:</p>" +
-    `<p>${recipients}</p>` +
+    `<p>${failed.map(escapeHtml).join('<br>')}</p>` +
     '<p>Diagnostic information for administrators:</p>' +
     `<p>Generating server: emulator.prod.outlook.com</p>` +
-    `<p>Remote server returned '${diagnostic}'</p>` +
+    perRecipient +
     `<p>Original message headers:</p><pre>Message-ID: ${escapeHtml(original.internetMessageId)}\n` +
     `Subject: ${escapeHtml(original.subject ?? '')}</pre>` +
     '</body></html>';
@@ -112,6 +133,13 @@ export function refusalNdr(
     { name: 'X-MS-Exchange-Message-Is-Ndr', value: '' },
     { name: 'MIME-Version', value: '1.0' },
   ];
+  // The original travels with the report as an attached item (Outlook shows it under the report).
+  const attached: AttachmentInput = {
+    '@odata.type': '#microsoft.graph.itemAttachment',
+    name: original.subject ?? '',
+    isInline: false,
+    item: { ...original, attachments: [] },
+  };
   return {
     subject,
     from: postmaster,
@@ -124,6 +152,7 @@ export function refusalNdr(
     sentDateTime: when,
     receivedDateTime: when,
     internetMessageHeaders: headers,
+    attachments: [attached],
   };
 }
 

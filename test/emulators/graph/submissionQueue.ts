@@ -5,7 +5,8 @@
  * its Sent Items copy appear. At most `messagesPerMinute` messages leave it in
  * any 60 seconds (the rest are "carried over to following minutes", first in first out), and a message whose To + Cc +
  * Bcc would take the mailbox past `recipientsPerDay` in the last 24 hours is not delivered: an NDR (550 5.1.90) lands
- * in the sender's Inbox instead. Both windows slide on the emulator's clock, so tests move time instead of waiting.
+ * in the sender's Inbox instead. A delivered message naming addresses of the tenant's domain that no mailbox has brings
+ * an NDR (550 5.1.1) for those recipients. Both windows slide on the emulator's clock, so tests move time instead of waiting.
  * (learn: exchange-online-limits "Sending limits", outbound-spam-sending-limits-troubleshoot; GRAPH-FACTS.md.)
  */
 import type { TenantUser } from '../tenant';
@@ -13,7 +14,13 @@ import type { EmulatedClock } from './clock';
 import type { MailDelivery, SubmittedMessage } from './delivery';
 import type { MailboxStore, NewMessage, StoredMessage } from './mailboxStore';
 import { allRecipients } from './messageInput';
-import { refusalNdr, refusalStatus, type NdrRecord, type SubmissionRefusal } from './nondeliveryReport';
+import {
+  refusalNdr,
+  refusalStatus,
+  type NdrRecord,
+  type NondeliveryReason,
+  type SubmissionRefusal,
+} from './nondeliveryReport';
 
 /** Exchange Online's per-mailbox sending limits. */
 export const EXCHANGE_SUBMISSION_LIMITS = { messagesPerMinute: 30, recipientsPerDay: 10_000 } as const;
@@ -233,7 +240,9 @@ export class SubmissionQueue {
         this.tenantExternal.push({ at: nowMs, count: external });
       }
       outbox.sentRecipients.push({ at: nowMs, count: next.record.recipients });
-      this.delivery.deliver(outbox.user, next.message, now);
+      const { unknown } = this.delivery.deliver(outbox.user, next.message, now);
+      // The message went (to whoever exists); the unknown recipients of the tenant's own domain come back as one NDR.
+      if (unknown.length > 0) this.report(outbox.user, next.message, now, 'recipientNotFound', unknown);
       if (next.keepSentCopy) this.mailboxOf(outbox.user).addMessage('sentitems', { ...next.message, isRead: true });
       next.record.outcome = 'delivered';
     }
@@ -250,12 +259,24 @@ export class SubmissionQueue {
 
   private refuse(user: TenantUser, pending: Pending, now: Date, refusal: SubmissionRefusal): void {
     pending.record.outcome = 'ndr';
-    this.mailboxOf(user).addMessage('inbox', refusalNdr(user, pending.message, now, refusal));
+    this.report(user, pending.message, now, refusal);
+  }
+
+  /** Writes the NDR for `message` into the sender's Inbox and logs it; `failed`: the recipients it reports. */
+  private report(
+    user: TenantUser,
+    message: SubmittedMessage,
+    now: Date,
+    reason: NondeliveryReason,
+    failed: readonly string[] = allRecipients(message).map((r) => r.emailAddress?.address ?? ''),
+  ): void {
+    this.mailboxOf(user).addMessage('inbox', refusalNdr(user, message, now, reason, failed));
     this.ndrs.push({
       mailbox: user.mail,
-      internetMessageId: pending.message.internetMessageId,
-      subject: pending.message.subject ?? '',
-      status: refusalStatus(refusal),
+      internetMessageId: message.internetMessageId,
+      subject: message.subject ?? '',
+      status: refusalStatus(reason),
+      recipients: [...failed],
       at: now,
     });
   }
