@@ -14,9 +14,10 @@
  * that follows cost one write each instead of a read and a write: a decision is made on the kept row and written
  * with `If-Match` on its ETag, exactly as on a row just read, so a decision made on a row another instance has since
  * changed is never written; it gets 412, the kept row goes, and the call reads and decides again. A decision that
- * writes nothing (wait, defer, a release of an unknown lease) is never taken from a kept row: it is made again on a
- * fresh read, since nothing would show that the row had moved on. A mailbox whose kept row proved stale is read
- * first for a while ({@link SHARED_MAILBOX_MS}): several instances sending from it would otherwise pay a failed write
+ * writes nothing (wait, defer) is taken from a kept row only if it is under a second old ({@link KEPT_ROW_TRUSTED_MS}),
+ * else it is made again on a fresh read. Calls for one mailbox take turns within the process, so that the invocations
+ * of one instance do not make each other's writes fail. A mailbox whose kept row proved stale is read first for a
+ * while ({@link SHARED_MAILBOX_MS}): several instances sending from it would otherwise pay a failed write
  * before most reads.
  */
 import { randomUUID } from 'node:crypto';
@@ -55,6 +56,13 @@ const DEFAULT_MAX_ATTEMPTS = 10;
 
 /** Mailboxes whose last row this process keeps (least recently used go first); a row is a few hundred bytes. */
 export const KEPT_ROWS_MAX = 4_096;
+
+/**
+ * How old a kept row may be for a decision that writes nothing (wait, defer): such a decision changes nothing in the
+ * row, so deciding it on a row this old is as good as on a read that took this long; an older one is read again, so
+ * that a process whose kept row missed another instance's release does not wait on it.
+ */
+export const KEPT_ROW_TRUSTED_MS = 1_000;
 
 /**
  * How long a mailbox whose kept row proved stale (another instance wrote it) is read before each decision instead:
@@ -116,8 +124,10 @@ export class MailboxPacer {
   private conflicts = 0;
   /** Callers of `leaseFreed` per mailbox key, woken by a release in this process. */
   private readonly leaseWaiters = new Map<string, Set<() => void>>();
-  /** The row of each mailbox as this process last read or wrote it (`null`: there was none); oldest use first. */
-  private readonly kept = new Map<string, StoredRow | null>();
+  /** The row of each mailbox as this process last read or wrote it; least recently used first. */
+  private readonly kept = new Map<string, KeptRow>();
+  /** The last call for each mailbox that is under way in this process, which the next one waits for. */
+  private readonly turns = new Map<string, Promise<void>>();
   /** Mailboxes whose kept row proved stale, until when they are read first (epoch ms). */
   private readonly sharedUntil = new Map<string, number>();
 
@@ -219,18 +229,36 @@ export class MailboxPacer {
   /**
    * Decide on the row (the kept one when there is one and the mailbox is not shared, else one read now) and write
    * the decision's new state guarded by that row's ETag (insert if there was no row). A 412 or 409 means another
-   * instance wrote first: read again and decide again.
+   * instance wrote first: read again and decide again. Calls for one mailbox take turns in the process, so that they
+   * decide on each other's writes instead of failing on them.
    */
   private async update<T>(mailbox: string, decide: (state: PacingState) => PacingStep<T>): Promise<T> {
     await ensureTable(this.table);
     const partitionKey = partitionKeyOf(mailbox);
+    const previous = this.turns.get(partitionKey);
+    let finished!: () => void;
+    const turn = new Promise<void>((resolve) => (finished = resolve));
+    this.turns.set(partitionKey, turn);
+    try {
+      await previous;
+      return await this.decideAndWrite(mailbox, partitionKey, decide);
+    } finally {
+      finished();
+      if (this.turns.get(partitionKey) === turn) this.turns.delete(partitionKey);
+    }
+  }
+
+  private async decideAndWrite<T>(
+    mailbox: string,
+    partitionKey: string,
+    decide: (state: PacingState) => PacingStep<T>,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      let row = this.keptRow(partitionKey);
-      const fromKept = row !== undefined;
-      if (!fromKept) row = await this.read(partitionKey);
+      const kept = this.keptRow(partitionKey);
+      let row = kept ? kept.row : await this.read(partitionKey);
       let { result, next } = decide(row?.state ?? EMPTY_PACING_STATE);
-      if (!next && fromKept) {
-        // Nothing to write would prove the kept row current: decide again on the row as it is now.
+      if (!next && kept && Date.now() - kept.at > KEPT_ROW_TRUSTED_MS) {
+        // Nothing to write would prove an older kept row current: decide again on the row as it is now.
         row = await this.read(partitionKey);
         ({ result, next } = decide(row?.state ?? EMPTY_PACING_STATE));
       }
@@ -240,61 +268,64 @@ export class MailboxPacer {
         const written = row
           ? await this.table.updateEntity(entity, 'Replace', { etag: row.etag })
           : await this.table.createEntity(entity);
-        this.keep(partitionKey, written.etag ? { state: next, etag: written.etag } : undefined);
+        if (written.etag) this.keep(partitionKey, { state: next, etag: written.etag });
+        else this.kept.delete(partitionKey);
         return result;
       } catch (err) {
         // Whether a failed write was applied is unknown: the next call reads.
         this.kept.delete(partitionKey);
         if (!isStatus(err, row ? 412 : 409)) throw err;
-        if (fromKept) this.sharedUntil.set(partitionKey, Date.now() + SHARED_MAILBOX_MS);
+        if (kept) this.sharedUntil.set(partitionKey, Date.now() + SHARED_MAILBOX_MS);
       }
       this.conflicts++;
       if (attempt >= this.maxAttempts) throw new PacerContentionError(mailbox, attempt);
       // A kept row that proved stale is simply read again; writers that lost to each other on fresh rows would
       // collide again, so a random, growing pause spreads them out.
-      if (!fromKept) await sleep(Math.random() * Math.min(200, 5 * 2 ** attempt));
+      if (!kept) await sleep(Math.random() * Math.min(200, 5 * 2 ** attempt));
     }
   }
 
-  /** The kept row of `partitionKey` (`null`: none exists), or `undefined` when it must be read. */
-  private keptRow(partitionKey: string): StoredRow | null | undefined {
+  /** The kept row of `partitionKey` (its `row` undefined: none exists), or `undefined` when it must be read. */
+  private keptRow(partitionKey: string): KeptRow | undefined {
     const shared = this.sharedUntil.get(partitionKey);
     if (shared !== undefined) {
       if (Date.now() < shared) return undefined;
       this.sharedUntil.delete(partitionKey);
     }
-    const row = this.kept.get(partitionKey);
-    if (row === undefined) return undefined;
+    const kept = this.kept.get(partitionKey);
+    if (kept === undefined) return undefined;
     // Most recently used last: the first key is the one to drop when the map is full.
     this.kept.delete(partitionKey);
-    this.kept.set(partitionKey, row);
-    return row;
+    this.kept.set(partitionKey, kept);
+    return kept;
   }
 
-  /** Keeps `row` as the mailbox's last known row (`undefined`: forget it). */
-  private keep(partitionKey: string, row: StoredRow | null | undefined): void {
+  /** Keeps `row` (`undefined`: there is none) as the mailbox's row as of now. */
+  private keep(partitionKey: string, row: StoredRow | undefined): void {
     this.kept.delete(partitionKey);
-    if (row === undefined) return;
-    this.kept.set(partitionKey, row);
+    this.kept.set(partitionKey, { row, at: Date.now() });
     if (this.kept.size > KEPT_ROWS_MAX) this.kept.delete(this.kept.keys().next().value as string);
     if (this.sharedUntil.size > KEPT_ROWS_MAX) this.sharedUntil.delete(this.sharedUntil.keys().next().value as string);
   }
 
   /** Reads the row now, and keeps what it read. */
   private async read(partitionKey: string): Promise<StoredRow | undefined> {
+    let row: StoredRow | undefined;
     try {
       const entity = await this.table.getEntity<PacerEntity>(partitionKey, '');
-      const row = { state: fromPacerEntity(entity), etag: entity.etag };
-      this.keep(partitionKey, row);
-      return row;
+      row = { state: fromPacerEntity(entity), etag: entity.etag };
     } catch (err) {
-      if (isStatus(err, 404)) {
-        this.keep(partitionKey, null);
-        return undefined;
-      }
-      throw err;
+      if (!isStatus(err, 404)) throw err;
     }
+    this.keep(partitionKey, row);
+    return row;
   }
+}
+
+/** A mailbox's row as this process last read or wrote it, and when (epoch ms). */
+interface KeptRow {
+  row: StoredRow | undefined;
+  at: number;
 }
 
 /** A pacing row as stored: its state and the ETag it was read or written with. */
