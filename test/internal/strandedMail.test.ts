@@ -50,13 +50,19 @@ async function queued(queue: QueueClient): Promise<string[]> {
  * Accepts `accepted` as an accept cut off after its record: the queue message cannot be written and neither can the
  * rollback's delete, which is what a process dying between the two leaves behind.
  */
-async function interruptedAccept(r: ReturnType<typeof rig>, accepted: NewOutboxMail, at: number): Promise<void> {
+async function interruptedAccept(
+  r: ReturnType<typeof rig>,
+  accepted: NewOutboxMail,
+  at: number,
+  keyed = true,
+): Promise<void> {
   const send = r.queue.sendMessage.bind(r.queue);
   const remove = r.table.deleteEntity.bind(r.table);
   r.queue.sendMessage = () => Promise.reject(new RestError('connect ECONNREFUSED', { code: 'ECONNREFUSED' }));
   r.table.deleteEntity = () => Promise.reject(new RestError('connect ECONNREFUSED', { code: 'ECONNREFUSED' }));
   try {
-    await expect(r.store.accept(accepted, PAYLOAD, at)).rejects.toThrow('ECONNREFUSED');
+    const claim = keyed ? { requestHash: randomUUID(), ttlMs: 86_400_000 } : undefined;
+    await expect(r.store.acceptClaiming(accepted, PAYLOAD, at, claim)).rejects.toThrow('ECONNREFUSED');
   } finally {
     r.queue.sendMessage = send;
     r.table.deleteEntity = remove;
@@ -64,7 +70,7 @@ async function interruptedAccept(r: ReturnType<typeof rig>, accepted: NewOutboxM
 }
 
 describe('stranded outbox mail', () => {
-  it('is queued again once it has been due for STRANDED_AFTER_MS, once, and the next run leaves it alone', async () => {
+  it('with an Idempotency-Key is queued again once due for STRANDED_AFTER_MS, once; the next run leaves it alone', async () => {
     const r = rig();
     const acceptedAt = Date.now() - STRANDED_AFTER_MS - 60_000;
     const stranded = mail();
@@ -72,7 +78,7 @@ describe('stranded outbox mail', () => {
     expect((await r.store.get(stranded.id))?.record.status).toBe('queued');
     expect(await queued(r.queue)).toEqual([]);
 
-    // Not yet: a minute after the accept it may still be on its way.
+    // Not yet: a minute after the accept it may still be waiting behind its mailbox's backlog.
     expect(await requeueStrandedMail(r.store, acceptedAt + 60_000)).toEqual([]);
     expect(await queued(r.queue)).toEqual([]);
 
@@ -84,11 +90,21 @@ describe('stranded outbox mail', () => {
     expect(await requeueStrandedMail(r.store, Date.now())).toEqual([]);
   });
 
+  it('leaves alone mail stored without an Idempotency-Key: its caller got an error, and its retry is another mail', async () => {
+    const r = rig();
+    const unkeyed = mail();
+    await interruptedAccept(r, unkeyed, Date.now() - STRANDED_AFTER_MS - 60_000, false);
+    expect((await r.store.get(unkeyed.id))?.record.status).toBe('queued');
+
+    expect(await requeueStrandedMail(r.store, Date.now())).toEqual([]);
+    expect(await queued(r.queue)).toEqual([]);
+  });
+
   it('leaves alone mail a processor touched, mail scheduled for later, and finished mail', async () => {
     const r = rig();
     const longAgo = Date.now() - STRANDED_AFTER_MS - 60_000;
     const touched = mail();
-    await r.store.accept(touched, PAYLOAD, longAgo);
+    await r.store.acceptClaiming(touched, PAYLOAD, longAgo, { requestHash: 'h', ttlMs: 86_400_000 });
     const stored = (await r.store.get(touched.id))!;
     await r.store.update({ ...stored.record, updatedAt: longAgo + 1_000, notBefore: longAgo + 5_000 }, stored.etag);
     const later = mail({ notBefore: Date.now() + 3_600_000 });
