@@ -12,13 +12,18 @@
  *   (same properties, same size) and one hidden queue message of the same encoding, per mail, 256 concurrent, into
  *   the same table and queue;
  * - gateway without `Idempotency-Key`;
- * - gateway with a fresh `Idempotency-Key` per mail.
+ * - gateway with a fresh `Idempotency-Key` per mail;
+ * - host floor: `GET /api/problems/{slug}` on the same hosts, as many requests and callers: a function invocation
+ *   through the host and the `@azure/functions` library with a static answer (no storage, no body), what any
+ *   function costs before it does its work.
  *
  * CPU is `utime + stime` from `/proc/<pid>/stat`, as deltas over each phase's window, for the 4 hosts (host and worker
  * are one process in the local host), Azurite's table, queue and blob processes, and this process. A gateway phase
  * counts hosts + Azurite (the callers, in this process, are shown apart and not counted); the baseline counts Azurite +
  * this process (which is the baseline's storage client). The hosts' CPU during the baseline window is shown as their
- * idle floor (queue polling).
+ * idle floor (queue polling). Each round first measures 5 s with no request (each process's idle CPU per second);
+ * the net figure subtracts that rate times the phase's seconds from what the phase counts. Each phase starts with the
+ * outbox queue emptied (the hidden messages of the earlier phases would make Azurite's scans dearer).
  *
  * `BENCH_ACCEPT_CPU_PROF=<dir>` starts the hosts with `--cpu-prof` (profiles written there when they stop).
  */
@@ -69,7 +74,7 @@ export interface PhaseCpu {
 /** Figures of one phase. */
 export interface AcceptPhaseResult {
   round: number;
-  phase: 'baseline' | 'gateway' | 'gateway + Idempotency-Key';
+  phase: 'baseline' | 'host floor' | 'gateway' | 'gateway + Idempotency-Key';
   mails: number;
   accepted: number;
   refused: Record<string, number>;
@@ -77,6 +82,8 @@ export interface AcceptPhaseResult {
   cpu: PhaseCpu;
   /** CPU ms per accepted mail of the processes this phase counts (see the module comment). */
   countedMsPerMail: number;
+  /** The same less what those processes spend idle (the round's idle rate times the phase's seconds). */
+  netMsPerMail: number;
   latency: { p50: number; p99: number; max: number };
 }
 
@@ -153,11 +160,10 @@ export async function runAcceptBench(caDir: string, options: AcceptBenchOptions)
       ALLOWED_SENDERS: `*@${domain}`,
       AzureWebJobsStorage: azurite.connectionString,
       SANDBOX_HOST_LOG_LEVEL: process.env.BENCH_ACCEPT_HOST_LOG ?? 'warning',
-      ...(process.env.BENCH_ACCEPT_CPU_PROF
-        ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_ACCEPT_CPU_PROF}` }
-        : {}),
     };
-    for (let i = 0; i < options.hosts; i++) hosts.push(await startFunctionsHost(settings));
+    const profileDir = process.env.BENCH_ACCEPT_CPU_PROF;
+    const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+    for (let i = 0; i < options.hosts; i++) hosts.push(await startFunctionsHost(settings, { nodeArgs }));
     const mailboxes = senders.map((s) => `${s}@${domain}`);
     // An hour ahead: each queue message stays hidden, so nothing is processed while the accepts are measured.
     const sendAt = new Date(Date.now() + 3_600_000).toISOString();
@@ -179,7 +185,16 @@ export async function runAcceptBench(caDir: string, options: AcceptBenchOptions)
         }),
       });
       const body = await res.text();
-      return res.status === 202 ? undefined : `HTTP ${res.status} ${body.slice(0, 120)}`;
+      if (res.status === 202) return undefined;
+      // Refusals counted by what they say (e.g. which storage call ran out of time), without the mail's details.
+      const problem = (() => {
+        try {
+          return JSON.parse(body) as { detail?: string };
+        } catch {
+          return {};
+        }
+      })();
+      return `HTTP ${res.status}: ${(problem.detail ?? body).slice(0, 90)}`;
     };
 
     // Warm-up, not measured: each host's token, table and queue checks, JIT; both kinds of request.
@@ -213,16 +228,38 @@ export async function runAcceptBench(caDir: string, options: AcceptBenchOptions)
     };
 
     const results: AcceptPhaseResult[] = [];
+    const countedMs = (phase: AcceptPhaseResult['phase'], cpu: PhaseCpu): number =>
+      cpu.azuriteTable + cpu.azuriteQueue + cpu.azuriteBlob + (phase === 'baseline' ? cpu.bench : cpu.hosts);
+    // What the processes spend per second with no request: the hosts' queue polling (every 2 s per queue at most,
+    // host.json) and timers, and Azurite answering the polls (it scans a queue's messages on each receive).
+    let idlePerSecond: PhaseCpu = snapshot(hosts, azurite);
+    const measureIdle = async (): Promise<void> => {
+      const before = snapshot(hosts, azurite);
+      const started = Date.now();
+      await new Promise((r) => setTimeout(r, 5000));
+      const cpu = delta(before, snapshot(hosts, azurite));
+      const seconds = (Date.now() - started) / 1000;
+      idlePerSecond = {
+        hosts: cpu.hosts / seconds,
+        azuriteTable: cpu.azuriteTable / seconds,
+        azuriteQueue: cpu.azuriteQueue / seconds,
+        azuriteBlob: cpu.azuriteBlob / seconds,
+        bench: cpu.bench / seconds,
+      };
+    };
     const measure = async (
       round: number,
       phase: AcceptPhaseResult['phase'],
       job: (i: number) => Promise<string | undefined>,
     ): Promise<void> => {
+      // Each phase starts from an empty queue: Azurite's receive scans every message, hidden ones too, so the hidden
+      // messages of earlier phases would make every poll of this one dearer (Azure Storage does not scan).
+      await queue.clearMessages();
       const before = snapshot(hosts, azurite);
       const run = await drive(options.mails, options.callers, job);
       const cpu = delta(before, snapshot(hosts, azurite));
-      const azuriteMs = cpu.azuriteTable + cpu.azuriteQueue + cpu.azuriteBlob;
-      const counted = phase === 'baseline' ? azuriteMs + cpu.bench : azuriteMs + cpu.hosts;
+      const counted = countedMs(phase, cpu);
+      const idle = countedMs(phase, idlePerSecond) * run.seconds;
       const sorted = [...run.latencies].sort((a, b) => a - b);
       results.push({
         round,
@@ -233,15 +270,23 @@ export async function runAcceptBench(caDir: string, options: AcceptBenchOptions)
         seconds: run.seconds,
         cpu,
         countedMsPerMail: counted / Math.max(1, run.latencies.length),
+        netMsPerMail: (counted - idle) / Math.max(1, run.latencies.length),
         latency: { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] ?? NaN },
       });
       console.error(`  (accept) round ${round} ${phase}: ${run.latencies.length} in ${run.seconds.toFixed(1)} s`);
     };
     for (let round = 1; round <= options.rounds; round++) {
       const tag = `accept-${round}-${Date.now()}`;
+      await queue.clearMessages();
+      await measureIdle();
       await measure(round, 'baseline', baselineJob);
       await measure(round, 'gateway', (i) => post(`${tag}-plain`, i, false));
       await measure(round, 'gateway + Idempotency-Key', (i) => post(`${tag}-keyed`, i, true));
+      await measure(round, 'host floor', async (i) => {
+        const res = await fetch(`${hosts[i % hosts.length].url}/api/problems/message-not-found`);
+        await res.arrayBuffer();
+        return res.status === 200 ? undefined : `HTTP ${res.status}`;
+      });
     }
     return results;
   } finally {

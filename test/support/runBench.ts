@@ -272,6 +272,8 @@ async function acceptSection(caDir: string) {
       'mails/s',
       'CPU ms/mail',
       'ratio',
+      'net ms/mail',
+      'net ratio',
       'hosts',
       'Az table',
       'Az queue',
@@ -280,6 +282,7 @@ async function acceptSection(caDir: string) {
       'p99 ms',
       'max ms',
       'p99/p50',
+      'callers/rate s',
       'refused',
     ].join('  '),
   );
@@ -292,7 +295,10 @@ async function acceptSection(caDir: string) {
         r.phase.padEnd(25),
         (r.accepted / r.seconds).toFixed(0).padStart(7),
         r.countedMsPerMail.toFixed(2).padStart(11),
-        (baseline ? r.countedMsPerMail / baseline.countedMsPerMail : NaN).toFixed(2).padStart(5),
+        (r.phase === 'host floor' || !baseline
+          ? '-'
+          : (r.countedMsPerMail / baseline.countedMsPerMail).toFixed(2)
+        ).padStart(5),
         (r.phase === 'baseline' ? `(${per(r.cpu.hosts)})` : per(r.cpu.hosts)).padStart(5),
         per(r.cpu.azuriteTable).padStart(8),
         per(r.cpu.azuriteQueue).padStart(8),
@@ -301,13 +307,16 @@ async function acceptSection(caDir: string) {
         r.latency.p99.toFixed(0).padStart(6),
         r.latency.max.toFixed(0).padStart(6),
         (r.latency.p99 / r.latency.p50).toFixed(1).padStart(7),
+        (options.callers / (r.accepted / r.seconds)).toFixed(2).padStart(14),
         (Object.keys(r.refused).length ? JSON.stringify(r.refused) : '0').padStart(7),
       ].join('  '),
     );
   }
   console.log(
-    "  ratio = CPU ms/mail / the same round's baseline (goal <= 1.3); hosts in the baseline row, in parentheses: their " +
-      'idle floor (queue polling), not counted; goal p99 <= 3x p50',
+    "  ratio = CPU ms/mail / the same round's baseline (goal <= 1.3); net = less the same processes' idle CPU (5 s " +
+      "without requests before each round) times the phase's seconds; hosts in the baseline row, in parentheses: their " +
+      'idle floor (queue polling), not counted; host floor = GET /api/problems/{slug}, per request; goal p99 <= 3x p50; ' +
+      "callers/rate = the wait Little's law gives for 256 in flight at the measured rate (a p50 near it is queueing)",
   );
 }
 
