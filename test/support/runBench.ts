@@ -299,6 +299,8 @@ async function acceptSection(caDir: string) {
           ? '-'
           : (r.countedMsPerMail / baseline.countedMsPerMail).toFixed(2)
         ).padStart(5),
+        r.netMsPerMail.toFixed(2).padStart(11),
+        (r.phase === 'host floor' || !baseline ? '-' : (r.netMsPerMail / baseline.netMsPerMail).toFixed(2)).padStart(9),
         (r.phase === 'baseline' ? `(${per(r.cpu.hosts)})` : per(r.cpu.hosts)).padStart(5),
         per(r.cpu.azuriteTable).padStart(8),
         per(r.cpu.azuriteQueue).padStart(8),
