@@ -121,10 +121,6 @@ const retired = new WeakSet<Duplex>();
  * connection (and a `localhost` lookup) per request. A connection is pooled again only once its request's body was
  * sent whole before the answer came (`retired` otherwise: the worker would read the next request as that body's
  * rest). No socket limit: with one, Node hands a freed socket to a waiting request without asking `keepSocketAlive`.
- * Idle sockets are kept up to Node's default of 256 (the worker's proxy closes those idle for its keep-alive timeout,
- * 5 s): with 16, as before, every request beyond 16 in flight closed its connection afterwards and the next opened a
- * new one; at 64 concurrent accepts per host that was about 2 % of the host's sampled time in connects and accepts alone
- * (issue 18's accept benchmark, `--cpu-prof`), a cost Azure's host does not have (its pool is not capped this low).
  */
 class WorkerAgent extends Agent {
   override keepSocketAlive(socket: Duplex): void | boolean {
@@ -132,7 +128,7 @@ class WorkerAgent extends Agent {
     return super.keepSocketAlive(socket);
   }
 }
-const workerAgent = new WorkerAgent({ keepAlive: true, maxFreeSockets: 256 });
+const workerAgent = new WorkerAgent({ keepAlive: true, maxFreeSockets: 16 });
 
 /**
  * Forwards `req` to the worker's proxy at `proxyUri` for invocation `invocationId`, streaming its body with
