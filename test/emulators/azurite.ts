@@ -19,6 +19,8 @@ export interface RunningAzurite {
   blobUrl: string;
   /** Connection string with explicit endpoints (the value of `AzureWebJobsStorage`). */
   connectionString: string;
+  /** Process ids of Azurite's queue, table and blob services (benchmarks read their CPU time from `/proc`). */
+  pids: number[];
   /**
    * Freezes every Azurite process (SIGSTOP): connections are still accepted by the kernel, but nothing answers, as
    * with a storage account that hangs. Only for an Azurite a test started for itself.
@@ -148,6 +150,7 @@ export async function startAzurite(options: {
     tableUrl: `http://127.0.0.1:${tablePort}/${ACCOUNT}`,
     blobUrl: `http://127.0.0.1:${blobPort}/${ACCOUNT}`,
     connectionString: azuriteConnectionString(queuePort, tablePort, blobPort),
+    pids: children.map((child) => child.pid ?? -1),
     freeze: () => signal('SIGSTOP'),
     thaw: () => signal('SIGCONT'),
     stop,

@@ -28,12 +28,16 @@ export interface FunctionsHostProcess {
  * `npm run deploy` ships) with `settings` as its environment; resolves once it listens. It serves HTTPS too, and
  * `WEBHOOK_BASE_URL` defaults to that HTTPS origin, as in Azure. The ports are free when picked but may be taken
  * before the host binds them (by the library's own HTTP streaming proxy in the host, which asks the system for any
- * port, or by another process), so a start that finds its port taken is tried again on new ports.
+ * port, or by another process), so a start that finds its port taken is tried again on new ports. `nodeArgs` go to
+ * Node before the script (e.g. a benchmark's `--cpu-prof`, which NODE_OPTIONS does not accept).
  */
-export async function startFunctionsHost(settings: Record<string, string>): Promise<FunctionsHostProcess> {
+export async function startFunctionsHost(
+  settings: Record<string, string>,
+  options: { nodeArgs?: string[] } = {},
+): Promise<FunctionsHostProcess> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(settings, await freePort(), await freePort());
+      return await startOnce(settings, await freePort(), await freePort(), options.nodeArgs ?? []);
     } catch (err) {
       if (attempt >= 3 || !(err instanceof Error) || !err.message.includes('is already in use')) throw err;
     }
@@ -44,6 +48,7 @@ async function startOnce(
   settings: Record<string, string>,
   port: number,
   httpsPort: number,
+  nodeArgs: string[],
 ): Promise<FunctionsHostProcess> {
   const caDir = process.env.TEST_CA_DIR;
   if (!caDir) throw new Error('TEST_CA_DIR is not set: run the tests with `npm test`.');
@@ -51,21 +56,25 @@ async function startOnce(
   if (!packageDir) throw new Error('TEST_PACKAGE_DIR is not set: run the tests with `npm test`.');
   const functionKey = 'test-function-key';
   const masterKey = 'test-master-key';
-  const child: ChildProcess = spawn(process.execPath, [join(appRoot(), 'dist', 'test', 'sandbox', 'host', 'main.js')], {
-    cwd: appRoot(),
-    env: {
-      ...process.env,
-      WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}`,
-      SANDBOX_HOST_LOG_LEVEL: 'debug',
-      ...settings,
-      PORT: String(port),
-      HTTPS_PORT: String(httpsPort),
-      SANDBOX_CA_DIR: caDir,
-      SANDBOX_PROJECT_ROOT: packageDir,
-      SANDBOX_FUNCTION_KEY: functionKey,
-      SANDBOX_MASTER_KEY: masterKey,
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...nodeArgs, join(appRoot(), 'dist', 'test', 'sandbox', 'host', 'main.js')],
+    {
+      cwd: appRoot(),
+      env: {
+        ...process.env,
+        WEBHOOK_BASE_URL: `https://127.0.0.1:${httpsPort}`,
+        SANDBOX_HOST_LOG_LEVEL: 'debug',
+        ...settings,
+        PORT: String(port),
+        HTTPS_PORT: String(httpsPort),
+        SANDBOX_CA_DIR: caDir,
+        SANDBOX_PROJECT_ROOT: packageDir,
+        SANDBOX_FUNCTION_KEY: functionKey,
+        SANDBOX_MASTER_KEY: masterKey,
+      },
     },
-  });
+  );
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));

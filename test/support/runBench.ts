@@ -15,6 +15,7 @@ import { runPacerBench } from '../bench/pacerBench';
 import { runBurstBench } from '../bench/burstBench';
 import { runProcessingBench } from '../bench/processingBench';
 import { outboxBenchOptions, runOutboxBench } from '../bench/outboxBench';
+import { acceptBenchOptions, runAcceptBench } from '../bench/acceptBench';
 import { runTokenBench } from '../bench/tokenBench';
 import { runPollBench } from '../bench/pollBench';
 import { runReconcileBench } from '../bench/reconcileBench';
@@ -88,7 +89,7 @@ function printMemory(result: MemoryBenchResult): void {
   });
 }
 
-// `npm run bench -- watch send` runs only the named groups (package, token, burst, send, watch, ...); no names runs
+// `npm run bench -- watch send` runs only the named groups (package, token, burst, send, accept, watch, ...); no names runs
 // them all (send includes burst).
 const only = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
 const wanted = (group: string) => only.length === 0 || only.includes(group);
@@ -118,6 +119,7 @@ async function benchmarks(caDir: string): Promise<void> {
     if (wanted('send') || wanted('burst')) await burstSection(caDir);
     if (wanted('send')) await sendSection(caDir);
     if (wanted('processing')) await processingSection(caDir);
+    if (wanted('accept')) await acceptSection(caDir);
     if (wanted('memory')) printMemory(await runMemoryBench({ cloud, config }, caDir));
     if (wanted('pacer')) await runPacerBench();
     if (wanted('watch')) await watchSection(cloud, config, latency, webhookPort);
@@ -277,6 +279,74 @@ async function sendSection(caDir: string) {
         `; (d) host RSS MB started->peak: ${memory}`,
     );
   }
+}
+
+/** The accept alone: CPU per accepted mail and latency, against the same storage work done directly. */
+async function acceptSection(caDir: string) {
+  const options = acceptBenchOptions();
+  console.log(
+    `\nAccept benchmark: ${options.mails.toLocaleString('en')} mails per phase, ${options.callers} concurrent callers, ` +
+      `${options.hosts} host processes round robin, one Azurite; sendAt 1 h ahead (nothing processed in the window). ` +
+      'CPU ms per accepted mail counted: gateway = hosts + Azurite; baseline = Azurite + its own client process ' +
+      '(one table insert + one hidden queue message per mail, same SDKs and entity). The callers (this process) are ' +
+      'shown apart, not counted.',
+  );
+  const results = await runAcceptBench(caDir, options);
+  console.log(
+    [
+      'round',
+      'phase'.padEnd(25),
+      'mails/s',
+      'CPU ms/mail',
+      'ratio',
+      'net ms/mail',
+      'net ratio',
+      'hosts',
+      'Az table',
+      'Az queue',
+      'own/callers',
+      'p50 ms',
+      'p99 ms',
+      'max ms',
+      'p99/p50',
+      'callers/rate s',
+      'refused',
+    ].join('  '),
+  );
+  for (const r of results) {
+    const baseline = results.find((b) => b.round === r.round && b.phase === 'baseline');
+    const per = (ms: number) => (ms / Math.max(1, r.accepted)).toFixed(2);
+    console.log(
+      [
+        String(r.round).padEnd(5),
+        r.phase.padEnd(25),
+        (r.accepted / r.seconds).toFixed(0).padStart(7),
+        r.countedMsPerMail.toFixed(2).padStart(11),
+        (r.phase === 'host floor' || !baseline
+          ? '-'
+          : (r.countedMsPerMail / baseline.countedMsPerMail).toFixed(2)
+        ).padStart(5),
+        r.netMsPerMail.toFixed(2).padStart(11),
+        (r.phase === 'host floor' || !baseline ? '-' : (r.netMsPerMail / baseline.netMsPerMail).toFixed(2)).padStart(9),
+        (r.phase === 'baseline' ? `(${per(r.cpu.hosts)})` : per(r.cpu.hosts)).padStart(5),
+        per(r.cpu.azuriteTable).padStart(8),
+        per(r.cpu.azuriteQueue).padStart(8),
+        per(r.cpu.bench).padStart(11),
+        r.latency.p50.toFixed(0).padStart(6),
+        r.latency.p99.toFixed(0).padStart(6),
+        r.latency.max.toFixed(0).padStart(6),
+        (r.latency.p99 / r.latency.p50).toFixed(1).padStart(7),
+        (options.callers / (r.accepted / r.seconds)).toFixed(2).padStart(14),
+        (Object.keys(r.refused).length ? JSON.stringify(r.refused) : '0').padStart(7),
+      ].join('  '),
+    );
+  }
+  console.log(
+    "  ratio = CPU ms/mail / the same round's baseline (goal <= 1.3); net = less the same processes' idle CPU (5 s " +
+      "without requests before each round) times the phase's seconds; hosts in the baseline row, in parentheses: their " +
+      'idle floor (queue polling), not counted; host floor = GET /api/problems/{slug}, per request; goal p99 <= 3x p50; ' +
+      "callers/rate = the wait Little's law gives for 256 in flight at the measured rate (a p50 near it is queueing)",
+  );
 }
 
 /** Poll mode at the run's POLL_INTERVAL_SECONDS (`POLL_INTERVAL_SECONDS=15 npm run bench -- poll`). */
