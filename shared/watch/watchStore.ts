@@ -242,8 +242,8 @@ export class WatchStore {
   }
 
   /**
-   * Applies `change` to the stored record, retrying on concurrent writers (ETag). Returns the updated record, or
-   * undefined when the mailbox is no longer watched.
+   * Applies `change` to the stored record, retrying on concurrent writers (ETag); a change that returns its argument
+   * itself writes nothing. Returns the updated record, or undefined when the mailbox is no longer watched.
    */
   async update(
     mailbox: string,
@@ -259,7 +259,10 @@ export class WatchStore {
         if (isStatus(err, 404)) return undefined;
         throw err;
       }
-      const updated = change(fromEntity(entity));
+      const current = fromEntity(entity);
+      const updated = change(current);
+      // A change that returns the record it was given changes nothing: no write, so no ETag moved under other writers.
+      if (updated === current) return updated;
       try {
         await this.table.updateEntity(toEntity(updated), 'Replace', { etag: entity.etag });
         return updated;

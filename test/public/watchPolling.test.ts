@@ -13,13 +13,14 @@ import {
   deliverMail,
   eventForMessage,
   eventsForMessage,
+  folderRows,
   makeFoldersDue,
   runFunctionNow,
 } from '../support/mailboxReads';
 import { eventually, QueueReader } from '../support/watchSupport';
 
 const DOMAIN = 'contoso.com';
-const MAILBOXES = ['p1', 'p2', 'slow', 'fast'];
+const MAILBOXES = ['p1', 'p2', 'slow', 'fast', 'ahead'];
 
 let env: TestCloud;
 let host: FunctionsHostProcess;
@@ -123,6 +124,41 @@ describe('WEBHOOK_BASE_URL unset', () => {
     );
     expect(shown.body.eventsPublished).toBe(3);
     expect(Date.parse(shown.body.folders[0].nextReadAt)).toBeGreaterThan(Date.now());
+  });
+
+  it('a tick claims a read due within its lookahead (beyond its own 5 s period) and queues it once, read at its due time', async () => {
+    await gateway.watch('ahead@contoso.com', { delivery: 'poll' });
+    await pollRound('ahead@contoso.com');
+    const reads = deltaReads('ahead@contoso.com');
+    const user = env.cloud.tenant.findUser('ahead@contoso.com')!;
+    // Due in 7.4 s: past one 5 s tick, within the lookahead (half of the 15 s interval). Three runs at once, as
+    // overlapping ticks or instances would.
+    const due = Date.now() + 7_400;
+    await makeFoldersDue(env, 'ahead@contoso.com', due);
+    const ranAt = Date.now();
+    await Promise.all([runPollTimer(), runPollTimer(), runPollTimer()]);
+    // Claimed by these runs (its next read moved one interval on from its due time), written before any tick that
+    // only looked one period ahead could have claimed it (5 s before its due time at the earliest).
+    let claim = { writtenAt: NaN, nextReadAt: NaN };
+    await eventually(
+      async () => {
+        [claim] = await folderRows(env, 'ahead@contoso.com');
+        return claim.nextReadAt === due + 15_000;
+      },
+      'the read claimed',
+      30_000,
+    );
+    expect(claim.writtenAt).toBeLessThan(due - 5_000);
+    await eventually(() => deltaReads('ahead@contoso.com') > reads, 'the read', 30_000);
+    const read = env.cloud.graph.requests.find(
+      (r) => r.mailbox === user.id && /\/messages\/delta/.test(r.path) && r.startedAt.getTime() >= ranAt,
+    )!;
+    // Invisible until its due time (the message's visibility is whole seconds), then read at once.
+    expect(read.startedAt.getTime()).toBeGreaterThanOrEqual(due - 1_000);
+    expect(read.startedAt.getTime()).toBeLessThan(due + 5_000);
+    // Once: the next read is the next interval's (due + 15 s, claimed by a later tick at the earliest).
+    await new Promise((r) => setTimeout(r, Math.max(0, due + 6_000 - Date.now())));
+    expect(deltaReads('ahead@contoso.com')).toBe(reads + 1);
   });
 
   it('Graph throttling one polled mailbox defers that mailbox by its Retry-After and delays nobody else', async () => {

@@ -20,8 +20,8 @@ export function deliverMail(env: TestCloud, mailbox: string) {
   });
 }
 
-/** Makes every folder of `mailbox` due for a delta read now, as if its interval had passed. */
-export async function makeFoldersDue(env: TestCloud, mailbox: string): Promise<void> {
+/** Makes every folder of `mailbox` due for a delta read now (or at `at`, ms), as if its interval had passed. */
+export async function makeFoldersDue(env: TestCloud, mailbox: string, at = Date.now() - 1000): Promise<void> {
   const table = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'subscriptions', {
     allowInsecureConnection: true,
   });
@@ -29,10 +29,27 @@ export async function makeFoldersDue(env: TestCloud, mailbox: string): Promise<v
     queryOptions: { filter: `PartitionKey eq 'mailbox' and mailbox eq '${mailbox}'` },
   })) {
     await table.updateEntity(
-      { partitionKey: row.partitionKey!, rowKey: row.rowKey!, nextReadAt: new Date(Date.now() - 1000).toISOString() },
+      { partitionKey: row.partitionKey!, rowKey: row.rowKey!, nextReadAt: new Date(at).toISOString() },
       'Merge',
     );
   }
+}
+
+/** The stored rows of `mailbox`'s folders: when each was last written (the table's Timestamp) and its next read. */
+export async function folderRows(
+  env: TestCloud,
+  mailbox: string,
+): Promise<Array<{ writtenAt: number; nextReadAt: number }>> {
+  const table = TableClient.fromConnectionString(env.settings.AzureWebJobsStorage, 'subscriptions', {
+    allowInsecureConnection: true,
+  });
+  const rows: Array<{ writtenAt: number; nextReadAt: number }> = [];
+  for await (const row of table.listEntities<{ nextReadAt?: string }>({
+    queryOptions: { filter: `PartitionKey eq 'mailbox' and mailbox eq '${mailbox}'` },
+  })) {
+    rows.push({ writtenAt: Date.parse(row.timestamp ?? ''), nextReadAt: Date.parse(row.nextReadAt ?? '') });
+  }
+  return rows;
 }
 
 /** Runs a timer or queue function of `host` now, through the admin endpoint (202 when started). */

@@ -18,6 +18,7 @@ import { outboxBenchOptions, runOutboxBench } from '../bench/outboxBench';
 import { acceptBenchOptions, runAcceptBench } from '../bench/acceptBench';
 import { runTokenBench } from '../bench/tokenBench';
 import { runPollBench } from '../bench/pollBench';
+import { poll1000Options, runPoll1000Bench } from '../bench/poll1000Bench';
 import { runReconcileBench } from '../bench/reconcileBench';
 import { runWatchBench } from '../bench/watchBench';
 import { percentile, runMessagesBench, type MessagesBenchResult } from '../bench/messagesBench';
@@ -124,6 +125,7 @@ async function benchmarks(caDir: string): Promise<void> {
     if (wanted('pacer')) await runPacerBench();
     if (wanted('watch')) await watchSection(cloud, config, latency, webhookPort);
     if (wanted('poll')) await pollSection(cloud, config, latency);
+    if (wanted('poll1000')) await poll1000Section(caDir, cloud, latency);
     if (wanted('reconcile')) await reconcileSection(cloud, config, latency);
     if (wanted('messages')) printMessages(await runMessagesBench({ cloud, config }, caDir));
   } finally {
@@ -363,6 +365,52 @@ async function pollSection(cloud: LocalCloud, config: GatewayConfig, latency: { 
   );
   console.log(
     `(e) Graph requests per mailbox per hour over ${r.windowSeconds.toFixed(0)} s: polled ${r.pollRequestsPerMailboxHour.toFixed(0)}, pushed ${r.pushRequestsPerMailboxHour.toFixed(0)} (same mail rate)`,
+  );
+}
+
+/** 1,000 mailboxes polled every 60 s by 4 host processes (`npm run bench -- poll1000`). */
+async function poll1000Section(caDir: string, cloud: LocalCloud, latency: { min: number; max: number }) {
+  latency.min = 5;
+  latency.max = 15;
+  process.env.TEST_CA_DIR ??= caDir;
+  const options = poll1000Options();
+  console.log(
+    `\nPoll at scale: ${options.mailboxes.toLocaleString('en')} mailboxes by poll, POLL_INTERVAL_SECONDS=${options.intervalSeconds}, ` +
+      `${options.hosts} host processes, one Azurite, Graph latency 5-15 ms, ${options.mailsPerSecond} mail/s to random mailboxes, ` +
+      `${options.windowSeconds} s window after one interval of warm-up`,
+  );
+  const r = await runPoll1000Bench(cloud, options);
+  const s = (n: number | undefined) => (n ?? Number.NaN).toFixed(1);
+  console.log(
+    `(g) Graph requests per cycle ${r.graphRequestsPerCycle.toFixed(0)} (${(r.graphRequestsPerCycle / options.mailboxes).toFixed(3)} per mailbox; ` +
+      `delta ${r.deltaRequestsPerCycle.toFixed(0)}), HTTP requests per cycle ${r.httpRequestsPerCycle.toFixed(0)}, 429s ${r.throttled}; ` +
+      `${r.cycles.toFixed(1)} cycles in ${r.windowSeconds.toFixed(0)} s`,
+  );
+  console.log(
+    `(h) gaps between a mailbox's reads: p50 ${s(r.gaps.p50)} s, p99 ${s(r.gaps.p99)} s (${r.gaps.samples} gaps); each mailbox's longest ` +
+      `(window edges included) p50 ${s(r.maxGap.p50)} s, p99 ${s(r.maxGap.p99)} s, max ${s(r.maxGap.max)} s; ` +
+      `read late (gap > ${options.intervalSeconds + r.slackSeconds} s): ${r.behind}, never read: ${r.neverRead}; ` +
+      `a cycle skipped (gap >= 1.5 intervals): ${r.skipped}; read twice within half an interval: ${r.extraReads}; host warnings ${r.hostWarnings}`,
+  );
+  for (const line of r.hostWarningSamples) console.log(`    host: ${line}`);
+  console.log(
+    `(i) share of each cycle with a poll request in flight: ${r.busyShare.map((v) => `${(v * 100).toFixed(0)} %`).join(', ')}; ` +
+      `first to last poll request: ${r.spreadSeconds.map((v) => `${v.toFixed(0)} s`).join(', ')}; ` +
+      `hosts' CPU per cycle ${s(r.cpuSecondsPerCycle)} s together (${((r.cpuSecondsPerCycle / options.intervalSeconds) * 100).toFixed(1)} % of one core)`,
+  );
+  console.log(
+    `(j) mails -> events: ${r.evented} of ${r.mails}, delivery -> event p50 ${s(r.latency.p50 / 1000)} s, p99 ${s(r.latency.p99 / 1000)} s`,
+  );
+  console.log(
+    `    baseline: one process reading all ${r.sequential.reads} folders once, in a row, with the same poll reader: ` +
+      `${s(r.sequential.seconds)} s (${((r.sequential.seconds / options.intervalSeconds) * 100).toFixed(0)} % of a cycle), CPU ${s(r.sequential.cpuSeconds)} s`,
+  );
+  const { single, batched } = r.batching;
+  console.log(
+    `(k) batching the delta GETs, the same ${single.ok} GETs: one by one (16 at a time) ${single.httpRequests} HTTP requests, ` +
+      `${s(single.seconds)} s, CPU ${s(single.cpuSeconds)} s; in $batches of 20 (4 at a time) ${batched.httpRequests} HTTP requests ` +
+      `(${batched.ok} items 200), ${s(batched.seconds)} s, CPU ${s(batched.cpuSeconds)} s (client and emulator in one process); ` +
+      `CPU saved per cycle ${s(single.cpuSeconds - batched.cpuSeconds)} s against the hosts' ${s(r.cpuSecondsPerCycle)} s`,
   );
 }
 

@@ -65,8 +65,11 @@ interface Facts {
 export class GraphPipeline {
   constructor(private readonly deps: PipelineDeps) {}
 
-  /** Answers `request` and logs it. Never throws: emulator bugs become 500 `EmulatorBug` answers. */
-  async handle(request: EmulatedRequest): Promise<FinishedResponse> {
+  /**
+   * Answers `request` and logs it (`batched` for an item of a `$batch`). Never throws: emulator bugs become 500
+   * `EmulatorBug` answers.
+   */
+  async handle(request: EmulatedRequest, batched = false): Promise<FinishedResponse> {
     const startedAt = new Date();
     const requestId = randomUUID();
     const clientRequestId = firstHeader(request.headers, 'client-request-id') || randomUUID();
@@ -101,6 +104,7 @@ export class GraphPipeline {
       hadAuthorization: firstHeader(request.headers, 'authorization') !== undefined,
       startedAt,
       durationMs: now.getTime() - startedAt.getTime(),
+      ...(batched ? { batched } : {}),
     });
     return finished;
   }
@@ -253,7 +257,7 @@ export class GraphPipeline {
       json: jsonResponse,
       error: errorResponse,
       empty: emptyResponse,
-      dispatch: (inner) => this.handle(inner),
+      dispatch: (inner) => this.handle(inner, true),
     };
   }
 

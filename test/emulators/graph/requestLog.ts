@@ -23,6 +23,8 @@ export interface SeenRequest {
   hadAuthorization: boolean;
   startedAt: Date;
   durationMs: number;
+  /** An item of a `$batch` (the batch itself is logged too, as one HTTP request). */
+  batched?: boolean;
 }
 
 // Upload-session and similar pre-authenticated URLs carry their credential in the query.
