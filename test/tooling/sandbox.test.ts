@@ -428,6 +428,16 @@ describe('npm start on a busy port', () => {
   });
 });
 
+/** Runs `npm start`'s script with `env` until it exits: its exit code and everything it printed. */
+async function startToExit(env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], { cwd: ROOT, env });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  return { code, output };
+}
+
 describe('npm start with a malformed setting of its own in the environment', () => {
   it('stops at once, naming the setting, without its value', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sandbox-bad-setting-'));
@@ -436,11 +446,7 @@ describe('npm start with a malformed setting of its own in the environment', () 
         ...sandboxEnv(dir, await freePortBelowEphemeral(), await freePortBelowEphemeral()),
         ALLOWED_SENDERS: 'everyone-here',
       };
-      const child = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], { cwd: ROOT, env });
-      let output = '';
-      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      const { code, output } = await startToExit(env);
       expect(code).toBe(1);
       expect(output).toMatch(/The sandbox could not start: Fix these app settings[^\n]*: ALLOWED_SENDERS must be/);
       expect(output).not.toContain('Sandbox ready');
@@ -460,11 +466,7 @@ describe('npm start with SANDBOX_WEBHOOK neither on nor off', () => {
         ...sandboxEnv(dir, await freePortBelowEphemeral(), await freePortBelowEphemeral()),
         SANDBOX_WEBHOOK: 'maybe',
       };
-      const child = spawn(process.execPath, [join(ROOT, 'dist', 'test', 'sandbox', 'start.js')], { cwd: ROOT, env });
-      let output = '';
-      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      const { code, output } = await startToExit(env);
       expect(code).toBe(1);
       expect(output).toContain("The sandbox cannot start: SANDBOX_WEBHOOK must be on or off, not 'maybe'.");
       expect(readdirSync(dir)).toEqual([]);
