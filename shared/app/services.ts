@@ -21,6 +21,7 @@ import type { SendMailDependencies } from '../outbox/accept/sendMailHandler';
 import type { MailStatusDependencies } from '../outbox/mailStatusHandler';
 import type { OutboxProcessorDependencies } from '../outbox/outboxProcessor';
 import { OutboxBounces } from '../outbox/bounces';
+import type { BounceHandler } from '../watch/bounceCheck';
 import { BounceTracking } from '../outbox/bounceTracking';
 import { OutboxStore } from '../outbox/outboxStore';
 import { MailboxPacer, MAILBOX_PACING_TABLE } from '../pacing/mailboxPacer';
@@ -98,8 +99,15 @@ export class Services {
     return this.once('subscriptions', () => new GraphSubscriptions(this.graph, {}, this.overrides.now));
   }
 
-  /** Matches non-delivery reports in watched Inboxes to the outbox's mail (`mail.bounced`). */
-  get bounces(): OutboxBounces {
+  /**
+   * Matches non-delivery reports in watched Inboxes to the outbox's mail (`mail.bounced`). Built on the first report,
+   * not with watching: the mailbox API and the webhooks never need the outbox's clients.
+   */
+  get bounces(): BounceHandler {
+    return { handle: (report) => this.outboxBounces.handle(report) };
+  }
+
+  private get outboxBounces(): OutboxBounces {
     return this.once('bounces', () => new OutboxBounces(this.outboxStore, this.publisher));
   }
 
