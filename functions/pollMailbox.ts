@@ -1,8 +1,8 @@
 import { app } from '@azure/functions';
 import { isConfigured } from '../shared/platform/configGate';
 import { services } from '../shared/app/services';
-import { readDueFolder } from '../shared/watch/mailboxPoll';
-import { MAILBOX_POLL_QUEUE } from '../shared/watch/pollMessages';
+import { readDueFolder } from '../shared/watch/delta/mailboxPoll';
+import { MAILBOX_POLL_QUEUE } from '../shared/watch/delta/pollMessages';
 
 // Registered only with valid settings (configGate.ts), like processNotifications.
 if (isConfigured()) {

@@ -11,7 +11,7 @@ import type { EventPublisher } from '../events/eventPublisher';
 import type { OutboxStore } from '../outbox/outboxStore';
 import { requeueStrandedMail, type StrandedMailStore } from '../outbox/strandedMail';
 import { purgeExpired } from '../platform/storage/tables';
-import { renewalSummary, runRenewal, type RenewalDependencies } from '../watch/renewalTimer';
+import { renewalSummary, runRenewal, type RenewalDependencies } from '../watch/subscriptions/renewalTimer';
 
 /** What the purge needs. */
 export interface HousekeepingDependencies {

@@ -6,7 +6,7 @@
  */
 import type { Attachment, InternetMessageHeader, Message } from '@microsoft/microsoft-graph-types';
 import type { MailReceivedData } from '../events/cloudEvent';
-import { mailReceivedEvent, MESSAGE_SELECT } from '../watch/mailReceived';
+import { mailReceivedEvent, MESSAGE_SELECT } from '../watch/content/mailReceived';
 
 /** The properties a listed message needs (`$select`). */
 export const LIST_SELECT = `${MESSAGE_SELECT},isRead,categories,flag,parentFolderId`;

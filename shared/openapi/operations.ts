@@ -8,8 +8,8 @@ import { MAX_SEND_JSON_DEPTH, sendRequestSchema } from '../mail/sendRequest';
 import { forwardRequestSchema, replyRequestSchema } from '../mail/threadRequest';
 import { MESSAGE_OPERATIONS } from './messageOperations';
 import { jsonResponse, problemResponse, type OperationSpec, type ParameterSpec } from './operationSpec';
-import { notificationCollectionSchema } from '../watch/notificationReceiver';
-import { watchRequestSchema } from '../watch/eventContent';
+import { notificationCollectionSchema } from '../watch/notifications/notificationReceiver';
+import { watchRequestSchema } from '../watch/content/eventContent';
 import {
   diagnosticsReportSchema,
   healthSchema,

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { DiagnosticsReport } from '../diagnostics/diagnostics';
 import type { FieldProblem } from '../mail/sendRequest';
 import type { FolderView, MailboxView } from '../watch/mailboxApi';
-import { eventContentSchema } from '../watch/eventContent';
+import { eventContentSchema } from '../watch/content/eventContent';
 import { CLOUD_NAMES } from '../platform/clouds';
 import { PROBLEM_TYPE_BASE, type ProblemDocument } from '../platform/problems/problem';
 

@@ -7,7 +7,7 @@
  */
 import { mailboxEvent } from '../events/cloudEvent';
 import type { EventPublisher } from '../events/eventPublisher';
-import type { BounceHandler, ReceivedReport } from '../watch/bounceCheck';
+import type { BounceHandler, ReceivedReport } from '../watch/bounces/bounceCheck';
 import { OutboxRecordChangedError, type MailBounce, type OutboxStore, type StoredRecord } from './outboxStore';
 
 /** Reports kept per mail (a record is one table entity; a mail bounced more often than this keeps the first ones). */

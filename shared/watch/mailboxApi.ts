@@ -16,7 +16,7 @@ import { HttpProblem } from '../platform/problems/httpProblem';
 import { internalProblem } from '../platform/problems/internalProblem';
 import { problem } from '../platform/problems/problem';
 import { featurePermission, WATCH_PERMISSION, WATCH_PERMISSIONS_ACCEPTED } from '../identity/graphPermissions';
-import { NO_CONTENT, readWatchRequest, wantsContent, type EventContent } from './eventContent';
+import { NO_CONTENT, readWatchRequest, wantsContent, type EventContent } from './content/eventContent';
 import { WatchBusyError, type WatchService } from './watchService';
 import { DEFAULT_FOLDER } from './watchFolders';
 import type { Delivery, DeliveryMode, WatchedMailbox, WatchStore } from './watchStore';

@@ -6,14 +6,14 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { forEachLimited } from '../platform/concurrency';
-import type { CatchUp, CatchUpResult } from './catchUp';
-import { wantsContent, type EventContent } from './eventContent';
+import type { CatchUp, CatchUpResult } from './delta/catchUp';
+import { wantsContent, type EventContent } from './content/eventContent';
 import {
   isWebhookValidationFailure,
   type GraphSubscription,
   type GraphSubscriptions,
   type RenewResult,
-} from './graphSubscriptions';
+} from './subscriptions/graphSubscriptions';
 import { DEFAULT_FOLDER } from './watchFolders';
 import {
   LeaseLostError,

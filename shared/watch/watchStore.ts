@@ -10,7 +10,7 @@ import type { TableClient } from '@azure/data-tables';
 import type { GatewayConfig } from '../platform/config';
 import { createTableClient } from '../platform/storage/storage';
 import { ensureTable, isStatus, tableKey } from '../platform/storage/tables';
-import { DEFAULT_MAX_BODY_BYTES, wantsContent, type EventContent } from './eventContent';
+import { DEFAULT_MAX_BODY_BYTES, wantsContent, type EventContent } from './content/eventContent';
 import { DEFAULT_FOLDER } from './watchFolders';
 
 /** Table holding the rows. */

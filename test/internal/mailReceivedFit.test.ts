@@ -5,8 +5,8 @@
  */
 import { QUEUE_EVENT_MAX_JSON_BYTES } from '../../shared/events/eventPublisher';
 import type { MailAttachment } from '../../shared/events/cloudEvent';
-import { fitMailReceived, mailLinks, mailReceivedEvent } from '../../shared/watch/mailReceived';
-import { cutUtf8 } from '../../shared/watch/utf8Cut';
+import { fitMailReceived, mailLinks, mailReceivedEvent } from '../../shared/watch/content/mailReceived';
+import { cutUtf8 } from '../../shared/watch/content/utf8Cut';
 
 const MESSAGE = {
   id: 'AAMkAGI2+/abc=',

@@ -6,7 +6,7 @@
  */
 import { AppCredential } from '../../shared/identity/appCredential';
 import { createGraphClient } from '../../shared/graph/graphClient';
-import { readMessageForEvent } from '../../shared/watch/messageContent';
+import { readMessageForEvent } from '../../shared/watch/content/messageContent';
 import { GRAPH_APP_ROLES } from '../emulators/tenant';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 

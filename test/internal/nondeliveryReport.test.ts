@@ -1,12 +1,12 @@
 /**
- * The pure NDR reading (shared/watch/nondeliveryReport.ts): which messages are reports, the Message-IDs they refer
+ * The pure NDR reading (shared/watch/bounces/nondeliveryReport.ts): which messages are reports, the Message-IDs they refer
  * to and the failed recipients with their status codes, on the shapes Exchange Online and other servers write.
  */
 import {
   mayBeNondeliveryReport,
   parseNondeliveryReport,
   type ReportMessage,
-} from '../../shared/watch/nondeliveryReport';
+} from '../../shared/watch/bounces/nondeliveryReport';
 
 const EXCHANGE = {
   emailAddress: { name: 'Microsoft Outlook', address: 'MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@contoso.com' },

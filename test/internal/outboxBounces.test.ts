@@ -10,7 +10,7 @@ import { QueueClient } from '@azure/storage-queue';
 import { EventPublisher } from '../../shared/events/eventPublisher';
 import { BounceTooEarlyError, OutboxBounces, outboxIdOf } from '../../shared/outbox/bounces';
 import { OutboxStore } from '../../shared/outbox/outboxStore';
-import type { ReceivedReport } from '../../shared/watch/bounceCheck';
+import type { ReceivedReport } from '../../shared/watch/bounces/bounceCheck';
 import { azuriteConnectionString } from '../support/testEnv';
 
 const live = azuriteConnectionString();

@@ -5,20 +5,20 @@ import { Webhook } from 'standardwebhooks';
 import { mailboxEvent, stableEventId } from '../../shared/events/cloudEvent';
 import { WebhookDeliveryError, WebhookSender } from '../../shared/events/webhookSender';
 import { tableKey } from '../../shared/platform/storage/tables';
-import { parseMaxMinutes } from '../../shared/watch/graphSubscriptions';
-import { mailReceivedEvent } from '../../shared/watch/mailReceived';
+import { parseMaxMinutes } from '../../shared/watch/subscriptions/graphSubscriptions';
+import { mailReceivedEvent } from '../../shared/watch/content/mailReceived';
 import {
   isPermanentRefusal,
   processNotification,
   type ProcessorDependencies,
-} from '../../shared/watch/notificationProcessor';
-import { sameSecret } from '../../shared/watch/notificationReceiver';
+} from '../../shared/watch/notifications/notificationProcessor';
+import { sameSecret } from '../../shared/watch/notifications/notificationReceiver';
 import {
   KNOWN_SUBSCRIPTION_TTL_MS,
   LOOKUP_CONCURRENCY,
   MAX_UNKNOWN_PER_POST,
   SubscriptionLookup,
-} from '../../shared/watch/subscriptionLookup';
+} from '../../shared/watch/notifications/subscriptionLookup';
 import type { SubscriptionIndexEntry } from '../../shared/watch/watchStore';
 import { WebhookReceiver } from '../support/watchSupport';
 

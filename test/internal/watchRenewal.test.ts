@@ -8,7 +8,7 @@ import { createServices } from '../../shared/app/services';
 import { createGraphClient } from '../../shared/graph/graphClient';
 import { AppCredential } from '../../shared/identity/appCredential';
 import { createTableClient } from '../../shared/platform/storage/storage';
-import type { GraphSubscriptions } from '../../shared/watch/graphSubscriptions';
+import type { GraphSubscriptions } from '../../shared/watch/subscriptions/graphSubscriptions';
 import { renewalThresholdMs, type WatchService } from '../../shared/watch/watchService';
 import { WatchStore } from '../../shared/watch/watchStore';
 import { DEFAULT_MAX_EXPIRATION_MINUTES } from '../emulators/graph/subscriptionRoutes';

@@ -5,11 +5,11 @@
  */
 import type { HttpRequest } from '@azure/functions';
 import { z } from 'zod';
-import { HttpProblem } from '../platform/problems/httpProblem';
-import { logValue } from '../platform/logSafe';
-import { problem } from '../platform/problems/problem';
-import { DEFAULT_FOLDER, watchFoldersSchema } from './watchFolders';
-import { readWebhookBody } from './webhookBody';
+import { HttpProblem } from '../../platform/problems/httpProblem';
+import { logValue } from '../../platform/logSafe';
+import { problem } from '../../platform/problems/problem';
+import { DEFAULT_FOLDER, watchFoldersSchema } from '../watchFolders';
+import { readWebhookBody } from '../notifications/webhookBody';
 
 /** The most of a body an event may carry: the signed webhook's limit (the queue's 64 KB cut it further). */
 export const MAX_BODY_BYTES_LIMIT = 1_048_576;

@@ -5,9 +5,9 @@
  * fetched. Nothing read here is ever logged.
  */
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
-import { logValue } from '../platform/logSafe';
+import { logValue } from '../../platform/logSafe';
 import type { Message } from '@microsoft/microsoft-graph-types';
-import type { MailAttachment, MailBody } from '../events/cloudEvent';
+import type { MailAttachment, MailBody } from '../../events/cloudEvent';
 import type { EventContent } from './eventContent';
 import { MESSAGE_SELECT, type MailContent } from './mailReceived';
 import { cutUtf8 } from './utf8Cut';

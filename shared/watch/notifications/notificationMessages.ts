@@ -4,8 +4,8 @@
  * never succeed; an operator reads it). Neither carries the clientState: only the subscription id and the mailbox.
  */
 import { z } from 'zod';
-import { queueMessageContract } from '../platform/queues/queueMessages';
-import { DEFAULT_FOLDER } from './watchFolders';
+import { queueMessageContract } from '../../platform/queues/queueMessages';
+import { DEFAULT_FOLDER } from '../watchFolders';
 
 /** A notification as queued for `processNotifications`: a change to a message, or a lifecycle event. */
 export const queuedNotification = queueMessageContract(

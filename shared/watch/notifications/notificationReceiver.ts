@@ -10,11 +10,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
-import { logValue } from '../platform/logSafe';
-import { problem, problemResponse } from '../platform/problems/problem';
-import { ensureQueue } from '../platform/storage/tables';
+import { logValue } from '../../platform/logSafe';
+import { problem, problemResponse } from '../../platform/problems/problem';
+import { ensureQueue } from '../../platform/storage/tables';
 import { queuedNotification, type QueuedNotification } from './notificationMessages';
-import { DEFAULT_FOLDER } from './watchFolders';
+import { DEFAULT_FOLDER } from '../watchFolders';
 import { readWebhookBody } from './webhookBody';
 import { MAX_UNKNOWN_PER_POST, type ResolvedSubscriptions, type SubscriptionLookup } from './subscriptionLookup';
 

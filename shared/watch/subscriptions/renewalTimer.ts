@@ -4,8 +4,8 @@
  * (the same timer also runs the app's housekeeping).
  */
 import type { InvocationContext } from '@azure/functions';
-import { DEFAULT_FOLDER } from './watchFolders';
-import type { RenewalReport, WatchService } from './watchService';
+import { DEFAULT_FOLDER } from '../watchFolders';
+import type { RenewalReport, WatchService } from '../watchService';
 
 /** What the renewal needs. */
 export interface RenewalDependencies {

@@ -7,13 +7,13 @@
  */
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
 import type { Message } from '@microsoft/microsoft-graph-types';
-import { EVENT_RETENTION_MS, type EventPublisher } from '../events/eventPublisher';
-import { checkForBounce, type BounceHandler } from './bounceCheck';
-import { wantsContent } from './eventContent';
-import { fitMailReceived, mailReceivedEvent, MESSAGE_SELECT, type MailContent } from './mailReceived';
-import { readMessageForEvent } from './messageContent';
-import { DEFAULT_FOLDER, folderMessagesPath } from './watchFolders';
-import type { WatchedMailbox, WatchStore } from './watchStore';
+import { EVENT_RETENTION_MS, type EventPublisher } from '../../events/eventPublisher';
+import { checkForBounce, type BounceHandler } from '../bounces/bounceCheck';
+import { wantsContent } from '../content/eventContent';
+import { fitMailReceived, mailReceivedEvent, MESSAGE_SELECT, type MailContent } from '../content/mailReceived';
+import { readMessageForEvent } from '../content/messageContent';
+import { DEFAULT_FOLDER, folderMessagesPath } from '../watchFolders';
+import type { WatchedMailbox, WatchStore } from '../watchStore';
 
 /** Delta items per page asked for (Graph's default for messages is 10). */
 const PAGE_SIZE = 50;

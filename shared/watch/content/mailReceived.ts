@@ -17,9 +17,9 @@ import {
   type MailBody,
   type MailLinks,
   type MailReceivedData,
-} from '../events/cloudEvent';
+} from '../../events/cloudEvent';
 import { cutUtf8 } from './utf8Cut';
-import { DEFAULT_FOLDER } from './watchFolders';
+import { DEFAULT_FOLDER } from '../watchFolders';
 
 /** The CloudEvents type of a new mail. */
 const MAIL_RECEIVED = 'mail.received';

@@ -8,8 +8,8 @@
  * Graph allows the maximum again.
  */
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
-import { DEFAULT_FOLDER, folderMessagesPath } from './watchFolders';
-import { MAX_BATCH_ITEMS, sendBatches, type BatchOptions, type BatchResponse } from '../graph/batch';
+import { DEFAULT_FOLDER, folderMessagesPath } from '../watchFolders';
+import { MAX_BATCH_ITEMS, sendBatches, type BatchOptions, type BatchResponse } from '../../graph/batch';
 
 /**
  * The longest lifetime, in minutes, live tenants grant a subscription on Outlook messages (documented: 10,080) ("can only be 10070 minutes in the future"): asking for the documented

@@ -9,14 +9,14 @@
 import type { InvocationContext } from '@azure/functions';
 import { GraphError } from '@microsoft/microsoft-graph-client';
 import type { QueueClient } from '@azure/storage-queue';
-import { GraphFailure } from '../graph/graphFailure';
-import { forEachLimited } from '../platform/concurrency';
-import { logValue } from '../platform/logSafe';
-import { ensureQueue } from '../platform/storage/tables';
+import { GraphFailure } from '../../graph/graphFailure';
+import { forEachLimited } from '../../platform/concurrency';
+import { logValue } from '../../platform/logSafe';
+import { ensureQueue } from '../../platform/storage/tables';
 import type { CatchUp } from './catchUp';
 import { mailboxPollMessage } from './pollMessages';
-import { DEFAULT_FOLDER } from './watchFolders';
-import type { WatchedMailbox, WatchStore } from './watchStore';
+import { DEFAULT_FOLDER } from '../watchFolders';
+import type { WatchedMailbox, WatchStore } from '../watchStore';
 
 /**
  * How far ahead the timer claims reads: three of its 5 s periods (at most half an interval, so a folder never has two

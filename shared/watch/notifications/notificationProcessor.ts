@@ -8,18 +8,18 @@
 import type { InvocationContext } from '@azure/functions';
 import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
 import type { QueueClient } from '@azure/storage-queue';
-import { logValue } from '../platform/logSafe';
-import { MAX_DEQUEUE_COUNT, queueTry } from '../platform/queues/queueTrigger';
-import { PublishInProgressError, type EventPublisher } from '../events/eventPublisher';
-import { ensureQueue } from '../platform/storage/tables';
+import { logValue } from '../../platform/logSafe';
+import { MAX_DEQUEUE_COUNT, queueTry } from '../../platform/queues/queueTrigger';
+import { PublishInProgressError, type EventPublisher } from '../../events/eventPublisher';
+import { ensureQueue } from '../../platform/storage/tables';
 import type { Message } from '@microsoft/microsoft-graph-types';
-import { checkForBounce, type BounceHandler } from './bounceCheck';
-import { DEFAULT_FOLDER } from './watchFolders';
-import { fitMailReceived, mailReceivedEvent, mailReceivedIdentity } from './mailReceived';
-import { readMessageForEvent, type MessageForEvent } from './messageContent';
+import { checkForBounce, type BounceHandler } from '../bounces/bounceCheck';
+import { DEFAULT_FOLDER } from '../watchFolders';
+import { fitMailReceived, mailReceivedEvent, mailReceivedIdentity } from '../content/mailReceived';
+import { readMessageForEvent, type MessageForEvent } from '../content/messageContent';
 import { poisonedNotification, queuedNotification } from './notificationMessages';
-import type { WatchService } from './watchService';
-import type { WatchStore } from './watchStore';
+import type { WatchService } from '../watchService';
+import type { WatchStore } from '../watchStore';
 
 /** What the processor needs. */
 export interface ProcessorDependencies {

@@ -15,7 +15,7 @@
  * subscription's first notifications can arrive before its index row is written (Graph delivers as soon as it created
  * the subscription); remembering "unknown" would drop them for the whole TTL instead of only until the row exists.
  */
-import type { SubscriptionIndexEntry } from './watchStore';
+import type { SubscriptionIndexEntry } from '../watchStore';
 
 /** How long an id found in the index is taken as known without reading it again. */
 export const KNOWN_SUBSCRIPTION_TTL_MS = 30_000;

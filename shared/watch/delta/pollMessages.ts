@@ -4,8 +4,8 @@
  * holds the rest, and is read again when the message is processed.
  */
 import { z } from 'zod';
-import { queueMessageContract } from '../platform/queues/queueMessages';
-import { DEFAULT_FOLDER } from './watchFolders';
+import { queueMessageContract } from '../../platform/queues/queueMessages';
+import { DEFAULT_FOLDER } from '../watchFolders';
 
 /** The queue `pollMailboxes` fills and `pollMailbox` drains. */
 export const MAILBOX_POLL_QUEUE = 'mailbox-poll';
