@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
 import { isConfigured } from '../shared/platform/configGate';
-import { OUTBOX_QUEUE } from '../shared/outbox/outboxStore';
-import { handleOutboxMessage } from '../shared/outbox/outboxTrigger';
+import { OUTBOX_QUEUE } from '../shared/outbox/store/outboxStore';
+import { handleOutboxMessage } from '../shared/outbox/process/outboxTrigger';
 import { services } from '../shared/app/services';
 
 // Registered only with valid settings (configGate.ts): until then its messages wait in the queue untouched,

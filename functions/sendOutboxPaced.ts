@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
 import { isConfigured } from '../shared/platform/configGate';
-import { OUTBOX_PACED_QUEUE } from '../shared/outbox/outboxStore';
-import { handleOutboxMessage } from '../shared/outbox/outboxTrigger';
+import { OUTBOX_PACED_QUEUE } from '../shared/outbox/store/outboxStore';
+import { handleOutboxMessage } from '../shared/outbox/process/outboxTrigger';
 import { services } from '../shared/app/services';
 
 // The same work as sendOutbox, for mails back at their pacer slot (see OUTBOX_PACED_QUEUE).

@@ -8,8 +8,8 @@
 import type { InvocationContext } from '@azure/functions';
 import type { TableClient } from '@azure/data-tables';
 import type { EventPublisher } from '../events/eventPublisher';
-import type { OutboxStore } from '../outbox/outboxStore';
-import { requeueStrandedMail, type StrandedMailStore } from '../outbox/strandedMail';
+import type { OutboxStore } from '../outbox/store/outboxStore';
+import { requeueStrandedMail, type StrandedMailStore } from '../outbox/process/strandedMail';
 import { purgeExpired } from '../platform/storage/tables';
 import { renewalSummary, runRenewal, type RenewalDependencies } from '../watch/subscriptions/renewalTimer';
 

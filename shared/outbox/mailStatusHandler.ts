@@ -9,7 +9,7 @@ import { logValue } from '../platform/logSafe';
 import { storageDependencyProblem } from '../mail/dependencyProblems';
 import type { GatewayConfig } from '../platform/config';
 import { problem, problemResponse } from '../platform/problems/problem';
-import { OUTBOX_TABLE, threadFacts, type OutboxRecord, type OutboxStore } from './outboxStore';
+import { OUTBOX_TABLE, threadFacts, type OutboxRecord, type OutboxStore } from './store/outboxStore';
 
 /** What the handler needs. */
 export interface MailStatusDependencies {

@@ -37,8 +37,8 @@ import { readTestCa } from '../emulators/testCa';
 import { appRoot } from '../../shared/platform/packageInfo';
 import { loadConfig } from '../../shared/platform/config';
 import { createQueueClient, createTableClient } from '../../shared/platform/storage/storage';
-import { OUTBOX_QUEUE, OUTBOX_TABLE } from '../../shared/outbox/outboxStore';
-import { outboxMessage } from '../../shared/outbox/outboxMessages';
+import { OUTBOX_QUEUE, OUTBOX_TABLE } from '../../shared/outbox/store/outboxStore';
+import { outboxMessage } from '../../shared/outbox/store/outboxMessages';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 
 /** Sizes of the accept benchmark. */

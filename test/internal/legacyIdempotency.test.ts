@@ -11,7 +11,7 @@ import { HttpRequest, InvocationContext } from '@azure/functions';
 import { handleSendMail, type SendMailDependencies } from '../../shared/outbox/accept/sendMailHandler';
 import { LegacyIdempotencyKeys } from '../../shared/outbox/accept/legacyIdempotency';
 import { canonicalRequestHash } from '../../shared/outbox/accept/requestHash';
-import { OutboxStore } from '../../shared/outbox/outboxStore';
+import { OutboxStore } from '../../shared/outbox/store/outboxStore';
 import { loadConfig } from '../../shared/platform/config';
 import { azuriteConnectionString } from '../support/testEnv';
 

@@ -1,5 +1,5 @@
 /**
- * Matching reports to outbox mail (shared/outbox/bounces.ts) against real storage (Azurite through the Azure SDKs):
+ * Matching reports to outbox mail (shared/outbox/bounces/bounces.ts) against real storage (Azurite through the Azure SDKs):
  * the Message-ID names the outbox id, but only a record of the same mailbox with that very Message-ID counts; a report
  * seen twice is recorded and published once; a report that overtakes the processor is retried.
  */
@@ -8,8 +8,8 @@ import { TableClient } from '@azure/data-tables';
 import { ContainerClient } from '@azure/storage-blob';
 import { QueueClient } from '@azure/storage-queue';
 import { EventPublisher } from '../../shared/events/eventPublisher';
-import { BounceTooEarlyError, OutboxBounces, outboxIdOf } from '../../shared/outbox/bounces';
-import { OutboxStore } from '../../shared/outbox/outboxStore';
+import { BounceTooEarlyError, OutboxBounces, outboxIdOf } from '../../shared/outbox/bounces/bounces';
+import { OutboxStore } from '../../shared/outbox/store/outboxStore';
 import type { ReceivedReport } from '../../shared/watch/bounces/bounceCheck';
 import { azuriteConnectionString } from '../support/testEnv';
 

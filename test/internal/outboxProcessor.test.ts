@@ -17,9 +17,9 @@ import {
   failAfterRetries,
   processOutboxMail,
   type OutboxProcessorDependencies,
-} from '../../shared/outbox/outboxProcessor';
-import { OutboxStore, type OutboxRecord } from '../../shared/outbox/outboxStore';
-import { handleOutboxMessage } from '../../shared/outbox/outboxTrigger';
+} from '../../shared/outbox/process/outboxProcessor';
+import { OutboxStore, type OutboxRecord } from '../../shared/outbox/store/outboxStore';
+import { handleOutboxMessage } from '../../shared/outbox/process/outboxTrigger';
 import { InvocationContext } from '@azure/functions';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 import { meddledTableClient } from '../support/meddledTable';

@@ -15,7 +15,7 @@ import {
   OutboxStore,
   type NewOutboxMail,
   type RequestToStore,
-} from '../../shared/outbox/outboxStore';
+} from '../../shared/outbox/store/outboxStore';
 import { mailIdForKey } from '../../shared/outbox/accept/requestHash';
 import { azuriteConnectionString } from '../support/testEnv';
 

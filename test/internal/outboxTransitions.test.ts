@@ -7,7 +7,7 @@ import { KeyVaultAccessError } from '../../shared/identity/keyVaultCredentialSou
 import { credentialDependencyProblem } from '../../shared/mail/dependencyProblems';
 import { graphProblem, validationProblem } from '../../shared/mail/sendProblems';
 import { problem } from '../../shared/platform/problems/problem';
-import type { OutboxRecord } from '../../shared/outbox/outboxStore';
+import type { OutboxRecord } from '../../shared/outbox/store/outboxStore';
 import {
   clearAttempt,
   dueAt,
@@ -21,8 +21,8 @@ import {
   undoAttempt,
   UNCONFIRMED_REASON,
   withRequestId,
-} from '../../shared/outbox/outboxTransitions';
-import { classifySendFailure, DEFAULT_RETRY_MS } from '../../shared/outbox/sendFailure';
+} from '../../shared/outbox/process/outboxTransitions';
+import { classifySendFailure, DEFAULT_RETRY_MS } from '../../shared/outbox/process/sendFailure';
 
 const T0 = Date.parse('2026-01-05T09:00:00Z');
 const NOW = T0 + 60_000;

@@ -7,8 +7,8 @@ import { RestError, TableClient } from '@azure/data-tables';
 import { ContainerClient } from '@azure/storage-blob';
 import { QueueClient } from '@azure/storage-queue';
 import type { InvocationContext } from '@azure/functions';
-import { OutboxStore, type NewOutboxMail } from '../../shared/outbox/outboxStore';
-import { requeueStrandedMail, STRANDED_AFTER_MS } from '../../shared/outbox/strandedMail';
+import { OutboxStore, type NewOutboxMail } from '../../shared/outbox/store/outboxStore';
+import { requeueStrandedMail, STRANDED_AFTER_MS } from '../../shared/outbox/process/strandedMail';
 import { requeueStranded } from '../../shared/app/housekeeping';
 import { azuriteConnectionString } from '../support/testEnv';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OUTBOX_QUEUE, OutboxStore } from '../../shared/outbox/outboxStore';
+import { OUTBOX_QUEUE, OutboxStore } from '../../shared/outbox/store/outboxStore';
 import { CLOUD_NAMES, CLOUDS } from '../../shared/platform/clouds';
 import { ConfigError, loadConfig, SETTINGS } from '../../shared/platform/config';
 import { createQueueClient } from '../../shared/platform/storage/storage';

@@ -9,7 +9,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { deliverMail } from '../support/mailboxReads';
 import type { CloudEvent } from '../../shared/events/cloudEvent';
-import type { MailBouncedData } from '../../shared/outbox/bounces';
+import type { MailBouncedData } from '../../shared/outbox/bounces/bounces';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { gatewayClient, type GatewayClient } from '../support/gatewayClient';
 import { startTestCloud, type TestCloud } from '../support/testEnv';

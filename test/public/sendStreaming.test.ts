@@ -10,9 +10,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { OUTBOX_CONTAINER } from '../../shared/outbox/outboxStore';
+import { OUTBOX_CONTAINER } from '../../shared/outbox/store/outboxStore';
 import { STREAMED_CONTENT_THRESHOLD } from '../../shared/mail/sendRequest';
-import { STAGED_BLOCK_BYTES } from '../../shared/outbox/stagedBlob';
+import { STAGED_BLOCK_BYTES } from '../../shared/outbox/store/stagedBlob';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { gatewayClient, type GatewayClient } from '../support/gatewayClient';
 import { outboxRecordsAndMessages } from '../support/outboxCounts';

@@ -4,7 +4,7 @@
  */
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
-import { OUTBOX_QUEUE, OUTBOX_TABLE } from '../../shared/outbox/outboxStore';
+import { OUTBOX_QUEUE, OUTBOX_TABLE } from '../../shared/outbox/store/outboxStore';
 
 /** Outbox records and (approximately counted) outbox queue messages; 0 for a table or queue not yet created. */
 export async function outboxRecordsAndMessages(connection: string): Promise<{ records: number; messages: number }> {

@@ -24,9 +24,9 @@ import { credentialDependencyProblem, storageDependencyProblem } from '../../mai
 import { IDEMPOTENCY_TABLE, type StoredResult } from './idempotencyStore';
 import type { LegacyIdempotencyKeys } from './legacyIdempotency';
 import { REQUEST_STORAGE_CALL_MS } from '../../platform/storage/storageDeadline';
-import { OUTBOX_TABLE, type OutboxRecord, type OutboxStatus, type OutboxStore } from '../outboxStore';
+import { OUTBOX_TABLE, type OutboxRecord, type OutboxStatus, type OutboxStore } from '../store/outboxStore';
 import { canonicalRequestHash, mailIdForKey } from './requestHash';
-import type { StagedAttachments } from '../stagedAttachments';
+import type { StagedAttachments } from '../store/stagedAttachments';
 import { isMailboxAllowed } from '../../platform/mailboxPolicy';
 import { hasControlCharacter } from '../../mail/textRules';
 import { countExternal } from '../../pacing/tenantRules';

@@ -4,7 +4,7 @@
  * by the `sendOutbox` and `sendOutboxPaced` triggers.
  */
 import { z } from 'zod';
-import { queueMessageContract } from '../platform/queues/queueMessages';
+import { queueMessageContract } from '../../platform/queues/queueMessages';
 
 /** An outbox queue message: `{ "id": ... }`, or `{ "id": ..., "slotAt": ... }` on the paced queue. */
 export const outboxMessage = queueMessageContract(

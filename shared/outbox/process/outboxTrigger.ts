@@ -6,10 +6,10 @@
  * sending twice.
  */
 import type { InvocationContext } from '@azure/functions';
-import { describeForLog, redactSecrets } from '../platform/logSafe';
-import { failureLogLine } from '../mail/failureLog';
-import { queueTry } from '../platform/queues/queueTrigger';
-import { outboxMessage } from './outboxMessages';
+import { describeForLog, redactSecrets } from '../../platform/logSafe';
+import { failureLogLine } from '../../mail/failureLog';
+import { queueTry } from '../../platform/queues/queueTrigger';
+import { outboxMessage } from '../store/outboxMessages';
 import { failAfterRetries, processOutboxMail, type OutboxProcessorDependencies } from './outboxProcessor';
 
 /** Handles one `mail-outbox` message (the host has decoded its base64 JSON). */

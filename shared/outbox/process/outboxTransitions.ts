@@ -11,8 +11,8 @@
  * - an attempt undone before it reached Graph: {@link undoAttempt}; an interrupted one proved not accepted:
  *   {@link clearAttempt}; one Graph may have accepted: {@link toUnconfirmed} (still `sending`, marker kept).
  */
-import type { ProblemDocument } from '../platform/problems/problem';
-import type { OutboxRecord } from './outboxStore';
+import type { ProblemDocument } from '../../platform/problems/problem';
+import type { OutboxRecord } from '../store/outboxStore';
 
 /** Why an attempt's outcome is not known; the next try checks the mailbox's Outbox and Sent Items. */
 export const UNCONFIRMED_REASON = 'previous attempt interrupted';

@@ -5,7 +5,7 @@
  * never be seen. The watch record is the shared state (one table read per mailbox and process, then remembered); a
  * failure never holds the mail up: it is logged and tried again with the next mail of that mailbox.
  */
-import { logValue } from '../platform/logSafe';
+import { logValue } from '../../platform/logSafe';
 
 /** What bounce tracking needs of watching (the WatchService). */
 export interface BounceWatcher {

@@ -16,21 +16,21 @@
  * rather than risk sending it twice.
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
-import { mailboxEvent } from '../events/cloudEvent';
-import type { EventPublisher } from '../events/eventPublisher';
-import type { AppCredential } from '../identity/appCredential';
-import { explainAccessDenied } from '../mail/accessDenied';
-import { reviveAttachmentBlobs } from '../mail/attachmentBlob';
-import type { MailSender } from '../mail/mailSender';
-import { parseSendRequest } from '../mail/sendRequest';
-import { parseThreadRequest } from '../mail/threadRequest';
-import { HttpProblem } from '../platform/problems/httpProblem';
-import { problem, type ProblemDocument } from '../platform/problems/problem';
-import { PacerContentionError, type MailboxPacer, type PacerLease, type Reservation } from '../pacing/mailboxPacer';
-import { TenantBudgetContentionError, type TenantBudget } from '../pacing/tenantBudget';
-import { DECISION_VALID_MS } from '../pacing/messageWindow';
-import type { BounceTracking } from './bounceTracking';
-import { OutboxRecordChangedError, threadFacts, type OutboxRecord, type OutboxStore } from './outboxStore';
+import { mailboxEvent } from '../../events/cloudEvent';
+import type { EventPublisher } from '../../events/eventPublisher';
+import type { AppCredential } from '../../identity/appCredential';
+import { explainAccessDenied } from '../../mail/accessDenied';
+import { reviveAttachmentBlobs } from '../../mail/attachmentBlob';
+import type { MailSender } from '../../mail/mailSender';
+import { parseSendRequest } from '../../mail/sendRequest';
+import { parseThreadRequest } from '../../mail/threadRequest';
+import { HttpProblem } from '../../platform/problems/httpProblem';
+import { problem, type ProblemDocument } from '../../platform/problems/problem';
+import { PacerContentionError, type MailboxPacer, type PacerLease, type Reservation } from '../../pacing/mailboxPacer';
+import { TenantBudgetContentionError, type TenantBudget } from '../../pacing/tenantBudget';
+import { DECISION_VALID_MS } from '../../pacing/messageWindow';
+import type { BounceTracking } from '../bounces/bounceTracking';
+import { OutboxRecordChangedError, threadFacts, type OutboxRecord, type OutboxStore } from '../store/outboxStore';
 import {
   clearAttempt,
   dueAt,

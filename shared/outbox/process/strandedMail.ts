@@ -11,8 +11,8 @@
  * minute) is mistaken for stranded and gets a second message: the record's conditional transitions let only one of
  * them send the mail, and the other one's outcome event repeats with the same id.
  */
-import type { OutboxStore } from './outboxStore';
-import { OutboxRecordChangedError } from './outboxStore';
+import type { OutboxStore } from '../store/outboxStore';
+import { OutboxRecordChangedError } from '../store/outboxStore';
 
 /** How long a due keyed mail may go untouched before it is queued again. */
 export const STRANDED_AFTER_MS = 60 * 60_000;

@@ -3,8 +3,8 @@
  * final (or deferred) rebuilds the very event the invocation that wrote it published, with the same CloudEvents id,
  * data and time, so a repeat is the same event and consumers drop it by id.
  */
-import { mailboxEvent, type CloudEvent } from '../events/cloudEvent';
-import { threadFacts, type OutboxRecord } from './outboxStore';
+import { mailboxEvent, type CloudEvent } from '../../events/cloudEvent';
+import { threadFacts, type OutboxRecord } from '../store/outboxStore';
 
 /** `mail.sent` or `mail.failed` for a record whose outcome is final (`sent` or `failed`). */
 export function outcomeEvent(record: OutboxRecord): CloudEvent<Record<string, unknown>> {

@@ -8,9 +8,9 @@
  * - `rejected`: Graph refused the mail (4xx); it fails with the problem.
  * - `ambiguous`: no answer came, or a 5xx: Graph may have accepted the mail, so the next try looks for it first.
  */
-import { graphFailureOf } from '../graph/graphFailure';
-import type { HttpProblem } from '../platform/problems/httpProblem';
-import type { ProblemDocument } from '../platform/problems/problem';
+import { graphFailureOf } from '../../graph/graphFailure';
+import type { HttpProblem } from '../../platform/problems/httpProblem';
+import type { ProblemDocument } from '../../platform/problems/problem';
 
 /** Wait before trying again when the failure named none (Graph gave no Retry-After, or its answer was lost). */
 export const DEFAULT_RETRY_MS = 30_000;

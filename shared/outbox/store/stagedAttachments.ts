@@ -7,9 +7,9 @@
  * `commit`; `discard` drops the staged blocks.
  */
 import { createHash } from 'node:crypto';
-import type { StringValueSink } from '../platform/json/streamedStrings';
-import { AttachmentBlob } from '../mail/attachmentBlob';
-import { Base64StreamDecoder } from '../mail/base64Stream';
+import type { StringValueSink } from '../../platform/json/streamedStrings';
+import { AttachmentBlob } from '../../mail/attachmentBlob';
+import { Base64StreamDecoder } from '../../mail/base64Stream';
 import type { StagedBlob } from './stagedBlob';
 
 /** One attachment blob being staged. */

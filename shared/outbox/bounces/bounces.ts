@@ -5,10 +5,10 @@
  * (`<{id without dashes}.outbox@{domain}>`, see sendMailHandler.ts), so a report maps to its mail without an index;
  * the record must still exist, belong to the mailbox the report arrived in and carry that very Message-ID.
  */
-import { mailboxEvent } from '../events/cloudEvent';
-import type { EventPublisher } from '../events/eventPublisher';
-import type { BounceHandler, ReceivedReport } from '../watch/bounces/bounceCheck';
-import { OutboxRecordChangedError, type MailBounce, type OutboxStore, type StoredRecord } from './outboxStore';
+import { mailboxEvent } from '../../events/cloudEvent';
+import type { EventPublisher } from '../../events/eventPublisher';
+import type { BounceHandler, ReceivedReport } from '../../watch/bounces/bounceCheck';
+import { OutboxRecordChangedError, type MailBounce, type OutboxStore, type StoredRecord } from '../store/outboxStore';
 
 /** Reports kept per mail (a record is one table entity; a mail bounced more often than this keeps the first ones). */
 const MAX_BOUNCES = 20;
