@@ -13,15 +13,12 @@ import { LegacyIdempotencyKeys } from '../../shared/outbox/accept/legacyIdempote
 import { canonicalRequestHash } from '../../shared/outbox/accept/requestHash';
 import { OutboxStore } from '../../shared/outbox/store/outboxStore';
 import { loadConfig } from '../../shared/platform/config';
+import { UNIT_SETTINGS } from '../support/unitSettings';
 import { azuriteConnectionString } from '../support/testEnv';
 
 const live = azuriteConnectionString();
 const config = loadConfig({
-  ENTRA_TENANT_ID: '11111111-1111-1111-1111-111111111111',
-  ENTRA_CLIENT_ID: '22222222-2222-2222-2222-222222222222',
-  KEY_VAULT_URL: 'https://kv-mail.vault.azure.net',
-  APP_CREDENTIAL_NAME: 'mail-gateway',
-  ALLOWED_SENDERS: 'alerts@contoso.com',
+  ...UNIT_SETTINGS,
   AzureWebJobsStorage: live,
   GRAPH_PERMISSION_CHECK: 'off',
 });

@@ -6,13 +6,10 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { handleSendMail, type SendMailDependencies } from '../../shared/outbox/accept/sendMailHandler';
 import { loadConfig } from '../../shared/platform/config';
+import { UNIT_SETTINGS } from '../support/unitSettings';
 
 const config = loadConfig({
-  ENTRA_TENANT_ID: '11111111-1111-1111-1111-111111111111',
-  ENTRA_CLIENT_ID: '22222222-2222-2222-2222-222222222222',
-  KEY_VAULT_URL: 'https://kv-mail.vault.azure.net',
-  APP_CREDENTIAL_NAME: 'mail-gateway',
-  ALLOWED_SENDERS: 'alerts@contoso.com',
+  ...UNIT_SETTINGS,
   AzureWebJobsStorage: 'UseDevelopmentStorage=true',
   GRAPH_PERMISSION_CHECK: 'off',
 });

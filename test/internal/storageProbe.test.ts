@@ -1,14 +1,11 @@
 import { RestError } from '@azure/core-rest-pipeline';
 import { loadConfig } from '../../shared/platform/config';
+import { UNIT_SETTINGS } from '../support/unitSettings';
 import { CachedStorageProbe, type StorageServiceCheck } from '../../shared/diagnostics/storageProbe';
 import { explainStorageError } from '../../shared/platform/storage/storageErrors';
 
 const config = loadConfig({
-  ENTRA_TENANT_ID: '11111111-1111-1111-1111-111111111111',
-  ENTRA_CLIENT_ID: '22222222-2222-2222-2222-222222222222',
-  KEY_VAULT_URL: 'https://kv-mail.vault.azure.net',
-  APP_CREDENTIAL_NAME: 'mail-gateway',
-  ALLOWED_SENDERS: 'alerts@contoso.com',
+  ...UNIT_SETTINGS,
   AzureWebJobsStorage__accountName: 'stmail',
   AzureWebJobsStorage__credential: 'managedidentity',
   AzureWebJobsStorage__clientId: '33333333-3333-3333-3333-333333333333',
