@@ -5,6 +5,10 @@
  * remembers what was done, so Graph's redeliveries, catch-ups that see the same mail and retried queue messages
  * don't publish twice. A crash between the queue write and the ledger update can still repeat an event; the
  * stable CloudEvents id lets consumers drop that rare repeat.
+ *
+ * An event that only one invocation can publish first (the outbox's outcomes: the record's conditional write made
+ * that invocation the only one to finish the mail) goes without the ledger, `publishOwned`; the ledger takes over
+ * only when its webhook delivery fails, so that the retry redoes the webhook alone.
  */
 import type { TableClient } from '@azure/data-tables';
 import type { QueueClient } from '@azure/storage-queue';
@@ -145,6 +149,37 @@ export class EventPublisher {
       await save();
     }
     return 'published';
+  }
+
+  /**
+   * Publishes `event`, which the caller alone publishes first, without the ledger: to the queue, then to the webhook.
+   * When the webhook could not take it, a ledger row records that the queue has it, and the webhook's error is
+   * thrown: a retry that calls {@link publish} with the same event then only redoes the webhook.
+   */
+  async publishOwned<E extends CloudEvent>(event: E, now = Date.now(), fitQueue?: QueueFit<E>): Promise<void> {
+    await ensureQueue(this.queue);
+    await this.queue.sendMessage(
+      mailEventMessage.encode(fitQueue ? fitQueue(event, QUEUE_EVENT_MAX_JSON_BYTES) : event),
+    );
+    if (!this.webhook) return;
+    try {
+      await this.webhook.deliver(event);
+    } catch (err) {
+      const entity: LedgerEntity = {
+        partitionKey: tableKey(event.source),
+        rowKey: event.id,
+        type: event.type,
+        queued: true,
+        webhookDone: false,
+        claimedUntil: new Date(0),
+        expiresAt: new Date(now + EVENT_RETENTION_MS),
+      };
+      // Without this row the retry queues the event again too: a repeat with the same id, not a loss.
+      await ensureTable(this.ledger)
+        .then(() => this.ledger.upsertEntity(entity, 'Replace'))
+        .catch(() => undefined);
+      throw err;
+    }
   }
 
   /** Forgets events past their retention; returns how many. */

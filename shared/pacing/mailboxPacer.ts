@@ -9,6 +9,16 @@
  * second, far sooner than a re-queued message would be seen again.
  * A write the SDK retried after the service had applied it only ever over-counts (an extra grant recorded, a lease
  * that expires unused), never under-counts.
+ *
+ * The row this process last read or wrote is kept (with its ETag) per mailbox, so that a reserve and the release
+ * that follows cost one write each instead of a read and a write: a decision is made on the kept row and written
+ * with `If-Match` on its ETag, exactly as on a row just read, so a decision made on a row another instance has since
+ * changed is never written; it gets 412, the kept row goes, and the call reads and decides again. A decision that
+ * writes nothing (wait, defer) is taken from a kept row only if it is under a second old ({@link KEPT_ROW_TRUSTED_MS}),
+ * else it is made again on a fresh read. Calls for one mailbox take turns within the process, so that the invocations
+ * of one instance do not make each other's writes fail. A mailbox whose kept row proved stale is read first for a
+ * while ({@link SHARED_MAILBOX_MS}): several instances sending from it would otherwise pay a failed write
+ * before most reads.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -43,6 +53,22 @@ const DEFAULT_LEASE_MS = 5 * 60_000;
 
 /** Read-decide-write rounds per call before giving up on a row other instances keep changing. */
 const DEFAULT_MAX_ATTEMPTS = 10;
+
+/** Mailboxes whose last row this process keeps (least recently used go first); a row is a few hundred bytes. */
+export const KEPT_ROWS_MAX = 4_096;
+
+/**
+ * How old a kept row may be for a decision that writes nothing (wait, defer): such a decision changes nothing in the
+ * row, so deciding it on a row this old is as good as on a read that took this long; an older one is read again, so
+ * that a process whose kept row missed another instance's release does not wait on it.
+ */
+export const KEPT_ROW_TRUSTED_MS = 1_000;
+
+/**
+ * How long a mailbox whose kept row proved stale (another instance wrote it) is read before each decision instead:
+ * while instances take turns on a mailbox, a kept row would cost a failed write nearly every time.
+ */
+export const SHARED_MAILBOX_MS = 60_000;
 
 /** Pacer settings; `maxConcurrent` and `leaseMs` have defaults. */
 export type MailboxPacerOptions = Pick<PacerLimits, 'messagesPerMinute' | 'recipientsPerDay'> &
@@ -98,6 +124,12 @@ export class MailboxPacer {
   private conflicts = 0;
   /** Callers of `leaseFreed` per mailbox key, woken by a release in this process. */
   private readonly leaseWaiters = new Map<string, Set<() => void>>();
+  /** The row of each mailbox as this process last read or wrote it; least recently used first. */
+  private readonly kept = new Map<string, KeptRow>();
+  /** The last call for each mailbox that is under way in this process, which the next one waits for. */
+  private readonly turns = new Map<string, Promise<void>>();
+  /** Mailboxes whose kept row proved stale, until when they are read first (epoch ms). */
+  private readonly sharedUntil = new Map<string, number>();
 
   constructor(
     private readonly table: TableClient,
@@ -194,38 +226,112 @@ export class MailboxPacer {
     return { mailbox, ...pacingStatus(row?.state ?? EMPTY_PACING_STATE, this.limits, now) };
   }
 
-  /** Read, decide, and write the decision's new state guarded by the ETag read (insert if there was no row). */
+  /**
+   * Decide on the row (the kept one when there is one and the mailbox is not shared, else one read now) and write
+   * the decision's new state guarded by that row's ETag (insert if there was no row). A 412 or 409 means another
+   * instance wrote first: read again and decide again. Calls for one mailbox take turns in the process, so that they
+   * decide on each other's writes instead of failing on them.
+   */
   private async update<T>(mailbox: string, decide: (state: PacingState) => PacingStep<T>): Promise<T> {
     await ensureTable(this.table);
     const partitionKey = partitionKeyOf(mailbox);
-    for (let attempt = 1; ; attempt++) {
-      const row = await this.read(partitionKey);
-      const { result, next } = decide(row?.state ?? EMPTY_PACING_STATE);
-      if (!next) return result;
-      try {
-        const entity = toPacerEntity(partitionKey, next);
-        if (row) await this.table.updateEntity(entity, 'Replace', { etag: row.etag });
-        else await this.table.createEntity(entity);
-        return result;
-      } catch (err) {
-        if (!isStatus(err, row ? 412 : 409)) throw err;
-      }
-      this.conflicts++;
-      if (attempt >= this.maxAttempts) throw new PacerContentionError(mailbox, attempt);
-      // The writers that lost together would collide again; a random, growing pause spreads them out.
-      await sleep(Math.random() * Math.min(200, 5 * 2 ** attempt));
+    const previous = this.turns.get(partitionKey);
+    let finished!: () => void;
+    const turn = new Promise<void>((resolve) => (finished = resolve));
+    this.turns.set(partitionKey, turn);
+    try {
+      await previous;
+      return await this.decideAndWrite(mailbox, partitionKey, decide);
+    } finally {
+      finished();
+      if (this.turns.get(partitionKey) === turn) this.turns.delete(partitionKey);
     }
   }
 
-  private async read(partitionKey: string): Promise<{ state: PacingState; etag: string } | undefined> {
-    try {
-      const entity = await this.table.getEntity<PacerEntity>(partitionKey, '');
-      return { state: fromPacerEntity(entity), etag: entity.etag };
-    } catch (err) {
-      if (isStatus(err, 404)) return undefined;
-      throw err;
+  private async decideAndWrite<T>(
+    mailbox: string,
+    partitionKey: string,
+    decide: (state: PacingState) => PacingStep<T>,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const kept = this.keptRow(partitionKey);
+      let row = kept ? kept.row : await this.read(partitionKey);
+      let { result, next } = decide(row?.state ?? EMPTY_PACING_STATE);
+      if (!next && kept && Date.now() - kept.at > KEPT_ROW_TRUSTED_MS) {
+        // Nothing to write would prove an older kept row current: decide again on the row as it is now.
+        row = await this.read(partitionKey);
+        ({ result, next } = decide(row?.state ?? EMPTY_PACING_STATE));
+      }
+      if (!next) return result;
+      try {
+        const entity = toPacerEntity(partitionKey, next);
+        const written = row
+          ? await this.table.updateEntity(entity, 'Replace', { etag: row.etag })
+          : await this.table.createEntity(entity);
+        if (written.etag) this.keep(partitionKey, { state: next, etag: written.etag });
+        else this.kept.delete(partitionKey);
+        return result;
+      } catch (err) {
+        // Whether a failed write was applied is unknown: the next call reads.
+        this.kept.delete(partitionKey);
+        if (!isStatus(err, row ? 412 : 409)) throw err;
+        if (kept) this.sharedUntil.set(partitionKey, Date.now() + SHARED_MAILBOX_MS);
+      }
+      this.conflicts++;
+      if (attempt >= this.maxAttempts) throw new PacerContentionError(mailbox, attempt);
+      // A kept row that proved stale is simply read again; writers that lost to each other on fresh rows would
+      // collide again, so a random, growing pause spreads them out.
+      if (!kept) await sleep(Math.random() * Math.min(200, 5 * 2 ** attempt));
     }
   }
+
+  /** The kept row of `partitionKey` (its `row` undefined: none exists), or `undefined` when it must be read. */
+  private keptRow(partitionKey: string): KeptRow | undefined {
+    const shared = this.sharedUntil.get(partitionKey);
+    if (shared !== undefined) {
+      if (Date.now() < shared) return undefined;
+      this.sharedUntil.delete(partitionKey);
+    }
+    const kept = this.kept.get(partitionKey);
+    if (kept === undefined) return undefined;
+    // Most recently used last: the first key is the one to drop when the map is full.
+    this.kept.delete(partitionKey);
+    this.kept.set(partitionKey, kept);
+    return kept;
+  }
+
+  /** Keeps `row` (`undefined`: there is none) as the mailbox's row as of now. */
+  private keep(partitionKey: string, row: StoredRow | undefined): void {
+    this.kept.delete(partitionKey);
+    this.kept.set(partitionKey, { row, at: Date.now() });
+    if (this.kept.size > KEPT_ROWS_MAX) this.kept.delete(this.kept.keys().next().value as string);
+    if (this.sharedUntil.size > KEPT_ROWS_MAX) this.sharedUntil.delete(this.sharedUntil.keys().next().value as string);
+  }
+
+  /** Reads the row now, and keeps what it read. */
+  private async read(partitionKey: string): Promise<StoredRow | undefined> {
+    let row: StoredRow | undefined;
+    try {
+      const entity = await this.table.getEntity<PacerEntity>(partitionKey, '');
+      row = { state: fromPacerEntity(entity), etag: entity.etag };
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err;
+    }
+    this.keep(partitionKey, row);
+    return row;
+  }
+}
+
+/** A mailbox's row as this process last read or wrote it, and when (epoch ms). */
+interface KeptRow {
+  row: StoredRow | undefined;
+  at: number;
+}
+
+/** A pacing row as stored: its state and the ETag it was read or written with. */
+interface StoredRow {
+  state: PacingState;
+  etag: string;
 }
 
 function timeOf(now: DecisionTime): number {

@@ -249,6 +249,86 @@ describe('MailboxPacer on Table storage, shared by instances', () => {
     expect(await a.peek(mailbox, deferred.notBefore)).toMatchObject({ recipientsInWindow: 3, activeLeases: 1 }); // the first lease expired long ago
   });
 
+  it('decides on the row it last wrote: a reserve and its release cost one write each, until another instance writes', async () => {
+    const options = { messagesPerMinute: 600, recipientsPerDay: 1_000, maxConcurrent: 1 };
+    const mailbox = freshMailbox();
+    const [a, b] = twoInstances(options);
+    await a.peek(mailbox); // creates the table; the row does not exist yet, and `a` keeps that
+    const methods = ['getEntity', 'createEntity', 'updateEntity'] as const;
+    const spies = methods.map((m) => jest.spyOn(TableClient.prototype, m));
+    const calls = (): Record<string, number> =>
+      Object.fromEntries(methods.map((m, i) => [m, spies[i].mock.calls.length]));
+    try {
+      const t = Date.now();
+      const first = await a.reserve(mailbox, 1, t);
+      if (first.kind !== 'granted') throw new Error(`expected a grant, got ${first.kind}`);
+      await a.release(first.lease, t + 10);
+      const second = await a.reserve(mailbox, 1, t + 200);
+      if (second.kind !== 'granted') throw new Error(`expected a grant, got ${second.kind}`);
+      await a.release(second.lease, t + 210);
+      // No reads at all: the insert, then three writes each on the ETag of the one before.
+      expect(calls()).toEqual({ getEntity: 0, createEntity: 1, updateEntity: 3 });
+      expect(a.conflictRetries).toBe(0);
+
+      // Another instance takes the only lease: `a`'s kept row says it is free, so its write must fail (412),
+      // and `a` decides again on the row as it is: every lease held, nothing written.
+      const held = await b.reserve(mailbox, 1, t + 400);
+      if (held.kind !== 'granted') throw new Error(`expected a grant, got ${held.kind}`);
+      expect(await a.reserve(mailbox, 1, t + 500)).toMatchObject({ kind: 'wait', reason: 'concurrency' });
+      expect(a.conflictRetries).toBe(1);
+      expect(await a.peek(mailbox, t + 500)).toMatchObject({ activeLeases: 1 });
+      // `b`'s release, decided on the row `b` wrote, is written; `a` then gets the lease.
+      await b.release(held.lease, t + 600);
+      expect(b.conflictRetries).toBe(0);
+      expect((await a.reserve(mailbox, 1, t + 700)).kind).toBe('granted');
+      expect(await b.peek(mailbox, t + 700)).toMatchObject({ activeLeases: 1 });
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+  });
+
+  it("one instance's concurrent calls for a mailbox take turns: no failed writes, one write each, nothing lost", async () => {
+    const options = { messagesPerMinute: 6_000, recipientsPerDay: 10_000, maxConcurrent: 4 };
+    const mailbox = freshMailbox();
+    const pacer = new MailboxPacer(tableClient(), options);
+    await pacer.peek(mailbox);
+    const spies = (['getEntity', 'createEntity', 'updateEntity'] as const).map((m) =>
+      jest.spyOn(TableClient.prototype, m),
+    );
+    try {
+      const t = Date.now();
+      // 12 mails at once from one process, as one host's invocations: 4 granted, the rest wait for a lease.
+      const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => pacer.reserve(mailbox, 1, t + i)));
+      const leases = answers.flatMap((a) => (a.kind === 'granted' ? [a.lease] : []));
+      expect(leases).toHaveLength(4);
+      expect(answers.filter((a) => a.kind === 'wait' && a.reason === 'concurrency')).toHaveLength(8);
+      await Promise.all(leases.map((lease, i) => pacer.release(lease, t + 100 + i)));
+      expect(pacer.conflictRetries).toBe(0);
+      // The first grant inserts the row; 3 more grants and 4 releases each write once; no reads (the kept row is
+      // under a second old for the 8 waits).
+      expect(spies.map((s) => s.mock.calls.length)).toEqual([0, 1, 7]);
+      expect(await pacer.peek(mailbox, t + 200)).toMatchObject({ activeLeases: 0, recipientsInWindow: 4 });
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+  });
+
+  it('a release decided on a stale kept row is never written: it is decided again on the fresh row', async () => {
+    const options = { messagesPerMinute: 600, recipientsPerDay: 1_000, maxConcurrent: 4 };
+    const mailbox = freshMailbox();
+    const [a, b] = twoInstances(options);
+    const t = Date.now();
+    const mine = await a.reserve(mailbox, 2, t);
+    const theirs = await b.reserve(mailbox, 3, t + 50);
+    if (mine.kind !== 'granted' || theirs.kind !== 'granted') throw new Error('expected two grants');
+    // `a` kept the row without `b`'s lease; writing its release on that row would drop `b`'s lease and count.
+    await a.release(mine.lease, t + 100);
+    expect(a.conflictRetries).toBe(1);
+    expect(await b.peek(mailbox, t + 100)).toMatchObject({ activeLeases: 1, recipientsInWindow: 5 });
+    await b.release(theirs.lease, t + 150);
+    expect(await a.peek(mailbox, t + 150)).toMatchObject({ activeLeases: 0, recipientsInWindow: 5 });
+  });
+
   it('gives up with PacerContentionError when another writer changes the row on every attempt', async () => {
     const options = { messagesPerMinute: 600, recipientsPerDay: 100, maxAttempts: 3 };
     const mailbox = freshMailbox();

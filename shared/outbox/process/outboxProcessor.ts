@@ -14,9 +14,15 @@
  * either means sent; found in neither means not accepted, and it is tried again. With `saveToSentItems: false` a mail
  * that has left the Outbox is kept nowhere, so such a mail not found in the Outbox is `failed` with "outcome unknown"
  * rather than risk sending it twice.
+ *
+ * Events without the event ledger: the write that makes a record final (or deferred) is conditional on the ETag read,
+ * so the one invocation whose write succeeds publishes the outcome's event (stable CloudEvents id) straight to the
+ * queue and webhook. A message that finds the record already final re-publishes that event, with the same id,
+ * through the ledger (which also finishes a webhook delivery that failed): a crash between the record's write and the
+ * publish repeats nothing and loses nothing, and a message redelivered after a publish that did happen repeats the
+ * event with the same id, which consumers drop.
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
-import { mailboxEvent } from '../../events/cloudEvent';
 import type { EventPublisher } from '../../events/eventPublisher';
 import type { AppCredential } from '../../identity/appCredential';
 import { explainAccessDenied } from '../../mail/accessDenied';
@@ -30,7 +36,8 @@ import { PacerContentionError, type MailboxPacer, type PacerLease, type Reservat
 import { TenantBudgetContentionError, type TenantBudget } from '../../pacing/tenantBudget';
 import { DECISION_VALID_MS } from '../../pacing/messageWindow';
 import type { BounceTracking } from '../bounces/bounceTracking';
-import { OutboxRecordChangedError, threadFacts, type OutboxRecord, type OutboxStore } from '../store/outboxStore';
+import { deferredEvent, outcomeEvent } from './outboxEvents';
+import { OutboxRecordChangedError, type OutboxRecord, type OutboxStore } from '../store/outboxStore';
 import {
   clearAttempt,
   dueAt,
@@ -76,7 +83,7 @@ export interface OutboxProcessorDependencies {
 }
 
 /** What one message led to. */
-export type ProcessOutcome = 'sent' | 'failed' | 'requeued' | 'deferred' | 'ignored';
+export type ProcessOutcome = 'sent' | 'failed' | 'requeued' | 'deferred' | 'republished' | 'ignored';
 
 /** What one message led to, and the mail's record as the processing left it (what the trigger logs). */
 export interface ProcessResult {
@@ -117,8 +124,10 @@ export async function processOutboxMail(
 ): Promise<ProcessResult> {
   const now = deps.now ?? Date.now;
   const stored = await deps.store.get(id);
-  // No record: the accept that wrote this message was rolled back. Final: a redelivered message.
-  if (!stored || isFinal(stored.record)) return { outcome: 'ignored', record: stored?.record };
+  // No record: the accept that wrote this message was rolled back.
+  if (!stored) return { outcome: 'ignored' };
+  // Final: a redelivered message, maybe of an invocation that died before publishing the outcome.
+  if (isFinal(stored.record)) return republish(stored.record, deps);
   let current: Current = stored;
   const { record } = current;
   // Before the mail can go, so that its NDR finds the Inbox watched (see bounceTracking.ts); never throws.
@@ -139,6 +148,9 @@ export async function processOutboxMail(
   }
   // A message holding a pacer slot comes back at it; its record's notBefore is that slot, only for the status.
   if (record.notBefore !== undefined && record.notBefore > now() && slotAt === undefined) {
+    // A deferral's own message comes at its notBefore: one sooner is the retry of the invocation that deferred it,
+    // whose mail.deferred may not have gone out.
+    if (record.status === 'deferred') await deps.publisher.publish(deferredEvent(record), now());
     await deps.store.enqueue(id, record.notBefore - now());
     return { outcome: 'requeued', record };
   }
@@ -268,15 +280,7 @@ async function defer(
   const id = record.id;
   const deferred = toDeferred(record, { notBefore, reason }, now());
   await deps.store.update(deferred, current.etag);
-  await deps.publisher.publish(
-    mailboxEvent(
-      'mail.deferred',
-      record.mailbox,
-      `${id}/${notBefore}`,
-      { id, status: 'deferred', notBefore: new Date(notBefore).toISOString(), reason },
-      new Date(now()),
-    ),
-  );
+  await deps.publisher.publishOwned(deferredEvent(deferred), now());
   await deps.store.enqueue(id, notBefore - now());
   return { outcome: 'deferred', record: deferred };
 }
@@ -412,7 +416,8 @@ export async function failAfterRetries(
   deps: OutboxProcessorDependencies,
 ): Promise<ProcessResult> {
   const stored = await deps.store.get(id);
-  if (!stored || isFinal(stored.record)) return { outcome: 'ignored', record: stored?.record };
+  if (!stored) return { outcome: 'ignored' };
+  if (isFinal(stored.record)) return republish(stored.record, deps);
   const mayHaveReachedGraph = stored.record.attemptStartedAt !== undefined;
   return fail(
     stored,
@@ -539,13 +544,7 @@ async function succeed(
 ): Promise<ProcessResult> {
   const now = (deps.now ?? Date.now)();
   const sent = toSent(record, { requestId, ...(conversationId ? { conversationId } : {}) }, now);
-  await finish(record, sent, etag, deps, now, 'mail.sent', {
-    id: record.id,
-    status: 'sent',
-    internetMessageId: record.internetMessageId,
-    requestId: requestId ?? null,
-    ...threadFacts(sent),
-  });
+  await finish(record, sent, etag, deps, now);
   return { outcome: 'sent', record: sent };
 }
 
@@ -558,27 +557,33 @@ async function fail(
 ): Promise<ProcessResult> {
   const now = (deps.now ?? Date.now)();
   const failed = toFailed(record, { problem: doc, attemptSettled }, now);
-  await finish(record, failed, etag, deps, now, 'mail.failed', {
-    id: record.id,
-    status: 'failed',
-    problem: doc,
-    ...threadFacts(failed),
-  });
+  await finish(record, failed, etag, deps, now);
   return { outcome: 'failed', record: failed };
 }
 
-/** Records a final outcome, drops the stored request and its attachment blobs, and publishes the outcome's event. */
+/**
+ * Records a final outcome, drops the stored request and its attachment blobs, and publishes the outcome's event:
+ * without the ledger, since the conditional write just made this invocation the only one to finish the mail.
+ */
 async function finish(
   before: OutboxRecord,
   final: OutboxRecord,
   etag: string,
   deps: OutboxProcessorDependencies,
   now: number,
-  type: 'mail.sent' | 'mail.failed',
-  data: Record<string, unknown>,
 ): Promise<void> {
   await deps.store.update(final, etag);
   // A request kept in the record went with it; a failed blob delete only costs storage.
   if (before.inlineRequest === undefined) await deps.store.deletePayload(final.id).catch(() => undefined);
-  await deps.publisher.publish(mailboxEvent(type, final.mailbox, final.id, data, new Date(now)));
+  await deps.publisher.publishOwned(outcomeEvent(final), now);
+}
+
+/**
+ * Publishes again the event of a mail already final, with the same id, through the ledger: the invocation that
+ * finished it may have died before publishing, or its webhook delivery failed (the ledger then says the queue has
+ * the event, and only the webhook is redone).
+ */
+async function republish(record: OutboxRecord, deps: OutboxProcessorDependencies): Promise<ProcessResult> {
+  await deps.publisher.publish(outcomeEvent(record), (deps.now ?? Date.now)());
+  return { outcome: 'republished', record };
 }
