@@ -8,7 +8,14 @@
  * count covers 61 s, not 60, as a margin for what clocks and Exchange may add. Whole buckets cost at most one: N per
  * 61.1 s in the worst case.
  */
-import { addToWindow, capacityAt, removeFromWindow, type SlidingBuckets, type SlidingWindow } from './slidingCount';
+import {
+  addToWindow,
+  capacityAt,
+  removeFromWindow,
+  stillCounted,
+  type SlidingBuckets,
+  type SlidingWindow,
+} from './slidingCount';
 
 /** Width of one message bucket. */
 export const MESSAGE_BUCKET_MS = 100;
@@ -33,6 +40,11 @@ export type MessageBuckets = SlidingBuckets;
 /** The earliest time (epoch ms, ≥ `nowMs`) at which one more message fits under `limit`. */
 export function messageCapacityAt(buckets: MessageBuckets, nowMs: number, limit: number): number {
   return capacityAt(MESSAGE_WINDOW, buckets, nowMs, 1, limit);
+}
+
+/** Whether a message counted at `atMs` is still in the window a check at `nowMs` counts. */
+export function messageStillCounted(atMs: number, nowMs: number): boolean {
+  return stillCounted(MESSAGE_WINDOW, atMs, nowMs);
 }
 
 /** `buckets` at `nowMs` with one message added to the current bucket and the uncounted buckets dropped. */

@@ -18,7 +18,7 @@ export interface PacerEntity {
   messageBuckets?: string;
   /** JSON `[[bucket, recipients], …]`. */
   recipientBuckets: string;
-  /** JSON `[{ id, expiresAt }, …]`. */
+  /** JSON `[{ id, expiresAt, countedAt }, …]` (`countedAt` absent in rows written before it existed). */
   leases: string;
 }
 
@@ -48,7 +48,8 @@ export function fromPacerEntity(entity: TableEntityResult<PacerEntity>): PacingS
         typeof l === 'object' &&
         l !== null &&
         typeof (l as LeaseRecord).id === 'string' &&
-        Number.isFinite((l as LeaseRecord).expiresAt),
+        Number.isFinite((l as LeaseRecord).expiresAt) &&
+        ((l as LeaseRecord).countedAt === undefined || Number.isFinite((l as LeaseRecord).countedAt)),
     );
   if (!Number.isFinite(tat) || !bucketsOk || !leasesOk) {
     throw new Error(

@@ -10,16 +10,25 @@
  * Why the limits hold:
  * - Messages: every grant and renewal is admitted by the sliding count of messageWindow.ts (N per 61 s; the proof is
  *   in slidingCount.ts), and a mail is counted from its decision until its release, then at the release, so Graph
- *   sees at most N in any 60 s however long each call took (see `releaseLease`). The schedule (GCRA, with a burst
+ *   sees at most N in any 60 s however long each call took (see `releaseLease`). A release that never lands (its
+ *   write failed, or the instance died after Graph accepted the mail) leaves the mail's lease in the row: once its
+ *   decision has left the window, the live lease itself is counted (`minuteRoomAt`), so the mail stays counted at
+ *   every moment Graph could have accepted it, until the lease expires. The schedule (GCRA, with a burst
  *   tolerance of N − 1 slots) only orders mails and lets a quiet mailbox's first N go at once; it is never what keeps
  *   the limit, so the tolerance cannot break it.
  * - Recipients: the same argument with the 24 h count of recipientWindow.ts.
  * - Concurrency: a grant takes a lease only while fewer than `maxConcurrent` live leases are in the row, and the row
  *   is written with the ETag it was read with (mailboxPacer.ts), so no two grants see the same lease count.
  */
-import { liveLeases, msUntilFirstExpiry, type LeaseRecord } from './leases';
+import { leaseCountedAt, liveLeases, msUntilFirstExpiry, type LeaseRecord } from './leases';
 import { burstToleranceUs, emissionIntervalUs, messageSlot, US_PER_MS } from './messageRate';
-import { addMessage, messageCapacityAt, removeMessage, type MessageBuckets } from './messageWindow';
+import {
+  addMessage,
+  messageCapacityAt,
+  messageStillCounted,
+  removeMessage,
+  type MessageBuckets,
+} from './messageWindow';
 import {
   addRecipients,
   capacityReturnsAt,
@@ -122,11 +131,11 @@ export function decideReservation(
 
   const notBefore = capacityReturnsAt(state.recipientBuckets, nowMs, recipients, limits.recipientsPerDay);
   if (notBefore > nowMs) return { result: { kind: 'deferred', notBefore, reason: 'dailyRecipients' } };
-  const minuteFreesAt = messageCapacityAt(state.messageBuckets, nowMs, limits.messagesPerMinute);
+  const leases = liveLeases(state.leases, nowMs);
+  const minuteFreesAt = minuteRoomAt(state.messageBuckets, leases, limits, nowMs);
   if (minuteFreesAt > nowMs) {
     return { result: { kind: 'wait', retryAfterMs: minuteFreesAt - nowMs, reason: 'rate', ...held } };
   }
-  const leases = liveLeases(state.leases, nowMs);
   if (leases.length >= limits.maxConcurrent) {
     // A release can come at any moment, so look again soon: after 250 ms, or the first expiry if sooner.
     const retryAfterMs = Math.max(1, Math.min(msUntilFirstExpiry(leases, nowMs), CONCURRENCY_RETRY_MS));
@@ -139,9 +148,29 @@ export function decideReservation(
       messageTatUs,
       messageBuckets: addMessage(state.messageBuckets, nowMs),
       recipientBuckets: addRecipients(state.recipientBuckets, nowMs, recipients),
-      leases: [...leases, { id: leaseId, expiresAt }],
+      leases: [...leases, { id: leaseId, expiresAt, countedAt: nowMs }],
     },
   };
+}
+
+/**
+ * The earliest time (epoch ms, ≥ `nowMs`) at which one more message fits the sliding minute: the messages its buckets
+ * count plus each live lease whose own count has left the window (a mail Graph may still be accepting, or may have
+ * accepted, with no release to say when). When such a lease expires the answer may come sooner than computed here;
+ * a caller told to wait simply asks again then.
+ */
+function minuteRoomAt(
+  buckets: MessageBuckets,
+  leases: readonly LeaseRecord[],
+  limits: PacerLimits,
+  nowMs: number,
+): number {
+  const uncounted = leases.filter((lease) => !messageStillCounted(leaseCountedAt(lease, limits.leaseMs), nowMs));
+  if (uncounted.length === 0) return messageCapacityAt(buckets, nowMs, limits.messagesPerMinute);
+  const firstExpiry = Math.min(...uncounted.map((lease) => lease.expiresAt));
+  if (uncounted.length >= limits.messagesPerMinute) return firstExpiry;
+  const roomAt = messageCapacityAt(buckets, nowMs, limits.messagesPerMinute - uncounted.length);
+  return roomAt > nowMs ? Math.min(roomAt, firstExpiry) : nowMs;
 }
 
 /** A grant as `decideRenewal` and `releaseLease` need it. */
@@ -171,7 +200,7 @@ export function decideRenewal(
   const messageBuckets = removeMessage(state.messageBuckets, grant.grantedAt);
   const recipientBuckets = removeRecipients(state.recipientBuckets, grant.grantedAt, grant.recipients);
   const others = liveLeases(state.leases, nowMs).filter((lease) => lease.id !== grant.leaseId);
-  const minuteFreesAt = messageCapacityAt(messageBuckets, nowMs, limits.messagesPerMinute);
+  const minuteFreesAt = minuteRoomAt(messageBuckets, others, limits, nowMs);
   if (minuteFreesAt > nowMs) {
     return {
       result: { kind: 'wait', retryAfterMs: minuteFreesAt - nowMs, reason: 'rate' },
@@ -185,7 +214,7 @@ export function decideRenewal(
       ...state,
       messageBuckets: addMessage(messageBuckets, nowMs),
       recipientBuckets: addRecipients(recipientBuckets, nowMs, grant.recipients),
-      leases: [...others, { id: grant.leaseId, expiresAt }],
+      leases: [...others, { id: grant.leaseId, expiresAt, countedAt: nowMs }],
     },
   };
 }
@@ -197,8 +226,9 @@ const CONCURRENCY_RETRY_MS = 250;
  * Frees the grant's lease (and drops expired ones) once its mail is done with Graph, and moves the message and its
  * recipients from the decision's time to `nowMs`. Exchange counts a mail when it accepts it, somewhere between the
  * decision and Graph's answer; counted at the decision until the release and at the release after it, the mail is in
- * every window it belongs to, however long the call took, as long as the release comes within the message window
- * (61 s) of the decision (see `DECISION_VALID_MS`). No write when the lease is already gone.
+ * every window it belongs to, however long the call took: within the message window (61 s) of the decision the
+ * decision's count covers it, and after that its live lease does (`minuteRoomAt`). No write when the lease is
+ * already gone.
  */
 export function releaseLease(state: PacingState, grant: GrantToRenew, nowMs: number): PacingStep<void> {
   if (!state.leases.some((lease) => lease.id === grant.leaseId)) return { result: undefined };
@@ -237,7 +267,7 @@ export function pacingStatus(state: PacingState, limits: PacerLimits, nowMs: num
     nextSlotAt: Math.max(
       nowMs,
       Math.ceil((state.messageTatUs - burstToleranceUs(limits.messagesPerMinute)) / US_PER_MS),
-      messageCapacityAt(state.messageBuckets, nowMs, limits.messagesPerMinute),
+      minuteRoomAt(state.messageBuckets, liveLeases(state.leases, nowMs), limits, nowMs),
     ),
     recipientsInWindow: used,
     recipientsRemaining: Math.max(0, limits.recipientsPerDay - used),

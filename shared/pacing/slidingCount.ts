@@ -30,6 +30,11 @@ function countedBuckets(window: SlidingWindow, buckets: SlidingBuckets, nowMs: n
   return buckets.filter(([bucket]) => bucket >= oldest);
 }
 
+/** Whether an amount recorded at `atMs` is still counted by a check at `nowMs`. */
+export function stillCounted(window: SlidingWindow, atMs: number, nowMs: number): boolean {
+  return bucketOf(window, atMs) >= bucketOf(window, nowMs) - window.windowMs / window.bucketMs;
+}
+
 /** The total counted at `nowMs`. */
 export function countInWindow(window: SlidingWindow, buckets: SlidingBuckets, nowMs: number): number {
   return countedBuckets(window, buckets, nowMs).reduce((sum, [, amount]) => sum + amount, 0);

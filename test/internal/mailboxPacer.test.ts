@@ -164,6 +164,13 @@ function grantHeld(state: PacingState, l: PacerLimits, now: number, slotAt: numb
   return step.next!;
 }
 
+/** A mail granted at `now` whose Graph call is answered and released at once: counted at `now`, no lease left. */
+function send(state: PacingState, l: PacerLimits, now: number, id: string, slotAt?: number): PacingState {
+  const step = decideReservation(state, l, 1, now, id, slotAt);
+  expect(step.result.kind).toBe('granted');
+  return releaseLease(step.next!, { leaseId: id, grantedAt: now, recipients: 1 }, now).next!;
+}
+
 describe('message rate (a schedule of slots, a sliding minute)', () => {
   it('never grants more than messagesPerMinute in any 60-second window, for 200 random schedules', () => {
     const rates = [1, 2, 7, 30, 45, 100, 600];
@@ -190,7 +197,7 @@ describe('message rate (a schedule of slots, a sliding minute)', () => {
   it('lets 30 mails to a quiet mailbox go at once, and holds the 31st until the first leave the minute', () => {
     const l = limits({ maxConcurrent: 100 }); // leases are not the point here
     let state = EMPTY_PACING_STATE;
-    for (let i = 0; i < 30; i++) state = grant(state, l, 1, T0 + i, `burst-${i}`);
+    for (let i = 0; i < 30; i++) state = send(state, l, T0 + i, `burst-${i}`);
     // The 31st has the next slot, one interval on, and holding it waits for the sliding minute.
     const step = decideReservation(state, l, 1, T0 + 30, 'x');
     expect(step.result).toEqual({ kind: 'scheduled', slotAt: T0 + 2070 });
@@ -208,7 +215,7 @@ describe('message rate (a schedule of slots, a sliding minute)', () => {
   it('gives a mailbox quiet for a while its burst back, a slot at a time', () => {
     const l = limits({ maxConcurrent: 100 });
     let state = EMPTY_PACING_STATE;
-    for (let i = 0; i < 30; i++) state = grant(state, l, 1, T0, `a-${i}`);
+    for (let i = 0; i < 30; i++) state = send(state, l, T0, `a-${i}`);
     // Ten intervals after the minute freed, ten more slots than the one due have come back: eleven go at once.
     const later = T0 + MINUTE + 1100 + 10 * 2070;
     let granted = 0;
@@ -261,8 +268,8 @@ describe('message rate (a schedule of slots, a sliding minute)', () => {
     }
     expect(slots).toHaveLength(31);
     // The first comes back a second late, all the others exactly at their slots: none has to wait.
-    state = grantHeld(state, l, slots[0] + 1000, slots[0]);
-    for (let i = 1; i <= 30; i++) state = grantHeld(state, l, slots[i], slots[i]);
+    state = send(state, l, slots[0] + 1000, 'h0', slots[0]);
+    for (let i = 1; i <= 30; i++) state = send(state, l, slots[i], `h${i}`, slots[i]);
   });
 
   it('gives each waiting mail its own slot, at the exact time, for rates that do not divide a minute', () => {
@@ -367,6 +374,11 @@ function simulateSubmissions(l: PacerLimits, seed: number, senders: number, unti
       }
       const acceptedAt = now + upTo(5000);
       accepted.push(acceptedAt);
+      if (random() < 0.05) {
+        // The release never lands (its write failed, or the instance died after Graph accepted): the lease expires.
+        events.push({ at: acceptedAt + upTo(3000), kind: 'ask', sender: event.sender });
+        continue;
+      }
       events.push({ at: acceptedAt + upTo(1000) + upTo(3000), kind: 'release', sender: event.sender, grant });
     } else {
       state = releaseLease(state, event.grant, now).next ?? state;
@@ -396,6 +408,34 @@ describe('the time from decision to Graph (counted until the release, then at it
     expect(renewedSome).toBeGreaterThan(50); // the runs did send at a real rate, not trickle
   });
 
+  it('counts a mail whose release never came (a failed write, a crash after Graph accepted) until its lease expires', () => {
+    const l = limits({ messagesPerMinute: 2, maxConcurrent: 4 });
+    // 'lost' goes to Graph at T0 + 5 s, say, but its release never lands: the row still counts it at its decision.
+    let state = grant(EMPTY_PACING_STATE, l, 1, T0, 'lost');
+    state = send(state, l, T0 + 1000, 'b');
+    // Both decisions have left the sliding minute; Graph's minute (T0 + 5 s, T0 + 65 s] may hold 'lost' already.
+    const later = T0 + 62_200;
+    state = send(state, l, later, 'c');
+    const full = decideReservation(state, l, 1, later + 100, 'd');
+    expect(full.result).toEqual({ kind: 'wait', reason: 'rate', retryAfterMs: MINUTE + 1100 - 100 });
+    expect(pacingStatus(state, l, later + 100).nextSlotAt).toBe(later + MINUTE + 1100);
+    // A renewal is held to the same count.
+    const renewed = decideRenewal(state, l, { leaseId: 'x', grantedAt: later - 30_000, recipients: 1 }, later + 100);
+    expect(renewed.result.kind).toBe('wait');
+    // Once the lease has expired the mail is no longer counted: Graph has answered it or never will.
+    const expired = T0 + l.leaseMs;
+    const freed = decideReservation(state, l, 1, expired, 'e');
+    expect(freed.result.kind).toBe('granted');
+    // Two such leases fill a minute of 2 by themselves: room comes back at the first expiry.
+    let two = grant(grant(EMPTY_PACING_STATE, l, 1, T0, 'l1'), l, 1, T0 + 10, 'l2');
+    two = { ...two, messageTatUs: 0 };
+    expect(decideReservation(two, l, 1, T0 + 2 * MINUTE, 'f').result).toEqual({
+      kind: 'wait',
+      reason: 'rate',
+      retryAfterMs: l.leaseMs - 2 * MINUTE,
+    });
+  });
+
   it('moves a renewed message and its recipients to the renewal, and keeps its lease', () => {
     const l = limits({ messagesPerMinute: 2 });
     let state = grant(EMPTY_PACING_STATE, l, 3, T0, 'a');
@@ -407,7 +447,9 @@ describe('the time from decision to Graph (counted until the release, then at it
   });
 
   it('gives a stale grant back whole when the minute filled meanwhile, and says when it frees', () => {
-    const l = limits({ messagesPerMinute: 2 });
+    // While its lease lives a stale grant is counted (at its decision, then as in flight), so the minute can only fill
+    // without it once the lease has expired: a 20 s lease here, an instance stalled for a minute.
+    const l = limits({ messagesPerMinute: 2, leaseMs: 20_000 });
     // Granted at T0, then two more granted in the minute (the bench's 31st mail: sent late, counted early).
     let state = grant(EMPTY_PACING_STATE, l, 1, T0, 'stale');
     state = grant(state, l, 1, T0 + 62_000, 'b');
@@ -584,6 +626,13 @@ describe('status and input', () => {
     expect(entity.messageTatUs).toEqual({ value: state.messageTatUs, type: 'Double' });
     const stored = { ...entity, messageTatUs: state.messageTatUs, etag: 'W/"1"' } as TableEntityResult<PacerEntity>;
     expect(fromPacerEntity(stored)).toEqual(state);
+    expect(state.leases).toEqual([{ id: 'a', expiresAt: T0 + 5 * MINUTE, countedAt: T0 }]);
+    // A row written before leases said when their message was counted: counted from when the lease was taken.
+    const older = fromPacerEntity({ ...stored, leases: JSON.stringify([{ id: 'a', expiresAt: T0 + 5 * MINUTE }]) });
+    expect(pacingStatus(older, limits({ messagesPerMinute: 1 }), T0 + 2 * MINUTE).nextSlotAt).toBe(T0 + 5 * MINUTE);
+    expect(() => fromPacerEntity({ ...stored, leases: '[{"id":"a","expiresAt":1,"countedAt":"x"}]' })).toThrow(
+      /malformed/,
+    );
     expect(() => fromPacerEntity({ ...stored, leases: '[{"id":1}]' })).toThrow(
       /mailbox pacing row alerts%40contoso.com is malformed/,
     );

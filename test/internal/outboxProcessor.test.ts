@@ -47,7 +47,13 @@ interface Rig {
 
 /** A processor over fresh tables and queues, so that no test sees another's records, pacing or events. */
 function rig(
-  options: { messagesPerMinute?: number; recipientsPerDay?: number; maxAgeMs?: number; now?: () => number } = {},
+  options: {
+    messagesPerMinute?: number;
+    recipientsPerDay?: number;
+    leaseMs?: number;
+    maxAgeMs?: number;
+    now?: () => number;
+  } = {},
 ): Rig {
   const cs = env.settings.AzureWebJobsStorage;
   const suffix = randomUUID().replace(/-/g, '').slice(0, 12);
@@ -64,6 +70,7 @@ function rig(
     pacer: new MailboxPacer(table(`pacing${suffix}`), {
       messagesPerMinute: options.messagesPerMinute ?? 30,
       recipientsPerDay: options.recipientsPerDay ?? 10_000,
+      ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}),
     }),
     publisher: new EventPublisher(table(`ledger${suffix}`), events, undefined),
     ...(options.now ? { now: options.now } : {}),
@@ -667,6 +674,25 @@ describe('the outbox processor', () => {
       expect((await r.deps.pacer.reserve(SENDER, 1, t0 + 102_000, t0 + 102_000)).kind).toBe('granted');
     });
 
+    it('keeps a sent mail counted when its release fails, until its lease expires (the 31st mail in 60 s)', async () => {
+      const t0 = Date.now();
+      let clock = t0;
+      const r = rig({ messagesPerMinute: 1, now: () => clock });
+      // The release's writes all lose (or storage is away): the row keeps the grant as it was decided at t0.
+      const pacer = Object.create(r.deps.pacer) as MailboxPacer;
+      pacer.release = () => Promise.reject(new PacerContentionError(SENDER, 10));
+      const { id } = await accept(r, {}, clock);
+      // Graph accepts the mail 20 s after the decision (a slow read of the stored request).
+      slowPayload(r, (ms) => (clock += ms), 20_000);
+
+      expect((await processOutboxMail(id, { ...r.deps, pacer })).outcome).toBe('sent');
+      // 62 s after the decision its count has left the sliding minute, but Graph's minute since the acceptance has
+      // not: the lease still stands for the mail, so nothing more goes until it expires.
+      const next = await r.deps.pacer.reserve(SENDER, 1, t0 + 62_000, t0 + 62_000);
+      expect(next).toMatchObject({ kind: 'wait', reason: 'rate' });
+      expect((await r.deps.pacer.reserve(SENDER, 1, t0 + r.deps.pacer.limits.leaseMs, t0)).kind).toBe('granted');
+    });
+
     it('gives the attempt back, unsent, when renewing the stale decision loses to other instances every time', async () => {
       const t0 = Date.now();
       let clock = t0;
@@ -689,7 +715,9 @@ describe('the outbox processor', () => {
     it('gives the attempt back, unsent, when the minute filled up meanwhile', async () => {
       const t0 = Date.now();
       let clock = t0;
-      const r = rig({ messagesPerMinute: 2, now: () => clock });
+      // A 60 s lease: while it lives the pacer counts the stale grant as in flight, so the minute can only fill
+      // without it once the lease has expired (an instance stalled for over a minute).
+      const r = rig({ messagesPerMinute: 2, leaseMs: 60_000, now: () => clock });
       const { id } = await accept(r, {}, clock);
       // Another instance sends two mails once the first grant has left the minute, while this one is still busy.
       slowPayload(

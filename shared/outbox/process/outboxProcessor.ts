@@ -301,6 +301,8 @@ async function attempt(
   const release = async (): Promise<void> => {
     if (released) return;
     released = true;
+    // A release that fails costs throughput, not the limit: the pacer counts an unreleased lease as a mail in flight
+    // until it expires (pacingRules.ts), and the outcome below matters more than the count moving sooner.
     await deps.pacer.release(lease, now).catch(() => undefined);
   };
   try {
