@@ -10,6 +10,7 @@ import type { CatchUp, CatchUpResult } from './delta/catchUp';
 import { wantsContent, type EventContent } from './content/eventContent';
 import {
   isWebhookValidationFailure,
+  parseFolderResource,
   type GraphSubscription,
   type GraphSubscriptions,
   type RenewResult,
@@ -307,6 +308,45 @@ export class WatchService {
     await this.store.update(mailbox, (r) => ({ ...r, removals }), folder).catch(() => undefined);
     if (result.error) throw new Error(result.error);
     return 'recreated';
+  }
+
+  /**
+   * Deletes this deployment's Graph subscriptions (those notifying its webhook) that no watch record holds: left by
+   * a creator that died between Graph's answer and its table write, or by a DELETE whose Graph call failed. Until
+   * they expire (up to a week) Graph would keep sending their notifications, each looked up and dropped as forged,
+   * and each counts against the mailbox's subscriptions. A subscription is only judged under its mailbox folder's
+   * lease, which every creator holds until its record is written, so one being created right now is never taken for
+   * an orphan; a folder whose lease is held is left for the next run. Returns the ids deleted.
+   */
+  async sweepOrphans(): Promise<string[]> {
+    if (!this.webhookBaseUrl) return [];
+    const listed = await this.subscriptions.listNotifying(`${this.webhookBaseUrl}${NOTIFICATIONS_PATH}`);
+    const known = new Set((await this.store.list()).map((record) => record.subscriptionId));
+    const byFolder = new Map<string, { mailbox: string; folder: string; ids: string[] }>();
+    for (const sub of listed) {
+      const target = parseFolderResource(sub.resource);
+      if (known.has(sub.id) || !target) continue;
+      const key = watchKey(target.mailbox, target.folder);
+      const entry = byFolder.get(key) ?? { ...target, ids: [] };
+      entry.ids.push(sub.id);
+      byFolder.set(key, entry);
+    }
+    const deleted: string[] = [];
+    for (const [key, { mailbox, folder, ids }] of byFolder) {
+      const lease = await this.store.tryLease(key, randomUUID(), LEASE_MS);
+      if (!lease) continue;
+      try {
+        const current = await this.store.get(mailbox, folder);
+        for (const id of ids.filter((id) => id !== current?.subscriptionId)) {
+          await this.subscriptions.delete(id);
+          await this.store.forgetSubscription(id).catch(() => undefined);
+          deleted.push(id);
+        }
+      } finally {
+        await this.store.releaseLease(lease).catch(() => undefined);
+      }
+    }
+    return deleted;
   }
 
   /**

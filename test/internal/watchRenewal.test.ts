@@ -10,7 +10,7 @@ import { AppCredential } from '../../shared/identity/appCredential';
 import { createTableClient } from '../../shared/platform/storage/storage';
 import type { GraphSubscriptions } from '../../shared/watch/subscriptions/graphSubscriptions';
 import { renewalThresholdMs, type WatchService } from '../../shared/watch/watchService';
-import { WatchStore } from '../../shared/watch/watchStore';
+import { watchKey, WatchStore } from '../../shared/watch/watchStore';
 import { DEFAULT_MAX_EXPIRATION_MINUTES } from '../emulators/graph/subscriptionRoutes';
 import { startHttpsServer, type RunningServer } from '../emulators/httpServer';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
@@ -22,6 +22,7 @@ const WINDOW_MS = 48 * HOUR_MS;
 let env: TestCloud;
 let echo: RunningServer;
 let service: WatchService;
+let store: WatchStore;
 let subscriptions: GraphSubscriptions;
 let offsetMs = 0;
 const now = () => Date.now() + offsetMs;
@@ -39,12 +40,15 @@ beforeAll(async () => {
     const token = new URL(req.url ?? '/', 'https://x').searchParams.get('validationToken') ?? '';
     res.writeHead(token ? 200 : 202, { 'content-type': 'text/plain' }).end(token);
   });
-  for (const user of ['clamped', 'after', 'hourly', 'many']) env.cloud.tenant.addUser(user);
+  for (const user of ['clamped', 'after', 'hourly', 'many', 'kept', 'unwatched', 'creating']) {
+    env.cloud.tenant.addUser(user);
+  }
+  store = new WatchStore(createTableClient(env.config, `subscriptionsRenewal${Date.now()}`));
   const services = createServices(
     { ...env.config, watch: { ...env.config.watch, webhookBaseUrl: echo.url } },
     {
       graph: createGraphClient(env.config, new AppCredential(env.config), { maxTotalWaitSeconds: 0 }),
-      watchStore: new WatchStore(createTableClient(env.config, `subscriptionsRenewal${Date.now()}`)),
+      watchStore: store,
       now,
     },
   );
@@ -181,5 +185,46 @@ describe('renewal', () => {
     ['no lifetime on record (an older record): the window', undefined, WINDOW_MS],
   ])('the renewal threshold for %s', (_what, granted, expected) => {
     expect(renewalThresholdMs(WINDOW_MS, granted)).toBe(expected);
+  });
+});
+
+describe('orphan subscriptions (the renewal timer sweeps them)', () => {
+  /** A subscription request as a creator of this deployment (or, with `base`, another deployment) makes it. */
+  const request = (mailbox: string, base = echo.url) => ({
+    mailbox,
+    clientState: 'orphan-test-client-state-0123456789',
+    notificationUrl: `${base}/api/graph/notifications`,
+    lifecycleNotificationUrl: `${base}/api/graph/lifecycle`,
+  });
+  const live = () => env.cloud.graph.activeSubscriptions().map((s) => s.id);
+
+  it("deletes the subscriptions no watch holds, and leaves a watch's own, one being created and another deployment's", async () => {
+    const { record } = await service.watch('kept@contoso.com');
+    // A creator that died between Graph's answer and its table write: a second subscription on a watched Inbox.
+    const died = await subscriptions.create(request('kept@contoso.com'));
+    // A DELETE whose Graph call failed: a subscription on a mailbox nobody watches.
+    const unwatched = await subscriptions.create(request('unwatched@contoso.com'));
+    // Another deployment of the same app registration notifies its own URL.
+    const other = await subscriptions.create(request('unwatched@contoso.com', `${echo.url}/staging`));
+    // A creator at work right now holds the folder's lease until its record is written.
+    const lease = await store.tryLease(watchKey('creating@contoso.com'), 'another-instance', 60_000);
+    expect(lease).toBeDefined();
+    const creating = await subscriptions.create(request('creating@contoso.com'));
+
+    const deleted = await service.sweepOrphans();
+    expect(deleted).toEqual(expect.arrayContaining([died.id, unwatched.id]));
+    expect(deleted).not.toEqual(expect.arrayContaining([record.subscriptionId]));
+    expect(live()).toEqual(expect.arrayContaining([record.subscriptionId, other.id, creating.id]));
+    expect(live()).not.toContain(died.id);
+    expect(live()).not.toContain(unwatched.id);
+    // The watch still works through its own subscription.
+    expect((await store.get('kept@contoso.com'))?.subscriptionId).toBe(record.subscriptionId);
+
+    // The creator died without writing its record: once its lease is gone, the next run deletes what it created.
+    await store.releaseLease(lease!);
+    expect(await service.sweepOrphans()).toEqual([creating.id]);
+    expect(live()).not.toContain(creating.id);
+    expect(await service.sweepOrphans()).toEqual([]);
+    expect(live()).toContain(other.id);
   });
 });

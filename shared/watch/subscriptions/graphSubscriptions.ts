@@ -51,6 +51,12 @@ function folderResource(mailbox: string, folder: string): string {
   return `users/${mailbox}/${folderMessagesPath(folder)}`;
 }
 
+/** What `folderResource` built: the mailbox and folder a subscription's resource names, or undefined. */
+export function parseFolderResource(resource: string | undefined): { mailbox: string; folder: string } | undefined {
+  const match = /^\/?users\/([^/]+)\/mailFolders\('([^']+)'\)\/messages$/i.exec(resource ?? '');
+  return match ? { mailbox: match[1].toLowerCase(), folder: match[2] } : undefined;
+}
+
 /**
  * True when Graph refused a subscription because its validation request to the webhook failed (unreachable, slow,
  * or a wrong answer): GRAPH-FACTS, "Validation failure of either URL → 400".
@@ -106,13 +112,16 @@ export class GraphSubscriptions {
    */
   async listFor(mailbox: string, folder: string, notificationUrl: string): Promise<GraphSubscription[]> {
     const resource = folderResource(mailbox, folder).toLowerCase();
+    return (await this.listNotifying(notificationUrl)).filter((sub) => sub.resource?.toLowerCase() === resource);
+  }
+
+  /** This app's subscriptions that notify `notificationUrl` (every page): this deployment's, whatever they watch. */
+  async listNotifying(notificationUrl: string): Promise<GraphSubscription[]> {
     const found: GraphSubscription[] = [];
     let url: string | undefined = '/subscriptions';
     while (url) {
       const page = (await this.client.api(url).get()) as { value?: GraphSubscription[]; '@odata.nextLink'?: string };
-      for (const sub of page.value ?? []) {
-        if (sub.resource?.toLowerCase() === resource && sub.notificationUrl === notificationUrl) found.push(sub);
-      }
+      for (const sub of page.value ?? []) if (sub.notificationUrl === notificationUrl) found.push(sub);
       url = page['@odata.nextLink'];
     }
     return found;
