@@ -1,6 +1,11 @@
 /**
  * A mailbox's recipients over a true sliding 24 hours (Exchange Online's recipient rate limit), counted in five-minute
- * buckets (slidingCount.ts, which states the bound; at most 289 in the row, a few kilobytes of JSON).
+ * buckets (slidingCount.ts, which states the bound; at most 290 in the row, a few kilobytes of JSON).
+ *
+ * The count spans 24 h and 5 minutes: a mail is counted at its decision until its release moves it to when Graph
+ * answered, and a release that never lands (a failed write, an instance that died) leaves it at the decision, while
+ * Exchange counts it from its acceptance, at most a lease's lifetime (5 minutes) later. The extra bucket keeps such a
+ * mail counted for the whole of Exchange's 24 hours; it delays the budget's return by 5 minutes a day at most.
  *
  * GCRA with cost = recipients is not enough: after a full burst its TAT lies a day ahead and then drains
  * continuously, so it admits recipients again well before the burst's 24 hours are over.
@@ -18,7 +23,10 @@ import {
 export const RECIPIENT_BUCKET_MS = 5 * 60_000;
 
 /** The sliding window Exchange counts recipients in. */
-export const RECIPIENT_WINDOW_MS = 24 * 60 * 60_000;
+export const EXCHANGE_RECIPIENT_WINDOW_MS = 24 * 60 * 60_000;
+
+/** The window the pacer counts recipients in: Exchange's and one bucket (a lease's lifetime) as a margin. */
+export const RECIPIENT_WINDOW_MS = EXCHANGE_RECIPIENT_WINDOW_MS + RECIPIENT_BUCKET_MS;
 
 const RECIPIENT_WINDOW: SlidingWindow = { bucketMs: RECIPIENT_BUCKET_MS, windowMs: RECIPIENT_WINDOW_MS };
 

@@ -17,7 +17,11 @@ import {
   type PacingState,
 } from '../../shared/pacing/pacingRules';
 import { DECISION_VALID_MS } from '../../shared/pacing/messageWindow';
-import { RECIPIENT_BUCKET_MS, RECIPIENT_WINDOW_MS } from '../../shared/pacing/recipientWindow';
+import {
+  EXCHANGE_RECIPIENT_WINDOW_MS,
+  RECIPIENT_BUCKET_MS,
+  RECIPIENT_WINDOW_MS,
+} from '../../shared/pacing/recipientWindow';
 
 const MINUTE = 60_000;
 /** A bucket-aligned start time, so expected deferrals are easy to state. */
@@ -529,13 +533,26 @@ describe('daily recipients (sliding 24 h)', () => {
     expect(busiestWindow(grants, RECIPIENT_WINDOW_MS, (g) => g.recipients, true)).toBeLessThanOrEqual(10_000);
   });
 
-  it('keeps the row small: a mail every minute for 25 hours leaves at most 289 buckets', () => {
+  it("keeps a mail whose release never came counted for Exchange's whole 24 hours from its acceptance", () => {
+    const l = limits({ recipientsPerDay: 10, maxConcurrent: 100 });
+    // Decided at the very end of a bucket, accepted by Graph 4 minutes later (a slow upload), release lost.
+    const decidedAt = T0 + RECIPIENT_BUCKET_MS - 1;
+    const acceptedAt = decidedAt + 4 * MINUTE;
+    const state = grant(EMPTY_PACING_STATE, l, 10, decidedAt, 'lost');
+    // A day after the decision but not yet a day after the acceptance: Exchange still counts those 10.
+    const step = decideReservation(state, l, 1, decidedAt + EXCHANGE_RECIPIENT_WINDOW_MS + MINUTE, 'next');
+    expect(step.result).toMatchObject({ kind: 'deferred', reason: 'dailyRecipients' });
+    if (step.result.kind === 'deferred')
+      expect(step.result.notBefore).toBeGreaterThan(acceptedAt + EXCHANGE_RECIPIENT_WINDOW_MS);
+  });
+
+  it('keeps the row small: a mail every minute for 25 hours leaves at most 290 buckets', () => {
     const l = limits({ recipientsPerDay: 1_000_000, messagesPerMinute: 2 });
     let state = EMPTY_PACING_STATE;
     for (let now = T0; now < T0 + RECIPIENT_WINDOW_MS + 60 * MINUTE; now += MINUTE) {
       state = releaseLease(grant(state, l, 1, now, 'x'), { leaseId: 'x', grantedAt: now, recipients: 1 }, now).next!;
     }
-    expect(state.recipientBuckets.length).toBeLessThanOrEqual(289);
+    expect(state.recipientBuckets.length).toBeLessThanOrEqual(290);
     const entity = toPacerEntity('m', state);
     expect(entity.recipientBuckets.length).toBeLessThan(8_000); // a property may hold 32K UTF-16 characters
   });
