@@ -88,7 +88,8 @@ class SinkingAccumulator implements StringAccumulator {
   readonly #inner: StringAccumulator;
   readonly #options: StreamedStrings;
   readonly #path: TokenPath;
-  readonly #held: Uint8Array;
+  /** Allocated for the first selected string: most documents (a mail without attachments) have none. */
+  #held: Uint8Array | undefined;
   readonly #decoder = new TextDecoder('utf-8', { fatal: true });
   readonly #encoder = new TextEncoder();
   #mode: 'inner' | 'held' | 'sink' = 'inner';
@@ -102,7 +103,6 @@ class SinkingAccumulator implements StringAccumulator {
     this.#inner = inner;
     this.#options = options;
     this.#path = path;
-    this.#held = new Uint8Array(options.thresholdBytes);
   }
 
   get byteLength(): number {
@@ -137,7 +137,7 @@ class SinkingAccumulator implements StringAccumulator {
 
   toString(): string {
     if (this.#mode === 'inner') return this.#inner.toString();
-    if (this.#mode === 'held') return this.#decoder.decode(this.#held.subarray(0, this.#heldLength));
+    if (this.#mode === 'held') return this.#decoder.decode(this.#heldBuffer().subarray(0, this.#heldLength));
     this.#streamed = { value: this.#sink!.end() };
     this.#sink = undefined;
     return '';
@@ -153,17 +153,24 @@ class SinkingAccumulator implements StringAccumulator {
   #append(text: Uint8Array): void {
     this.#byteLength += text.length;
     if (this.#mode === 'held') {
-      if (this.#heldLength + text.length <= this.#held.length) {
-        this.#held.set(text, this.#heldLength);
+      const held = this.#heldBuffer();
+      if (this.#heldLength + text.length <= held.length) {
+        held.set(text, this.#heldLength);
         this.#heldLength += text.length;
         return;
       }
       this.#mode = 'sink';
       this.#sink = this.#options.open(this.#selectedPath);
-      this.#write(this.#held.subarray(0, this.#heldLength));
+      this.#write(held.subarray(0, this.#heldLength));
       this.#heldLength = 0;
     }
     this.#write(text);
+  }
+
+  /** The buffer a selected string is held in until it proves long enough for a sink (then reused for the next). */
+  #heldBuffer(): Uint8Array {
+    this.#held ??= new Uint8Array(this.#options.thresholdBytes);
+    return this.#held;
   }
 
   #write(text: Uint8Array): void {

@@ -45,10 +45,15 @@ type Outcome = 'ok' | 'tooLarge' | 'aborted';
 export class HttpDispatcher {
   readonly #options: HttpDispatcherOptions;
   readonly #routes: FunctionEntry[];
+  /** The host keys' digests, computed once rather than on every request. */
+  readonly #masterKeyDigest: Buffer;
+  readonly #functionKeyDigest: Buffer;
   #stopping = false;
 
   constructor(options: HttpDispatcherOptions) {
     this.#options = options;
+    this.#masterKeyDigest = sha256(options.masterKey);
+    this.#functionKeyDigest = sha256(options.functionKey);
     // Most specific template first, as ASP.NET routing orders candidates; Array.prototype.sort is stable.
     this.#routes = options.entries
       .filter((e) => e.route)
@@ -286,7 +291,7 @@ export class HttpDispatcher {
 
   /** `POST /admin/functions/{name}` with the master key runs a timer or queue function, as the Functions host allows. */
   async #handleAdminInvoke(req: IncomingMessage, res: ServerResponse, url: URL, method: string): Promise<void> {
-    if (!this.#keyMatches(presentedKey(req, url), this.#options.masterKey)) {
+    if (!this.#keyMatches(keyDigest(presentedKey(req, url)), this.#masterKeyDigest)) {
       sendEmpty(res, 401);
       return;
     }
@@ -328,16 +333,14 @@ export class HttpDispatcher {
 
   #authorized(level: 'anonymous' | 'function' | 'admin', req: IncomingMessage, url: URL): boolean {
     if (level === 'anonymous') return true;
-    const key = presentedKey(req, url);
-    if (this.#keyMatches(key, this.#options.masterKey)) return true;
-    return level === 'function' && this.#keyMatches(key, this.#options.functionKey);
+    const key = keyDigest(presentedKey(req, url));
+    if (this.#keyMatches(key, this.#masterKeyDigest)) return true;
+    return level === 'function' && this.#keyMatches(key, this.#functionKeyDigest);
   }
 
-  #keyMatches(presented: string | undefined, expected: string): boolean {
-    if (presented === undefined || presented === '') return false;
-    // Hashing first gives equal-length inputs, so the comparison time says nothing about the key.
-    const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
-    return timingSafeEqual(digest(presented), digest(expected));
+  /** `presented` is the digest of the key a request presented (see {@link keyDigest}); `expected`, of a host key. */
+  #keyMatches(presented: Buffer | undefined, expected: Buffer): boolean {
+    return presented !== undefined && timingSafeEqual(presented, expected);
   }
 
   #requestUrl(req: IncomingMessage): URL | undefined {
@@ -351,6 +354,18 @@ export class HttpDispatcher {
       return undefined;
     }
   }
+}
+
+/**
+ * Keys are compared by their SHA-256 (equal-length inputs, so the comparison time says nothing about the key); the
+ * digest of a presented key, once per request however many keys it is compared with; undefined when none was.
+ */
+function keyDigest(presented: string | undefined): Buffer | undefined {
+  return presented === undefined || presented === '' ? undefined : sha256(presented);
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
 }
 
 /** The key a caller presented: the `x-functions-key` header, else the `code` query parameter. */

@@ -9,7 +9,6 @@
  */
 import { Agent, request as httpRequest, Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { CoreProgrammingModel } from './coreShim';
 
 /** The header pairing a forwarded request with its invocation (the library's `invocationIdHeader`). */
@@ -242,8 +241,24 @@ export async function relayResponse(response: IncomingMessage, res: ServerRespon
     if (name !== INVOCATION_ID_HEADER && !HOP_BY_HOP.has(name)) headers.push([raw[i], raw[i + 1]]);
   }
   res.writeHead(response.statusCode ?? 500, headers.flat());
-  // A client that left mid-response ends the relay; there is nobody left to tell.
-  await pipeline(response, res).catch(() => undefined);
+  // `pipe` with its ends watched here, not `stream.pipeline`: that one aborts an AbortController of its own when it
+  // finishes, and Node builds a DOMException (stack trace included) for every abort, once per request.
+  await new Promise<void>((resolve) => {
+    res.once('finish', resolve);
+    // A client that left mid-response ends the relay; there is nobody left to tell.
+    res.once('close', () => {
+      if (!res.writableFinished) response.destroy();
+      resolve();
+    });
+    // The worker's side broke off mid-response: the client must not take a cut body for a whole one.
+    const broken = (): void => {
+      if (!response.complete) res.destroy();
+      resolve();
+    };
+    response.once('error', broken);
+    response.once('close', broken);
+    response.pipe(res);
+  });
 }
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
