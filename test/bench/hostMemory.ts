@@ -68,14 +68,23 @@ export interface ProbedHost {
   peakSource: () => 'VmHWM' | 'samples';
 }
 
-/** Starts a functions host (settings as its environment) with the memory probe preloaded. */
-export async function startProbedHost(settings: Record<string, string>): Promise<ProbedHost> {
+/**
+ * Starts a functions host (settings as its environment) with the memory probe preloaded; `nodeArgs` go to Node before
+ * the script (e.g. `--cpu-prof`).
+ */
+export async function startProbedHost(
+  settings: Record<string, string>,
+  options: { nodeArgs?: string[] } = {},
+): Promise<ProbedHost> {
   const probe = join(appRoot(), 'dist', 'test', 'bench', 'hostMemoryProbe.js');
-  const host = await startFunctionsHost({
-    ...settings,
-    NODE_OPTIONS: `--expose-gc --require ${JSON.stringify(probe)}`,
-    SANDBOX_HOST_LOG_LEVEL: 'information',
-  });
+  const host = await startFunctionsHost(
+    {
+      ...settings,
+      NODE_OPTIONS: `--expose-gc --require ${JSON.stringify(probe)}`,
+      SANDBOX_HOST_LOG_LEVEL: 'information',
+    },
+    options,
+  );
   const pidLine = host
     .output()
     .split('\n')

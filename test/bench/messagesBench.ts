@@ -78,11 +78,11 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
   const customer = `customer-bench@${domain}`;
   if (!ctx.cloud.tenant.findUser(customer)) ctx.cloud.tenant.addUser('customer-bench');
   const azurite = await startAzurite({ projectRoot: appRoot() });
-  const probed = await startProbedHost({
-    ...ctx.cloud.settings(),
-    AzureWebJobsStorage: azurite.connectionString,
-    ALLOWED_READ_MAILBOXES: mailbox,
-  });
+  const profileDir = process.env.BENCH_MESSAGES_CPU_PROF;
+  const probed = await startProbedHost(
+    { ...ctx.cloud.settings(), AzureWebJobsStorage: azurite.connectionString, ALLOWED_READ_MAILBOXES: mailbox },
+    { nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] },
+  );
   const { host, measure } = probed;
   const key = { 'x-functions-key': host.functionKey };
   const api = `${host.url}/api/mailboxes/${encodeURIComponent(mailbox)}/messages`;
