@@ -1,4 +1,4 @@
-import type { AccessToken } from '@azure/identity';
+import { ClientCertificateCredential, ClientSecretCredential, type AccessToken } from '@azure/identity';
 import { AppCredential } from '../../shared/identity/appCredential';
 import { KeyVaultCredentialSource } from '../../shared/identity/keyVaultCredentialSource';
 import { AdminConsentMissingError } from '../../shared/identity/tokenClaims';
@@ -77,6 +77,30 @@ describe.each(['certificate-pem', 'certificate-pkcs12', 'secret'] as const)(
       credential.tokenRejected(first.token);
       await credential.requireGraphPermissions(['Mail.Send']);
       expect(getToken).toHaveBeenCalledTimes(2);
+    });
+
+    it('answers the token in use without asking MSAL again, until Graph refuses it or it nears expiry', async () => {
+      let now = Date.now();
+      const credential = new AppCredential(env.config, undefined, () => now);
+      const msal = jest.spyOn(
+        (kind === 'secret' ? ClientSecretCredential : ClientCertificateCredential).prototype,
+        'getToken',
+      );
+      try {
+        const first = await credential.getToken(GRAPH_SCOPE);
+        for (let i = 0; i < 20; i++) expect((await credential.getToken(GRAPH_SCOPE)).token).toBe(first.token);
+        expect(msal).toHaveBeenCalledTimes(1);
+        // Refused by Graph: MSAL is asked (by a new credential object, with an empty cache).
+        credential.tokenRejected(first.token);
+        const second = await credential.getToken(GRAPH_SCOPE);
+        expect(msal).toHaveBeenCalledTimes(2);
+        // Within 5 minutes of expiry MSAL is asked again (it renews tokens then).
+        now = second.expiresOnTimestamp - 4 * 60_000;
+        await credential.getToken(GRAPH_SCOPE);
+        expect(msal).toHaveBeenCalledTimes(3);
+      } finally {
+        msal.mockRestore();
+      }
     });
 
     it('reports the credential expiry from Key Vault', async () => {
