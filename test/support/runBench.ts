@@ -143,9 +143,18 @@ function printMessages(r: MessagesBenchResult): void {
       `throughput ratio >= 0.8`,
   );
   console.log(
-    ['round', 'HTTP', 'direct s', 'gateway s', 'throughput ratio', 'peak growth', 'residual', 'bytes intact'].join(
-      '  ',
-    ),
+    [
+      'round',
+      'HTTP',
+      'direct s',
+      'gateway s',
+      'throughput ratio',
+      'peak growth',
+      'residual',
+      'bytes intact',
+      'direct CPU ms (emulator + caller)',
+      'gateway: host CPU ms',
+    ].join('  '),
   );
   r.downloads.forEach((d, i) => {
     const g = d.gateway;
@@ -159,6 +168,8 @@ function printMessages(r: MessagesBenchResult): void {
         mb(g.peakBytes - g.beforeBytes).padStart(11),
         mb(g.afterBytes - g.beforeBytes).padStart(8),
         String(d.intact).padStart(12),
+        d.directCpuMs.toFixed(0).padStart(33),
+        g.cpuMs.toFixed(0).padStart(20),
       ].join('  '),
     );
   });
