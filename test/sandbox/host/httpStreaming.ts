@@ -211,7 +211,8 @@ export function forwardToWorker(
   proxied.on('error', () => settle('stopped'));
 
   const stopForwarding = (): void => {
-    retire();
+    // Retiring a connection whose request went out whole would cost every request a new connection to the proxy.
+    if (!bodySent) retire();
     req.off('data', onData);
     settle('stopped');
     // Let Node discard whatever the client still sends, so that its connection can answer.
@@ -224,7 +225,8 @@ export function forwardToWorker(
     forwardedBytes: () => size,
     abort: () => {
       stopForwarding();
-      retire();
+      // A finished exchange has already handed its connection back to the pool (destroying the request is then a
+      // no-op); an unfinished one is torn down here.
       proxied.destroy();
     },
   };
