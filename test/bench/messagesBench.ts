@@ -9,7 +9,6 @@
  *   a ratio to the request body.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { Agent } from 'undici';
 import { createGraphClient } from '../../shared/graph/graphClient';
 import { attachmentValue } from '../../shared/messages/messageGraph';
@@ -57,10 +56,10 @@ export interface MessagesBenchResult {
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Reads a body to the end: its SHA-256 and length, never holding it whole. */
-async function drain(body: Readable): Promise<{ bytes: number; hash: string }> {
+async function drain(body: AsyncIterable<Uint8Array>): Promise<{ bytes: number; hash: string }> {
   const hash = createHash('sha256');
   let bytes = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
+  for await (const chunk of body) {
     bytes += chunk.length;
     hash.update(chunk);
   }
