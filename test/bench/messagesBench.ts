@@ -16,7 +16,7 @@ import { AppCredential } from '../../shared/identity/appCredential';
 import { appRoot } from '../../shared/platform/packageInfo';
 import { startAzurite } from '../emulators/azurite';
 import type { BenchContext } from './benchContext';
-import { startProbedHost, type MemorySample } from './hostMemory';
+import { cpuMs, startProbedHost, type MemorySample } from './hostMemory';
 
 const MB = 1024 * 1024;
 const ATTACHMENT_BYTES = 25 * MB;
@@ -43,12 +43,14 @@ export interface MessagesBenchResult {
   peakSource: 'VmHWM' | 'samples';
   downloads: DownloadRound[];
   /** Milliseconds per `GET` of a message: the caller's latency, Graph's part, and the gateway's own (the rest). */
-  get: { requests: number; callerMs: number[]; graphMs: number[]; ownMs: number[] };
+  get: { requests: number; callerMs: number[]; graphMs: number[]; ownMs: number[]; hostCpuMsPerRequest: number };
   /**
    * Milliseconds per `GET /api/problems/{slug}` on the same host: no Graph, no storage, a static answer. What any
    * function costs here (the local host's hop to the worker, the runtime), the floor under (b)'s own time.
    */
   floorMs: number[];
+  /** The host's CPU ms per floor request. */
+  floorCpuMsPerRequest: number;
   /** The reply: request body bytes, accept until sent with the host's memory, and the outcome. */
   reply: { bodyBytes: number; sample: MemorySample; outcome: string };
 }
@@ -136,6 +138,7 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
     }
 
     // (b) the gateway's own time per GET of a message: the caller's latency minus Graph's logged duration.
+    const getsCpu = cpuMs(probed.pid);
     const callerMs: number[] = [];
     const graphMs: number[] = [];
     for (let i = 0; i < GETS; i++) {
@@ -149,7 +152,9 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
       callerMs.push(caller);
       graphMs.push(made.reduce((sum, r) => sum + r.durationMs, 0));
     }
+    const hostCpuMsPerRequest = (cpuMs(probed.pid) - getsCpu) / GETS;
     const ownMs = callerMs.map((ms, i) => ms - graphMs[i]);
+    const floorCpu = cpuMs(probed.pid);
     const floorMs: number[] = [];
     for (let i = 0; i < GETS; i++) {
       const started = process.hrtime.bigint();
@@ -157,6 +162,7 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
       await res.arrayBuffer();
       floorMs.push(Number(process.hrtime.bigint() - started) / 1e6);
     }
+    const floorCpuMsPerRequest = (cpuMs(probed.pid) - floorCpu) / GETS;
 
     // (c) a reply with a 10 MB attachment, accept until sent.
     const replyBody = JSON.stringify({
@@ -190,8 +196,9 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
       attachmentBytes: ATTACHMENT_BYTES,
       peakSource: probed.peakSource(),
       downloads,
-      get: { requests: GETS, callerMs, graphMs, ownMs },
+      get: { requests: GETS, callerMs, graphMs, ownMs, hostCpuMsPerRequest },
       floorMs,
+      floorCpuMsPerRequest,
       reply: { bodyBytes: Buffer.byteLength(replyBody), sample, outcome },
     };
   } finally {

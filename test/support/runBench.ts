@@ -180,11 +180,12 @@ function printMessages(r: MessagesBenchResult): void {
   );
   console.log(
     `  caller p50 ${ms(r.get.callerMs, 50)} ms, p99 ${ms(r.get.callerMs, 99)} ms; Graph p50 ${ms(r.get.graphMs, 50)} ms, ` +
-      `p99 ${ms(r.get.graphMs, 99)} ms; gateway's own p50 ${ms(r.get.ownMs, 50)} ms, p99 ${ms(r.get.ownMs, 99)} ms`,
+      `p99 ${ms(r.get.graphMs, 99)} ms; gateway's own p50 ${ms(r.get.ownMs, 50)} ms, p99 ${ms(r.get.ownMs, 99)} ms; ` +
+      `host CPU ${r.get.hostCpuMsPerRequest.toFixed(2)} ms per request`,
   );
   console.log(
     `  floor (GET /api/problems/{slug} on the same host: no Graph, no storage): p50 ${ms(r.floorMs, 50)} ms, ` +
-      `p99 ${ms(r.floorMs, 99)} ms`,
+      `p99 ${ms(r.floorMs, 99)} ms; host CPU ${r.floorCpuMsPerRequest.toFixed(2)} ms per request`,
   );
   const s = r.reply.sample;
   console.log(
