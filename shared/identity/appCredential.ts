@@ -117,8 +117,9 @@ export class AppCredential implements TokenCredential, TokenRejectionAware {
 
   /**
    * True while `token` may be answered again without MSAL: it came from the credential in use, Graph has not refused
-   * it ({@link tokenRejected} replaces the credential), no Key Vault refresh is due, and it is more than 5 minutes from
-   * expiry (MSAL would renew it then).
+   * it ({@link tokenRejected} replaces the credential), no Key Vault refresh is due, it is more than 5 minutes from
+   * expiry (MSAL would renew it then), and Entra's `refresh_in` has not passed (from then on MSAL renews it early, and
+   * keeps answering it while Entra cannot be reached, so each call goes to MSAL until a renewal succeeds).
    */
   private inUse(token: AccessToken, from: Loaded): boolean {
     const now = this.now();
@@ -126,7 +127,8 @@ export class AppCredential implements TokenCredential, TokenRejectionAware {
       from === this.loaded &&
       !!from.issued?.includes(token.token) &&
       now - from.readAt < this.config.credentialRefreshMs &&
-      token.expiresOnTimestamp - now > TOKEN_MARGIN_MS
+      token.expiresOnTimestamp - now > TOKEN_MARGIN_MS &&
+      (token.refreshAfterTimestamp === undefined || now < token.refreshAfterTimestamp)
     );
   }
 

@@ -103,6 +103,31 @@ describe.each(['certificate-pem', 'certificate-pkcs12', 'secret'] as const)(
       }
     });
 
+    it("asks MSAL again once Entra's refresh_in has passed, so that MSAL renews the token early", async () => {
+      let now = Date.now();
+      const credential = new AppCredential(env.config, undefined, () => now);
+      const msal = jest.spyOn(
+        (kind === 'secret' ? ClientSecretCredential : ClientCertificateCredential).prototype,
+        'getToken',
+      );
+      // The emulator sends no refresh_in (Entra does for long-lived tokens): MSAL's answer gets the timestamp here.
+      msal.mockResolvedValue({
+        token: `token-${kind}`,
+        expiresOnTimestamp: now + 3_600_000,
+        refreshAfterTimestamp: now + 1_800_000,
+      });
+      try {
+        for (let i = 0; i < 5; i++) await credential.getToken(GRAPH_SCOPE);
+        expect(msal).toHaveBeenCalledTimes(1);
+        now += 1_800_000;
+        await credential.getToken(GRAPH_SCOPE);
+        await credential.getToken(GRAPH_SCOPE);
+        expect(msal).toHaveBeenCalledTimes(3);
+      } finally {
+        msal.mockRestore();
+      }
+    });
+
     it('reports the credential expiry from Key Vault', async () => {
       const status = await new AppCredential(env.config).status();
       expect(status.kind).toBe(kind === 'secret' ? 'secret' : 'certificate');
