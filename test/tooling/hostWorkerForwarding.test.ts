@@ -22,7 +22,7 @@ async function listen(server: Server): Promise<string> {
 }
 
 describe('forwarding to the worker proxy', () => {
-  it('keeps one connection to the proxy for requests whose bodies went out whole', async () => {
+  it('keeps one connection to the proxy for requests without a body, and retires one that carried a body', async () => {
     let connections = 0;
     const worker = createServer((req, res) => {
       let body = '';
@@ -49,6 +49,8 @@ describe('forwarding to the worker proxy', () => {
     answers.push(await (await fetch(`${url}/get`)).text());
 
     expect(answers).toEqual(['GET ', 'GET ', 'GET ', 'POST hello', 'GET ']);
-    expect(connections).toBe(1);
+    // The three GETs and the POST share one; the POST's body could have been left partly unread, so the last GET
+    // needs a new one.
+    expect(connections).toBe(2);
   });
 });
