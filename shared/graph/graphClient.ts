@@ -4,14 +4,14 @@
  * `client-request-id` per request (TelemetryHandler) and retries that honour `Retry-After`, fractional seconds
  * included (RetryHandler). One handler of our own: a token Graph calls invalid (revoked, expired early) is dropped
  * from the credential's cache and the call is made once more with a new token. Every Graph client of the process
- * sends over one bounded keep-alive pool (platform/http/connectionPools.ts), not `fetch`'s unbounded global one.
+ * sends over one bounded keep-alive pool (platform/http/connectionPools.ts), not `fetch`'s unbounded global one; the
+ * last middleware (graphTransport.ts) sends with `fetch`, or hands a download's body over as a Node stream.
  */
 import {
   AuthenticationHandler,
   Client,
   type Context,
   type Middleware,
-  HTTPMessageHandler,
   RedirectHandler,
   RedirectHandlerOptions,
   RetryHandler,
@@ -22,6 +22,7 @@ import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-grap
 import type { TokenCredential } from '@azure/identity';
 import type { GatewayConfig } from '../platform/config';
 import { graphDispatcher } from '../platform/http/connectionPools';
+import { GraphTransport } from './graphTransport';
 
 /** Hosts the Graph SDK already treats as Graph (it attaches tokens and request ids only to Graph hosts). */
 const SDK_GRAPH_HOSTS = new Set([
@@ -144,7 +145,7 @@ export function createGraphClient(
       new RetryHandler(retryOptions),
       new RedirectHandler(new RedirectHandlerOptions()),
       new TelemetryHandler(),
-      new HTTPMessageHandler(),
+      new GraphTransport(),
     ],
     // The SDK sends neither the token nor a client-request-id to a Graph host it does not know.
     ...(SDK_GRAPH_HOSTS.has(graphHost) ? {} : { customHosts: new Set([graphHost]) }),

@@ -62,7 +62,7 @@ interface Loaded {
 }
 
 /** A token this close to its expiry is no longer answered from (MSAL renews tokens before they expire). */
-const EXPLAINED_TOKEN_MARGIN_MS = 5 * 60_000;
+const TOKEN_MARGIN_MS = 5 * 60_000;
 
 /** Entra's answers that mean "this credential is not (or no longer) valid", worth a Key Vault re-read. */
 const REJECTED_CREDENTIAL = /invalid_client|AADSTS(7000215|7000222|700027|700024|50012|700016)\b/;
@@ -76,6 +76,8 @@ export class AppCredential implements TokenCredential, TokenRejectionAware {
   private readonly acquiring = new Map<string, Promise<AccessToken>>();
   /** The last Graph token explained, what it says, and the credential it came from. */
   private explained?: { token: AccessToken; explanation: TokenExplanation; from: Loaded };
+  /** The last token answered per scope (and claims, tenant), with the credential it came from. */
+  private readonly answered = new Map<string, { token: AccessToken; from: Loaded }>();
 
   constructor(
     private readonly config: GatewayConfig,
@@ -88,18 +90,46 @@ export class AppCredential implements TokenCredential, TokenRejectionAware {
   /**
    * Gets an app-only token for `scopes`; picks up a rotated Key Vault version when needed. Concurrent callers for
    * the same scopes share one acquisition, so a burst at cold start costs one Entra request, not one per caller.
+   * The token last answered is answered again while it is {@link inUse}, without asking MSAL: every Graph call asks
+   * for a token, and `@azure/identity` parses the certificate (PEM, two thumbprints) and opens a tracing span before
+   * MSAL's cache lookup on each `getToken`, which cost every message `GET` (two Graph calls) about a millisecond.
    */
   getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
     const key =
       [scopes].flat().join(' ') +
       (options?.claims ? `|${options.claims}` : '') +
       (options?.tenantId ? `|${options.tenantId}` : '');
+    const answered = this.answered.get(key);
+    if (answered && this.inUse(answered.token, answered.from)) return Promise.resolve(answered.token);
     let pending = this.acquiring.get(key);
     if (!pending) {
-      pending = this.acquire(scopes, options).finally(() => this.acquiring.delete(key));
+      pending = this.acquire(scopes, options)
+        .then((token) => {
+          const from = this.loaded;
+          if (from?.issued?.includes(token.token)) this.answered.set(key, { token, from });
+          return token;
+        })
+        .finally(() => this.acquiring.delete(key));
       this.acquiring.set(key, pending);
     }
     return pending;
+  }
+
+  /**
+   * True while `token` may be answered again without MSAL: it came from the credential in use, Graph has not refused
+   * it ({@link tokenRejected} replaces the credential), no Key Vault refresh is due, it is more than 5 minutes from
+   * expiry (MSAL would renew it then), and Entra's `refresh_in` has not passed (from then on MSAL renews it early, and
+   * keeps answering it while Entra cannot be reached, so each call goes to MSAL until a renewal succeeds).
+   */
+  private inUse(token: AccessToken, from: Loaded): boolean {
+    const now = this.now();
+    return (
+      from === this.loaded &&
+      !!from.issued?.includes(token.token) &&
+      now - from.readAt < this.config.credentialRefreshMs &&
+      token.expiresOnTimestamp - now > TOKEN_MARGIN_MS &&
+      (token.refreshAfterTimestamp === undefined || now < token.refreshAfterTimestamp)
+    );
   }
 
   private async acquire(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
@@ -183,16 +213,7 @@ export class AppCredential implements TokenCredential, TokenRejectionAware {
    */
   async explainGraphToken(): Promise<TokenExplanation> {
     const explained = this.explained;
-    const now = this.now();
-    if (
-      explained &&
-      explained.from === this.loaded &&
-      explained.from.issued?.includes(explained.token.token) &&
-      now - explained.from.readAt < this.config.credentialRefreshMs &&
-      explained.token.expiresOnTimestamp - now > EXPLAINED_TOKEN_MARGIN_MS
-    ) {
-      return explained.explanation;
-    }
+    if (explained && this.inUse(explained.token, explained.from)) return explained.explanation;
     const token = await this.getToken(this.config.endpoints.graphScope);
     const explanation = explainToken(token.token);
     const from = this.loaded;

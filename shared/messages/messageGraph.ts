@@ -3,8 +3,10 @@
  * built here from checked parts only (the parsed mailbox, ids from {@link graphIdSegment}, a folder of Graph's id
  * alphabet), on the Graph client's own root, so nothing a caller sends can change the host or add a path segment.
  */
+import type { Readable } from 'node:stream';
 import { GraphError, ResponseType, type Client } from '@microsoft/microsoft-graph-client';
 import type { Attachment } from '@microsoft/microsoft-graph-types';
+import { NODE_BODY_OPTION, takeNodeBody } from '../graph/graphTransport';
 import type { PageStart } from './listCursor';
 import { graphListQuery, type ListParams } from './listQuery';
 import { graphIdSegment } from './messageIds';
@@ -21,7 +23,7 @@ export type BodyChoice = 'text' | 'html' | 'none';
 
 /** A `$value` answer whose body has not been read: its stream, type and length. */
 export interface GraphStream {
-  body: ReadableStream<Uint8Array>;
+  body: Readable;
   contentType: string | null;
   contentLength: number | null;
 }
@@ -129,13 +131,20 @@ export async function deleteMessage(graph: Client, mailbox: string, id: string):
 }
 
 /**
- * GET `path` with the answer's body left unread: the SDK's RAW response, so the bytes stream through instead of being
- * read whole. A RAW answer is not checked by the SDK, so a refusal is read here (its JSON error is small) and thrown
- * as the SDK's own GraphError, with the answer's headers for the request ids and Retry-After.
+ * GET `path` with the answer's body left unread: the SDK's RAW response, its body a Node stream (graphTransport.ts),
+ * so the bytes stream through instead of being read whole. A RAW answer is not checked by the SDK, so a refusal is
+ * read here (its JSON error is small) and thrown as the SDK's own GraphError, with the answer's headers for the
+ * request ids and Retry-After.
  */
 async function rawValue(graph: Client, path: string): Promise<GraphStream> {
-  const response = (await graph.api(path).responseType(ResponseType.RAW).get()) as Response;
-  if (!response.ok || !response.body) {
+  const response = (await graph
+    .api(path)
+    .option(NODE_BODY_OPTION, true)
+    .responseType(ResponseType.RAW)
+    .get()) as Response;
+  const body = takeNodeBody(response);
+  if (!response.ok || !body) {
+    body?.destroy();
     const text = await response.text().catch(() => '');
     let error: { code?: string; message?: string; innerError?: { 'request-id'?: string } } = {};
     try {
@@ -151,7 +160,7 @@ async function rawValue(graph: Client, path: string): Promise<GraphStream> {
   }
   const length = Number(response.headers.get('content-length'));
   return {
-    body: response.body as ReadableStream<Uint8Array>,
+    body,
     contentType: response.headers.get('content-type'),
     contentLength:
       Number.isSafeInteger(length) && length >= 0 && response.headers.has('content-length') ? length : null,

@@ -6,6 +6,7 @@
  * the host collects garbage on request, so that the figures compare memory the process still holds rather than when
  * V8 last collected.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { appRoot } from '../../shared/platform/packageInfo';
@@ -25,6 +26,18 @@ export interface MemorySample {
   peakBytes: number;
   /** Resident bytes of the host, settled, after the phase. */
   afterBytes: number;
+  /** CPU time (user + system) the host spent during the phase, ms (clock ticks, usually 10 ms). */
+  cpuMs: number;
+}
+
+const clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** CPU time (user + system) of process `pid` so far, ms. */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces; fields after its closing parenthesis are fixed.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond) * 1000;
 }
 
 /** `VmRSS` and `VmHWM` of `pid` in bytes. */
@@ -68,14 +81,23 @@ export interface ProbedHost {
   peakSource: () => 'VmHWM' | 'samples';
 }
 
-/** Starts a functions host (settings as its environment) with the memory probe preloaded. */
-export async function startProbedHost(settings: Record<string, string>): Promise<ProbedHost> {
+/**
+ * Starts a functions host (settings as its environment) with the memory probe preloaded; `nodeArgs` go to Node before
+ * the script (e.g. `--cpu-prof`).
+ */
+export async function startProbedHost(
+  settings: Record<string, string>,
+  options: { nodeArgs?: string[] } = {},
+): Promise<ProbedHost> {
   const probe = join(appRoot(), 'dist', 'test', 'bench', 'hostMemoryProbe.js');
-  const host = await startFunctionsHost({
-    ...settings,
-    NODE_OPTIONS: `--expose-gc --require ${JSON.stringify(probe)}`,
-    SANDBOX_HOST_LOG_LEVEL: 'information',
-  });
+  const host = await startFunctionsHost(
+    {
+      ...settings,
+      NODE_OPTIONS: `--expose-gc --require ${JSON.stringify(probe)}`,
+      SANDBOX_HOST_LOG_LEVEL: 'information',
+    },
+    options,
+  );
   const pidLine = host
     .output()
     .split('\n')
@@ -93,13 +115,15 @@ export async function startProbedHost(settings: Record<string, string>): Promise
     if (!resetPeak(pid)) source = 'samples';
     let sampled = beforeBytes;
     const sampler = setInterval(() => (sampled = Math.max(sampled, residentMemory(pid).rss)), SAMPLE_EVERY_MS);
+    const cpuBefore = cpuMs(pid);
     const started = process.hrtime.bigint();
     const { status, value } = await phase().finally(() => clearInterval(sampler));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const cpuSpent = cpuMs(pid) - cpuBefore;
     const now = residentMemory(pid);
     const peakBytes = Math.max(sampled, now.rss, source === 'VmHWM' ? now.hwm : 0);
     await settle(host, pid, ++round);
-    return [{ status, seconds, beforeBytes, peakBytes, afterBytes: residentMemory(pid).rss }, value];
+    return [{ status, seconds, beforeBytes, peakBytes, afterBytes: residentMemory(pid).rss, cpuMs: cpuSpent }, value];
   };
   return { host, pid, measure, peakSource: () => source };
 }

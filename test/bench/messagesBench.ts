@@ -9,17 +9,18 @@
  *   a ratio to the request body.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { ResponseType } from '@microsoft/microsoft-graph-client';
+import { Agent } from 'undici';
 import { createGraphClient } from '../../shared/graph/graphClient';
+import { attachmentValue } from '../../shared/messages/messageGraph';
 import { AppCredential } from '../../shared/identity/appCredential';
 import { appRoot } from '../../shared/platform/packageInfo';
 import { startAzurite } from '../emulators/azurite';
 import type { BenchContext } from './benchContext';
-import { startProbedHost, type MemorySample } from './hostMemory';
+import { cpuMs, startProbedHost, type MemorySample } from './hostMemory';
 
 const MB = 1024 * 1024;
 const ATTACHMENT_BYTES = 25 * MB;
-const DOWNLOADS = 3;
+const DOWNLOADS = 5;
 const GETS = 300;
 const REPLY_ATTACHMENT_BYTES = 10 * MB;
 const PROCESSING_TIMEOUT_MS = 120_000;
@@ -28,6 +29,8 @@ const PROCESSING_TIMEOUT_MS = 120_000;
 export interface DownloadRound {
   /** Seconds to read the whole `$value` straight from the emulator (the baseline). */
   directSeconds: number;
+  /** CPU ms of this process (the emulator serving it and the caller reading it) during the direct read. */
+  directCpuMs: number;
   /** The same bytes through the gateway, with the host's memory. */
   gateway: MemorySample;
   /** True when both gave the attachment's bytes exactly (by SHA-256). */
@@ -40,26 +43,27 @@ export interface MessagesBenchResult {
   peakSource: 'VmHWM' | 'samples';
   downloads: DownloadRound[];
   /** Milliseconds per `GET` of a message: the caller's latency, Graph's part, and the gateway's own (the rest). */
-  get: { requests: number; callerMs: number[]; graphMs: number[]; ownMs: number[] };
+  get: { requests: number; callerMs: number[]; graphMs: number[]; ownMs: number[]; hostCpuMsPerRequest: number };
   /**
    * Milliseconds per `GET /api/problems/{slug}` on the same host: no Graph, no storage, a static answer. What any
    * function costs here (the local host's hop to the worker, the runtime), the floor under (b)'s own time.
    */
   floorMs: number[];
+  /** The host's CPU ms per floor request. */
+  floorCpuMsPerRequest: number;
   /** The reply: request body bytes, accept until sent with the host's memory, and the outcome. */
   reply: { bodyBytes: number; sample: MemorySample; outcome: string };
 }
 
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
-/** Reads a fetch response's body to the end: its SHA-256 and length, never holding it whole. */
-async function drain(response: Response): Promise<{ bytes: number; hash: string }> {
+/** Reads a body to the end: its SHA-256 and length, never holding it whole. */
+async function drain(body: AsyncIterable<Uint8Array>): Promise<{ bytes: number; hash: string }> {
   const hash = createHash('sha256');
   let bytes = 0;
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-  for (let next = await reader.read(); !next.done; next = await reader.read()) {
-    bytes += next.value.length;
-    hash.update(next.value);
+  for await (const chunk of body) {
+    bytes += chunk.length;
+    hash.update(chunk);
   }
   return { bytes, hash: hash.digest('hex') };
 }
@@ -78,14 +82,15 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
   const customer = `customer-bench@${domain}`;
   if (!ctx.cloud.tenant.findUser(customer)) ctx.cloud.tenant.addUser('customer-bench');
   const azurite = await startAzurite({ projectRoot: appRoot() });
-  const probed = await startProbedHost({
-    ...ctx.cloud.settings(),
-    AzureWebJobsStorage: azurite.connectionString,
-    ALLOWED_READ_MAILBOXES: mailbox,
-  });
+  const profileDir = process.env.BENCH_MESSAGES_CPU_PROF;
+  const probed = await startProbedHost(
+    { ...ctx.cloud.settings(), AzureWebJobsStorage: azurite.connectionString, ALLOWED_READ_MAILBOXES: mailbox },
+    { nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] },
+  );
   const { host, measure } = probed;
   const key = { 'x-functions-key': host.functionKey };
   const api = `${host.url}/api/mailboxes/${encodeURIComponent(mailbox)}/messages`;
+  const callerAgent = new Agent();
   try {
     const content = randomBytes(ATTACHMENT_BYTES);
     const expected = sha256(content);
@@ -101,25 +106,39 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
     const attachmentId = ctx.cloud.graph.mailbox(mailbox).getMessage(seeded.id)!.attachments[0].id;
     const messageUrl = `${api}/${encodeURIComponent(seeded.id)}`;
     const graph = createGraphClient(ctx.config, new AppCredential(ctx.config), { maxTotalWaitSeconds: 30 });
-    const valuePath = `/users/${mailbox}/messages/${seeded.id}/attachments/${attachmentId}/$value`;
+    // Both reads take the bytes the same way: the direct one with the gateway's own `$value` read (its Graph client,
+    // the body as a Node stream), the caller with undici's `request` (a Node stream too), so
+    // that neither side's reading costs more than the other's.
+    const attachmentPath = `${new URL(messageUrl).pathname}/attachments/${encodeURIComponent(attachmentId)}`;
+    const viaGateway = async () => {
+      const answer = await callerAgent.request({ origin: host.url, path: attachmentPath, method: 'GET', headers: key });
+      return { status: answer.statusCode, value: await drain(answer.body) };
+    };
+    const directly = async () => drain((await attachmentValue(graph, mailbox, seeded.id, attachmentId)).body);
 
     // Warm-up: code, token and connections are not the download's cost.
-    await drain(await fetch(`${messageUrl}/attachments/${encodeURIComponent(attachmentId)}`, { headers: key }));
-    await drain((await graph.api(valuePath).responseType(ResponseType.RAW).get()) as Response);
+    await viaGateway();
+    await directly();
 
     const downloads: DownloadRound[] = [];
     for (let i = 0; i < DOWNLOADS; i++) {
+      const cpuBefore = process.cpuUsage();
       const started = process.hrtime.bigint();
-      const direct = await drain((await graph.api(valuePath).responseType(ResponseType.RAW).get()) as Response);
+      const direct = await directly();
       const directSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const [gateway, through] = await measure(async () => {
-        const res = await fetch(`${messageUrl}/attachments/${encodeURIComponent(attachmentId)}`, { headers: key });
-        return { status: res.status, value: await drain(res) };
+      const cpu = process.cpuUsage(cpuBefore);
+      const directCpuMs = (cpu.user + cpu.system) / 1000;
+      const [gateway, through] = await measure(viaGateway);
+      downloads.push({
+        directSeconds,
+        directCpuMs,
+        gateway,
+        intact: direct.hash === expected && through.hash === expected,
       });
-      downloads.push({ directSeconds, gateway, intact: direct.hash === expected && through.hash === expected });
     }
 
     // (b) the gateway's own time per GET of a message: the caller's latency minus Graph's logged duration.
+    const getsCpu = cpuMs(probed.pid);
     const callerMs: number[] = [];
     const graphMs: number[] = [];
     for (let i = 0; i < GETS; i++) {
@@ -133,7 +152,9 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
       callerMs.push(caller);
       graphMs.push(made.reduce((sum, r) => sum + r.durationMs, 0));
     }
+    const hostCpuMsPerRequest = (cpuMs(probed.pid) - getsCpu) / GETS;
     const ownMs = callerMs.map((ms, i) => ms - graphMs[i]);
+    const floorCpu = cpuMs(probed.pid);
     const floorMs: number[] = [];
     for (let i = 0; i < GETS; i++) {
       const started = process.hrtime.bigint();
@@ -141,6 +162,7 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
       await res.arrayBuffer();
       floorMs.push(Number(process.hrtime.bigint() - started) / 1e6);
     }
+    const floorCpuMsPerRequest = (cpuMs(probed.pid) - floorCpu) / GETS;
 
     // (c) a reply with a 10 MB attachment, accept until sent.
     const replyBody = JSON.stringify({
@@ -174,11 +196,13 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
       attachmentBytes: ATTACHMENT_BYTES,
       peakSource: probed.peakSource(),
       downloads,
-      get: { requests: GETS, callerMs, graphMs, ownMs },
+      get: { requests: GETS, callerMs, graphMs, ownMs, hostCpuMsPerRequest },
       floorMs,
+      floorCpuMsPerRequest,
       reply: { bodyBytes: Buffer.byteLength(replyBody), sample, outcome },
     };
   } finally {
+    await callerAgent.close();
     await host.stop();
     await azurite.stop();
   }

@@ -1,4 +1,4 @@
-import type { AccessToken } from '@azure/identity';
+import { ClientCertificateCredential, ClientSecretCredential, type AccessToken } from '@azure/identity';
 import { AppCredential } from '../../shared/identity/appCredential';
 import { KeyVaultCredentialSource } from '../../shared/identity/keyVaultCredentialSource';
 import { AdminConsentMissingError } from '../../shared/identity/tokenClaims';
@@ -77,6 +77,55 @@ describe.each(['certificate-pem', 'certificate-pkcs12', 'secret'] as const)(
       credential.tokenRejected(first.token);
       await credential.requireGraphPermissions(['Mail.Send']);
       expect(getToken).toHaveBeenCalledTimes(2);
+    });
+
+    it('answers the token in use without asking MSAL again, until Graph refuses it or it nears expiry', async () => {
+      let now = Date.now();
+      const credential = new AppCredential(env.config, undefined, () => now);
+      const msal = jest.spyOn(
+        (kind === 'secret' ? ClientSecretCredential : ClientCertificateCredential).prototype,
+        'getToken',
+      );
+      try {
+        const first = await credential.getToken(GRAPH_SCOPE);
+        for (let i = 0; i < 20; i++) expect((await credential.getToken(GRAPH_SCOPE)).token).toBe(first.token);
+        expect(msal).toHaveBeenCalledTimes(1);
+        // Refused by Graph: MSAL is asked (by a new credential object, with an empty cache).
+        credential.tokenRejected(first.token);
+        const second = await credential.getToken(GRAPH_SCOPE);
+        expect(msal).toHaveBeenCalledTimes(2);
+        // Within 5 minutes of expiry MSAL is asked again (it renews tokens then).
+        now = second.expiresOnTimestamp - 4 * 60_000;
+        await credential.getToken(GRAPH_SCOPE);
+        expect(msal).toHaveBeenCalledTimes(3);
+      } finally {
+        msal.mockRestore();
+      }
+    });
+
+    it("asks MSAL again once Entra's refresh_in has passed, so that MSAL renews the token early", async () => {
+      let now = Date.now();
+      const credential = new AppCredential(env.config, undefined, () => now);
+      const msal = jest.spyOn(
+        (kind === 'secret' ? ClientSecretCredential : ClientCertificateCredential).prototype,
+        'getToken',
+      );
+      // The emulator sends no refresh_in (Entra does for long-lived tokens): MSAL's answer gets the timestamp here.
+      msal.mockResolvedValue({
+        token: `token-${kind}`,
+        expiresOnTimestamp: now + 3_600_000,
+        refreshAfterTimestamp: now + 1_800_000,
+      });
+      try {
+        for (let i = 0; i < 5; i++) await credential.getToken(GRAPH_SCOPE);
+        expect(msal).toHaveBeenCalledTimes(1);
+        now += 1_800_000;
+        await credential.getToken(GRAPH_SCOPE);
+        await credential.getToken(GRAPH_SCOPE);
+        expect(msal).toHaveBeenCalledTimes(3);
+      } finally {
+        msal.mockRestore();
+      }
     });
 
     it('reports the credential expiry from Key Vault', async () => {

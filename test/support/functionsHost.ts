@@ -83,6 +83,8 @@ async function startOnce(
     const check = () => {
       if (output.includes(`http://127.0.0.1:${port}`)) {
         clearTimeout(deadline);
+        // Once started, no more scans of the whole (growing) output on each line the host prints.
+        child.stdout?.off('data', check);
         resolve();
       }
     };

@@ -143,9 +143,18 @@ function printMessages(r: MessagesBenchResult): void {
       `throughput ratio >= 0.8`,
   );
   console.log(
-    ['round', 'HTTP', 'direct s', 'gateway s', 'throughput ratio', 'peak growth', 'residual', 'bytes intact'].join(
-      '  ',
-    ),
+    [
+      'round',
+      'HTTP',
+      'direct s',
+      'gateway s',
+      'throughput ratio',
+      'peak growth',
+      'residual',
+      'bytes intact',
+      'direct CPU ms (emulator + caller)',
+      'gateway: host CPU ms',
+    ].join('  '),
   );
   r.downloads.forEach((d, i) => {
     const g = d.gateway;
@@ -159,6 +168,8 @@ function printMessages(r: MessagesBenchResult): void {
         mb(g.peakBytes - g.beforeBytes).padStart(11),
         mb(g.afterBytes - g.beforeBytes).padStart(8),
         String(d.intact).padStart(12),
+        d.directCpuMs.toFixed(0).padStart(33),
+        g.cpuMs.toFixed(0).padStart(20),
       ].join('  '),
     );
   });
@@ -169,11 +180,12 @@ function printMessages(r: MessagesBenchResult): void {
   );
   console.log(
     `  caller p50 ${ms(r.get.callerMs, 50)} ms, p99 ${ms(r.get.callerMs, 99)} ms; Graph p50 ${ms(r.get.graphMs, 50)} ms, ` +
-      `p99 ${ms(r.get.graphMs, 99)} ms; gateway's own p50 ${ms(r.get.ownMs, 50)} ms, p99 ${ms(r.get.ownMs, 99)} ms`,
+      `p99 ${ms(r.get.graphMs, 99)} ms; gateway's own p50 ${ms(r.get.ownMs, 50)} ms, p99 ${ms(r.get.ownMs, 99)} ms; ` +
+      `host CPU ${r.get.hostCpuMsPerRequest.toFixed(2)} ms per request`,
   );
   console.log(
     `  floor (GET /api/problems/{slug} on the same host: no Graph, no storage): p50 ${ms(r.floorMs, 50)} ms, ` +
-      `p99 ${ms(r.floorMs, 99)} ms`,
+      `p99 ${ms(r.floorMs, 99)} ms; host CPU ${r.floorCpuMsPerRequest.toFixed(2)} ms per request`,
   );
   const s = r.reply.sample;
   console.log(

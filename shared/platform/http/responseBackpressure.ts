@@ -8,6 +8,7 @@
  * Without the library's header (another library version, or no proxy at all) the body flows unpaced, as before.
  */
 import { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 
 /** The header the library sets on its proxy response (`httpProxy.ts`, `invocationIdHeader`). */
 const INVOCATION_HEADER = 'x-ms-invocation-id';
@@ -54,6 +55,100 @@ function remember(invocationId: string, res: ServerResponse): void {
 export function connectionWritable(invocationId: string): Promise<void> {
   const res = connections.get(invocationId);
   if (!res || res.destroyed || res.writableLength < UNSENT_BUDGET_BYTES) return Promise.resolve();
+  return drainedOrClosed(res);
+}
+
+/**
+ * `body` as the response body of invocation `invocationId`, read only as fast as its proxy connection takes it. The
+ * library asks for the first chunk once it has stamped the connection (headers and status set, nothing sent): from
+ * there this module copies the body onto that connection itself, pausing it whenever more than
+ * {@link UNSENT_BUDGET_BYTES} are unsent until the connection drains, and the library's stream ends when the copy did
+ * (the library then ends the response). Handing each chunk through the library's loop instead cost a web-stream
+ * read, a pull and its promises per chunk. Without a known connection (no proxy, another library version), chunks
+ * are handed over one per pull, each once the connection, if any, can take it.
+ */
+export function pacedBody(body: Readable, invocationId: string): ReadableStream<Uint8Array> {
+  let first = true;
+  let chunks: AsyncIterator<Buffer> | undefined;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const res = first ? connections.get(invocationId) : undefined;
+        first = false;
+        if (res && !res.headersSent) {
+          await copyTo(body, res);
+          controller.close();
+          return;
+        }
+        await connectionWritable(invocationId);
+        chunks ??= body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+        const next = await chunks.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+      cancel() {
+        body.destroy();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/**
+ * Copies `source` onto `res` with backpressure; settles when `source` ended (or failed). A connection that closed
+ * (the caller left) stops the read from Graph: nobody is left to send the rest to.
+ */
+function copyTo(source: Readable, res: ServerResponse): Promise<void> {
+  if (res.destroyed) {
+    source.destroy();
+    return Promise.resolve();
+  }
+  return new Promise<void>((resolve, reject) => {
+    let ended = false;
+    const onData = (chunk: Buffer): void => {
+      res.write(chunk);
+      if (res.writableLength >= UNSENT_BUDGET_BYTES) {
+        source.pause();
+        res.once('drain', onDrain);
+      }
+    };
+    const onDrain = (): void => {
+      source.resume();
+    };
+    const onEnd = (): void => {
+      ended = true;
+      finish();
+    };
+    const onSourceClose = (): void => {
+      if (!ended) finish(new Error('The body stream closed before its end'));
+    };
+    const onError = (err: Error): void => finish(err);
+    const onResClose = (): void => {
+      source.destroy();
+      finish();
+    };
+    function finish(err?: Error): void {
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('close', onSourceClose);
+      source.off('error', onError);
+      // A failure after the copy settled has nobody to tell; unheard, it would crash the process.
+      source.on('error', () => undefined);
+      res.off('drain', onDrain);
+      res.off('close', onResClose);
+      if (err) reject(err);
+      else resolve();
+    }
+    source.on('data', onData);
+    source.once('end', onEnd);
+    source.once('close', onSourceClose);
+    source.once('error', onError);
+    res.once('close', onResClose);
+  });
+}
+
+/** Resolves once `res` drained or closed. */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);
@@ -63,23 +158,4 @@ export function connectionWritable(invocationId: string): Promise<void> {
     res.once('drain', done);
     res.once('close', done);
   });
-}
-
-/** `body` as a stream that asks for its next chunk only when the invocation's connection has taken the last. */
-export function pacedBody(body: ReadableStream<Uint8Array>, invocationId: string): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        await connectionWritable(invocationId);
-        const next = await reader.read();
-        if (next.done) controller.close();
-        else controller.enqueue(next.value);
-      },
-      cancel(reason) {
-        return reader.cancel(reason);
-      },
-    },
-    { highWaterMark: 0 },
-  );
 }

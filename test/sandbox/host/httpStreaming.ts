@@ -112,14 +112,14 @@ export interface ForwardedRequest {
   abort(): void;
 }
 
-/** Connections retired from the pool: they carried a body the worker did not read to the end. */
+/** Connections retired from the pool: they carried a body the worker may not have read to the end. */
 const retired = new WeakSet<Duplex>();
 
 /**
  * Keep-alive connections to the worker's proxy, reused across requests as the Functions host does, instead of a new
- * connection (and a `localhost` lookup) per request. A connection is pooled again only once its request's body was
- * sent whole before the answer came (`retired` otherwise: the worker would read the next request as that body's
- * rest). No socket limit: with one, Node hands a freed socket to a waiting request without asking `keepSocketAlive`.
+ * connection (and a `localhost` lookup) per request. A connection is pooled again only after a request without a
+ * body (`retired` otherwise: the worker may not have read the body to the end, and would read the next request as
+ * its rest). No socket limit: with one, Node hands a freed socket to a waiting request without asking `keepSocketAlive`.
  */
 class WorkerAgent extends Agent {
   override keepSocketAlive(socket: Duplex): void | boolean {
@@ -153,6 +153,11 @@ export function forwardToWorker(
 
   const proxied = httpRequest(target, { method: req.method, headers, agent: workerAgent });
   let bodySent = false;
+  // Only a request without a body leaves nothing behind for sure: a body can go out whole while the handler stops
+  // reading it (a refusal), and the worker would then read the next request on this connection as that body's rest.
+  const bodiless =
+    req.headers['transfer-encoding'] === undefined &&
+    (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
   // A handler that answers before it read the whole body (a refusal) leaves the rest unread on the worker's side: that
   // connection is closed once the exchange is over, never pooled (see `workerAgent`).
   const retire = (): void => {
@@ -210,7 +215,8 @@ export function forwardToWorker(
   proxied.on('error', () => settle('stopped'));
 
   const stopForwarding = (): void => {
-    retire();
+    // Retiring the connection of a request without a body would cost every such request a new connection.
+    if (!bodiless) retire();
     req.off('data', onData);
     settle('stopped');
     // Let Node discard whatever the client still sends, so that its connection can answer.
@@ -223,7 +229,8 @@ export function forwardToWorker(
     forwardedBytes: () => size,
     abort: () => {
       stopForwarding();
-      retire();
+      // A finished exchange has already handed its connection back to the pool (destroying the request is then a
+      // no-op); an unfinished one is torn down here.
       proxied.destroy();
     },
   };
