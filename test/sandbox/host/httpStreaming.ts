@@ -127,7 +127,10 @@ class WorkerAgent extends Agent {
     return super.keepSocketAlive(socket);
   }
 }
-const workerAgent = new WorkerAgent({ keepAlive: true, maxFreeSockets: 16 });
+// `timeout`: an idle connection is closed here after 4 s, before the worker's server (Node's 5 s keep-alive timeout)
+// closes it. Otherwise a request could go out on a connection the server is closing at that moment (ECONNRESET
+// before the worker saw it), and the library would wait for that invocation's request for ever.
+const workerAgent = new WorkerAgent({ keepAlive: true, maxFreeSockets: 16, timeout: 4_000 });
 
 /**
  * Forwards `req` to the worker's proxy at `proxyUri` for invocation `invocationId`, streaming its body with
