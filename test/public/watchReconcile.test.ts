@@ -147,7 +147,7 @@ describe('auto after repeated removals', () => {
     expect(subscriptionsOf('a3@contoso.com')).toEqual([]);
     // The processor logs its line when its invocation ends, which may be just after the record shows the fall back.
     await eventually(
-      async () => host.output().includes('subscriptionRemoved for a3@contoso.com: fell back to polling'),
+      () => host.output().includes('subscriptionRemoved for a3@contoso.com: fell back to polling'),
       'the fall back logged',
     );
     const mail = deliver('a3@contoso.com');
