@@ -8,8 +8,9 @@ import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, w
 import path from 'node:path';
 import { build } from 'esbuild';
 import { zipSync, type Zippable } from 'fflate';
+import { trimDependencyMappings, type SourceMapV3 } from './sourceMapTrim';
 
-/** `main` of the staged package.json: enables source maps, then loads the bundle. */
+/** `main` of the staged package.json: enables source maps, then loads the bundle (its map trimmed: sourceMapTrim.ts). */
 export const PACKAGE_MAIN = 'dist/main.js';
 
 /** The bundle every function is in (next to its source map). */
@@ -87,6 +88,12 @@ export async function stageFunctionPackage(projectRoot: string, dir: string): Pr
     banner: { js: 'const __bundleFileUrl = require("node:url").pathToFileURL(__filename).href;' },
   });
 
+  const mapFile = path.join(out, `${BUNDLE_FILE}.map`);
+  const { map } = trimDependencyMappings(JSON.parse(readFileSync(mapFile, 'utf8')) as SourceMapV3, (source) =>
+    isOwnSource(root, path.resolve(path.dirname(mapFile), source)),
+  );
+  writeFileSync(mapFile, JSON.stringify(map));
+
   writeFileSync(
     path.join(out, PACKAGE_MAIN),
     [
@@ -117,6 +124,15 @@ export async function stageFunctionPackage(projectRoot: string, dir: string): Pr
     ].join('\n'),
   );
   return { dir: out, entryPoints, files: listFiles(out) };
+}
+
+/**
+ * True for the gateway's own sources (`functions/`, `shared/`, the generated entry), not its dependencies' (their
+ * files, or the sources their own maps name, such as `webpack://...`).
+ */
+function isOwnSource(root: string, file: string): boolean {
+  const parts = path.relative(root, file).split(path.sep);
+  return parts.includes('node_modules') ? false : ['functions', 'shared', 'functions.entry.ts'].includes(parts[0]);
 }
 
 /** Every file under `dir`, relative, with `/` separators, sorted. */

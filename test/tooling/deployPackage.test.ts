@@ -15,12 +15,15 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { SourceMap } from 'node:module';
 import path from 'node:path';
+import { decode } from '@jridgewell/sourcemap-codec';
 import { LocalFunctionsHost, nodeModuleLoader, type RegisteredFunction } from '../sandbox/host';
 import { startFunctionsHost, type FunctionsHostProcess } from '../support/functionsHost';
 import { startTestCloud, type TestCloud } from '../support/testEnv';
 import { findExecutable } from '../../tools/findExecutable';
 import { listFiles, zipFunctionPackage } from '../../tools/functionPackage';
+import type { SourceMapV3 } from '../../tools/sourceMapTrim';
 
 const ROOT = path.join(__dirname, '..', '..');
 const DEPLOY = path.join(ROOT, 'dist', 'tools', 'deploy.js');
@@ -84,6 +87,43 @@ describe('the staged deployment package', () => {
     expect(sources).toContain(path.join(ROOT, 'functions', 'sendMail.ts'));
     expect(sources).toContain(path.join(ROOT, 'shared', 'platform', 'config.ts'));
     expect(readFileSync(path.join(dir, 'dist', 'main.js'), 'utf8')).toContain('process.setSourceMapsEnabled(true)');
+  });
+
+  it("maps a frame in the gateway's own code to its exact line, and keeps one mapping per dependency line", () => {
+    const dir = packageDir();
+    const bundle = readFileSync(path.join(dir, 'dist', 'app.js'), 'utf8');
+    const payload = JSON.parse(readFileSync(path.join(dir, 'dist', 'app.js.map'), 'utf8')) as SourceMapV3;
+    // A string only one source file of ours holds, once: where it is in the bundle must map to where it is there.
+    const source = path.join(ROOT, 'shared', 'messages', 'messageReadApi.ts');
+    const tsLines = readFileSync(source, 'utf8').split('\n');
+    const marker = 'open the mail in Outlook to follow it';
+    expect(tsLines.filter((l) => l.includes(marker))).toHaveLength(1);
+    // The template literal starts with its first placeholder: the mapping of the literal is where it opens.
+    const at = bundle.indexOf('is a reference attachment', bundle.indexOf(marker) - 400);
+    expect(bundle.indexOf(marker)).toBeGreaterThan(0);
+    expect(bundle.indexOf(marker, bundle.indexOf(marker) + 1)).toBe(-1);
+    const before = bundle.slice(0, at).split('\n');
+    const entry = new SourceMap(payload as never).findEntry(before.length - 1, before[before.length - 1].length) as {
+      originalSource?: string;
+      originalLine?: number;
+    };
+    expect(path.resolve(dir, 'dist', entry.originalSource ?? '')).toBe(source);
+    expect(entry.originalLine).toBe(tsLines.findIndex((l) => l.includes(marker)));
+    // Dependencies: no two mappings in a row on one generated line point at the same line of the same file.
+    const isDependency = payload.sources.map((s) => s.includes('node_modules') || s.startsWith('webpack:'));
+    let repeats = 0;
+    let dependencyMappings = 0;
+    for (const segments of decode(payload.mappings)) {
+      for (let i = 0; i < segments.length; i++) {
+        const [, src, line] = segments[i];
+        if (src === undefined || !isDependency[src]) continue;
+        dependencyMappings++;
+        const prev = segments[i - 1];
+        if (prev && prev[1] === src && prev[2] === line) repeats++;
+      }
+    }
+    expect(dependencyMappings).toBeGreaterThan(1000);
+    expect(repeats).toBe(0);
   });
 
   it('zips (as Core Tools packs it, without local.settings.json) to under 5 MB', () => {
