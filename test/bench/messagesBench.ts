@@ -134,25 +134,8 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
     await viaGateway();
     await directly();
 
-    const downloads: DownloadRound[] = [];
-    for (let i = 0; i < DOWNLOADS; i++) {
-      const cpuBefore = process.cpuUsage();
-      const started = process.hrtime.bigint();
-      const direct = await directly();
-      const directSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const cpu = process.cpuUsage(cpuBefore);
-      const directCpuMs = (cpu.user + cpu.system) / 1000;
-      const [gateway, through] = await measure(viaGateway);
-      downloads.push({
-        directSeconds,
-        directCpuMs,
-        gateway,
-        intact: direct.hash === expected && through.hash === expected,
-      });
-    }
-
-    // Throughput is measured apart: settling the host for the memory figures (forced full collections) left the
-    // download right after it two to three times slower, its collector threads busy, which no deployed worker sees.
+    // Throughput is measured apart, and first: settling the host for the memory figures (forced full collections) left
+    // the downloads after it up to three times slower, the collector's threads busy, which no deployed worker sees.
     const throughput: ThroughputRound[] = [];
     for (let i = 0; i < THROUGHPUT_DOWNLOADS; i++) {
       let started = process.hrtime.bigint();
@@ -196,6 +179,24 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
       floorMs.push(Number(process.hrtime.bigint() - started) / 1e6);
     }
     const floorCpuMsPerRequest = (cpuMs(probed.pid) - floorCpu) / GETS;
+
+    // (a) memory: each download between two settled states of the host. After (b): settling slows what follows.
+    const downloads: DownloadRound[] = [];
+    for (let i = 0; i < DOWNLOADS; i++) {
+      const cpuBefore = process.cpuUsage();
+      const started = process.hrtime.bigint();
+      const direct = await directly();
+      const directSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const cpu = process.cpuUsage(cpuBefore);
+      const directCpuMs = (cpu.user + cpu.system) / 1000;
+      const [gateway, through] = await measure(viaGateway);
+      downloads.push({
+        directSeconds,
+        directCpuMs,
+        gateway,
+        intact: direct.hash === expected && through.hash === expected,
+      });
+    }
 
     // (c) a reply with a 10 MB attachment, accept until sent.
     const replyBody = JSON.stringify({
