@@ -134,6 +134,8 @@ async function benchmarks(caDir: string): Promise<void> {
   }
 }
 
+const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
+
 /** Prints the message API benchmark: (a) download, (b) GET overhead, (c) reply with an attachment. */
 function printMessages(r: MessagesBenchResult): void {
   const mb = (bytes: number): string => `${bytes < 0 ? '-' : '+'}${(Math.abs(bytes) / MB).toFixed(0)} MB`;
@@ -193,7 +195,8 @@ function printMessages(r: MessagesBenchResult): void {
     );
   });
   console.log(
-    `  throughput ratio median ${percentile(ratios, 50).toFixed(2)}, lowest ${Math.min(...ratios).toFixed(2)}; ` +
+    `  throughput ratio median ${percentile(ratios, 50).toFixed(2)}, lowest ${Math.min(...ratios).toFixed(2)}, all ` +
+      `rounds together ${(sum(r.throughput.map((t) => t.directSeconds)) / sum(r.throughput.map((t) => t.gatewaySeconds))).toFixed(2)}; ` +
       `host CPU median ${percentile(
         r.throughput.map((t) => t.hostCpuMs),
         50,
