@@ -177,8 +177,8 @@ function printMessages(r: MessagesBenchResult): void {
   });
   const ratios = r.throughput.map((t) => t.directSeconds / t.gatewaySeconds);
   console.log(
-    `Messages benchmark (a) throughput: ${r.throughput.length} rounds back to back before the memory rounds above, the ` +
-      `host never settled (those force full collections before each download, which slows the downloads after them); ` +
+    `Messages benchmark (a) throughput: ${r.throughput.length} rounds back to back on a second, fresh host that is ` +
+      `never settled (settling, as the memory rounds above do before each download, slows the downloads after it); ` +
       `goal ratio >= 0.8`,
   );
   console.log(['round', 'direct s', 'gateway s', 'throughput ratio', 'host CPU ms', 'bytes intact'].join('  '));
