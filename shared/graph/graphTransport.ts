@@ -1,15 +1,25 @@
 /**
- * The Graph client's last middleware: sends each request over the process's Graph pool. A request that asks for its
- * answer's body as a Node stream ({@link NODE_BODY_OPTION}, the `$value` downloads) is sent with undici's `request`
- * instead of `fetch`: a successful answer then reaches the SDK as a bodiless `Response` with Graph's status and
- * headers, and its body is taken with {@link takeNodeBody}. Why: `fetch` hands a body over as a web stream, and in the
- * functions host each 16 KiB TLS record of a download then cost a pause and resume of the socket, a Node-stream
- * iterator step, a byte-stream enqueue (which transfers the buffer) and a handful of promises before the gateway
- * could write it on; a profile of a 25 MB download put that next to the socket writes as the largest cost. Every
- * other middleware (token, retries with Retry-After, redirects, request ids) runs as before; an answer that is not a
- * success (a refusal to retry, or to map to a problem) is read whole, as it is small.
+ * The Graph client's last middleware: sends each request over the process's Graph pool with undici's `request`, and
+ * hands the SDK a `Response` built from the answer. Every other middleware (token, retries with Retry-After,
+ * redirects, request ids) runs as before.
+ *
+ * Why not `fetch`: per call it builds a `Request`, an `AbortController` tied to it through `WeakRef`s and a
+ * `FinalizationRegistry`, a web stream for the body and a resource-timing entry. Sequential JSON GETs against a local
+ * server, measured in one process: 415–445 µs of CPU per call with `fetch`, 241–301 µs with this; and with `fetch`
+ * about 4 KB per call outlived the young generation's collections (15–18 MB promoted in 4,000 calls), which made each
+ * of those collections take about 4.5 ms instead of 0.5 ms, the pauses behind the message API's slowest `GET`s.
+ *
+ * What `fetch` did that is done here: ask for a compressed answer (`Accept-Encoding: gzip, deflate`, as Graph's own
+ * SDKs do) and inflate it; give a string body without a type `text/plain;charset=UTF-8`. A request that asks for its
+ * answer's body as a Node stream ({@link NODE_BODY_OPTION}, the `$value` downloads) is not asked compressed: a
+ * successful answer then reaches the SDK as a bodiless `Response` with Graph's status and headers, and its body is
+ * taken with {@link takeNodeBody}, so that a 25 MB download is copied on as it arrives instead of through a web
+ * stream (each 16 KiB TLS record cost a socket pause and resume, an iterator step, a byte-stream enqueue and a handful
+ * of promises). Any other answer is read whole: they are small.
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { gunzip, inflate } from 'node:zlib';
 import type { Context, Middleware } from '@microsoft/microsoft-graph-client';
 import type { Dispatcher } from 'undici';
 import { graphDispatcher } from '../platform/http/connectionPools';
@@ -26,6 +36,12 @@ const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
  */
 const READ_AHEAD_BYTES = 64 * 1024;
 
+const inflaters: Record<string, (bytes: Buffer) => Promise<Buffer>> = {
+  gzip: promisify(gunzip),
+  'x-gzip': promisify(gunzip),
+  deflate: promisify(inflate),
+};
+
 const nodeBodies = new WeakMap<Response, Readable>();
 
 /** The Node stream of an answer sent with {@link NODE_BODY_OPTION}; undefined for any other answer. Taken once. */
@@ -35,39 +51,62 @@ export function takeNodeBody(response: Response): Readable | undefined {
   return body;
 }
 
-/** Sends requests with `fetch`, or with undici's `request` when they ask for a Node body. */
+/** Sends every request with undici's `request` over the Graph pool. */
 export class GraphTransport implements Middleware {
   async execute(context: Context): Promise<void> {
     // The SDK's types name the DOM's RequestInfo; in Node it is a URL string or a Request.
     const request = context.request as string | Request;
     const options = (context.options ?? {}) as RequestInit & { [NODE_BODY_OPTION]?: boolean };
-    if (!options[NODE_BODY_OPTION]) {
-      context.response = await fetch(request, context.options);
-      return;
-    }
+    const streamed = options[NODE_BODY_OPTION] === true;
     const url = new URL(typeof request === 'string' ? request : request.url);
+    const headers = headerRecord(options.headers);
+    if (!streamed && headers['accept-encoding'] === undefined) headers['accept-encoding'] = 'gzip, deflate';
+    if (typeof options.body === 'string' && headers['content-type'] === undefined)
+      headers['content-type'] = 'text/plain;charset=UTF-8';
     const answer = await graphDispatcher().request({
       origin: url.origin,
       path: `${url.pathname}${url.search}`,
       method: (options.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers: headerRecord(options.headers),
-      highWaterMark: READ_AHEAD_BYTES,
+      headers,
+      body: requestBody(options.body),
+      ...(streamed ? { highWaterMark: READ_AHEAD_BYTES } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    const headers = new Headers();
+    const answerHeaders = new Headers();
     for (const [name, value] of Object.entries(answer.headers)) {
-      for (const one of [value ?? []].flat()) headers.append(name, one);
+      for (const one of [value ?? []].flat()) answerHeaders.append(name, one);
     }
     const status = answer.statusCode;
-    if (status >= 200 && status < 300 && !NULL_BODY_STATUSES.has(status)) {
-      const response = new Response(null, { status, headers });
+    if (streamed && status >= 200 && status < 300 && !NULL_BODY_STATUSES.has(status)) {
+      const response = new Response(null, { status, headers: answerHeaders });
       nodeBodies.set(response, answer.body);
       context.response = response;
       return;
     }
-    const text = await answer.body.text();
-    context.response = new Response(NULL_BODY_STATUSES.has(status) ? null : text, { status, headers });
+    let bytes: Buffer = Buffer.from(await answer.body.arrayBuffer());
+    const coding = answerHeaders.get('content-encoding')?.trim().toLowerCase();
+    const inflater = coding ? inflaters[coding] : undefined;
+    if (inflater && bytes.length > 0) {
+      bytes = await inflater(bytes);
+      // What the SDK reads is the inflated body: the coding and the length on the wire no longer describe it.
+      answerHeaders.delete('content-encoding');
+      answerHeaders.delete('content-length');
+    }
+    context.response = new Response(NULL_BODY_STATUSES.has(status) ? null : bytes, {
+      status,
+      headers: answerHeaders,
+    });
   }
+}
+
+/** A request body as undici's `request` takes it (the SDK sends strings, buffers or, for uploads, streams). */
+function requestBody(body: RequestInit['body']): string | Buffer | Readable | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === 'string' || Buffer.isBuffer(body)) return body;
+  if (body instanceof ArrayBuffer) return Buffer.from(body);
+  if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (body instanceof ReadableStream) return Readable.fromWeb(body);
+  throw new TypeError(`a Graph request body of type ${Object.prototype.toString.call(body)} is not supported`);
 }
 
 /** The SDK's request headers (a record, a `Headers` or pairs) as a record. */

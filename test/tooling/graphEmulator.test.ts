@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
+import { gunzipSync } from 'node:zlib';
 import { GraphEmulator } from '../emulators/graph/graphEmulator';
 import { EmulatedTenant } from '../emulators/tenant';
 import { createTestCa, type PemPair } from '../emulators/testCa';
@@ -114,6 +115,34 @@ describe('Graph emulator core', () => {
   });
 
   describe('headers and error shape', () => {
+    it('gzips a JSON answer when the client accepts gzip, and only then', async () => {
+      const raw = (acceptEncoding?: string) =>
+        new Promise<{ headers: IncomingHttpHeaders; bytes: Buffer }>((resolve, reject) => {
+          const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+          if (acceptEncoding) headers['accept-encoding'] = acceptEncoding;
+          const req = httpsRequest(
+            new URL(`/v1.0/users/${alerts.mail}/messages`, emulator.url),
+            { headers, ca: ca.certPem },
+            (res) => {
+              const chunks: Buffer[] = [];
+              res.on('data', (c: Buffer) => chunks.push(c));
+              res.on('error', reject);
+              res.on('end', () => resolve({ headers: res.headers, bytes: Buffer.concat(chunks) }));
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+      const zipped = await raw('gzip, deflate');
+      expect(zipped.headers['content-encoding']).toBe('gzip');
+      expect(zipped.headers.vary).toBe('Accept-Encoding');
+      expect(Number(zipped.headers['content-length'])).toBe(zipped.bytes.length);
+      const plain = await raw();
+      expect(plain.headers['content-encoding']).toBeUndefined();
+      expect(JSON.parse(gunzipSync(zipped.bytes).toString('utf8'))).toEqual(JSON.parse(plain.bytes.toString('utf8')));
+      expect((await raw('gzip;q=0, identity')).headers['content-encoding']).toBeUndefined();
+    });
+
     it('answers a request without a token with 401 InvalidAuthenticationToken and Graph error shape', async () => {
       const clientRequestId = randomUUID();
       const reply = await client.call('GET', `/v1.0/users/${alerts.mail}/messages`, {

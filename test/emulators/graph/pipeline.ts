@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { delay } from '../httpServer';
 import type { EmulatedTenant, TenantUser } from '../tenant';
 import type { TokenIssuer } from '../tokenIssuer';
@@ -91,6 +92,8 @@ export class GraphPipeline {
     }
     const now = new Date();
     const finished = this.finish(response, { requestId, clientRequestId }, now);
+    // Compressed when the client accepts gzip, as Graph answers (a `$batch`'s inner answers are compressed with it).
+    if (!batched) compressIfAccepted(finished, firstHeader(request.headers, 'accept-encoding'));
     this.deps.log.push({
       method,
       path: url.pathname,
@@ -103,7 +106,7 @@ export class GraphPipeline {
       requestId,
       hadAuthorization: firstHeader(request.headers, 'authorization') !== undefined,
       startedAt,
-      durationMs: now.getTime() - startedAt.getTime(),
+      durationMs: Date.now() - startedAt.getTime(),
       ...(batched ? { batched } : {}),
     });
     return finished;
@@ -283,6 +286,23 @@ export class GraphPipeline {
     }
     return { status: response.status, headers, body: response.body ?? Buffer.alloc(0), stream: response.stream };
   }
+}
+
+/**
+ * Gzips a JSON answer in place when `acceptEncoding` names gzip (with a non-zero q). Streamed bodies (`$value`) are
+ * left as they are.
+ */
+function compressIfAccepted(response: FinishedResponse, acceptEncoding: string | undefined): void {
+  if (response.stream || response.body.length === 0 || !acceptEncoding) return;
+  if (!/^application\/json\b/i.test(response.headers['content-type'] ?? '')) return;
+  const gzip = acceptEncoding
+    .split(',')
+    .map((part) => part.trim().toLowerCase().split(';'))
+    .some(([coding, ...params]) => coding === 'gzip' && !params.some((p) => /^\s*q\s*=\s*0(\.0*)?\s*$/.test(p)));
+  if (!gzip) return;
+  response.body = gzipSync(response.body);
+  response.headers['content-encoding'] = 'gzip';
+  response.headers.vary = 'Accept-Encoding';
 }
 
 function firstHeader(headers: IncomingHttpHeaders, name: string): string | undefined {
