@@ -7,7 +7,8 @@
  * `FinalizationRegistry`, a web stream for the body and a resource-timing entry. Sequential JSON GETs against a local
  * server, measured in one process: 415–445 µs of CPU per call with `fetch`, 241–301 µs with this; and with `fetch`
  * about 4 KB per call outlived the young generation's collections (15–18 MB promoted in 4,000 calls), which made each
- * of those collections take about 4.5 ms instead of 0.5 ms, the pauses behind the message API's slowest `GET`s.
+ * of those collections take about 4.5 ms instead of 0.5 ms. In the functions host, during 300 `GET`s of a message,
+ * what each young collection promoted fell from about 2.0 to 1.1 MB (the rest is not Graph's).
  *
  * What `fetch` did that is done here: ask for a compressed answer (`Accept-Encoding: gzip, deflate`, as Graph's own
  * SDKs do) and inflate it; give a string body without a type `text/plain;charset=UTF-8`. A request that asks for its
