@@ -4,8 +4,8 @@
  * `client-request-id` per request (TelemetryHandler) and retries that honour `Retry-After`, fractional seconds
  * included (RetryHandler). One handler of our own: a token Graph calls invalid (revoked, expired early) is dropped
  * from the credential's cache and the call is made once more with a new token. Every Graph client of the process
- * sends over one bounded keep-alive pool (platform/http/connectionPools.ts), not `fetch`'s unbounded global one; the
- * last middleware (graphTransport.ts) sends with `fetch`, or hands a download's body over as a Node stream.
+ * sends over one bounded keep-alive pool (platform/http/connectionPools.ts): the last middleware (graphTransport.ts)
+ * sends every request there with undici's `request`, and hands a download's body over as a Node stream.
  */
 import {
   AuthenticationHandler,
@@ -21,7 +21,6 @@ import {
 import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials';
 import type { TokenCredential } from '@azure/identity';
 import type { GatewayConfig } from '../platform/config';
-import { graphDispatcher } from '../platform/http/connectionPools';
 import { GraphTransport } from './graphTransport';
 
 /** Hosts the Graph SDK already treats as Graph (it attaches tokens and request ids only to Graph hosts). */
@@ -137,8 +136,6 @@ export function createGraphClient(
   return Client.initWithMiddleware({
     baseUrl: config.endpoints.graphBaseUrl,
     defaultVersion: 'v1.0',
-    // Node's fetch takes an undici dispatcher; the SDK copies fetchOptions into every request's init.
-    fetchOptions: { dispatcher: graphDispatcher() },
     middleware: [
       ...(isTokenRejectionAware(credential) ? [new RejectedTokenHandler(credential)] : []),
       authentication,

@@ -59,7 +59,7 @@ export function storageSockets(): Record<string, number> {
 
 let graph: Dispatcher | undefined;
 
-/** The process's dispatcher for Graph calls (`fetch`'s `dispatcher` option). */
+/** The process's dispatcher for Graph calls (the Graph client's transport, and the upload-session PUTs). */
 export function graphDispatcher(): Dispatcher {
   graph ??= new UndiciAgent({
     connections: GRAPH_SOCKETS_PER_ORIGIN,
