@@ -67,6 +67,10 @@ describe.each(['certificate-pem', 'certificate-pkcs12', 'secret'] as const)(
       expect(successfulVaultReads() - vaultBefore).toBe(1);
     });
 
+    /** MSAL's token request for this credential kind, spied on (restore it when done). */
+    const spyOnMsal = () =>
+      jest.spyOn((kind === 'secret' ? ClientSecretCredential : ClientCertificateCredential).prototype, 'getToken');
+
     it('explains the Graph token once per token: the permission check of each request reuses it until Graph refuses the token', async () => {
       const credential = new AppCredential(env.config);
       const getToken = jest.spyOn(credential, 'getToken');
@@ -82,10 +86,7 @@ describe.each(['certificate-pem', 'certificate-pkcs12', 'secret'] as const)(
     it('answers the token in use without asking MSAL again, until Graph refuses it or it nears expiry', async () => {
       let now = Date.now();
       const credential = new AppCredential(env.config, undefined, () => now);
-      const msal = jest.spyOn(
-        (kind === 'secret' ? ClientSecretCredential : ClientCertificateCredential).prototype,
-        'getToken',
-      );
+      const msal = spyOnMsal();
       try {
         const first = await credential.getToken(GRAPH_SCOPE);
         for (let i = 0; i < 20; i++) expect((await credential.getToken(GRAPH_SCOPE)).token).toBe(first.token);
@@ -106,10 +107,7 @@ describe.each(['certificate-pem', 'certificate-pkcs12', 'secret'] as const)(
     it("asks MSAL again once Entra's refresh_in has passed, so that MSAL renews the token early", async () => {
       let now = Date.now();
       const credential = new AppCredential(env.config, undefined, () => now);
-      const msal = jest.spyOn(
-        (kind === 'secret' ? ClientSecretCredential : ClientCertificateCredential).prototype,
-        'getToken',
-      );
+      const msal = spyOnMsal();
       // The emulator sends no refresh_in (Entra does for long-lived tokens): MSAL's answer gets the timestamp here.
       msal.mockResolvedValue({
         token: `token-${kind}`,
