@@ -20,7 +20,7 @@
  */
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { gunzip, inflate } from 'node:zlib';
+import { gunzip, gunzipSync, inflate, inflateSync } from 'node:zlib';
 import type { Context, Middleware } from '@microsoft/microsoft-graph-client';
 import type { Dispatcher } from 'undici';
 import { graphDispatcher } from '../platform/http/connectionPools';
@@ -37,10 +37,18 @@ const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
  */
 const READ_AHEAD_BYTES = 64 * 1024;
 
-const inflaters: Record<string, (bytes: Buffer) => Promise<Buffer>> = {
-  gzip: promisify(gunzip),
-  'x-gzip': promisify(gunzip),
-  deflate: promisify(inflate),
+/**
+ * Compressed answers up to this size are inflated in one synchronous call: for a few KB (a message, an attachment
+ * list) that takes 5–9 µs, where the thread-pool round trip of the asynchronous call takes 75–100 µs of CPU (measured:
+ * 5,000 inflations of a 140-byte gzip answer each way, one process). Above it, inflating could hold the event loop for
+ * a millisecond or more, so it runs on the thread pool.
+ */
+const SYNC_INFLATE_MAX_BYTES = 64 * 1024;
+
+const inflaters: Record<string, { sync: (bytes: Buffer) => Buffer; async: (bytes: Buffer) => Promise<Buffer> }> = {
+  gzip: { sync: gunzipSync, async: promisify(gunzip) },
+  'x-gzip': { sync: gunzipSync, async: promisify(gunzip) },
+  deflate: { sync: inflateSync, async: promisify(inflate) },
 };
 
 const nodeBodies = new WeakMap<Response, Readable>();
@@ -88,7 +96,7 @@ export class GraphTransport implements Middleware {
     const coding = answerHeaders.get('content-encoding')?.trim().toLowerCase();
     const inflater = coding ? inflaters[coding] : undefined;
     if (inflater && bytes.length > 0) {
-      bytes = await inflater(bytes);
+      bytes = bytes.length <= SYNC_INFLATE_MAX_BYTES ? inflater.sync(bytes) : await inflater.async(bytes);
       // What the SDK reads is the inflated body: the coding and the length on the wire no longer describe it.
       answerHeaders.delete('content-encoding');
       answerHeaders.delete('content-length');
@@ -110,9 +118,20 @@ function requestBody(body: RequestInit['body']): string | Buffer | Readable | un
   throw new TypeError(`a Graph request body of type ${Object.prototype.toString.call(body)} is not supported`);
 }
 
-/** The SDK's request headers (a record, a `Headers` or pairs) as a record. */
+/** The SDK's request headers (a record, a `Headers` or pairs) as a record with lower-case names. */
 function headerRecord(init: ConstructorParameters<typeof Headers>[0]): Record<string, string> {
   const record: Record<string, string> = {};
+  if (init === undefined) return record;
+  // The SDK's own requests carry a plain record: copied as is, without building a `Headers` (1 % of a GET's CPU).
+  if (Object.getPrototypeOf(init) === Object.prototype) {
+    for (const [name, value] of Object.entries(init as Record<string, string>)) {
+      if (value === undefined) continue;
+      const key = name.toLowerCase();
+      // As `Headers` would: two spellings of one name are one header with both values.
+      record[key] = record[key] === undefined ? String(value) : `${record[key]}, ${String(value)}`;
+    }
+    return record;
+  }
   new Headers(init).forEach((value, name) => (record[name] = value));
   return record;
 }

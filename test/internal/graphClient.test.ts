@@ -32,6 +32,22 @@ describe('Graph client factory', () => {
     expect(new Set(ids).size).toBe(2);
   });
 
+  it("asks the credential for the cloud's Graph scope, and sends nothing when it gives no token", async () => {
+    const asked: unknown[] = [];
+    const empty = {
+      getToken: async (scopes: string | string[]) => {
+        asked.push(scopes);
+        return null;
+      },
+    };
+    const before = env.cloud.graph.requests.length;
+    await expect(createGraphClient(env.config, empty).api('/users/alerts@contoso.com').get()).rejects.toThrow(
+      `the credential returned no token for ${env.config.endpoints.graphScope}`,
+    );
+    expect(asked).toEqual([env.config.endpoints.graphScope]);
+    expect(env.cloud.graph.requests.length).toBe(before);
+  });
+
   it('honours a fractional Retry-After on 429 and then succeeds', async () => {
     const client = newClient();
     env.cloud.graph.injectFaults({ status: 429, retryAfter: '1.5', times: 1, mailbox: 'alerts@contoso.com' });

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { deflateSync, gzipSync } from 'node:zlib';
 import type { Context } from '@microsoft/microsoft-graph-client';
 import { GraphTransport, NODE_BODY_OPTION, takeNodeBody } from '../../shared/graph/graphTransport';
@@ -18,6 +19,8 @@ let server: Server;
 let origin: string;
 const seen: Seen[] = [];
 const DOCUMENT = { value: [{ id: 'AAMk', subject: 'ünïcode' }] };
+// Random bytes do not compress: its gzip answer is above the size inflated in one synchronous call.
+const BIG_DOCUMENT = { value: [{ id: 'AAMk', contentBytes: randomBytes(150 * 1024).toString('base64') }] };
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -25,8 +28,9 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       seen.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      const json = Buffer.from(JSON.stringify(DOCUMENT));
-      const coding = new URL(req.url ?? '/', 'http://x').searchParams.get('coding');
+      const query = new URL(req.url ?? '/', 'http://x').searchParams;
+      const json = Buffer.from(JSON.stringify(query.has('big') ? BIG_DOCUMENT : DOCUMENT));
+      const coding = query.get('coding');
       if (coding === 'gzip' || coding === 'deflate') {
         const body = coding === 'gzip' ? gzipSync(json) : deflateSync(json);
         res.writeHead(200, {
@@ -72,6 +76,25 @@ describe('GraphTransport', () => {
       expect(await response.json()).toEqual(DOCUMENT);
     },
   );
+
+  it.each(['gzip', 'deflate'])('inflates a large %s answer too (off the event loop)', async (coding) => {
+    const response = await send(`/v1.0/users?coding=${coding}&big=1`, { method: 'GET' });
+    expect(seen).toHaveLength(1);
+    expect(await response.json()).toEqual(BIG_DOCUMENT);
+  });
+
+  it('sends the SDK headers whatever their form, names in lower case, two spellings of one name joined', async () => {
+    await send('/v1.0/a', { method: 'GET', headers: { Authorization: 'Bearer t', 'X-One': 'a', 'x-one': 'b' } });
+    await send('/v1.0/b', { method: 'GET', headers: new Headers({ 'X-Two': 'c' }) });
+    await send('/v1.0/c', { method: 'GET', headers: [['X-Three', 'd']] });
+    expect(
+      seen.map((s) => [s.headers.authorization, s.headers['x-one'], s.headers['x-two'], s.headers['x-three']]),
+    ).toEqual([
+      ['Bearer t', 'a, b', undefined, undefined],
+      [undefined, undefined, 'c', undefined],
+      [undefined, undefined, undefined, 'd'],
+    ]);
+  });
 
   it('passes an uncompressed answer through as it came', async () => {
     const response = await send('/v1.0/users', { method: 'GET' });
