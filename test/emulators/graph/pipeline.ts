@@ -72,6 +72,8 @@ export class GraphPipeline {
    */
   async handle(request: EmulatedRequest, batched = false): Promise<FinishedResponse> {
     const startedAt = new Date();
+    // Fractions of a millisecond: benchmarks subtract this from a caller's latency of a few milliseconds.
+    const started = performance.now();
     const requestId = randomUUID();
     const clientRequestId = firstHeader(request.headers, 'client-request-id') || randomUUID();
     const method = request.method.toUpperCase();
@@ -106,7 +108,8 @@ export class GraphPipeline {
       requestId,
       hadAuthorization: firstHeader(request.headers, 'authorization') !== undefined,
       startedAt,
-      durationMs: Date.now() - startedAt.getTime(),
+      startedAtMs: performance.timeOrigin + started,
+      durationMs: performance.now() - started,
       ...(batched ? { batched } : {}),
     });
     return finished;

@@ -22,6 +22,9 @@ export interface SeenRequest {
   requestId: string;
   hadAuthorization: boolean;
   startedAt: Date;
+  /** `startedAt` to a fraction of a millisecond (`performance.timeOrigin + performance.now()`). */
+  startedAtMs: number;
+  /** From the request's arrival to its answer being ready (before it is written), to a fraction of a millisecond. */
   durationMs: number;
   /** An item of a `$batch` (the batch itself is logged too, as one HTTP request). */
   batched?: boolean;
