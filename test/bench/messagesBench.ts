@@ -60,8 +60,21 @@ export interface MessagesBenchResult {
   downloads: DownloadRound[];
   /** The throughput rounds: the same downloads back to back, the host left alone. */
   throughput: ThroughputRound[];
-  /** Milliseconds per `GET` of a message: the caller's latency, Graph's part, and the gateway's own (the rest). */
-  get: { requests: number; callerMs: number[]; graphMs: number[]; ownMs: number[]; hostCpuMsPerRequest: number };
+  /**
+   * Milliseconds per `GET` of a message: the caller's latency, Graph's part, and the gateway's own (the rest); and
+   * the invocation's duration as the host logs it (whole milliseconds, from the invocation's start until the worker
+   * has written the whole response), less Graph's part: the function's own time without the local host's two HTTP
+   * hops, which stand in for the Functions host's.
+   */
+  get: {
+    requests: number;
+    callerMs: number[];
+    graphMs: number[];
+    ownMs: number[];
+    invocationMs: number[];
+    invocationOwnMs: number[];
+    hostCpuMsPerRequest: number;
+  };
   /**
    * Milliseconds per `GET /api/problems/{slug}` on the same host: no Graph, no storage, a static answer. What any
    * function costs here (the local host's hop to the worker, the runtime), the floor under (b)'s own time.
@@ -100,6 +113,28 @@ export function coveredMs(requests: readonly { startedAtMs: number; durationMs: 
     end = to;
   }
   return covered;
+}
+
+/**
+ * The durations of the next `count` successful invocations of `functionName` the host logged after `mark` (an offset
+ * into its output), in order. The lines reach the output through a pipe and can trail the last response a little.
+ */
+async function invocationDurations(
+  host: FunctionsHostProcess,
+  mark: number,
+  functionName: string,
+  count: number,
+): Promise<number[]> {
+  const line = new RegExp(`Executed 'Functions\\.${functionName}' \\(Succeeded, Id=[^,]+, Duration=(\\d+)ms\\)`, 'g');
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const durations = [...host.output().slice(mark).matchAll(line)].map((m) => Number(m[1]));
+    if (durations.length >= count) return durations.slice(0, count);
+    if (Date.now() > deadline) {
+      throw new Error(`the host logged ${durations.length} of ${count} invocations of ${functionName}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** The p-th percentile (0..100) of `values`, nearest rank. */
@@ -257,6 +292,7 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
       await getMessage();
       await getFloor();
     }
+    const outputMark = speedHost.output().length;
     const getsCpu = cpuMs(fresh.pid);
     const callerMs: number[] = [];
     const graphMs: number[] = [];
@@ -269,6 +305,8 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
     }
     const hostCpuMsPerRequest = (cpuMs(fresh.pid) - getsCpu) / GETS;
     const ownMs = callerMs.map((ms, i) => ms - graphMs[i]);
+    const invocationMs = await invocationDurations(speedHost, outputMark, 'message', GETS);
+    const invocationOwnMs = invocationMs.map((ms, i) => ms - graphMs[i]);
     const floorCpu = cpuMs(fresh.pid);
     const floorMs: number[] = [];
     for (let i = 0; i < GETS; i++) {
@@ -283,7 +321,7 @@ export async function runMessagesBench(ctx: BenchContext, caDir: string): Promis
       peakSource: probed.peakSource(),
       downloads,
       throughput,
-      get: { requests: GETS, callerMs, graphMs, ownMs, hostCpuMsPerRequest },
+      get: { requests: GETS, callerMs, graphMs, ownMs, invocationMs, invocationOwnMs, hostCpuMsPerRequest },
       floorMs,
       floorCpuMsPerRequest,
       reply: { bodyBytes: Buffer.byteLength(replyBody), sample, outcome },
