@@ -9,6 +9,7 @@
  */
 import {
   AuthenticationHandler,
+  type AuthenticationProvider,
   Client,
   type Context,
   type Middleware,
@@ -18,7 +19,6 @@ import {
   RetryHandlerOptions,
   TelemetryHandler,
 } from '@microsoft/microsoft-graph-client';
-import type { AuthenticationProvider } from '@microsoft/microsoft-graph-client';
 import type { TokenCredential } from '@azure/identity';
 import type { GatewayConfig } from '../platform/config';
 import { GraphTransport } from './graphTransport';
