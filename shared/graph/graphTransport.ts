@@ -45,9 +45,17 @@ const READ_AHEAD_BYTES = 64 * 1024;
  */
 const SYNC_INFLATE_MAX_BYTES = 64 * 1024;
 
-const inflaters: Record<string, { sync: (bytes: Buffer) => Buffer; async: (bytes: Buffer) => Promise<Buffer> }> = {
-  gzip: { sync: gunzipSync, async: promisify(gunzip) },
-  'x-gzip': { sync: gunzipSync, async: promisify(gunzip) },
+interface Inflater {
+  sync: (bytes: Buffer) => Buffer;
+  async: (bytes: Buffer) => Promise<Buffer>;
+}
+
+const gzipInflater: Inflater = { sync: gunzipSync, async: promisify(gunzip) };
+
+/** By content coding; `x-gzip` is gzip's old name (RFC 9110 §8.4.1.3). */
+const inflaters: Record<string, Inflater> = {
+  gzip: gzipInflater,
+  'x-gzip': gzipInflater,
   deflate: { sync: inflateSync, async: promisify(inflate) },
 };
 
